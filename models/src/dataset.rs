@@ -1,0 +1,314 @@
+//! Datasets: a feature matrix with names, and a target (class labels or values).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::matrix::Matrix;
+
+/// How class labels were written in the source data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelKind {
+    /// Every label is an integer (`0`, `1`, `7`); ordered numerically.
+    Integer,
+    /// Labels are text (`setosa`); ordered by code point, as numpy's `unique` orders them.
+    Text,
+}
+
+/// The ordered set of class labels of a classification target. Class id `i` is `labels[i]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classes {
+    labels: Vec<String>,
+    kind: LabelKind,
+}
+
+impl Classes {
+    /// Builds the class set from raw labels, sorted the way scikit-learn sorts them and
+    /// deduplicated. Integer labels are normalised (`"01"` and `"1"` are the same class).
+    pub fn from_labels<S: AsRef<str>>(raw: &[S]) -> Self {
+        let all_int = !raw.is_empty() && raw.iter().all(|s| parse_int(s.as_ref()).is_some());
+        if all_int {
+            let mut v: Vec<i64> = raw
+                .iter()
+                .map(|s| parse_int(s.as_ref()).expect("checked"))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            Self {
+                labels: v.into_iter().map(|i| i.to_string()).collect(),
+                kind: LabelKind::Integer,
+            }
+        } else {
+            let mut v: Vec<String> = raw.iter().map(|s| s.as_ref().to_string()).collect();
+            v.sort_unstable();
+            v.dedup();
+            Self {
+                labels: v,
+                kind: LabelKind::Text,
+            }
+        }
+    }
+
+    /// Class labels `0..n` as integers.
+    pub fn range(n: usize) -> Self {
+        Self {
+            labels: (0..n).map(|i| i.to_string()).collect(),
+            kind: LabelKind::Integer,
+        }
+    }
+
+    /// Number of classes.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no classes.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The labels, in class-id order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The label of class `id`.
+    pub fn label(&self, id: u32) -> &str {
+        &self.labels[id as usize]
+    }
+
+    /// How the labels were written.
+    pub fn kind(&self) -> LabelKind {
+        self.kind
+    }
+
+    /// The class id of a raw label, if it is one of the classes.
+    pub fn id_of(&self, raw: &str) -> Option<u32> {
+        let key = match self.kind {
+            LabelKind::Integer => parse_int(raw)?.to_string(),
+            LabelKind::Text => raw.to_string(),
+        };
+        match self.kind {
+            LabelKind::Integer => self.labels.iter().position(|l| *l == key).map(|i| i as u32),
+            LabelKind::Text => self.labels.binary_search(&key).ok().map(|i| i as u32),
+        }
+    }
+}
+
+/// Parses an integer label; `"3"`, `"3.0"` and `" 3 "` are all 3.
+pub(crate) fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(i);
+    }
+    let f: f64 = s.parse().ok()?;
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+}
+
+/// What is being predicted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Classification: one class id per row, into `classes`.
+    Classes {
+        /// Class id of each row.
+        ids: Vec<u32>,
+        /// The label of each class id.
+        classes: Classes,
+    },
+    /// Regression: one value per row.
+    Values(Vec<f32>),
+}
+
+impl Target {
+    fn len(&self) -> usize {
+        match self {
+            Target::Classes { ids, .. } => ids.len(),
+            Target::Values(v) => v.len(),
+        }
+    }
+
+    fn select(&self, idx: &[usize]) -> Target {
+        match self {
+            Target::Classes { ids, classes } => Target::Classes {
+                ids: idx.iter().map(|&i| ids[i]).collect(),
+                classes: classes.clone(),
+            },
+            Target::Values(v) => Target::Values(idx.iter().map(|&i| v[i]).collect()),
+        }
+    }
+}
+
+/// Features, feature names, and a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    x: Matrix,
+    target: Target,
+    feature_names: Vec<String>,
+    target_name: String,
+}
+
+impl Dataset {
+    /// Assembles a dataset, checking that the pieces agree.
+    pub fn new(
+        x: Matrix,
+        target: Target,
+        feature_names: Vec<String>,
+        target_name: impl Into<String>,
+    ) -> Result<Self> {
+        if feature_names.len() != x.cols() {
+            return Err(ModelError::Shape(format!(
+                "{} feature names for {} columns",
+                feature_names.len(),
+                x.cols()
+            )));
+        }
+        if target.len() != x.rows() {
+            return Err(ModelError::Shape(format!(
+                "{} targets for {} rows",
+                target.len(),
+                x.rows()
+            )));
+        }
+        if let Target::Classes { ids, classes } = &target {
+            if let Some(bad) = ids.iter().find(|&&c| c as usize >= classes.len()) {
+                return Err(ModelError::Shape(format!(
+                    "class id {bad} out of range for {} classes",
+                    classes.len()
+                )));
+            }
+        }
+        Ok(Self {
+            x,
+            target,
+            feature_names,
+            target_name: target_name.into(),
+        })
+    }
+
+    /// A classification dataset with integer classes `0..k` and generated names
+    /// (`x0, x1, ...`, target `y`). Handy for tests and synthetic data.
+    pub fn from_classes(x: Matrix, ids: Vec<u32>) -> Result<Self> {
+        let k = ids.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let names = (0..x.cols()).map(|j| format!("x{j}")).collect();
+        Self::new(
+            x,
+            Target::Classes {
+                ids,
+                classes: Classes::range(k),
+            },
+            names,
+            "y",
+        )
+    }
+
+    /// Number of rows.
+    pub fn n_samples(&self) -> usize {
+        self.x.rows()
+    }
+
+    /// Number of feature columns.
+    pub fn n_features(&self) -> usize {
+        self.x.cols()
+    }
+
+    /// The feature matrix.
+    pub fn x(&self) -> &Matrix {
+        &self.x
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Feature column names.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Target column name.
+    pub fn target_name(&self) -> &str {
+        &self.target_name
+    }
+
+    /// Class ids and classes, or an error for a regression target.
+    pub fn class_target(&self) -> Result<(&[u32], &Classes)> {
+        match &self.target {
+            Target::Classes { ids, classes } => Ok((ids, classes)),
+            Target::Values(_) => Err(ModelError::data(
+                format!("target '{}'", self.target_name),
+                "is continuous; a classifier needs class labels",
+            )),
+        }
+    }
+
+    /// The classes, for a classification target.
+    pub fn classes(&self) -> Option<&Classes> {
+        match &self.target {
+            Target::Classes { classes, .. } => Some(classes),
+            Target::Values(_) => None,
+        }
+    }
+
+    /// The rows at `idx` (in that order; repeats allowed, as in a bootstrap sample).
+    pub fn select(&self, idx: &[usize]) -> Result<Self> {
+        Ok(Self {
+            x: self.x.select_rows(idx)?,
+            target: self.target.select(idx),
+            feature_names: self.feature_names.clone(),
+            target_name: self.target_name.clone(),
+        })
+    }
+
+    /// The same rows and target with new features (e.g. after a transformer).
+    pub fn with_x(&self, x: Matrix, feature_names: Vec<String>) -> Result<Self> {
+        Self::new(
+            x,
+            self.target.clone(),
+            feature_names,
+            self.target_name.clone(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_sort_like_numpy_unique() {
+        let c = Classes::from_labels(&["virginica", "setosa", "versicolor", "setosa"]);
+        assert_eq!(c.labels(), ["setosa", "versicolor", "virginica"]);
+        assert_eq!(c.kind(), LabelKind::Text);
+        assert_eq!(c.id_of("virginica"), Some(2));
+        assert_eq!(c.id_of("rose"), None);
+
+        let n = Classes::from_labels(&["10", "9", "2.0", "9"]);
+        assert_eq!(n.labels(), ["2", "9", "10"]);
+        assert_eq!(n.kind(), LabelKind::Integer);
+        assert_eq!(n.id_of("10.0"), Some(2));
+    }
+
+    #[test]
+    fn select_keeps_names_and_classes() {
+        let x = Matrix::from_vec(3, 1, vec![0., 1., 2.]).unwrap();
+        let d = Dataset::from_classes(x, vec![0, 1, 1]).unwrap();
+        let s = d.select(&[2, 0]).unwrap();
+        assert_eq!(s.x().to_vec(), vec![2., 0.]);
+        assert_eq!(s.class_target().unwrap().0, &[1, 0]);
+        assert_eq!(s.classes().unwrap().len(), 2);
+        assert_eq!(s.feature_names(), ["x0"]);
+    }
+
+    #[test]
+    fn inconsistent_pieces_are_rejected() {
+        let x = Matrix::from_vec(2, 1, vec![0., 1.]).unwrap();
+        assert!(Dataset::from_classes(x.clone(), vec![0]).is_err());
+        let t = Target::Classes {
+            ids: vec![0, 5],
+            classes: Classes::range(2),
+        };
+        assert!(Dataset::new(x, t, vec!["a".into()], "y").is_err());
+    }
+}

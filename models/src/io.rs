@@ -1,0 +1,458 @@
+//! Reading datasets from CSV with errors that point at the offending line and column.
+//!
+//! The file must have a header. The target column is chosen by name (default: the last
+//! column); every other column is a numeric feature.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use crate::dataset::{parse_int, Classes, Dataset, Target};
+use crate::error::{ModelError, Result};
+use crate::matrix::Matrix;
+
+/// Whether the target holds class labels or continuous values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetKind {
+    /// Class labels (text or integers).
+    #[default]
+    Classification,
+    /// Real values.
+    Regression,
+}
+
+/// Options for [`read_csv`] and [`load_csv`].
+#[derive(Debug, Clone, Default)]
+pub struct CsvOptions {
+    /// Name of the target column; `None` means the last column.
+    pub target: Option<String>,
+    /// How to read the target.
+    pub kind: TargetKind,
+}
+
+impl CsvOptions {
+    /// Chooses the target column by name.
+    pub fn with_target(mut self, name: impl Into<String>) -> Self {
+        self.target = Some(name.into());
+        self
+    }
+
+    /// Reads the target as class labels or as values.
+    pub fn with_kind(mut self, kind: TargetKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+/// Loads a dataset from a CSV file.
+pub fn load_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+    read_csv(file, &path.display().to_string(), opts)
+}
+
+fn reader<R: Read>(rdr: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(rdr)
+}
+
+fn header(rdr: &mut csv::Reader<impl Read>, source: &str) -> Result<Vec<String>> {
+    let headers = rdr
+        .headers()
+        .map_err(|e| csv_error(source, e))?
+        .iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    if headers.is_empty() || headers.iter().all(String::is_empty) {
+        return Err(ModelError::data(
+            source,
+            "the file is empty; expected a header line naming the columns",
+        ));
+    }
+    if let Some(i) = headers.iter().position(String::is_empty) {
+        return Err(ModelError::data(
+            format!("{source}:1"),
+            format!("column {} has an empty name in the header", i + 1),
+        ));
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if headers[..i].contains(h) {
+            return Err(ModelError::data(
+                format!("{source}:1"),
+                format!("column name '{h}' appears twice in the header"),
+            ));
+        }
+    }
+    Ok(headers)
+}
+
+fn csv_error(source: &str, e: csv::Error) -> ModelError {
+    let location = match e.position() {
+        Some(p) => format!("{source}:{}", p.line()),
+        None => source.to_string(),
+    };
+    let message = match e.kind() {
+        csv::ErrorKind::Utf8 { .. } => "the line is not valid UTF-8".to_string(),
+        _ => e.to_string(),
+    };
+    ModelError::data(location, message)
+}
+
+fn parse_feature(s: &str, source: &str, line: u64, col: usize, name: &str) -> Result<f32> {
+    let at = || format!("{source}:{line}, column '{name}' ({})", col + 1);
+    if s.is_empty() {
+        return Err(ModelError::data(at(), "missing value"));
+    }
+    let v: f32 = s
+        .parse()
+        .map_err(|_| ModelError::data(at(), format!("'{s}' is not a number")))?;
+    if !v.is_finite() {
+        return Err(ModelError::data(
+            at(),
+            format!("'{s}': NaN and infinite values are not supported"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Reads a dataset from CSV text. `source` names the input in error messages.
+pub fn read_csv<R: Read>(rdr: R, source: &str, opts: &CsvOptions) -> Result<Dataset> {
+    let mut rdr = reader(rdr);
+    let headers = header(&mut rdr, source)?;
+    let target_col = match &opts.target {
+        None => headers.len() - 1,
+        Some(t) => headers.iter().position(|h| h == t).ok_or_else(|| {
+            ModelError::data(
+                source,
+                format!(
+                    "target column '{t}' is not in the header; columns are: {}",
+                    headers.join(", ")
+                ),
+            )
+        })?,
+    };
+    if headers.len() < 2 {
+        return Err(ModelError::data(
+            format!("{source}:1"),
+            "need at least one feature column besides the target",
+        ));
+    }
+    let feature_cols: Vec<usize> = (0..headers.len()).filter(|&i| i != target_col).collect();
+    let mut x = Vec::new();
+    let mut raw_targets: Vec<String> = Vec::new();
+    let mut values: Vec<f32> = Vec::new();
+    let mut target_lines: Vec<u64> = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(csv_error(source, e)),
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record[0].is_empty() {
+            continue; // a blank line
+        }
+        if record.len() != headers.len() {
+            return Err(ModelError::data(
+                format!("{source}:{line}"),
+                format!(
+                    "expected {} fields as in the header, found {}",
+                    headers.len(),
+                    record.len()
+                ),
+            ));
+        }
+        for &c in &feature_cols {
+            x.push(parse_feature(&record[c], source, line, c, &headers[c])?);
+        }
+        let t = &record[target_col];
+        let tname = &headers[target_col];
+        if t.is_empty() {
+            return Err(ModelError::data(
+                format!("{source}:{line}, column '{tname}' ({})", target_col + 1),
+                "missing target value",
+            ));
+        }
+        match opts.kind {
+            TargetKind::Classification => {
+                raw_targets.push(t.to_string());
+                target_lines.push(line);
+            }
+            TargetKind::Regression => {
+                values.push(parse_feature(t, source, line, target_col, tname)?);
+            }
+        }
+    }
+    let n = x.len() / feature_cols.len();
+    if n == 0 {
+        return Err(ModelError::data(
+            source,
+            "no data rows after the header line",
+        ));
+    }
+    let target_name = headers[target_col].clone();
+    let target = match opts.kind {
+        TargetKind::Regression => Target::Values(values),
+        TargetKind::Classification => class_target(
+            &raw_targets,
+            &target_lines,
+            source,
+            &target_name,
+            target_col,
+        )?,
+    };
+    let feature_names = feature_cols.iter().map(|&c| headers[c].clone()).collect();
+    Dataset::new(
+        Matrix::from_vec(n, feature_cols.len(), x)?,
+        target,
+        feature_names,
+        target_name,
+    )
+}
+
+fn class_target(
+    raw: &[String],
+    lines: &[u64],
+    source: &str,
+    name: &str,
+    col: usize,
+) -> Result<Target> {
+    // A label such as 2.5 is a measurement, not a class: refuse it rather than invent classes.
+    let numeric = raw.iter().all(|s| s.parse::<f64>().is_ok());
+    if numeric {
+        if let Some(i) = raw.iter().position(|s| parse_int(s).is_none()) {
+            return Err(ModelError::data(
+                format!("{source}:{}, column '{name}' ({})", lines[i], col + 1),
+                format!(
+                    "target value '{}' is not a class label (it is a non-integer number); \
+                     use a regressor for continuous targets",
+                    raw[i]
+                ),
+            ));
+        }
+    }
+    let classes = Classes::from_labels(raw);
+    if classes.len() < 2 {
+        return Err(ModelError::data(
+            format!("{source}, column '{name}'"),
+            format!(
+                "the target has a single class ('{}'); a classifier needs at least two",
+                classes.labels().first().map_or("", String::as_str)
+            ),
+        ));
+    }
+    let ids = raw
+        .iter()
+        .map(|s| classes.id_of(s).expect("every label is a class"))
+        .collect();
+    Ok(Target::Classes { ids, classes })
+}
+
+/// Reads feature columns for prediction: the columns named in `feature_names` are taken in
+/// that order (other columns are ignored). Returns the matrix and, if the file also has a
+/// column called `target_name`, its raw values.
+pub fn read_features<R: Read>(
+    rdr: R,
+    source: &str,
+    feature_names: &[String],
+    target_name: Option<&str>,
+) -> Result<(Matrix, Option<Vec<String>>)> {
+    let mut rdr = reader(rdr);
+    let headers = header(&mut rdr, source)?;
+    let mut cols = Vec::with_capacity(feature_names.len());
+    let mut missing = Vec::new();
+    for f in feature_names {
+        match headers.iter().position(|h| h == f) {
+            Some(i) => cols.push(i),
+            None => missing.push(f.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ModelError::data(
+            format!("{source}:1"),
+            format!(
+                "the model needs feature column(s) {} that the header lacks; header: {}",
+                missing.join(", "),
+                headers.join(", ")
+            ),
+        ));
+    }
+    let tcol = target_name.and_then(|t| headers.iter().position(|h| h == t));
+    let mut x = Vec::new();
+    let mut targets = tcol.map(|_| Vec::new());
+    let mut record = csv::StringRecord::new();
+    let mut n = 0usize;
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(csv_error(source, e)),
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record[0].is_empty() {
+            continue;
+        }
+        if record.len() != headers.len() {
+            return Err(ModelError::data(
+                format!("{source}:{line}"),
+                format!(
+                    "expected {} fields as in the header, found {}",
+                    headers.len(),
+                    record.len()
+                ),
+            ));
+        }
+        for &c in &cols {
+            x.push(parse_feature(&record[c], source, line, c, &headers[c])?);
+        }
+        if let (Some(c), Some(t)) = (tcol, targets.as_mut()) {
+            t.push(record[c].to_string());
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return Err(ModelError::data(
+            source,
+            "no data rows after the header line",
+        ));
+    }
+    Ok((Matrix::from_vec(n, cols.len(), x)?, targets))
+}
+
+/// The iris dataset (150 rows, 4 features, 3 species), bundled in the binary.
+pub fn iris() -> Dataset {
+    read_csv(
+        IRIS_CSV.as_bytes(),
+        "iris.csv (bundled)",
+        &CsvOptions::default(),
+    )
+    .expect("the bundled iris data is valid")
+}
+
+/// The bundled iris CSV text.
+pub const IRIS_CSV: &str = include_str!("../../data/iris.csv");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Dataset> {
+        read_csv(text.as_bytes(), "t.csv", &CsvOptions::default())
+    }
+
+    fn err(text: &str) -> String {
+        read(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bundled_iris_has_150_rows_and_three_species() {
+        let d = iris();
+        assert_eq!(d.n_samples(), 150);
+        assert_eq!(d.n_features(), 4);
+        assert_eq!(d.feature_names()[0], "sepal_length");
+        assert_eq!(d.target_name(), "species");
+        let (ids, classes) = d.class_target().unwrap();
+        assert_eq!(classes.labels(), ["setosa", "versicolor", "virginica"]);
+        assert_eq!(ids.iter().filter(|&&c| c == 2).count(), 50);
+        assert_eq!(d.x().row(0), vec![5.1, 3.5, 1.4, 0.2]);
+    }
+
+    #[test]
+    fn target_by_name_in_the_middle() {
+        let d = read_csv(
+            "a,label,b\n1,x,2\n3,y,4\n".as_bytes(),
+            "t.csv",
+            &CsvOptions::default().with_target("label"),
+        )
+        .unwrap();
+        assert_eq!(d.feature_names(), ["a", "b"]);
+        assert_eq!(d.x().to_vec(), vec![1., 2., 3., 4.]);
+        assert_eq!(d.classes().unwrap().labels(), ["x", "y"]);
+    }
+
+    #[test]
+    fn integer_classes_and_regression_targets() {
+        let d = read("a,y\n1,10\n2,9\n3,10\n").unwrap();
+        assert_eq!(d.classes().unwrap().labels(), ["9", "10"]);
+        assert_eq!(d.class_target().unwrap().0, &[1, 0, 1]);
+        let r = read_csv(
+            "a,y\n1,0.5\n2,1.5\n".as_bytes(),
+            "t.csv",
+            &CsvOptions::default().with_kind(TargetKind::Regression),
+        )
+        .unwrap();
+        assert_eq!(r.target(), &Target::Values(vec![0.5, 1.5]));
+    }
+
+    #[test]
+    fn bad_input_names_line_and_column() {
+        assert_eq!(
+            err(""),
+            "t.csv: the file is empty; expected a header line naming the columns"
+        );
+        assert_eq!(err("a,y\n"), "t.csv: no data rows after the header line");
+        assert_eq!(
+            err("a,b,y\n1,2,x\n1,2\n"),
+            "t.csv:3: expected 3 fields as in the header, found 2"
+        );
+        assert_eq!(
+            err("a,b,y\n1,2,x\n1,zz,y\n"),
+            "t.csv:3, column 'b' (2): 'zz' is not a number"
+        );
+        assert_eq!(
+            err("a,b,y\n1,NaN,x\n1,2,y\n"),
+            "t.csv:2, column 'b' (2): 'NaN': NaN and infinite values are not supported"
+        );
+        assert!(err("a,y\n1,x\ninf,y\n").starts_with("t.csv:3, column 'a' (1): 'inf'"));
+        assert_eq!(
+            err("a,y\n1,x\n,y\n"),
+            "t.csv:3, column 'a' (1): missing value"
+        );
+        assert_eq!(
+            err("a,y\n1,x\n2,x\n"),
+            "t.csv, column 'y': the target has a single class ('x'); a classifier needs at least two"
+        );
+        assert!(err("a,y\n1,0\n2,2.5\n").starts_with("t.csv:3, column 'y' (2): target value '2.5'"));
+        assert_eq!(
+            err("a,a\n1,2\n"),
+            "t.csv:1: column name 'a' appears twice in the header"
+        );
+        let e = read_csv(
+            "a,y\n1,0\n2,1\n".as_bytes(),
+            "t.csv",
+            &CsvOptions::default().with_target("label"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "t.csv: target column 'label' is not in the header; columns are: a, y"
+        );
+        assert_eq!(
+            err("y\nx\n"),
+            "t.csv:1: need at least one feature column besides the target"
+        );
+    }
+
+    #[test]
+    fn features_for_prediction_by_name() {
+        let names = vec!["b".to_string(), "a".to_string()];
+        let (x, t) = read_features(
+            "a,b,y\n1,2,p\n3,4,q\n".as_bytes(),
+            "p.csv",
+            &names,
+            Some("y"),
+        )
+        .unwrap();
+        assert_eq!(x.to_vec(), vec![2., 1., 4., 3.]);
+        assert_eq!(t.unwrap(), vec!["p", "q"]);
+        let e = read_features("a,y\n1,2\n".as_bytes(), "p.csv", &names, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("feature column(s) b"), "{e}");
+    }
+}

@@ -1,0 +1,22 @@
+//! Linear models.
+//!
+//! [`LogisticRegressionParams`] fits scikit-learn's `LogisticRegression` objective (L2
+//! penalty, `lbfgs` solver): binary problems with one weight vector, multiclass problems
+//! with the multinomial (softmax) loss. Matrix products run on candle-core; the element-wise
+//! softmax and loss are fused in one plain loop with `f64` sums.
+//!
+//! ```
+//! use meshml_models::{io::iris, linear::LogisticRegressionParams, Classifier, Fit};
+//!
+//! let data = iris();
+//! let model = LogisticRegressionParams::default().with_c(1.0).with_max_iter(200).fit(&data)?;
+//! let accuracy = model.score(data.x(), data.class_target()?.0)?;
+//! assert!(accuracy > 0.95);
+//! # Ok::<(), meshml_models::ModelError>(())
+//! ```
+
+mod algorithm;
+mod hyperparams;
+
+pub use algorithm::FittedLogisticRegression;
+pub use hyperparams::{LogisticRegressionParams, Penalty};

@@ -1,0 +1,313 @@
+//! Classification metrics with scikit-learn's definitions.
+//!
+//! Per-class scores are taken over the labels present in `y_true` or `y_pred` (as
+//! scikit-learn's `unique_labels` does); a score whose denominator is zero counts as 0.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::matrix::Matrix;
+
+fn check_lengths(y_true: &[u32], y_pred: &[u32]) -> Result<()> {
+    if y_true.len() != y_pred.len() {
+        return Err(ModelError::Shape(format!(
+            "{} true labels but {} predictions",
+            y_true.len(),
+            y_pred.len()
+        )));
+    }
+    if y_true.is_empty() {
+        return Err(ModelError::Shape("no labels to score".into()));
+    }
+    Ok(())
+}
+
+/// Fraction of predictions equal to the truth.
+pub fn accuracy(y_true: &[u32], y_pred: &[u32]) -> Result<f64> {
+    check_lengths(y_true, y_pred)?;
+    let hits = y_true.iter().zip(y_pred).filter(|(a, b)| a == b).count();
+    Ok(hits as f64 / y_true.len() as f64)
+}
+
+/// How per-class scores are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Average {
+    /// Unweighted mean over classes.
+    Macro,
+    /// Mean weighted by each class's support (true count).
+    Weighted,
+}
+
+/// Precision, recall and F1 of one class or an average.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prf {
+    /// tp / (tp + fp)
+    pub precision: f64,
+    /// tp / (tp + fn)
+    pub recall: f64,
+    /// 2 tp / (2 tp + fp + fn)
+    pub f1: f64,
+    /// Number of true rows of the class (total for an average).
+    pub support: usize,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Per-class precision/recall/F1 for every class id `0..n_classes`, plus whether each
+/// class appears in `y_true` or `y_pred`.
+pub fn per_class(y_true: &[u32], y_pred: &[u32], n_classes: usize) -> Result<Vec<(Prf, bool)>> {
+    check_lengths(y_true, y_pred)?;
+    let cm = confusion_counts(y_true, y_pred, n_classes)?;
+    Ok((0..n_classes)
+        .map(|c| {
+            let tp = cm[c][c];
+            let support: usize = cm[c].iter().sum();
+            let predicted: usize = cm.iter().map(|row| row[c]).sum();
+            let (fp, fn_) = (predicted - tp, support - tp);
+            let prf = Prf {
+                precision: ratio(tp, predicted),
+                recall: ratio(tp, support),
+                f1: ratio(2 * tp, 2 * tp + fp + fn_),
+                support,
+            };
+            (prf, support + predicted > 0)
+        })
+        .collect())
+}
+
+/// Averaged precision, recall and F1.
+pub fn precision_recall_f1(
+    y_true: &[u32],
+    y_pred: &[u32],
+    n_classes: usize,
+    average: Average,
+) -> Result<Prf> {
+    let per = per_class(y_true, y_pred, n_classes)?;
+    let present: Vec<&Prf> = per.iter().filter(|(_, p)| *p).map(|(s, _)| s).collect();
+    let total: usize = present.iter().map(|s| s.support).sum();
+    let w = |s: &Prf| match average {
+        Average::Macro => 1.0 / present.len() as f64,
+        Average::Weighted => ratio(s.support, total),
+    };
+    Ok(Prf {
+        precision: present.iter().map(|s| w(s) * s.precision).sum(),
+        recall: present.iter().map(|s| w(s) * s.recall).sum(),
+        f1: present.iter().map(|s| w(s) * s.f1).sum(),
+        support: total,
+    })
+}
+
+fn confusion_counts(y_true: &[u32], y_pred: &[u32], k: usize) -> Result<Vec<Vec<usize>>> {
+    let mut m = vec![vec![0usize; k]; k];
+    for (&t, &p) in y_true.iter().zip(y_pred) {
+        if t as usize >= k || p as usize >= k {
+            return Err(ModelError::Shape(format!(
+                "class id {} out of range for {k} classes",
+                t.max(p)
+            )));
+        }
+        m[t as usize][p as usize] += 1;
+    }
+    Ok(m)
+}
+
+/// Mean negative log-likelihood of the true classes; probabilities are renormalised per row
+/// and clipped to `[eps, 1 - eps]` (`eps` = `f64::EPSILON`), as scikit-learn does.
+pub fn log_loss(y_true: &[u32], proba: &Matrix) -> Result<f64> {
+    if proba.rows() != y_true.len() {
+        return Err(ModelError::Shape(format!(
+            "{} labels but {} probability rows",
+            y_true.len(),
+            proba.rows()
+        )));
+    }
+    if y_true.is_empty() {
+        return Err(ModelError::Shape("no labels to score".into()));
+    }
+    let k = proba.cols();
+    let eps = f64::EPSILON;
+    let mut total = 0.0;
+    for (row, &t) in proba.data().chunks_exact(k).zip(y_true) {
+        if t as usize >= k {
+            return Err(ModelError::Shape(format!(
+                "class id {t} out of range for {k} columns"
+            )));
+        }
+        let clipped: Vec<f64> = row
+            .iter()
+            .map(|&p| (p as f64).clamp(eps, 1.0 - eps))
+            .collect();
+        let s: f64 = clipped.iter().sum();
+        total -= (clipped[t as usize] / s).ln();
+    }
+    Ok(total / y_true.len() as f64)
+}
+
+/// A confusion matrix with class names: rows are true classes, columns predictions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfusionMatrix {
+    labels: Vec<String>,
+    counts: Vec<Vec<usize>>,
+}
+
+impl ConfusionMatrix {
+    /// Counts predictions; `labels[i]` names class id `i`.
+    pub fn new(y_true: &[u32], y_pred: &[u32], labels: &[String]) -> Result<Self> {
+        check_lengths(y_true, y_pred)?;
+        Ok(Self {
+            counts: confusion_counts(y_true, y_pred, labels.len())?,
+            labels: labels.to_vec(),
+        })
+    }
+
+    /// `counts()[t][p]`: rows of true class `t` predicted as `p`.
+    pub fn counts(&self) -> &[Vec<usize>] {
+        &self.counts
+    }
+
+    /// Class names.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+}
+
+impl fmt::Display for ConfusionMatrix {
+    /// A table like pandas prints a DataFrame over scikit-learn's `confusion_matrix`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let corner = "true \\ predicted";
+        let first = self
+            .labels
+            .iter()
+            .map(String::len)
+            .chain([corner.len()])
+            .max()
+            .unwrap_or(0);
+        let widths: Vec<usize> = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(j, l)| {
+                let w = self
+                    .counts
+                    .iter()
+                    .map(|r| r[j].to_string().len())
+                    .max()
+                    .unwrap_or(1);
+                l.len().max(w)
+            })
+            .collect();
+        write!(f, "{corner:<first$}")?;
+        for (l, w) in self.labels.iter().zip(&widths) {
+            write!(f, "  {l:>w$}")?;
+        }
+        writeln!(f)?;
+        for (l, row) in self.labels.iter().zip(&self.counts) {
+            write!(f, "{l:<first$}")?;
+            for (v, w) in row.iter().zip(&widths) {
+                write!(f, "  {v:>w$}")?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// A text report of per-class and averaged precision, recall, F1 and support, like
+/// scikit-learn's `classification_report`.
+pub fn classification_report(y_true: &[u32], y_pred: &[u32], labels: &[String]) -> Result<String> {
+    use std::fmt::Write;
+    let per = per_class(y_true, y_pred, labels.len())?;
+    let w = labels
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max("weighted avg".len());
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>w$}  {:>9}  {:>9}  {:>9}  {:>7}",
+        "", "precision", "recall", "f1-score", "support"
+    );
+    for (l, (p, _)) in labels.iter().zip(&per) {
+        let _ = writeln!(
+            s,
+            "{l:>w$}  {:>9.4}  {:>9.4}  {:>9.4}  {:>7}",
+            p.precision, p.recall, p.f1, p.support
+        );
+    }
+    let acc = accuracy(y_true, y_pred)?;
+    let _ = writeln!(
+        s,
+        "{:>w$}  {:>9}  {:>9}  {acc:>9.4}  {:>7}",
+        "accuracy",
+        "",
+        "",
+        y_true.len()
+    );
+    for (name, avg) in [
+        ("macro avg", Average::Macro),
+        ("weighted avg", Average::Weighted),
+    ] {
+        let p = precision_recall_f1(y_true, y_pred, labels.len(), avg)?;
+        let _ = writeln!(
+            s,
+            "{name:>w$}  {:>9.4}  {:>9.4}  {:>9.4}  {:>7}",
+            p.precision, p.recall, p.f1, p.support
+        );
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_scores() {
+        let t = [0, 0, 1, 1];
+        let p = [0, 1, 1, 1];
+        assert_eq!(accuracy(&t, &p).unwrap(), 0.75);
+        let m = precision_recall_f1(&t, &p, 2, Average::Macro).unwrap();
+        // class 0: P=1, R=.5, F=2/3; class 1: P=2/3, R=1, F=.8
+        approx::assert_abs_diff_eq!(m.precision, (1.0 + 2.0 / 3.0) / 2.0, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(m.recall, 0.75, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(m.f1, (2.0 / 3.0 + 0.8) / 2.0, epsilon = 1e-12);
+        assert!(accuracy(&t, &p[..3]).is_err());
+    }
+
+    #[test]
+    fn log_loss_closed_form() {
+        let p = Matrix::from_vec(2, 2, vec![0.8, 0.2, 0.4, 0.6]).unwrap();
+        let l = log_loss(&[0, 1], &p).unwrap();
+        approx::assert_abs_diff_eq!(l, -(0.8f64.ln() + 0.6f64.ln()) / 2.0, epsilon = 1e-6);
+        // A zero probability on the true class is clipped, not infinite.
+        let z = Matrix::from_vec(1, 2, vec![0.0, 1.0]).unwrap();
+        approx::assert_abs_diff_eq!(
+            log_loss(&[0], &z).unwrap(),
+            -f64::EPSILON.ln(),
+            epsilon = 1e-9
+        );
+    }
+
+    #[test]
+    fn confusion_matrix_table_has_class_names() {
+        let labels: Vec<String> = ["setosa", "versicolor"].map(String::from).to_vec();
+        let cm = ConfusionMatrix::new(&[0, 1, 1], &[0, 0, 1], &labels).unwrap();
+        assert_eq!(cm.counts(), &[vec![1, 0], vec![1, 1]]);
+        let text = cm.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "true \\ predicted  setosa  versicolor");
+        assert_eq!(lines[1], "setosa                 1           0");
+        assert_eq!(lines[2], "versicolor             1           1");
+    }
+}

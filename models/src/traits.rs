@@ -1,0 +1,224 @@
+//! The estimator traits.
+//!
+//! Hyperparameters are plain serde structs named like scikit-learn's parameters. They are
+//! validated by [`Params::validate`], which [`Fit::fit`] implementations call before doing
+//! any work, so an invalid value never reaches an algorithm. Fitting turns parameters into
+//! a separate fitted type that predicts.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::dataset::Dataset;
+use crate::error::{ModelError, Result};
+use crate::matrix::Matrix;
+
+/// Hyperparameters of one estimator.
+pub trait Params: Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync {
+    /// The estimator's name on the command line and in artifacts (`logistic_regression`).
+    const NAME: &'static str;
+
+    /// The parameter names accepted by [`Params::set_param`].
+    const PARAM_NAMES: &'static [&'static str];
+
+    /// Checks every value; the error names the parameter and the allowed range.
+    fn validate(&self) -> Result<()>;
+
+    /// Sets one parameter from its text form (`C=0.5` on the command line arrives as
+    /// `("C", "0.5")`). The result is validated by the caller.
+    fn set_param(&mut self, key: &str, value: &str) -> Result<()>;
+}
+
+/// Learns from a dataset.
+pub trait Fit {
+    /// The fitted model.
+    type Fitted;
+
+    /// Validates the parameters, then fits.
+    fn fit(&self, data: &Dataset) -> Result<Self::Fitted>;
+}
+
+/// A fitted classifier.
+pub trait Classifier {
+    /// Number of feature columns it expects.
+    fn n_features(&self) -> usize;
+
+    /// Number of classes it distinguishes (columns of [`Classifier::predict_proba`]).
+    fn n_classes(&self) -> usize;
+
+    /// Class probabilities, one row per sample, one column per class id.
+    fn predict_proba(&self, x: &Matrix) -> Result<Matrix>;
+
+    /// The most probable class id of every row.
+    fn predict(&self, x: &Matrix) -> Result<Vec<u32>> {
+        let p = self.predict_proba(x)?;
+        Ok(argmax_rows(&p))
+    }
+
+    /// Mean accuracy on `x` against class ids `y`.
+    fn score(&self, x: &Matrix, y: &[u32]) -> Result<f64> {
+        let pred = self.predict(x)?;
+        crate::metrics::accuracy(y, &pred)
+    }
+}
+
+/// A fitted feature transformer.
+pub trait Transformer {
+    /// Number of input columns it expects.
+    fn n_features_in(&self) -> usize;
+
+    /// Transforms a feature matrix.
+    fn transform(&self, x: &Matrix) -> Result<Matrix>;
+}
+
+/// Index of the largest value in each row (the first on ties, as numpy's `argmax`).
+pub fn argmax_rows(p: &Matrix) -> Vec<u32> {
+    let k = p.cols().max(1);
+    p.data()
+        .chunks_exact(k)
+        .map(|row| {
+            let mut best = 0;
+            for (j, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = j;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// Checks that `x` has the column count a fitted model expects and finite values.
+pub fn check_input(x: &Matrix, expected: usize, model: &str) -> Result<()> {
+    if x.cols() != expected {
+        return Err(ModelError::Shape(format!(
+            "{model} was fitted on {expected} features, got {}",
+            x.cols()
+        )));
+    }
+    x.check_finite("input")
+}
+
+/// The classes seen in a training set, mapped to and from the dataset's class ids.
+///
+/// A training subset (a CV fold, a bootstrap sample) may lack some classes; models fit on
+/// the classes present and report zero probability for the rest, so probability columns
+/// always line up with the dataset's class ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ClassMap {
+    /// Dataset class ids present in training, ascending.
+    pub present: Vec<u32>,
+    /// Number of classes of the dataset.
+    pub n_classes: usize,
+}
+
+impl ClassMap {
+    /// The present classes of `y` among `n_classes`; fails with fewer than two.
+    pub fn from_targets(y: &[u32], n_classes: usize, model: &'static str) -> Result<Self> {
+        let mut seen = vec![false; n_classes];
+        for &c in y {
+            seen[c as usize] = true;
+        }
+        let present: Vec<u32> = (0..n_classes as u32)
+            .filter(|&c| seen[c as usize])
+            .collect();
+        if present.len() < 2 {
+            return Err(ModelError::data(
+                "training data",
+                format!(
+                    "{model} needs at least two classes in the training data, found {}",
+                    present.len()
+                ),
+            ));
+        }
+        Ok(Self { present, n_classes })
+    }
+
+    /// Local (0..present.len()) index of every target.
+    pub fn encode(&self, y: &[u32]) -> Vec<u32> {
+        let mut local = vec![u32::MAX; self.n_classes];
+        for (i, &c) in self.present.iter().enumerate() {
+            local[c as usize] = i as u32;
+        }
+        y.iter().map(|&c| local[c as usize]).collect()
+    }
+
+    /// Expands an `n x present.len()` probability table to `n x n_classes`.
+    pub fn expand(&self, local: Vec<f32>, n: usize) -> Result<Matrix> {
+        let k = self.present.len();
+        if k == self.n_classes {
+            return Matrix::from_vec(n, k, local);
+        }
+        let mut out = vec![0.0f32; n * self.n_classes];
+        for i in 0..n {
+            for (j, &c) in self.present.iter().enumerate() {
+                out[i * self.n_classes + c as usize] = local[i * k + j];
+            }
+        }
+        Matrix::from_vec(n, self.n_classes, out)
+    }
+}
+
+/// Parses a parameter value, with an error naming the estimator, the parameter and the
+/// expected type.
+pub fn parse_value<T: std::str::FromStr>(
+    estimator: &'static str,
+    key: &str,
+    value: &str,
+    expected: &str,
+) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ModelError::param(estimator, key, format!("'{value}' is not {expected}")))
+}
+
+/// Parses an optional integer where `None`/`null` means unlimited.
+pub fn parse_opt_usize(estimator: &'static str, key: &str, value: &str) -> Result<Option<usize>> {
+    match value.trim() {
+        "None" | "none" | "null" => Ok(None),
+        v => parse_value(estimator, key, v, "a non-negative integer or None").map(Some),
+    }
+}
+
+/// Parses a boolean (`true/false`, `True/False`, `1/0`).
+pub fn parse_bool(estimator: &'static str, key: &str, value: &str) -> Result<bool> {
+    match value.trim() {
+        "true" | "True" | "1" => Ok(true),
+        "false" | "False" | "0" => Ok(false),
+        v => Err(ModelError::param(
+            estimator,
+            key,
+            format!("'{v}' is not true or false"),
+        )),
+    }
+}
+
+/// The error for a parameter name an estimator does not have.
+pub fn unknown_param<P: Params>(key: &str) -> ModelError {
+    ModelError::param(
+        P::NAME,
+        key,
+        format!("no such parameter; known: {}", P::PARAM_NAMES.join(", ")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_of_ties() {
+        let p = Matrix::from_vec(2, 3, vec![0.2, 0.4, 0.4, 0.5, 0.1, 0.4]).unwrap();
+        assert_eq!(argmax_rows(&p), vec![1, 0]);
+    }
+
+    #[test]
+    fn class_map_expands_missing_classes_with_zeros() {
+        let m = ClassMap::from_targets(&[0, 2, 2], 3, "t").unwrap();
+        assert_eq!(m.present, vec![0, 2]);
+        assert_eq!(m.encode(&[2, 0]), vec![1, 0]);
+        let p = m.expand(vec![0.25, 0.75], 1).unwrap();
+        assert_eq!(p.to_vec(), vec![0.25, 0.0, 0.75]);
+        assert!(ClassMap::from_targets(&[1, 1], 3, "t").is_err());
+    }
+}
