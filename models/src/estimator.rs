@@ -242,6 +242,18 @@ impl Estimator {
         }
     }
 
+    /// Gives randomised estimators that have no `random_state` this seed, so a run is
+    /// reproducible from the seed it reports.
+    pub fn seed_unset(&mut self, seed: u64) {
+        match self {
+            Self::DecisionTree(p) => {
+                p.random_state.get_or_insert(seed);
+            }
+            Self::Pipeline(p) => p.estimator.seed_unset(seed),
+            Self::LogisticRegression(_) | Self::GaussianNb(_) => {}
+        }
+    }
+
     /// Checks every parameter.
     pub fn validate(&self) -> Result<()> {
         match self {

@@ -1,1 +1,56 @@
-//! placeholder
+//! # meshml-node
+//!
+//! The meshml node and its command-line tool, `meshml`. This first part is the small-data
+//! path: `meshml local fit` and `meshml local predict` run on one machine with no mesh,
+//! the way a notebook would (load CSV, split, fit, confusion matrix, save a model).
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command-line interface (clap definitions).
+//! - [`local`]: the `local` commands, writing their report to any `io::Write`.
+//! - [`logging`]: tracing set-up for the binary.
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod local;
+pub mod logging;
+
+pub use cli::{Cli, Command};
+
+/// Errors of the node crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// An error from the models crate (data, parameters, artifacts).
+    #[error(transparent)]
+    Model(#[from] meshml_models::ModelError),
+    /// A command-line value is malformed.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing output failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// What was being written (`stdout` or a path).
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl NodeError {
+    pub(crate) fn io(path: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Runs a parsed command line, writing the command's report to `out`.
+pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
+    match cli.command {
+        Command::Local(local) => local::run(local, out),
+    }
+}

@@ -1,1 +1,36 @@
-//! placeholder
+//! # meshml-protocol
+//!
+//! The wire vocabulary of meshml: typed ids, messages, and the MessagePack codec with size
+//! caps. Pure data: no IO, no async runtime, no networking, so it can be fuzzed and read by
+//! other languages (messages are encoded as maps with field names).
+//!
+//! # Layout
+//!
+//! - [`ids`]: newtypes for node, dataset, chunk, job, task and model ids.
+//! - [`message`]: the messages peers exchange.
+//! - [`codec`]: [`encode`] and [`decode`] with an explicit size cap.
+//!
+//! # Example
+//!
+//! ```
+//! use meshml_protocol::{decode, encode, Message, NodeId, Heartbeat, MAX_FRAME};
+//!
+//! let msg = Message::Heartbeat(Heartbeat { node: NodeId::new("n1"), seq: 7, running_tasks: 2 });
+//! let bytes = encode(&msg, MAX_FRAME)?;
+//! assert_eq!(decode::<Message>(&bytes, MAX_FRAME)?, msg);
+//! # Ok::<(), meshml_protocol::ProtocolError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod ids;
+pub mod message;
+
+pub use codec::{decode, encode, ProtocolError, MAX_FRAME};
+pub use ids::{ChunkId, DatasetId, JobId, ModelId, NodeId, TaskId};
+pub use message::{Capabilities, Heartbeat, Hello, Message};
+
+/// The wire-format version. Bump it on any release that changes how messages are encoded
+/// or what they mean; peers with a different version refuse each other's `Hello`.
+pub const PROTOCOL_VERSION: u32 = 1;

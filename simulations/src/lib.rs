@@ -1,1 +1,16 @@
-//! placeholder
+//! # meshml-sim
+//!
+//! Simulations of meshml on one machine. This first part is the deterministic simulated
+//! network that the pure state machines (driver scheduling, election) are tested over:
+//! seeded message delays and drops, partitions, and a virtual clock. No sockets and no
+//! wall-clock time, so a failing seed replays exactly.
+//!
+//! # Layout
+//!
+//! - [`net`]: [`SimNet`], a seeded network of numbered nodes.
+
+#![warn(missing_docs)]
+
+pub mod net;
+
+pub use net::{Delivery, LinkConfig, SimNet};

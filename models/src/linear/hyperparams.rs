@@ -108,25 +108,26 @@ impl Params for LogisticRegressionParams {
             }
             "tol" => self.tol = parse_value(Self::NAME, key, value, "a number")?,
             "penalty" => {
-                self.penalty =
-                    match value.trim() {
-                        "l2" => Penalty::L2,
-                        "none" | "None" | "null" => Penalty::None,
-                        "l1" | "elasticnet" => return Err(ModelError::param(
+                self.penalty = match value.trim() {
+                    "l2" => Penalty::L2,
+                    "none" | "None" | "null" => Penalty::None,
+                    "l1" | "elasticnet" => {
+                        return Err(ModelError::param(
                             Self::NAME,
                             key,
                             format!(
                                 "'{value}' is not supported by the lbfgs solver; use l2 or none"
                             ),
-                        )),
-                        v => {
-                            return Err(ModelError::param(
-                                Self::NAME,
-                                key,
-                                format!("'{v}' is not one of l2, none"),
-                            ))
-                        }
+                        ))
                     }
+                    v => {
+                        return Err(ModelError::param(
+                            Self::NAME,
+                            key,
+                            format!("'{v}' is not one of l2, none"),
+                        ))
+                    }
+                }
             }
             _ => return Err(unknown_param::<Self>(key)),
         }

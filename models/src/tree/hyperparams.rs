@@ -13,9 +13,10 @@ pub enum Criterion {
     Entropy,
 }
 
-/// A count of samples given as a number or as a fraction of the training rows.
+/// A count of samples given as a number or as a fraction of the training rows (written as
+/// a plain integer or float, as in scikit-learn).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum SampleCount {
     /// An absolute number of samples.
     Count(usize),

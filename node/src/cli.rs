@@ -1,0 +1,82 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// meshml: scikit-learn-style machine learning on a peer-to-peer compute mesh.
+#[derive(Debug, Parser)]
+#[command(name = "meshml", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work on this machine only, without a mesh (the small-data case).
+    #[command(subcommand)]
+    Local(LocalCommand),
+}
+
+/// `meshml local ...`
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Fit a model on a CSV file, report test accuracy and a confusion matrix, save it.
+    Fit(FitArgs),
+    /// Predict with a saved model.
+    Predict(PredictArgs),
+    /// List the estimators and their parameters.
+    Estimators,
+}
+
+/// Arguments of `meshml local fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// CSV file with a header; the bundled iris data when omitted.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Target column name (default: the last column).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Estimator name; `a+b` makes a pipeline (e.g. standard_scaler+logistic_regression).
+    #[arg(long, default_value = "logistic_regression")]
+    pub model: String,
+    /// A parameter as NAME=VALUE with scikit-learn's names (repeatable), e.g. --set C=0.5.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Fraction of rows held out for testing, in (0, 1).
+    #[arg(long, default_value_t = 0.2)]
+    pub test_size: f64,
+    /// Seed for the split and for randomised estimators.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Split without keeping class proportions.
+    #[arg(long)]
+    pub no_stratify: bool,
+    /// Where to save the model (default: `DATA_NAME.mlm` in the current directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `meshml local predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A model saved by `meshml local fit`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// CSV with the model's feature columns (by name); the bundled iris data when omitted.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Write predictions here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Add one probability column per class.
+    #[arg(long)]
+    pub proba: bool,
+}

@@ -1,0 +1,20 @@
+//! Logging set-up for the binary: tracing to standard error.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs a subscriber writing to stderr. `RUST_LOG` wins; otherwise `verbose` picks
+/// warn (0), info (1) or debug (2+).
+pub fn set_up_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
