@@ -29,14 +29,22 @@ fn lr_fit(c: &mut Criterion) {
     .expect("bundled digits");
     group.bench_function("digits", |b| b.iter(|| params.fit(&digits).expect("fit")));
 
-    let dir = std::env::var_os("PEERS_DATA").map_or_else(|| PathBuf::from("/tmp/peers/data"), PathBuf::from);
+    let dir = std::env::var_os("PEERS_DATA")
+        .map_or_else(|| PathBuf::from("/tmp/peers/data"), PathBuf::from);
     let synth = dir.join("synth200k_train.csv");
     if synth.exists() {
         let data = load_csv(&synth, &CsvOptions::default()).expect("synth200k loads");
-        group.sample_size(10).measurement_time(Duration::from_secs(20));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(20));
         group.bench_function("synth200k", |b| b.iter(|| params.fit(&data).expect("fit")));
     } else {
-        eprintln!("lr_fit/synth200k skipped: {} not found (run ../shared/bench/make_data.py)", synth.display());
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "lr_fit/synth200k skipped: {} not found (run ../shared/bench/make_data.py)",
+            synth.display()
+        );
     }
     group.finish();
 }

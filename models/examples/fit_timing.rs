@@ -19,7 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
-        return Err("usage: fit_timing TRAIN.csv TEST.csv DATASET [MODEL] [REPEATS] [NAME=VALUE ...]".into());
+        return Err(
+            "usage: fit_timing TRAIN.csv TEST.csv DATASET [MODEL] [REPEATS] [NAME=VALUE ...]"
+                .into(),
+        );
     }
     let model = args.get(3).map_or("logistic_regression", String::as_str);
     let repeats: usize = args.get(4).map_or(Ok(1), |r| r.parse())?;
