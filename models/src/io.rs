@@ -118,138 +118,268 @@ fn parse_feature(s: &str, source: &str, line: u64, col: usize, name: &str) -> Re
     Ok(v)
 }
 
-/// Reads a dataset from CSV text. `source` names the input in error messages.
-pub fn read_csv<R: Read>(rdr: R, source: &str, opts: &CsvOptions) -> Result<Dataset> {
-    let mut rdr = reader(rdr);
-    let headers = header(&mut rdr, source)?;
-    let target_col = match &opts.target {
-        None => headers.len() - 1,
-        Some(t) => headers.iter().position(|h| h == t).ok_or_else(|| {
-            ModelError::data(
-                source,
-                format!(
-                    "target column '{t}' is not in the header; columns are: {}",
-                    headers.join(", ")
-                ),
-            )
-        })?,
-    };
-    if headers.len() < 2 {
-        return Err(ModelError::data(
-            format!("{source}:1"),
-            "need at least one feature column besides the target",
-        ));
-    }
-    let feature_cols: Vec<usize> = (0..headers.len()).filter(|&i| i != target_col).collect();
-    let mut x = Vec::new();
-    let mut raw_targets: Vec<String> = Vec::new();
-    let mut values: Vec<f32> = Vec::new();
-    let mut target_lines: Vec<u64> = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        match rdr.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(csv_error(source, e)),
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record[0].is_empty() {
-            continue; // a blank line
-        }
-        if record.len() != headers.len() {
+/// A target value as read from one CSV row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawTarget {
+    /// A class label, as written.
+    Label(String),
+    /// A regression value.
+    Value(f32),
+}
+
+/// Reads a CSV file row by row with bounded memory: each call parses one row's features
+/// into a caller's buffer. [`read_csv`] and the storage crate's streaming ingest share it,
+/// so both report bad input the same way.
+#[derive(Debug)]
+pub struct CsvRows<R: Read> {
+    rdr: csv::Reader<R>,
+    source: String,
+    headers: Vec<String>,
+    feature_cols: Vec<usize>,
+    target_col: usize,
+    kind: TargetKind,
+    record: csv::StringRecord,
+}
+
+impl<R: Read> CsvRows<R> {
+    /// Reads and checks the header; `source` names the input in error messages.
+    pub fn new(rdr: R, source: &str, opts: &CsvOptions) -> Result<Self> {
+        let mut rdr = reader(rdr);
+        let headers = header(&mut rdr, source)?;
+        let target_col = match &opts.target {
+            None => headers.len() - 1,
+            Some(t) => headers.iter().position(|h| h == t).ok_or_else(|| {
+                ModelError::data(
+                    source,
+                    format!(
+                        "target column '{t}' is not in the header; columns are: {}",
+                        headers.join(", ")
+                    ),
+                )
+            })?,
+        };
+        if headers.len() < 2 {
             return Err(ModelError::data(
-                format!("{source}:{line}"),
-                format!(
-                    "expected {} fields as in the header, found {}",
-                    headers.len(),
-                    record.len()
-                ),
+                format!("{source}:1"),
+                "need at least one feature column besides the target",
             ));
         }
-        for &c in &feature_cols {
-            x.push(parse_feature(&record[c], source, line, c, &headers[c])?);
+        let feature_cols = (0..headers.len()).filter(|&i| i != target_col).collect();
+        Ok(Self {
+            rdr,
+            source: source.to_string(),
+            headers,
+            feature_cols,
+            target_col,
+            kind: opts.kind,
+            record: csv::StringRecord::new(),
+        })
+    }
+
+    /// Names of the feature columns, in file order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.feature_cols
+            .iter()
+            .map(|&c| self.headers[c].clone())
+            .collect()
+    }
+
+    /// Name of the target column.
+    pub fn target_name(&self) -> &str {
+        &self.headers[self.target_col]
+    }
+
+    /// Position (0-based) of the target column in the file.
+    pub fn target_col(&self) -> usize {
+        self.target_col
+    }
+
+    /// Number of feature columns.
+    pub fn n_features(&self) -> usize {
+        self.feature_cols.len()
+    }
+
+    /// Bytes of input consumed so far (for progress reports).
+    pub fn bytes_read(&self) -> u64 {
+        self.rdr.position().byte()
+    }
+
+    /// Parses the next data row, appending its features to `x`; returns its line number and
+    /// target, or `None` at the end of the input. Blank lines are skipped. On error `x` is
+    /// left as it was.
+    pub fn next_into(&mut self, x: &mut Vec<f32>) -> Result<Option<(u64, RawTarget)>> {
+        let source = self.source.as_str();
+        loop {
+            match self.rdr.read_record(&mut self.record) {
+                Ok(false) => return Ok(None),
+                Ok(true) => {}
+                Err(e) => return Err(csv_error(source, e)),
+            }
+            let record = &self.record;
+            let line = record.position().map_or(0, |p| p.line());
+            if record.len() == 1 && record[0].is_empty() {
+                continue;
+            }
+            if record.len() != self.headers.len() {
+                return Err(ModelError::data(
+                    format!("{source}:{line}"),
+                    format!(
+                        "expected {} fields as in the header, found {}",
+                        self.headers.len(),
+                        record.len()
+                    ),
+                ));
+            }
+            let start = x.len();
+            let parsed = self.parse_row(x, line);
+            if parsed.is_err() {
+                x.truncate(start);
+            }
+            return parsed.map(|t| Some((line, t)));
         }
-        let t = &record[target_col];
-        let tname = &headers[target_col];
+    }
+
+    fn parse_row(&self, x: &mut Vec<f32>, line: u64) -> Result<RawTarget> {
+        let (record, source) = (&self.record, self.source.as_str());
+        for &c in &self.feature_cols {
+            x.push(parse_feature(
+                &record[c],
+                source,
+                line,
+                c,
+                &self.headers[c],
+            )?);
+        }
+        let t = &record[self.target_col];
+        let tname = &self.headers[self.target_col];
         if t.is_empty() {
             return Err(ModelError::data(
-                format!("{source}:{line}, column '{tname}' ({})", target_col + 1),
+                format!(
+                    "{source}:{line}, column '{tname}' ({})",
+                    self.target_col + 1
+                ),
                 "missing target value",
             ));
         }
-        match opts.kind {
-            TargetKind::Classification => {
-                raw_targets.push(t.to_string());
-                target_lines.push(line);
-            }
+        Ok(match self.kind {
+            TargetKind::Classification => RawTarget::Label(t.to_string()),
             TargetKind::Regression => {
-                values.push(parse_feature(t, source, line, target_col, tname)?);
+                RawTarget::Value(parse_feature(t, source, line, self.target_col, tname)?)
+            }
+        })
+    }
+}
+
+/// Collects class labels in order of first appearance while rows stream past, then turns
+/// them into the dataset's sorted [`Classes`] with the same checks as [`read_csv`].
+#[derive(Debug, Default, Clone)]
+pub struct LabelTable {
+    labels: Vec<String>,
+    first_line: Vec<u64>,
+    index: std::collections::HashMap<String, u32>,
+}
+
+impl LabelTable {
+    /// The provisional id of `label` (its first-appearance index), adding it if new.
+    pub fn intern(&mut self, label: &str, line: u64) -> u32 {
+        if let Some(&i) = self.index.get(label) {
+            return i;
+        }
+        let i = self.labels.len() as u32;
+        self.labels.push(label.to_string());
+        self.first_line.push(line);
+        self.index.insert(label.to_string(), i);
+        i
+    }
+
+    /// Labels in first-appearance order (provisional id `i` is `labels()[i]`).
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The sorted classes and, for each provisional id, its class id. Fails for a single
+    /// class, or for numeric labels that are not integers (a continuous target).
+    /// `target_col` is the 0-based column of the target.
+    pub fn finish(
+        &self,
+        source: &str,
+        target_name: &str,
+        target_col: usize,
+    ) -> Result<(Classes, Vec<u32>)> {
+        let numeric = self.labels.iter().all(|s| s.parse::<f64>().is_ok());
+        if numeric {
+            if let Some(i) = self.labels.iter().position(|s| parse_int(s).is_none()) {
+                return Err(ModelError::data(
+                    format!(
+                        "{source}:{}, column '{target_name}' ({})",
+                        self.first_line[i],
+                        target_col + 1
+                    ),
+                    format!(
+                        "target value '{}' is not a class label (it is a non-integer number); \
+                         use a regressor for continuous targets",
+                        self.labels[i]
+                    ),
+                ));
             }
         }
+        let classes = Classes::from_labels(&self.labels);
+        if classes.len() < 2 {
+            return Err(ModelError::data(
+                format!("{source}, column '{target_name}'"),
+                format!(
+                    "the target has a single class ('{}'); a classifier needs at least two",
+                    classes.labels().first().map_or("", String::as_str)
+                ),
+            ));
+        }
+        let perm = self
+            .labels
+            .iter()
+            .map(|l| classes.id_of(l).expect("every label is a class"))
+            .collect();
+        Ok((classes, perm))
     }
-    let n = x.len() / feature_cols.len();
+}
+
+/// Reads a dataset from CSV text. `source` names the input in error messages.
+pub fn read_csv<R: Read>(rdr: R, source: &str, opts: &CsvOptions) -> Result<Dataset> {
+    let mut rows = CsvRows::new(rdr, source, opts)?;
+    let mut x = Vec::new();
+    let mut provisional: Vec<u32> = Vec::new();
+    let mut values: Vec<f32> = Vec::new();
+    let mut table = LabelTable::default();
+    while let Some((line, t)) = rows.next_into(&mut x)? {
+        match t {
+            RawTarget::Label(l) => provisional.push(table.intern(&l, line)),
+            RawTarget::Value(v) => values.push(v),
+        }
+    }
+    let d = rows.n_features();
+    let n = x.len() / d;
     if n == 0 {
         return Err(ModelError::data(
             source,
             "no data rows after the header line",
         ));
     }
-    let target_name = headers[target_col].clone();
     let target = match opts.kind {
         TargetKind::Regression => Target::Values(values),
-        TargetKind::Classification => class_target(
-            &raw_targets,
-            &target_lines,
-            source,
-            &target_name,
-            target_col,
-        )?,
+        TargetKind::Classification => {
+            let (classes, perm) = table.finish(source, rows.target_name(), rows.target_col)?;
+            Target::Classes {
+                ids: provisional.into_iter().map(|p| perm[p as usize]).collect(),
+                classes,
+            }
+        }
     };
-    let feature_names = feature_cols.iter().map(|&c| headers[c].clone()).collect();
+    let target_name = rows.target_name().to_string();
     Dataset::new(
-        Matrix::from_vec(n, feature_cols.len(), x)?,
+        Matrix::from_vec(n, d, x)?,
         target,
-        feature_names,
+        rows.feature_names(),
         target_name,
     )
-}
-
-fn class_target(
-    raw: &[String],
-    lines: &[u64],
-    source: &str,
-    name: &str,
-    col: usize,
-) -> Result<Target> {
-    // A label such as 2.5 is a measurement, not a class: refuse it rather than invent classes.
-    let numeric = raw.iter().all(|s| s.parse::<f64>().is_ok());
-    if numeric {
-        if let Some(i) = raw.iter().position(|s| parse_int(s).is_none()) {
-            return Err(ModelError::data(
-                format!("{source}:{}, column '{name}' ({})", lines[i], col + 1),
-                format!(
-                    "target value '{}' is not a class label (it is a non-integer number); \
-                     use a regressor for continuous targets",
-                    raw[i]
-                ),
-            ));
-        }
-    }
-    let classes = Classes::from_labels(raw);
-    if classes.len() < 2 {
-        return Err(ModelError::data(
-            format!("{source}, column '{name}'"),
-            format!(
-                "the target has a single class ('{}'); a classifier needs at least two",
-                classes.labels().first().map_or("", String::as_str)
-            ),
-        ));
-    }
-    let ids = raw
-        .iter()
-        .map(|s| classes.id_of(s).expect("every label is a class"))
-        .collect();
-    Ok(Target::Classes { ids, classes })
 }
 
 /// Reads feature columns for prediction: the columns named in `feature_names` are taken in

@@ -3,19 +3,7 @@
 
 use meshml_protocol::ChunkId;
 
-/// Errors of the storage crate.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// Stored bytes do not hash to their id: the copy is corrupt and must be re-fetched.
-    #[error("chunk {id} is corrupt: its bytes hash to {actual}")]
-    Corrupt {
-        /// The expected id.
-        id: ChunkId,
-        /// What the bytes hash to.
-        actual: ChunkId,
-    },
-}
+use crate::error::StorageError;
 
 /// The id of a chunk with these bytes.
 pub fn chunk_id(bytes: &[u8]) -> ChunkId {

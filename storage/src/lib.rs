@@ -1,18 +1,48 @@
 //! # meshml-storage
 //!
-//! Where dataset chunks and models live. This first part is the pure core that every
-//! store shares: content addressing of chunks and replica placement by rendezvous hashing.
-//! The sled-backed stores build on it.
+//! Where a node keeps datasets and models: content-addressed, checksummed chunks and model
+//! artifacts in a sled database, dataset manifests beside them, streaming CSV ingest and
+//! CSV export, and replica placement by rendezvous hashing.
 //!
 //! # Layout
 //!
 //! - [`chunk`]: chunk ids (BLAKE3 of the bytes) and verification.
+//! - [`encoding`]: the chunk format (features and targets as raw little-endian bytes).
+//! - [`store`]: the [`ChunkStore`] trait, [`SledStore`] (paged, flushed) and [`MemStore`].
+//! - [`catalog`]: [`Store`], a data directory's database: manifests, chunks, models,
+//!   removal with shared-chunk accounting, garbage collection after a crash.
+//! - [`ingest`], [`export`]: CSV in and out with bounded memory.
 //! - [`placement`]: which nodes hold a chunk's replicas.
+//!
+//! # Example
+//!
+//! ```
+//! use meshml_storage::{ingest::{ingest_csv, IngestOptions}, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! let csv = "a,b,label\n1,2,x\n3,4,y\n5,6,x\n";
+//! let opts = IngestOptions { chunk_rows: 2, ..IngestOptions::default() };
+//! let m = ingest_csv(&store, csv.as_bytes(), "t.csv", "small", &opts, &mut |_| {})?;
+//! assert_eq!((m.rows, m.chunks.len()), (3, 2));
+//! let data = store.load_dataset("small")?;
+//! assert_eq!(data.x().to_vec(), vec![1., 2., 3., 4., 5., 6.]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod chunk;
+pub mod encoding;
+pub mod error;
+pub mod export;
+pub mod ingest;
 pub mod placement;
+pub mod store;
 
-pub use chunk::{chunk_id, verify, StorageError};
+pub use catalog::{ChunkRef, DatasetManifest, ModelEntry, Removal, Store, TargetSchema};
+pub use chunk::{chunk_id, verify};
+pub use error::{Result, StorageError};
 pub use placement::{place, rank};
+pub use store::{ChunkStore, MemStore, SledStore, PAGE_SIZE};

@@ -1,0 +1,291 @@
+//! The store on real sled files in temporary directories.
+
+use std::path::{Path, PathBuf};
+
+use meshml_models::io::{load_csv, read_csv, CsvOptions, TargetKind};
+use meshml_storage::export::export_csv;
+use meshml_storage::ingest::{ingest_csv, ingest_csv_file, IngestOptions};
+use meshml_storage::{ChunkStore, StorageError, Store};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(format!("{}/../data/{name}", env!("CARGO_MANIFEST_DIR")))
+}
+
+fn opts(chunk_rows: usize) -> IngestOptions {
+    IngestOptions {
+        chunk_rows,
+        ..IngestOptions::default()
+    }
+}
+
+fn put(
+    store: &Store,
+    file: &str,
+    name: &str,
+    chunk_rows: usize,
+) -> meshml_storage::DatasetManifest {
+    ingest_csv_file(store, &data(file), name, &opts(chunk_rows), &mut |_| {}).unwrap()
+}
+
+#[test]
+fn ingest_then_load_equals_the_csv_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for (file, chunk_rows, chunks) in [("iris.csv", 7, 22), ("digits.csv", 500, 4)] {
+        let name = file.trim_end_matches(".csv");
+        let m = put(&store, file, name, chunk_rows);
+        assert_eq!(m.chunks.len(), chunks);
+        let original = load_csv(data(file), &CsvOptions::default()).unwrap();
+        assert_eq!(m.rows as usize, original.n_samples());
+        assert_eq!(store.load_dataset(name).unwrap(), original, "{file}");
+    }
+    // Survives closing and reopening.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let names: Vec<String> = store
+        .datasets()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["digits", "iris"]);
+    assert_eq!(
+        store.load_dataset("iris").unwrap(),
+        load_csv(data("iris.csv"), &CsvOptions::default()).unwrap()
+    );
+}
+
+#[test]
+fn export_round_trips_values_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    put(&store, "digits.csv", "digits", 333);
+    let mut out = Vec::new();
+    export_csv(&store, "digits", &mut out).unwrap();
+    // Integer-valued features print exactly as the source wrote them.
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        std::fs::read_to_string(data("digits.csv")).unwrap()
+    );
+
+    put(&store, "iris.csv", "iris", 40);
+    let mut out = Vec::new();
+    export_csv(&store, "iris", &mut out).unwrap();
+    let back = read_csv(out.as_slice(), "export", &CsvOptions::default()).unwrap();
+    assert_eq!(
+        back,
+        load_csv(data("iris.csv"), &CsvOptions::default()).unwrap()
+    );
+    assert!(String::from_utf8(out).unwrap().starts_with(
+        "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n"
+    ));
+}
+
+#[test]
+fn shared_chunks_stay_until_the_last_dataset_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = put(&store, "iris.csv", "a", 50);
+    let b = put(&store, "iris.csv", "b", 50);
+    assert_eq!(a.chunks, b.chunks, "same rows, same chunk ids");
+    let c = put(&store, "digits.csv", "c", 1000);
+    assert_eq!(store.chunks().ids().unwrap().len(), 3 + 2);
+
+    let r = store.remove_dataset("a").unwrap();
+    assert_eq!((r.chunks_removed, r.chunks_shared), (0, 3));
+    assert!(store.load_dataset("b").is_ok());
+    let r = store.remove_dataset("b").unwrap();
+    assert_eq!((r.chunks_removed, r.chunks_shared), (3, 0));
+    let left = store.chunks().ids().unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(c.chunks.iter().all(|r| left.contains(&r.id)));
+    assert!(matches!(
+        store.remove_dataset("b"),
+        Err(StorageError::DatasetNotFound(_))
+    ));
+}
+
+#[test]
+fn a_failed_ingest_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{i},{},c{}\n", i * 2, i % 3));
+    }
+    csv.push_str("1,oops,c1\n");
+    let e = ingest_csv(
+        &store,
+        csv.as_bytes(),
+        "bad.csv",
+        "bad",
+        &opts(100),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(e, "bad.csv:5002, column 'b' (2): 'oops' is not a number");
+    assert!(!store.has_dataset("bad").unwrap());
+    assert!(
+        store.chunks().ids().unwrap().is_empty(),
+        "50 chunks were written, then dropped"
+    );
+
+    // A continuous target is only recognised at the end: still nothing left behind.
+    let e = ingest_csv(
+        &store,
+        "a,y\n1,0\n2,1\n3,2.5\n".as_bytes(),
+        "t.csv",
+        "t",
+        &opts(1),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("t.csv:4, column 'y' (2): target value '2.5'"),
+        "{e}"
+    );
+    assert!(store.chunks().ids().unwrap().is_empty());
+    assert!(store.datasets().unwrap().is_empty());
+}
+
+#[test]
+fn names_and_duplicates_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    put(&store, "iris.csv", "iris", 100);
+    let e =
+        ingest_csv_file(&store, &data("iris.csv"), "iris", &opts(100), &mut |_| {}).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "a dataset named 'iris' exists already; remove it first (meshml dataset rm iris)"
+    );
+    for bad in ["", "../x", "a b", ".hidden"] {
+        let e =
+            ingest_csv_file(&store, &data("iris.csv"), bad, &opts(100), &mut |_| {}).unwrap_err();
+        assert!(matches!(e, StorageError::InvalidName(_)), "{bad}: {e}");
+    }
+    assert!(ingest_csv_file(&store, &data("iris.csv"), "z", &opts(0), &mut |_| {}).is_err());
+}
+
+#[test]
+fn regression_targets_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let o = IngestOptions {
+        chunk_rows: 2,
+        csv: CsvOptions::default()
+            .with_kind(TargetKind::Regression)
+            .with_target("price"),
+    };
+    let csv = "price,size\n1.5,10\n2.25,20\n3,30\n";
+    ingest_csv(&store, csv.as_bytes(), "r.csv", "r", &o, &mut |_| {}).unwrap();
+    let d = store.load_dataset("r").unwrap();
+    assert_eq!(d, read_csv(csv.as_bytes(), "r.csv", &o.csv).unwrap());
+    let mut out = Vec::new();
+    export_csv(&store, "r", &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "size,price\n10,1.5\n20,2.25\n30,3\n"
+    );
+}
+
+#[test]
+fn model_artifacts_are_versioned() {
+    use meshml_models::{Estimator, Fit, ModelArtifact, Provenance};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let iris = meshml_models::io::iris();
+    let make = |name: &str| {
+        let e = Estimator::from_name(name).unwrap();
+        let m = e.fit(&iris).unwrap();
+        ModelArtifact::new(e, m, &iris, Provenance::now(None, 150, None)).unwrap()
+    };
+    let (nb, lr) = (make("gaussian_nb"), make("logistic_regression"));
+    assert_eq!(store.put_model("iris", &nb).unwrap(), 1);
+    assert_eq!(store.put_model("iris", &lr).unwrap(), 2);
+    let (e, latest) = store.model("iris", None).unwrap();
+    assert_eq!(
+        (e.version, latest.kind().as_str()),
+        (2, "logistic_regression")
+    );
+    assert_eq!(store.model("iris", Some(1)).unwrap().1, nb);
+    assert!(matches!(
+        store.model("iris", Some(3)),
+        Err(StorageError::ModelNotFound(_))
+    ));
+    assert_eq!(store.remove_model("iris", Some(2)).unwrap(), 1);
+    assert_eq!(store.model("iris", None).unwrap().0.version, 1);
+    assert_eq!(store.remove_model("iris", None).unwrap(), 1);
+    assert!(store.models().unwrap().is_empty());
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = Store::open(dir.path()).unwrap();
+    let e = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(e, StorageError::Locked(_)), "{e}");
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_flipped_byte_in_the_sled_files_is_a_clear_corruption_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A distinctive feature value, so its bytes can be found in sled's files.
+    let marker = 12345.678f32.to_le_bytes();
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..2000 {
+        csv.push_str(&format!("12345.678,{i},{}\n", i % 2));
+    }
+    {
+        let store = Store::open(dir.path()).unwrap();
+        ingest_csv(
+            &store,
+            csv.as_bytes(),
+            "m.csv",
+            "m",
+            &opts(2000),
+            &mut |_| {},
+        )
+        .unwrap();
+    }
+    let mut flipped = false;
+    for f in files(dir.path()) {
+        let mut bytes = std::fs::read(&f).unwrap();
+        if let Some(pos) = bytes.windows(4).position(|w| w == marker) {
+            bytes[pos + 1] ^= 0x5a;
+            std::fs::write(&f, bytes).unwrap();
+            flipped = true;
+            break;
+        }
+    }
+    assert!(flipped, "the chunk's bytes are somewhere in the files");
+    // Either sled notices on open (its own checksums) or our hash check notices on read;
+    // both must say "corrupt", and never hand back wrong rows.
+    let outcome = Store::open(dir.path()).and_then(|s| s.load_dataset("m"));
+    match outcome {
+        Ok(d) => panic!("corrupted data was returned: {} rows", d.n_samples()),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("corrupt") || msg.contains("not in this store"),
+                "{msg}"
+            );
+        }
+    }
+}
