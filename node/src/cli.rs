@@ -22,6 +22,61 @@ pub enum Command {
     /// Work on this machine only, without a mesh (the small-data case).
     #[command(subcommand)]
     Local(LocalCommand),
+    /// Datasets in this node's data directory: store, list, show, export, remove.
+    Dataset(DatasetArgs),
+}
+
+/// `meshml dataset ...`
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// The node's data directory (default: $MESHML_DATA_DIR, else ~/.meshml).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DatasetCommand,
+}
+
+/// `meshml dataset ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Store a CSV file as a dataset of content-addressed chunks.
+    Put {
+        /// CSV file with a header.
+        file: PathBuf,
+        /// Dataset name (letters, digits, '.', '_', '-'); default: the file's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Rows per chunk.
+        #[arg(long, default_value_t = meshml_storage::ingest::DEFAULT_CHUNK_ROWS)]
+        chunk_rows: usize,
+        /// Target column name (default: the last column).
+        #[arg(long)]
+        target: Option<String>,
+        /// Read the target as real values instead of class labels.
+        #[arg(long)]
+        regression: bool,
+    },
+    /// List datasets.
+    Ls,
+    /// Show a dataset's columns, classes and chunks.
+    Show {
+        /// Dataset name.
+        name: String,
+    },
+    /// Write a dataset as CSV.
+    Export {
+        /// Dataset name.
+        name: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Remove a dataset (chunks shared with another dataset stay).
+    Rm {
+        /// Dataset name.
+        name: String,
+    },
 }
 
 /// `meshml local ...`

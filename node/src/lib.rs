@@ -8,11 +8,13 @@
 //!
 //! - [`cli`]: the command-line interface (clap definitions).
 //! - [`local`]: the `local` commands, writing their report to any `io::Write`.
+//! - [`dataset`]: the `dataset` commands over the node's data directory.
 //! - [`logging`]: tracing set-up for the binary.
 
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod dataset;
 pub mod local;
 pub mod logging;
 
@@ -25,6 +27,9 @@ pub enum NodeError {
     /// An error from the models crate (data, parameters, artifacts).
     #[error(transparent)]
     Model(#[from] meshml_models::ModelError),
+    /// An error from the store.
+    #[error(transparent)]
+    Storage(#[from] meshml_storage::StorageError),
     /// A command-line value is malformed.
     #[error("{0}")]
     Usage(String),
@@ -52,5 +57,6 @@ impl NodeError {
 pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
     match cli.command {
         Command::Local(local) => local::run(local, out),
+        Command::Dataset(args) => dataset::run(args, out),
     }
 }

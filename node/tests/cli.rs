@@ -207,3 +207,74 @@ fn predict_refuses_data_without_the_model_features() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn dataset_put_ls_show_export_rm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("store");
+    let d = d.to_str().unwrap();
+    let iris = data("iris.csv");
+    let o = meshml(
+        dir.path(),
+        &[
+            "dataset",
+            "--data-dir",
+            d,
+            "put",
+            &iris,
+            "--chunk-rows",
+            "40",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("stored dataset 'iris': 150 rows, 4 features, 3 classes: setosa, versicolor, virginica, 4 chunks"), "{}", text(&o.stdout));
+
+    let ls = text(&meshml(dir.path(), &["dataset", "ls", "--data-dir", d]).stdout);
+    assert!(ls.lines().nth(1).unwrap().starts_with("iris "), "{ls}");
+    let show = text(&meshml(dir.path(), &["dataset", "show", "iris", "--data-dir", d]).stdout);
+    assert!(show.contains("chunks:    4"), "{show}");
+
+    let o = meshml(
+        dir.path(),
+        &[
+            "dataset",
+            "export",
+            "iris",
+            "--data-dir",
+            d,
+            "--out",
+            "back.csv",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let back =
+        meshml_models::io::load_csv(dir.path().join("back.csv"), &Default::default()).unwrap();
+    assert_eq!(back, meshml_models::io::iris());
+
+    // Errors: duplicate, bad CSV (nothing stored), unknown dataset.
+    let o = meshml(dir.path(), &["dataset", "--data-dir", d, "put", &iris]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("a dataset named 'iris' exists already"),
+        "{}",
+        text(&o.stderr)
+    );
+    std::fs::write(dir.path().join("bad.csv"), "a,y\n1,x\n2\n").unwrap();
+    let o = meshml(dir.path(), &["dataset", "--data-dir", d, "put", "bad.csv"]);
+    assert!(
+        text(&o.stderr).contains("bad.csv:3: expected 2 fields"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!text(&meshml(dir.path(), &["dataset", "ls", "--data-dir", d]).stdout).contains("bad"));
+
+    let o = meshml(dir.path(), &["dataset", "rm", "iris", "--data-dir", d]);
+    assert!(
+        text(&o.stdout).contains("removed dataset 'iris': 4 chunks deleted"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = meshml(dir.path(), &["dataset", "show", "iris", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("no dataset named 'iris'"));
+}

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::{Chunk, ChunkTargets};
 use crate::error::{check_name, Result, StorageError};
-use crate::store::{ChunkStore, SledStore};
+use crate::store::{ChunkStore, FileStore, SledStore};
 
 /// sled's page cache; small, so that streaming a large file keeps memory bounded.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -175,15 +175,153 @@ pub struct Removal {
 }
 
 /// A data directory's store.
-#[derive(Debug, Clone)]
+///
+/// Owns the directory: a lock file keeps other processes out, and [`Store::compact`]
+/// swaps the database for a rewritten copy, so the store is not `Clone`; share it by
+/// reference (a node's store service owns it).
+#[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
+    backend: Backend,
+    /// Held (locked) for the store's lifetime.
+    _lock: std::fs::File,
+    inner: Option<Inner>,
+}
+
+/// Where chunk and artifact bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// One fsynced file per chunk (the default: no space overhead).
+    #[default]
+    Files,
+    /// Pages in the sled database (several times the live data on disk; see
+    /// docs/BENCHMARKS.md).
+    Sled,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Files => "files",
+            Backend::Sled => "sled",
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    /// Backend for a new store; an existing store keeps the one it was created with.
+    pub backend: Backend,
+}
+
+/// A chunk store of either backend.
+#[derive(Debug)]
+enum Bytes {
+    Files(FileStore),
+    Sled(SledStore),
+}
+
+impl Bytes {
+    fn store(&self) -> &dyn ChunkStore {
+        match self {
+            Bytes::Files(s) => s,
+            Bytes::Sled(s) => s,
+        }
+    }
+
+    /// Removes unreachable pieces (sled pages without a chunk); returns how many.
+    fn sweep(&self) -> Result<usize> {
+        match self {
+            Bytes::Files(_) => Ok(0),
+            Bytes::Sled(s) => s.sweep_pages(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
     db: sled::Db,
-    chunks: SledStore,
-    blobs: SledStore,
+    chunks: Bytes,
+    blobs: Bytes,
     datasets: sled::Tree,
     models: sled::Tree,
     meta: sled::Tree,
+}
+
+impl Inner {
+    fn open(dir: &Path, backend: Backend) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
+        let (chunks, blobs) = match backend {
+            Backend::Files => (
+                Bytes::Files(FileStore::open(dir.join("chunks"))?),
+                Bytes::Files(FileStore::open(dir.join("artifacts"))?),
+            ),
+            Backend::Sled => (
+                Bytes::Sled(SledStore::open(&db, "chunks")?),
+                Bytes::Sled(SledStore::open(&db, "blobs")?),
+            ),
+        };
+        Ok(Self {
+            chunks,
+            blobs,
+            datasets: db.open_tree("datasets")?,
+            models: db.open_tree("models")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+}
+
+/// Reads the backend recorded in `dir`, recording `wanted` for a new store.
+fn backend_of(dir: &Path, wanted: Backend) -> Result<Backend> {
+    let p = dir.join("BACKEND");
+    match std::fs::read_to_string(&p) {
+        Ok(t) => match t.trim() {
+            "files" => Ok(Backend::Files),
+            "sled" => Ok(Backend::Sled),
+            other => Err(StorageError::Record {
+                what: p.display().to_string(),
+                message: format!("unknown backend '{other}'"),
+            }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&p, format!("{}\n", wanted.name()))
+                .map_err(|e| StorageError::io(&p, e))?;
+            Ok(wanted)
+        }
+        Err(e) => Err(StorageError::io(p, e)),
+    }
+}
+
+/// Compact when the files exceed this multiple of the live data (plus [`COMPACT_SLACK`]).
+pub const COMPACT_RATIO: f64 = 1.5;
+/// Bytes of database overhead never worth a compaction.
+pub const COMPACT_SLACK: u64 = 256 * 1024;
+
+/// Bytes of all files under `p`.
+fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p).map_or(0, |rd| {
+        rd.filter_map(std::result::Result::ok)
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// Database bytes on disk before.
+    pub before: u64,
+    /// Database bytes on disk after.
+    pub after: u64,
 }
 
 /// File beside the database holding the number of acknowledged changes.
@@ -194,6 +332,44 @@ pub(crate) fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+const COMPLETE_MARKER: &str = "COMPACTION_COMPLETE";
+
+fn compaction_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (dir.join("db"), dir.join("db.compact"), dir.join("db.old"))
+}
+
+fn remove_dir_if_exists(p: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(p, e)),
+    }
+}
+
+fn sync_dir(p: &Path) -> Result<()> {
+    std::fs::File::open(p)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StorageError::io(p, e))
+}
+
+/// Finishes a compaction whose copy was complete, or discards one that was not.
+fn recover_compaction(dir: &Path) -> Result<()> {
+    let (db, new, old) = compaction_paths(dir);
+    let complete = new.join(COMPLETE_MARKER).exists();
+    if !db.exists() && complete {
+        std::fs::rename(&new, &db).map_err(|e| StorageError::io(&new, e))?;
+        sync_dir(dir)?;
+    }
+    remove_dir_if_exists(&new)?;
+    if db.exists() {
+        remove_dir_if_exists(&old)?;
+    } else if old.exists() {
+        // Renamed aside but the copy never completed: the old database is the truth.
+        std::fs::rename(&old, &db).map_err(|e| StorageError::io(&old, e))?;
+    }
+    Ok(())
 }
 
 fn decode_record<T: for<'de> Deserialize<'de>>(what: String, bytes: &[u8]) -> Result<T> {
@@ -211,40 +387,130 @@ fn model_key(name: &str, version: u32) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, then removes what an interrupted
-    /// write or removal left behind.
+    /// Opens (creating if needed) the store in `dir`, finishes or discards an interrupted
+    /// compaction, removes what an interrupted write or removal left behind, and compacts
+    /// the database if it has grown past [`COMPACT_RATIO`] of the live data.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    StorageError::Locked(dir.clone())
-                }
-                other => StorageError::from(other),
-            })?;
-        let store = Self {
-            chunks: SledStore::open(&db, "chunks")?,
-            blobs: SledStore::open(&db, "blobs")?,
-            datasets: db.open_tree("datasets")?,
-            models: db.open_tree("models")?,
-            meta: db.open_tree("meta")?,
-            db,
+        let lock_path = dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StorageError::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StorageError::Locked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(StorageError::io(&lock_path, e)),
+        }
+        recover_compaction(&dir)?;
+        let backend = backend_of(&dir, options.backend)?;
+        let mut store = Self {
+            inner: Some(Inner::open(&dir, backend)?),
+            backend,
+            _lock: lock,
             dir,
         };
         store.check_committed()?;
         store.collect_garbage()?;
+        store.maybe_compact()?;
         Ok(store)
     }
 
+    fn i(&self) -> &Inner {
+        self.inner.as_ref().expect(
+            "the store's database is open (a failed compaction closes it; reopen the store)",
+        )
+    }
+
+    /// Bytes of the live data: every dataset's chunks and every stored model artifact.
+    pub fn live_bytes(&self) -> Result<u64> {
+        let mut seen = HashSet::new();
+        let mut total = 0;
+        for m in self.datasets()? {
+            for c in m.chunks {
+                if seen.insert(c.id) {
+                    total += c.bytes;
+                }
+            }
+        }
+        for e in self.models()? {
+            if seen.insert(e.artifact) {
+                total += e.bytes;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Bytes of all the store's files on disk (database, chunks, artifacts).
+    pub fn disk_bytes(&self) -> u64 {
+        dir_bytes(&self.dir)
+    }
+
+    /// The backend holding chunk and artifact bytes.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Compacts if the files exceed [`COMPACT_RATIO`] times the live data plus
+    /// [`COMPACT_SLACK`]. sled reuses space poorly after deletes (several times the live
+    /// data), so removals and ingests call this.
+    pub fn maybe_compact(&mut self) -> Result<Option<Compaction>> {
+        let (disk, live) = (self.disk_bytes(), self.live_bytes()?);
+        if (disk as f64) > COMPACT_RATIO * live as f64 + COMPACT_SLACK as f64 {
+            return self.compact().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Rewrites the database into a fresh one holding only live records, then swaps it in.
+    ///
+    /// Crash-safe: the copy is complete (flushed, marked) before `db` is renamed aside, and
+    /// [`Store::open`] finishes or discards a swap that was interrupted.
+    pub fn compact(&mut self) -> Result<Compaction> {
+        let before = self.disk_bytes();
+        let (db_path, new_path, old_path) = compaction_paths(&self.dir);
+        remove_dir_if_exists(&new_path)?;
+        {
+            let fresh = sled::Config::new()
+                .path(&new_path)
+                .cache_capacity(CACHE_BYTES)
+                .open()?;
+            let db = &self.i().db;
+            for name in db.tree_names() {
+                let src = db.open_tree(&name)?;
+                let dst = fresh.open_tree(&name)?;
+                for kv in src.iter() {
+                    let (k, v) = kv?;
+                    dst.insert(k, v)?;
+                }
+            }
+            fresh.flush()?;
+        }
+        let marker = new_path.join(COMPLETE_MARKER);
+        std::fs::write(&marker, b"complete\n").map_err(|e| StorageError::io(&marker, e))?;
+        sync_dir(&new_path)?;
+        // Close the old database, then swap directories.
+        self.inner = None;
+        std::fs::rename(&db_path, &old_path).map_err(|e| StorageError::io(&db_path, e))?;
+        std::fs::rename(&new_path, &db_path).map_err(|e| StorageError::io(&new_path, e))?;
+        sync_dir(&self.dir)?;
+        remove_dir_if_exists(&old_path)?;
+        self.inner = Some(Inner::open(&self.dir, self.backend)?);
+        let after = self.disk_bytes();
+        tracing::info!(before, after, "store compacted");
+        Ok(Compaction { before, after })
+    }
+
     fn seq(&self) -> Result<u64> {
-        Ok(self.meta.get(SEQ_KEY)?.map_or(0, |v| {
+        Ok(self.i().meta.get(SEQ_KEY)?.map_or(0, |v| {
             u64::from_le_bytes(v.as_ref().try_into().unwrap_or([0; 8]))
         }))
     }
@@ -300,7 +566,7 @@ impl Store {
     /// the change is acknowledged when this returns.
     fn commit(&self) -> Result<()> {
         let next = self.seq()? + 1;
-        self.meta.insert(SEQ_KEY, &next.to_le_bytes())?;
+        self.i().meta.insert(SEQ_KEY, &next.to_le_bytes())?;
         self.flush()?;
         self.write_committed(next)
     }
@@ -311,18 +577,18 @@ impl Store {
     }
 
     /// The chunk store.
-    pub fn chunks(&self) -> &SledStore {
-        &self.chunks
+    pub fn chunks(&self) -> &dyn ChunkStore {
+        self.i().chunks.store()
+    }
+
+    fn blobs(&self) -> &dyn ChunkStore {
+        self.i().blobs.store()
     }
 
     /// Bytes the database occupies on disk.
-    pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
-    }
-
     /// Makes every earlier write durable.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        self.i().db.flush()?;
         Ok(())
     }
 
@@ -335,20 +601,20 @@ impl Store {
             .flat_map(|m| m.chunks.iter().map(|c| c.id))
             .collect();
         let mut removed = 0;
-        for id in self.chunks.ids()? {
+        for id in self.chunks().ids()? {
             if !live.contains(&id) {
-                self.chunks.remove(&id)?;
+                self.chunks().remove(&id)?;
                 removed += 1;
             }
         }
         let live_models: HashSet<ChunkId> = self.models()?.iter().map(|m| m.artifact).collect();
-        for id in self.blobs.ids()? {
+        for id in self.blobs().ids()? {
             if !live_models.contains(&id) {
-                self.blobs.remove(&id)?;
+                self.blobs().remove(&id)?;
                 removed += 1;
             }
         }
-        let pages = self.chunks.sweep_pages()? + self.blobs.sweep_pages()?;
+        let pages = self.i().chunks.sweep()? + self.i().blobs.sweep()?;
         if removed + pages > 0 {
             tracing::info!(removed, pages, "collected unreferenced data");
             self.flush()?;
@@ -361,13 +627,13 @@ impl Store {
     pub fn put_manifest(&self, m: &DatasetManifest) -> Result<()> {
         check_name(&m.name)?;
         for c in &m.chunks {
-            if !self.chunks.contains(&c.id)? {
+            if !self.chunks().contains(&c.id)? {
                 return Err(StorageError::Missing(c.id));
             }
         }
-        self.chunks.flush()?;
+        self.chunks().flush()?;
         let bytes = rmp_serde::to_vec_named(m).expect("manifests encode");
-        let prev = self.datasets.compare_and_swap(
+        let prev = self.i().datasets.compare_and_swap(
             m.name.as_bytes(),
             None as Option<&[u8]>,
             Some(bytes),
@@ -380,12 +646,13 @@ impl Store {
 
     /// Whether a dataset exists.
     pub fn has_dataset(&self, name: &str) -> Result<bool> {
-        Ok(self.datasets.contains_key(name.as_bytes())?)
+        Ok(self.i().datasets.contains_key(name.as_bytes())?)
     }
 
     /// A dataset's manifest.
     pub fn dataset(&self, name: &str) -> Result<DatasetManifest> {
         let bytes = self
+            .i()
             .datasets
             .get(name.as_bytes())?
             .ok_or_else(|| StorageError::DatasetNotFound(name.to_string()))?;
@@ -394,7 +661,8 @@ impl Store {
 
     /// Every dataset's manifest, by name.
     pub fn datasets(&self) -> Result<Vec<DatasetManifest>> {
-        self.datasets
+        self.i()
+            .datasets
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
@@ -409,7 +677,7 @@ impl Store {
     /// Reads and decodes chunk `i` of a dataset.
     pub fn read_chunk(&self, m: &DatasetManifest, i: usize) -> Result<Chunk> {
         let c = &m.chunks[i];
-        let bytes = self.chunks.get(&c.id)?;
+        let bytes = self.chunks().get(&c.id)?;
         Chunk::decode(&c.id, &bytes)
     }
 
@@ -423,9 +691,9 @@ impl Store {
     }
 
     /// Removes a dataset; its chunks go unless another dataset shares them.
-    pub fn remove_dataset(&self, name: &str) -> Result<Removal> {
+    pub fn remove_dataset(&mut self, name: &str) -> Result<Removal> {
         let m = self.dataset(name)?;
-        self.datasets.remove(name.as_bytes())?;
+        self.i().datasets.remove(name.as_bytes())?;
         self.commit()?;
         let still_used: HashSet<ChunkId> = self
             .datasets()?
@@ -443,11 +711,12 @@ impl Store {
             }
             if still_used.contains(&c.id) {
                 r.chunks_shared += 1;
-            } else if self.chunks.remove(&c.id)? {
+            } else if self.chunks().remove(&c.id)? {
                 r.chunks_removed += 1;
             }
         }
         self.flush()?;
+        self.maybe_compact()?;
         Ok(r)
     }
 
@@ -455,7 +724,7 @@ impl Store {
     pub fn put_model(&self, name: &str, artifact: &ModelArtifact) -> Result<u32> {
         check_name(name)?;
         let bytes = artifact.to_bytes()?;
-        let id = self.blobs.put(&bytes)?;
+        let id = self.blobs().put(&bytes)?;
         loop {
             let version = self
                 .model_versions(name)?
@@ -470,7 +739,7 @@ impl Store {
                 created_at_unix: now_unix(),
             };
             let rec = rmp_serde::to_vec_named(&entry).expect("entries encode");
-            let swapped = self.models.compare_and_swap(
+            let swapped = self.i().models.compare_and_swap(
                 model_key(name, version),
                 None as Option<&[u8]>,
                 Some(rec),
@@ -485,7 +754,8 @@ impl Store {
     fn model_versions(&self, name: &str) -> Result<Vec<ModelEntry>> {
         let mut prefix = name.as_bytes().to_vec();
         prefix.push(0);
-        self.models
+        self.i()
+            .models
             .scan_prefix(prefix)
             .values()
             .map(|v| decode_record(format!("model entry '{name}'"), &v?))
@@ -494,7 +764,8 @@ impl Store {
 
     /// Every stored model version.
     pub fn models(&self) -> Result<Vec<ModelEntry>> {
-        self.models
+        self.i()
+            .models
             .iter()
             .values()
             .map(|v| decode_record("model entry".into(), &v?))
@@ -514,14 +785,14 @@ impl Store {
                 None => name.to_string(),
             })
         })?;
-        let bytes = self.blobs.get(&entry.artifact)?;
+        let bytes = self.blobs().get(&entry.artifact)?;
         let art =
             ModelArtifact::from_bytes(&bytes, Path::new(&format!("{name}@{}", entry.version)))?;
         Ok((entry, art))
     }
 
     /// Removes one version of a model, or all of them; returns how many went.
-    pub fn remove_model(&self, name: &str, version: Option<u32>) -> Result<usize> {
+    pub fn remove_model(&mut self, name: &str, version: Option<u32>) -> Result<usize> {
         let versions = self.model_versions(name)?;
         let doomed: Vec<&ModelEntry> = versions
             .iter()
@@ -531,16 +802,17 @@ impl Store {
             return Err(StorageError::ModelNotFound(name.to_string()));
         }
         for e in &doomed {
-            self.models.remove(model_key(name, e.version))?;
+            self.i().models.remove(model_key(name, e.version))?;
         }
         self.commit()?;
         let live: HashSet<ChunkId> = self.models()?.iter().map(|m| m.artifact).collect();
         for e in &doomed {
             if !live.contains(&e.artifact) {
-                self.blobs.remove(&e.artifact)?;
+                self.blobs().remove(&e.artifact)?;
             }
         }
         self.flush()?;
+        self.maybe_compact()?;
         Ok(doomed.len())
     }
 }

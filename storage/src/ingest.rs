@@ -13,7 +13,6 @@ use meshml_models::ModelError;
 use crate::catalog::{now_unix, ChunkRef, DatasetManifest, Store, TargetSchema};
 use crate::encoding::{Chunk, ChunkTargets};
 use crate::error::{check_name, Result, StorageError};
-use crate::store::ChunkStore;
 
 /// Default rows per chunk.
 pub const DEFAULT_CHUNK_ROWS: usize = 20_000;

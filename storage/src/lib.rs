@@ -1,14 +1,15 @@
 //! # meshml-storage
 //!
 //! Where a node keeps datasets and models: content-addressed, checksummed chunks and model
-//! artifacts in a sled database, dataset manifests beside them, streaming CSV ingest and
+//! artifacts, with dataset manifests and the model index in a sled database, streaming CSV ingest and
 //! CSV export, and replica placement by rendezvous hashing.
 //!
 //! # Layout
 //!
 //! - [`chunk`]: chunk ids (BLAKE3 of the bytes) and verification.
 //! - [`encoding`]: the chunk format (features and targets as raw little-endian bytes).
-//! - [`store`]: the [`ChunkStore`] trait, [`SledStore`] (paged, flushed) and [`MemStore`].
+//! - [`store`]: the [`ChunkStore`] trait, [`FileStore`] (fsynced files, the default),
+//!   [`SledStore`] (paged into sled) and [`MemStore`].
 //! - [`catalog`]: [`Store`], a data directory's database: manifests, chunks, models,
 //!   removal with shared-chunk accounting, garbage collection after a crash.
 //! - [`ingest`], [`export`]: CSV in and out with bounded memory.
@@ -41,8 +42,11 @@ pub mod ingest;
 pub mod placement;
 pub mod store;
 
-pub use catalog::{ChunkRef, DatasetManifest, ModelEntry, Removal, Store, TargetSchema};
+pub use catalog::{
+    Backend, ChunkRef, Compaction, DatasetManifest, ModelEntry, Removal, Store, StoreOptions,
+    TargetSchema,
+};
 pub use chunk::{chunk_id, verify};
 pub use error::{Result, StorageError};
 pub use placement::{place, rank};
-pub use store::{ChunkStore, MemStore, SledStore, PAGE_SIZE};
+pub use store::{ChunkStore, FileStore, MemStore, SledStore, PAGE_SIZE};

@@ -1,9 +1,15 @@
 //! Chunk stores: immutable, content-addressed blobs.
 //!
-//! [`SledStore`] keeps each chunk as pages of at most [`PAGE_SIZE`] bytes in a sled tree
-//! (sled writes larger values to blob files that it never fsyncs), with the chunk's length
-//! in a second tree. [`MemStore`] keeps them in memory, for tests and simulations. Both
-//! check every read against the chunk's BLAKE3 id.
+//! - [`FileStore`] keeps each chunk in its own file named by its id, written to a temporary
+//!   name, fsynced and renamed into place. The default: it uses the disk space of the live
+//!   data and nothing more (see docs/BENCHMARKS.md for sled's figures).
+//! - [`SledStore`] keeps each chunk as pages of at most [`PAGE_SIZE`] bytes in a sled tree
+//!   with the chunk's length in a second tree. Pages are small enough that a full sled leaf
+//!   (up to 17 entries) stays under sled's blob threshold: sled writes larger nodes to blob
+//!   files that it never fsyncs.
+//! - [`MemStore`] keeps them in memory, for tests and simulations.
+//!
+//! All of them check every read against the chunk's BLAKE3 id.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -13,8 +19,10 @@ use meshml_protocol::ChunkId;
 use crate::chunk::{chunk_id, verify};
 use crate::error::{Result, StorageError};
 
-/// Largest value written to sled: well under its 128 KiB blob threshold.
-pub const PAGE_SIZE: usize = 64 * 1024;
+/// Largest value written to sled. sled splits a leaf above 16 entries and stores any node
+/// bigger than a quarter segment (128 KiB by default) as an unsynced blob file, so 17
+/// pages plus keys must stay under that.
+pub const PAGE_SIZE: usize = 4 * 1024;
 
 /// A store of immutable, content-addressed chunks.
 pub trait ChunkStore: Send + Sync {
@@ -104,8 +112,9 @@ impl ChunkStore for MemStore {
     }
 }
 
-/// Chunks in a sled database, paged.
-#[derive(Debug, Clone)]
+/// Chunks in a sled database, paged. Not `Clone`: a copy could outlive a compaction of
+/// the [`crate::Store`] that made it and write to a retired database.
+#[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
     /// chunk id -> length in bytes (u64 LE)
@@ -143,11 +152,6 @@ impl SledStore {
         self.lens
             .insert(id.as_bytes(), &(bytes.len() as u64).to_le_bytes())?;
         Ok(())
-    }
-
-    /// Bytes used by the whole database on disk.
-    pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
     }
 }
 
@@ -249,6 +253,137 @@ impl SledStore {
     }
 }
 
+/// Chunks as files: `DIR/ab/abcd...` (the id in hex, fanned out by its first byte).
+#[derive(Debug)]
+pub struct FileStore {
+    dir: std::path::PathBuf,
+    /// Fan-out directories with renames not yet made durable.
+    dirty: std::sync::Mutex<std::collections::BTreeSet<std::path::PathBuf>>,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl FileStore {
+    /// Opens (creating) a file store rooted at `dir`, removing temporary files left by an
+    /// interrupted write.
+    pub fn open(dir: impl Into<std::path::PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+        for e in std::fs::read_dir(&tmp).map_err(|e| StorageError::io(&tmp, e))? {
+            let p = e.map_err(|e| StorageError::io(&tmp, e))?.path();
+            std::fs::remove_file(&p).map_err(|e| StorageError::io(&p, e))?;
+        }
+        Ok(Self {
+            dir,
+            dirty: Default::default(),
+            counter: Default::default(),
+        })
+    }
+
+    fn path(&self, id: &ChunkId) -> std::path::PathBuf {
+        let hex = id.to_string();
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    fn sync_dir(p: &std::path::Path) -> Result<()> {
+        std::fs::File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StorageError::io(p, e))
+    }
+}
+
+impl ChunkStore for FileStore {
+    fn write(&self, bytes: &[u8]) -> Result<ChunkId> {
+        let id = chunk_id(bytes);
+        let path = self.path(&id);
+        if path.exists() {
+            return Ok(id);
+        }
+        let parent = path.parent().expect("fan-out dir").to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| StorageError::io(&parent, e))?;
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(format!("{id}.{}.{n}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StorageError::io(&path, e));
+        }
+        self.dirty.lock().expect("lock").insert(parent);
+        Ok(id)
+    }
+
+    fn flush(&self) -> Result<()> {
+        let dirs = std::mem::take(&mut *self.dirty.lock().expect("lock"));
+        for d in &dirs {
+            Self::sync_dir(d)?;
+        }
+        if !dirs.is_empty() {
+            Self::sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        let path = self.path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::Missing(*id))
+            }
+            Err(e) => return Err(StorageError::io(&path, e)),
+        };
+        verify(id, &bytes)?;
+        Ok(bytes)
+    }
+
+    fn contains(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self.path(id).exists())
+    }
+
+    fn remove(&self, id: &ChunkId) -> Result<bool> {
+        let path = self.path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                self.dirty
+                    .lock()
+                    .expect("lock")
+                    .insert(path.parent().expect("fan-out dir").to_path_buf());
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StorageError::io(&path, e)),
+        }
+    }
+
+    fn ids(&self) -> Result<Vec<ChunkId>> {
+        let mut out = Vec::new();
+        let rd = std::fs::read_dir(&self.dir).map_err(|e| StorageError::io(&self.dir, e))?;
+        for fan in rd {
+            let fan = fan.map_err(|e| StorageError::io(&self.dir, e))?.path();
+            if !fan.is_dir() || fan.file_name().is_some_and(|n| n == "tmp") {
+                continue;
+            }
+            for f in std::fs::read_dir(&fan).map_err(|e| StorageError::io(&fan, e))? {
+                let f = f.map_err(|e| StorageError::io(&fan, e))?;
+                if let Some(id) = f.file_name().to_str().and_then(ChunkId::from_hex) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,7 +392,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path().join("db")).unwrap();
         let sled: Box<dyn ChunkStore> = Box::new(SledStore::open(&db, "chunks").unwrap());
-        (dir, vec![Box::new(MemStore::new()), sled])
+        let files: Box<dyn ChunkStore> =
+            Box::new(FileStore::open(dir.path().join("files")).unwrap());
+        (dir, vec![Box::new(MemStore::new()), sled, files])
     }
 
     #[test]
@@ -290,6 +427,14 @@ mod tests {
         let s = SledStore::open(&db, "chunks").unwrap();
         let bytes = vec![3u8; PAGE_SIZE + 10];
         let id = s.put(&bytes).unwrap();
+        assert!(dir
+            .path()
+            .join("db")
+            .join("blobs")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_none());
         // Flip one byte of the second page.
         let key = page_key(&id, 1);
         let mut page = s.pages.get(key).unwrap().unwrap().to_vec();
@@ -308,6 +453,22 @@ mod tests {
         s.lens.remove(id.as_bytes()).unwrap();
         assert_eq!(s.sweep_pages().unwrap(), 1);
         assert!(s.pages.is_empty());
+    }
+
+    #[test]
+    fn file_store_detects_a_flipped_byte_and_clears_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::open(dir.path()).unwrap();
+        let id = s.put(b"some chunk bytes").unwrap();
+        let p = s.path(&id);
+        let mut b = std::fs::read(&p).unwrap();
+        b[2] ^= 1;
+        std::fs::write(&p, b).unwrap();
+        assert!(matches!(s.get(&id), Err(StorageError::Corrupt { .. })));
+        std::fs::write(dir.path().join("tmp").join("partial"), b"x").unwrap();
+        let s = FileStore::open(dir.path()).unwrap();
+        assert!(dir.path().join("tmp").read_dir().unwrap().next().is_none());
+        assert_eq!(s.ids().unwrap(), vec![id]);
     }
 
     #[test]

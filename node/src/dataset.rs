@@ -1,0 +1,248 @@
+//! `meshml dataset ...`: datasets in this node's data directory.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use meshml_models::io::{CsvOptions, TargetKind};
+use meshml_storage::export::export_csv;
+use meshml_storage::ingest::{ingest_csv_file, IngestOptions, Progress};
+use meshml_storage::{Store, TargetSchema};
+
+use crate::cli::{DatasetArgs, DatasetCommand};
+use crate::NodeError;
+
+/// The data directory: the flag, else `$MESHML_DATA_DIR`, else `~/.meshml`.
+pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, NodeError> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    if let Some(d) = std::env::var_os("MESHML_DATA_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".meshml"))
+        .ok_or_else(|| NodeError::Usage("no --data-dir given and HOME is not set".into()))
+}
+
+fn w(out: &mut dyn Write, text: std::fmt::Arguments<'_>) -> Result<(), NodeError> {
+    out.write_fmt(text).map_err(|e| NodeError::io("output", e))
+}
+
+/// `1.5 MiB` style sizes.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Runs a `dataset` subcommand.
+pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
+    let dir = data_dir(args.data_dir)?;
+    let mut store = Store::open(&dir)?;
+    match args.command {
+        DatasetCommand::Put {
+            file,
+            name,
+            chunk_rows,
+            target,
+            regression,
+        } => {
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .ok_or_else(|| {
+                        NodeError::Usage(format!("cannot name a dataset after {}", file.display()))
+                    })?,
+            };
+            let mut csv = CsvOptions::default();
+            if let Some(t) = target {
+                csv = csv.with_target(t);
+            }
+            if regression {
+                csv = csv.with_kind(TargetKind::Regression);
+            }
+            let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            let started = Instant::now();
+            let tty = std::io::stderr().is_terminal();
+            let mut last = Instant::now();
+            let mut report = |p: Progress| {
+                if tty && last.elapsed().as_millis() >= 200 {
+                    last = Instant::now();
+                    let secs = started.elapsed().as_secs_f64().max(1e-9);
+                    let pct = if total > 0 {
+                        100.0 * p.bytes_read as f64 / total as f64
+                    } else {
+                        0.0
+                    };
+                    let mut e = std::io::stderr().lock();
+                    let _ = write!(
+                        e,
+                        "\ringesting {}: {} / {} ({pct:.0}%), {} rows, {:.1} MiB/s   ",
+                        name,
+                        human_bytes(p.bytes_read),
+                        human_bytes(total),
+                        p.rows,
+                        p.bytes_read as f64 / secs / 1048576.0
+                    );
+                }
+                tracing::debug!(
+                    rows = p.rows,
+                    chunks = p.chunks,
+                    bytes = p.bytes_read,
+                    "ingest progress"
+                );
+            };
+            let opts = IngestOptions { chunk_rows, csv };
+            let result = ingest_csv_file(&store, &file, &name, &opts, &mut report);
+            if tty {
+                let _ = write!(std::io::stderr().lock(), "\r{:80}\r", "");
+            }
+            let m = result?;
+            let secs = started.elapsed().as_secs_f64();
+            store.maybe_compact()?;
+            w(out, format_args!(
+                "stored dataset '{}': {} rows, {} features, {}, {} chunks ({}) in {:.2} s ({:.1} MiB/s of CSV)\n",
+                m.name,
+                m.rows,
+                m.n_features(),
+                target_summary(&m.target),
+                m.chunks.len(),
+                human_bytes(m.bytes()),
+                secs,
+                total as f64 / secs.max(1e-9) / 1048576.0
+            ))
+        }
+        DatasetCommand::Ls => {
+            let all = store.datasets()?;
+            if all.is_empty() {
+                return w(out, format_args!("no datasets in {}\n", dir.display()));
+            }
+            w(
+                out,
+                format_args!(
+                    "{:<24} {:>10} {:>8} {:>7} {:>10}  target\n",
+                    "NAME", "ROWS", "FEATURES", "CHUNKS", "SIZE"
+                ),
+            )?;
+            for m in all {
+                w(
+                    out,
+                    format_args!(
+                        "{:<24} {:>10} {:>8} {:>7} {:>10}  {}\n",
+                        m.name,
+                        m.rows,
+                        m.n_features(),
+                        m.chunks.len(),
+                        human_bytes(m.bytes()),
+                        target_summary(&m.target)
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+        DatasetCommand::Show { name } => {
+            let m = store.dataset(&name)?;
+            w(
+                out,
+                format_args!(
+                    "name:      {}\nsource:    {}\nrows:      {}\n",
+                    m.name, m.source, m.rows
+                ),
+            )?;
+            w(
+                out,
+                format_args!(
+                    "features:  {} ({})\n",
+                    m.n_features(),
+                    m.feature_names.join(", ")
+                ),
+            )?;
+            w(
+                out,
+                format_args!(
+                    "target:    {} ({})\n",
+                    m.target_name,
+                    target_summary(&m.target)
+                ),
+            )?;
+            w(
+                out,
+                format_args!(
+                    "chunks:    {} ({})\n",
+                    m.chunks.len(),
+                    human_bytes(m.bytes())
+                ),
+            )?;
+            for (i, c) in m.chunks.iter().enumerate() {
+                w(
+                    out,
+                    format_args!(
+                        "  {i:>5}  {}  {:>8} rows  {:>10}\n",
+                        c.id,
+                        c.rows,
+                        human_bytes(c.bytes)
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+        DatasetCommand::Export { name, out: path } => match path {
+            Some(p) => {
+                let f = std::fs::File::create(&p)
+                    .map_err(|e| NodeError::io(p.display().to_string(), e))?;
+                let m = export_csv(&store, &name, std::io::BufWriter::new(f))?;
+                w(
+                    out,
+                    format_args!(
+                        "exported '{}': {} rows -> {}\n",
+                        m.name,
+                        m.rows,
+                        p.display()
+                    ),
+                )
+            }
+            None => {
+                export_csv(&store, &name, &mut *out)?;
+                Ok(())
+            }
+        },
+        DatasetCommand::Rm { name } => {
+            let r = store.remove_dataset(&name)?;
+            w(out, format_args!(
+                "removed dataset '{name}': {} chunks deleted, {} kept (shared with other datasets)\n",
+                r.chunks_removed, r.chunks_shared
+            ))
+        }
+    }
+}
+
+fn target_summary(t: &TargetSchema) -> String {
+    match t {
+        TargetSchema::Classes { classes, .. } => {
+            let mut labels = classes
+                .labels()
+                .iter()
+                .take(6)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if classes.len() > 6 {
+                labels.push_str(", ...");
+            }
+            format!("{} classes: {labels}", classes.len())
+        }
+        TargetSchema::Values => "real values".to_string(),
+    }
+}
