@@ -169,6 +169,27 @@ impl ConfusionMatrix {
         })
     }
 
+    /// A matrix from counts already tallied (`counts[t][p]`), e.g. chunk by chunk.
+    pub fn from_counts(labels: &[String], counts: Vec<Vec<usize>>) -> Result<Self> {
+        if counts.len() != labels.len() || counts.iter().any(|r| r.len() != labels.len()) {
+            return Err(ModelError::Shape(format!(
+                "confusion counts must be {0} x {0}",
+                labels.len()
+            )));
+        }
+        Ok(Self {
+            labels: labels.to_vec(),
+            counts,
+        })
+    }
+
+    /// Fraction of rows on the diagonal.
+    pub fn accuracy(&self) -> f64 {
+        let total: usize = self.counts.iter().flatten().sum();
+        let hits: usize = (0..self.counts.len()).map(|i| self.counts[i][i]).sum();
+        hits as f64 / total.max(1) as f64
+    }
+
     /// `counts()[t][p]`: rows of true class `t` predicted as `p`.
     pub fn counts(&self) -> &[Vec<usize>] {
         &self.counts

@@ -40,9 +40,9 @@ pub struct DatasetArgs {
 /// `meshml dataset ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
-    /// Store a CSV file as a dataset of content-addressed chunks.
+    /// Store a CSV (with a header) or Parquet file as a dataset of content-addressed chunks.
     Put {
-        /// CSV file with a header.
+        /// CSV file with a header, or a .parquet file.
         file: PathBuf,
         /// Dataset name (letters, digits, '.', '_', '-'); default: the file's name.
         #[arg(long)]
@@ -125,9 +125,16 @@ pub struct PredictArgs {
     /// A model saved by `meshml local fit`.
     #[arg(long)]
     pub model: PathBuf,
-    /// CSV with the model's feature columns (by name); the bundled iris data when omitted.
-    #[arg(long)]
+    /// CSV with the model's feature columns (by name); the bundled iris data when neither
+    /// this nor --dataset is given.
+    #[arg(long, conflicts_with = "dataset")]
     pub data: Option<PathBuf>,
+    /// Predict every row of a stored dataset instead, chunk by chunk.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Data directory holding --dataset (default: $MESHML_DATA_DIR, else ~/.meshml).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Write predictions here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use meshml_models::io::{CsvOptions, TargetKind};
 use meshml_storage::export::export_csv;
-use meshml_storage::ingest::{ingest_csv_file, IngestOptions, Progress};
+use meshml_storage::ingest::{ingest_file, IngestOptions, Progress};
 use meshml_storage::{Store, TargetSchema};
 
 use crate::cli::{DatasetArgs, DatasetCommand};
@@ -105,7 +105,7 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                 );
             };
             let opts = IngestOptions { chunk_rows, csv };
-            let result = ingest_csv_file(&store, &file, &name, &opts, &mut report);
+            let result = ingest_file(&store, &file, &name, &opts, &mut report);
             if tty {
                 let _ = write!(std::io::stderr().lock(), "\r{:80}\r", "");
             }

@@ -8,7 +8,9 @@ use meshml_models::estimator::{CLASSIFIERS, TRANSFORMERS};
 use meshml_models::io::{iris, load_csv, read_features, CsvOptions, IRIS_CSV};
 use meshml_models::metrics::{classification_report, ConfusionMatrix};
 use meshml_models::model_selection::{train_test_split, TestSize};
-use meshml_models::{Classifier, Dataset, Estimator, Fit, ModelArtifact, Provenance};
+use meshml_models::{Classifier, Dataset, Estimator, Fit, Matrix, ModelArtifact, Provenance};
+use meshml_storage::encoding::ChunkTargets;
+use meshml_storage::{Store, TargetSchema};
 
 use crate::cli::{FitArgs, LocalCommand, PredictArgs};
 use crate::NodeError;
@@ -177,110 +179,207 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
     })
 }
 
-/// `meshml local predict`: class names (and optionally probabilities) for every row.
+/// `meshml local predict`: class names (and optionally probabilities) for every row, in
+/// input order. Rows are predicted a chunk at a time, so a stored dataset of any size runs
+/// in bounded memory. When the input has the model's target column, accuracy and a
+/// confusion matrix follow (with `--out`).
 pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     let art = ModelArtifact::load(&args.model)?;
-    let (x, truth) = match &args.data {
-        None => read_features(
-            IRIS_CSV.as_bytes(),
-            "iris.csv (bundled)",
-            &art.feature_names,
-            Some(&art.target_name),
-        )?,
-        Some(p) => {
-            let f =
-                std::fs::File::open(p).map_err(|e| NodeError::io(p.display().to_string(), e))?;
-            read_features(
-                f,
-                &p.display().to_string(),
+    let k = art.classes.len();
+    let mut tally = Tally {
+        counts: vec![vec![0usize; k]; k],
+        unknown: None,
+        rows: 0,
+    };
+    let mut has_truth = true;
+    let mut file = match &args.out {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| NodeError::io(p.display().to_string(), e))?,
+        )),
+        None => None,
+    };
+    let dest: &mut dyn Write = match file.as_mut() {
+        Some(f) => f,
+        None => &mut *out,
+    };
+    let mut header = vec![art.target_name.clone()];
+    if args.proba {
+        header.extend(art.classes.labels().iter().map(|l| format!("p_{l}")));
+    }
+    write_csv_row(dest, &header)?;
+    if let Some(name) = &args.dataset {
+        let store = Store::open(crate::dataset::data_dir(args.data_dir.clone())?)?;
+        let m = store.dataset(name)?;
+        let cols = column_map(&art.feature_names, &m.feature_names, name)?;
+        // The model's class id of each stored label, when the dataset has the model's target.
+        let label_ids: Option<Vec<Option<u32>>> = match &m.target {
+            TargetSchema::Classes { label_table, .. } if m.target_name == art.target_name => {
+                Some(label_table.iter().map(|l| art.classes.id_of(l)).collect())
+            }
+            _ => None,
+        };
+        has_truth = label_ids.is_some();
+        for i in 0..m.chunks.len() {
+            let c = store.read_chunk(&m, i)?;
+            let x = Matrix::from_vec(c.rows, c.cols, c.features)?.select_cols(&cols)?;
+            let pred = predict_rows(&art, &x, args.proba, dest)?;
+            if let (Some(ids), ChunkTargets::Labels(l)) = (&label_ids, &c.targets) {
+                for (row, (&v, &p)) in l.iter().zip(&pred).enumerate() {
+                    tally.add(ids[v as usize], p, tally.rows + row);
+                }
+            }
+            tally.rows += pred.len();
+        }
+    } else {
+        let (x, truth) = match &args.data {
+            None => read_features(
+                IRIS_CSV.as_bytes(),
+                "iris.csv (bundled)",
                 &art.feature_names,
                 Some(&art.target_name),
-            )?
-        }
-    };
-    let pred = art.model.predict(&x)?;
-    let proba = if args.proba {
-        Some(art.model.predict_proba(&x)?)
-    } else {
-        None
-    };
-    let mut csv = String::with_capacity(pred.len() * 16);
-    csv.push_str(&art.target_name);
-    if args.proba {
-        for l in art.classes.labels() {
-            csv.push_str(&format!(",p_{l}"));
-        }
-    }
-    csv.push('\n');
-    let k = art.classes.len();
-    let pdata = proba.as_ref().map(|p| p.to_vec());
-    for (i, &c) in pred.iter().enumerate() {
-        let label = art.classes.label(c);
-        if label.contains([',', '"', '\n']) {
-            csv.push_str(&format!("\"{}\"", label.replace('"', "\"\"")));
-        } else {
-            csv.push_str(label);
-        }
-        if let Some(p) = &pdata {
-            for v in &p[i * k..(i + 1) * k] {
-                csv.push_str(&format!(",{v:.6}"));
+            )?,
+            Some(p) => {
+                let f = std::fs::File::open(p)
+                    .map_err(|e| NodeError::io(p.display().to_string(), e))?;
+                read_features(
+                    f,
+                    &p.display().to_string(),
+                    &art.feature_names,
+                    Some(&art.target_name),
+                )?
             }
+        };
+        let pred = predict_rows(&art, &x, args.proba, dest)?;
+        match truth {
+            Some(t) => {
+                for (row, (label, &p)) in t.iter().zip(&pred).enumerate() {
+                    tally.add(art.classes.id_of(label), p, row);
+                }
+            }
+            None => has_truth = false,
         }
-        csv.push('\n');
+        tally.rows = pred.len();
     }
-    match &args.out {
-        Some(path) => {
-            std::fs::write(path, csv).map_err(|e| NodeError::io(path.display().to_string(), e))?;
-            w(
-                out,
-                format_args!(
-                    "predicted: {} rows with {} -> {}\n",
-                    pred.len(),
-                    art.kind(),
-                    path.display()
+    dest.flush().map_err(|e| NodeError::io("predictions", e))?;
+    drop(file);
+    if let Some(path) = &args.out {
+        w(
+            out,
+            format_args!(
+                "predicted: {} rows with {} -> {}\n",
+                tally.rows,
+                art.kind(),
+                path.display()
+            ),
+        )?;
+        if has_truth {
+            match tally.unknown {
+                Some(row) => w(
+                    out,
+                    format_args!(
+                    "note:      row {} has a class the model does not know; no accuracy reported\n",
+                    row + 1
                 ),
-            )?;
-            if let Some(t) = truth {
-                report_truth(&art, &t, &pred, out)?;
+                )?,
+                None => {
+                    let cm = ConfusionMatrix::from_counts(art.classes.labels(), tally.counts)?;
+                    w(
+                        out,
+                        format_args!(
+                            "accuracy:  {:.4} against column '{}'\n\n{cm}",
+                            cm.accuracy(),
+                            art.target_name
+                        ),
+                    )?;
+                }
             }
-        }
-        None => {
-            out.write_all(csv.as_bytes())
-                .map_err(|e| NodeError::io("stdout", e))?;
         }
     }
     Ok(())
 }
 
-/// With a target column in the input, reports accuracy and the confusion matrix.
-fn report_truth(
-    art: &ModelArtifact,
-    truth: &[String],
-    pred: &[u32],
-    out: &mut dyn Write,
-) -> Result<(), NodeError> {
-    let mut ids = Vec::with_capacity(truth.len());
-    for (i, t) in truth.iter().enumerate() {
-        match art.classes.id_of(t) {
-            Some(c) => ids.push(c),
+/// Confusion counts gathered while predicting.
+struct Tally {
+    counts: Vec<Vec<usize>>,
+    /// First row whose true class the model does not know.
+    unknown: Option<usize>,
+    rows: usize,
+}
+
+impl Tally {
+    fn add(&mut self, truth: Option<u32>, pred: u32, row: usize) {
+        match truth {
+            Some(t) => self.counts[t as usize][pred as usize] += 1,
             None => {
-                w(out, format_args!(
-                    "note:      row {} has class '{t}', unknown to the model; no accuracy reported\n",
-                    i + 1
-                ))?;
-                return Ok(());
+                self.unknown.get_or_insert(row);
             }
         }
     }
-    let acc = meshml_models::metrics::accuracy(&ids, pred)?;
-    let cm = ConfusionMatrix::new(&ids, pred, art.classes.labels())?;
-    w(
-        out,
-        format_args!(
-            "accuracy:  {acc:.4} against column '{}'\n\n{cm}",
-            art.target_name
-        ),
-    )
+}
+
+/// Predicts `x`, writing one CSV row per prediction; returns the class ids.
+fn predict_rows(
+    art: &ModelArtifact,
+    x: &Matrix,
+    proba: bool,
+    dest: &mut dyn Write,
+) -> Result<Vec<u32>, NodeError> {
+    let pred = art.model.predict(x)?;
+    let p = if proba {
+        Some(art.model.predict_proba(x)?.to_vec())
+    } else {
+        None
+    };
+    let k = art.classes.len();
+    let mut fields = Vec::with_capacity(1 + k);
+    for (i, &c) in pred.iter().enumerate() {
+        fields.clear();
+        fields.push(art.classes.label(c).to_string());
+        if let Some(p) = &p {
+            fields.extend(p[i * k..(i + 1) * k].iter().map(|v| format!("{v:.6}")));
+        }
+        write_csv_row(dest, &fields)?;
+    }
+    Ok(pred)
+}
+
+fn write_csv_row(dest: &mut dyn Write, fields: &[String]) -> Result<(), NodeError> {
+    let mut line = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        if f.contains([',', '"', '\n']) {
+            line.push('"');
+            line.push_str(&f.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(f);
+        }
+    }
+    line.push('\n');
+    dest.write_all(line.as_bytes())
+        .map_err(|e| NodeError::io("predictions", e))
+}
+
+/// For each model feature, its column in the dataset.
+fn column_map(model: &[String], data: &[String], dataset: &str) -> Result<Vec<usize>, NodeError> {
+    let missing: Vec<&str> = model
+        .iter()
+        .filter(|f| !data.contains(f))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(NodeError::Usage(format!(
+            "dataset '{dataset}' lacks the model's feature column(s) {}; it has: {}",
+            missing.join(", "),
+            data.join(", ")
+        )));
+    }
+    Ok(model
+        .iter()
+        .map(|f| data.iter().position(|d| d == f).expect("checked"))
+        .collect())
 }
 
 fn estimators(out: &mut dyn Write) -> Result<(), NodeError> {

@@ -278,3 +278,94 @@ fn dataset_put_ls_show_export_rm() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("no dataset named 'iris'"));
 }
+
+#[test]
+fn predict_a_stored_dataset_chunk_by_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("store");
+    let d = d.to_str().unwrap();
+    let digits = data("digits.csv");
+    assert!(meshml(
+        dir.path(),
+        &[
+            "dataset",
+            "--data-dir",
+            d,
+            "put",
+            &digits,
+            "--chunk-rows",
+            "500"
+        ]
+    )
+    .status
+    .success());
+    let fit = meshml(
+        dir.path(),
+        &[
+            "local",
+            "fit",
+            "--data",
+            &digits,
+            "--model",
+            "gaussian_nb",
+            "--out",
+            "nb.mlm",
+        ],
+    );
+    assert!(fit.status.success());
+    let o = meshml(
+        dir.path(),
+        &[
+            "local",
+            "predict",
+            "--model",
+            "nb.mlm",
+            "--dataset",
+            "digits",
+            "--data-dir",
+            d,
+            "--out",
+            "p.csv",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let report = text(&o.stdout);
+    assert!(
+        report.starts_with("predicted: 1797 rows with gaussian_nb -> p.csv"),
+        "{report}"
+    );
+    // The same predictions as predicting the CSV file directly, in the same row order.
+    let o2 = meshml(
+        dir.path(),
+        &[
+            "local", "predict", "--model", "nb.mlm", "--data", &digits, "--out", "q.csv",
+        ],
+    );
+    assert!(o2.status.success());
+    let p = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();
+    assert_eq!(
+        p,
+        std::fs::read_to_string(dir.path().join("q.csv")).unwrap()
+    );
+    assert_eq!(p.lines().count(), 1798);
+    assert_eq!(
+        report.lines().nth(1),
+        text(&o2.stdout).lines().nth(1),
+        "same accuracy line"
+    );
+
+    let o = meshml(
+        dir.path(),
+        &[
+            "local",
+            "predict",
+            "--model",
+            "nb.mlm",
+            "--dataset",
+            "nope",
+            "--data-dir",
+            d,
+        ],
+    );
+    assert!(text(&o.stderr).contains("no dataset named 'nope'"));
+}

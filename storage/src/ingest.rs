@@ -1,7 +1,7 @@
-//! Streaming CSV ingest: rows are parsed one at a time into chunks of `chunk_rows` rows,
-//! so memory stays bounded by one chunk whatever the file size. Bad input is reported with
-//! its line and column (the same checks as `meshml local`), and a failed ingest leaves no
-//! dataset and no chunks behind.
+//! Streaming ingest of CSV and Parquet: rows are read one at a time into chunks of
+//! `chunk_rows` rows, so memory stays bounded by one chunk whatever the file size. Bad
+//! input is reported with its line (or row) and column, with the same checks as
+//! `meshml local`, and a failed ingest leaves no dataset and no chunks behind.
 
 use std::fs::File;
 use std::io::Read;
@@ -46,6 +46,78 @@ pub struct Progress {
     pub chunks: usize,
 }
 
+/// A stream of parsed rows: what CSV and Parquet readers give the chunk writer.
+pub trait RowSource {
+    /// Feature column names.
+    fn feature_names(&self) -> Vec<String>;
+    /// Target column name.
+    fn target_name(&self) -> &str;
+    /// 0-based position of the target column.
+    fn target_col(&self) -> usize;
+    /// Number of feature columns.
+    fn n_features(&self) -> usize;
+    /// Input bytes consumed so far (estimated where the format does not tell).
+    fn bytes_read(&self) -> u64;
+    /// Appends the next row's features to `x` and returns its line (or row) number and
+    /// target; `None` at the end.
+    fn next_into(&mut self, x: &mut Vec<f32>) -> Result<Option<(u64, RawTarget)>>;
+}
+
+impl<R: Read> RowSource for CsvRows<R> {
+    fn feature_names(&self) -> Vec<String> {
+        CsvRows::feature_names(self)
+    }
+    fn target_name(&self) -> &str {
+        CsvRows::target_name(self)
+    }
+    fn target_col(&self) -> usize {
+        CsvRows::target_col(self)
+    }
+    fn n_features(&self) -> usize {
+        CsvRows::n_features(self)
+    }
+    fn bytes_read(&self) -> u64 {
+        CsvRows::bytes_read(self)
+    }
+    fn next_into(&mut self, x: &mut Vec<f32>) -> Result<Option<(u64, RawTarget)>> {
+        Ok(CsvRows::next_into(self, x)?)
+    }
+}
+
+/// Ingests a file as dataset `name`: Parquet when its name ends in `.parquet` or `.pq`,
+/// CSV otherwise.
+pub fn ingest_file(
+    store: &Store,
+    path: &Path,
+    name: &str,
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<DatasetManifest> {
+    let is_parquet = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
+    if is_parquet {
+        ingest_parquet_file(store, path, name, opts, progress)
+    } else {
+        ingest_csv_file(store, path, name, opts, progress)
+    }
+}
+
+/// Ingests a Parquet file (flat numeric feature columns and a target column).
+pub fn ingest_parquet_file(
+    store: &Store,
+    path: &Path,
+    name: &str,
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<DatasetManifest> {
+    let source = path.display().to_string();
+    ingest_rows(store, &source, name, opts, progress, || {
+        crate::parquet_rows::ParquetRows::open(path, &opts.csv)
+    })
+}
+
 /// Ingests a CSV file as dataset `name`.
 pub fn ingest_csv_file(
     store: &Store,
@@ -67,6 +139,21 @@ pub fn ingest_csv<R: Read>(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<DatasetManifest> {
+    ingest_rows(store, source, name, opts, progress, || {
+        Ok(CsvRows::new(rdr, source, &opts.csv)?)
+    })
+}
+
+/// Checks the name, writes the chunks of the rows `open` yields, then the manifest; on any
+/// failure removes the chunks it wrote (unless another dataset uses them).
+fn ingest_rows<S: RowSource>(
+    store: &Store,
+    source: &str,
+    name: &str,
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(Progress),
+    open: impl FnOnce() -> Result<S>,
+) -> Result<DatasetManifest> {
     check_name(name)?;
     if opts.chunk_rows == 0 {
         return Err(StorageError::Model(ModelError::data(
@@ -78,7 +165,9 @@ pub fn ingest_csv<R: Read>(
         return Err(StorageError::DatasetExists(name.to_string()));
     }
     let mut written = Vec::new();
-    let result = write_chunks(store, rdr, source, name, opts, progress, &mut written);
+    let result = open().and_then(|mut rows| {
+        write_chunks(store, &mut rows, source, name, opts, progress, &mut written)
+    });
     if result.is_err() {
         // Leave nothing behind: drop this ingest's chunks unless a dataset uses them.
         let live: std::collections::HashSet<_> = store
@@ -94,16 +183,15 @@ pub fn ingest_csv<R: Read>(
     result
 }
 
-fn write_chunks<R: Read>(
+fn write_chunks<S: RowSource>(
     store: &Store,
-    rdr: R,
+    rows: &mut S,
     source: &str,
     name: &str,
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
     written: &mut Vec<meshml_protocol::ChunkId>,
 ) -> Result<DatasetManifest> {
-    let mut rows = CsvRows::new(rdr, source, &opts.csv)?;
     let d = rows.n_features();
     let mut x: Vec<f32> = Vec::with_capacity(opts.chunk_rows * d);
     let mut labels: Vec<u32> = Vec::with_capacity(opts.chunk_rows);

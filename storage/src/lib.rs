@@ -12,7 +12,8 @@
 //!   [`SledStore`] (paged into sled) and [`MemStore`].
 //! - [`catalog`]: [`Store`], a data directory's database: manifests, chunks, models,
 //!   removal with shared-chunk accounting, garbage collection after a crash.
-//! - [`ingest`], [`export`]: CSV in and out with bounded memory.
+//! - [`ingest`], [`parquet_rows`], [`export`]: CSV and Parquet in, CSV out, with bounded
+//!   memory.
 //! - [`placement`]: which nodes hold a chunk's replicas.
 //!
 //! # Example
@@ -39,6 +40,7 @@ pub mod encoding;
 pub mod error;
 pub mod export;
 pub mod ingest;
+pub mod parquet_rows;
 pub mod placement;
 pub mod store;
 

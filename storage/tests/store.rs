@@ -302,3 +302,72 @@ fn flipped_byte(backend: Backend) {
         }
     }
 }
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+}
+
+#[test]
+fn parquet_ingest_equals_the_csv() {
+    use meshml_storage::ingest::ingest_file;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Written by tools/make_fixtures.py: iris as float64 columns and a string target, in
+    // four row groups.
+    let m = ingest_file(
+        &store,
+        &fixture("iris.parquet"),
+        "iris",
+        &opts(64),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!((m.rows, m.chunks.len()), (150, 3));
+    assert_eq!(
+        store.load_dataset("iris").unwrap(),
+        load_csv(data("iris.csv"), &CsvOptions::default()).unwrap()
+    );
+
+    let e = ingest_file(
+        &store,
+        &fixture("iris_null.parquet"),
+        "n",
+        &opts(64),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.ends_with("iris_null.parquet: row 77, column 'petal_width' (4): missing value"),
+        "{e}"
+    );
+    assert!(!store.has_dataset("n").unwrap());
+    assert_eq!(
+        store.chunks().ids().unwrap().len(),
+        3,
+        "the failed ingest's chunks are gone"
+    );
+
+    let o = IngestOptions {
+        chunk_rows: 10,
+        csv: CsvOptions::default().with_target("nope"),
+    };
+    let e = ingest_file(&store, &fixture("iris.parquet"), "x", &o, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("target column 'nope' is not in the file"), "{e}");
+    std::fs::write(dir.path().join("fake.parquet"), b"not parquet at all").unwrap();
+    let e = ingest_file(
+        &store,
+        &dir.path().join("fake.parquet"),
+        "y",
+        &opts(10),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cannot read Parquet"), "{e}");
+}

@@ -1,0 +1,191 @@
+//! Reading Parquet files row by row for ingest (one row group decoded at a time).
+
+use std::fs::File;
+use std::path::Path;
+
+use meshml_models::io::{CsvOptions, RawTarget, TargetKind};
+use meshml_models::ModelError;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::reader::RowIter;
+use parquet::record::Field;
+
+use crate::error::{Result, StorageError};
+use crate::ingest::RowSource;
+
+/// Rows of a Parquet file: flat numeric feature columns and one target column.
+pub struct ParquetRows {
+    source: String,
+    names: Vec<String>,
+    target_col: usize,
+    kind: TargetKind,
+    rows: RowIter<'static>,
+    row: u64,
+    total_rows: u64,
+    file_bytes: u64,
+}
+
+impl std::fmt::Debug for ParquetRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ParquetRows({}, row {} of {})",
+            self.source, self.row, self.total_rows
+        )
+    }
+}
+
+fn pq_err(source: &str, e: parquet::errors::ParquetError) -> StorageError {
+    ModelError::data(source, format!("cannot read Parquet: {e}")).into()
+}
+
+impl ParquetRows {
+    /// Opens `path` and checks its schema.
+    pub fn open(path: &Path, opts: &CsvOptions) -> Result<Self> {
+        let source = path.display().to_string();
+        let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
+        let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let reader = SerializedFileReader::new(file).map_err(|e| pq_err(&source, e))?;
+        let meta = reader.metadata().file_metadata();
+        let schema = meta.schema_descr();
+        let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
+        if schema.root_schema().get_fields().len() != names.len() {
+            return Err(
+                ModelError::data(&source, "nested Parquet columns are not supported").into(),
+            );
+        }
+        if names.len() < 2 {
+            return Err(ModelError::data(
+                &source,
+                "need at least one feature column besides the target",
+            )
+            .into());
+        }
+        let target_col = match &opts.target {
+            None => names.len() - 1,
+            Some(t) => names.iter().position(|n| n == t).ok_or_else(|| {
+                ModelError::data(
+                    &source,
+                    format!(
+                        "target column '{t}' is not in the file; columns are: {}",
+                        names.join(", ")
+                    ),
+                )
+            })?,
+        };
+        let total_rows = meta.num_rows().max(0) as u64;
+        Ok(Self {
+            source,
+            names,
+            target_col,
+            kind: opts.kind,
+            rows: reader.into_iter(),
+            row: 0,
+            total_rows,
+            file_bytes,
+        })
+    }
+
+    fn at(&self, col: usize) -> String {
+        format!(
+            "{}: row {}, column '{}' ({})",
+            self.source,
+            self.row,
+            self.names[col],
+            col + 1
+        )
+    }
+
+    fn number(&self, f: &Field, col: usize) -> Result<f64> {
+        let v = match f {
+            Field::Bool(b) => f64::from(u8::from(*b)),
+            Field::Byte(v) => f64::from(*v),
+            Field::Short(v) => f64::from(*v),
+            Field::Int(v) => f64::from(*v),
+            Field::Long(v) => *v as f64,
+            Field::UByte(v) => f64::from(*v),
+            Field::UShort(v) => f64::from(*v),
+            Field::UInt(v) => f64::from(*v),
+            Field::ULong(v) => *v as f64,
+            Field::Float(v) => f64::from(*v),
+            Field::Double(v) => *v,
+            Field::Float16(v) => f64::from(f32::from(*v)),
+            Field::Null => return Err(ModelError::data(self.at(col), "missing value").into()),
+            other => {
+                return Err(
+                    ModelError::data(self.at(col), format!("{other} is not a number")).into(),
+                )
+            }
+        };
+        if !v.is_finite() {
+            return Err(ModelError::data(
+                self.at(col),
+                "NaN and infinite values are not supported",
+            )
+            .into());
+        }
+        Ok(v)
+    }
+}
+
+impl RowSource for ParquetRows {
+    fn feature_names(&self) -> Vec<String> {
+        (0..self.names.len())
+            .filter(|&c| c != self.target_col)
+            .map(|c| self.names[c].clone())
+            .collect()
+    }
+
+    fn target_name(&self) -> &str {
+        &self.names[self.target_col]
+    }
+
+    fn target_col(&self) -> usize {
+        self.target_col
+    }
+
+    fn n_features(&self) -> usize {
+        self.names.len() - 1
+    }
+
+    fn bytes_read(&self) -> u64 {
+        if self.total_rows == 0 {
+            0
+        } else {
+            (self.file_bytes as f64 * self.row as f64 / self.total_rows as f64) as u64
+        }
+    }
+
+    fn next_into(&mut self, x: &mut Vec<f32>) -> Result<Option<(u64, RawTarget)>> {
+        let Some(row) = self.rows.next() else {
+            return Ok(None);
+        };
+        self.row += 1;
+        let row = row.map_err(|e| pq_err(&self.source, e))?;
+        let start = x.len();
+        let mut target = None;
+        for (col, (_, field)) in row.get_column_iter().enumerate() {
+            let parsed = if col == self.target_col {
+                let t = match (self.kind, field) {
+                    (_, Field::Null) => {
+                        Err(ModelError::data(self.at(col), "missing target value").into())
+                    }
+                    (TargetKind::Classification, Field::Str(s)) => Ok(RawTarget::Label(s.clone())),
+                    (TargetKind::Classification, f) => self
+                        .number(f, col)
+                        .map(|v| RawTarget::Label(v.to_string())),
+                    (TargetKind::Regression, f) => {
+                        self.number(f, col).map(|v| RawTarget::Value(v as f32))
+                    }
+                };
+                t.map(|t| target = Some(t))
+            } else {
+                self.number(field, col).map(|v| x.push(v as f32))
+            };
+            if let Err(e) = parsed {
+                x.truncate(start);
+                return Err(e);
+            }
+        }
+        Ok(target.map(|t| (self.row, t)))
+    }
+}
