@@ -113,7 +113,7 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             let secs = started.elapsed().as_secs_f64();
             store.maybe_compact()?;
             w(out, format_args!(
-                "stored dataset '{}': {} rows, {} features, {}, {} chunks ({}) in {:.2} s ({:.1} MiB/s of CSV)\n",
+                "stored dataset '{}': {} rows, {} features, {}, {} chunks ({}) in {:.2} s ({:.1} MiB/s of input)\n",
                 m.name,
                 m.rows,
                 m.n_features(),

@@ -183,6 +183,7 @@ pub struct Removal {
 pub struct Store {
     dir: PathBuf,
     backend: Backend,
+    auto_compact: bool,
     /// Held (locked) for the store's lifetime.
     _lock: std::fs::File,
     inner: Option<Inner>,
@@ -209,10 +210,21 @@ impl Backend {
 }
 
 /// How to open a store.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
     /// Backend for a new store; an existing store keeps the one it was created with.
     pub backend: Backend,
+    /// Compact automatically on open and after removals (default true).
+    pub auto_compact: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            backend: Backend::default(),
+            auto_compact: true,
+        }
+    }
 }
 
 /// A chunk store of either backend.
@@ -415,6 +427,7 @@ impl Store {
         let mut store = Self {
             inner: Some(Inner::open(&dir, backend)?),
             backend,
+            auto_compact: options.auto_compact,
             _lock: lock,
             dir,
         };
@@ -460,9 +473,12 @@ impl Store {
     }
 
     /// Compacts if the files exceed [`COMPACT_RATIO`] times the live data plus
-    /// [`COMPACT_SLACK`]. sled reuses space poorly after deletes (several times the live
+    /// [`COMPACT_SLACK`] (unless the store was opened without `auto_compact`). sled reuses space poorly after deletes (several times the live
     /// data), so removals and ingests call this.
     pub fn maybe_compact(&mut self) -> Result<Option<Compaction>> {
+        if !self.auto_compact {
+            return Ok(None);
+        }
         let (disk, live) = (self.disk_bytes(), self.live_bytes()?);
         if (disk as f64) > COMPACT_RATIO * live as f64 + COMPACT_SLACK as f64 {
             return self.compact().map(Some);

@@ -170,9 +170,9 @@ impl RowSource for ParquetRows {
                         Err(ModelError::data(self.at(col), "missing target value").into())
                     }
                     (TargetKind::Classification, Field::Str(s)) => Ok(RawTarget::Label(s.clone())),
-                    (TargetKind::Classification, f) => self
-                        .number(f, col)
-                        .map(|v| RawTarget::Label(v.to_string())),
+                    (TargetKind::Classification, f) => {
+                        self.number(f, col).map(|v| RawTarget::Label(v.to_string()))
+                    }
                     (TargetKind::Regression, f) => {
                         self.number(f, col).map(|v| RawTarget::Value(v as f32))
                     }

@@ -36,7 +36,14 @@ fn ingest_then_load_equals_the_csv_exactly() {
 
 fn round_trip(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), StoreOptions { backend }).unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            backend,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     for (file, chunk_rows, chunks) in [("iris.csv", 7, 22), ("digits.csv", 500, 4)] {
         let name = file.trim_end_matches(".csv");
         let m = put(&store, file, name, chunk_rows);
