@@ -276,6 +276,35 @@ fn gaussian_nb_digits_matches_exactly() {
     assert_eq!(acc, r["test_accuracy"].as_f64().unwrap());
 }
 
+/// Macro and weighted precision, recall and F1 against the reference's six numbers.
+#[track_caller]
+fn assert_averages_match(what: &str, y: &[u32], pred: &[u32], k: usize, r: &Value) {
+    let mac = metrics::precision_recall_f1(y, pred, k, Average::Macro).unwrap();
+    let wei = metrics::precision_recall_f1(y, pred, k, Average::Weighted).unwrap();
+    let ours = [
+        mac.precision,
+        mac.recall,
+        mac.f1,
+        wei.precision,
+        wei.recall,
+        wei.f1,
+    ];
+    let keys = [
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "precision_weighted",
+        "recall_weighted",
+        "f1_weighted",
+    ];
+    assert_close(
+        what,
+        &ours,
+        &keys.map(|key| r[key].as_f64().unwrap()),
+        1e-12,
+    );
+}
+
 #[test]
 fn metrics_match_on_scikit_learn_predictions() {
     let digits = data("digits");
@@ -286,29 +315,7 @@ fn metrics_match_on_scikit_learn_predictions() {
     let pred = u32s(&g["test_predict"]);
     let f = |k: &str| r[k].as_f64().unwrap();
     assert_eq!(metrics::accuracy(y, &pred).unwrap(), f("accuracy"));
-    let mac = metrics::precision_recall_f1(y, &pred, 10, Average::Macro).unwrap();
-    let wei = metrics::precision_recall_f1(y, &pred, 10, Average::Weighted).unwrap();
-    assert_close(
-        "macro/weighted",
-        &[
-            mac.precision,
-            mac.recall,
-            mac.f1,
-            wei.precision,
-            wei.recall,
-            wei.f1,
-        ],
-        &[
-            "precision_macro",
-            "recall_macro",
-            "f1_macro",
-            "precision_weighted",
-            "recall_weighted",
-            "f1_weighted",
-        ]
-        .map(f),
-        1e-12,
-    );
+    assert_averages_match("digits", y, &pred, 10, r);
     let labels: Vec<String> = (0..10).map(|i| i.to_string()).collect();
     let cm = metrics::ConfusionMatrix::new(y, &pred, &labels).unwrap();
     let ours: Vec<f64> = cm.counts().iter().flatten().map(|&c| c as f64).collect();
@@ -330,30 +337,7 @@ fn metrics_match_on_scikit_learn_predictions() {
 fn metrics_edge_case_with_an_unpredicted_class() {
     let r = &reference()["metrics_edge"];
     let (t, p) = (u32s(&r["y_true"]), u32s(&r["y_pred"]));
-    let mac = metrics::precision_recall_f1(&t, &p, 3, Average::Macro).unwrap();
-    let wei = metrics::precision_recall_f1(&t, &p, 3, Average::Weighted).unwrap();
-    let f = |k: &str| r[k].as_f64().unwrap();
-    assert_close(
-        "edge",
-        &[
-            mac.precision,
-            mac.recall,
-            mac.f1,
-            wei.precision,
-            wei.recall,
-            wei.f1,
-        ],
-        &[
-            "precision_macro",
-            "recall_macro",
-            "f1_macro",
-            "precision_weighted",
-            "recall_weighted",
-            "f1_weighted",
-        ]
-        .map(f),
-        1e-12,
-    );
+    assert_averages_match("edge", &t, &p, 3, r);
     let per = metrics::per_class(&t, &p, 3).unwrap();
     let ours: Vec<f64> = per.iter().map(|(s, _)| s.f1).collect();
     assert_close("edge per-class f1", &ours, &flat(&r["f1_per_class"]), 1e-12);
