@@ -24,6 +24,73 @@ pub enum Command {
     Local(LocalCommand),
     /// Datasets in this node's data directory: store, list, show, export, remove.
     Dataset(DatasetArgs),
+    /// Run a long-running mesh node (until SIGINT or SIGTERM).
+    Node(NodeArgs),
+    /// Show the mesh as a node sees it (through its HTTP API).
+    Status(StatusArgs),
+    /// Pre-shared keys for private clusters.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+/// `meshml node ...`
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Data directory (identity key, datasets); default $MESHML_DATA_DIR, else ~/.meshml.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (repeatable).
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        default_value = "/ip4/0.0.0.0/tcp/7000"
+    )]
+    pub listen: Vec<String>,
+    /// A peer to join through, `/ip4/ADDR/tcp/PORT/p2p/PEER_ID` (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// Pre-shared key file: only nodes with the same key can connect (see `meshml secret new`).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub http: String,
+    /// Bearer token file for the HTTP API; required when --http is not a loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub http_token_file: Option<PathBuf>,
+    /// Cluster name (nodes only form a cluster with the same name).
+    #[arg(long, default_value = "meshml")]
+    pub cluster: String,
+    /// Turn off mDNS discovery.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+    /// A peer silent this long (milliseconds) is reported gone.
+    #[arg(long, default_value_t = 5000)]
+    pub peer_timeout_ms: u64,
+}
+
+/// `meshml status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The node's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    pub node: String,
+    /// Bearer token file, for a node that requires one.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Print the raw JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `meshml secret ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print a new random pre-shared key (save it to a file, copy it to every node).
+    New,
 }
 
 /// `meshml dataset ...`

@@ -1,22 +1,30 @@
 //! # meshml-node
 //!
-//! The meshml node and its command-line tool, `meshml`. This first part is the small-data
-//! path: `meshml local fit` and `meshml local predict` run on one machine with no mesh,
-//! the way a notebook would (load CSV, split, fit, confusion matrix, save a model).
+//! The meshml node and its command-line tool, `meshml`: the small-data path
+//! (`meshml local fit` / `predict`, no mesh), the node's dataset store (`meshml dataset`),
+//! and the long-running node (`meshml node`) with its network, membership and HTTP API.
 //!
 //! # Layout
 //!
 //! - [`cli`]: the command-line interface (clap definitions).
 //! - [`local`]: the `local` commands, writing their report to any `io::Write`.
 //! - [`dataset`]: the `dataset` commands over the node's data directory.
+//! - [`network`]: the libp2p swarm, its event loop and client handle.
+//! - [`membership`]: the peer-table actor (liveness from heartbeats).
+//! - [`node`], [`http`], [`status`]: `meshml node`, its HTTP API, and `meshml status`.
 //! - [`logging`]: tracing set-up for the binary.
 
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod dataset;
+pub mod http;
 pub mod local;
 pub mod logging;
+pub mod membership;
+pub mod network;
+pub mod node;
+pub mod status;
 
 pub use cli::{Cli, Command};
 
@@ -58,5 +66,10 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
     match cli.command {
         Command::Local(local) => local::run(local, out),
         Command::Dataset(args) => dataset::run(args, out),
+        Command::Node(args) => node::run(args, out),
+        Command::Status(args) => status::run(args, out),
+        Command::Secret(cli::SecretCommand::New) => out
+            .write_all(network::identity::new_psk().as_bytes())
+            .map_err(|e| NodeError::io("stdout", e)),
     }
 }

@@ -7,17 +7,17 @@
 //! # Layout
 //!
 //! - [`ids`]: newtypes for node, dataset, chunk, job, task and model ids.
-//! - [`message`]: the messages peers exchange.
+//! - [`message`]: requests, responses and announcements.
 //! - [`codec`]: [`encode`] and [`decode`] with an explicit size cap.
 //!
 //! # Example
 //!
 //! ```
-//! use meshml_protocol::{decode, encode, Message, NodeId, Heartbeat, MAX_FRAME};
+//! use meshml_protocol::{decode, encode, Heartbeat, NodeId, Request, MAX_FRAME};
 //!
-//! let msg = Message::Heartbeat(Heartbeat { node: NodeId::new("n1"), seq: 7, running_tasks: 2 });
+//! let msg = Request::Heartbeat(Heartbeat { node: NodeId::new("n1"), seq: 7, running_tasks: 2 });
 //! let bytes = encode(&msg, MAX_FRAME)?;
-//! assert_eq!(decode::<Message>(&bytes, MAX_FRAME)?, msg);
+//! assert_eq!(decode::<Request>(&bytes, MAX_FRAME)?, msg);
 //! # Ok::<(), meshml_protocol::ProtocolError>(())
 //! ```
 
@@ -29,7 +29,10 @@ pub mod message;
 
 pub use codec::{decode, encode, ProtocolError, MAX_FRAME};
 pub use ids::{ChunkId, DatasetId, JobId, ModelId, NodeId, TaskId};
-pub use message::{Capabilities, Heartbeat, Hello, Message};
+pub use message::{
+    Announcement, Capabilities, ConsensusKind, ErrorCode, Heartbeat, Hello, Piece, RemoteError,
+    Request, Response, TaskState, MAX_PIECE,
+};
 
 /// The wire-format version. Bump it on any release that changes how messages are encoded
 /// or what they mean; peers with a different version refuse each other's `Hello`.

@@ -1,9 +1,20 @@
-//! Messages between peers. Later protocol versions add variants; a peer refuses a `Hello`
-//! whose [`crate::PROTOCOL_VERSION`] differs from its own.
+//! Messages between peers.
+//!
+//! - [`Request`] / [`Response`]: point-to-point, over libp2p request-response, in frames of
+//!   at most [`crate::MAX_FRAME`] bytes. Bulk bytes (chunks, model artifacts) travel in
+//!   pieces of at most [`MAX_PIECE`] bytes, addressed by offset.
+//! - [`Announcement`]: small control messages broadcast over gossipsub.
+//!
+//! Every request carries what the receiver needs to check it: assignments carry the Raft
+//! term of the driver that issued them, so a worker can reject a stale driver. Failures
+//! travel as data ([`RemoteError`]) with a `retryable` flag.
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::NodeId;
+use crate::ids::{ChunkId, DatasetId, JobId, ModelId, NodeId, TaskId};
+
+/// Largest bulk piece in one message (leaves room for the envelope inside a frame).
+pub const MAX_PIECE: usize = 4 * 1024 * 1024 - 64 * 1024;
 
 /// What a node offers to the mesh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +27,7 @@ pub struct Capabilities {
     pub free_disk_bytes: u64,
 }
 
-/// The first message on a new connection.
+/// Greeting exchanged when peers first talk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// The sender's [`crate::PROTOCOL_VERSION`].
@@ -40,20 +51,256 @@ pub struct Heartbeat {
     pub running_tasks: u32,
 }
 
-/// Every message of this protocol version.
+/// A piece of a content-addressed object (a chunk or a model artifact).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Piece {
+    /// Byte offset of this piece in the whole object.
+    pub offset: u64,
+    /// Size of the whole object.
+    pub total_len: u64,
+    /// The bytes.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Why a remote call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request was malformed or invalid.
+    BadRequest,
+    /// The thing asked for does not exist here.
+    NotFound,
+    /// The sender's term is older than the receiver's.
+    StaleTerm,
+    /// The receiver is busy or shutting down.
+    Unavailable,
+    /// The receiver failed while handling the request.
+    Internal,
+    /// Protocol versions differ.
+    VersionMismatch,
+}
+
+/// A failure, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteError {
+    /// The kind of failure.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Whether the same request may succeed later (or elsewhere).
+    pub retryable: bool,
+}
+
+/// Raft messages of the consensus layer, carried opaquely (the cluster layer encodes the
+/// consensus library's own types inside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsensusKind {
+    /// Log replication and heartbeats.
+    AppendEntries,
+    /// Leader election.
+    Vote,
+    /// Snapshot transfer.
+    InstallSnapshot,
+}
+
+/// State of one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Accepted, waiting for a slot.
+    Queued,
+    /// Running.
+    Running,
+    /// Finished with a result.
+    Succeeded,
+    /// Failed.
+    Failed,
+    /// Cancelled by the driver.
+    Cancelled,
+}
+
+/// Requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "body", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Message {
-    /// Connection greeting.
+pub enum Request {
+    /// Greeting; answered with the receiver's own [`Hello`].
     Hello(Hello),
+    /// Liveness; answered with [`Response::Ack`].
+    Heartbeat(Heartbeat),
+    /// A piece of a chunk.
+    GetChunk {
+        /// The chunk.
+        id: ChunkId,
+        /// Where to start.
+        offset: u64,
+        /// At most this many bytes (capped at [`MAX_PIECE`]).
+        max_len: u32,
+    },
+    /// Stores a piece of a chunk; the receiver verifies the hash once all pieces are in.
+    PutChunk {
+        /// The chunk.
+        id: ChunkId,
+        /// The piece.
+        piece: Piece,
+    },
+    /// A piece of a model artifact.
+    GetModel {
+        /// Model name.
+        model: ModelId,
+        /// Version; `None` for the latest.
+        version: Option<u32>,
+        /// Where to start.
+        offset: u64,
+        /// At most this many bytes.
+        max_len: u32,
+    },
+    /// Runs a task of a job.
+    AssignTask {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+        /// Raft term of the driver that assigned it.
+        term: u64,
+        /// The task specification (MessagePack of the models crate's task type).
+        #[serde(with = "serde_bytes")]
+        spec: Vec<u8>,
+    },
+    /// Progress or completion of a task, from worker to driver.
+    TaskUpdate {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskId,
+        /// The term of the assignment.
+        term: u64,
+        /// New state.
+        state: TaskState,
+        /// The result (MessagePack) when succeeded.
+        #[serde(with = "serde_bytes")]
+        result: Vec<u8>,
+        /// The failure when failed.
+        error: Option<RemoteError>,
+    },
+    /// Submits a job (MessagePack of the models crate's job spec).
+    SubmitJob {
+        /// The job specification.
+        #[serde(with = "serde_bytes")]
+        spec: Vec<u8>,
+    },
+    /// Asks for a job's state.
+    JobStatus {
+        /// The job.
+        job: JobId,
+    },
+    /// Cancels a job.
+    CancelJob {
+        /// The job.
+        job: JobId,
+    },
+    /// Predicts rows with a registered model.
+    Predict {
+        /// Model name.
+        model: ModelId,
+        /// Version; `None` for the alias or latest.
+        version: Option<u32>,
+        /// Rows.
+        rows: u32,
+        /// Columns.
+        cols: u32,
+        /// Features, `rows x cols` little-endian f32, row-major.
+        #[serde(with = "serde_bytes")]
+        features: Vec<u8>,
+        /// Also return class probabilities.
+        proba: bool,
+    },
+    /// Asks which chunks of a dataset the receiver holds.
+    DatasetChunks {
+        /// The dataset.
+        dataset: DatasetId,
+    },
+    /// A consensus (Raft) message.
+    Consensus {
+        /// Which Raft RPC.
+        kind: ConsensusKind,
+        /// The consensus library's request, encoded.
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+}
+
+/// Responses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Response {
+    /// Done, nothing to return.
+    Ack,
+    /// The receiver's greeting.
+    Hello(Hello),
+    /// A piece of a chunk or artifact.
+    Piece(Piece),
+    /// A job was accepted.
+    JobAccepted {
+        /// Its id.
+        job: JobId,
+    },
+    /// A job's state.
+    JobStatus {
+        /// The job.
+        job: JobId,
+        /// Tasks done.
+        done: u32,
+        /// Tasks in all.
+        total: u32,
+        /// Overall state.
+        state: TaskState,
+    },
+    /// Predictions.
+    Prediction {
+        /// Class id per row.
+        classes: Vec<u32>,
+        /// Probabilities, `rows x n_classes` little-endian f32, when asked for.
+        #[serde(with = "serde_bytes")]
+        proba: Vec<u8>,
+        /// The model version that answered.
+        version: u32,
+    },
+    /// Chunks held.
+    Chunks {
+        /// Their ids.
+        ids: Vec<ChunkId>,
+    },
+    /// A consensus (Raft) reply.
+    Consensus {
+        /// The consensus library's response, encoded.
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+    /// A failure.
+    Error(RemoteError),
+}
+
+/// Control messages broadcast to every peer (gossipsub); small by design.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Announcement {
     /// Liveness.
     Heartbeat(Heartbeat),
-    /// A version or validation refusal, as data.
-    Refused {
-        /// Why.
-        reason: String,
-        /// Whether retrying the same request later may succeed.
-        retryable: bool,
+    /// A node is leaving on purpose.
+    Leaving {
+        /// The node.
+        node: NodeId,
+    },
+    /// A new driver took over.
+    DriverChanged {
+        /// The driver.
+        node: NodeId,
+        /// Its Raft term.
+        term: u64,
     },
 }

@@ -1,0 +1,134 @@
+//! The node's HTTP API (actix-web): health and status for now.
+//!
+//! Binds 127.0.0.1 by default; bound to any other address it requires a bearer token.
+
+use std::net::SocketAddr;
+
+use actix::Addr;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde::Serialize;
+
+use crate::membership::{GetPeers, Membership, PeerView};
+use crate::network::Client;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// This node's id.
+    pub node: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Network handle.
+    pub client: Client,
+    /// The membership actor.
+    pub membership: Addr<Membership>,
+    /// Required bearer token, if any.
+    pub token: Option<String>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    /// This node.
+    pub node: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Wire protocol version.
+    pub protocol_version: u32,
+    /// meshml version.
+    pub version: String,
+    /// Where it listens.
+    pub listen: Vec<String>,
+    /// Its peer table.
+    pub peers: Vec<PeerView>,
+}
+
+fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": message }))
+}
+
+fn authorized(req: &HttpRequest, state: &ApiState) -> bool {
+    match &state.token {
+        None => true,
+        Some(t) => req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| given == t),
+    }
+}
+
+async fn health(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return error(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        );
+    }
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "node": state.node }))
+}
+
+async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    if !authorized(&req, &state) {
+        return error(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        );
+    }
+    let peers = match state.membership.send(GetPeers).await {
+        Ok(p) => p,
+        Err(e) => {
+            return error(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            )
+        }
+    };
+    let listen = state
+        .client
+        .listen_addrs()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    HttpResponse::Ok().json(StatusView {
+        node: state.node.clone(),
+        cluster: state.cluster.clone(),
+        protocol_version: meshml_protocol::PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        listen,
+        peers,
+    })
+}
+
+async fn not_found() -> HttpResponse {
+    error(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "no such route; see /v1/status and /v1/health",
+    )
+}
+
+/// Starts the API server; returns its handle and the bound addresses.
+pub fn start(
+    state: ApiState,
+    addr: &str,
+) -> std::io::Result<(actix_web::dev::ServerHandle, Vec<SocketAddr>)> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/v1/health", web::get().to(health))
+            .route("/v1/status", web::get().to(status))
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?;
+    let addrs = server.addrs();
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok((handle, addrs))
+}

@@ -1,0 +1,229 @@
+//! `meshml node`: a long-running mesh node.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use actix::Actor;
+use libp2p::multiaddr::Protocol;
+use libp2p::Multiaddr;
+use meshml_protocol::Capabilities;
+
+use crate::cli::NodeArgs;
+use crate::membership::{Leave, Membership, MembershipConfig, NetEvent};
+use crate::network::{self, identity, NetworkConfig};
+use crate::NodeError;
+
+fn usage(msg: impl Into<String>) -> NodeError {
+    NodeError::Usage(msg.into())
+}
+
+/// What this machine offers: cores, available memory, free disk in `dir`.
+pub fn capabilities(dir: &Path) -> Capabilities {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024);
+    let free_disk_bytes = rustix::fs::statvfs(dir).map_or(0, |s| s.f_bavail * s.f_frsize);
+    Capabilities {
+        cores,
+        memory_bytes,
+        free_disk_bytes,
+    }
+}
+
+/// Splits `/ip4/.../p2p/ID` into peer id and address.
+pub fn parse_bootstrap(s: &str) -> Result<(libp2p::PeerId, Multiaddr), NodeError> {
+    let addr: Multiaddr = s
+        .parse()
+        .map_err(|e| usage(format!("--bootstrap {s}: not a multiaddr ({e})")))?;
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Ok((peer, addr)),
+        _ => Err(usage(format!(
+            "--bootstrap {s}: must end with /p2p/PEER_ID (printed by the node at start-up)"
+        ))),
+    }
+}
+
+fn is_loopback(http: &str) -> bool {
+    http.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().is_loopback())
+        .unwrap_or_else(|_| http.starts_with("localhost:"))
+}
+
+fn net_err(e: network::NetworkError) -> NodeError {
+    NodeError::Usage(e.to_string())
+}
+
+/// Runs a node until SIGINT or SIGTERM. Prints its id, listen addresses and HTTP address.
+pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
+    let dir = crate::dataset::data_dir(args.data_dir.clone())?;
+    std::fs::create_dir_all(&dir).map_err(|e| NodeError::io(dir.display().to_string(), e))?;
+    let listen: Vec<Multiaddr> = args
+        .listen
+        .iter()
+        .map(|l| {
+            l.parse()
+                .map_err(|e| usage(format!("--listen {l}: not a multiaddr ({e})")))
+        })
+        .collect::<Result<_, _>>()?;
+    let bootstrap = args
+        .bootstrap
+        .iter()
+        .map(|b| parse_bootstrap(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let token = match &args.http_token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| NodeError::io(p.display().to_string(), e))?
+                .trim()
+                .to_string(),
+        ),
+        None if !is_loopback(&args.http) => {
+            return Err(usage(format!(
+                "--http {} is not a loopback address: give --http-token-file so the API is not open to the network",
+                args.http
+            )))
+        }
+        None => None,
+    };
+    let psk = args
+        .secret_file
+        .as_deref()
+        .map(identity::read_psk)
+        .transpose()
+        .map_err(net_err)?;
+    let key = identity::load_or_create_keypair(&dir.join("identity.key")).map_err(net_err)?;
+    let config = NetworkConfig {
+        psk,
+        mdns: !args.no_mdns,
+        capabilities: capabilities(&dir),
+        cluster: args.cluster.clone(),
+        ..NetworkConfig::default()
+    };
+    let membership_config = MembershipConfig {
+        heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
+        peer_timeout: Duration::from_millis(args.peer_timeout_ms.max(args.heartbeat_ms * 2)),
+    };
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let (client, mut events, event_loop) = network::new(key, config).map_err(net_err)?;
+        let local = client.local_peer_id();
+        // The swarm gets a thread of its own; actors and HTTP run on this one.
+        let net_arbiter = actix_rt::Arbiter::new();
+        net_arbiter.spawn(event_loop.run());
+        for l in &listen {
+            client.listen(l.clone()).await.map_err(net_err)?;
+        }
+        let membership = Membership::new(client.clone(), membership_config).start();
+        let m = membership.clone();
+        actix_rt::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if m.send(NetEvent(ev)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        for (peer, addr) in bootstrap {
+            client.bootstrap(peer, addr).await.map_err(net_err)?;
+        }
+        let mut addrs = Vec::new();
+        for _ in 0..100 {
+            addrs = client.listen_addrs().await.map_err(net_err)?;
+            if !addrs.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (http, http_addrs) = crate::http::start(
+            crate::http::ApiState {
+                node: local.to_string(),
+                cluster: args.cluster.clone(),
+                client: client.clone(),
+                membership: membership.clone(),
+                token,
+            },
+            &args.http,
+        )
+        .map_err(|e| NodeError::io(format!("--http {}", args.http), e))?;
+        let say = |out: &mut dyn Write, line: String| -> Result<(), NodeError> {
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(|e| NodeError::io("stdout", e))
+        };
+        say(out, format!("node {local} (cluster '{}')", args.cluster))?;
+        for a in &addrs {
+            say(out, format!("listening on {a}/p2p/{local}"))?;
+        }
+        for a in &http_addrs {
+            say(out, format!("http api on http://{a}"))?;
+        }
+        tracing::info!(node = %local, "node running");
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = membership.send(Leave).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        http.stop(true).await;
+        net_arbiter.stop();
+        say(out, "stopped".to_string())?;
+        Ok::<(), NodeError>(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_addresses_need_a_peer_id() {
+        let id = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let (p, a) = parse_bootstrap(&format!("/ip4/127.0.0.1/tcp/7000/p2p/{id}")).unwrap();
+        assert_eq!(p, id);
+        assert_eq!(a.to_string(), format!("/ip4/127.0.0.1/tcp/7000/p2p/{id}"));
+        assert!(parse_bootstrap("/ip4/127.0.0.1/tcp/7000")
+            .unwrap_err()
+            .to_string()
+            .contains("/p2p/PEER_ID"));
+        assert!(parse_bootstrap("nonsense").is_err());
+        assert!(
+            is_loopback("127.0.0.1:7070") && is_loopback("[::1]:1") && !is_loopback("0.0.0.0:7070")
+        );
+    }
+
+    #[test]
+    fn capabilities_are_read_from_the_machine() {
+        let c = capabilities(Path::new("/"));
+        assert!(c.cores >= 1);
+        assert!(c.free_disk_bytes > 0);
+    }
+}

@@ -1,0 +1,168 @@
+//! `meshml status`: asks a node's HTTP API and prints the mesh as it sees it.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::StatusArgs;
+use crate::NodeError;
+
+#[derive(Debug, Deserialize)]
+struct Peer {
+    id: String,
+    state: String,
+    connected: bool,
+    last_seen_ms: u64,
+    cores: u32,
+    addrs: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Status {
+    node: String,
+    cluster: String,
+    version: String,
+    protocol_version: u32,
+    listen: Vec<String>,
+    peers: Vec<Peer>,
+}
+
+/// A minimal HTTP/1.1 GET to `http://HOST:PORT/PATH`; returns (status code, body).
+pub fn http_get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, String), NodeError> {
+    let hostport = base
+        .strip_prefix("http://")
+        .ok_or_else(|| NodeError::Usage(format!("--node {base}: expected http://HOST:PORT")))?
+        .trim_end_matches('/');
+    let fail =
+        |e: std::io::Error| NodeError::io(format!("{base} (is `meshml node` running there?)"), e);
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(fail)?
+        .next()
+        .ok_or_else(|| NodeError::Usage(format!("--node {base}: cannot resolve")))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(fail)?;
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .map_err(fail)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(fail)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| NodeError::Usage(format!("{base}: malformed HTTP response")))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| NodeError::Usage(format!("{base}: malformed HTTP status line")))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((code, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Runs `meshml status`.
+pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
+    let token = match &args.token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| NodeError::io(p.display().to_string(), e))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let (code, body) = http_get(&args.node, "/v1/status", token.as_deref())?;
+    if code != 200 {
+        return Err(NodeError::Usage(format!(
+            "{}: HTTP {code}: {}",
+            args.node,
+            body.trim()
+        )));
+    }
+    let w = |out: &mut dyn Write, s: String| {
+        out.write_all(s.as_bytes())
+            .map_err(|e| NodeError::io("stdout", e))
+    };
+    if args.json {
+        return w(out, format!("{body}\n"));
+    }
+    let s: Status = serde_json::from_str(&body)
+        .map_err(|e| NodeError::Usage(format!("{}: unexpected status document: {e}", args.node)))?;
+    w(
+        out,
+        format!(
+            "node:      {} (meshml {}, protocol {})\n",
+            s.node, s.version, s.protocol_version
+        ),
+    )?;
+    w(out, format!("cluster:   {}\n", s.cluster))?;
+    for l in &s.listen {
+        w(out, format!("listening: {l}\n"))?;
+    }
+    let alive = s.peers.iter().filter(|p| p.state == "alive").count();
+    w(
+        out,
+        format!("peers:     {alive} alive, {} known\n", s.peers.len()),
+    )?;
+    if !s.peers.is_empty() {
+        w(
+            out,
+            format!(
+                "  {:<54} {:<6} {:<10} {:>9} {:>5}  address\n",
+                "PEER", "STATE", "CONNECTED", "LAST SEEN", "CORES"
+            ),
+        )?;
+        for p in &s.peers {
+            w(
+                out,
+                format!(
+                    "  {:<54} {:<6} {:<10} {:>7}ms {:>5}  {}\n",
+                    p.id,
+                    p.state,
+                    if p.connected { "yes" } else { "no" },
+                    p.last_seen_ms,
+                    p.cores,
+                    p.addrs.first().map_or("", String::as_str)
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(
+            super::dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+    }
+}
