@@ -73,6 +73,9 @@ struct Entry {
     last_seen: Instant,
     state: PeerState,
     connected: bool,
+    /// Announced its departure: heartbeats still in flight do not revive it; a new
+    /// connection does.
+    left: bool,
 }
 
 /// Membership changes, for subscribers.
@@ -114,6 +117,8 @@ pub struct Membership {
     peers: HashMap<PeerId, Entry>,
     subscribers: Vec<Recipient<MembershipEvent>>,
     seq: u64,
+    /// Set once this node announced its departure: no more heartbeats.
+    leaving: bool,
 }
 
 impl Membership {
@@ -126,6 +131,7 @@ impl Membership {
             peers: HashMap::new(),
             subscribers: Vec::new(),
             seq: 0,
+            leaving: false,
         }
     }
 
@@ -146,6 +152,7 @@ impl Membership {
             last_seen: now,
             state: PeerState::Gone,
             connected: false,
+            left: false,
         });
         entry.last_seen = now;
         if entry.state == PeerState::Gone && peer != local {
@@ -175,6 +182,9 @@ impl Membership {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.leaving {
+            return;
+        }
         self.seq += 1;
         let hb = Announcement::Heartbeat(Heartbeat {
             node: NodeId::new(self.local.to_string()),
@@ -211,7 +221,11 @@ impl Handler<NetEvent> for Membership {
 
     fn handle(&mut self, NetEvent(event): NetEvent, ctx: &mut Context<Self>) {
         match event {
-            Event::Connected(peer) => self.seen(peer).connected = true,
+            Event::Connected(peer) => {
+                let e = self.seen(peer);
+                e.connected = true;
+                e.left = false;
+            }
             Event::Disconnected(peer) => {
                 if let Some(e) = self.peers.get_mut(&peer) {
                     e.connected = false;
@@ -225,11 +239,12 @@ impl Handler<NetEvent> for Membership {
                 e.advert = info;
             }
             Event::Announcement { from, message } => match message {
-                Announcement::Heartbeat(_) => {
+                Announcement::Heartbeat(_) if !self.peers.get(&from).is_some_and(|e| e.left) => {
                     self.seen(from);
                 }
                 Announcement::Leaving { .. } => {
                     if let Some(e) = self.peers.get_mut(&from) {
+                        e.left = true;
                         if e.state == PeerState::Alive {
                             e.state = PeerState::Gone;
                             tracing::info!(peer = %from, "peer left");
@@ -320,6 +335,7 @@ impl Handler<Leave> for Membership {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Leave, _: &mut Context<Self>) -> Self::Result {
+        self.leaving = true;
         let client = self.client.clone();
         let node = NodeId::new(self.local.to_string());
         Box::pin(async move {
