@@ -341,6 +341,53 @@ impl Client {
         self.call(|reply| Command::ListenAddrs { reply }).await
     }
 
+    /// Fetches a whole chunk from `peer` in pieces of at most
+    /// [`meshml_protocol::MAX_PIECE`] bytes (one request in flight), checking its BLAKE3
+    /// hash at the end. Objects of any size cross in frames of at most 4 MiB.
+    pub async fn fetch_chunk(
+        &self,
+        peer: PeerId,
+        id: meshml_protocol::ChunkId,
+    ) -> Result<Vec<u8>, NetworkError> {
+        let fail = |message: String| NetworkError::Request { peer, message };
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let request = Request::GetChunk {
+                id,
+                offset: out.len() as u64,
+                max_len: meshml_protocol::MAX_PIECE as u32,
+            };
+            match self.request(peer, request).await? {
+                Response::Piece(p) => {
+                    if p.offset != out.len() as u64 || p.bytes.len() > meshml_protocol::MAX_PIECE {
+                        return Err(fail(format!(
+                            "piece at offset {} does not continue at {}",
+                            p.offset,
+                            out.len()
+                        )));
+                    }
+                    if p.bytes.is_empty() && (out.len() as u64) < p.total_len {
+                        return Err(fail("empty piece before the end of the chunk".into()));
+                    }
+                    if out.capacity() == 0 {
+                        out.reserve_exact(p.total_len.min(1 << 32) as usize);
+                    }
+                    out.extend_from_slice(&p.bytes);
+                    if out.len() as u64 >= p.total_len {
+                        break;
+                    }
+                }
+                Response::Error(e) => return Err(fail(format!("{:?}: {}", e.code, e.message))),
+                other => return Err(fail(format!("unexpected answer {other:?}"))),
+            }
+        }
+        let actual = *blake3::hash(&out).as_bytes();
+        if &actual != id.as_bytes() {
+            return Err(fail(format!("chunk {id} arrived corrupt")));
+        }
+        Ok(out)
+    }
+
     /// Closes every connection to `peer`.
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetworkError> {
         self.commands
