@@ -157,6 +157,15 @@ pub enum Request {
         /// At most this many bytes.
         max_len: u32,
     },
+    /// Stores a piece of a model artifact (replication of the model registry's bytes).
+    PutModel {
+        /// Model name.
+        model: ModelId,
+        /// Version.
+        version: u32,
+        /// The piece.
+        piece: Piece,
+    },
     /// Runs a task of a job.
     AssignTask {
         /// The job.
