@@ -43,6 +43,13 @@ pub struct StatusView {
     pub peers: Vec<PeerView>,
 }
 
+/// Reads a bearer token file (the token is its trimmed contents).
+pub fn read_token_file(path: &std::path::Path) -> Result<String, crate::NodeError> {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim().to_string())
+        .map_err(|e| crate::NodeError::io(path.display().to_string(), e))
+}
+
 fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": message }))
 }

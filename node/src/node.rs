@@ -79,12 +79,7 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         .map(|b| parse_bootstrap(b))
         .collect::<Result<Vec<_>, _>>()?;
     let token = match &args.http_token_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| NodeError::io(p.display().to_string(), e))?
-                .trim()
-                .to_string(),
-        ),
+        Some(p) => Some(crate::http::read_token_file(p)?),
         None if !is_loopback(&args.http) => {
             return Err(usage(format!(
                 "--http {} is not a loopback address: give --http-token-file so the API is not open to the network",

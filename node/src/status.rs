@@ -88,15 +88,11 @@ fn dechunk(mut body: &str) -> String {
 
 /// Runs `meshml status`.
 pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
-    let token = match &args.token_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| NodeError::io(p.display().to_string(), e))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let token = args
+        .token_file
+        .as_deref()
+        .map(crate::http::read_token_file)
+        .transpose()?;
     let (code, body) = http_get(&args.node, "/v1/status", token.as_deref())?;
     if code != 200 {
         return Err(NodeError::Usage(format!(
