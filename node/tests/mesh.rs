@@ -266,3 +266,53 @@ fn sigterm_stops_a_node_cleanly_and_peers_see_it_leave_at_once() {
     let b2 = start(&tmp.path().join("b"), &["--bootstrap", &a.addr]);
     assert_eq!(b2.id, b.id);
 }
+
+#[test]
+fn the_http_api_needs_a_token_off_loopback_and_checks_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_meshml"))
+        .args(["node", "--data-dir"])
+        .arg(tmp.path().join("x"))
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--http",
+            "0.0.0.0:0",
+            "--no-mdns",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give --http-token-file"));
+
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let a = start(
+        &tmp.path().join("a"),
+        &["--http-token-file", token.to_str().unwrap()],
+    );
+    let (code, _) = meshml_node::status::http_get(&a.http, "/v1/status", None).unwrap();
+    assert_eq!(code, 401);
+    let (code, _) = meshml_node::status::http_get(&a.http, "/v1/status", Some("wrong")).unwrap();
+    assert_eq!(code, 401);
+    let (code, body) =
+        meshml_node::status::http_get(&a.http, "/v1/status", Some("s3cret")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let o = Command::new(env!("CARGO_BIN_EXE_meshml"))
+        .args([
+            "status",
+            "--node",
+            &a.http,
+            "--token-file",
+            token.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&a.id),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (code, _) = meshml_node::status::http_get(&a.http, "/v1/nope", Some("s3cret")).unwrap();
+    assert_eq!(code, 404);
+}
