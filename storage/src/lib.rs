@@ -15,6 +15,7 @@
 //! - [`ingest`], [`parquet_rows`], [`export`]: CSV and Parquet in, CSV out, with bounded
 //!   memory.
 //! - [`placement`]: which nodes hold a chunk's replicas.
+//! - [`raft`]: the consensus log and replicated cluster state (openraft) in sled.
 //!
 //! # Example
 //!
@@ -42,6 +43,7 @@ pub mod export;
 pub mod ingest;
 pub mod parquet_rows;
 pub mod placement;
+pub mod raft;
 pub mod store;
 
 pub use catalog::{

@@ -1,0 +1,375 @@
+//! The replicated cluster state and the commands that change it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::DatasetManifest;
+use meshml_protocol::{ChunkId, TaskState};
+
+/// A member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Addresses it listens on.
+    pub addrs: Vec<String>,
+    /// Worker slots.
+    pub cores: u32,
+    /// Memory, bytes.
+    pub memory_bytes: u64,
+    /// Free disk, bytes.
+    pub free_disk_bytes: u64,
+}
+
+/// A registered model version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// Estimator kind.
+    pub kind: String,
+    /// Content address of the artifact.
+    pub artifact: ChunkId,
+    /// Members holding a copy.
+    pub locations: Vec<u64>,
+}
+
+/// A job and the states of its tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job specification (MessagePack of the models crate's job type).
+    #[serde(with = "serde_bytes")]
+    pub spec: Vec<u8>,
+    /// Task states by task id.
+    pub tasks: BTreeMap<String, TaskState>,
+}
+
+/// Everything the cluster agrees on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Members by Raft node id.
+    pub members: BTreeMap<u64, MemberInfo>,
+    /// Dataset manifests by name.
+    pub datasets: BTreeMap<String, DatasetManifest>,
+    /// Which members hold each chunk.
+    pub chunk_locations: BTreeMap<ChunkId, Vec<u64>>,
+    /// Models by name, then version.
+    pub models: BTreeMap<String, BTreeMap<u32, ModelRecord>>,
+    /// Aliases (`production`) per model, naming a version.
+    pub aliases: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Jobs by id.
+    pub jobs: BTreeMap<String, JobRecord>,
+}
+
+/// A change to the cluster state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ClusterCommand {
+    /// Adds or updates a member.
+    PutMember {
+        /// Raft node id.
+        id: u64,
+        /// What it is.
+        info: MemberInfo,
+    },
+    /// Removes a member (and its chunk and model locations).
+    RemoveMember {
+        /// Raft node id.
+        id: u64,
+    },
+    /// Records a dataset; fails if the name is taken.
+    PutDataset {
+        /// The manifest.
+        manifest: DatasetManifest,
+    },
+    /// Removes a dataset.
+    RemoveDataset {
+        /// Its name.
+        name: String,
+    },
+    /// Records that `member` holds `chunk`.
+    AddChunkLocation {
+        /// The chunk.
+        chunk: ChunkId,
+        /// The member.
+        member: u64,
+    },
+    /// Registers the next version of a model; the response carries the version.
+    RegisterModel {
+        /// Model name.
+        name: String,
+        /// The record.
+        record: ModelRecord,
+    },
+    /// Points an alias at a version.
+    SetAlias {
+        /// Model name.
+        name: String,
+        /// Alias (`production`).
+        alias: String,
+        /// Version.
+        version: u32,
+    },
+    /// Records a job.
+    SubmitJob {
+        /// Job id.
+        id: String,
+        /// The record.
+        record: JobRecord,
+    },
+    /// Changes one task's state. A finished task cannot be changed again, so a task whose
+    /// completion was committed is never run twice.
+    UpdateTask {
+        /// Job id.
+        job: String,
+        /// Task id.
+        task: String,
+        /// New state.
+        state: TaskState,
+    },
+}
+
+/// The outcome of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClusterResponse {
+    /// Whether it was applied.
+    pub ok: bool,
+    /// Why not, when not.
+    pub error: Option<String>,
+    /// A number the command produced (a model version).
+    pub value: Option<u64>,
+}
+
+impl ClusterResponse {
+    fn ok() -> Self {
+        Self {
+            ok: true,
+            error: None,
+            value: None,
+        }
+    }
+
+    fn fail(msg: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(msg.into()),
+            value: None,
+        }
+    }
+}
+
+fn finished(s: TaskState) -> bool {
+    matches!(
+        s,
+        TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+    )
+}
+
+impl ClusterState {
+    /// Applies a command. Deterministic: every replica reaches the same state.
+    pub fn apply(&mut self, cmd: &ClusterCommand) -> ClusterResponse {
+        match cmd {
+            ClusterCommand::PutMember { id, info } => {
+                self.members.insert(*id, info.clone());
+                ClusterResponse::ok()
+            }
+            ClusterCommand::RemoveMember { id } => {
+                if self.members.remove(id).is_none() {
+                    return ClusterResponse::fail(format!("no member {id}"));
+                }
+                for holders in self.chunk_locations.values_mut() {
+                    holders.retain(|m| m != id);
+                }
+                for versions in self.models.values_mut() {
+                    for r in versions.values_mut() {
+                        r.locations.retain(|m| m != id);
+                    }
+                }
+                ClusterResponse::ok()
+            }
+            ClusterCommand::PutDataset { manifest } => {
+                if self.datasets.contains_key(&manifest.name) {
+                    return ClusterResponse::fail(format!("dataset '{}' exists", manifest.name));
+                }
+                self.datasets
+                    .insert(manifest.name.clone(), manifest.clone());
+                ClusterResponse::ok()
+            }
+            ClusterCommand::RemoveDataset { name } => {
+                let Some(m) = self.datasets.remove(name) else {
+                    return ClusterResponse::fail(format!("no dataset '{name}'"));
+                };
+                let still: std::collections::BTreeSet<ChunkId> = self
+                    .datasets
+                    .values()
+                    .flat_map(|d| d.chunks.iter().map(|c| c.id))
+                    .collect();
+                for c in m.chunks {
+                    if !still.contains(&c.id) {
+                        self.chunk_locations.remove(&c.id);
+                    }
+                }
+                ClusterResponse::ok()
+            }
+            ClusterCommand::AddChunkLocation { chunk, member } => {
+                let holders = self.chunk_locations.entry(*chunk).or_default();
+                if !holders.contains(member) {
+                    holders.push(*member);
+                    holders.sort_unstable();
+                }
+                ClusterResponse::ok()
+            }
+            ClusterCommand::RegisterModel { name, record } => {
+                let versions = self.models.entry(name.clone()).or_default();
+                let v = versions.keys().next_back().map_or(1, |v| v + 1);
+                versions.insert(v, record.clone());
+                ClusterResponse {
+                    value: Some(u64::from(v)),
+                    ..ClusterResponse::ok()
+                }
+            }
+            ClusterCommand::SetAlias {
+                name,
+                alias,
+                version,
+            } => {
+                if !self
+                    .models
+                    .get(name)
+                    .is_some_and(|v| v.contains_key(version))
+                {
+                    return ClusterResponse::fail(format!("no model {name}@{version}"));
+                }
+                self.aliases
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(alias.clone(), *version);
+                ClusterResponse::ok()
+            }
+            ClusterCommand::SubmitJob { id, record } => {
+                if self.jobs.contains_key(id) {
+                    return ClusterResponse::fail(format!("job {id} exists"));
+                }
+                self.jobs.insert(id.clone(), record.clone());
+                ClusterResponse::ok()
+            }
+            ClusterCommand::UpdateTask { job, task, state } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return ClusterResponse::fail(format!("no job {job}"));
+                };
+                let Some(cur) = j.tasks.get_mut(task) else {
+                    return ClusterResponse::fail(format!("no task {task} in job {job}"));
+                };
+                if finished(*cur) {
+                    return ClusterResponse::fail(format!(
+                        "task {task} already finished ({cur:?})"
+                    ));
+                }
+                *cur = *state;
+                ClusterResponse::ok()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(p: &str) -> MemberInfo {
+        MemberInfo {
+            peer_id: p.into(),
+            addrs: vec![],
+            cores: 2,
+            memory_bytes: 1,
+            free_disk_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn commands_change_state_deterministically() {
+        let cmds = vec![
+            ClusterCommand::PutMember {
+                id: 1,
+                info: member("a"),
+            },
+            ClusterCommand::PutMember {
+                id: 2,
+                info: member("b"),
+            },
+            ClusterCommand::AddChunkLocation {
+                chunk: ChunkId::from_bytes([1; 32]),
+                member: 2,
+            },
+            ClusterCommand::AddChunkLocation {
+                chunk: ChunkId::from_bytes([1; 32]),
+                member: 1,
+            },
+            ClusterCommand::RegisterModel {
+                name: "m".into(),
+                record: ModelRecord {
+                    kind: "gaussian_nb".into(),
+                    artifact: ChunkId::from_bytes([2; 32]),
+                    locations: vec![1, 2],
+                },
+            },
+            ClusterCommand::SetAlias {
+                name: "m".into(),
+                alias: "production".into(),
+                version: 1,
+            },
+            ClusterCommand::RemoveMember { id: 2 },
+        ];
+        let (mut a, mut b) = (ClusterState::default(), ClusterState::default());
+        for c in &cmds {
+            assert!(a.apply(c).ok, "{c:?}");
+            b.apply(c);
+        }
+        assert_eq!(a, b);
+        assert_eq!(a.chunk_locations[&ChunkId::from_bytes([1; 32])], vec![1]);
+        assert_eq!(a.models["m"][&1].locations, vec![1]);
+        let r = a.apply(&ClusterCommand::RegisterModel {
+            name: "m".into(),
+            record: ModelRecord {
+                kind: "x".into(),
+                artifact: ChunkId::from_bytes([3; 32]),
+                locations: vec![],
+            },
+        });
+        assert_eq!(r.value, Some(2));
+        assert!(
+            !a.apply(&ClusterCommand::SetAlias {
+                name: "m".into(),
+                alias: "x".into(),
+                version: 9
+            })
+            .ok
+        );
+    }
+
+    #[test]
+    fn a_finished_task_is_never_reopened() {
+        let mut s = ClusterState::default();
+        let tasks = [("t1".to_string(), TaskState::Queued)]
+            .into_iter()
+            .collect();
+        assert!(
+            s.apply(&ClusterCommand::SubmitJob {
+                id: "j".into(),
+                record: JobRecord {
+                    spec: vec![],
+                    tasks
+                }
+            })
+            .ok
+        );
+        let up = |state| ClusterCommand::UpdateTask {
+            job: "j".into(),
+            task: "t1".into(),
+            state,
+        };
+        assert!(s.apply(&up(TaskState::Running)).ok);
+        assert!(s.apply(&up(TaskState::Succeeded)).ok);
+        let r = s.apply(&up(TaskState::Running));
+        assert!(!r.ok && r.error.unwrap().contains("already finished"));
+    }
+}
