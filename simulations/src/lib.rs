@@ -8,9 +8,12 @@
 //! # Layout
 //!
 //! - [`net`]: [`SimNet`], a seeded network of numbered nodes.
+//! - [`raft_cluster`]: in-process openraft clusters over an in-memory router with crashes
+//!   and partitions.
 
 #![warn(missing_docs)]
 
 pub mod net;
+pub mod raft_cluster;
 
 pub use net::{Delivery, LinkConfig, SimNet};
