@@ -61,6 +61,9 @@ pub struct NodeArgs {
     /// Cluster name (nodes only form a cluster with the same name).
     #[arg(long, default_value = "meshml")]
     pub cluster: String,
+    /// Form the cluster once this many nodes (this one included) see each other.
+    #[arg(long, default_value_t = 1)]
+    pub expect: usize,
     /// Turn off mDNS discovery.
     #[arg(long)]
     pub no_mdns: bool,

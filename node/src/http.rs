@@ -12,7 +12,7 @@ use crate::membership::{GetPeers, Membership, PeerView};
 use crate::network::Client;
 
 /// What the handlers share.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiState {
     /// This node's id.
     pub node: String,
@@ -24,6 +24,16 @@ pub struct ApiState {
     pub membership: Addr<Membership>,
     /// Required bearer token, if any.
     pub token: Option<String>,
+    /// The Raft group.
+    pub raft: Option<crate::cluster::ClusterRaft>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("node", &self.node)
+            .finish()
+    }
 }
 
 /// `GET /v1/status`.
@@ -41,6 +51,8 @@ pub struct StatusView {
     pub listen: Vec<String>,
     /// Its peer table.
     pub peers: Vec<PeerView>,
+    /// The Raft group (driver, term, members) as this node sees it.
+    pub raft: Option<crate::cluster::ClusterView>,
 }
 
 /// Reads a bearer token file (the token is its trimmed contents).
@@ -107,6 +119,7 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
         listen,
         peers,
+        raft: state.raft.as_ref().map(crate::cluster::view),
     })
 }
 

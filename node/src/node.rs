@@ -10,6 +10,7 @@ use libp2p::Multiaddr;
 use meshml_protocol::Capabilities;
 
 use crate::cli::NodeArgs;
+use crate::cluster;
 use crate::membership::{Leave, Membership, MembershipConfig, NetEvent};
 use crate::network::{self, identity, NetworkConfig};
 use crate::NodeError;
@@ -117,12 +118,71 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             client.listen(l.clone()).await.map_err(net_err)?;
         }
         let membership = Membership::new(client.clone(), membership_config).start();
+        // Raft gets a thread of its own too.
+        let raft_arbiter = actix_rt::Arbiter::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (raft_dir, raft_client, raft_cfg) = (
+            dir.join("raft"),
+            client.clone(),
+            cluster::default_config(&args.cluster),
+        );
+        raft_arbiter.spawn(async move {
+            let _ = tx.send(cluster::start(&raft_dir, local, raft_client, raft_cfg).await);
+        });
+        let (raft, _state) = rx
+            .await
+            .map_err(|_| usage("the Raft node did not start"))?
+            .map_err(|e| usage(format!("cannot start the Raft node: {e}")))?;
         let m = membership.clone();
+        let (r, c) = (raft.clone(), client.clone());
         actix_rt::spawn(async move {
             while let Some(ev) = events.recv().await {
+                // Consensus traffic goes to Raft; everything else to membership.
+                let ev = match ev {
+                    network::Event::Request {
+                        request: meshml_protocol::Request::Consensus { kind, payload },
+                        channel,
+                        ..
+                    } => {
+                        let (r, c) = (r.clone(), c.clone());
+                        actix_rt::spawn(async move {
+                            let resp = cluster::serve_consensus(&r, kind, &payload).await;
+                            let _ = c.respond(channel, resp).await;
+                        });
+                        continue;
+                    }
+                    other => other,
+                };
                 if m.send(NetEvent(ev)).await.is_err() {
                     break;
                 }
+            }
+        });
+        let formation = cluster::Formation {
+            expect: args.expect.max(1),
+            poll: Duration::from_millis(200),
+        };
+        let (fr, fm, cluster_name) = (raft.clone(), membership.clone(), args.cluster.clone());
+        actix_rt::spawn(async move {
+            let alive = move || {
+                let (fm, cluster_name) = (fm.clone(), cluster_name.clone());
+                let f: futures::future::BoxFuture<'static, Vec<libp2p::PeerId>> =
+                    Box::pin(async move {
+                        fm.send(crate::membership::GetPeers)
+                            .await
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|p| {
+                                p.state == crate::membership::PeerState::Alive
+                                    && p.cluster == cluster_name
+                            })
+                            .filter_map(|p| p.id.parse().ok())
+                            .collect()
+                    });
+                f
+            };
+            if let Err(e) = formation.run(&fr, local, alive).await {
+                tracing::error!(cause = %e, "cluster formation failed");
             }
         });
         for (peer, addr) in bootstrap {
@@ -143,6 +203,7 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                 client: client.clone(),
                 membership: membership.clone(),
                 token,
+                raft: Some(raft.clone()),
             },
             &args.http,
         )
@@ -163,8 +224,10 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = membership.send(Leave).await;
+        let _ = raft.shutdown().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         http.stop(true).await;
+        raft_arbiter.stop();
         net_arbiter.stop();
         say(out, "stopped".to_string())?;
         Ok::<(), NodeError>(())

@@ -20,6 +20,15 @@ struct Peer {
 }
 
 #[derive(Debug, Deserialize)]
+struct Raft {
+    role: String,
+    term: u64,
+    driver: Option<String>,
+    voters: Vec<String>,
+    learners: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
 struct Status {
     node: String,
     cluster: String,
@@ -27,6 +36,7 @@ struct Status {
     protocol_version: u32,
     listen: Vec<String>,
     peers: Vec<Peer>,
+    raft: Option<Raft>,
 }
 
 /// A minimal HTTP/1.1 GET to `http://HOST:PORT/PATH`; returns (status code, body).
@@ -120,6 +130,19 @@ pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     w(out, format!("cluster:   {}\n", s.cluster))?;
     for l in &s.listen {
         w(out, format!("listening: {l}\n"))?;
+    }
+    if let Some(r) = &s.raft {
+        let driver = r.driver.as_deref().unwrap_or("(none yet)");
+        w(out, format!("driver:    {driver} (term {})\n", r.term))?;
+        w(
+            out,
+            format!(
+                "this node: {} ({} voters, {} learners)\n",
+                r.role,
+                r.voters.len(),
+                r.learners.len()
+            ),
+        )?;
     }
     let alive = s.peers.iter().filter(|p| p.state == "alive").count();
     w(

@@ -1,123 +1,13 @@
 //! Real `meshml node` processes on 127.0.0.1: discovery through one bootstrap address,
 //! failure detection, private-network keys, hostile raw TCP input, graceful shutdown.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-use serde_json::Value;
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
 
-/// A running node process; killed when dropped.
-struct Node {
-    child: Child,
-    id: String,
-    addr: String,
-    http: String,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const TIMEOUT_MS: &str = "1500";
-
-fn start(dir: &Path, extra: &[&str]) -> Node {
-    start_with_timeout(dir, TIMEOUT_MS, extra)
-}
-
-fn start_with_timeout(dir: &Path, peer_timeout_ms: &str, extra: &[&str]) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshml"))
-        .args(["node", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--http",
-            "127.0.0.1:0",
-            "--no-mdns",
-        ])
-        .args([
-            "--heartbeat-ms",
-            "250",
-            "--peer-timeout-ms",
-            peer_timeout_ms,
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("meshml node starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::sync_channel::<String>(64);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut id, mut addr, mut http) = (String::new(), String::new(), String::new());
-    while http.is_empty() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the node prints its addresses");
-        if let Some(rest) = line.strip_prefix("node ") {
-            id = rest.split_whitespace().next().unwrap().to_string();
-        } else if let Some(a) = line.strip_prefix("listening on ") {
-            addr = a.to_string();
-        } else if let Some(h) = line.strip_prefix("http api on ") {
-            http = h.to_string();
-        }
-    }
-    Node {
-        child,
-        id,
-        addr,
-        http,
-        lines: rx,
-    }
-}
-
-fn status(n: &Node) -> Value {
-    let (code, body) = meshml_node::status::http_get(&n.http, "/v1/status", None).unwrap();
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn alive(n: &Node) -> Vec<String> {
-    let mut v: Vec<String> = status(n)["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["state"] == "alive")
-        .map(|p| p["id"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Polls `cond` every 100 ms for at most `limit`; returns how long it took.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if cond() {
-            return Some(t.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
+use common::{alive, sorted, start, start_with_timeout, status, wait_for, TIMEOUT_MS};
 
 #[test]
 fn three_nodes_from_one_bootstrap_address_then_one_is_killed() {

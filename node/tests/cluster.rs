@@ -1,0 +1,97 @@
+//! Driver election with real `meshml node` processes on 127.0.0.1: a one-node mesh is its
+//! own driver; three nodes elect exactly one and elect another when it is killed.
+
+// Tests report failover times on stderr.
+#![allow(clippy::print_stderr)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{start, status, wait_for, Node};
+
+/// (role, term, driver peer id) as a node reports them.
+fn raft(n: &Node) -> (String, u64, Option<String>) {
+    let r = status(n)["raft"].clone();
+    (
+        r["role"].as_str().unwrap_or("").to_string(),
+        r["term"].as_u64().unwrap_or(0),
+        r["driver"].as_str().map(str::to_string),
+    )
+}
+
+/// The driver all `nodes` agree on, if they agree and it is one of them, leading.
+fn agreed_driver(nodes: &[&Node]) -> Option<(String, u64)> {
+    let views: Vec<_> = nodes.iter().map(|n| raft(n)).collect();
+    let driver = views.first()?.2.clone()?;
+    let leaders: Vec<&Node> = nodes
+        .iter()
+        .zip(&views)
+        .filter(|(_, v)| v.0 == "leader")
+        .map(|(n, _)| *n)
+        .collect();
+    let agree = views
+        .iter()
+        .all(|v| v.2.as_deref() == Some(driver.as_str()));
+    (agree && leaders.len() == 1 && leaders[0].id == driver).then(|| (driver, views[0].1))
+}
+
+#[test]
+fn a_one_node_mesh_is_its_own_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = start(&tmp.path().join("a"), &[]);
+    assert!(wait_for(Duration::from_secs(15), || agreed_driver(&[&a])
+        .is_some_and(|d| d.0 == a.id))
+    .is_some());
+    let voters = status(&a)["raft"]["voters"].as_array().unwrap().len();
+    assert_eq!(voters, 1);
+}
+
+#[test]
+fn three_nodes_elect_one_driver_and_replace_it_when_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = start(&tmp.path().join("a"), &["--expect", "3"]);
+    let b = start(
+        &tmp.path().join("b"),
+        &["--expect", "3", "--bootstrap", &a.addr],
+    );
+    let c = start(
+        &tmp.path().join("c"),
+        &["--expect", "3", "--bootstrap", &a.addr],
+    );
+    let mut nodes = vec![a, b, c];
+    let mut first = None;
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            first = agreed_driver(&nodes.iter().collect::<Vec<_>>());
+            first.is_some()
+        })
+        .is_some(),
+        "three nodes agree on one driver"
+    );
+    let (driver, term) = first.unwrap();
+    for n in &nodes {
+        assert_eq!(status(n)["raft"]["voters"].as_array().unwrap().len(), 3);
+    }
+
+    // SIGKILL the driver; the other two elect a new one in a later term.
+    let idx = nodes.iter().position(|n| n.id == driver).unwrap();
+    drop(nodes.remove(idx));
+    let t = Instant::now();
+    let mut second = None;
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            second = agreed_driver(&nodes.iter().collect::<Vec<_>>());
+            second.as_ref().is_some_and(|s| s.0 != driver)
+        })
+        .is_some(),
+        "a new driver after the old one was killed"
+    );
+    let (new_driver, new_term) = second.unwrap();
+    assert!(new_term > term, "term {new_term} after {term}");
+    assert_ne!(new_driver, driver);
+    eprintln!(
+        "failover: new driver after {:?} (term {term} -> {new_term})",
+        t.elapsed()
+    );
+}
