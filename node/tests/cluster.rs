@@ -95,3 +95,69 @@ fn three_nodes_elect_one_driver_and_replace_it_when_killed() {
         t.elapsed()
     );
 }
+
+#[test]
+fn five_nodes_started_at_once_form_one_cluster() {
+    use std::process::{Command, Stdio};
+    for round in 0..3 {
+        let tmp = tempfile::tempdir().unwrap();
+        // Identities and ports decided up front, so all five can start at the same moment
+        // with each other's addresses.
+        let mut ids = Vec::new();
+        let mut ports = Vec::new();
+        for i in 0..5 {
+            let dir = tmp.path().join(format!("n{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let key =
+                meshml_node::network::identity::load_or_create_keypair(&dir.join("identity.key"))
+                    .unwrap();
+            ids.push(key.public().to_peer_id().to_string());
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            ports.push(l.local_addr().unwrap().port());
+        }
+        let mut children = Vec::new();
+        for i in 0..5 {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshml"));
+            cmd.args(["node", "--data-dir"])
+                .arg(tmp.path().join(format!("n{i}")))
+                .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", ports[i])])
+                .args([
+                    "--http",
+                    "127.0.0.1:0",
+                    "--no-mdns",
+                    "--heartbeat-ms",
+                    "250",
+                    "--expect",
+                    "5",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            for j in (0..5).filter(|&j| j != i) {
+                cmd.args([
+                    "--bootstrap",
+                    &format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j], ids[j]),
+                ]);
+            }
+            children.push(cmd.spawn().unwrap());
+        }
+        let nodes: Vec<Node> = children.into_iter().map(common::adopt).collect();
+        let refs: Vec<&Node> = nodes.iter().collect();
+        let mut agreed = None;
+        let took = wait_for(Duration::from_secs(30), || {
+            agreed = agreed_driver(&refs);
+            agreed.is_some()
+                && refs
+                    .iter()
+                    .all(|n| status(n)["raft"]["voters"].as_array().map_or(0, Vec::len) == 5)
+        });
+        assert!(
+            took.is_some(),
+            "round {round}: five simultaneous starts form one cluster of five voters"
+        );
+        eprintln!(
+            "round {round}: one cluster after {:?}, driver {}",
+            took.unwrap(),
+            agreed.unwrap().0
+        );
+    }
+}

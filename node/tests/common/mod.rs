@@ -32,7 +32,7 @@ pub fn start(dir: &Path, extra: &[&str]) -> Node {
 }
 
 pub fn start_with_timeout(dir: &Path, peer_timeout_ms: &str, extra: &[&str]) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshml"))
+    let child = Command::new(env!("CARGO_BIN_EXE_meshml"))
         .args(["node", "--data-dir"])
         .arg(dir)
         .args([
@@ -53,7 +53,12 @@ pub fn start_with_timeout(dir: &Path, peer_timeout_ms: &str, extra: &[&str]) -> 
         .stderr(Stdio::null())
         .spawn()
         .expect("meshml node starts");
-    let stdout = child.stdout.take().unwrap();
+    adopt(child)
+}
+
+/// Reads a started node's id and addresses from its stdout.
+pub fn adopt(mut child: Child) -> Node {
+    let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::sync_channel::<String>(64);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
