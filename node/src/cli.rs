@@ -64,6 +64,9 @@ pub struct NodeArgs {
     /// Form the cluster once this many nodes (this one included) see each other.
     #[arg(long, default_value_t = 1)]
     pub expect: usize,
+    /// Look this long (milliseconds) for an existing cluster to join before forming one.
+    #[arg(long, default_value_t = 2000)]
+    pub form_window_ms: u64,
     /// Turn off mDNS discovery.
     #[arg(long)]
     pub no_mdns: bool,

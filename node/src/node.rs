@@ -151,6 +151,21 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                         });
                         continue;
                     }
+                    network::Event::Request {
+                        request:
+                            request @ (meshml_protocol::Request::ClusterInfo
+                            | meshml_protocol::Request::JoinCluster { .. }),
+                        channel,
+                        ..
+                    } => {
+                        let (r, c) = (r.clone(), c.clone());
+                        actix_rt::spawn(async move {
+                            if let Some(resp) = cluster::serve_membership(&r, &request).await {
+                                let _ = c.respond(channel, resp).await;
+                            }
+                        });
+                        continue;
+                    }
                     other => other,
                 };
                 if m.send(NetEvent(ev)).await.is_err() {
@@ -160,9 +175,15 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         });
         let formation = cluster::Formation {
             expect: args.expect.max(1),
+            window: Duration::from_millis(args.form_window_ms),
             poll: Duration::from_millis(200),
         };
-        let (fr, fm, cluster_name) = (raft.clone(), membership.clone(), args.cluster.clone());
+        let (fr, fm, fc, cluster_name) = (
+            raft.clone(),
+            membership.clone(),
+            client.clone(),
+            args.cluster.clone(),
+        );
         actix_rt::spawn(async move {
             let alive = move || {
                 let (fm, cluster_name) = (fm.clone(), cluster_name.clone());
@@ -181,7 +202,7 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                     });
                 f
             };
-            if let Err(e) = formation.run(&fr, local, alive).await {
+            if let Err(e) = formation.run(&fr, &fc, alive).await {
                 tracing::error!(cause = %e, "cluster formation failed");
             }
         });

@@ -161,3 +161,48 @@ fn five_nodes_started_at_once_form_one_cluster() {
         );
     }
 }
+
+#[test]
+fn late_nodes_join_as_voters_up_to_five_then_as_learners() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = start(&tmp.path().join("a"), &["--expect", "3"]);
+    let b = start(
+        &tmp.path().join("b"),
+        &["--expect", "3", "--bootstrap", &a.addr],
+    );
+    let c = start(
+        &tmp.path().join("c"),
+        &["--expect", "3", "--bootstrap", &a.addr],
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || agreed_driver(&[&a, &b, &c])
+            .is_some())
+        .is_some()
+    );
+    // Three more, each knowing only a's address and expecting nobody: they find the running
+    // cluster within their formation window and join it instead of forming their own.
+    let d = start(&tmp.path().join("d"), &["--bootstrap", &a.addr]);
+    let e = start(&tmp.path().join("e"), &["--bootstrap", &a.addr]);
+    let f = start(&tmp.path().join("f"), &["--bootstrap", &a.addr]);
+    let all = [&a, &b, &c, &d, &e, &f];
+    let counts = |n: &Node| {
+        let r = status(n)["raft"].clone();
+        (
+            r["voters"].as_array().map_or(0, Vec::len),
+            r["learners"].as_array().map_or(0, Vec::len),
+        )
+    };
+    let joined = wait_for(Duration::from_secs(40), || {
+        counts(&a) == (5, 1) && agreed_driver(&all).is_some()
+    });
+    assert!(
+        joined.is_some(),
+        "five voters and one learner, one driver: a sees {:?}",
+        counts(&a)
+    );
+    let learners = status(&a)["raft"]["learners"].as_array().unwrap().clone();
+    assert_eq!(learners.len(), 1);
+    assert!([&d.id, &e.id, &f.id]
+        .iter()
+        .any(|id| learners[0] == id.as_str()));
+}

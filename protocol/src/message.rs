@@ -231,6 +231,14 @@ pub enum Request {
         /// The dataset.
         dataset: DatasetId,
     },
+    /// Asks whether the receiver belongs to an initialised cluster, and who drives it.
+    ClusterInfo,
+    /// Asks the driver to add the sender to the cluster (as a voter while there are fewer
+    /// than five, else as a learner).
+    JoinCluster {
+        /// The joining node's peer id.
+        peer: String,
+    },
     /// A consensus (Raft) message.
     Consensus {
         /// Which Raft RPC.
@@ -282,6 +290,15 @@ pub enum Response {
     Chunks {
         /// Their ids.
         ids: Vec<ChunkId>,
+    },
+    /// Cluster membership as the receiver sees it.
+    ClusterInfo {
+        /// Whether it belongs to an initialised cluster.
+        initialized: bool,
+        /// The driver's peer id, if known.
+        driver: Option<String>,
+        /// The receiver's current term.
+        term: u64,
     },
     /// A consensus (Raft) reply.
     Consensus {

@@ -188,6 +188,13 @@ fn response() -> impl Strategy<Value = Response> {
                 version
             }),
         proptest::collection::vec(chunk_id(), 0..8).prop_map(|ids| Response::Chunks { ids }),
+        (any::<bool>(), proptest::option::of(text()), any::<u64>()).prop_map(
+            |(initialized, driver, term)| Response::ClusterInfo {
+                initialized,
+                driver,
+                term
+            }
+        ),
         bytes().prop_map(|payload| Response::Consensus { payload }),
         error().prop_map(Response::Error),
     ]

@@ -96,6 +96,83 @@ pub async fn serve_consensus(raft: &ClusterRaft, kind: ConsensusKind, payload: &
     }
 }
 
+/// Most voters the cluster keeps; further members join as learners.
+pub const MAX_VOTERS: usize = 5;
+
+fn initialized(raft: &ClusterRaft) -> bool {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .next()
+        .is_some()
+}
+
+/// Answers `ClusterInfo` and `JoinCluster` requests.
+pub async fn serve_membership(
+    raft: &ClusterRaft,
+    request: &meshml_protocol::Request,
+) -> Option<Response> {
+    use meshml_protocol::{ErrorCode, RemoteError, Request};
+    match request {
+        Request::ClusterInfo => {
+            let v = view(raft);
+            Some(Response::ClusterInfo {
+                initialized: initialized(raft),
+                driver: v.driver,
+                term: v.term,
+            })
+        }
+        Request::JoinCluster { peer } => Some(match join(raft, peer).await {
+            Ok(()) => Response::Ack,
+            Err(message) => Response::Error(RemoteError {
+                code: ErrorCode::Unavailable,
+                message,
+                retryable: true,
+            }),
+        }),
+        _ => None,
+    }
+}
+
+/// On the driver: adds `peer` as a learner, then promotes it while there are fewer than
+/// [`MAX_VOTERS`] voters.
+async fn join(raft: &ClusterRaft, peer: &str) -> Result<(), String> {
+    let pid: PeerId = peer
+        .parse()
+        .map_err(|e| format!("'{peer}' is not a peer id: {e}"))?;
+    let id = node_id(&pid);
+    let m = raft.metrics().borrow().clone();
+    if m.state != ServerState::Leader {
+        return Err(format!(
+            "not the driver; ask {}",
+            m.current_leader.map_or_else(
+                || "the driver (none elected yet)".to_string(),
+                |l| l.to_string()
+            )
+        ));
+    }
+    let membership = m.membership_config.membership().clone();
+    if membership.voter_ids().any(|v| v == id) {
+        return Ok(());
+    }
+    if membership.get_node(&id).is_none() {
+        raft.add_learner(id, BasicNode::new(peer), true)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let voters = membership.voter_ids().count();
+    if voters < MAX_VOTERS {
+        let add: std::collections::BTreeSet<u64> = [id].into_iter().collect();
+        raft.change_membership(openraft::ChangeMembers::AddVoterIds(add), true)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tracing::info!(%peer, voter = voters < MAX_VOTERS, "member joined the cluster");
+    Ok(())
+}
+
 /// The cluster as one node sees it, for `/v1/status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterView {
@@ -144,53 +221,78 @@ pub fn view(raft: &ClusterRaft) -> ClusterView {
     }
 }
 
-/// Forms the cluster once `expect` meshml nodes (this one included) see each other.
+/// Forms or joins the cluster.
+///
+/// A node with no cluster state looks at the meshml peers of its cluster name: if one of
+/// them belongs to an initialised cluster, it asks that cluster's driver to add it. If none
+/// does, and at least `expect` nodes (itself included) see each other, and `window` has
+/// passed since start-up, the one with the lowest node id initialises the group with
+/// the `expect` lowest ids as voters.
 #[derive(Debug)]
 pub struct Formation {
-    /// How many nodes to wait for.
+    /// How many nodes to wait for before initialising.
     pub expect: usize,
+    /// How long to look for an existing cluster before initialising one.
+    pub window: Duration,
     /// How often to look.
     pub poll: Duration,
 }
 
 impl Formation {
-    /// Waits for `expect` nodes, then initialises the group if this node has the lowest id
-    /// and the group has no membership yet. Returns once initialised (here or elsewhere).
+    /// Runs until this node belongs to an initialised cluster.
     pub async fn run(
         &self,
         raft: &ClusterRaft,
-        local: PeerId,
+        client: &crate::network::Client,
         alive: impl Fn() -> futures::future::BoxFuture<'static, Vec<PeerId>>,
     ) -> Result<(), String> {
+        let local = client.local_peer_id();
+        let started = tokio::time::Instant::now();
         loop {
-            if raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .next()
-                .is_some()
-            {
-                return Ok(()); // initialised already (restart, or another node did it)
+            if initialized(raft) {
+                return Ok(());
             }
-            let mut peers = alive().await;
-            peers.push(local);
-            peers.sort_by_key(node_id);
-            peers.dedup();
-            if peers.len() >= self.expect {
-                let chosen: Vec<PeerId> = peers.into_iter().take(self.expect).collect();
-                if node_id(&chosen[0]) == node_id(&local) {
-                    let members: BTreeMap<u64, BasicNode> = chosen
+            let peers = alive().await;
+            // Join an existing cluster through its driver.
+            let mut found_cluster = false;
+            for p in &peers {
+                if let Ok(Response::ClusterInfo {
+                    initialized: true,
+                    driver,
+                    ..
+                }) = client
+                    .request(*p, meshml_protocol::Request::ClusterInfo)
+                    .await
+                {
+                    found_cluster = true;
+                    let Some(driver) = driver.and_then(|d| d.parse::<PeerId>().ok()) else {
+                        continue;
+                    };
+                    let join = meshml_protocol::Request::JoinCluster {
+                        peer: local.to_string(),
+                    };
+                    match client.request(driver, join).await {
+                        Ok(Response::Ack) => tracing::info!(%driver, "joined the cluster"),
+                        Ok(other) => tracing::debug!(?other, "join refused; retrying"),
+                        Err(e) => tracing::debug!(cause = %e, "join failed; retrying"),
+                    }
+                    break;
+                }
+            }
+            if !found_cluster && started.elapsed() >= self.window {
+                let mut all = peers;
+                all.push(local);
+                all.sort_by_key(node_id);
+                all.dedup();
+                if all.len() >= self.expect && node_id(&all[0]) == node_id(&local) {
+                    let members: BTreeMap<u64, BasicNode> = all
                         .iter()
+                        .take(self.expect)
                         .map(|p| (node_id(p), BasicNode::new(p.to_string())))
                         .collect();
                     tracing::info!(members = members.len(), "initialising the cluster");
-                    match raft.initialize(members).await {
-                        Ok(()) => return Ok(()),
-                        Err(e) => {
-                            tracing::debug!(cause = %e, "initialise refused (already initialised?)")
-                        }
+                    if let Err(e) = raft.initialize(members).await {
+                        tracing::debug!(cause = %e, "initialise refused (already initialised?)");
                     }
                 }
             }
