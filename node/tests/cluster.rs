@@ -206,3 +206,58 @@ fn late_nodes_join_as_voters_up_to_five_then_as_learners() {
         .iter()
         .any(|id| learners[0] == id.as_str()));
 }
+
+#[test]
+fn a_restarted_member_rejoins_with_its_state_and_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = start(&tmp.path().join("a"), &["--expect", "3"]);
+    let b = start(
+        &tmp.path().join("b"),
+        &["--expect", "3", "--bootstrap", &a.addr],
+    );
+    let c = start(
+        &tmp.path().join("c"),
+        &["--expect", "3", "--bootstrap", &a.addr],
+    );
+    let mut driver = None;
+    assert!(wait_for(Duration::from_secs(30), || {
+        driver = agreed_driver(&[&a, &b, &c]);
+        driver.is_some()
+    })
+    .is_some());
+    let driver = driver.unwrap().0;
+    // Stop a follower, then change the membership while it is away.
+    let mut nodes = vec![a, b, c];
+    let f = nodes.iter().position(|n| n.id != driver).unwrap();
+    let gone = nodes.remove(f);
+    let (gone_id, gone_dir) = (gone.id.clone(), tmp.path().join(["a", "b", "c"][f]));
+    drop(gone);
+    let d = start(&tmp.path().join("d"), &["--bootstrap", &nodes[0].addr]);
+    let leader = nodes.iter().find(|n| n.id == driver).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || status(leader)["raft"]["voters"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 4)
+        .is_some(),
+        "d joined while the follower was away"
+    );
+    // Restart it from its data directory: same identity, its log, and what it missed.
+    let back = start(&gone_dir, &["--bootstrap", &nodes[0].addr]);
+    assert_eq!(back.id, gone_id);
+    let caught_up = wait_for(Duration::from_secs(30), || {
+        let (l, r) = (
+            status(leader)["raft"].clone(),
+            status(&back)["raft"].clone(),
+        );
+        r["voters"].as_array().map_or(0, Vec::len) == 4
+            && r["applied"] == l["applied"]
+            && r["driver"] == l["driver"]
+    });
+    assert!(
+        caught_up.is_some(),
+        "the restarted member caught up: {}",
+        status(&back)["raft"]
+    );
+    drop(d);
+}
