@@ -67,6 +67,9 @@ pub struct NodeArgs {
     /// Look this long (milliseconds) for an existing cluster to join before forming one.
     #[arg(long, default_value_t = 2000)]
     pub form_window_ms: u64,
+    /// The driver removes a member unreachable this long (milliseconds).
+    #[arg(long, default_value_t = 30_000)]
+    pub remove_after_ms: u64,
     /// Turn off mDNS discovery.
     #[arg(long)]
     pub no_mdns: bool,

@@ -178,14 +178,9 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             window: Duration::from_millis(args.form_window_ms),
             poll: Duration::from_millis(200),
         };
-        let (fr, fm, fc, cluster_name) = (
-            raft.clone(),
-            membership.clone(),
-            client.clone(),
-            args.cluster.clone(),
-        );
-        actix_rt::spawn(async move {
-            let alive = move || {
+        let alive_peers = {
+            let (fm, cluster_name) = (membership.clone(), args.cluster.clone());
+            move || {
                 let (fm, cluster_name) = (fm.clone(), cluster_name.clone());
                 let f: futures::future::BoxFuture<'static, Vec<libp2p::PeerId>> =
                     Box::pin(async move {
@@ -201,10 +196,21 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                             .collect()
                     });
                 f
-            };
+            }
+        };
+        let (fr, fc, alive) = (raft.clone(), client.clone(), alive_peers.clone());
+        actix_rt::spawn(async move {
             if let Err(e) = formation.run(&fr, &fc, alive).await {
                 tracing::error!(cause = %e, "cluster formation failed");
             }
+        });
+        let autopilot = cluster::autopilot::Autopilot {
+            remove_after: Duration::from_millis(args.remove_after_ms),
+            tick: Duration::from_millis(500),
+        };
+        actix_rt::spawn({
+            let raft = raft.clone();
+            async move { autopilot.run(raft, alive_peers).await }
         });
         for (peer, addr) in bootstrap {
             client.bootstrap(peer, addr).await.map_err(net_err)?;

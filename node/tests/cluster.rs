@@ -261,3 +261,89 @@ fn a_restarted_member_rejoins_with_its_state_and_catches_up() {
     );
     drop(d);
 }
+
+#[test]
+fn autopilot_removes_dead_members_and_promotes_a_learner() {
+    const FAST: &str = "2000";
+    let tmp = tempfile::tempdir().unwrap();
+    let a = start(
+        &tmp.path().join("a"),
+        &["--remove-after-ms", FAST, "--expect", "3"],
+    );
+    let b = start(
+        &tmp.path().join("b"),
+        &[
+            "--remove-after-ms",
+            FAST,
+            "--expect",
+            "3",
+            "--bootstrap",
+            &a.addr,
+        ],
+    );
+    let c = start(
+        &tmp.path().join("c"),
+        &[
+            "--remove-after-ms",
+            FAST,
+            "--expect",
+            "3",
+            "--bootstrap",
+            &a.addr,
+        ],
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || agreed_driver(&[&a, &b, &c])
+            .is_some())
+        .is_some()
+    );
+    let mut nodes = vec![a, b, c];
+    for n in ["d", "e", "f"] {
+        let boot = nodes[0].addr.clone();
+        nodes.push(start(
+            &tmp.path().join(n),
+            &["--remove-after-ms", FAST, "--bootstrap", &boot],
+        ));
+    }
+    let members = |n: &Node| {
+        let r = status(n)["raft"].clone();
+        let ids = |k: &str| -> Vec<String> {
+            r[k].as_array().map_or_else(Vec::new, |a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+        };
+        (ids("voters"), ids("learners"))
+    };
+    let mut driver = String::new();
+    assert!(wait_for(Duration::from_secs(40), || {
+        let refs: Vec<&Node> = nodes.iter().collect();
+        match agreed_driver(&refs) {
+            Some((d, _)) => {
+                driver = d;
+                let (v, l) = members(refs[0]);
+                v.len() == 5 && l.len() == 1
+            }
+            None => false,
+        }
+    })
+    .is_some());
+    // Kill a voter that is not the driver: the learner takes its place.
+    let victim = members(&nodes[0])
+        .0
+        .into_iter()
+        .find(|v| *v != driver)
+        .unwrap();
+    nodes.retain(|n| n.id != victim);
+    let leader = nodes.iter().find(|n| n.id == driver).unwrap();
+    let promoted = wait_for(Duration::from_secs(30), || {
+        let (v, l) = members(leader);
+        v.len() == 5 && l.is_empty() && !v.contains(&victim)
+    });
+    assert!(
+        promoted.is_some(),
+        "dead voter removed and learner promoted: {:?}",
+        members(leader)
+    );
+}

@@ -7,7 +7,9 @@
 //! - Formation ([`Formation`]): with `--expect N`, once N meshml nodes of the same cluster
 //!   know each other, the one with the lowest node id initialises the group with all of
 //!   them as voters. A node expecting 1 forms a cluster of its own.
+//! - [`autopilot`]: on the driver, removes unreachable members and promotes learners.
 
+pub mod autopilot;
 pub mod network;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,99 @@
+//! Autopilot, run by the driver: removes members unreachable for `remove_after`, and keeps
+//! up to [`super::MAX_VOTERS`] voters by promoting live learners.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use libp2p::PeerId;
+use openraft::{ChangeMembers, ServerState};
+use tokio::time::Instant;
+
+use super::{node_id, ClusterRaft, MAX_VOTERS};
+
+/// Autopilot settings.
+#[derive(Debug, Clone)]
+pub struct Autopilot {
+    /// A member unreachable this long is removed (default 30 s).
+    pub remove_after: Duration,
+    /// How often the driver looks (default 1 s).
+    pub tick: Duration,
+}
+
+impl Autopilot {
+    /// Runs forever; acts only while this node is the driver. `alive` lists the peers the
+    /// membership actor currently considers alive.
+    pub async fn run(
+        &self,
+        raft: ClusterRaft,
+        alive: impl Fn() -> futures::future::BoxFuture<'static, Vec<PeerId>>,
+    ) {
+        let mut missing_since: HashMap<u64, Instant> = HashMap::new();
+        loop {
+            tokio::time::sleep(self.tick).await;
+            let m = raft.metrics().borrow().clone();
+            if m.state != ServerState::Leader {
+                missing_since.clear();
+                continue;
+            }
+            let live: BTreeSet<u64> = alive().await.iter().map(node_id).chain([m.id]).collect();
+            let membership = m.membership_config.membership().clone();
+            let voters: BTreeSet<u64> = membership.voter_ids().collect();
+            let learners: BTreeSet<u64> = membership.learner_ids().collect();
+            let now = Instant::now();
+            let mut dead = BTreeSet::new();
+            for id in voters.iter().chain(&learners) {
+                if live.contains(id) {
+                    missing_since.remove(id);
+                } else if now.duration_since(*missing_since.entry(*id).or_insert(now))
+                    >= self.remove_after
+                {
+                    dead.insert(*id);
+                }
+            }
+            let dead_voters: BTreeSet<u64> = dead.intersection(&voters).copied().collect();
+            let dead_learners: BTreeSet<u64> = dead.intersection(&learners).copied().collect();
+            // Promote live learners into the places dead voters leave (and any free ones).
+            let room = MAX_VOTERS.saturating_sub(voters.len() - dead_voters.len());
+            let promote: BTreeSet<u64> = learners
+                .iter()
+                .filter(|l| live.contains(l))
+                .take(room)
+                .copied()
+                .collect();
+            if !promote.is_empty() {
+                match raft
+                    .change_membership(ChangeMembers::AddVoterIds(promote.clone()), true)
+                    .await
+                {
+                    Ok(_) => tracing::info!(?promote, "autopilot promoted learners to voters"),
+                    Err(e) => tracing::warn!(cause = %e, "autopilot could not promote learners"),
+                }
+            }
+            if !dead_voters.is_empty() {
+                match raft
+                    .change_membership(ChangeMembers::RemoveVoters(dead_voters.clone()), false)
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(removed = ?dead_voters, "autopilot removed unreachable voters")
+                    }
+                    Err(e) => tracing::warn!(cause = %e, "autopilot could not remove voters"),
+                }
+            }
+            if !dead_learners.is_empty() {
+                match raft
+                    .change_membership(ChangeMembers::RemoveNodes(dead_learners.clone()), false)
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(removed = ?dead_learners, "autopilot removed unreachable learners")
+                    }
+                    Err(e) => tracing::warn!(cause = %e, "autopilot could not remove learners"),
+                }
+            }
+            for id in dead {
+                missing_since.remove(&id);
+            }
+        }
+    }
+}
