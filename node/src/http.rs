@@ -24,8 +24,11 @@ pub struct ApiState {
     pub membership: Addr<Membership>,
     /// Required bearer token, if any.
     pub token: Option<String>,
-    /// The Raft group.
-    pub raft: Option<crate::cluster::ClusterRaft>,
+    /// The Raft group and its state machine.
+    pub raft: Option<(
+        crate::cluster::ClusterRaft,
+        meshml_storage::raft::StateMachine,
+    )>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -119,7 +122,10 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
         listen,
         peers,
-        raft: state.raft.as_ref().map(crate::cluster::view),
+        raft: state
+            .raft
+            .as_ref()
+            .map(|(r, sm)| crate::cluster::view(r, sm)),
     })
 }
 

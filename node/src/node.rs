@@ -14,6 +14,7 @@ use crate::cluster;
 use crate::membership::{Leave, Membership, MembershipConfig, NetEvent};
 use crate::network::{self, identity, NetworkConfig};
 use crate::NodeError;
+use meshml_storage::raft::MemberInfo;
 
 fn usage(msg: impl Into<String>) -> NodeError {
     NodeError::Usage(msg.into())
@@ -96,10 +97,11 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         .transpose()
         .map_err(net_err)?;
     let key = identity::load_or_create_keypair(&dir.join("identity.key")).map_err(net_err)?;
+    let caps = capabilities(&dir);
     let config = NetworkConfig {
         psk,
         mdns: !args.no_mdns,
-        capabilities: capabilities(&dir),
+        capabilities: caps.clone(),
         cluster: args.cluster.clone(),
         ..NetworkConfig::default()
     };
@@ -129,7 +131,7 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         raft_arbiter.spawn(async move {
             let _ = tx.send(cluster::start(&raft_dir, local, raft_client, raft_cfg).await);
         });
-        let (raft, _state) = rx
+        let (raft, state) = rx
             .await
             .map_err(|_| usage("the Raft node did not start"))?
             .map_err(|e| usage(format!("cannot start the Raft node: {e}")))?;
@@ -178,11 +180,11 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             window: Duration::from_millis(args.form_window_ms),
             poll: Duration::from_millis(200),
         };
-        let alive_peers = {
+        let live_members = {
             let (fm, cluster_name) = (membership.clone(), args.cluster.clone());
             move || {
                 let (fm, cluster_name) = (fm.clone(), cluster_name.clone());
-                let f: futures::future::BoxFuture<'static, Vec<libp2p::PeerId>> =
+                let f: futures::future::BoxFuture<'static, Vec<(libp2p::PeerId, MemberInfo)>> =
                     Box::pin(async move {
                         fm.send(crate::membership::GetPeers)
                             .await
@@ -192,10 +194,31 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                                 p.state == crate::membership::PeerState::Alive
                                     && p.cluster == cluster_name
                             })
-                            .filter_map(|p| p.id.parse().ok())
+                            .filter_map(|p| {
+                                let id = p.id.parse().ok()?;
+                                Some((
+                                    id,
+                                    MemberInfo {
+                                        peer_id: p.id,
+                                        addrs: p.addrs,
+                                        cores: p.cores,
+                                        memory_bytes: p.memory_bytes,
+                                        free_disk_bytes: p.free_disk_bytes,
+                                    },
+                                ))
+                            })
                             .collect()
                     });
                 f
+            }
+        };
+        let alive_peers = {
+            let live = live_members.clone();
+            move || {
+                let f = live();
+                let g: futures::future::BoxFuture<'static, Vec<libp2p::PeerId>> =
+                    Box::pin(async move { f.await.into_iter().map(|(p, _)| p).collect() });
+                g
             }
         };
         let (fr, fc, alive) = (raft.clone(), client.clone(), alive_peers.clone());
@@ -208,10 +231,6 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             remove_after: Duration::from_millis(args.remove_after_ms),
             tick: Duration::from_millis(500),
         };
-        actix_rt::spawn({
-            let raft = raft.clone();
-            async move { autopilot.run(raft, alive_peers).await }
-        });
         for (peer, addr) in bootstrap {
             client.bootstrap(peer, addr).await.map_err(net_err)?;
         }
@@ -223,6 +242,17 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let local_info = MemberInfo {
+            peer_id: local.to_string(),
+            addrs: addrs.iter().map(ToString::to_string).collect(),
+            cores: caps.cores,
+            memory_bytes: caps.memory_bytes,
+            free_disk_bytes: caps.free_disk_bytes,
+        };
+        actix_rt::spawn({
+            let (raft, state) = (raft.clone(), state.clone());
+            async move { autopilot.run(raft, state, local_info, live_members).await }
+        });
         let (http, http_addrs) = crate::http::start(
             crate::http::ApiState {
                 node: local.to_string(),
@@ -230,7 +260,7 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                 client: client.clone(),
                 membership: membership.clone(),
                 token,
-                raft: Some(raft.clone()),
+                raft: Some((raft.clone(), state.clone())),
             },
             &args.http,
         )

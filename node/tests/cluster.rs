@@ -73,6 +73,20 @@ fn three_nodes_elect_one_driver_and_replace_it_when_killed() {
     for n in &nodes {
         assert_eq!(status(n)["raft"]["voters"].as_array().unwrap().len(), 3);
     }
+    // The driver records every member and what it offers in the replicated state.
+    let recorded = wait_for(Duration::from_secs(15), || {
+        nodes.iter().all(|n| {
+            let m = status(n)["raft"]["members"].clone();
+            m.as_array().is_some_and(|a| {
+                a.len() == 3 && a.iter().all(|x| x["cores"].as_u64().unwrap_or(0) >= 1)
+            })
+        })
+    });
+    assert!(
+        recorded.is_some(),
+        "members in the replicated state: {}",
+        status(&nodes[0])["raft"]["members"]
+    );
 
     // SIGKILL the driver; the other two elect a new one in a later term.
     let idx = nodes.iter().position(|n| n.id == driver).unwrap();

@@ -1,5 +1,6 @@
-//! Autopilot, run by the driver: removes members unreachable for `remove_after`, and keeps
-//! up to [`super::MAX_VOTERS`] voters by promoting live learners.
+//! Autopilot, run by the driver: removes members unreachable for `remove_after`, keeps up to
+//! [`super::MAX_VOTERS`] voters by promoting live learners, and records every member's
+//! capabilities in the replicated state.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -7,6 +8,8 @@ use std::time::Duration;
 use libp2p::PeerId;
 use openraft::{ChangeMembers, ServerState};
 use tokio::time::Instant;
+
+use meshml_storage::raft::{ClusterCommand, MemberInfo};
 
 use super::{node_id, ClusterRaft, MAX_VOTERS};
 
@@ -25,7 +28,9 @@ impl Autopilot {
     pub async fn run(
         &self,
         raft: ClusterRaft,
-        alive: impl Fn() -> futures::future::BoxFuture<'static, Vec<PeerId>>,
+        state: meshml_storage::raft::StateMachine,
+        local: MemberInfo,
+        alive: impl Fn() -> futures::future::BoxFuture<'static, Vec<(PeerId, MemberInfo)>>,
     ) {
         let mut missing_since: HashMap<u64, Instant> = HashMap::new();
         loop {
@@ -35,7 +40,12 @@ impl Autopilot {
                 missing_since.clear();
                 continue;
             }
-            let live: BTreeSet<u64> = alive().await.iter().map(node_id).chain([m.id]).collect();
+            let peers = alive().await;
+            let live: BTreeSet<u64> = peers
+                .iter()
+                .map(|(p, _)| node_id(p))
+                .chain([m.id])
+                .collect();
             let membership = m.membership_config.membership().clone();
             let voters: BTreeSet<u64> = membership.voter_ids().collect();
             let learners: BTreeSet<u64> = membership.learner_ids().collect();
@@ -91,8 +101,30 @@ impl Autopilot {
                     Err(e) => tracing::warn!(cause = %e, "autopilot could not remove learners"),
                 }
             }
-            for id in dead {
-                missing_since.remove(&id);
+            for id in &dead {
+                missing_since.remove(id);
+                if state.state().members.contains_key(id) {
+                    let _ = raft
+                        .client_write(ClusterCommand::RemoveMember { id: *id })
+                        .await;
+                }
+            }
+            // Record what each live member offers, when it is new or has changed.
+            let known = state.state().members;
+            let infos = peers
+                .into_iter()
+                .map(|(p, i)| (node_id(&p), i))
+                .chain([(m.id, local.clone())]);
+            for (id, info) in infos {
+                let member = voters.contains(&id) || learners.contains(&id);
+                if member && !dead.contains(&id) && known.get(&id) != Some(&info) {
+                    if let Err(e) = raft
+                        .client_write(ClusterCommand::PutMember { id, info })
+                        .await
+                    {
+                        tracing::debug!(cause = %e, "member record not written");
+                    }
+                }
             }
         }
     }

@@ -119,11 +119,15 @@ pub async fn serve_membership(
     use meshml_protocol::{ErrorCode, RemoteError, Request};
     match request {
         Request::ClusterInfo => {
-            let v = view(raft);
+            let m = raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            let driver = m
+                .current_leader
+                .and_then(|l| membership.get_node(&l).map(|n: &BasicNode| n.addr.clone()));
             Some(Response::ClusterInfo {
                 initialized: initialized(raft),
-                driver: v.driver,
-                term: v.term,
+                driver,
+                term: m.current_term,
             })
         }
         Request::JoinCluster { peer } => Some(match join(raft, peer).await {
@@ -192,10 +196,12 @@ pub struct ClusterView {
     pub learners: Vec<String>,
     /// Last log index applied here.
     pub applied: Option<u64>,
+    /// Members and what they offer, from the replicated state.
+    pub members: Vec<meshml_storage::raft::MemberInfo>,
 }
 
 /// What the local Raft node reports.
-pub fn view(raft: &ClusterRaft) -> ClusterView {
+pub fn view(raft: &ClusterRaft, state: &meshml_storage::raft::StateMachine) -> ClusterView {
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let name = |id: &u64| {
@@ -220,6 +226,7 @@ pub fn view(raft: &ClusterRaft) -> ClusterView {
         voters,
         learners,
         applied: m.last_applied.map(|l| l.index),
+        members: state.state().members.into_values().collect(),
     }
 }
 
