@@ -162,28 +162,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<()> {
-        let keys: Vec<sled::IVec> = self
-            .log
-            .range(log_id.index.to_be_bytes()..)
-            .keys()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| StorageIOError::write_logs(io_err(e)))?;
-        for k in keys {
-            self.log
-                .remove(k)
-                .map_err(|e| StorageIOError::write_logs(io_err(e)))?;
-        }
-        self.flush().await.map_err(StorageIOError::write_logs)?;
-        Ok(())
+        self.remove_entries(log_id.index.to_be_bytes()..).await
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<()> {
         self.meta
             .insert(PURGED, encode(&log_id))
             .map_err(|e| StorageIOError::write_logs(io_err(e)))?;
+        self.remove_entries(..=log_id.index.to_be_bytes()).await
+    }
+}
+
+impl LogStore {
+    /// Removes the entries whose keys fall in `range`, then flushes.
+    async fn remove_entries<R: RangeBounds<[u8; 8]>>(&self, range: R) -> Result<()> {
         let keys: Vec<sled::IVec> = self
             .log
-            .range(..=log_id.index.to_be_bytes())
+            .range(range)
             .keys()
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| StorageIOError::write_logs(io_err(e)))?;
