@@ -36,6 +36,41 @@ fn agreed_driver(nodes: &[&Node]) -> Option<(String, u64)> {
     (agree && leaders.len() == 1 && leaders[0].id == driver).then(|| (driver, views[0].1))
 }
 
+/// Starts nodes a, b, c (`--expect 3`, b and c bootstrapping from a, each also given
+/// `extra`) and waits until they agree on one driver; returns them in that order with the
+/// driver's peer id and term.
+fn three_node_cluster(dir: &std::path::Path, extra: &[&str]) -> (Vec<Node>, String, u64) {
+    let flags = |boot: Option<&str>| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend(["--expect".to_string(), "3".to_string()]);
+        if let Some(b) = boot {
+            v.extend(["--bootstrap".to_string(), b.to_string()]);
+        }
+        v
+    };
+    let run = |name: &str, f: Vec<String>| {
+        start(
+            &dir.join(name),
+            &f.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let a = run("a", flags(None));
+    let b = run("b", flags(Some(&a.addr)));
+    let c = run("c", flags(Some(&a.addr)));
+    let nodes = vec![a, b, c];
+    let mut agreed = None;
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            agreed = agreed_driver(&nodes.iter().collect::<Vec<_>>());
+            agreed.is_some()
+        })
+        .is_some(),
+        "three nodes agree on one driver"
+    );
+    let (driver, term) = agreed.unwrap();
+    (nodes, driver, term)
+}
+
 #[test]
 fn a_one_node_mesh_is_its_own_driver() {
     let tmp = tempfile::tempdir().unwrap();
@@ -50,26 +85,7 @@ fn a_one_node_mesh_is_its_own_driver() {
 #[test]
 fn three_nodes_elect_one_driver_and_replace_it_when_killed() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = start(&tmp.path().join("a"), &["--expect", "3"]);
-    let b = start(
-        &tmp.path().join("b"),
-        &["--expect", "3", "--bootstrap", &a.addr],
-    );
-    let c = start(
-        &tmp.path().join("c"),
-        &["--expect", "3", "--bootstrap", &a.addr],
-    );
-    let mut nodes = vec![a, b, c];
-    let mut first = None;
-    assert!(
-        wait_for(Duration::from_secs(30), || {
-            first = agreed_driver(&nodes.iter().collect::<Vec<_>>());
-            first.is_some()
-        })
-        .is_some(),
-        "three nodes agree on one driver"
-    );
-    let (driver, term) = first.unwrap();
+    let (mut nodes, driver, term) = three_node_cluster(tmp.path(), &[]);
     for n in &nodes {
         assert_eq!(status(n)["raft"]["voters"].as_array().unwrap().len(), 3);
     }
@@ -179,20 +195,8 @@ fn five_nodes_started_at_once_form_one_cluster() {
 #[test]
 fn late_nodes_join_as_voters_up_to_five_then_as_learners() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = start(&tmp.path().join("a"), &["--expect", "3"]);
-    let b = start(
-        &tmp.path().join("b"),
-        &["--expect", "3", "--bootstrap", &a.addr],
-    );
-    let c = start(
-        &tmp.path().join("c"),
-        &["--expect", "3", "--bootstrap", &a.addr],
-    );
-    assert!(
-        wait_for(Duration::from_secs(30), || agreed_driver(&[&a, &b, &c])
-            .is_some())
-        .is_some()
-    );
+    let (nodes, _, _) = three_node_cluster(tmp.path(), &[]);
+    let [a, b, c]: [Node; 3] = nodes.try_into().map_err(|_| ()).unwrap();
     // Three more, each knowing only a's address and expecting nobody: they find the running
     // cluster within their formation window and join it instead of forming their own.
     let d = start(&tmp.path().join("d"), &["--bootstrap", &a.addr]);
@@ -224,24 +228,8 @@ fn late_nodes_join_as_voters_up_to_five_then_as_learners() {
 #[test]
 fn a_restarted_member_rejoins_with_its_state_and_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = start(&tmp.path().join("a"), &["--expect", "3"]);
-    let b = start(
-        &tmp.path().join("b"),
-        &["--expect", "3", "--bootstrap", &a.addr],
-    );
-    let c = start(
-        &tmp.path().join("c"),
-        &["--expect", "3", "--bootstrap", &a.addr],
-    );
-    let mut driver = None;
-    assert!(wait_for(Duration::from_secs(30), || {
-        driver = agreed_driver(&[&a, &b, &c]);
-        driver.is_some()
-    })
-    .is_some());
-    let driver = driver.unwrap().0;
+    let (mut nodes, driver, _) = three_node_cluster(tmp.path(), &[]);
     // Stop a follower, then change the membership while it is away.
-    let mut nodes = vec![a, b, c];
     let f = nodes.iter().position(|n| n.id != driver).unwrap();
     let gone = nodes.remove(f);
     let (gone_id, gone_dir) = (gone.id.clone(), tmp.path().join(["a", "b", "c"][f]));
@@ -280,38 +268,7 @@ fn a_restarted_member_rejoins_with_its_state_and_catches_up() {
 fn autopilot_removes_dead_members_and_promotes_a_learner() {
     const FAST: &str = "2000";
     let tmp = tempfile::tempdir().unwrap();
-    let a = start(
-        &tmp.path().join("a"),
-        &["--remove-after-ms", FAST, "--expect", "3"],
-    );
-    let b = start(
-        &tmp.path().join("b"),
-        &[
-            "--remove-after-ms",
-            FAST,
-            "--expect",
-            "3",
-            "--bootstrap",
-            &a.addr,
-        ],
-    );
-    let c = start(
-        &tmp.path().join("c"),
-        &[
-            "--remove-after-ms",
-            FAST,
-            "--expect",
-            "3",
-            "--bootstrap",
-            &a.addr,
-        ],
-    );
-    assert!(
-        wait_for(Duration::from_secs(30), || agreed_driver(&[&a, &b, &c])
-            .is_some())
-        .is_some()
-    );
-    let mut nodes = vec![a, b, c];
+    let (mut nodes, _, _) = three_node_cluster(tmp.path(), &["--remove-after-ms", FAST]);
     for n in ["d", "e", "f"] {
         let boot = nodes[0].addr.clone();
         nodes.push(start(
