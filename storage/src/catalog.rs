@@ -608,14 +608,19 @@ impl Store {
         Ok(())
     }
 
-    /// Removes chunks no manifest references, artifacts no model entry references, and
-    /// stray pages. Returns the number of chunks and artifacts removed.
-    pub fn collect_garbage(&self) -> Result<usize> {
-        let live: HashSet<ChunkId> = self
+    /// Every chunk id some dataset references.
+    pub fn referenced_chunks(&self) -> Result<HashSet<ChunkId>> {
+        Ok(self
             .datasets()?
             .iter()
             .flat_map(|m| m.chunks.iter().map(|c| c.id))
-            .collect();
+            .collect())
+    }
+
+    /// Removes chunks no manifest references, artifacts no model entry references, and
+    /// stray pages. Returns the number of chunks and artifacts removed.
+    pub fn collect_garbage(&self) -> Result<usize> {
+        let live = self.referenced_chunks()?;
         let mut removed = 0;
         for id in self.chunks().ids()? {
             if !live.contains(&id) {
@@ -711,11 +716,7 @@ impl Store {
         let m = self.dataset(name)?;
         self.i().datasets.remove(name.as_bytes())?;
         self.commit()?;
-        let still_used: HashSet<ChunkId> = self
-            .datasets()?
-            .iter()
-            .flat_map(|d| d.chunks.iter().map(|c| c.id))
-            .collect();
+        let still_used = self.referenced_chunks()?;
         let mut r = Removal {
             chunks_removed: 0,
             chunks_shared: 0,

@@ -170,11 +170,7 @@ fn ingest_rows<S: RowSource>(
     });
     if result.is_err() {
         // Leave nothing behind: drop this ingest's chunks unless a dataset uses them.
-        let live: std::collections::HashSet<_> = store
-            .datasets()?
-            .iter()
-            .flat_map(|m| m.chunks.iter().map(|c| c.id))
-            .collect();
+        let live = store.referenced_chunks()?;
         for id in written.iter().filter(|id| !live.contains(*id)) {
             store.chunks().remove(id)?;
         }
