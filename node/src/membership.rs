@@ -145,7 +145,6 @@ impl Membership {
 
     fn seen(&mut self, peer: PeerId) -> &mut Entry {
         let now = Instant::now();
-        let local = self.local;
         let entry = self.peers.entry(peer).or_insert_with(|| Entry {
             addrs: Vec::new(),
             advert: None,
@@ -155,13 +154,11 @@ impl Membership {
             left: false,
         });
         entry.last_seen = now;
-        if entry.state == PeerState::Gone && peer != local {
+        let joined = entry.state == PeerState::Gone && peer != self.local;
+        if joined {
             entry.state = PeerState::Alive;
             tracing::info!(%peer, "peer joined");
-            let subs = self.subscribers.clone();
-            for s in subs {
-                let _ = s.try_send(MembershipEvent::Joined(peer));
-            }
+            self.notify(MembershipEvent::Joined(peer));
         }
         self.peers.get_mut(&peer).expect("just inserted")
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use libp2p::PeerId;
-use openraft::{ChangeMembers, ServerState};
+use openraft::{BasicNode, ChangeMembers, ServerState};
 use tokio::time::Instant;
 
 use meshml_storage::raft::{ClusterCommand, MemberInfo};
@@ -70,47 +70,40 @@ impl Autopilot {
                 .take(room)
                 .copied()
                 .collect();
-            if !promote.is_empty() {
-                match raft
-                    .change_membership(ChangeMembers::AddVoterIds(promote.clone()), true)
-                    .await
-                {
-                    Ok(_) => tracing::info!(?promote, "autopilot promoted learners to voters"),
-                    Err(e) => tracing::warn!(cause = %e, "autopilot could not promote learners"),
-                }
-            }
-            if !dead_voters.is_empty() {
-                match raft
-                    .change_membership(ChangeMembers::RemoveVoters(dead_voters.clone()), false)
-                    .await
-                {
-                    Ok(_) => {
-                        tracing::info!(removed = ?dead_voters, "autopilot removed unreachable voters")
-                    }
-                    Err(e) => tracing::warn!(cause = %e, "autopilot could not remove voters"),
-                }
-            }
-            if !dead_learners.is_empty() {
-                match raft
-                    .change_membership(ChangeMembers::RemoveNodes(dead_learners.clone()), false)
-                    .await
-                {
-                    Ok(_) => {
-                        tracing::info!(removed = ?dead_learners, "autopilot removed unreachable learners")
-                    }
-                    Err(e) => tracing::warn!(cause = %e, "autopilot could not remove learners"),
-                }
-            }
+            change(
+                &raft,
+                promote,
+                ChangeMembers::AddVoterIds,
+                true,
+                "promoted learners to voters",
+            )
+            .await;
+            change(
+                &raft,
+                dead_voters,
+                ChangeMembers::RemoveVoters,
+                false,
+                "removed unreachable voters",
+            )
+            .await;
+            change(
+                &raft,
+                dead_learners,
+                ChangeMembers::RemoveNodes,
+                false,
+                "removed unreachable learners",
+            )
+            .await;
+            let known = state.state().members;
             for id in &dead {
                 missing_since.remove(id);
-                if state.state().members.contains_key(id) {
+                if known.contains_key(id) {
                     let _ = raft
                         .client_write(ClusterCommand::RemoveMember { id: *id })
                         .await;
                 }
             }
             // Record what each live member offers, when it is new or has changed.
-            let known = state.state().members;
             let infos = peers
                 .into_iter()
                 .map(|(p, i)| (node_id(&p), i))
@@ -127,5 +120,22 @@ impl Autopilot {
                 }
             }
         }
+    }
+}
+
+/// Applies `make(ids)` as a membership change (skipped when `ids` is empty) and logs it.
+async fn change(
+    raft: &ClusterRaft,
+    ids: BTreeSet<u64>,
+    make: fn(BTreeSet<u64>) -> ChangeMembers<u64, BasicNode>,
+    retain: bool,
+    what: &str,
+) {
+    if ids.is_empty() {
+        return;
+    }
+    match raft.change_membership(make(ids.clone()), retain).await {
+        Ok(_) => tracing::info!(?ids, "autopilot {what}"),
+        Err(e) => tracing::warn!(?ids, cause = %e, "autopilot failed: {what}"),
     }
 }
