@@ -101,6 +101,37 @@ fn csv_error(source: &str, e: csv::Error) -> ModelError {
     ModelError::data(location, message)
 }
 
+/// Reads the next non-blank record into `record`, checking it has `fields` fields; returns
+/// its line number, or `None` at the end of the input.
+fn next_record<R: Read>(
+    rdr: &mut csv::Reader<R>,
+    record: &mut csv::StringRecord,
+    source: &str,
+    fields: usize,
+) -> Result<Option<u64>> {
+    loop {
+        match rdr.read_record(record) {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+            Err(e) => return Err(csv_error(source, e)),
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record[0].is_empty() {
+            continue; // a blank line
+        }
+        if record.len() != fields {
+            return Err(ModelError::data(
+                format!("{source}:{line}"),
+                format!(
+                    "expected {fields} fields as in the header, found {}",
+                    record.len()
+                ),
+            ));
+        }
+        return Ok(Some(line));
+    }
+}
+
 fn parse_feature(s: &str, source: &str, line: u64, col: usize, name: &str) -> Result<f32> {
     let at = || format!("{source}:{line}, column '{name}' ({})", col + 1);
     if s.is_empty() {
@@ -208,35 +239,21 @@ impl<R: Read> CsvRows<R> {
     /// target, or `None` at the end of the input. Blank lines are skipped. On error `x` is
     /// left as it was.
     pub fn next_into(&mut self, x: &mut Vec<f32>) -> Result<Option<(u64, RawTarget)>> {
-        let source = self.source.as_str();
-        loop {
-            match self.rdr.read_record(&mut self.record) {
-                Ok(false) => return Ok(None),
-                Ok(true) => {}
-                Err(e) => return Err(csv_error(source, e)),
-            }
-            let record = &self.record;
-            let line = record.position().map_or(0, |p| p.line());
-            if record.len() == 1 && record[0].is_empty() {
-                continue;
-            }
-            if record.len() != self.headers.len() {
-                return Err(ModelError::data(
-                    format!("{source}:{line}"),
-                    format!(
-                        "expected {} fields as in the header, found {}",
-                        self.headers.len(),
-                        record.len()
-                    ),
-                ));
-            }
-            let start = x.len();
-            let parsed = self.parse_row(x, line);
-            if parsed.is_err() {
-                x.truncate(start);
-            }
-            return parsed.map(|t| Some((line, t)));
+        let Some(line) = next_record(
+            &mut self.rdr,
+            &mut self.record,
+            &self.source,
+            self.headers.len(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let start = x.len();
+        let parsed = self.parse_row(x, line);
+        if parsed.is_err() {
+            x.truncate(start);
         }
+        parsed.map(|t| Some((line, t)))
     }
 
     fn parse_row(&self, x: &mut Vec<f32>, line: u64) -> Result<RawTarget> {
@@ -416,26 +433,7 @@ pub fn read_features<R: Read>(
     let mut targets = tcol.map(|_| Vec::new());
     let mut record = csv::StringRecord::new();
     let mut n = 0usize;
-    loop {
-        match rdr.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(csv_error(source, e)),
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record[0].is_empty() {
-            continue;
-        }
-        if record.len() != headers.len() {
-            return Err(ModelError::data(
-                format!("{source}:{line}"),
-                format!(
-                    "expected {} fields as in the header, found {}",
-                    headers.len(),
-                    record.len()
-                ),
-            ));
-        }
+    while let Some(line) = next_record(&mut rdr, &mut record, source, headers.len())? {
         for &c in &cols {
             x.push(parse_feature(&record[c], source, line, c, &headers[c])?);
         }
