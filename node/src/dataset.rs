@@ -10,7 +10,7 @@ use meshml_storage::ingest::{ingest_file, IngestOptions, Progress};
 use meshml_storage::{Store, TargetSchema};
 
 use crate::cli::{DatasetArgs, DatasetCommand};
-use crate::NodeError;
+use crate::{w, NodeError};
 
 /// The data directory: the flag, else `$MESHML_DATA_DIR`, else `~/.meshml`.
 pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, NodeError> {
@@ -23,10 +23,6 @@ pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, NodeError> {
     std::env::var_os("HOME")
         .map(|h| PathBuf::from(h).join(".meshml"))
         .ok_or_else(|| NodeError::Usage("no --data-dir given and HOME is not set".into()))
-}
-
-fn w(out: &mut dyn Write, text: std::fmt::Arguments<'_>) -> Result<(), NodeError> {
-    out.write_fmt(text).map_err(|e| NodeError::io("output", e))
 }
 
 /// `1.5 MiB` style sizes.

@@ -62,6 +62,14 @@ impl NodeError {
     }
 }
 
+/// Writes a command's report to `out`.
+pub(crate) fn w(
+    out: &mut dyn std::io::Write,
+    text: std::fmt::Arguments<'_>,
+) -> Result<(), NodeError> {
+    out.write_fmt(text).map_err(|e| NodeError::io("output", e))
+}
+
 /// Runs a parsed command line, writing the command's report to `out`.
 pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
     match cli.command {

@@ -13,7 +13,7 @@ use meshml_storage::encoding::ChunkTargets;
 use meshml_storage::{Store, TargetSchema};
 
 use crate::cli::{FitArgs, LocalCommand, PredictArgs};
-use crate::NodeError;
+use crate::{w, NodeError};
 
 /// Runs a `local` subcommand.
 pub fn run(cmd: LocalCommand, out: &mut dyn Write) -> Result<(), NodeError> {
@@ -22,10 +22,6 @@ pub fn run(cmd: LocalCommand, out: &mut dyn Write) -> Result<(), NodeError> {
         LocalCommand::Predict(a) => predict(&a, out),
         LocalCommand::Estimators => estimators(out),
     }
-}
-
-fn w(out: &mut dyn Write, text: std::fmt::Arguments<'_>) -> Result<(), NodeError> {
-    out.write_fmt(text).map_err(|e| NodeError::io("output", e))
 }
 
 /// Parses `NAME=VALUE` settings into the estimator.

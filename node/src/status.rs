@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::StatusArgs;
-use crate::NodeError;
+use crate::{w, NodeError};
 
 #[derive(Debug, Deserialize)]
 struct Peer {
@@ -111,32 +111,28 @@ pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             body.trim()
         )));
     }
-    let w = |out: &mut dyn Write, s: String| {
-        out.write_all(s.as_bytes())
-            .map_err(|e| NodeError::io("stdout", e))
-    };
     if args.json {
-        return w(out, format!("{body}\n"));
+        return w(out, format_args!("{body}\n"));
     }
     let s: Status = serde_json::from_str(&body)
         .map_err(|e| NodeError::Usage(format!("{}: unexpected status document: {e}", args.node)))?;
     w(
         out,
-        format!(
+        format_args!(
             "node:      {} (meshml {}, protocol {})\n",
             s.node, s.version, s.protocol_version
         ),
     )?;
-    w(out, format!("cluster:   {}\n", s.cluster))?;
+    w(out, format_args!("cluster:   {}\n", s.cluster))?;
     for l in &s.listen {
-        w(out, format!("listening: {l}\n"))?;
+        w(out, format_args!("listening: {l}\n"))?;
     }
     if let Some(r) = &s.raft {
         let driver = r.driver.as_deref().unwrap_or("(none yet)");
-        w(out, format!("driver:    {driver} (term {})\n", r.term))?;
+        w(out, format_args!("driver:    {driver} (term {})\n", r.term))?;
         w(
             out,
-            format!(
+            format_args!(
                 "this node: {} ({} voters, {} learners)\n",
                 r.role,
                 r.voters.len(),
@@ -147,12 +143,12 @@ pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     let alive = s.peers.iter().filter(|p| p.state == "alive").count();
     w(
         out,
-        format!("peers:     {alive} alive, {} known\n", s.peers.len()),
+        format_args!("peers:     {alive} alive, {} known\n", s.peers.len()),
     )?;
     if !s.peers.is_empty() {
         w(
             out,
-            format!(
+            format_args!(
                 "  {:<54} {:<6} {:<10} {:>9} {:>5}  address\n",
                 "PEER", "STATE", "CONNECTED", "LAST SEEN", "CORES"
             ),
@@ -160,7 +156,7 @@ pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         for p in &s.peers {
             w(
                 out,
-                format!(
+                format_args!(
                     "  {:<54} {:<6} {:<10} {:>7}ms {:>5}  {}\n",
                     p.id,
                     p.state,
