@@ -1,8 +1,9 @@
 //! Raft clusters in one process: openraft nodes with meshml's sled-backed log and state
-//! machine (temporary databases), wired by an in-memory router that can crash nodes and
+//! machine (databases in a temporary folder), wired by an in-memory router that can crash nodes and
 //! cut links. For election, failover and partition tests without sockets.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, Raft, ServerState};
+use tempfile::TempDir;
 
 type Rpc<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
 
@@ -145,31 +147,55 @@ pub fn fast_config() -> openraft::Config {
     }
 }
 
-/// A cluster of `n` Raft nodes (ids 1..=n) in this process.
+/// A cluster of `n` Raft nodes (ids 1..=n) in this process, each with its sled database in
+/// a directory of a temporary folder (so a node can be stopped and started again).
 #[derive(Debug)]
 pub struct RaftCluster {
     router: Arc<Router>,
     state_machines: BTreeMap<u64, StateMachine>,
+    config: Arc<openraft::Config>,
+    dir: PathBuf,
+    _tmp: Option<TempDir>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens node `id`'s database under `dir` and starts its Raft node. The database of a node
+/// that was just shut down may still be held for a moment; opening is retried for 5 s.
+async fn spawn_node(
+    dir: &Path,
+    id: u64,
+    config: Arc<openraft::Config>,
+    router: Arc<Router>,
+) -> Result<(Raft<TypeConfig>, StateMachine), BoxError> {
+    let path = dir.join(format!("node-{id}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let db = loop {
+        match sled::Config::new().path(&path).open() {
+            Ok(db) => break db,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (log, sm) = raft::open(&db).await?;
+    let net = SimNetwork { router, from: id };
+    let r = Raft::new(id, config, net, log, sm.clone()).await?;
+    Ok((r, sm))
 }
 
 impl RaftCluster {
     /// Starts `n` voters and initialises the cluster from node 1.
-    pub async fn start(
-        n: u64,
-        config: openraft::Config,
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn start(n: u64, config: openraft::Config) -> Result<Self, BoxError> {
         let config = Arc::new(config.validate()?);
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().to_path_buf();
         let router = Arc::new(Router::default());
         let mut state_machines = BTreeMap::new();
         for id in 1..=n {
-            let db = sled::Config::new().temporary(true).open()?;
-            let (log, sm) = raft::open(&db).await?;
-            state_machines.insert(id, sm.clone());
-            let net = SimNetwork {
-                router: router.clone(),
-                from: id,
-            };
-            let r = Raft::new(id, config.clone(), net, log, sm).await?;
+            let (r, sm) = spawn_node(&dir, id, config.clone(), router.clone()).await?;
+            state_machines.insert(id, sm);
             router.nodes.lock().expect("lock").insert(id, r);
         }
         let members: BTreeMap<u64, BasicNode> = (1..=n)
@@ -180,7 +206,58 @@ impl RaftCluster {
         Ok(Self {
             router,
             state_machines,
+            config,
+            dir,
+            _tmp: Some(tmp),
         })
+    }
+
+    /// Starts node `id` again from its database after [`RaftCluster::crash`]: it rejoins
+    /// with what it had persisted and catches up from the leader.
+    pub async fn restart(&mut self, id: u64) -> Result<(), BoxError> {
+        // Drop every handle on the old database before opening it again.
+        self.state_machines.remove(&id);
+        self.router.nodes.lock().expect("lock").remove(&id);
+        let (r, sm) = spawn_node(&self.dir, id, self.config.clone(), self.router.clone()).await?;
+        self.state_machines.insert(id, sm);
+        self.router.nodes.lock().expect("lock").insert(id, r);
+        self.router.down.lock().expect("lock").remove(&id);
+        Ok(())
+    }
+
+    /// Starts a new node `id` and adds it to the cluster as a learner through `via` (the
+    /// leader).
+    pub async fn add_learner(&mut self, via: u64, id: u64) -> Result<(), BoxError> {
+        let (r, sm) = spawn_node(&self.dir, id, self.config.clone(), self.router.clone()).await?;
+        self.state_machines.insert(id, sm);
+        self.router.nodes.lock().expect("lock").insert(id, r);
+        let leader = self.raft(via).ok_or("no such node")?;
+        leader
+            .add_learner(id, BasicNode::new(format!("sim-{id}")), true)
+            .await?;
+        Ok(())
+    }
+
+    /// Node `id`'s Raft handle (the same type `meshml node` runs), while it is known.
+    pub fn raft_handle(&self, id: u64) -> Option<Raft<TypeConfig>> {
+        self.raft(id)
+    }
+
+    /// Node `id`'s state machine.
+    pub fn state_machine(&self, id: u64) -> Option<StateMachine> {
+        self.state_machines.get(&id).cloned()
+    }
+
+    /// Node `id`'s Raft metrics.
+    pub fn metrics(&self, id: u64) -> Option<openraft::RaftMetrics<u64, BasicNode>> {
+        self.raft(id).map(|r| r.metrics().borrow().clone())
+    }
+
+    /// How many leader snapshots node `id` has installed since it (re)started.
+    pub fn snapshots_installed(&self, id: u64) -> u64 {
+        self.state_machines
+            .get(&id)
+            .map_or(0, StateMachine::snapshots_installed)
     }
 
     fn raft(&self, id: u64) -> Option<Raft<TypeConfig>> {

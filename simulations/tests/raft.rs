@@ -101,3 +101,62 @@ async fn a_minority_partition_never_commits_and_healing_converges() {
     assert!(c.write(leader, member(43)).await.unwrap().ok);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up_through_a_snapshot_once_the_log_is_compacted() {
+    // Snapshot every 10 entries and keep no log behind a snapshot.
+    let config = openraft::Config {
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10),
+        max_in_snapshot_log_to_keep: 0,
+        purge_batch_size: 1,
+        ..fast_config()
+    };
+    let mut c = RaftCluster::start(3, config).await.unwrap();
+    let leader = c.wait_leader(&[], ELECTION).await.unwrap();
+    assert!(c.write(leader, member(1)).await.unwrap().ok);
+    let away = if leader == 3 { 2 } else { 3 };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let had = c.metrics(away).unwrap().last_log_index.unwrap();
+    c.crash(away).await;
+
+    for n in 2..=60 {
+        assert!(c.write(leader, member(n)).await.unwrap().ok);
+    }
+    // Every live node has compacted its log past what the away node holds, so the entries
+    // it missed exist nowhere as log entries any more.
+    let compacted = tokio::time::timeout(ELECTION, async {
+        loop {
+            let purged = |id| c.metrics(id).and_then(|m| m.purged).map_or(0, |p| p.index);
+            if (1..=3).filter(|&id| id != away).all(|id| purged(id) > had) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(compacted.is_ok(), "the live nodes compacted their logs");
+
+    c.restart(away).await.unwrap();
+    let caught_up = tokio::time::timeout(ELECTION, async {
+        while (1..=60).any(|n| !c.state(away).members.contains_key(&n)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(caught_up.is_ok(), "the restarted node has all 60 records");
+    assert!(
+        c.snapshots_installed(away) >= 1,
+        "it caught up by installing the leader's snapshot"
+    );
+    assert_eq!(c.state(away), c.state(leader));
+    // And it keeps following: a later write reaches it through the log.
+    assert!(c.write(leader, member(61)).await.unwrap().ok);
+    let followed = tokio::time::timeout(ELECTION, async {
+        while !c.state(away).members.contains_key(&61) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(followed.is_ok());
+    c.shutdown().await;
+}

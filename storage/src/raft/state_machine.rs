@@ -36,6 +36,7 @@ pub struct StateMachine {
     tree: sled::Tree,
     applied: Arc<Mutex<Applied>>,
     snapshots_built: Arc<std::sync::atomic::AtomicU64>,
+    snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 const APPLIED: &[u8] = b"applied";
@@ -64,7 +65,15 @@ impl StateMachine {
             tree,
             applied: Arc::new(Mutex::new(applied)),
             snapshots_built: Arc::default(),
+            snapshots_installed: Arc::default(),
         })
+    }
+
+    /// How many snapshots from a leader this state machine has installed since it was
+    /// opened (a node that was away catches up this way once the log it missed is gone).
+    pub fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A copy of the current cluster state.
@@ -192,6 +201,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.persist()
             .await
             .map_err(StorageIOError::write_state_machine)?;
+        self.snapshots_installed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
