@@ -29,6 +29,8 @@ pub struct ApiState {
         crate::cluster::ClusterRaft,
         meshml_storage::raft::StateMachine,
     )>,
+    /// The driver actor running here, if any.
+    pub driving: crate::cluster::driver::DriverSlot,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -122,10 +124,10 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
         listen,
         peers,
-        raft: state
-            .raft
-            .as_ref()
-            .map(|(r, sm)| crate::cluster::view(r, sm)),
+        raft: state.raft.as_ref().map(|(r, sm)| {
+            let driving = state.driving.lock().expect("driver slot").clone();
+            crate::cluster::view(r, sm, driving)
+        }),
     })
 }
 

@@ -137,6 +137,9 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             .map_err(|e| usage(format!("cannot start the Raft node: {e}")))?;
         let m = membership.clone();
         let (r, c) = (raft.clone(), client.clone());
+        let guard = cluster::driver::TermGuard::default();
+        let promises = std::sync::Arc::new(cluster::Promises::default());
+        let formation_promises = promises.clone();
         actix_rt::spawn(async move {
             while let Some(ev) = events.recv().await {
                 // Consensus traffic goes to Raft; everything else to membership.
@@ -156,16 +159,36 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                     network::Event::Request {
                         request:
                             request @ (meshml_protocol::Request::ClusterInfo
-                            | meshml_protocol::Request::JoinCluster { .. }),
+                            | meshml_protocol::Request::JoinCluster { .. }
+                            | meshml_protocol::Request::PromiseFormation { .. }),
                         channel,
                         ..
                     } => {
-                        let (r, c) = (r.clone(), c.clone());
+                        let (r, c, p) = (r.clone(), c.clone(), promises.clone());
                         actix_rt::spawn(async move {
-                            if let Some(resp) = cluster::serve_membership(&r, &request).await {
+                            if let Some(resp) = cluster::serve_membership(&r, &p, &request).await {
                                 let _ = c.respond(channel, resp).await;
                             }
                         });
+                        continue;
+                    }
+                    network::Event::Request {
+                        request: meshml_protocol::Request::AssignTask { term, .. },
+                        channel,
+                        ..
+                    } => {
+                        let local_term = r.metrics().borrow().current_term;
+                        let resp = match guard.admit(term, local_term) {
+                            Err(e) => meshml_protocol::Response::Error(e),
+                            Ok(()) => {
+                                meshml_protocol::Response::Error(meshml_protocol::RemoteError {
+                                    code: meshml_protocol::ErrorCode::Unavailable,
+                                    message: "this node does not run tasks yet".into(),
+                                    retryable: true,
+                                })
+                            }
+                        };
+                        let _ = c.respond(channel, resp).await;
                         continue;
                     }
                     other => other,
@@ -176,6 +199,7 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             }
         });
         let formation = cluster::Formation {
+            promises: formation_promises,
             expect: args.expect.max(1),
             window: Duration::from_millis(args.form_window_ms),
             poll: Duration::from_millis(200),
@@ -223,14 +247,12 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         };
         let (fr, fc, alive) = (raft.clone(), client.clone(), alive_peers.clone());
         actix_rt::spawn(async move {
-            if let Err(e) = formation.run(&fr, &fc, alive).await {
+            if let Err(e) = formation.run(&fr, &fc, &alive).await {
                 tracing::error!(cause = %e, "cluster formation failed");
+                return;
             }
+            formation.watch(&fr, &fc, &alive).await;
         });
-        let autopilot = cluster::autopilot::Autopilot {
-            remove_after: Duration::from_millis(args.remove_after_ms),
-            tick: Duration::from_millis(500),
-        };
         for (peer, addr) in bootstrap {
             client.bootstrap(peer, addr).await.map_err(net_err)?;
         }
@@ -249,10 +271,20 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             memory_bytes: caps.memory_bytes,
             free_disk_bytes: caps.free_disk_bytes,
         };
-        actix_rt::spawn({
-            let (raft, state) = (raft.clone(), state.clone());
-            async move { autopilot.run(raft, state, local_info, live_members).await }
-        });
+        let driving = cluster::driver::DriverSlot::default();
+        actix_rt::spawn(cluster::driver::supervise(
+            raft.clone(),
+            state.clone(),
+            cluster::driver::DriverConfig {
+                local: local_info,
+                alive: std::sync::Arc::new(live_members),
+                autopilot: cluster::autopilot::Autopilot {
+                    remove_after: Duration::from_millis(args.remove_after_ms),
+                    tick: Duration::from_millis(500),
+                },
+            },
+            driving.clone(),
+        ));
         let (http, http_addrs) = crate::http::start(
             crate::http::ApiState {
                 node: local.to_string(),
@@ -261,6 +293,7 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                 membership: membership.clone(),
                 token,
                 raft: Some((raft.clone(), state.clone())),
+                driving,
             },
             &args.http,
         )

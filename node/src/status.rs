@@ -20,12 +20,27 @@ struct Peer {
 }
 
 #[derive(Debug, Deserialize)]
+struct Member {
+    peer_id: String,
+    cores: u32,
+    memory_bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Driving {
+    term: u64,
+}
+
+#[derive(Debug, Deserialize)]
 struct Raft {
     role: String,
     term: u64,
     driver: Option<String>,
     voters: Vec<String>,
     learners: Vec<String>,
+    #[serde(default)]
+    members: Vec<Member>,
+    driving: Option<Driving>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +131,10 @@ pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     }
     let s: Status = serde_json::from_str(&body)
         .map_err(|e| NodeError::Usage(format!("{}: unexpected status document: {e}", args.node)))?;
+    render(&s, out)
+}
+
+fn render(s: &Status, out: &mut dyn Write) -> Result<(), NodeError> {
     w(
         out,
         format_args!(
@@ -128,17 +147,7 @@ pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         w(out, format_args!("listening: {l}\n"))?;
     }
     if let Some(r) = &s.raft {
-        let driver = r.driver.as_deref().unwrap_or("(none yet)");
-        w(out, format_args!("driver:    {driver} (term {})\n", r.term))?;
-        w(
-            out,
-            format_args!(
-                "this node: {} ({} voters, {} learners)\n",
-                r.role,
-                r.voters.len(),
-                r.learners.len()
-            ),
-        )?;
+        render_raft(r, out)?;
     }
     let alive = s.peers.iter().filter(|p| p.state == "alive").count();
     w(
@@ -171,8 +180,112 @@ pub fn run(args: StatusArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The driver, this node's role, and the members with their roles.
+fn render_raft(r: &Raft, out: &mut dyn Write) -> Result<(), NodeError> {
+    let driver = r.driver.as_deref().unwrap_or("(none yet)");
+    w(out, format_args!("driver:    {driver} (term {})\n", r.term))?;
+    let driving = r.driving.as_ref().map_or(String::new(), |d| {
+        format!(", driver actor running for term {}", d.term)
+    });
+    w(out, format_args!("this node: {}{driving}\n", r.role))?;
+    w(
+        out,
+        format_args!(
+            "members:   {} ({} voters, {} learners)\n",
+            r.voters.len() + r.learners.len(),
+            r.voters.len(),
+            r.learners.len()
+        ),
+    )?;
+    let roles = r
+        .voters
+        .iter()
+        .map(|v| {
+            (
+                v,
+                if Some(v) == r.driver.as_ref() {
+                    "driver"
+                } else {
+                    "voter"
+                },
+            )
+        })
+        .chain(r.learners.iter().map(|l| (l, "learner")));
+    w(
+        out,
+        format_args!(
+            "  {:<54} {:<8} {:>5} {:>9}\n",
+            "MEMBER", "ROLE", "CORES", "MEMORY"
+        ),
+    )?;
+    for (peer, role) in roles {
+        let rec = r.members.iter().find(|m| &m.peer_id == peer);
+        let (cores, memory) = rec.map_or(("?".to_string(), "?".to_string()), |m| {
+            (
+                m.cores.to_string(),
+                format!("{:.1}G", m.memory_bytes as f64 / (1u64 << 30) as f64),
+            )
+        });
+        w(
+            out,
+            format_args!("  {peer:<54} {role:<8} {cores:>5} {memory:>9}\n"),
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn members_are_listed_with_their_roles() {
+        let doc = serde_json::json!({
+            "node": "A", "cluster": "lab", "version": "0.1.0", "protocol_version": 1,
+            "listen": ["/ip4/127.0.0.1/tcp/1"], "peers": [],
+            "raft": {
+                "role": "leader", "term": 7, "driver": "A",
+                "voters": ["A", "B"], "learners": ["C"],
+                "members": [
+                    {"peer_id": "A", "addrs": [], "cores": 4, "memory_bytes": 2147483648u64,
+                     "free_disk_bytes": 0},
+                    {"peer_id": "C", "addrs": [], "cores": 2, "memory_bytes": 1073741824u64,
+                     "free_disk_bytes": 0}
+                ],
+                "driving": {"term": 7, "since_ms": 1}
+            }
+        });
+        let s: super::Status = serde_json::from_value(doc).unwrap();
+        let mut out = Vec::new();
+        super::render(&s, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("driver:    A (term 7)"), "{text}");
+        assert!(
+            text.contains("this node: leader, driver actor running for term 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("members:   3 (2 voters, 1 learners)"),
+            "{text}"
+        );
+        let row = |p: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(p))
+                .unwrap()
+                .to_string()
+        };
+        assert!(
+            row("A ").contains("driver") && row("A ").contains("2.0G"),
+            "{text}"
+        );
+        assert!(
+            row("B ").contains("voter") && row("B ").contains('?'),
+            "{text}"
+        );
+        assert!(
+            row("C ").contains("learner") && row("C ").contains("1.0G"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn chunked_bodies_are_joined() {
         assert_eq!(

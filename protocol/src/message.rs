@@ -239,6 +239,12 @@ pub enum Request {
         /// The joining node's peer id.
         peer: String,
     },
+    /// Asks an unformed node to promise that `initiator` alone may initialise a cluster
+    /// with it for a while; the initiator initialises only once every member has promised.
+    PromiseFormation {
+        /// The initiating node's peer id.
+        initiator: String,
+    },
     /// A consensus (Raft) message.
     Consensus {
         /// Which Raft RPC.

@@ -155,6 +155,9 @@ fn request() -> impl Strategy<Value = Request> {
                     proba
                 }
             ),
+        Just(Request::ClusterInfo),
+        text().prop_map(|peer| Request::JoinCluster { peer }),
+        text().prop_map(|initiator| Request::PromiseFormation { initiator }),
         text().prop_map(|d| Request::DatasetChunks {
             dataset: DatasetId::new(d)
         }),

@@ -7,9 +7,12 @@
 //! - Formation ([`Formation`]): with `--expect N`, once N meshml nodes of the same cluster
 //!   know each other, the one with the lowest node id initialises the group with all of
 //!   them as voters. A node expecting 1 forms a cluster of its own.
-//! - [`autopilot`]: on the driver, removes unreachable members and promotes learners.
+//! - [`driver`]: the driver actor, started on the leader for one term and stopped when
+//!   leadership is lost; workers refuse commands from older terms.
+//! - [`autopilot`]: run by the driver, removes unreachable members and promotes learners.
 
 pub mod autopilot;
+pub mod driver;
 pub mod network;
 
 use std::collections::BTreeMap;
@@ -41,6 +44,9 @@ pub fn default_config(cluster: &str) -> openraft::Config {
         election_timeout_min: 500,
         election_timeout_max: 1000,
         install_snapshot_timeout: 10_000,
+        // Snapshot chunks travel as MessagePack arrays of bytes (up to 2 bytes each) in
+        // frames capped at 4 MiB.
+        snapshot_max_chunk_size: 1024 * 1024,
         ..Default::default()
     }
 }
@@ -98,6 +104,12 @@ pub async fn serve_consensus(raft: &ClusterRaft, kind: ConsensusKind, payload: &
     }
 }
 
+/// How often a member checks whether it has been left behind ([`Formation::watch`]).
+pub const STRANDED_CHECK: Duration = Duration::from_secs(2);
+
+/// How long a member may know no leader before it asks a driver to take it back.
+pub const STRANDED_AFTER: Duration = Duration::from_secs(5);
+
 /// Most voters the cluster keeps; further members join as learners.
 pub const MAX_VOTERS: usize = 5;
 
@@ -111,9 +123,43 @@ fn initialized(raft: &ClusterRaft) -> bool {
         .is_some()
 }
 
-/// Answers `ClusterInfo` and `JoinCluster` requests.
+/// How long a formation promise binds the node that gave it.
+pub const PROMISE_TTL: Duration = Duration::from_secs(10);
+
+/// An unformed node's promise to one initiator (see [`Formation`]): while it lasts, no
+/// other node gets one, so two initiators cannot both collect every member's promise
+/// unless their member sets are disjoint.
+#[derive(Debug, Default)]
+pub struct Promises {
+    given: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl Promises {
+    /// Promises `initiator` for [`PROMISE_TTL`] unless a promise to another node still
+    /// binds; renewing a promise to the same initiator extends it.
+    pub fn grant(&self, initiator: &str) -> Result<(), String> {
+        self.grant_at(initiator, std::time::Instant::now())
+    }
+
+    fn grant_at(&self, initiator: &str, now: std::time::Instant) -> Result<(), String> {
+        let mut given = self.given.lock().expect("promises");
+        match &*given {
+            Some((other, until)) if other != initiator && *until > now => Err(format!(
+                "promised to {other} for another {:?}",
+                *until - now
+            )),
+            _ => {
+                *given = Some((initiator.to_string(), now + PROMISE_TTL));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Answers `ClusterInfo`, `JoinCluster` and `PromiseFormation` requests.
 pub async fn serve_membership(
     raft: &ClusterRaft,
+    promises: &Promises,
     request: &meshml_protocol::Request,
 ) -> Option<Response> {
     use meshml_protocol::{ErrorCode, RemoteError, Request};
@@ -138,6 +184,21 @@ pub async fn serve_membership(
                 retryable: true,
             }),
         }),
+        Request::PromiseFormation { initiator } => {
+            let answer = if initialized(raft) {
+                Err("already a member of a cluster".to_string())
+            } else {
+                promises.grant(initiator)
+            };
+            Some(match answer {
+                Ok(()) => Response::Ack,
+                Err(message) => Response::Error(RemoteError {
+                    code: ErrorCode::Unavailable,
+                    message,
+                    retryable: true,
+                }),
+            })
+        }
         _ => None,
     }
 }
@@ -158,6 +219,11 @@ async fn join(raft: &ClusterRaft, peer: &str) -> Result<(), String> {
                 |l| l.to_string()
             )
         ));
+    }
+    // A membership the driver has not committed yet may still be lost (a driver cut off
+    // from its quorum appends changes it can never commit): answer only on committed ones.
+    if m.membership_config.log_id().as_ref().map(|l| l.index) > m.last_applied.map(|l| l.index) {
+        return Err("a membership change is in progress; retry".to_string());
     }
     let membership = m.membership_config.membership().clone();
     if membership.voter_ids().any(|v| v == id) {
@@ -196,12 +262,20 @@ pub struct ClusterView {
     pub learners: Vec<String>,
     /// Last log index applied here.
     pub applied: Option<u64>,
+    /// Last log index appended here (committed or not).
+    pub last_log: Option<u64>,
     /// Members and what they offer, from the replicated state.
     pub members: Vec<meshml_storage::raft::MemberInfo>,
+    /// The driver actor running on this node, if any.
+    pub driving: Option<driver::DriverInfo>,
 }
 
 /// What the local Raft node reports.
-pub fn view(raft: &ClusterRaft, state: &meshml_storage::raft::StateMachine) -> ClusterView {
+pub fn view(
+    raft: &ClusterRaft,
+    state: &meshml_storage::raft::StateMachine,
+    driving: Option<driver::DriverInfo>,
+) -> ClusterView {
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let name = |id: &u64| {
@@ -226,7 +300,9 @@ pub fn view(raft: &ClusterRaft, state: &meshml_storage::raft::StateMachine) -> C
         voters,
         learners,
         applied: m.last_applied.map(|l| l.index),
+        last_log: m.last_log_index,
         members: state.state().members.into_values().collect(),
+        driving,
     }
 }
 
@@ -236,9 +312,15 @@ pub fn view(raft: &ClusterRaft, state: &meshml_storage::raft::StateMachine) -> C
 /// them belongs to an initialised cluster, it asks that cluster's driver to add it. If none
 /// does, and at least `expect` nodes (itself included) see each other, and `window` has
 /// passed since start-up, the one with the lowest node id initialises the group with
-/// the `expect` lowest ids as voters.
+/// the `expect` lowest ids as voters, once each of them has promised ([`Promises`]) not to
+/// take part in another initialisation. Views that differ (say six nodes started with
+/// `--expect 5`, one of them not yet seen by all) therefore cannot produce two clusters
+/// unless at least twice `expect` unformed nodes split into groups that never see each
+/// other.
 #[derive(Debug)]
 pub struct Formation {
+    /// This node's promises, shared with the request handler.
+    pub promises: Arc<Promises>,
     /// How many nodes to wait for before initialising.
     pub expect: usize,
     /// How long to look for an existing cluster before initialising one.
@@ -263,37 +345,16 @@ impl Formation {
             }
             let peers = alive().await;
             // Join an existing cluster through its driver.
-            let mut found_cluster = false;
-            for p in &peers {
-                if let Ok(Response::ClusterInfo {
-                    initialized: true,
-                    driver,
-                    ..
-                }) = client
-                    .request(*p, meshml_protocol::Request::ClusterInfo)
-                    .await
-                {
-                    found_cluster = true;
-                    let Some(driver) = driver.and_then(|d| d.parse::<PeerId>().ok()) else {
-                        continue;
-                    };
-                    let join = meshml_protocol::Request::JoinCluster {
-                        peer: local.to_string(),
-                    };
-                    match client.request(driver, join).await {
-                        Ok(Response::Ack) => tracing::info!(%driver, "joined the cluster"),
-                        Ok(other) => tracing::debug!(?other, "join refused; retrying"),
-                        Err(e) => tracing::debug!(cause = %e, "join failed; retrying"),
-                    }
-                    break;
-                }
-            }
+            let found_cluster = self.join_driver(client, &peers, |_| true).await;
             if !found_cluster && started.elapsed() >= self.window {
                 let mut all = peers;
                 all.push(local);
                 all.sort_by_key(node_id);
                 all.dedup();
-                if all.len() >= self.expect && node_id(&all[0]) == node_id(&local) {
+                if all.len() >= self.expect
+                    && node_id(&all[0]) == node_id(&local)
+                    && self.promised(client, &all[..self.expect]).await
+                {
                     let members: BTreeMap<u64, BasicNode> = all
                         .iter()
                         .take(self.expect)
@@ -307,5 +368,143 @@ impl Formation {
             }
             tokio::time::sleep(self.poll).await;
         }
+    }
+
+    /// Asks `peers` in turn which cluster they belong to, until one belongs to an
+    /// initialised cluster; if it reports a driver for which `want(term)` holds, asks that
+    /// driver to add this node. Returns whether any peer belongs to an initialised cluster.
+    async fn join_driver(
+        &self,
+        client: &crate::network::Client,
+        peers: &[PeerId],
+        want: impl Fn(u64) -> bool,
+    ) -> bool {
+        let local = client.local_peer_id();
+        let mut found_cluster = false;
+        for p in peers {
+            let Ok(Response::ClusterInfo {
+                initialized: true,
+                driver,
+                term,
+            }) = client
+                .request(*p, meshml_protocol::Request::ClusterInfo)
+                .await
+            else {
+                continue;
+            };
+            found_cluster = true;
+            // One answer is enough: the watch asks a different peer first next time.
+            let Some(driver) = driver.and_then(|d| d.parse::<PeerId>().ok()) else {
+                break;
+            };
+            if driver == local || !want(term) {
+                break;
+            }
+            let join = meshml_protocol::Request::JoinCluster {
+                peer: local.to_string(),
+            };
+            match client.request(driver, join).await {
+                Ok(Response::Ack) => tracing::debug!(%driver, "the driver has this node"),
+                Ok(other) => tracing::debug!(?other, "join refused; retrying"),
+                Err(e) => tracing::debug!(cause = %e, "join failed; retrying"),
+            }
+            break;
+        }
+        found_cluster
+    }
+
+    /// Runs for the life of a member: a node left behind asks the current driver to take
+    /// it (back) in. Left behind means a peer reports a driver in a newer term than this
+    /// node's (a learner whose only leader was cut off and deposed never hears the new
+    /// one), or this node has known no leader for [`STRANDED_AFTER`] (a member removed by
+    /// the autopilot while it was cut off campaigns forever otherwise). The driver answers
+    /// at once when the node is already a committed member.
+    pub async fn watch(
+        &self,
+        raft: &ClusterRaft,
+        client: &crate::network::Client,
+        alive: impl Fn() -> futures::future::BoxFuture<'static, Vec<PeerId>>,
+    ) {
+        let mut leaderless_since: Option<tokio::time::Instant> = None;
+        let mut turn = 0usize;
+        loop {
+            tokio::time::sleep(STRANDED_CHECK).await;
+            let m = raft.metrics().borrow().clone();
+            if m.state == ServerState::Leader || m.state == ServerState::Shutdown {
+                leaderless_since = None;
+                continue;
+            }
+            let leaderless = m.current_leader.is_none();
+            let since = match (leaderless, leaderless_since) {
+                (false, _) => None,
+                (true, Some(t)) => Some(t),
+                (true, None) => Some(tokio::time::Instant::now()),
+            };
+            leaderless_since = since;
+            let stranded = since.is_some_and(|t| t.elapsed() >= STRANDED_AFTER);
+            let mut peers = alive().await;
+            if !peers.is_empty() {
+                turn = turn.wrapping_add(1);
+                let k = turn % peers.len();
+                peers.rotate_left(k);
+            }
+            let my_term = m.current_term;
+            self.join_driver(client, &peers, |term| stranded || term > my_term)
+                .await;
+        }
+    }
+
+    /// Collects the promises of `members` (this node first) for this node to initialise.
+    async fn promised(&self, client: &crate::network::Client, members: &[PeerId]) -> bool {
+        let local = client.local_peer_id();
+        let me = local.to_string();
+        if let Err(why) = self.promises.grant(&me) {
+            tracing::debug!(%why, "not initialising: this node promised another");
+            return false;
+        }
+        for p in members.iter().filter(|p| **p != local) {
+            let ask = meshml_protocol::Request::PromiseFormation {
+                initiator: me.clone(),
+            };
+            match client.request(*p, ask).await {
+                Ok(Response::Ack) => {}
+                other => {
+                    tracing::info!(peer = %p, answer = ?other, "not initialising yet: no promise");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_promise_binds_for_its_lifetime_and_only_to_one_initiator() {
+        let p = Promises::default();
+        let t0 = std::time::Instant::now();
+        assert!(p.grant_at("a", t0).is_ok());
+        let e = p.grant_at("b", t0 + Duration::from_secs(1)).unwrap_err();
+        assert!(e.contains("promised to a"), "{e}");
+        // Renewing for the same initiator extends the promise.
+        assert!(p.grant_at("a", t0 + Duration::from_secs(9)).is_ok());
+        assert!(p.grant_at("b", t0 + Duration::from_secs(12)).is_err());
+        // Once it lapses another initiator may have it.
+        assert!(p
+            .grant_at("b", t0 + Duration::from_secs(9) + PROMISE_TTL)
+            .is_ok());
+        assert!(p.grant_at("a", t0 + Duration::from_secs(20)).is_err());
+    }
+
+    #[test]
+    fn node_ids_are_stable_and_never_zero() {
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        assert_eq!(node_id(&peer), node_id(&peer));
+        assert_ne!(node_id(&peer), 0);
     }
 }

@@ -1,5 +1,8 @@
-//! Helpers for tests that run real `meshml node` processes on 127.0.0.1.
+//! Helpers for tests that run real `meshml node` processes on 127.0.0.1 (and, in
+//! [`netns`], in network namespaces).
 #![allow(dead_code)]
+
+pub mod netns;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
