@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
+use crate::ensemble::{FittedEnsemble, RandomForestParams};
 use crate::error::{ModelError, Result};
 use crate::linear::{FittedLogisticRegression, LogisticRegressionParams};
 use crate::matrix::Matrix;
@@ -23,6 +24,10 @@ pub const CLASSIFIERS: &[(&str, &str)] = &[
     ),
     ("gaussian_nb", "Gaussian naive Bayes"),
     ("decision_tree", "CART decision tree (gini or entropy)"),
+    (
+        "random_forest",
+        "random forest of CART trees on bootstrap samples",
+    ),
 ];
 
 /// Every transformer name with a one-line description.
@@ -42,6 +47,8 @@ pub enum Estimator {
     GaussianNb(GaussianNbParams),
     /// Decision-tree classifier.
     DecisionTree(DecisionTreeClassifierParams),
+    /// Random-forest classifier.
+    RandomForest(RandomForestParams),
     /// Transformers followed by a classifier.
     Pipeline(PipelineParams),
 }
@@ -145,6 +152,9 @@ impl Estimator {
             "decision_tree" | "decision_tree_classifier" | "DecisionTreeClassifier" => {
                 Self::DecisionTree(DecisionTreeClassifierParams::default())
             }
+            "random_forest" | "random_forest_classifier" | "RandomForestClassifier" => {
+                Self::RandomForest(RandomForestParams::default())
+            }
             t if TransformerSpec::from_name(t).is_ok() => {
                 return Err(ModelError::UnknownEstimator(
                     t.to_string(),
@@ -166,6 +176,7 @@ impl Estimator {
             Self::LogisticRegression(_) => LogisticRegressionParams::NAME.to_string(),
             Self::GaussianNb(_) => GaussianNbParams::NAME.to_string(),
             Self::DecisionTree(_) => DecisionTreeClassifierParams::NAME.to_string(),
+            Self::RandomForest(_) => RandomForestParams::NAME.to_string(),
             Self::Pipeline(p) => {
                 let mut parts: Vec<String> = p.steps.iter().map(|s| s.name().to_string()).collect();
                 parts.push(p.estimator.name());
@@ -179,6 +190,7 @@ impl Estimator {
             Self::LogisticRegression(_) => LogisticRegressionParams::PARAM_NAMES,
             Self::GaussianNb(_) => GaussianNbParams::PARAM_NAMES,
             Self::DecisionTree(_) => DecisionTreeClassifierParams::PARAM_NAMES,
+            Self::RandomForest(_) => RandomForestParams::PARAM_NAMES,
             Self::Pipeline(_) => &[],
         }
     }
@@ -190,6 +202,7 @@ impl Estimator {
             Self::LogisticRegression(p) => p.set_param(key, value),
             Self::GaussianNb(p) => p.set_param(key, value),
             Self::DecisionTree(p) => p.set_param(key, value),
+            Self::RandomForest(p) => p.set_param(key, value),
             Self::Pipeline(pipe) => {
                 if let Some((step, param)) = key.split_once("__") {
                     if step == pipe.estimator.name() {
@@ -249,6 +262,9 @@ impl Estimator {
             Self::DecisionTree(p) => {
                 p.random_state.get_or_insert(seed);
             }
+            Self::RandomForest(p) => {
+                p.tree.random_state.get_or_insert(seed);
+            }
             Self::Pipeline(p) => p.estimator.seed_unset(seed),
             Self::LogisticRegression(_) | Self::GaussianNb(_) => {}
         }
@@ -260,6 +276,7 @@ impl Estimator {
             Self::LogisticRegression(p) => p.validate(),
             Self::GaussianNb(p) => p.validate(),
             Self::DecisionTree(p) => p.validate(),
+            Self::RandomForest(p) => p.validate(),
             Self::Pipeline(p) => {
                 if matches!(*p.estimator, Self::Pipeline(_)) {
                     return Err(ModelError::param(
@@ -284,6 +301,7 @@ impl Fit for Estimator {
             Self::LogisticRegression(p) => FittedModel::LogisticRegression(p.fit(data)?),
             Self::GaussianNb(p) => FittedModel::GaussianNb(p.fit(data)?),
             Self::DecisionTree(p) => FittedModel::DecisionTree(p.fit(data)?),
+            Self::RandomForest(p) => FittedModel::Ensemble(p.fit(data)?),
             Self::Pipeline(p) => {
                 let mut steps = Vec::with_capacity(p.steps.len());
                 let mut current = data.clone();
@@ -346,6 +364,8 @@ pub enum FittedModel {
     DecisionTree(FittedDecisionTree),
     /// Pipeline.
     Pipeline(FittedPipeline),
+    /// An ensemble: a forest, or members a meta-estimator fitted apart.
+    Ensemble(FittedEnsemble),
 }
 
 impl FittedModel {
@@ -355,6 +375,7 @@ impl FittedModel {
             Self::GaussianNb(m) => m,
             Self::DecisionTree(m) => m,
             Self::Pipeline(p) => p,
+            Self::Ensemble(e) => e,
         }
     }
 }

@@ -11,10 +11,13 @@
 //!   errors that name the line and column.
 //! - [`traits`]: [`Params`], [`Fit`], [`Classifier`], [`Transformer`].
 //! - Families: [`linear`] (logistic regression), [`naive_bayes`] (Gaussian NB), [`tree`]
-//!   (decision trees), [`preprocessing`] (standard scaler).
+//!   (decision trees), [`ensemble`] (random forests, combined members),
+//!   [`preprocessing`] (standard scaler).
 //! - [`estimator`]: estimators by name, pipelines, and fitted models of any kind; what
 //!   jobs and artifacts carry.
 //! - [`model_selection`], [`metrics`]: splits and scores.
+//! - [`plan`]: jobs (searches, one-vs-rest, bagging, voting, forests) as plans of
+//!   independent tasks, and the local executor.
 //! - [`artifact`]: versioned, checksummed model files.
 //! - [`optim`], [`rng`]: L-BFGS and a portable seeded generator.
 //!
@@ -39,6 +42,7 @@
 
 pub mod artifact;
 pub mod dataset;
+pub mod ensemble;
 pub mod error;
 pub mod estimator;
 pub mod io;
@@ -48,6 +52,7 @@ pub mod metrics;
 pub mod model_selection;
 pub mod naive_bayes;
 pub mod optim;
+pub mod plan;
 pub mod preprocessing;
 pub mod rng;
 pub mod traits;

@@ -1,0 +1,335 @@
+//! Ensembles: random forests, and the fitted models that meta-estimators assemble from
+//! independently fitted members (one-vs-rest, averaging, voting).
+//!
+//! A forest's tree `i` depends only on the forest's seed and `i` (its bootstrap sample and
+//! its feature draws), never on which task or thread grew it, so a forest grown in batches
+//! on a mesh equals one grown in a loop.
+//!
+//! ```
+//! use meshml_models::{ensemble::RandomForestParams, io::iris, Classifier, Params};
+//!
+//! let data = iris();
+//! let mut p = RandomForestParams::default();
+//! p.set_param("n_estimators", "20")?;
+//! p.set_param("random_state", "0")?;
+//! let forest = p.fit(&data)?;
+//! assert!(forest.score(data.x(), data.class_target()?.0)? > 0.95);
+//! # Ok::<(), meshml_models::ModelError>(())
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Dataset;
+use crate::error::{ModelError, Result};
+use crate::estimator::FittedModel;
+use crate::matrix::Matrix;
+use crate::rng::Rng;
+use crate::traits::{argmax_rows, check_input, parse_bool, parse_value, Classifier, Params};
+use crate::tree::{DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
+
+/// Hyperparameters of a random-forest classifier (scikit-learn's names and defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomForestParams {
+    /// Number of trees.
+    pub n_estimators: usize,
+    /// Grow each tree on a bootstrap sample (as sample weights) of the training rows.
+    pub bootstrap: bool,
+    /// The trees' parameters; `max_features` defaults to `sqrt`, and `random_state` seeds
+    /// the whole forest.
+    pub tree: DecisionTreeClassifierParams,
+}
+
+impl Default for RandomForestParams {
+    fn default() -> Self {
+        Self {
+            n_estimators: 100,
+            bootstrap: true,
+            tree: DecisionTreeClassifierParams::default().with_max_features(MaxFeatures::Sqrt),
+        }
+    }
+}
+
+const TREE_PARAMS: &[&str] = &[
+    "criterion",
+    "max_depth",
+    "min_samples_split",
+    "min_samples_leaf",
+    "max_features",
+    "min_impurity_decrease",
+    "random_state",
+];
+
+impl Params for RandomForestParams {
+    const NAME: &'static str = "random_forest";
+    const PARAM_NAMES: &'static [&'static str] = &[
+        "n_estimators",
+        "bootstrap",
+        "criterion",
+        "max_depth",
+        "min_samples_split",
+        "min_samples_leaf",
+        "max_features",
+        "min_impurity_decrease",
+        "random_state",
+    ];
+
+    fn validate(&self) -> Result<()> {
+        if self.n_estimators == 0 {
+            return Err(ModelError::param(
+                Self::NAME,
+                "n_estimators",
+                "must be at least 1",
+            ));
+        }
+        self.tree.validate()
+    }
+
+    fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "n_estimators" => {
+                self.n_estimators = parse_value(Self::NAME, key, value, "a positive integer")?
+            }
+            "bootstrap" => self.bootstrap = parse_bool(Self::NAME, key, value)?,
+            k if TREE_PARAMS.contains(&k) => self.tree.set_param(key, value)?,
+            _ => return Err(crate::traits::unknown_param::<Self>(key)),
+        }
+        Ok(())
+    }
+}
+
+impl RandomForestParams {
+    /// The seed the forest uses: `random_state`, or one drawn from the clock.
+    fn seed(&self) -> u64 {
+        self.tree.random_state.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |t| t.as_nanos() as u64)
+        })
+    }
+
+    /// Grows trees `from..to` of the forest (a batch; the whole forest is `0..n_estimators`).
+    /// `random_state` must be set for batches grown apart to form one forest.
+    pub fn fit_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<FittedEnsemble> {
+        self.validate()?;
+        let (ids, classes) = data.class_target()?;
+        if from >= to || to > self.n_estimators {
+            return Err(ModelError::param(
+                Self::NAME,
+                "n_estimators",
+                format!(
+                    "trees {from}..{to} are not a batch of {}",
+                    self.n_estimators
+                ),
+            ));
+        }
+        let seed = self.seed();
+        let n = ids.len();
+        let mut members = Vec::with_capacity(to - from);
+        for i in from..to {
+            let mut tree = self.tree.clone();
+            tree.random_state = Some(Rng::derive(seed, 2 * i as u64).next_u64());
+            let weights = self.bootstrap.then(|| {
+                let mut rng = Rng::derive(seed, 2 * i as u64 + 1);
+                let mut w = vec![0.0f64; n];
+                for _ in 0..n {
+                    w[rng.below(n)] += 1.0;
+                }
+                w
+            });
+            let t: FittedDecisionTree = tree.fit_weighted(data, weights.as_deref())?;
+            members.push(FittedModel::DecisionTree(t));
+        }
+        Ok(FittedEnsemble {
+            combine: Combine::Average,
+            members,
+            n_classes: classes.len(),
+            n_features: data.n_features(),
+        })
+    }
+
+    /// Grows the whole forest.
+    pub fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+        let mut p = self.clone();
+        p.tree.random_state = Some(self.seed());
+        p.fit_trees(data, 0, self.n_estimators)
+    }
+}
+
+/// How an ensemble combines its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    /// Mean of the members' probabilities (forests, bagging, soft voting).
+    Average,
+    /// Member `k` separates class `k` from the rest; probabilities are the members'
+    /// positive-class probabilities normalised per row (scikit-learn's
+    /// `OneVsRestClassifier`). With two classes there is one member, for class 1.
+    OneVsRest,
+    /// Each member's predicted class gets a vote; probabilities are vote shares, and ties
+    /// go to the lowest class id (hard voting).
+    Vote,
+}
+
+/// Independently fitted members combined into one classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedEnsemble {
+    /// How members are combined.
+    pub combine: Combine,
+    /// The members.
+    pub members: Vec<FittedModel>,
+    /// Classes of the whole problem.
+    pub n_classes: usize,
+    /// Feature columns.
+    pub n_features: usize,
+}
+
+impl FittedEnsemble {
+    /// Joins batches of one ensemble (trees grown by different tasks), in order.
+    pub fn concat(parts: Vec<FittedEnsemble>) -> Result<FittedEnsemble> {
+        let mut it = parts.into_iter();
+        let mut first = it
+            .next()
+            .ok_or_else(|| ModelError::data("ensemble", "no members"))?;
+        for p in it {
+            if p.combine != first.combine
+                || p.n_classes != first.n_classes
+                || p.n_features != first.n_features
+            {
+                return Err(ModelError::data(
+                    "ensemble",
+                    "batches disagree on their kind, classes or features",
+                ));
+            }
+            first.members.extend(p.members);
+        }
+        Ok(first)
+    }
+}
+
+impl Classifier for FittedEnsemble {
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
+        check_input(x, self.n_features, "ensemble")?;
+        let (n, k) = (x.rows(), self.n_classes);
+        let mut acc = vec![0.0f64; n * k];
+        match self.combine {
+            Combine::Average => {
+                for m in &self.members {
+                    let p = m.predict_proba(x)?;
+                    for (a, v) in acc.iter_mut().zip(p.data().iter()) {
+                        *a += f64::from(*v);
+                    }
+                }
+                let m = self.members.len().max(1) as f64;
+                acc.iter_mut().for_each(|a| *a /= m);
+            }
+            Combine::OneVsRest => {
+                if k == 2 && self.members.len() == 1 {
+                    let p = self.members[0].predict_proba(x)?;
+                    for (i, row) in p.data().chunks_exact(2).enumerate() {
+                        acc[i * 2] = f64::from(row[0]);
+                        acc[i * 2 + 1] = f64::from(row[1]);
+                    }
+                } else {
+                    for (c, m) in self.members.iter().enumerate() {
+                        let p = m.predict_proba(x)?;
+                        for (i, row) in p.data().chunks_exact(2).enumerate() {
+                            acc[i * k + c] = f64::from(row[1]);
+                        }
+                    }
+                    for row in acc.chunks_exact_mut(k) {
+                        let s: f64 = row.iter().sum();
+                        if s > 0.0 {
+                            row.iter_mut().for_each(|v| *v /= s);
+                        }
+                    }
+                }
+            }
+            Combine::Vote => {
+                for m in &self.members {
+                    for (i, c) in m.predict(x)?.into_iter().enumerate() {
+                        acc[i * k + c as usize] += 1.0;
+                    }
+                }
+                let m = self.members.len().max(1) as f64;
+                acc.iter_mut().for_each(|a| *a /= m);
+            }
+        }
+        Matrix::from_vec(n, k, acc.into_iter().map(|v| v as f32).collect())
+    }
+
+    fn predict(&self, x: &Matrix) -> Result<Vec<u32>> {
+        Ok(argmax_rows(&self.predict_proba(x)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::iris;
+
+    #[test]
+    fn batches_grown_apart_make_the_same_forest() {
+        let data = iris();
+        let mut p = RandomForestParams::default();
+        p.set_param("n_estimators", "12").unwrap();
+        p.set_param("random_state", "7").unwrap();
+        let whole = p.fit(&data).unwrap();
+        let parts = vec![
+            p.fit_trees(&data, 0, 5).unwrap(),
+            p.fit_trees(&data, 5, 6).unwrap(),
+            p.fit_trees(&data, 6, 12).unwrap(),
+        ];
+        let joined = FittedEnsemble::concat(parts).unwrap();
+        assert_eq!(joined, whole);
+        // Different trees: the bootstrap samples and feature draws differ per tree.
+        assert_ne!(whole.members[0], whole.members[1]);
+        assert!(p.fit_trees(&data, 5, 13).is_err());
+        assert!(p.fit_trees(&data, 5, 5).is_err());
+    }
+
+    #[test]
+    fn forest_params_are_checked_and_routed() {
+        let mut p = RandomForestParams::default();
+        p.set_param("max_depth", "3").unwrap();
+        p.set_param("bootstrap", "false").unwrap();
+        assert_eq!(p.tree.max_depth, Some(3));
+        assert!(!p.bootstrap);
+        assert!(p.set_param("n_estimators", "0").is_ok());
+        assert!(p.validate().is_err());
+        assert!(p.set_param("C", "1").is_err());
+    }
+
+    #[test]
+    fn votes_and_averages_combine_members() {
+        let data = iris();
+        let (y, _) = data.class_target().unwrap();
+        let mut p = RandomForestParams::default();
+        p.set_param("n_estimators", "5").unwrap();
+        p.set_param("random_state", "1").unwrap();
+        let forest = p.fit(&data).unwrap();
+        let proba = forest.predict_proba(data.x()).unwrap();
+        for row in proba.data().chunks_exact(3) {
+            let s: f32 = row.iter().sum();
+            assert!((s - 1.0).abs() < 1e-5);
+        }
+        let vote = FittedEnsemble {
+            combine: Combine::Vote,
+            ..forest.clone()
+        };
+        let v = vote.predict_proba(data.x()).unwrap();
+        // Vote shares are multiples of 1/5.
+        assert!(v
+            .data()
+            .iter()
+            .all(|s| ((s * 5.0).round() - s * 5.0).abs() < 1e-5));
+        assert!(vote.score(data.x(), y).unwrap() > 0.9);
+    }
+}

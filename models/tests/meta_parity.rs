@@ -1,0 +1,214 @@
+//! Meta-estimators (plans run on the local executor) against scikit-learn 1.9.1 on the
+//! bundled iris and digits data. Reference numbers: `tests/reference/sklearn_meta.json`,
+//! from `tools/sklearn_meta_reference.py`. Logistic regression is solved tightly on both
+//! sides, so searches agree fold by fold; forests and bagging draw different random
+//! numbers than scikit-learn, so their test accuracy is compared with scikit-learn's range
+//! over five seeds.
+
+use std::sync::OnceLock;
+
+use meshml_models::io::{load_csv, CsvOptions};
+use meshml_models::plan::{run_job, JobKind, JobResult, JobSpec, LocalExecutor};
+use meshml_models::{Classifier, Dataset, Estimator};
+use serde_json::Value;
+
+fn reference() -> &'static Value {
+    static R: OnceLock<Value> = OnceLock::new();
+    R.get_or_init(|| {
+        serde_json::from_str(include_str!("reference/sklearn_meta.json")).expect("reference JSON")
+    })
+}
+
+fn data(name: &str) -> Dataset {
+    let path = format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"));
+    load_csv(path, &CsvOptions::default()).expect("bundled data loads")
+}
+
+fn flat(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(flat).collect(),
+        Value::Number(n) => vec![n.as_f64().unwrap()],
+        other => panic!("not numeric: {other}"),
+    }
+}
+
+fn tight(name: &str) -> Estimator {
+    let mut e = Estimator::from_name(name).unwrap();
+    e.set_param("tol", "1e-10").unwrap();
+    e.set_param("max_iter", "100000").unwrap();
+    e
+}
+
+fn run(kind: JobKind, data: &Dataset) -> JobResult {
+    run_job(
+        &JobSpec { kind, seed: 0 },
+        data,
+        &LocalExecutor::new(2),
+        &|_| {},
+    )
+    .unwrap()
+}
+
+#[track_caller]
+fn assert_close(what: &str, ours: &[f64], theirs: &[f64], tol: f64) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: lengths differ");
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert!((a - b).abs() <= tol, "{what}[{i}]: {a} vs {b} (tol {tol})");
+    }
+}
+
+fn check_search(r: &Value, result: &JobResult, data: &Dataset) {
+    let cv = result.cv.as_ref().unwrap();
+    let split: Vec<f64> = cv.split_scores.iter().flatten().copied().collect();
+    assert_close(
+        "split scores",
+        &split,
+        &flat(&r["split_test_scores"]),
+        1e-12,
+    );
+    assert_close(
+        "mean",
+        &cv.mean_test_score,
+        &flat(&r["mean_test_score"]),
+        1e-12,
+    );
+    assert_close(
+        "std",
+        &cv.std_test_score,
+        &flat(&r["std_test_score"]),
+        1e-12,
+    );
+    let rank: Vec<f64> = cv.rank_test_score.iter().map(|&r| f64::from(r)).collect();
+    assert_eq!(rank, flat(&r["rank_test_score"]));
+    assert_eq!(cv.best_index as u64, r["best_index"].as_u64().unwrap());
+    for (ours, theirs) in cv.params.iter().zip(r["params"].as_array().unwrap()) {
+        for (k, v) in ours {
+            let t: f64 = theirs[k].as_str().unwrap().parse().unwrap();
+            assert_eq!(v.parse::<f64>().unwrap(), t, "{k}");
+        }
+    }
+    let (y, _) = data.class_target().unwrap();
+    let acc = result.model.as_ref().unwrap().score(data.x(), y).unwrap();
+    assert_eq!(acc, r["train_accuracy_refit"].as_f64().unwrap());
+}
+
+#[test]
+fn grid_search_on_iris_matches_fold_by_fold() {
+    let iris = data("iris");
+    let kind = JobKind::GridSearch {
+        estimator: tight("logistic_regression"),
+        grid: vec![(
+            "C".into(),
+            ["0.01", "0.1", "1.0", "10.0"].map(String::from).to_vec(),
+        )],
+        cv: 5,
+        refit: true,
+    };
+    check_search(&reference()["grid_iris"], &run(kind, &iris), &iris);
+}
+
+#[test]
+fn grid_search_over_a_pipeline_on_digits_matches_fold_by_fold() {
+    let digits = data("digits");
+    let kind = JobKind::GridSearch {
+        estimator: tight("standard_scaler+logistic_regression"),
+        grid: vec![(
+            "logistic_regression__C".into(),
+            ["0.01", "0.1", "1.0"].map(String::from).to_vec(),
+        )],
+        cv: 3,
+        refit: true,
+    };
+    check_search(
+        &reference()["grid_digits_scaled"],
+        &run(kind, &digits),
+        &digits,
+    );
+}
+
+#[test]
+fn one_vs_rest_and_soft_voting_match_probabilities() {
+    let iris = data("iris");
+    let proba = |r: &JobResult| -> Vec<f64> {
+        let m = r.model.as_ref().unwrap();
+        m.predict_proba(iris.x())
+            .unwrap()
+            .to_vec()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let ovr = run(
+        JobKind::OneVsRest {
+            estimator: tight("logistic_regression"),
+        },
+        &iris,
+    );
+    assert_eq!(ovr.tasks, 3, "one task per class");
+    let r = &reference()["ovr_iris"];
+    assert_close("ovr proba", &proba(&ovr), &flat(&r["proba"]), 1e-4);
+    let (y, _) = iris.class_target().unwrap();
+    let acc = ovr.model.as_ref().unwrap().score(iris.x(), y).unwrap();
+    assert_eq!(acc, r["train_accuracy"].as_f64().unwrap());
+
+    let vote = run(
+        JobKind::Voting {
+            estimators: vec![
+                tight("logistic_regression"),
+                Estimator::from_name("gaussian_nb").unwrap(),
+            ],
+            soft: true,
+        },
+        &iris,
+    );
+    assert_close(
+        "soft voting proba",
+        &proba(&vote),
+        &flat(&reference()["voting_soft_iris"]["proba"]),
+        1e-4,
+    );
+}
+
+fn mod5(d: &Dataset) -> (Dataset, Dataset) {
+    let test: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 == 0).collect();
+    let train: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 != 0).collect();
+    (d.select(&train).unwrap(), d.select(&test).unwrap())
+}
+
+/// Our accuracy must lie within `slack` of scikit-learn's range over five seeds.
+#[track_caller]
+fn within_range(what: &str, ours: f64, theirs: &Value, slack: f64) {
+    let t = flat(&theirs["test_accuracy"]);
+    let (lo, hi) = t
+        .iter()
+        .fold((1.0f64, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+    assert!(
+        ours >= lo - slack && ours <= hi + slack,
+        "{what}: {ours} outside scikit-learn's [{lo}, {hi}] +- {slack}"
+    );
+}
+
+#[test]
+fn forest_and_bagging_accuracy_is_in_scikit_learns_range() {
+    let (train, test) = mod5(&data("digits"));
+    let (y, _) = test.class_target().unwrap();
+    let forest = run(
+        JobKind::Fit {
+            estimator: Estimator::from_name("random_forest").unwrap(),
+        },
+        &train,
+    );
+    assert_eq!(forest.tasks, 10, "100 trees in batches of 10");
+    let acc = forest.model.as_ref().unwrap().score(test.x(), y).unwrap();
+    within_range("random forest", acc, &reference()["forest_digits"], 0.01);
+
+    let bag = run(
+        JobKind::Bagging {
+            estimator: Estimator::from_name("decision_tree").unwrap(),
+            n_estimators: 20,
+        },
+        &train,
+    );
+    let acc = bag.model.as_ref().unwrap().score(test.x(), y).unwrap();
+    within_range("bagging", acc, &reference()["bagging_digits"], 0.015);
+}
