@@ -259,6 +259,9 @@ struct Inner {
     datasets: sled::Tree,
     models: sled::Tree,
     meta: sled::Tree,
+    /// owner NUL chunk-id -> chunk size (u64 LE): chunks kept for the mesh (replicas of
+    /// datasets recorded in the cluster state, task outputs) without a local manifest.
+    pins: sled::Tree,
 }
 
 impl Inner {
@@ -283,6 +286,7 @@ impl Inner {
             datasets: db.open_tree("datasets")?,
             models: db.open_tree("models")?,
             meta: db.open_tree("meta")?,
+            pins: db.open_tree("pins")?,
             db,
         })
     }
@@ -459,6 +463,14 @@ impl Store {
                 total += e.bytes;
             }
         }
+        for kv in self.i().pins.iter() {
+            let (k, v) = kv?;
+            if let Some(id) = pin_chunk(&k) {
+                if seen.insert(id) {
+                    total += u64::from_le_bytes(v.as_ref().try_into().unwrap_or([0; 8]));
+                }
+            }
+        }
         Ok(total)
     }
 
@@ -608,13 +620,84 @@ impl Store {
         Ok(())
     }
 
-    /// Every chunk id some dataset references.
+    /// Every chunk id some dataset references or some owner has pinned.
     pub fn referenced_chunks(&self) -> Result<HashSet<ChunkId>> {
-        Ok(self
+        let mut live: HashSet<ChunkId> = self
             .datasets()?
             .iter()
             .flat_map(|m| m.chunks.iter().map(|c| c.id))
-            .collect())
+            .collect();
+        for k in self.i().pins.iter().keys() {
+            if let Some(id) = pin_chunk(&k?) {
+                live.insert(id);
+            }
+        }
+        Ok(live)
+    }
+
+    /// Stores `bytes` as a chunk kept for `owner` (a mesh dataset, a job), whether or not
+    /// a local manifest references it. Durable when it returns; returns the chunk's id.
+    pub fn put_pinned(&self, owner: &str, bytes: &[u8]) -> Result<ChunkId> {
+        let id = self.chunks().put(bytes)?;
+        self.pin(owner, &[(id, bytes.len() as u64)])?;
+        Ok(id)
+    }
+
+    /// Keeps chunks already in the store for `owner` (one durable commit for all).
+    pub fn pin(&self, owner: &str, chunks: &[(ChunkId, u64)]) -> Result<()> {
+        check_name(owner)?;
+        for (id, _) in chunks {
+            if !self.chunks().contains(id)? {
+                return Err(StorageError::Missing(*id));
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for (id, len) in chunks {
+            batch.insert(pin_key(owner, id), &len.to_le_bytes());
+        }
+        self.i().pins.apply_batch(batch)?;
+        self.commit()
+    }
+
+    /// The chunks pinned for `owner`.
+    pub fn pinned(&self, owner: &str) -> Result<Vec<ChunkId>> {
+        let mut prefix = owner.as_bytes().to_vec();
+        prefix.push(0);
+        self.i()
+            .pins
+            .scan_prefix(prefix)
+            .keys()
+            .map(|k| Ok(pin_chunk(&k?)))
+            .filter_map(|r| r.transpose())
+            .collect()
+    }
+
+    /// Drops every pin of `owner`, and the chunks nothing else keeps; returns how many
+    /// chunks were removed.
+    pub fn unpin(&self, owner: &str) -> Result<usize> {
+        let mine = self.pinned(owner)?;
+        for id in &mine {
+            self.i().pins.remove(pin_key(owner, id))?;
+        }
+        self.commit()?;
+        let live = self.referenced_chunks()?;
+        let mut removed = 0;
+        for id in mine {
+            if !live.contains(&id) && self.chunks().remove(&id)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// A chunk's bytes, verified against its id.
+    pub fn chunk(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        self.chunks().get(id)
+    }
+
+    /// Whether the store holds a chunk.
+    pub fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        self.chunks().contains(id)
     }
 
     /// Removes chunks no manifest references, artifacts no model entry references, and
@@ -832,4 +915,17 @@ impl Store {
         self.maybe_compact()?;
         Ok(doomed.len())
     }
+}
+
+fn pin_key(owner: &str, id: &ChunkId) -> Vec<u8> {
+    let mut k = owner.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn pin_chunk(key: &[u8]) -> Option<ChunkId> {
+    let at = key.iter().position(|&b| b == 0)?;
+    let id: [u8; 32] = key[at + 1..].try_into().ok()?;
+    Some(ChunkId::from_bytes(id))
 }

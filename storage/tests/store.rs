@@ -120,6 +120,42 @@ fn shared_chunks_stay_until_the_last_dataset_goes() {
 }
 
 #[test]
+fn pinned_chunks_survive_reopening_and_go_with_their_last_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y, shared);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let m = put(&store, "iris.csv", "local", 50);
+        x = store
+            .put_pinned("dataset.remote", b"replica bytes")
+            .unwrap();
+        y = store.put_pinned("job.7", b"task output").unwrap();
+        shared = m.chunks[0].id;
+        store.pin("job.7", &[(shared, m.chunks[0].bytes)]).unwrap();
+        assert_eq!(store.pinned("job.7").unwrap().len(), 2);
+        assert!(matches!(
+            store.pin(
+                "job.7",
+                &[(meshml_protocol::ChunkId::from_bytes([9; 32]), 1)]
+            ),
+            Err(StorageError::Missing(_))
+        ));
+        assert!(store.pin("bad/owner", &[(x, 1)]).is_err());
+    }
+    // Garbage collection at open keeps pinned chunks.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.chunk(&x).unwrap(), b"replica bytes");
+    assert_eq!(store.chunk(&y).unwrap(), b"task output");
+    // Unpinning removes what nothing else keeps: the output goes, the dataset's chunk stays.
+    assert_eq!(store.unpin("job.7").unwrap(), 1);
+    assert!(!store.has_chunk(&y).unwrap());
+    assert!(store.has_chunk(&shared).unwrap());
+    assert!(store.load_dataset("local").is_ok());
+    assert!(store.pinned("job.7").unwrap().is_empty());
+    assert!(store.has_chunk(&x).unwrap());
+}
+
+#[test]
 fn a_failed_ingest_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

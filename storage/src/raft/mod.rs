@@ -19,7 +19,8 @@ mod state_machine;
 
 pub use log_store::LogStore;
 pub use state::{
-    ClusterCommand, ClusterResponse, ClusterState, JobRecord, MemberInfo, ModelRecord,
+    ClusterCommand, ClusterResponse, ClusterState, JobRecord, JobState, MemberInfo, ModelRecord,
+    TaskRecord,
 };
 pub use state_machine::StateMachine;
 

@@ -33,14 +33,84 @@ pub struct ModelRecord {
     pub locations: Vec<u64>,
 }
 
-/// A job and the states of its tasks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Accepted and not finished.
+    Running,
+    /// Finished with a result.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+}
+
+/// One task of a job as the cluster records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Its state.
+    pub state: TaskState,
+    /// Content address of its output (a chunk on `holder`), once succeeded.
+    pub output: Option<ChunkId>,
+    /// The member holding the output.
+    pub holder: Option<u64>,
+    /// Its score, for a scoring task.
+    pub score: Option<f64>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last failure.
+    pub error: Option<String>,
+}
+
+impl TaskRecord {
+    /// A task waiting for a slot.
+    pub fn queued() -> Self {
+        Self {
+            state: TaskState::Queued,
+            output: None,
+            holder: None,
+            score: None,
+            attempts: 0,
+            error: None,
+        }
+    }
+}
+
+/// A job: its specification, where it stands, and its tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
-    /// The job specification (MessagePack of the models crate's job type).
+    /// The job specification (MessagePack of the node's job request).
     #[serde(with = "serde_bytes")]
     pub spec: Vec<u8>,
-    /// Task states by task id.
-    pub tasks: BTreeMap<String, TaskState>,
+    /// A short description for listings.
+    pub description: String,
+    /// Where it stands.
+    pub state: JobState,
+    /// Milliseconds since the Unix epoch at submission.
+    pub submitted_ms: u64,
+    /// ... and when it finished.
+    pub finished_ms: Option<u64>,
+    /// Tasks by id (`stage.index`, zero-padded so that they sort in plan order).
+    pub tasks: BTreeMap<String, TaskRecord>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Its result summary (MessagePack), once succeeded.
+    #[serde(with = "serde_bytes", default)]
+    pub result: Vec<u8>,
+}
+
+impl JobRecord {
+    /// Tasks finished so far, and tasks known.
+    pub fn progress(&self) -> (usize, usize) {
+        let done = self
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Succeeded)
+            .count();
+        (done, self.tasks.len())
+    }
 }
 
 /// Everything the cluster agrees on.
@@ -116,15 +186,36 @@ pub enum ClusterCommand {
         /// The record.
         record: JobRecord,
     },
-    /// Changes one task's state. A finished task cannot be changed again, so a task whose
+    /// Adds tasks to a running job (a stage of its plan), queued.
+    AddTasks {
+        /// Job id.
+        job: String,
+        /// Task ids.
+        tasks: Vec<String>,
+    },
+    /// Changes one task's record. A finished task cannot be changed again, so a task whose
     /// completion was committed is never run twice.
     UpdateTask {
         /// Job id.
         job: String,
         /// Task id.
         task: String,
-        /// New state.
-        state: TaskState,
+        /// The new record.
+        record: TaskRecord,
+    },
+    /// Ends a running job.
+    FinishJob {
+        /// Job id.
+        job: String,
+        /// Succeeded, Failed or Cancelled.
+        state: JobState,
+        /// Milliseconds since the Unix epoch.
+        at_ms: u64,
+        /// Why it failed.
+        error: Option<String>,
+        /// Result summary (MessagePack).
+        #[serde(with = "serde_bytes")]
+        result: Vec<u8>,
     },
 }
 
@@ -252,19 +343,60 @@ impl ClusterState {
                 self.jobs.insert(id.clone(), record.clone());
                 ClusterResponse::ok()
             }
-            ClusterCommand::UpdateTask { job, task, state } => {
+            ClusterCommand::AddTasks { job, tasks } => {
                 let Some(j) = self.jobs.get_mut(job) else {
                     return ClusterResponse::fail(format!("no job {job}"));
                 };
+                if j.state != JobState::Running {
+                    return ClusterResponse::fail(format!("job {job} is {:?}", j.state));
+                }
+                for t in tasks {
+                    j.tasks.entry(t.clone()).or_insert_with(TaskRecord::queued);
+                }
+                ClusterResponse::ok()
+            }
+            ClusterCommand::UpdateTask { job, task, record } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return ClusterResponse::fail(format!("no job {job}"));
+                };
+                if j.state != JobState::Running {
+                    return ClusterResponse::fail(format!("job {job} is {:?}", j.state));
+                }
                 let Some(cur) = j.tasks.get_mut(task) else {
                     return ClusterResponse::fail(format!("no task {task} in job {job}"));
                 };
-                if finished(*cur) {
+                if finished(cur.state) {
                     return ClusterResponse::fail(format!(
-                        "task {task} already finished ({cur:?})"
+                        "task {task} already finished ({:?})",
+                        cur.state
                     ));
                 }
-                *cur = *state;
+                *cur = record.clone();
+                ClusterResponse::ok()
+            }
+            ClusterCommand::FinishJob {
+                job,
+                state,
+                at_ms,
+                error,
+                result,
+            } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return ClusterResponse::fail(format!("no job {job}"));
+                };
+                if j.state != JobState::Running {
+                    return ClusterResponse::fail(format!(
+                        "job {job} already ended ({:?})",
+                        j.state
+                    ));
+                }
+                if *state == JobState::Running {
+                    return ClusterResponse::fail("a job cannot finish as running");
+                }
+                j.state = *state;
+                j.finished_ms = Some(*at_ms);
+                j.error.clone_from(error);
+                j.result.clone_from(result);
                 ClusterResponse::ok()
             }
         }
@@ -349,27 +481,68 @@ mod tests {
     #[test]
     fn a_finished_task_is_never_reopened() {
         let mut s = ClusterState::default();
-        let tasks = [("t1".to_string(), TaskState::Queued)]
-            .into_iter()
-            .collect();
+        let record = JobRecord {
+            spec: vec![],
+            description: "fit".into(),
+            state: JobState::Running,
+            submitted_ms: 1,
+            finished_ms: None,
+            tasks: BTreeMap::new(),
+            error: None,
+            result: vec![],
+        };
         assert!(
             s.apply(&ClusterCommand::SubmitJob {
                 id: "j".into(),
-                record: JobRecord {
-                    spec: vec![],
-                    tasks
-                }
+                record: record.clone()
+            })
+            .ok
+        );
+        assert!(
+            !s.apply(&ClusterCommand::SubmitJob {
+                id: "j".into(),
+                record
+            })
+            .ok
+        );
+        assert!(
+            s.apply(&ClusterCommand::AddTasks {
+                job: "j".into(),
+                tasks: vec!["0.0".into(), "0.1".into()]
             })
             .ok
         );
         let up = |state| ClusterCommand::UpdateTask {
             job: "j".into(),
-            task: "t1".into(),
-            state,
+            task: "0.0".into(),
+            record: TaskRecord {
+                state,
+                ..TaskRecord::queued()
+            },
         };
         assert!(s.apply(&up(TaskState::Running)).ok);
         assert!(s.apply(&up(TaskState::Succeeded)).ok);
         let r = s.apply(&up(TaskState::Running));
         assert!(!r.ok && r.error.unwrap().contains("already finished"));
+        assert_eq!(s.jobs["j"].progress(), (1, 2));
+        let finish = |state| ClusterCommand::FinishJob {
+            job: "j".into(),
+            state,
+            at_ms: 5,
+            error: None,
+            result: vec![1],
+        };
+        assert!(!s.apply(&finish(JobState::Running)).ok);
+        assert!(s.apply(&finish(JobState::Cancelled)).ok);
+        assert!(!s.apply(&finish(JobState::Succeeded)).ok, "a job ends once");
+        // Nothing changes in an ended job.
+        assert!(!s.apply(&up(TaskState::Queued)).ok);
+        let t1 = ClusterCommand::UpdateTask {
+            job: "j".into(),
+            task: "0.1".into(),
+            record: TaskRecord::queued(),
+        };
+        assert!(!s.apply(&t1).ok);
+        assert_eq!(s.jobs["j"].state, JobState::Cancelled);
     }
 }
