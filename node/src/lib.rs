@@ -12,6 +12,7 @@
 //! - [`network`]: the libp2p swarm, its event loop and client handle.
 //! - [`membership`]: the peer-table actor (liveness from heartbeats).
 //! - [`node`], [`http`], [`status`]: `meshml node`, its HTTP API, and `meshml status`.
+//! - [`scheduler`]: the driver's task scheduler, a state machine without sockets.
 //! - [`logging`]: tracing set-up for the binary.
 
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod logging;
 pub mod membership;
 pub mod network;
 pub mod node;
+pub mod scheduler;
 pub mod status;
 
 pub use cli::{Cli, Command};

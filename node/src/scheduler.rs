@@ -1,0 +1,400 @@
+//! The driver's scheduler: a plain state machine (events in, commands out) with no
+//! sockets, so tests and the simulator drive it directly.
+//!
+//! - Nodes offer slots (cores by default). A task waits in a FIFO queue until a slot is
+//!   free; it goes to a free node that holds its data if there is one (most free slots
+//!   first), else to any free node.
+//! - A failed task is queued again while it is retryable and has attempts left; a lost
+//!   node's running tasks are queued again at the front. Attempts are bounded either way,
+//!   so a task that kills every node it runs on is abandoned, not retried forever.
+//! - A cancelled job's tasks leave the queue; late reports about them are ignored.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// A member's Raft node id.
+pub type NodeId = u64;
+
+/// A task of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskKey {
+    /// Job id.
+    pub job: String,
+    /// Task id within the job.
+    pub task: String,
+}
+
+/// What the scheduler asks the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send the task to the node (its `attempt`-th try, from 1).
+    Assign {
+        /// The task.
+        key: TaskKey,
+        /// Where.
+        node: NodeId,
+        /// Which try.
+        attempt: u32,
+    },
+    /// Give up on the task: the job fails with this error.
+    Abandon {
+        /// The task.
+        key: TaskKey,
+        /// Why.
+        error: String,
+    },
+}
+
+#[derive(Debug)]
+struct Slots {
+    total: usize,
+    busy: usize,
+}
+
+#[derive(Debug)]
+struct Queued {
+    key: TaskKey,
+    prefer: Vec<NodeId>,
+}
+
+/// The scheduler's state.
+#[derive(Debug)]
+pub struct Scheduler {
+    nodes: BTreeMap<NodeId, Slots>,
+    queue: VecDeque<Queued>,
+    running: HashMap<TaskKey, (NodeId, Vec<NodeId>)>,
+    attempts: HashMap<TaskKey, u32>,
+    max_attempts: u32,
+}
+
+impl Scheduler {
+    /// A scheduler that tries each task at most `max_attempts` times.
+    pub fn new(max_attempts: u32) -> Self {
+        Self {
+            nodes: BTreeMap::new(),
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            attempts: HashMap::new(),
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// A node is up with `slots` worker slots (updates the count of a known node).
+    pub fn node_up(&mut self, node: NodeId, slots: usize) {
+        self.nodes
+            .entry(node)
+            .and_modify(|s| s.total = slots)
+            .or_insert(Slots {
+                total: slots,
+                busy: 0,
+            });
+    }
+
+    /// A node is gone: its running tasks go back to the front of the queue (or are
+    /// abandoned when out of attempts). Returns the commands that causes.
+    pub fn node_down(&mut self, node: NodeId) -> Vec<Command> {
+        self.nodes.remove(&node);
+        let mut lost: Vec<(TaskKey, Vec<NodeId>)> = self
+            .running
+            .iter()
+            .filter(|(_, (n, _))| *n == node)
+            .map(|(k, (_, p))| (k.clone(), p.clone()))
+            .collect();
+        lost.sort();
+        let mut out = Vec::new();
+        for (key, prefer) in lost.into_iter().rev() {
+            self.running.remove(&key);
+            if let Some(c) = self.retry(key, prefer, true, format!("node {node} was lost")) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Nodes known to be up.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Queues a task, to run preferably on one of `prefer` (the nodes holding its data).
+    pub fn submit(&mut self, key: TaskKey, prefer: Vec<NodeId>) {
+        if self.running.contains_key(&key) || self.queue.iter().any(|q| q.key == key) {
+            return;
+        }
+        self.queue.push_back(Queued { key, prefer });
+    }
+
+    fn free(&mut self, key: &TaskKey) -> Option<Vec<NodeId>> {
+        let (node, prefer) = self.running.remove(key)?;
+        if let Some(s) = self.nodes.get_mut(&node) {
+            s.busy = s.busy.saturating_sub(1);
+        }
+        Some(prefer)
+    }
+
+    /// The task succeeded: its slot is free. Returns whether it was running (a report
+    /// for an unknown or cancelled task changes nothing).
+    pub fn finished(&mut self, key: &TaskKey) -> bool {
+        let was = self.free(key).is_some();
+        self.attempts.remove(key);
+        was
+    }
+
+    /// The task failed: queued again when `retryable` and attempts remain, else
+    /// abandoned.
+    pub fn failed(&mut self, key: &TaskKey, retryable: bool, error: &str) -> Option<Command> {
+        let prefer = self.free(key)?;
+        self.retry(key.clone(), prefer, retryable, error.to_string())
+    }
+
+    fn retry(
+        &mut self,
+        key: TaskKey,
+        prefer: Vec<NodeId>,
+        retryable: bool,
+        error: String,
+    ) -> Option<Command> {
+        let tried = self.attempts.get(&key).copied().unwrap_or(0);
+        if retryable && tried < self.max_attempts {
+            self.queue.push_front(Queued { key, prefer });
+            None
+        } else {
+            self.attempts.remove(&key);
+            let error = if retryable {
+                format!("{error} (gave up after {tried} attempts)")
+            } else {
+                error
+            };
+            Some(Command::Abandon { key, error })
+        }
+    }
+
+    /// Drops a job's queued and running tasks (their slots are free at once).
+    pub fn cancel_job(&mut self, job: &str) {
+        self.queue.retain(|q| q.key.job != job);
+        let doomed: Vec<TaskKey> = self
+            .running
+            .keys()
+            .filter(|k| k.job == job)
+            .cloned()
+            .collect();
+        for k in doomed {
+            self.free(&k);
+            self.attempts.remove(&k);
+        }
+        self.attempts.retain(|k, _| k.job != job);
+    }
+
+    /// Tasks waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Tasks running.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Where a task runs, if it does.
+    pub fn node_of(&self, key: &TaskKey) -> Option<NodeId> {
+        self.running.get(key).map(|(n, _)| *n)
+    }
+
+    /// Assigns queued tasks to free slots, in queue order.
+    pub fn dispatch(&mut self) -> Vec<Command> {
+        let mut out = Vec::new();
+        let mut free: usize = self
+            .nodes
+            .values()
+            .map(|s| s.total.saturating_sub(s.busy))
+            .sum();
+        while free > 0 {
+            let Some(q) = self.queue.pop_front() else {
+                break;
+            };
+            let pick = |ids: &mut dyn Iterator<Item = NodeId>, nodes: &BTreeMap<NodeId, Slots>| {
+                ids.filter_map(|n| {
+                    let s = nodes.get(&n)?;
+                    let f = s.total.saturating_sub(s.busy);
+                    (f > 0).then_some((f, std::cmp::Reverse(n)))
+                })
+                .max()
+                .map(|(_, std::cmp::Reverse(n))| n)
+            };
+            let node = pick(&mut q.prefer.iter().copied(), &self.nodes)
+                .or_else(|| pick(&mut self.nodes.keys().copied(), &self.nodes))
+                .expect("a free slot exists");
+            self.nodes.get_mut(&node).expect("picked").busy += 1;
+            free -= 1;
+            let attempt = {
+                let a = self.attempts.entry(q.key.clone()).or_insert(0);
+                *a += 1;
+                *a
+            };
+            self.running.insert(q.key.clone(), (node, q.prefer));
+            out.push(Command::Assign {
+                key: q.key,
+                node,
+                attempt,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(j: &str, t: usize) -> TaskKey {
+        TaskKey {
+            job: j.into(),
+            task: format!("{t:04}"),
+        }
+    }
+
+    fn assigned(cmds: &[Command]) -> Vec<(String, NodeId)> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::Assign { key, node, .. } => Some((key.task.clone(), *node)),
+                Command::Abandon { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tasks_go_to_the_nodes_holding_their_data_while_they_have_room() {
+        let mut s = Scheduler::new(3);
+        s.node_up(1, 2);
+        s.node_up(2, 2);
+        s.node_up(3, 2);
+        for t in 0..3 {
+            s.submit(key("j", t), vec![3]);
+        }
+        s.submit(key("j", 3), vec![2]);
+        let a = assigned(&s.dispatch());
+        // Node 3 holds the data of tasks 0-2 but has two slots: the third goes elsewhere.
+        assert_eq!(a[0], ("0000".into(), 3));
+        assert_eq!(a[1], ("0001".into(), 3));
+        assert_ne!(a[2].1, 3);
+        assert_eq!(a[3], ("0003".into(), 2));
+        assert_eq!(s.running(), 4);
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn slots_bound_what_runs_and_finishing_frees_them() {
+        let mut s = Scheduler::new(3);
+        s.node_up(1, 1);
+        for t in 0..3 {
+            s.submit(key("j", t), vec![]);
+        }
+        assert_eq!(assigned(&s.dispatch()).len(), 1);
+        assert!(s.dispatch().is_empty(), "no free slot");
+        assert!(s.finished(&key("j", 0)));
+        assert!(!s.finished(&key("j", 0)), "a second report changes nothing");
+        assert_eq!(assigned(&s.dispatch()), vec![("0001".into(), 1)]);
+        // Submitting a queued or running task again does not duplicate it.
+        s.submit(key("j", 1), vec![]);
+        s.submit(key("j", 2), vec![]);
+        assert_eq!(s.queued(), 1);
+    }
+
+    #[test]
+    fn retries_are_bounded() {
+        let mut s = Scheduler::new(2);
+        s.node_up(1, 1);
+        s.submit(key("j", 0), vec![]);
+        let first = s.dispatch();
+        assert!(matches!(first[0], Command::Assign { attempt: 1, .. }));
+        assert!(s.failed(&key("j", 0), true, "io").is_none(), "retried");
+        let second = s.dispatch();
+        assert!(matches!(second[0], Command::Assign { attempt: 2, .. }));
+        match s.failed(&key("j", 0), true, "io") {
+            Some(Command::Abandon { error, .. }) => {
+                assert!(error.contains("gave up after 2 attempts"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(s.dispatch().is_empty());
+        // A permanent error is not retried at all.
+        s.submit(key("j", 1), vec![]);
+        s.dispatch();
+        assert!(matches!(
+            s.failed(&key("j", 1), false, "bad parameter"),
+            Some(Command::Abandon { .. })
+        ));
+    }
+
+    #[test]
+    fn a_lost_nodes_tasks_are_reassigned_first() {
+        let mut s = Scheduler::new(3);
+        s.node_up(1, 2);
+        s.node_up(2, 2);
+        for t in 0..6 {
+            s.submit(key("j", t), vec![1]);
+        }
+        let a = assigned(&s.dispatch());
+        assert_eq!(a.len(), 4);
+        let on1: Vec<String> = a.iter().filter(|x| x.1 == 1).map(|x| x.0.clone()).collect();
+        assert!(s.node_down(1).is_empty());
+        assert_eq!(s.running(), 2);
+        // Node 2 finishes one; the lost tasks come back before tasks 4 and 5.
+        let on2 = a.iter().find(|x| x.1 == 2).unwrap().0.clone();
+        s.finished(&TaskKey {
+            job: "j".into(),
+            task: on2,
+        });
+        let next = assigned(&s.dispatch());
+        assert_eq!(next.len(), 1);
+        assert!(
+            on1.contains(&next[0].0),
+            "{next:?} should be one of {on1:?}"
+        );
+        assert_eq!(next[0].1, 2);
+        // Late news from the lost node changes nothing.
+        assert!(!s.finished(&TaskKey {
+            job: "x".into(),
+            task: "0".into()
+        }));
+    }
+
+    #[test]
+    fn a_cancelled_jobs_tasks_leave_and_free_their_slots() {
+        let mut s = Scheduler::new(3);
+        s.node_up(1, 1);
+        s.submit(key("a", 0), vec![]);
+        s.submit(key("a", 1), vec![]);
+        s.submit(key("b", 0), vec![]);
+        s.dispatch();
+        s.cancel_job("a");
+        assert_eq!((s.running(), s.queued()), (0, 1));
+        assert_eq!(assigned(&s.dispatch()), vec![("0000".into(), 1)]);
+        assert_eq!(s.node_of(&key("b", 0)), Some(1));
+    }
+
+    #[test]
+    fn thousands_of_tasks_dispatch_in_bounded_rounds() {
+        let mut s = Scheduler::new(3);
+        for n in 1..=32 {
+            s.node_up(n, 2);
+        }
+        for t in 0..5000 {
+            s.submit(key("j", t), vec![(t % 32) as u64 + 1]);
+        }
+        let mut done = 0;
+        let mut rounds = 0;
+        while done < 5000 {
+            let cmds = s.dispatch();
+            assert!(cmds.len() <= 64);
+            for c in cmds {
+                if let Command::Assign { key, .. } = c {
+                    assert!(s.finished(&key));
+                    done += 1;
+                }
+            }
+            rounds += 1;
+            assert!(rounds <= 5000 / 64 + 1);
+        }
+        assert_eq!((s.running(), s.queued()), (0, 0));
+    }
+}
