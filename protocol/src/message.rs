@@ -245,6 +245,23 @@ pub enum Request {
         /// The initiating node's peer id.
         initiator: String,
     },
+    /// Asks the receiver to fetch `chunks` from `source` (a peer id) and keep them for
+    /// `owner` (a replicated dataset); answered once every chunk is stored.
+    Replicate {
+        /// Who the chunks are kept for (`dataset.NAME`).
+        owner: String,
+        /// The chunks.
+        chunks: Vec<ChunkId>,
+        /// The peer to fetch them from.
+        source: String,
+    },
+    /// Asks the driver to commit a change to the replicated state (MessagePack of the
+    /// storage crate's cluster command); answered with `Consensus` carrying the outcome.
+    Propose {
+        /// The command.
+        #[serde(with = "serde_bytes")]
+        command: Vec<u8>,
+    },
     /// A consensus (Raft) message.
     Consensus {
         /// Which Raft RPC.

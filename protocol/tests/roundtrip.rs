@@ -158,6 +158,14 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::ClusterInfo),
         text().prop_map(|peer| Request::JoinCluster { peer }),
         text().prop_map(|initiator| Request::PromiseFormation { initiator }),
+        (text(), proptest::collection::vec(chunk_id(), 0..4), text()).prop_map(
+            |(owner, chunks, source)| Request::Replicate {
+                owner,
+                chunks,
+                source
+            }
+        ),
+        bytes().prop_map(|command| Request::Propose { command }),
         text().prop_map(|d| Request::DatasetChunks {
             dataset: DatasetId::new(d)
         }),
