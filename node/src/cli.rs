@@ -34,7 +34,7 @@ pub enum Command {
 }
 
 /// `meshml node ...`
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
     /// Data directory (identity key, datasets); default $MESHML_DATA_DIR, else ~/.meshml.
     #[arg(long, value_name = "DIR")]
@@ -79,6 +79,12 @@ pub struct NodeArgs {
     /// A peer silent this long (milliseconds) is reported gone.
     #[arg(long, default_value_t = 5000)]
     pub peer_timeout_ms: u64,
+    /// Tasks this node runs at once (default: its cores).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Memory for datasets materialised for tasks, MiB (least recently used go first).
+    #[arg(long, default_value_t = 1024)]
+    pub cache_mb: u64,
 }
 
 /// `meshml status`

@@ -31,6 +31,10 @@ pub struct ApiState {
     )>,
     /// The driver actor running here, if any.
     pub driving: crate::cluster::driver::DriverSlot,
+    /// The mesh services (datasets, jobs, models).
+    pub mesh: Option<crate::mesh::Mesh>,
+    /// The worker, for its counters.
+    pub worker: Option<std::sync::Arc<crate::worker::Worker>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -58,6 +62,17 @@ pub struct StatusView {
     pub peers: Vec<PeerView>,
     /// The Raft group (driver, term, members) as this node sees it.
     pub raft: Option<crate::cluster::ClusterView>,
+    /// The worker: its slots and the tasks it has started.
+    pub worker: Option<WorkerView>,
+}
+
+/// The worker part of `/v1/status`.
+#[derive(Debug, Serialize)]
+pub struct WorkerView {
+    /// Concurrent tasks.
+    pub slots: usize,
+    /// Tasks started here and how often.
+    pub executed: Vec<crate::worker::Execution>,
 }
 
 /// Reads a bearer token file (the token is its trimmed contents).
@@ -67,11 +82,13 @@ pub fn read_token_file(path: &std::path::Path) -> Result<String, crate::NodeErro
         .map_err(|e| crate::NodeError::io(path.display().to_string(), e))
 }
 
-fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+/// A JSON error response.
+pub fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": message }))
 }
 
-fn authorized(req: &HttpRequest, state: &ApiState) -> bool {
+/// Whether the request carries the token the API requires (if any).
+pub fn authorized(req: &HttpRequest, state: &ApiState) -> bool {
     match &state.token {
         None => true,
         Some(t) => req
@@ -128,13 +145,17 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
             let driving = state.driving.lock().expect("driver slot").clone();
             crate::cluster::view(r, sm, driving)
         }),
+        worker: state.worker.as_ref().map(|w| WorkerView {
+            slots: w.slots(),
+            executed: w.executions(),
+        }),
     })
 }
 
 async fn not_found() -> HttpResponse {
     error(
         actix_web::http::StatusCode::NOT_FOUND,
-        "no such route; see /v1/status and /v1/health",
+        "no such route; see /v1/status, /v1/health, /v1/datasets, /v1/jobs and /v1/models",
     )
 }
 
@@ -149,6 +170,7 @@ pub fn start(
             .app_data(data.clone())
             .route("/v1/health", web::get().to(health))
             .route("/v1/status", web::get().to(status))
+            .configure(crate::api::configure)
             .default_service(web::to(not_found))
     })
     .workers(1)

@@ -17,17 +17,21 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod dataset;
 pub mod http;
+pub mod job;
 pub mod local;
 pub mod logging;
 pub mod membership;
+pub mod mesh;
 pub mod network;
 pub mod node;
 pub mod scheduler;
 pub mod status;
+pub mod worker;
 
 pub use cli::{Cli, Command};
 

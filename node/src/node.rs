@@ -63,8 +63,122 @@ fn net_err(e: network::NetworkError) -> NodeError {
     NodeError::Usage(e.to_string())
 }
 
+/// What a started node tells its caller.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Its peer id.
+    pub peer: libp2p::PeerId,
+    /// Where it listens, `/p2p/ID` included.
+    pub listen: Vec<String>,
+    /// Its HTTP API addresses.
+    pub http: Vec<std::net::SocketAddr>,
+    /// Its cluster name.
+    pub cluster: String,
+}
+
+/// A node running on a thread of its own (with its own actix system).
+#[derive(Debug)]
+pub struct NodeHandle {
+    info: NodeInfo,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
+}
+
+impl NodeHandle {
+    /// Its addresses.
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    /// Stops it (leaving the mesh cleanly) and waits for it.
+    pub fn stop(mut self) -> Result<(), NodeError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), NodeError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(usage("the node's thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
 /// Runs a node until SIGINT or SIGTERM. Prints its id, listen addresses and HTTP address.
 pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
+    let node = spawn(args)?;
+    let say = |out: &mut dyn Write, line: String| -> Result<(), NodeError> {
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| NodeError::io("stdout", e))
+    };
+    let info = node.info().clone();
+    say(
+        out,
+        format!("node {} (cluster '{}')", info.peer, info.cluster),
+    )?;
+    for a in &info.listen {
+        say(out, format!("listening on {a}"))?;
+    }
+    for a in &info.http {
+        say(out, format!("http api on http://{a}"))?;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| NodeError::io("runtime", e))?
+        .block_on(shutdown_signal());
+    tracing::info!("shutting down");
+    node.stop()?;
+    say(out, "stopped".to_string())
+}
+
+/// Starts a node on a thread of its own and returns once it listens.
+pub fn spawn(args: NodeArgs) -> Result<NodeHandle, NodeError> {
+    let (info_tx, info_rx) = std::sync::mpsc::sync_channel::<Result<NodeInfo, NodeError>>(1);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("meshml-node".into())
+        .spawn(move || {
+            let failed = info_tx.clone();
+            let r = serve(args, info_tx, stop_rx);
+            if let Err(e) = &r {
+                let _ = failed.try_send(Err(usage(e.to_string())));
+            }
+            r
+        })
+        .map_err(|e| NodeError::io("thread", e))?;
+    match info_rx.recv() {
+        Ok(Ok(info)) => Ok(NodeHandle {
+            info,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => match thread.join() {
+            Ok(Err(e)) => Err(e),
+            _ => Err(usage("the node stopped while starting")),
+        },
+    }
+}
+
+fn serve(
+    args: NodeArgs,
+    started: std::sync::mpsc::SyncSender<Result<NodeInfo, NodeError>>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(), NodeError> {
     let dir = crate::dataset::data_dir(args.data_dir.clone())?;
     std::fs::create_dir_all(&dir).map_err(|e| NodeError::io(dir.display().to_string(), e))?;
     let listen: Vec<Multiaddr> = args
@@ -109,6 +223,17 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
         peer_timeout: Duration::from_millis(args.peer_timeout_ms.max(args.heartbeat_ms * 2)),
     };
+    let store = meshml_storage::Store::open(&dir).map_err(|e| {
+        usage(format!(
+            "cannot open the store in {}: {e} (is another meshml node or command using it?)",
+            dir.display()
+        ))
+    })?;
+    let mut caps = caps;
+    if let Some(slots) = args.slots {
+        caps.cores = slots.max(1) as u32;
+    }
+    let slots = caps.cores as usize;
     let system = actix_rt::System::new();
     system.block_on(async move {
         let (client, mut events, event_loop) = network::new(key, config).map_err(net_err)?;
@@ -135,75 +260,6 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             .await
             .map_err(|_| usage("the Raft node did not start"))?
             .map_err(|e| usage(format!("cannot start the Raft node: {e}")))?;
-        let m = membership.clone();
-        let (r, c) = (raft.clone(), client.clone());
-        let guard = cluster::driver::TermGuard::default();
-        let promises = std::sync::Arc::new(cluster::Promises::default());
-        let formation_promises = promises.clone();
-        actix_rt::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                // Consensus traffic goes to Raft; everything else to membership.
-                let ev = match ev {
-                    network::Event::Request {
-                        request: meshml_protocol::Request::Consensus { kind, payload },
-                        channel,
-                        ..
-                    } => {
-                        let (r, c) = (r.clone(), c.clone());
-                        actix_rt::spawn(async move {
-                            let resp = cluster::serve_consensus(&r, kind, &payload).await;
-                            let _ = c.respond(channel, resp).await;
-                        });
-                        continue;
-                    }
-                    network::Event::Request {
-                        request:
-                            request @ (meshml_protocol::Request::ClusterInfo
-                            | meshml_protocol::Request::JoinCluster { .. }
-                            | meshml_protocol::Request::PromiseFormation { .. }),
-                        channel,
-                        ..
-                    } => {
-                        let (r, c, p) = (r.clone(), c.clone(), promises.clone());
-                        actix_rt::spawn(async move {
-                            if let Some(resp) = cluster::serve_membership(&r, &p, &request).await {
-                                let _ = c.respond(channel, resp).await;
-                            }
-                        });
-                        continue;
-                    }
-                    network::Event::Request {
-                        request: meshml_protocol::Request::AssignTask { term, .. },
-                        channel,
-                        ..
-                    } => {
-                        let local_term = r.metrics().borrow().current_term;
-                        let resp = match guard.admit(term, local_term) {
-                            Err(e) => meshml_protocol::Response::Error(e),
-                            Ok(()) => {
-                                meshml_protocol::Response::Error(meshml_protocol::RemoteError {
-                                    code: meshml_protocol::ErrorCode::Unavailable,
-                                    message: "this node does not run tasks yet".into(),
-                                    retryable: true,
-                                })
-                            }
-                        };
-                        let _ = c.respond(channel, resp).await;
-                        continue;
-                    }
-                    other => other,
-                };
-                if m.send(NetEvent(ev)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let formation = cluster::Formation {
-            promises: formation_promises,
-            expect: args.expect.max(1),
-            window: Duration::from_millis(args.form_window_ms),
-            poll: Duration::from_millis(200),
-        };
         let live_members = {
             let (fm, cluster_name) = (membership.clone(), args.cluster.clone());
             move || {
@@ -236,6 +292,81 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                 f
             }
         };
+        let alive: cluster::driver::AlivePeers = std::sync::Arc::new(live_members.clone());
+        let mesh = crate::mesh::Mesh::new(
+            raft.clone(),
+            state.clone(),
+            client.clone(),
+            store,
+            dir.clone(),
+            alive.clone(),
+            args.cache_mb.saturating_mul(1 << 20),
+        );
+        let worker = crate::worker::Worker::new(mesh.clone(), slots);
+        let inbox: cluster::driver::InboxSlot = Default::default();
+        let m = membership.clone();
+        let (r, c) = (raft.clone(), client.clone());
+        let promises = std::sync::Arc::new(cluster::Promises::default());
+        let formation_promises = promises.clone();
+        let (bridge_mesh, bridge_worker, bridge_inbox) =
+            (mesh.clone(), worker.clone(), inbox.clone());
+        actix_rt::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                use meshml_protocol::Request as Q;
+                let (peer, request, channel) = match ev {
+                    network::Event::Request {
+                        peer,
+                        request,
+                        channel,
+                    } => (peer, request, channel),
+                    other => {
+                        if m.send(NetEvent(other)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let (r, c, p) = (r.clone(), c.clone(), promises.clone());
+                let (mesh, worker, inbox) = (
+                    bridge_mesh.clone(),
+                    bridge_worker.clone(),
+                    bridge_inbox.clone(),
+                );
+                match request {
+                    Q::Hello(_) | Q::Heartbeat(_) => {
+                        let ev = network::Event::Request {
+                            peer,
+                            request,
+                            channel,
+                        };
+                        if m.send(NetEvent(ev)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Q::AssignTask {
+                        job,
+                        task,
+                        term,
+                        spec,
+                    } => {
+                        let resp = worker.assign(job.to_string(), task.to_string(), term, &spec);
+                        let _ = c.respond(channel, resp).await;
+                    }
+                    request => {
+                        actix_rt::spawn(async move {
+                            let resp = answer(&r, &p, &mesh, &inbox, peer, request).await;
+                            let _ = c.respond(channel, resp).await;
+                        });
+                    }
+                }
+            }
+        });
+        let formation = cluster::Formation {
+            promises: formation_promises,
+            expect: args.expect.max(1),
+            window: Duration::from_millis(args.form_window_ms),
+            poll: Duration::from_millis(200),
+        };
         let alive_peers = {
             let live = live_members.clone();
             move || {
@@ -245,13 +376,13 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                 g
             }
         };
-        let (fr, fc, alive) = (raft.clone(), client.clone(), alive_peers.clone());
+        let (fr, fc, alive_f) = (raft.clone(), client.clone(), alive_peers.clone());
         actix_rt::spawn(async move {
-            if let Err(e) = formation.run(&fr, &fc, &alive).await {
+            if let Err(e) = formation.run(&fr, &fc, &alive_f).await {
                 tracing::error!(cause = %e, "cluster formation failed");
                 return;
             }
-            formation.watch(&fr, &fc, &alive).await;
+            formation.watch(&fr, &fc, &alive_f).await;
         });
         for (peer, addr) in bootstrap {
             client.bootstrap(peer, addr).await.map_err(net_err)?;
@@ -277,11 +408,13 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             state.clone(),
             cluster::driver::DriverConfig {
                 local: local_info,
-                alive: std::sync::Arc::new(live_members),
+                alive,
                 autopilot: cluster::autopilot::Autopilot {
                     remove_after: Duration::from_millis(args.remove_after_ms),
                     tick: Duration::from_millis(500),
                 },
+                mesh: Some(mesh.clone()),
+                inbox,
             },
             driving.clone(),
         ));
@@ -294,34 +427,115 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                 token,
                 raft: Some((raft.clone(), state.clone())),
                 driving,
+                mesh: Some(mesh.clone()),
+                worker: Some(worker.clone()),
             },
             &args.http,
         )
         .map_err(|e| NodeError::io(format!("--http {}", args.http), e))?;
-        let say = |out: &mut dyn Write, line: String| -> Result<(), NodeError> {
-            writeln!(out, "{line}")
-                .and_then(|()| out.flush())
-                .map_err(|e| NodeError::io("stdout", e))
-        };
-        say(out, format!("node {local} (cluster '{}')", args.cluster))?;
-        for a in &addrs {
-            say(out, format!("listening on {a}/p2p/{local}"))?;
-        }
-        for a in &http_addrs {
-            say(out, format!("http api on http://{a}"))?;
-        }
+        let _ = started.send(Ok(NodeInfo {
+            peer: local,
+            listen: addrs.iter().map(|a| format!("{a}/p2p/{local}")).collect(),
+            http: http_addrs,
+            cluster: args.cluster.clone(),
+        }));
         tracing::info!(node = %local, "node running");
-        shutdown_signal().await;
-        tracing::info!("shutting down");
+        let _ = stop.await;
         let _ = membership.send(Leave).await;
         let _ = raft.shutdown().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         http.stop(true).await;
         raft_arbiter.stop();
         net_arbiter.stop();
-        say(out, "stopped".to_string())?;
         Ok::<(), NodeError>(())
     })
+}
+
+/// Answers the requests that neither membership nor the worker takes.
+async fn answer(
+    raft: &cluster::ClusterRaft,
+    promises: &cluster::Promises,
+    mesh: &crate::mesh::Mesh,
+    inbox: &cluster::driver::InboxSlot,
+    peer: libp2p::PeerId,
+    request: meshml_protocol::Request,
+) -> meshml_protocol::Response {
+    use meshml_protocol::{ErrorCode, RemoteError, Request as Q, Response};
+    let refuse = |code, message: String, retryable| {
+        Response::Error(RemoteError {
+            code,
+            message,
+            retryable,
+        })
+    };
+    match request {
+        Q::Consensus { kind, payload } => cluster::serve_consensus(raft, kind, &payload).await,
+        request @ (Q::ClusterInfo | Q::JoinCluster { .. } | Q::PromiseFormation { .. }) => {
+            cluster::serve_membership(raft, promises, &request)
+                .await
+                .unwrap_or(Response::Ack)
+        }
+        Q::Propose { command } => mesh.serve_propose(&command).await,
+        Q::GetChunk {
+            id,
+            offset,
+            max_len,
+        } => mesh.serve_get_chunk(id, offset, max_len).await,
+        Q::Replicate {
+            owner,
+            chunks,
+            source,
+        } => mesh.serve_replicate(owner, chunks, &source).await,
+        Q::TaskUpdate {
+            job,
+            task,
+            state,
+            result,
+            error,
+            ..
+        } => {
+            let slot = inbox.lock().expect("inbox slot").clone();
+            let Some((_, inbox)) = slot else {
+                return refuse(ErrorCode::Unavailable, "not the driver".into(), true);
+            };
+            let outcome = match (state, error) {
+                (meshml_protocol::TaskState::Succeeded, _) => {
+                    match rmp_serde::from_slice::<crate::job::TaskDone>(&result) {
+                        Ok(done) => Ok(done),
+                        Err(e) => {
+                            return refuse(ErrorCode::BadRequest, format!("bad result: {e}"), false)
+                        }
+                    }
+                }
+                (_, Some(e)) => Err(e),
+                (s, None) => Err(RemoteError {
+                    code: ErrorCode::Internal,
+                    message: format!("task reported {s:?} without an error"),
+                    retryable: true,
+                }),
+            };
+            inbox.lock().expect("inbox").push(cluster::jobs::Report {
+                job: job.to_string(),
+                task: task.to_string(),
+                from: cluster::node_id(&peer),
+                outcome,
+            });
+            Response::Ack
+        }
+        other => refuse(
+            ErrorCode::BadRequest,
+            format!("this node does not serve {}", request_name(&other)),
+            false,
+        ),
+    }
+}
+
+fn request_name(r: &meshml_protocol::Request) -> String {
+    let s = format!("{r:?}");
+    s.split([' ', '(', '{'])
+        .next()
+        .unwrap_or("that")
+        .to_string()
 }
 
 async fn shutdown_signal() {

@@ -56,6 +56,22 @@ struct Status {
 
 /// A minimal HTTP/1.1 GET to `http://HOST:PORT/PATH`; returns (status code, body).
 pub fn http_get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, String), NodeError> {
+    http_call(base, "GET", path, token, None, Duration::from_secs(10))
+}
+
+/// A request body: content type, the bytes, and their length.
+pub type Body<'a> = (&'a str, &'a mut dyn Read, u64);
+
+/// A minimal HTTP/1.1 request with an optional streamed body; waits at most `wait` for
+/// the answer. Returns (status code, body).
+pub fn http_call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Body<'_>>,
+    wait: Duration,
+) -> Result<(u16, String), NodeError> {
     let hostport = base
         .strip_prefix("http://")
         .ok_or_else(|| NodeError::Usage(format!("--node {base}: expected http://HOST:PORT")))?
@@ -68,14 +84,23 @@ pub fn http_get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, Str
         .next()
         .ok_or_else(|| NodeError::Usage(format!("--node {base}: cannot resolve")))?;
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(fail)?;
+    s.set_read_timeout(Some(wait)).map_err(fail)?;
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .map_err(fail)?;
+    match body {
+        None => write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(fail)?,
+        Some((ctype, reader, len)) => {
+            write!(
+                s,
+                "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Type: {ctype}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+            )
+            .map_err(fail)?;
+            std::io::copy(reader, &mut s).map_err(fail)?;
+        }
+    }
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(fail)?;
     let text = String::from_utf8_lossy(&raw);

@@ -8,69 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{start, status, wait_for, Node};
+use common::{agreed_driver, raft, start, status, three_node_cluster, wait_for, Node};
 use meshml_protocol::{ErrorCode, JobId, Request, Response, TaskId};
-
-/// (role, term, driver peer id) as a node reports them.
-fn raft(n: &Node) -> (String, u64, Option<String>) {
-    let r = status(n)["raft"].clone();
-    (
-        r["role"].as_str().unwrap_or("").to_string(),
-        r["term"].as_u64().unwrap_or(0),
-        r["driver"].as_str().map(str::to_string),
-    )
-}
-
-/// The driver all `nodes` agree on, if they agree and it is one of them, leading.
-fn agreed_driver(nodes: &[&Node]) -> Option<(String, u64)> {
-    let views: Vec<_> = nodes.iter().map(|n| raft(n)).collect();
-    let driver = views.first()?.2.clone()?;
-    let leaders: Vec<&Node> = nodes
-        .iter()
-        .zip(&views)
-        .filter(|(_, v)| v.0 == "leader")
-        .map(|(n, _)| *n)
-        .collect();
-    let agree = views
-        .iter()
-        .all(|v| v.2.as_deref() == Some(driver.as_str()));
-    (agree && leaders.len() == 1 && leaders[0].id == driver).then(|| (driver, views[0].1))
-}
-
-/// Starts nodes a, b, c (`--expect 3`, b and c bootstrapping from a, each also given
-/// `extra`) and waits until they agree on one driver; returns them in that order with the
-/// driver's peer id and term.
-fn three_node_cluster(dir: &std::path::Path, extra: &[&str]) -> (Vec<Node>, String, u64) {
-    let flags = |boot: Option<&str>| -> Vec<String> {
-        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        v.extend(["--expect".to_string(), "3".to_string()]);
-        if let Some(b) = boot {
-            v.extend(["--bootstrap".to_string(), b.to_string()]);
-        }
-        v
-    };
-    let run = |name: &str, f: Vec<String>| {
-        start(
-            &dir.join(name),
-            &f.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
-    };
-    let a = run("a", flags(None));
-    let b = run("b", flags(Some(&a.addr)));
-    let c = run("c", flags(Some(&a.addr)));
-    let nodes = vec![a, b, c];
-    let mut agreed = None;
-    assert!(
-        wait_for(Duration::from_secs(30), || {
-            agreed = agreed_driver(&nodes.iter().collect::<Vec<_>>());
-            agreed.is_some()
-        })
-        .is_some(),
-        "three nodes agree on one driver"
-    );
-    let (driver, term) = agreed.unwrap();
-    (nodes, driver, term)
-}
 
 #[test]
 fn a_one_node_mesh_is_its_own_driver() {

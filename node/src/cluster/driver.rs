@@ -39,6 +39,9 @@ pub struct DriverInfo {
 /// Where the supervisor publishes whether a driver runs here.
 pub type DriverSlot = Arc<Mutex<Option<DriverInfo>>>;
 
+/// Where the running driver takes workers' reports: its term and inbox.
+pub type InboxSlot = Arc<Mutex<Option<(u64, super::jobs::Inbox)>>>;
+
 /// The driver actor of one term.
 pub struct Driver {
     term: u64,
@@ -48,6 +51,8 @@ pub struct Driver {
     alive: AlivePeers,
     autopilot: Autopilot,
     round: Arc<tokio::sync::Mutex<Round>>,
+    board: Option<Arc<tokio::sync::Mutex<super::jobs::Board>>>,
+    inbox_slot: InboxSlot,
 }
 
 impl std::fmt::Debug for Driver {
@@ -55,6 +60,9 @@ impl std::fmt::Debug for Driver {
         f.debug_struct("Driver").field("term", &self.term).finish()
     }
 }
+
+/// How often the driver runs a round of its job board.
+pub const JOB_TICK: Duration = Duration::from_millis(100);
 
 /// A leader that has not heard from a quorum for this long stops driving: it is probably
 /// cut off, and the other side may already have elected a new driver.
@@ -81,6 +89,21 @@ impl Actor for Driver {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(term = self.term, "driver started");
+        if let Some(board) = &self.board {
+            ctx.run_interval(JOB_TICK, {
+                let board = board.clone();
+                move |this, ctx| {
+                    if !Self::still_leading(&this.raft, this.term) {
+                        ctx.stop();
+                        return;
+                    }
+                    let Ok(mut board) = board.clone().try_lock_owned() else {
+                        return;
+                    };
+                    actix::spawn(async move { board.round().await });
+                }
+            });
+        }
         ctx.run_interval(self.autopilot.tick, |this, ctx| {
             if !Self::still_leading(&this.raft, this.term) {
                 ctx.stop();
@@ -114,6 +137,10 @@ impl Actor for Driver {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        let mut slot = self.inbox_slot.lock().expect("inbox slot");
+        if slot.as_ref().is_some_and(|(t, _)| *t == self.term) {
+            *slot = None;
+        }
         tracing::info!(term = self.term, "driver stopped");
     }
 }
@@ -139,6 +166,10 @@ pub struct DriverConfig {
     pub alive: AlivePeers,
     /// Autopilot settings.
     pub autopilot: Autopilot,
+    /// The node's mesh services (jobs run only when given).
+    pub mesh: Option<crate::mesh::Mesh>,
+    /// Where the running driver's inbox is published.
+    pub inbox: InboxSlot,
 }
 
 impl std::fmt::Debug for DriverConfig {
@@ -179,6 +210,13 @@ pub async fn supervise(
                 *slot.lock().expect("driver slot") = None;
             }
             if let Some(term) = drive {
+                let board = config.mesh.clone().map(|mesh| {
+                    let inbox = super::jobs::Inbox::default();
+                    *config.inbox.lock().expect("inbox slot") = Some((term, inbox.clone()));
+                    Arc::new(tokio::sync::Mutex::new(super::jobs::Board::new(
+                        mesh, term, inbox,
+                    )))
+                });
                 let addr = Driver {
                     term,
                     raft: raft.clone(),
@@ -187,6 +225,8 @@ pub async fn supervise(
                     alive: config.alive.clone(),
                     autopilot: config.autopilot.clone(),
                     round: Arc::default(),
+                    board,
+                    inbox_slot: config.inbox.clone(),
                 }
                 .start();
                 running = Some((term, addr));

@@ -13,6 +13,7 @@
 
 pub mod autopilot;
 pub mod driver;
+pub mod jobs;
 pub mod network;
 
 use std::collections::BTreeMap;

@@ -147,9 +147,13 @@ pub enum ClusterCommand {
         id: u64,
     },
     /// Records a dataset; fails if the name is taken.
+    /// Records a dataset with the members holding each chunk; fails if the name is
+    /// taken.
     PutDataset {
         /// The manifest.
         manifest: DatasetManifest,
+        /// Holders of each chunk.
+        locations: Vec<(ChunkId, Vec<u64>)>,
     },
     /// Removes a dataset.
     RemoveDataset {
@@ -277,9 +281,21 @@ impl ClusterState {
                 }
                 ClusterResponse::ok()
             }
-            ClusterCommand::PutDataset { manifest } => {
+            ClusterCommand::PutDataset {
+                manifest,
+                locations,
+            } => {
                 if self.datasets.contains_key(&manifest.name) {
                     return ClusterResponse::fail(format!("dataset '{}' exists", manifest.name));
+                }
+                for (chunk, members) in locations {
+                    let holders = self.chunk_locations.entry(*chunk).or_default();
+                    for m in members {
+                        if !holders.contains(m) {
+                            holders.push(*m);
+                        }
+                    }
+                    holders.sort_unstable();
                 }
                 self.datasets
                     .insert(manifest.name.clone(), manifest.clone());

@@ -76,6 +76,12 @@ impl StateMachine {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Reads the current cluster state without copying it (keep `f` short: it holds the
+    /// state machine's lock).
+    pub fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
+        f(&self.applied.lock().expect("lock").state)
+    }
+
     /// A copy of the current cluster state.
     pub fn state(&self) -> ClusterState {
         self.applied.lock().expect("lock").state.clone()

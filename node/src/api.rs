@@ -1,0 +1,461 @@
+//! The mesh routes of the HTTP API: datasets, jobs and models.
+//!
+//! - `POST /v1/datasets?name=N&replicas=R[&chunk_rows=K][&target=T][&regression=true][&format=parquet]`
+//!   with the file as the body: stored on `R` members (see [`crate::mesh`]); `201` with the
+//!   placement. `GET /v1/datasets`, `GET /v1/datasets/{name}`.
+//! - `POST /v1/jobs` with a JSON [`JobRequest`]: checked against the dataset, recorded, `202`
+//!   with the job id. `GET /v1/jobs`, `GET /v1/jobs/{id}` (progress, result),
+//!   `POST /v1/jobs/{id}/cancel`.
+//! - `GET /v1/models`: the registry.
+//!
+//! Errors are JSON `{"error": "..."}` with a 4xx status for bad input.
+
+use std::io::Write;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::StreamExt;
+use meshml_models::plan::Planner;
+use meshml_storage::raft::{ClusterCommand, JobRecord, JobState};
+use serde::{Deserialize, Serialize};
+
+use crate::http::{authorized, error, ApiState};
+use crate::job::{JobRequest, JobSummary};
+use crate::mesh::{Mesh, MeshError, PutDatasetRequest};
+
+/// Largest job request body.
+const MAX_JOB_BYTES: usize = 1 << 20;
+
+fn fail(e: MeshError) -> HttpResponse {
+    error(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.message,
+    )
+}
+
+// The error is the response itself, built once per refused request.
+#[allow(clippy::result_large_err)]
+fn guard(req: &HttpRequest, state: &ApiState) -> Result<Mesh, HttpResponse> {
+    if !authorized(req, state) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ));
+    }
+    state.mesh.clone().ok_or_else(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node does not run the mesh services",
+        )
+    })
+}
+
+/// Query of `POST /v1/datasets`.
+#[derive(Debug, Deserialize)]
+pub struct PutQuery {
+    name: String,
+    #[serde(default = "one")]
+    replicas: usize,
+    #[serde(default)]
+    chunk_rows: Option<usize>,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    regression: bool,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+async fn put_dataset(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    query: web::Query<PutQuery>,
+    mut body: web::Payload,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let q = query.into_inner();
+    let format = q.format.unwrap_or_else(|| "csv".into());
+    if format != "csv" && format != "parquet" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("format '{format}': expected csv or parquet"),
+        );
+    }
+    if let Err(e) = meshml_storage::error::check_name(&q.name) {
+        return error(StatusCode::BAD_REQUEST, &e.to_string());
+    }
+    // The body goes to a file in the data directory, never all into memory.
+    let incoming = mesh.dir().join("incoming");
+    let path = incoming.join(format!("{}.upload-{}", q.name, std::process::id()));
+    let mut file =
+        match std::fs::create_dir_all(&incoming).and_then(|()| std::fs::File::create(&path)) {
+            Ok(f) => std::io::BufWriter::new(f),
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("{}: {e}", path.display()),
+                )
+            }
+        };
+    let mut received = 0u64;
+    while let Some(piece) = body.next().await {
+        let written = piece.map_err(|e| e.to_string()).and_then(|b| {
+            received += b.len() as u64;
+            file.write_all(&b).map_err(|e| e.to_string())
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return error(StatusCode::BAD_REQUEST, &format!("upload failed: {e}"));
+        }
+    }
+    if let Err(e) = file.flush() {
+        let _ = std::fs::remove_file(&path);
+        return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    }
+    drop(file);
+    if received == 0 {
+        let _ = std::fs::remove_file(&path);
+        return error(StatusCode::BAD_REQUEST, "empty upload");
+    }
+    let request = PutDatasetRequest {
+        name: q.name,
+        replicas: q.replicas,
+        chunk_rows: q
+            .chunk_rows
+            .unwrap_or(meshml_storage::ingest::DEFAULT_CHUNK_ROWS),
+        target: q.target,
+        regression: q.regression,
+        format,
+    };
+    let result = mesh.put_dataset(path.clone(), request).await;
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(path.with_extension("parquet"));
+    match result {
+        Ok((m, placement)) => HttpResponse::Created().json(serde_json::json!({
+            "name": m.name,
+            "rows": m.rows,
+            "features": m.n_features(),
+            "chunks": m.chunks.len(),
+            "bytes": m.bytes(),
+            "chunks_per_member": placement.iter().map(|(id, n)| (id.to_string(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
+        })),
+        Err(e) => fail(e),
+    }
+}
+
+/// A dataset as listed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DatasetView {
+    /// Name.
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+    /// Feature columns.
+    pub features: usize,
+    /// Chunks.
+    pub chunks: usize,
+    /// Encoded bytes.
+    pub bytes: u64,
+    /// Fewest copies any chunk has.
+    pub min_replicas: usize,
+    /// Classes (empty for a continuous target).
+    pub classes: Vec<String>,
+}
+
+fn dataset_views(mesh: &Mesh) -> Vec<DatasetView> {
+    mesh.state().read(|s| {
+        s.datasets
+            .values()
+            .map(|m| DatasetView {
+                name: m.name.clone(),
+                rows: m.rows,
+                features: m.n_features(),
+                chunks: m.chunks.len(),
+                bytes: m.bytes(),
+                min_replicas: m
+                    .chunks
+                    .iter()
+                    .map(|c| s.chunk_locations.get(&c.id).map_or(0, Vec::len))
+                    .min()
+                    .unwrap_or(0),
+                classes: match &m.target {
+                    meshml_storage::TargetSchema::Classes { classes, .. } => {
+                        classes.labels().to_vec()
+                    }
+                    meshml_storage::TargetSchema::Values => Vec::new(),
+                },
+            })
+            .collect()
+    })
+}
+
+async fn list_datasets(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    match guard(&req, &state) {
+        Ok(mesh) => HttpResponse::Ok().json(dataset_views(&mesh)),
+        Err(r) => r,
+    }
+}
+
+async fn show_dataset(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    name: web::Path<String>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let holders = mesh.state().read(|s| {
+        s.datasets.get(name.as_str()).map(|m| {
+            m.chunks
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.id.to_string(),
+                        "rows": c.rows,
+                        "bytes": c.bytes,
+                        "holders": s.chunk_locations.get(&c.id).cloned().unwrap_or_default(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    match (
+        dataset_views(&mesh).into_iter().find(|d| d.name == *name),
+        holders,
+    ) {
+        (Some(view), Some(chunks)) => {
+            HttpResponse::Ok().json(serde_json::json!({ "dataset": view, "chunks": chunks }))
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            &format!("no dataset '{name}' on the mesh"),
+        ),
+    }
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobView {
+    /// Id.
+    pub id: String,
+    /// What it does.
+    pub description: String,
+    /// running, succeeded, failed or cancelled.
+    pub state: String,
+    /// Tasks done.
+    pub done: usize,
+    /// Tasks known (later stages add theirs when they start).
+    pub total: usize,
+    /// Milliseconds since submission (until the end, once ended).
+    pub elapsed_ms: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The result, once succeeded.
+    pub result: Option<JobSummary>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn job_view(id: &str, j: &JobRecord) -> JobView {
+    let (done, total) = j.progress();
+    JobView {
+        id: id.to_string(),
+        description: j.description.clone(),
+        state: match j.state {
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+        .to_string(),
+        done,
+        total,
+        elapsed_ms: j
+            .finished_ms
+            .unwrap_or_else(now_ms)
+            .saturating_sub(j.submitted_ms),
+        error: j.error.clone(),
+        result: if j.result.is_empty() {
+            None
+        } else {
+            rmp_serde::from_slice(&j.result).ok()
+        },
+    }
+}
+
+async fn submit_job(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if body.len() > MAX_JOB_BYTES {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a job request is at most 1 MiB",
+        );
+    }
+    let request: JobRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not a job request: {e}")),
+    };
+    match submit(&mesh, request).await {
+        Ok(id) => HttpResponse::Accepted().json(serde_json::json!({ "id": id })),
+        Err(e) => fail(e),
+    }
+}
+
+/// Checks a job against the mesh's datasets and records it; returns its id.
+pub async fn submit(mesh: &Mesh, request: JobRequest) -> Result<String, MeshError> {
+    let manifest = mesh
+        .state()
+        .read(|s| s.datasets.get(&request.dataset).cloned())
+        .ok_or_else(|| {
+            MeshError::not_found(format!("no dataset '{}' on the mesh", request.dataset))
+        })?;
+    if let Some(t) = &request.test_dataset {
+        if !mesh.state().read(|s| s.datasets.contains_key(t)) {
+            return Err(MeshError::not_found(format!(
+                "no test dataset '{t}' on the mesh"
+            )));
+        }
+    }
+    let summary = crate::cluster::jobs::summary_of(&manifest)?;
+    Planner::new(request.job.clone(), summary).map_err(|e| MeshError::bad(e.to_string()))?;
+    meshml_storage::error::check_name(&request.model_name())
+        .map_err(|e| MeshError::bad(format!("model name: {e}")))?;
+    let at = now_ms();
+    let salt = blake3::hash(format!("{}{at}{}", mesh.id(), std::process::id()).as_bytes());
+    let id = format!("{at:x}-{}", &salt.to_hex()[..6]);
+    let record = JobRecord {
+        spec: rmp_serde::to_vec_named(&request).expect("requests encode"),
+        description: format!("{} on {}", request.job.describe(), request.dataset),
+        state: JobState::Running,
+        submitted_ms: at,
+        finished_ms: None,
+        tasks: Default::default(),
+        error: None,
+        result: Vec::new(),
+    };
+    let r = mesh
+        .propose(ClusterCommand::SubmitJob {
+            id: id.clone(),
+            record,
+        })
+        .await?;
+    if !r.ok {
+        return Err(MeshError::conflict(r.error.unwrap_or_default()));
+    }
+    Ok(id)
+}
+
+async fn list_jobs(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    match guard(&req, &state) {
+        Ok(mesh) => {
+            let jobs: Vec<JobView> = mesh
+                .state()
+                .read(|s| s.jobs.iter().map(|(id, j)| job_view(id, j)).collect());
+            HttpResponse::Ok().json(jobs)
+        }
+        Err(r) => r,
+    }
+}
+
+async fn show_job(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match mesh
+        .state()
+        .read(|s| s.jobs.get(id.as_str()).map(|j| job_view(&id, j)))
+    {
+        Some(v) => HttpResponse::Ok().json(v),
+        None => error(StatusCode::NOT_FOUND, &format!("no job '{id}'")),
+    }
+}
+
+async fn cancel_job(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if !mesh.state().read(|s| s.jobs.contains_key(id.as_str())) {
+        return error(StatusCode::NOT_FOUND, &format!("no job '{id}'"));
+    }
+    let cmd = ClusterCommand::FinishJob {
+        job: id.to_string(),
+        state: JobState::Cancelled,
+        at_ms: now_ms(),
+        error: None,
+        result: Vec::new(),
+    };
+    match mesh.propose(cmd).await {
+        Ok(r) if r.ok => {
+            HttpResponse::Ok().json(serde_json::json!({ "id": *id, "state": "cancelled" }))
+        }
+        Ok(r) => error(StatusCode::CONFLICT, &r.error.unwrap_or_default()),
+        Err(e) => fail(e),
+    }
+}
+
+async fn list_models(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    match guard(&req, &state) {
+        Ok(mesh) => {
+            let models = mesh.state().read(|s| {
+                s.models
+                    .iter()
+                    .flat_map(|(name, versions)| {
+                        versions.iter().map(move |(v, r)| {
+                            serde_json::json!({
+                                "name": name,
+                                "version": v,
+                                "kind": r.kind,
+                                "artifact": r.artifact.to_string(),
+                                "locations": r.locations,
+                                "aliases": s.aliases.get(name).map(|a| a.iter().filter(|(_, av)| *av == v).map(|(k, _)| k.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+                            })
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            });
+            HttpResponse::Ok().json(models)
+        }
+        Err(r) => r,
+    }
+}
+
+/// Adds the mesh routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/datasets", web::get().to(list_datasets))
+        .route("/v1/datasets", web::post().to(put_dataset))
+        .route("/v1/datasets/{name}", web::get().to(show_dataset))
+        .route("/v1/jobs", web::get().to(list_jobs))
+        .route("/v1/jobs", web::post().to(submit_job))
+        .route("/v1/jobs/{id}", web::get().to(show_job))
+        .route("/v1/jobs/{id}/cancel", web::post().to(cancel_job))
+        .route("/v1/models", web::get().to(list_models));
+}

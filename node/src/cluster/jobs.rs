@@ -1,0 +1,713 @@
+//! The driver's job board: runs every job recorded in the replicated state.
+//!
+//! Each round (on the driver actor's tick) it
+//! 1. tells the [`Scheduler`] which members are alive and how many slots they have (a
+//!    member gone loses its running tasks back to the queue);
+//! 2. picks up running jobs it does not run yet. A job is rebuilt from the replicated state
+//!    alone: the plan is expanded again, the outputs of stages already finished are read
+//!    back from the workers holding them, and in the current stage only tasks whose
+//!    completion was never committed are queued. So a new driver finishes its
+//!    predecessor's jobs without running a committed task twice;
+//! 3. commits the workers' reports (a success records the output's address and holder; a
+//!    failure is retried within the scheduler's bounds, or fails the job);
+//! 4. advances jobs whose stage is complete (the next stage, or the result: the model
+//!    registered in the model registry and the summary recorded with the job);
+//! 5. sends the scheduler's assignments, each carrying the driver's term.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use meshml_models::metrics::ConfusionMatrix;
+use meshml_models::plan::{DataSummary, JobKind, JobResult, Planner, Step, Task, TaskOutput};
+use meshml_models::{Classifier, Estimator, FittedModel, ModelArtifact, Provenance};
+use meshml_protocol::{ErrorCode, RemoteError, Request, Response, TaskState};
+use meshml_storage::raft::{ClusterCommand, JobRecord, JobState, ModelRecord, TaskRecord};
+use meshml_storage::TargetSchema;
+
+use crate::job::{
+    job_owner, parse_task_id, task_id, JobRequest, JobSummary, TaskDone, TaskSpec, TestReport,
+};
+use crate::mesh::{Mesh, MeshError};
+use crate::scheduler::{Command, Scheduler, TaskKey};
+
+/// Attempts a task gets before its job fails.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// A worker's report, waiting for the next round.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Job id.
+    pub job: String,
+    /// Task id.
+    pub task: String,
+    /// The member that ran it.
+    pub from: u64,
+    /// The outcome.
+    pub outcome: Result<TaskDone, RemoteError>,
+}
+
+/// Where reports wait; shared with the request handler.
+pub type Inbox = Arc<Mutex<Vec<Report>>>;
+
+/// One task of the current stage.
+#[derive(Debug, Clone)]
+enum Slot {
+    Waiting,
+    Done { done: TaskDone, holder: u64 },
+}
+
+struct Run {
+    request: JobRequest,
+    planner: Planner,
+    stage: u32,
+    tasks: Vec<Task>,
+    slots: Vec<Slot>,
+    prefer: Vec<u64>,
+}
+
+/// The board: owned by one driver (one term).
+pub struct Board {
+    mesh: Mesh,
+    term: u64,
+    scheduler: Scheduler,
+    runs: BTreeMap<String, Run>,
+    inbox: Inbox,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("term", &self.term)
+            .field("jobs", &self.runs.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The data summary planning needs, from a manifest.
+pub fn summary_of(m: &meshml_storage::DatasetManifest) -> Result<DataSummary, MeshError> {
+    match &m.target {
+        TargetSchema::Classes { classes, .. } => Ok(DataSummary {
+            n_samples: m.rows as usize,
+            n_classes: classes.len(),
+        }),
+        TargetSchema::Values => Err(MeshError::bad(format!(
+            "dataset '{}' has a continuous target; jobs need class labels",
+            m.name
+        ))),
+    }
+}
+
+impl Board {
+    /// A board for the driver of `term`; reports arrive in `inbox`.
+    pub fn new(mesh: Mesh, term: u64, inbox: Inbox) -> Self {
+        Self {
+            mesh,
+            term,
+            scheduler: Scheduler::new(MAX_ATTEMPTS),
+            runs: BTreeMap::new(),
+            inbox,
+        }
+    }
+
+    /// Jobs this board runs.
+    pub fn jobs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// One round (see the module docs).
+    pub async fn round(&mut self) {
+        self.sync_nodes().await;
+        self.sync_jobs().await;
+        let reports: Vec<Report> = std::mem::take(&mut *self.inbox.lock().expect("inbox"));
+        for r in reports {
+            self.apply(r).await;
+        }
+        let ready: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.slots.iter().all(|s| matches!(s, Slot::Done { .. })))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ready {
+            self.advance(&id).await;
+        }
+        for cmd in self.scheduler.dispatch() {
+            match cmd {
+                Command::Assign { key, node, attempt } => self.send(key, node, attempt),
+                Command::Abandon { key, error } => self.fail(&key.job, error).await,
+            }
+        }
+    }
+
+    async fn sync_nodes(&mut self) {
+        let live = self.mesh.live_members().await;
+        let up: BTreeSet<u64> = live.iter().map(|m| m.0).collect();
+        for gone in self
+            .scheduler
+            .nodes()
+            .into_iter()
+            .filter(|n| !up.contains(n))
+        {
+            tracing::info!(node = gone, "member lost; its tasks go back to the queue");
+            for cmd in self.scheduler.node_down(gone) {
+                if let Command::Abandon { key, error } = cmd {
+                    self.fail(&key.job, error).await;
+                }
+            }
+        }
+        for (id, _, cores) in live {
+            self.scheduler.node_up(id, cores);
+        }
+    }
+
+    async fn sync_jobs(&mut self) {
+        let running: BTreeMap<String, JobRecord> = self.mesh.state().read(|s| {
+            s.jobs
+                .iter()
+                .filter(|(_, j)| j.state == JobState::Running)
+                .map(|(id, j)| (id.clone(), j.clone()))
+                .collect()
+        });
+        let ended: Vec<String> = self
+            .runs
+            .keys()
+            .filter(|id| !running.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in ended {
+            self.scheduler.cancel_job(&id);
+            self.runs.remove(&id);
+        }
+        for (id, record) in running {
+            if !self.runs.contains_key(&id) {
+                if let Err(e) = self.start(&id, &record).await {
+                    if e.status == 503 {
+                        tracing::debug!(job = %id, cause = %e, "job not resumed yet");
+                    } else {
+                        self.fail(&id, e.message).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds a job from its record and queues the tasks of its current stage that
+    /// have not completed.
+    async fn start(&mut self, id: &str, record: &JobRecord) -> Result<(), MeshError> {
+        let request: JobRequest = rmp_serde::from_slice(&record.spec)
+            .map_err(|e| MeshError::bad(format!("job {id}: unreadable specification: {e}")))?;
+        let (manifest, prefer) = self
+            .mesh
+            .state()
+            .read(|s| {
+                let m = s.datasets.get(&request.dataset)?.clone();
+                let mut held: BTreeMap<u64, usize> = BTreeMap::new();
+                for c in &m.chunks {
+                    for h in s.chunk_locations.get(&c.id).into_iter().flatten() {
+                        *held.entry(*h).or_default() += 1;
+                    }
+                }
+                let most = held.values().copied().max().unwrap_or(0);
+                let prefer = held
+                    .into_iter()
+                    .filter(|(_, n)| *n == most)
+                    .map(|(h, _)| h)
+                    .collect::<Vec<_>>();
+                Some((m, prefer))
+            })
+            .ok_or_else(|| MeshError::not_found(format!("no dataset '{}'", request.dataset)))?;
+        let mut planner = Planner::new(request.job.clone(), summary_of(&manifest)?)
+            .map_err(|e| MeshError::bad(e.to_string()))?;
+        let mut stage = 0u32;
+        loop {
+            let step = planner.step().map_err(|e| MeshError::bad(e.to_string()))?;
+            let tasks = match step {
+                Step::Done(result) => {
+                    // Every stage had finished when the previous driver stopped.
+                    self.runs.insert(
+                        id.to_string(),
+                        Run {
+                            request,
+                            planner,
+                            stage,
+                            tasks: Vec::new(),
+                            slots: Vec::new(),
+                            prefer,
+                        },
+                    );
+                    self.finish(id, *result).await;
+                    return Ok(());
+                }
+                Step::Run(tasks) => tasks,
+            };
+            let ids: Vec<String> = (0..tasks.len() as u32).map(|i| task_id(stage, i)).collect();
+            let slots: Vec<Slot> = ids
+                .iter()
+                .map(|t| match record.tasks.get(t) {
+                    Some(TaskRecord {
+                        state: TaskState::Succeeded,
+                        output: Some(output),
+                        holder: Some(holder),
+                        score,
+                        ..
+                    }) => Slot::Done {
+                        done: TaskDone {
+                            output: *output,
+                            score: *score,
+                            has_model: task_keeps_model(
+                                &tasks[parse_task_id(t).map_or(0, |x| x.1) as usize],
+                            ),
+                            fit_ms: 0,
+                        },
+                        holder: *holder,
+                    },
+                    _ => Slot::Waiting,
+                })
+                .collect();
+            if slots.iter().all(|s| matches!(s, Slot::Done { .. })) {
+                let outputs = self.outputs(id, &tasks, &slots).await?;
+                planner
+                    .complete(outputs)
+                    .map_err(|e| MeshError::bad(e.to_string()))?;
+                stage += 1;
+                continue;
+            }
+            let missing: Vec<String> = ids
+                .iter()
+                .filter(|t| !record.tasks.contains_key(*t))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                let r = self
+                    .mesh
+                    .propose(ClusterCommand::AddTasks {
+                        job: id.to_string(),
+                        tasks: missing,
+                    })
+                    .await?;
+                if !r.ok {
+                    return Err(MeshError::conflict(r.error.unwrap_or_default()));
+                }
+            }
+            for (i, s) in slots.iter().enumerate() {
+                if matches!(s, Slot::Waiting) {
+                    self.scheduler.submit(
+                        TaskKey {
+                            job: id.to_string(),
+                            task: ids[i].clone(),
+                        },
+                        prefer.clone(),
+                    );
+                }
+            }
+            tracing::info!(job = %id, stage, tasks = tasks.len(), "stage queued");
+            self.runs.insert(
+                id.to_string(),
+                Run {
+                    request,
+                    planner,
+                    stage,
+                    tasks,
+                    slots,
+                    prefer,
+                },
+            );
+            return Ok(());
+        }
+    }
+
+    /// The outputs of a finished stage, in task order: scores from the records, models
+    /// read back from the workers that hold them.
+    async fn outputs(
+        &self,
+        job: &str,
+        tasks: &[Task],
+        slots: &[Slot],
+    ) -> Result<Vec<TaskOutput>, MeshError> {
+        let mut out = Vec::with_capacity(slots.len());
+        for (t, s) in tasks.iter().zip(slots) {
+            let Slot::Done { done, holder } = s else {
+                return Err(MeshError::internal("stage not finished"));
+            };
+            if !task_keeps_model(t) {
+                out.push(TaskOutput {
+                    score: done.score,
+                    model: None,
+                    fit_ms: done.fit_ms,
+                });
+                continue;
+            }
+            let id = done.output;
+            let bytes = if *holder == self.mesh.id() {
+                self.mesh.with_store(move |s| s.chunk(&id)).await?
+            } else {
+                let peer = self
+                    .mesh
+                    .peer_of(*holder)
+                    .ok_or_else(|| MeshError::unavailable(format!("member {holder} is unknown")))?;
+                self.mesh
+                    .client()
+                    .fetch_chunk(peer, id)
+                    .await
+                    .map_err(|e| {
+                        MeshError::unavailable(format!("output of job {job} on {peer}: {e}"))
+                    })?
+            };
+            out.push(
+                rmp_serde::from_slice(&bytes).map_err(|e| {
+                    MeshError::internal(format!("a task output is unreadable: {e}"))
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn apply(&mut self, r: Report) {
+        let key = TaskKey {
+            job: r.job.clone(),
+            task: r.task.clone(),
+        };
+        let Some((stage, index)) = parse_task_id(&r.task) else {
+            return;
+        };
+        let Some(run) = self.runs.get_mut(&r.job) else {
+            return;
+        };
+        if run.stage != stage || index as usize >= run.slots.len() {
+            return;
+        }
+        if matches!(run.slots[index as usize], Slot::Done { .. }) {
+            self.scheduler.finished(&key);
+            return;
+        }
+        match r.outcome {
+            Ok(done) => {
+                let record = TaskRecord {
+                    state: TaskState::Succeeded,
+                    output: Some(done.output),
+                    holder: Some(r.from),
+                    score: done.score,
+                    attempts: 1,
+                    error: None,
+                };
+                let cmd = ClusterCommand::UpdateTask {
+                    job: r.job.clone(),
+                    task: r.task.clone(),
+                    record,
+                };
+                match self.mesh.propose(cmd).await {
+                    Ok(resp)
+                        if resp.ok
+                            || resp
+                                .error
+                                .as_deref()
+                                .is_some_and(|e| e.contains("already finished")) =>
+                    {
+                        self.scheduler.finished(&key);
+                        if let Some(run) = self.runs.get_mut(&r.job) {
+                            run.slots[index as usize] = Slot::Done {
+                                done,
+                                holder: r.from,
+                            };
+                        }
+                    }
+                    Ok(resp) => {
+                        tracing::warn!(job = %r.job, cause = ?resp.error, "task result not recorded")
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %r.job, cause = %e, "task result not recorded; retrying the task");
+                        if let Some(Command::Abandon { key, error }) =
+                            self.scheduler.failed(&key, true, &e.message)
+                        {
+                            self.fail(&key.job, error).await;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::info!(job = %r.job, task = %r.task, cause = %e.message, retryable = e.retryable, "task failed");
+                if let Some(Command::Abandon { key, error }) =
+                    self.scheduler.failed(&key, e.retryable, &e.message)
+                {
+                    self.fail(&key.job, format!("task {}: {error}", key.task))
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn advance(&mut self, id: &str) {
+        let Some(run) = self.runs.get(id) else { return };
+        let outputs = match self.outputs(id, &run.tasks, &run.slots).await {
+            Ok(o) => o,
+            Err(e) => {
+                // A holder may be unreachable: run the stage's model tasks again elsewhere.
+                tracing::warn!(job = %id, cause = %e, "stage outputs unavailable; running them again");
+                let (stage, n) = (run.stage, run.slots.len());
+                let prefer = run.prefer.clone();
+                if let Some(run) = self.runs.get_mut(id) {
+                    for i in 0..n {
+                        if task_keeps_model(&run.tasks[i]) {
+                            run.slots[i] = Slot::Waiting;
+                            self.scheduler.submit(
+                                TaskKey {
+                                    job: id.to_string(),
+                                    task: task_id(stage, i as u32),
+                                },
+                                prefer.clone(),
+                            );
+                        }
+                    }
+                }
+                return;
+            }
+        };
+        let Some(run) = self.runs.get_mut(id) else {
+            return;
+        };
+        let step = match run.planner.complete(outputs) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(id, e.to_string()).await;
+                return;
+            }
+        };
+        match step {
+            Step::Done(result) => self.finish(id, *result).await,
+            Step::Run(tasks) => {
+                run.stage += 1;
+                let stage = run.stage;
+                let ids: Vec<String> = (0..tasks.len() as u32).map(|i| task_id(stage, i)).collect();
+                run.slots = vec![Slot::Waiting; tasks.len()];
+                run.tasks = tasks;
+                let prefer = run.prefer.clone();
+                match self
+                    .mesh
+                    .propose(ClusterCommand::AddTasks {
+                        job: id.to_string(),
+                        tasks: ids.clone(),
+                    })
+                    .await
+                {
+                    Ok(r) if r.ok => {
+                        for t in ids {
+                            self.scheduler.submit(
+                                TaskKey {
+                                    job: id.to_string(),
+                                    task: t,
+                                },
+                                prefer.clone(),
+                            );
+                        }
+                    }
+                    other => {
+                        tracing::warn!(job = %id, ?other, "next stage not recorded; retrying");
+                        self.runs.remove(id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, key: TaskKey, node: u64, attempt: u32) {
+        let Some(run) = self.runs.get(&key.job) else {
+            self.scheduler.cancel_job(&key.job);
+            return;
+        };
+        let Some((_, index)) = parse_task_id(&key.task) else {
+            return;
+        };
+        let spec = TaskSpec {
+            dataset: run.request.dataset.clone(),
+            task: run.tasks[index as usize].clone(),
+        };
+        let request = Request::AssignTask {
+            job: meshml_protocol::JobId::new(key.job.clone()),
+            task: meshml_protocol::TaskId::new(key.task.clone()),
+            term: self.term,
+            spec: rmp_serde::to_vec_named(&spec).expect("tasks encode"),
+        };
+        let (mesh, inbox) = (self.mesh.clone(), self.inbox.clone());
+        tracing::debug!(job = %key.job, task = %key.task, node, attempt, "assigning");
+        actix_rt::spawn(async move {
+            let answer = match mesh.peer_of(node) {
+                None => Err(format!("member {node} has no address")),
+                Some(peer) => match mesh.client().request(peer, request).await {
+                    Ok(Response::Ack) => Ok(()),
+                    Ok(Response::Error(e)) => Err(format!("{:?}: {}", e.code, e.message)),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            if let Err(message) = answer {
+                inbox.lock().expect("inbox").push(Report {
+                    job: key.job,
+                    task: key.task,
+                    from: node,
+                    outcome: Err(RemoteError {
+                        code: ErrorCode::Unavailable,
+                        message: format!("assignment to member {node} failed: {message}"),
+                        retryable: true,
+                    }),
+                });
+            }
+        });
+    }
+
+    async fn fail(&mut self, id: &str, error: String) {
+        tracing::warn!(job = %id, %error, "job failed");
+        self.scheduler.cancel_job(id);
+        self.runs.remove(id);
+        let _ = self
+            .mesh
+            .propose(ClusterCommand::FinishJob {
+                job: id.to_string(),
+                state: JobState::Failed,
+                at_ms: now_ms(),
+                error: Some(error),
+                result: Vec::new(),
+            })
+            .await;
+    }
+
+    async fn finish(&mut self, id: &str, result: JobResult) {
+        let Some(run) = self.runs.remove(id) else {
+            return;
+        };
+        match self.register(id, &run, result).await {
+            Ok(summary) => {
+                let r = self
+                    .mesh
+                    .propose(ClusterCommand::FinishJob {
+                        job: id.to_string(),
+                        state: JobState::Succeeded,
+                        at_ms: now_ms(),
+                        error: None,
+                        result: rmp_serde::to_vec_named(&summary).expect("summaries encode"),
+                    })
+                    .await;
+                tracing::info!(job = %id, ok = ?r.map(|r| r.ok), "job finished");
+                let owner = job_owner(id);
+                let _ = self.mesh.with_store(move |s| s.unpin(&owner)).await;
+            }
+            Err(e) => self.fail(id, e.message).await,
+        }
+    }
+
+    /// Registers the job's model (if any), scores it on the test dataset, and summarises.
+    async fn register(
+        &self,
+        id: &str,
+        run: &Run,
+        result: JobResult,
+    ) -> Result<JobSummary, MeshError> {
+        let mut summary = JobSummary {
+            tasks: result.tasks,
+            cv: result.cv.clone(),
+            model: None,
+            test: None,
+        };
+        let Some(model) = result.model else {
+            return Ok(summary);
+        };
+        let data = self.mesh.load_dataset(&run.request.dataset).await?;
+        let estimator = base_estimator(&run.request.job.kind, result.cv.as_ref());
+        let artifact = ModelArtifact::new(
+            estimator,
+            model.clone(),
+            &data,
+            Provenance {
+                created_at_unix: now_ms() / 1000,
+                meshml_version: env!("CARGO_PKG_VERSION").to_string(),
+                dataset: Some(run.request.dataset.clone()),
+                n_samples: data.n_samples(),
+                seed: Some(run.request.job.seed),
+                job: Some(id.to_string()),
+            },
+        )
+        .map_err(|e| MeshError::bad(e.to_string()))?;
+        let name = run.request.model_name();
+        let kind = artifact.kind();
+        let bytes = artifact
+            .to_bytes()
+            .map_err(|e| MeshError::internal(e.to_string()))?;
+        let owner = format!("model.{name}");
+        let chunk = self
+            .mesh
+            .with_store(move |s| s.put_pinned(&owner, &bytes))
+            .await?;
+        let r = self
+            .mesh
+            .propose(ClusterCommand::RegisterModel {
+                name: name.clone(),
+                record: ModelRecord {
+                    kind,
+                    artifact: chunk,
+                    locations: vec![self.mesh.id()],
+                },
+            })
+            .await?;
+        summary.model = Some(format!("{name}@{}", r.value.unwrap_or(0)));
+        if let Some(test) = &run.request.test_dataset {
+            summary.test = Some(score_on(&self.mesh, test, &model).await?);
+        }
+        Ok(summary)
+    }
+}
+
+async fn score_on(
+    mesh: &Mesh,
+    dataset: &str,
+    model: &FittedModel,
+) -> Result<TestReport, MeshError> {
+    let data = mesh.load_dataset(dataset).await?;
+    let model = model.clone();
+    let name = dataset.to_string();
+    tokio::task::spawn_blocking(move || -> Result<TestReport, String> {
+        let (y, classes) = data.class_target().map_err(|e| e.to_string())?;
+        let pred = model.predict(data.x()).map_err(|e| e.to_string())?;
+        let cm = ConfusionMatrix::new(y, &pred, classes.labels()).map_err(|e| e.to_string())?;
+        Ok(TestReport {
+            dataset: name,
+            accuracy: cm.accuracy(),
+            labels: classes.labels().to_vec(),
+            counts: cm.counts().to_vec(),
+        })
+    })
+    .await
+    .map_err(|e| MeshError::internal(e.to_string()))?
+    .map_err(MeshError::bad)
+}
+
+/// The estimator an artifact names: the searched one with the best parameters, else the
+/// job's base estimator (a meta-estimator's fitted members are in the model itself).
+fn base_estimator(kind: &JobKind, cv: Option<&meshml_models::plan::CvResults>) -> Estimator {
+    match kind {
+        JobKind::Fit { estimator }
+        | JobKind::OneVsRest { estimator }
+        | JobKind::Bagging { estimator, .. } => estimator.clone(),
+        JobKind::GridSearch { estimator, .. } | JobKind::RandomSearch { estimator, .. } => {
+            let mut e = estimator.clone();
+            if let Some(cv) = cv {
+                for (k, v) in cv.best_params() {
+                    let _ = e.set_param(k, v);
+                }
+            }
+            e
+        }
+        JobKind::Voting { estimators, .. } => estimators[0].clone(),
+    }
+}
+
+fn task_keeps_model(t: &Task) -> bool {
+    match &t.work {
+        meshml_models::plan::Work::Fit { keep_model, .. } => *keep_model,
+        meshml_models::plan::Work::Trees { .. } => true,
+    }
+}

@@ -1,0 +1,139 @@
+//! Jobs on the mesh: what a user submits, what a task carries over the wire, and what a
+//! finished job reports.
+
+use meshml_models::plan::{CvResults, JobSpec, Task};
+use meshml_protocol::ChunkId;
+use serde::{Deserialize, Serialize};
+
+/// A job as submitted (`POST /v1/jobs`, `meshml fit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// The training dataset (on the mesh).
+    pub dataset: String,
+    /// What to do.
+    pub job: JobSpec,
+    /// Register the final model under this name (default `DATASET-KIND`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A dataset to score the final model on (accuracy and confusion matrix).
+    #[serde(default)]
+    pub test_dataset: Option<String>,
+}
+
+impl JobRequest {
+    /// The model name the result is registered under.
+    pub fn model_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let kind: String = self
+                .job
+                .describe()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            format!("{}-{}", self.dataset, kind.trim_end_matches('-'))
+        })
+    }
+}
+
+/// What a worker is asked to run (the `spec` of `AssignTask`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The dataset the task's rows refer to.
+    pub dataset: String,
+    /// The task.
+    pub task: Task,
+}
+
+/// What a worker reports for a finished task (the `result` of `TaskUpdate`): the output
+/// stays on the worker, content-addressed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDone {
+    /// The output (MessagePack of the models crate's task output) in the worker's store.
+    pub output: ChunkId,
+    /// Its score, for a scoring task.
+    pub score: Option<f64>,
+    /// Whether the output holds a model (else the score is all of it).
+    pub has_model: bool,
+    /// Fit time, milliseconds.
+    pub fit_ms: u64,
+}
+
+/// Accuracy and confusion matrix of a model on a test dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestReport {
+    /// The dataset.
+    pub dataset: String,
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Class labels.
+    pub labels: Vec<String>,
+    /// `counts[true][predicted]`.
+    pub counts: Vec<Vec<usize>>,
+}
+
+/// What a finished job reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// Tasks the plan ran (each once, however many attempts it took).
+    pub tasks: usize,
+    /// A search's cross-validation table.
+    pub cv: Option<CvResults>,
+    /// The registered model, `name@version`.
+    pub model: Option<String>,
+    /// The model on the test dataset.
+    pub test: Option<TestReport>,
+}
+
+/// Task ids sort in plan order: `stage.index`, zero-padded.
+pub fn task_id(stage: u32, index: u32) -> String {
+    format!("{stage:03}.{index:06}")
+}
+
+/// The stage and index of a task id.
+pub fn parse_task_id(id: &str) -> Option<(u32, u32)> {
+    let (s, i) = id.split_once('.')?;
+    Some((s.parse().ok()?, i.parse().ok()?))
+}
+
+/// Owner under which a worker keeps a job's task outputs.
+pub fn job_owner(job: &str) -> String {
+    format!("job.{job}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_sort_in_plan_order_and_parse_back() {
+        let mut ids = vec![task_id(1, 0), task_id(0, 10), task_id(0, 2)];
+        ids.sort();
+        assert_eq!(ids, ["000.000002", "000.000010", "001.000000"]);
+        assert_eq!(parse_task_id("001.000000"), Some((1, 0)));
+        assert_eq!(parse_task_id("x"), None);
+    }
+
+    #[test]
+    fn default_model_names_are_store_names() {
+        let r = JobRequest {
+            dataset: "digits".into(),
+            job: JobSpec {
+                kind: meshml_models::plan::JobKind::Fit {
+                    estimator: meshml_models::Estimator::from_name("standard_scaler+gaussian_nb")
+                        .unwrap(),
+                },
+                seed: 0,
+            },
+            name: None,
+            test_dataset: None,
+        };
+        let n = r.model_name();
+        assert!(meshml_storage::error::check_name(&n).is_ok(), "{n}");
+    }
+}

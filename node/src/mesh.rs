@@ -1,0 +1,675 @@
+//! The services every node offers the mesh, over its local store and the replicated state:
+//!
+//! - proposals: any node changes the replicated state through the driver ([`Mesh::propose`]
+//!   forwards to it when this node is not the driver);
+//! - chunks: serving pieces, fetching chunks a task needs from a replica (verified), and
+//!   keeping replicas a peer asks this node to fetch;
+//! - datasets: `dataset put` through a node ingests the file, places each chunk on
+//!   `replicas` live members by rendezvous hashing, has them fetch their copies, and only
+//!   then records the dataset and its chunk locations in the replicated state;
+//! - materialised datasets for tasks, cached within a memory cap.
+//!
+//! Disk work runs on tokio's blocking pool, never on network or actor threads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libp2p::PeerId;
+use meshml_models::Dataset;
+use meshml_protocol::{ChunkId, ErrorCode, NodeId, Piece, RemoteError, Request, Response};
+use meshml_storage::ingest::{ingest_file, IngestOptions};
+use meshml_storage::raft::{ClusterCommand, ClusterResponse, ClusterState, StateMachine};
+use meshml_storage::{DatasetManifest, Store};
+use openraft::error::{ClientWriteError, RaftError};
+
+use crate::cluster::driver::AlivePeers;
+use crate::cluster::{node_id, ClusterRaft};
+use crate::network::Client;
+
+/// Owner under which a node keeps its replicas of a mesh dataset.
+pub fn dataset_owner(name: &str) -> String {
+    format!("dataset.{name}")
+}
+
+/// A failure as the HTTP API reports it: a status code and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshError {
+    /// HTTP status (400 bad input, 404 unknown, 409 conflict, 503 unavailable, 500).
+    pub status: u16,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl MeshError {
+    /// A 400.
+    pub fn bad(m: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            message: m.into(),
+        }
+    }
+    /// A 404.
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self {
+            status: 404,
+            message: m.into(),
+        }
+    }
+    /// A 409.
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self {
+            status: 409,
+            message: m.into(),
+        }
+    }
+    /// A 503.
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self {
+            status: 503,
+            message: m.into(),
+        }
+    }
+    /// A 500.
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self {
+            status: 500,
+            message: m.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for MeshError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// How `dataset put` through a node is asked for.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PutDatasetRequest {
+    /// Dataset name.
+    pub name: String,
+    /// Copies of each chunk (capped by the live members).
+    pub replicas: usize,
+    /// Rows per chunk.
+    pub chunk_rows: usize,
+    /// Target column (default: the last).
+    pub target: Option<String>,
+    /// Treat the target as real values.
+    pub regression: bool,
+    /// `csv` or `parquet`.
+    pub format: String,
+}
+
+/// Memory cap of the materialised-dataset cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
+struct Cache {
+    cap: u64,
+    used: u64,
+    tick: u64,
+    entries: HashMap<String, (Arc<Dataset>, u64, u64)>,
+}
+
+impl Cache {
+    fn get(&mut self, name: &str) -> Option<Arc<Dataset>> {
+        self.tick += 1;
+        let t = self.tick;
+        self.entries.get_mut(name).map(|e| {
+            e.2 = t;
+            e.0.clone()
+        })
+    }
+
+    fn put(&mut self, name: &str, d: Arc<Dataset>) {
+        let bytes = (d.n_samples() * (d.n_features() + 1) * 4) as u64;
+        while self.used + bytes > self.cap && !self.entries.is_empty() {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.2)
+                .map(|(k, _)| k.clone())
+                .expect("not empty");
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.used -= e.1;
+            }
+        }
+        self.tick += 1;
+        self.used += bytes;
+        self.entries.insert(name.to_string(), (d, bytes, self.tick));
+    }
+}
+
+struct Inner {
+    raft: ClusterRaft,
+    state: StateMachine,
+    client: Client,
+    store: Arc<Mutex<Store>>,
+    dir: PathBuf,
+    alive: AlivePeers,
+    cache: Mutex<Cache>,
+    loading: tokio::sync::Mutex<()>,
+}
+
+/// A node's mesh services. Cheap to clone.
+#[derive(Clone)]
+pub struct Mesh {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("node", &self.inner.client.local_peer_id())
+            .finish()
+    }
+}
+
+fn remote(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Response {
+    Response::Error(RemoteError {
+        code,
+        message: message.into(),
+        retryable,
+    })
+}
+
+impl Mesh {
+    /// The services over `store` (opened in `dir`), the Raft node and the network.
+    pub fn new(
+        raft: ClusterRaft,
+        state: StateMachine,
+        client: Client,
+        store: Store,
+        dir: PathBuf,
+        alive: AlivePeers,
+        cache_bytes: u64,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                raft,
+                state,
+                client,
+                store: Arc::new(Mutex::new(store)),
+                dir,
+                alive,
+                cache: Mutex::new(Cache {
+                    cap: cache_bytes,
+                    used: 0,
+                    tick: 0,
+                    entries: HashMap::new(),
+                }),
+                loading: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The Raft node.
+    pub fn raft(&self) -> &ClusterRaft {
+        &self.inner.raft
+    }
+
+    /// The replicated state machine.
+    pub fn state(&self) -> &StateMachine {
+        &self.inner.state
+    }
+
+    /// The network handle.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// This node's Raft id.
+    pub fn id(&self) -> u64 {
+        node_id(&self.inner.client.local_peer_id())
+    }
+
+    /// Runs `f` on the local store on the blocking pool.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, meshml_storage::StorageError> + Send + 'static,
+    ) -> Result<T, MeshError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let s = store.lock().expect("store lock");
+            f(&s)
+        })
+        .await
+        .map_err(|e| MeshError::internal(format!("store task failed: {e}")))?
+        .map_err(|e| MeshError::internal(e.to_string()))
+    }
+
+    /// Live members with their slots: (node id, peer id, cores), this node included.
+    pub async fn live_members(&self) -> Vec<(u64, PeerId, usize)> {
+        let alive: std::collections::HashSet<u64> = (self.inner.alive)()
+            .await
+            .into_iter()
+            .map(|(p, _)| node_id(&p))
+            .chain([self.id()])
+            .collect();
+        let mut out: Vec<(u64, PeerId, usize)> = self.inner.state.read(|s| {
+            s.members
+                .iter()
+                .filter(|(id, _)| alive.contains(id))
+                .filter_map(|(id, m)| Some((*id, m.peer_id.parse().ok()?, m.cores.max(1) as usize)))
+                .collect()
+        });
+        if !out.iter().any(|(id, _, _)| *id == self.id()) {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            out.push((self.id(), self.inner.client.local_peer_id(), cores));
+        }
+        out.sort_by_key(|m| m.0);
+        out
+    }
+
+    /// The peer id of member `id`, from the replicated state or the Raft membership.
+    pub fn peer_of(&self, id: u64) -> Option<PeerId> {
+        if id == self.id() {
+            return Some(self.inner.client.local_peer_id());
+        }
+        self.inner
+            .state
+            .read(|s| s.members.get(&id).and_then(|m| m.peer_id.parse().ok()))
+            .or_else(|| {
+                self.inner
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .and_then(|n| n.addr.parse().ok())
+            })
+    }
+
+    /// Commits `cmd` to the replicated state through the driver, waiting out an election
+    /// (up to 20 s).
+    pub async fn propose(&self, cmd: ClusterCommand) -> Result<ClusterResponse, MeshError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut last = String::from("no driver elected");
+        while tokio::time::Instant::now() < deadline {
+            match self.inner.raft.client_write(cmd.clone()).await {
+                Ok(r) => return Ok(r.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let Some(peer) = f.leader_node.and_then(|n| n.addr.parse::<PeerId>().ok()) {
+                        let command = rmp_serde::to_vec_named(&cmd).expect("commands encode");
+                        match self
+                            .inner
+                            .client
+                            .request(peer, Request::Propose { command })
+                            .await
+                        {
+                            Ok(Response::Consensus { payload }) => {
+                                return rmp_serde::from_slice(&payload).map_err(|e| {
+                                    MeshError::internal(format!("driver's answer: {e}"))
+                                })
+                            }
+                            Ok(Response::Error(e)) if !e.retryable => {
+                                return Err(MeshError::internal(e.message))
+                            }
+                            Ok(other) => last = format!("driver answered {other:?}"),
+                            Err(e) => last = e.to_string(),
+                        }
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(MeshError::unavailable(format!(
+            "the cluster did not commit the change within 20 s: {last}"
+        )))
+    }
+
+    /// Answers a `Propose` from another node: commits it if this node is the driver.
+    pub async fn serve_propose(&self, command: &[u8]) -> Response {
+        let cmd: ClusterCommand = match rmp_serde::from_slice(command) {
+            Ok(c) => c,
+            Err(e) => return remote(ErrorCode::BadRequest, format!("bad command: {e}"), false),
+        };
+        match self.inner.raft.client_write(cmd).await {
+            Ok(r) => Response::Consensus {
+                payload: rmp_serde::to_vec_named(&r.data).expect("responses encode"),
+            },
+            Err(e) => remote(ErrorCode::Unavailable, e.to_string(), true),
+        }
+    }
+
+    /// Answers `GetChunk` from the local store.
+    pub async fn serve_get_chunk(&self, id: ChunkId, offset: u64, max_len: u32) -> Response {
+        match self.with_store(move |s| s.chunk(&id)).await {
+            Ok(bytes) => {
+                let start = (offset as usize).min(bytes.len());
+                let len = (max_len as usize).min(meshml_protocol::MAX_PIECE);
+                let end = start.saturating_add(len).min(bytes.len());
+                Response::Piece(Piece {
+                    offset: start as u64,
+                    total_len: bytes.len() as u64,
+                    bytes: bytes[start..end].to_vec(),
+                })
+            }
+            Err(e) => remote(ErrorCode::NotFound, format!("chunk {id}: {e}"), true),
+        }
+    }
+
+    /// Answers `Replicate`: fetches the chunks this node lacks from `source` (verified)
+    /// and keeps them all for `owner`.
+    pub async fn serve_replicate(
+        &self,
+        owner: String,
+        chunks: Vec<ChunkId>,
+        source: &str,
+    ) -> Response {
+        let Ok(source) = source.parse::<PeerId>() else {
+            return remote(ErrorCode::BadRequest, "source is not a peer id", false);
+        };
+        for id in chunks {
+            let have = self.with_store(move |s| s.has_chunk(&id)).await;
+            let sized = match have {
+                Ok(true) => self
+                    .with_store(move |s| s.chunk(&id).map(|b| b.len() as u64))
+                    .await
+                    .map(|n| (id, n)),
+                Ok(false) => match self.inner.client.fetch_chunk(source, id).await {
+                    Ok(bytes) => {
+                        let owner = owner.clone();
+                        self.with_store(move |s| {
+                            s.put_pinned(&owner, &bytes)
+                                .map(|_| (id, bytes.len() as u64))
+                        })
+                        .await
+                    }
+                    Err(e) => return remote(ErrorCode::Unavailable, e.to_string(), true),
+                },
+                Err(e) => Err(e),
+            };
+            match sized {
+                Ok(pin) => {
+                    let owner = owner.clone();
+                    if let Err(e) = self.with_store(move |s| s.pin(&owner, &[pin])).await {
+                        return remote(ErrorCode::Internal, e.message, true);
+                    }
+                }
+                Err(e) => return remote(ErrorCode::Internal, e.message, true),
+            }
+        }
+        Response::Ack
+    }
+
+    /// Ingests `file` as a mesh dataset: chunks on `replicas` live members each (chosen by
+    /// rendezvous hashing), then the manifest and locations in the replicated state.
+    pub async fn put_dataset(
+        &self,
+        file: PathBuf,
+        req: PutDatasetRequest,
+    ) -> Result<(DatasetManifest, BTreeMap<u64, usize>), MeshError> {
+        meshml_storage::error::check_name(&req.name).map_err(|e| MeshError::bad(e.to_string()))?;
+        if req.replicas == 0 {
+            return Err(MeshError::bad("replicas must be at least 1"));
+        }
+        if req.chunk_rows == 0 {
+            return Err(MeshError::bad("chunk_rows must be at least 1"));
+        }
+        if self
+            .inner
+            .state
+            .read(|s| s.datasets.contains_key(&req.name))
+        {
+            return Err(MeshError::conflict(format!(
+                "dataset '{}' exists on the mesh",
+                req.name
+            )));
+        }
+        // 1. Ingest into a staging store of its own (any failure leaves nothing behind).
+        let staging_dir =
+            self.inner
+                .dir
+                .join("incoming")
+                .join(format!("{}-{}", req.name, std::process::id()));
+        let (dir2, req2, file2) = (staging_dir.clone(), req.clone(), file.clone());
+        let ingested = tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let _ = std::fs::remove_dir_all(&dir2);
+            let staging = Store::open(&dir2).map_err(|e| e.to_string())?;
+            let mut csv = meshml_models::io::CsvOptions::default();
+            if let Some(t) = &req2.target {
+                csv.target = Some(t.clone());
+            }
+            if req2.regression {
+                csv.kind = meshml_models::io::TargetKind::Regression;
+            }
+            let opts = IngestOptions {
+                chunk_rows: req2.chunk_rows,
+                csv,
+            };
+            let path = if req2.format == "parquet" {
+                let p = file2.with_extension("parquet");
+                std::fs::rename(&file2, &p).map_err(|e| e.to_string())?;
+                p
+            } else {
+                file2
+            };
+            let m = ingest_file(&staging, &path, &req2.name, &opts, &mut |_| {})
+                .map_err(|e| e.to_string())?;
+            let chunks = m
+                .chunks
+                .iter()
+                .map(|c| staging.chunk(&c.id).map(|b| (c.id, b)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            Ok((m, chunks))
+        })
+        .await
+        .map_err(|e| MeshError::internal(e.to_string()))?;
+        let _ = std::fs::remove_dir_all(&staging_dir);
+        let (manifest, chunks) = ingested.map_err(MeshError::bad)?;
+
+        // 2. Place every chunk; stage all of them here so that replicas can fetch them.
+        let members = self.live_members().await;
+        let ids: Vec<NodeId> = members
+            .iter()
+            .map(|(id, _, _)| NodeId::new(id.to_string()))
+            .collect();
+        let r = req.replicas.min(members.len());
+        let me = self.id();
+        let staging_owner = format!("staging.{}", req.name);
+        let owner = dataset_owner(&req.name);
+        let mut per_node: BTreeMap<u64, Vec<ChunkId>> = BTreeMap::new();
+        let mut locations = Vec::with_capacity(chunks.len());
+        for (id, _) in &chunks {
+            let holders: Vec<u64> = meshml_storage::placement::place(id, &ids, r)
+                .iter()
+                .filter_map(|n| n.as_str().parse().ok())
+                .collect();
+            for h in &holders {
+                per_node.entry(*h).or_default().push(*id);
+            }
+            locations.push((*id, holders));
+        }
+        let (so, o, mine) = (
+            staging_owner.clone(),
+            owner.clone(),
+            per_node.get(&me).cloned().unwrap_or_default(),
+        );
+        self.with_store(move |s| {
+            let mut pins = Vec::new();
+            for (_, bytes) in &chunks {
+                let id = s.put_pinned(&so, bytes)?;
+                pins.push((id, bytes.len() as u64));
+            }
+            let keep: Vec<(ChunkId, u64)> = pins
+                .iter()
+                .filter(|(id, _)| mine.contains(id))
+                .copied()
+                .collect();
+            if !keep.is_empty() {
+                s.pin(&o, &keep)?;
+            }
+            Ok(())
+        })
+        .await?;
+
+        // 3. Every other holder fetches its copies from here, in batches.
+        let source = self.inner.client.local_peer_id().to_string();
+        let mut counts = BTreeMap::new();
+        let mut result = Ok(());
+        for (node, list) in &per_node {
+            counts.insert(*node, list.len());
+            if *node == me {
+                continue;
+            }
+            let Some(peer) = self.peer_of(*node) else {
+                result = Err(MeshError::unavailable(format!(
+                    "member {node} has no address"
+                )));
+                break;
+            };
+            for batch in list.chunks(16) {
+                let req = Request::Replicate {
+                    owner: owner.clone(),
+                    chunks: batch.to_vec(),
+                    source: source.clone(),
+                };
+                match self.inner.client.request(peer, req).await {
+                    Ok(Response::Ack) => {}
+                    Ok(other) => {
+                        result = Err(MeshError::unavailable(format!(
+                            "member {peer} did not take its replicas: {other:?}"
+                        )));
+                    }
+                    Err(e) => {
+                        result = Err(MeshError::unavailable(format!(
+                            "member {peer} did not take its replicas: {e}"
+                        )));
+                    }
+                }
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        // 4. Record the dataset once every copy is stored.
+        if result.is_ok() {
+            let cmd = ClusterCommand::PutDataset {
+                manifest: manifest.clone(),
+                locations,
+            };
+            result = match self.propose(cmd).await {
+                Ok(r) if r.ok => Ok(()),
+                Ok(r) => Err(MeshError::conflict(r.error.unwrap_or_default())),
+                Err(e) => Err(e),
+            };
+        }
+        let so = staging_owner.clone();
+        let o = owner.clone();
+        let failed = result.is_err();
+        self.with_store(move |s| {
+            if failed {
+                s.unpin(&o)?;
+            }
+            s.unpin(&so)
+        })
+        .await?;
+        result.map(|()| (manifest, counts))
+    }
+
+    /// The dataset `name` in memory, from the cache or assembled from chunks (local ones
+    /// read here, others fetched from a replica and verified).
+    pub async fn load_dataset(&self, name: &str) -> Result<Arc<Dataset>, MeshError> {
+        if let Some(d) = self.inner.cache.lock().expect("cache").get(name) {
+            return Ok(d);
+        }
+        let _one_at_a_time = self.inner.loading.lock().await;
+        if let Some(d) = self.inner.cache.lock().expect("cache").get(name) {
+            return Ok(d);
+        }
+        let (manifest, holders) = self
+            .inner
+            .state
+            .read(|s: &ClusterState| {
+                let m = s.datasets.get(name)?.clone();
+                let h: Vec<Vec<u64>> = m
+                    .chunks
+                    .iter()
+                    .map(|c| s.chunk_locations.get(&c.id).cloned().unwrap_or_default())
+                    .collect();
+                Some((m, h))
+            })
+            .ok_or_else(|| MeshError::not_found(format!("no dataset '{name}' on the mesh")))?;
+        let mut decoded = Vec::with_capacity(manifest.chunks.len());
+        for (c, hs) in manifest.chunks.iter().zip(holders) {
+            let id = c.id;
+            let local = self.with_store(move |s| s.has_chunk(&id)).await?;
+            let bytes = if local {
+                self.with_store(move |s| s.chunk(&id)).await?
+            } else {
+                let mut got = None;
+                let mut why = String::from("no replica recorded");
+                for h in hs.iter().filter(|h| **h != self.id()) {
+                    let Some(peer) = self.peer_of(*h) else {
+                        continue;
+                    };
+                    match self.inner.client.fetch_chunk(peer, id).await {
+                        Ok(b) => {
+                            got = Some(b);
+                            break;
+                        }
+                        Err(e) => why = e.to_string(),
+                    }
+                }
+                got.ok_or_else(|| {
+                    MeshError::unavailable(format!("chunk {id} of '{name}' is unreachable: {why}"))
+                })?
+            };
+            let chunk = tokio::task::spawn_blocking(move || {
+                meshml_storage::encoding::Chunk::decode(&id, &bytes)
+            })
+            .await
+            .map_err(|e| MeshError::internal(e.to_string()))?
+            .map_err(|e| MeshError::internal(e.to_string()))?;
+            decoded.push(chunk);
+        }
+        let d = tokio::task::spawn_blocking(move || manifest.assemble(decoded))
+            .await
+            .map_err(|e| MeshError::internal(e.to_string()))?
+            .map_err(|e| MeshError::internal(e.to_string()))?;
+        let d = Arc::new(d);
+        self.inner.cache.lock().expect("cache").put(name, d.clone());
+        Ok(d)
+    }
+
+    /// Where this node keeps its files.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_evicts_the_least_recently_used_within_its_cap() {
+        let d = |rows: usize| {
+            let x = meshml_models::Matrix::zeros(rows, 3);
+            Arc::new(Dataset::from_classes(x, vec![0; rows]).unwrap())
+        };
+        // 100 rows x (3 + 1) x 4 bytes = 1600 bytes each.
+        let mut c = Cache {
+            cap: 3500,
+            used: 0,
+            tick: 0,
+            entries: HashMap::new(),
+        };
+        c.put("a", d(100));
+        c.put("b", d(100));
+        assert!(c.get("a").is_some());
+        c.put("c", d(100));
+        assert!(c.get("b").is_none(), "b was least recently used");
+        assert!(c.get("a").is_some() && c.get("c").is_some());
+        assert!(c.used <= c.cap);
+    }
+}

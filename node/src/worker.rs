@@ -1,0 +1,220 @@
+//! The worker every node runs: takes task assignments from the driver, runs them on the
+//! blocking pool (at most `slots` at a time, never on network or actor threads), keeps each
+//! output in the local store, and reports it to whoever drives when it is done.
+//!
+//! Assignments carry the driver's term; the [`TermGuard`] refuses older ones. The queue of
+//! accepted tasks is bounded (`4 x slots`): beyond it an assignment is refused as
+//! retryable, and the driver tries again later.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meshml_models::plan::run_task;
+use meshml_protocol::{ErrorCode, RemoteError, Request, Response, TaskState};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::cluster::driver::TermGuard;
+use crate::job::{job_owner, TaskDone, TaskSpec};
+use crate::mesh::Mesh;
+
+/// How long a worker keeps trying to report a finished task.
+const REPORT_FOR: Duration = Duration::from_secs(120);
+
+/// A task this worker has run, for `/v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Execution {
+    /// Job id.
+    pub job: String,
+    /// Task id.
+    pub task: String,
+    /// How many times this node started it.
+    pub runs: u32,
+}
+
+/// The worker.
+pub struct Worker {
+    mesh: Mesh,
+    slots: Arc<Semaphore>,
+    n_slots: usize,
+    accepted: AtomicUsize,
+    guard: TermGuard,
+    executions: Mutex<BTreeMap<(String, String), u32>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("slots", &self.n_slots)
+            .finish()
+    }
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Response {
+    Response::Error(RemoteError {
+        code,
+        message: message.into(),
+        retryable,
+    })
+}
+
+impl Worker {
+    /// A worker with `slots` concurrent tasks.
+    pub fn new(mesh: Mesh, slots: usize) -> Arc<Self> {
+        let n_slots = slots.max(1);
+        Arc::new(Self {
+            mesh,
+            slots: Arc::new(Semaphore::new(n_slots)),
+            n_slots,
+            accepted: AtomicUsize::new(0),
+            guard: TermGuard::default(),
+            executions: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Worker slots.
+    pub fn slots(&self) -> usize {
+        self.n_slots
+    }
+
+    /// Tasks started here, with how often each was started.
+    pub fn executions(&self) -> Vec<Execution> {
+        self.executions
+            .lock()
+            .expect("executions")
+            .iter()
+            .map(|((job, task), runs)| Execution {
+                job: job.clone(),
+                task: task.clone(),
+                runs: *runs,
+            })
+            .collect()
+    }
+
+    /// Answers `AssignTask`: checks the term, accepts the task and starts it.
+    pub fn assign(self: &Arc<Self>, job: String, task: String, term: u64, spec: &[u8]) -> Response {
+        let local_term = self.mesh.raft().metrics().borrow().current_term;
+        if let Err(e) = self.guard.admit(term, local_term) {
+            return Response::Error(e);
+        }
+        let spec: TaskSpec = match rmp_serde::from_slice(spec) {
+            Ok(s) => s,
+            Err(e) => return refuse(ErrorCode::BadRequest, format!("bad task: {e}"), false),
+        };
+        if self.accepted.fetch_add(1, Ordering::SeqCst) >= 4 * self.n_slots {
+            self.accepted.fetch_sub(1, Ordering::SeqCst);
+            return refuse(ErrorCode::Unavailable, "worker queue is full", true);
+        }
+        let me = self.clone();
+        actix_rt::spawn(async move {
+            let outcome = me.run(&job, &task, spec).await;
+            me.accepted.fetch_sub(1, Ordering::SeqCst);
+            me.report(job, task, term, outcome).await;
+        });
+        Response::Ack
+    }
+
+    async fn run(&self, job: &str, task: &str, spec: TaskSpec) -> Result<TaskDone, RemoteError> {
+        let _slot = self.slots.acquire().await.map_err(|_| RemoteError {
+            code: ErrorCode::Unavailable,
+            message: "worker shutting down".into(),
+            retryable: true,
+        })?;
+        *self
+            .executions
+            .lock()
+            .expect("executions")
+            .entry((job.to_string(), task.to_string()))
+            .or_insert(0) += 1;
+        let data = self
+            .mesh
+            .load_dataset(&spec.dataset)
+            .await
+            .map_err(|e| RemoteError {
+                code: if e.status == 404 {
+                    ErrorCode::NotFound
+                } else {
+                    ErrorCode::Unavailable
+                },
+                message: e.message,
+                retryable: e.status != 404,
+            })?;
+        let t = spec.task;
+        let out = tokio::task::spawn_blocking(move || run_task(&t, &data))
+            .await
+            .map_err(|e| RemoteError {
+                code: ErrorCode::Internal,
+                message: format!("task panicked: {e}"),
+                retryable: false,
+            })?
+            .map_err(|e| RemoteError {
+                code: ErrorCode::BadRequest,
+                message: e.to_string(),
+                retryable: false,
+            })?;
+        let bytes = rmp_serde::to_vec_named(&out).expect("outputs encode");
+        let (score, has_model, fit_ms) = (out.score, out.model.is_some(), out.fit_ms);
+        let owner = job_owner(job);
+        let output = self
+            .mesh
+            .with_store(move |s| s.put_pinned(&owner, &bytes))
+            .await
+            .map_err(|e| RemoteError {
+                code: ErrorCode::Internal,
+                message: e.message,
+                retryable: true,
+            })?;
+        Ok(TaskDone {
+            output,
+            score,
+            has_model,
+            fit_ms,
+        })
+    }
+
+    /// Sends the outcome to the current driver until one takes it (bounded in time).
+    async fn report(
+        &self,
+        job: String,
+        task: String,
+        term: u64,
+        outcome: Result<TaskDone, RemoteError>,
+    ) {
+        let (state, result, error) = match outcome {
+            Ok(done) => (
+                TaskState::Succeeded,
+                rmp_serde::to_vec_named(&done).expect("reports encode"),
+                None,
+            ),
+            Err(e) => (TaskState::Failed, Vec::new(), Some(e)),
+        };
+        let request = Request::TaskUpdate {
+            job: meshml_protocol::JobId::new(job.clone()),
+            task: meshml_protocol::TaskId::new(task.clone()),
+            term,
+            state,
+            result,
+            error,
+        };
+        let deadline = tokio::time::Instant::now() + REPORT_FOR;
+        while tokio::time::Instant::now() < deadline {
+            let leader = self.mesh.raft().metrics().borrow().current_leader;
+            let peer = leader.and_then(|l| self.mesh.peer_of(l));
+            if let Some(peer) = peer {
+                match self.mesh.client().request(peer, request.clone()).await {
+                    Ok(Response::Ack) => return,
+                    Ok(Response::Error(e)) if !e.retryable => {
+                        tracing::debug!(%job, %task, cause = %e.message, "report refused");
+                        return;
+                    }
+                    Ok(other) => tracing::debug!(?other, "report not taken; retrying"),
+                    Err(e) => tracing::debug!(cause = %e, "report failed; retrying"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        tracing::warn!(%job, %task, "no driver took the task's report; the driver will run it again");
+    }
+}

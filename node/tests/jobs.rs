@@ -1,0 +1,260 @@
+//! Jobs on a three-node mesh of real `meshml node` processes on 127.0.0.1: a dataset put
+//! with two replicas per chunk, then every meta-estimator run as a job, each giving the
+//! same result as the local executor for the same seed, each task run exactly once.
+
+// Tests report timings on stderr.
+#![allow(clippy::print_stderr)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{status, three_node_cluster, wait_for, Node};
+use meshml_models::io::{load_csv, CsvOptions};
+use meshml_models::metrics::ConfusionMatrix;
+use meshml_models::plan::{run_job, Distribution, JobKind, JobResult, JobSpec, LocalExecutor};
+use meshml_models::{Classifier, Dataset, Estimator};
+use meshml_node::status::http_call;
+use serde_json::Value;
+
+fn data_path(name: &str) -> String {
+    format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn call(n: &Node, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Value) {
+    let (code, text) = match body {
+        None => http_call(
+            &n.http_url(),
+            method,
+            path,
+            None,
+            None,
+            Duration::from_secs(60),
+        ),
+        Some((ctype, bytes)) => {
+            let mut r: &[u8] = bytes;
+            http_call(
+                &n.http_url(),
+                method,
+                path,
+                None,
+                Some((ctype, &mut r, bytes.len() as u64)),
+                Duration::from_secs(120),
+            )
+        }
+    }
+    .unwrap();
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn put_dataset(n: &Node, name: &str, file: &str, replicas: usize) -> Value {
+    let bytes = std::fs::read(data_path(file)).unwrap();
+    let (code, v) = call(
+        n,
+        "POST",
+        &format!("/v1/datasets?name={name}&replicas={replicas}&chunk_rows=40"),
+        Some(("text/csv", &bytes)),
+    );
+    assert_eq!(code, 201, "{v}");
+    v
+}
+
+/// Submits `job` on `dataset` (scored on `test`) through node `n`; returns the finished
+/// job's view.
+fn run_on_mesh(n: &Node, dataset: &str, test: &str, job: &JobSpec) -> Value {
+    let body = serde_json::json!({ "dataset": dataset, "job": job, "test_dataset": test });
+    let (code, v) = call(
+        n,
+        "POST",
+        "/v1/jobs",
+        Some(("application/json", body.to_string().as_bytes())),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let mut last = Value::Null;
+    let done = wait_for(Duration::from_secs(120), || {
+        last = call(n, "GET", &format!("/v1/jobs/{id}"), None).1;
+        last["state"] != "running"
+    });
+    assert!(done.is_some(), "job {id} still running: {last}");
+    assert_eq!(last["state"], "succeeded", "{last}");
+    last
+}
+
+fn local(job: &JobSpec, data: &Dataset) -> JobResult {
+    run_job(job, data, &LocalExecutor::new(2), &|_| {}).unwrap()
+}
+
+fn executions(nodes: &[Node], job_tasks: usize) -> u64 {
+    let total: u64 = nodes
+        .iter()
+        .map(|n| {
+            status(n)["worker"]["executed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["runs"].as_u64().unwrap())
+                .sum::<u64>()
+        })
+        .sum();
+    assert!(total >= job_tasks as u64);
+    total
+}
+
+#[test]
+fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _, _) = three_node_cluster(tmp.path(), &["--slots", "2"]);
+    // Every member's record (with its slots) is in the replicated state before jobs run.
+    assert!(wait_for(Duration::from_secs(15), || {
+        status(&nodes[0])["raft"]["members"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 3
+    })
+    .is_some());
+
+    // The dataset: four chunks of 40 rows (the last 30), each on two of the three members.
+    let put = put_dataset(&nodes[1], "iris", "iris", 2);
+    assert_eq!(put["rows"], 150);
+    assert_eq!(put["chunks"], 4);
+    let placed: u64 = put["chunks_per_member"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(placed, 8, "{put}");
+    for n in &nodes {
+        let (code, list) = call(n, "GET", "/v1/datasets", None);
+        assert_eq!(code, 200);
+        assert_eq!(list[0]["name"], "iris");
+        assert_eq!(list[0]["min_replicas"], 2, "{list}");
+    }
+    let (code, again) = call(
+        &nodes[2],
+        "POST",
+        "/v1/datasets?name=iris&replicas=2",
+        Some(("text/csv", b"a,b\n1,x\n")),
+    );
+    assert_eq!(code, 409, "{again}");
+
+    let iris = load_csv(data_path("iris"), &CsvOptions::default()).unwrap();
+    let (y, classes) = iris.class_target().unwrap();
+    let lr = Estimator::from_name("logistic_regression").unwrap();
+    let mut forest = Estimator::from_name("random_forest").unwrap();
+    forest.set_param("n_estimators", "30").unwrap();
+    let jobs = vec![
+        JobKind::GridSearch {
+            estimator: lr.clone(),
+            grid: vec![(
+                "C".into(),
+                vec!["0.01".into(), "0.1".into(), "1".into(), "10".into()],
+            )],
+            cv: 5,
+            refit: true,
+        },
+        JobKind::RandomSearch {
+            estimator: Estimator::from_name("decision_tree").unwrap(),
+            space: vec![(
+                "max_depth".into(),
+                Distribution::IntRange { low: 1, high: 6 },
+            )],
+            n_iter: 4,
+            cv: 3,
+            refit: true,
+        },
+        JobKind::OneVsRest {
+            estimator: lr.clone(),
+        },
+        JobKind::Fit { estimator: forest },
+        JobKind::Bagging {
+            estimator: Estimator::from_name("gaussian_nb").unwrap(),
+            n_estimators: 5,
+        },
+        JobKind::Voting {
+            estimators: vec![lr, Estimator::from_name("gaussian_nb").unwrap()],
+            soft: true,
+        },
+    ];
+    let mut tasks_total = 0;
+    for (i, kind) in jobs.into_iter().enumerate() {
+        let spec = JobSpec { kind, seed: 7 };
+        let t = std::time::Instant::now();
+        let mesh = run_on_mesh(&nodes[i % 3], "iris", "iris", &spec);
+        let here = local(&spec, &iris);
+        eprintln!("{}: {:?} on the mesh", spec.describe(), t.elapsed());
+        let result = &mesh["result"];
+        assert_eq!(result["tasks"].as_u64().unwrap() as usize, here.tasks);
+        tasks_total += here.tasks;
+        if let Some(cv) = &here.cv {
+            let theirs: Vec<f64> = result["cv"]["mean_test_score"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(theirs, cv.mean_test_score, "{}", spec.describe());
+            assert_eq!(
+                result["cv"]["best_index"].as_u64().unwrap() as usize,
+                cv.best_index
+            );
+        }
+        // The registered model predicts exactly what the local one does.
+        let model = here.model.as_ref().unwrap();
+        let pred = model.predict(iris.x()).unwrap();
+        let cm = ConfusionMatrix::new(y, &pred, classes.labels()).unwrap();
+        let counts: Vec<Vec<usize>> =
+            serde_json::from_value(result["test"]["counts"].clone()).unwrap();
+        assert_eq!(counts, cm.counts(), "{}", spec.describe());
+        assert!(result["model"].as_str().unwrap().starts_with("iris-"));
+    }
+    // Every task ran once, no more: nothing failed or was lost.
+    assert_eq!(executions(&nodes, tasks_total), tasks_total as u64);
+    let (_, models) = call(&nodes[0], "GET", "/v1/models", None);
+    assert_eq!(models.as_array().unwrap().len(), 6, "{models}");
+}
+
+#[test]
+fn bad_jobs_are_refused_with_a_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _, _) = three_node_cluster(tmp.path(), &[]);
+    put_dataset(&nodes[0], "iris", "iris", 1);
+    let submit = |body: &str| {
+        call(
+            &nodes[1],
+            "POST",
+            "/v1/jobs",
+            Some(("application/json", body.as_bytes())),
+        )
+    };
+    let (code, v) = submit("{not json");
+    assert_eq!(code, 400, "{v}");
+    let grid = |dataset: &str, value: &str| {
+        serde_json::json!({
+            "dataset": dataset,
+            "job": {"kind": "grid_search", "estimator": {"kind": "logistic_regression", "params": Estimator::from_name("logistic_regression").map(|e| match e { Estimator::LogisticRegression(p) => serde_json::to_value(p).unwrap(), _ => unreachable!() }).unwrap()},
+                    "grid": [["C", [value]]], "cv": 5, "refit": true, "seed": 0}
+        })
+        .to_string()
+    };
+    let (code, v) = submit(&grid("nope", "1"));
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = submit(&grid("iris", "-1"));
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains('C'), "{v}");
+    let (code, v) = submit(&grid("iris", "1"));
+    assert_eq!(code, 202, "{v}");
+    let (code, _) = call(&nodes[0], "GET", "/v1/jobs/nope", None);
+    assert_eq!(code, 404);
+    let (code, v) = call(
+        &nodes[0],
+        "POST",
+        "/v1/datasets?name=bad/name",
+        Some(("text/csv", b"x")),
+    );
+    assert_eq!(code, 400, "{v}");
+}
