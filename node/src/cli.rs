@@ -28,6 +28,15 @@ pub enum Command {
     Node(NodeArgs),
     /// Show the mesh as a node sees it (through its HTTP API).
     Status(StatusArgs),
+    /// Run a job on the mesh (fit, grid search, ...) and print its result.
+    Fit(crate::fit::FitCmd),
+    /// List the mesh's jobs.
+    Jobs(crate::fit::JobsCmd),
+    /// Show or cancel a job.
+    Job(crate::fit::JobCmd),
+    /// A three-node mesh in this process on bundled data: replicate a dataset, run a grid
+    /// search and a one-vs-rest job with progress, print the results.
+    Demo(crate::demo::DemoArgs),
     /// Pre-shared keys for private clusters.
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -138,6 +147,16 @@ pub enum DatasetCommand {
         /// Read the target as real values instead of class labels.
         #[arg(long)]
         regression: bool,
+        /// Store it on the mesh through the node at --node, with this many copies of each
+        /// chunk (instead of in the local data directory).
+        #[arg(long)]
+        replicas: Option<usize>,
+        /// The node to store it through.
+        #[arg(long, default_value = "http://127.0.0.1:7070")]
+        node: String,
+        /// Bearer token file, for a node that requires one.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// List datasets.
     Ls,

@@ -41,10 +41,60 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+fn dataset_name(name: Option<String>, file: &std::path::Path) -> Result<String, NodeError> {
+    match name {
+        Some(n) => Ok(n),
+        None => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                NodeError::Usage(format!("cannot name a dataset after {}", file.display()))
+            }),
+    }
+}
+
 /// Runs a `dataset` subcommand.
 pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
+    if let DatasetCommand::Put {
+        file,
+        name,
+        chunk_rows,
+        target,
+        regression,
+        replicas: Some(replicas),
+        node,
+        token_file,
+    } = &args.command
+    {
+        let name = dataset_name(name.clone(), file)?;
+        let mut query = format!("name={name}&replicas={replicas}&chunk_rows={chunk_rows}");
+        if let Some(t) = target {
+            query.push_str(&format!("&target={t}"));
+        }
+        if *regression {
+            query.push_str("&regression=true");
+        }
+        let is_parquet = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
+        if is_parquet {
+            query.push_str("&format=parquet");
+        }
+        let api = crate::fit::NodeApi {
+            node: node.clone(),
+            token_file: token_file.clone(),
+        };
+        return crate::fit::put_dataset(&api, file, &query, out);
+    }
     let dir = data_dir(args.data_dir)?;
-    let mut store = Store::open(&dir)?;
+    let mut store = Store::open(&dir).map_err(|e| match e {
+        meshml_storage::StorageError::Locked(d) => NodeError::Usage(format!(
+            "{} is in use (by a running `meshml node`?); to store a dataset on the mesh through that node, add --replicas N",
+            d.display()
+        )),
+        other => other.into(),
+    })?;
     match args.command {
         DatasetCommand::Put {
             file,
@@ -52,16 +102,9 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             chunk_rows,
             target,
             regression,
+            ..
         } => {
-            let name = match name {
-                Some(n) => n,
-                None => file
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .ok_or_else(|| {
-                        NodeError::Usage(format!("cannot name a dataset after {}", file.display()))
-                    })?,
-            };
+            let name = dataset_name(name, &file)?;
             let mut csv = CsvOptions::default();
             if let Some(t) = target {
                 csv = csv.with_target(t);

@@ -21,6 +21,8 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod dataset;
+pub mod demo;
+pub mod fit;
 pub mod http;
 pub mod job;
 pub mod local;
@@ -83,6 +85,10 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
         Command::Dataset(args) => dataset::run(args, out),
         Command::Node(args) => node::run(args, out),
         Command::Status(args) => status::run(args, out),
+        Command::Fit(cmd) => fit::fit(cmd, out),
+        Command::Jobs(cmd) => fit::jobs(cmd, out),
+        Command::Job(cmd) => fit::job(cmd, out),
+        Command::Demo(args) => demo::run(args, out),
         Command::Secret(cli::SecretCommand::New) => out
             .write_all(network::identity::new_psk().as_bytes())
             .map_err(|e| NodeError::io("stdout", e)),

@@ -3,11 +3,12 @@
 use tracing_subscriber::EnvFilter;
 
 /// Installs a subscriber writing to stderr. `RUST_LOG` wins; otherwise `verbose` picks
-/// warn (0), info (1) or debug (2+).
+/// warn (0), info (1) or debug (2+). The Raft library's own messages (elections in
+/// progress, peers that stopped) show from `-v` on: meshml reports what they mean.
 pub fn set_up_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,openraft=off",
+        1 => "info,openraft=warn",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -302,8 +302,8 @@ fn serve(
             alive.clone(),
             args.cache_mb.saturating_mul(1 << 20),
         );
-        let worker = crate::worker::Worker::new(mesh.clone(), slots);
         let inbox: cluster::driver::InboxSlot = Default::default();
+        let worker = crate::worker::Worker::new(mesh.clone(), slots, inbox.clone());
         let m = membership.clone();
         let (r, c) = (raft.clone(), client.clone());
         let promises = std::sync::Arc::new(cluster::Promises::default());
@@ -415,6 +415,7 @@ fn serve(
                 },
                 mesh: Some(mesh.clone()),
                 inbox,
+                worker: Some(worker.clone()),
             },
             driving.clone(),
         ));

@@ -16,7 +16,8 @@ use meshml_protocol::{ErrorCode, RemoteError, Request, Response, TaskState};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::cluster::driver::TermGuard;
+use crate::cluster::driver::{InboxSlot, TermGuard};
+use crate::cluster::jobs::Report;
 use crate::job::{job_owner, TaskDone, TaskSpec};
 use crate::mesh::Mesh;
 
@@ -42,6 +43,7 @@ pub struct Worker {
     accepted: AtomicUsize,
     guard: TermGuard,
     executions: Mutex<BTreeMap<(String, String), u32>>,
+    inbox: InboxSlot,
 }
 
 impl std::fmt::Debug for Worker {
@@ -61,8 +63,9 @@ fn refuse(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Respo
 }
 
 impl Worker {
-    /// A worker with `slots` concurrent tasks.
-    pub fn new(mesh: Mesh, slots: usize) -> Arc<Self> {
+    /// A worker with `slots` concurrent tasks; when this node drives, reports go straight
+    /// to the driver's `inbox`.
+    pub fn new(mesh: Mesh, slots: usize, inbox: InboxSlot) -> Arc<Self> {
         let n_slots = slots.max(1);
         Arc::new(Self {
             mesh,
@@ -71,6 +74,7 @@ impl Worker {
             accepted: AtomicUsize::new(0),
             guard: TermGuard::default(),
             executions: Mutex::new(BTreeMap::new()),
+            inbox,
         })
     }
 
@@ -201,6 +205,35 @@ impl Worker {
         let deadline = tokio::time::Instant::now() + REPORT_FOR;
         while tokio::time::Instant::now() < deadline {
             let leader = self.mesh.raft().metrics().borrow().current_leader;
+            if leader == Some(self.mesh.id()) {
+                let local = self.inbox.lock().expect("inbox slot").clone();
+                if let Some((_, inbox)) = local {
+                    let outcome = match (&request, state) {
+                        (Request::TaskUpdate { result, .. }, TaskState::Succeeded) => {
+                            rmp_serde::from_slice::<TaskDone>(result).map_err(|e| RemoteError {
+                                code: ErrorCode::Internal,
+                                message: e.to_string(),
+                                retryable: true,
+                            })
+                        }
+                        (Request::TaskUpdate { error, .. }, _) => {
+                            Err(error.clone().unwrap_or(RemoteError {
+                                code: ErrorCode::Internal,
+                                message: "task failed".into(),
+                                retryable: true,
+                            }))
+                        }
+                        _ => unreachable!("a task update"),
+                    };
+                    inbox.lock().expect("inbox").push(Report {
+                        job: job.clone(),
+                        task: task.clone(),
+                        from: self.mesh.id(),
+                        outcome,
+                    });
+                    return;
+                }
+            }
             let peer = leader.and_then(|l| self.mesh.peer_of(l));
             if let Some(peer) = peer {
                 match self.mesh.client().request(peer, request.clone()).await {

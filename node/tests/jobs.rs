@@ -258,3 +258,120 @@ fn bad_jobs_are_refused_with_a_reason() {
     );
     assert_eq!(code, 400, "{v}");
 }
+
+fn meshml(args: &[&str]) -> (bool, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_meshml"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_stores_datasets_and_runs_jobs_through_a_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _, _) = three_node_cluster(tmp.path(), &[]);
+    let url = nodes[2].http_url();
+    let (ok, out, err) = meshml(&[
+        "dataset",
+        "put",
+        &data_path("iris"),
+        "--name",
+        "iris",
+        "--replicas",
+        "2",
+        "--chunk-rows",
+        "50",
+        "--node",
+        &url,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("stored 'iris' on the mesh: 150 rows, 4 features, 3 chunks"),
+        "{out}"
+    );
+    let job = tmp.path().join("job.toml");
+    std::fs::write(
+        &job,
+        "dataset = \"iris\"\nkind = \"grid_search\"\nmodel = \"logistic_regression\"\ncv = 3\ntest_dataset = \"iris\"\n[grid]\nC = [0.01, 1]\n",
+    )
+    .unwrap();
+    let (ok, out, err) = meshml(&[
+        "fit",
+        "--job",
+        job.to_str().unwrap(),
+        "--node",
+        &url,
+        "--name",
+        "iris-cli",
+    ]);
+    assert!(ok, "{out}{err}");
+    for want in [
+        "succeeded",
+        "tasks: 7/7",
+        "best params: C=1",
+        "rank  mean score",
+        "model: iris-cli@1",
+        "confusion matrix",
+    ] {
+        assert!(out.contains(want), "'{want}' missing from:\n{out}");
+    }
+    let (ok, out, _) = meshml(&[
+        "fit",
+        "--dataset",
+        "iris",
+        "--model",
+        "gaussian_nb",
+        "--one-vs-rest",
+        "--node",
+        &url,
+        "--detach",
+    ]);
+    assert!(ok);
+    let id = out.trim().to_string();
+    assert!(!id.is_empty());
+    assert!(wait_for(Duration::from_secs(60), || meshml(&[
+        "job", "show", &id, "--node", &url
+    ])
+    .1
+    .contains("succeeded"))
+    .is_some());
+    let (ok, out, _) = meshml(&["jobs", "--node", &url]);
+    assert!(ok && out.lines().count() == 3, "{out}");
+    assert!(out.contains("one_vs_rest(gaussian_nb) on iris"), "{out}");
+    let (ok, _, err) = meshml(&[
+        "fit",
+        "--dataset",
+        "nope",
+        "--model",
+        "gaussian_nb",
+        "--node",
+        &url,
+    ]);
+    assert!(!ok && err.contains("no dataset 'nope'"), "{err}");
+    let (ok, _, err) = meshml(&["job", "cancel", &id, "--node", &url]);
+    assert!(!ok && err.contains("already ended"), "{err}");
+}
+
+#[test]
+fn the_demo_runs_a_grid_search_and_one_vs_rest_on_three_nodes() {
+    let (ok, out, err) = meshml(&["demo"]);
+    assert!(ok, "{out}{err}");
+    for want in [
+        "cluster of 3 formed",
+        "stored 'digits-train' on the mesh: 1437 rows",
+        "grid_search(standard_scaler+logistic_regression) on digits-train",
+        "tasks: 21/21",
+        "best params: C=",
+        "rank  mean score",
+        "accuracy on 'digits-test'",
+        "one_vs_rest(logistic_regression) on iris-train",
+        "true \\ predicted  setosa  versicolor  virginica",
+    ] {
+        assert!(out.contains(want), "'{want}' missing from:\n{out}");
+    }
+}

@@ -170,6 +170,8 @@ pub struct DriverConfig {
     pub mesh: Option<crate::mesh::Mesh>,
     /// Where the running driver's inbox is published.
     pub inbox: InboxSlot,
+    /// This node's worker, for tasks the driver places here.
+    pub worker: Option<Arc<crate::worker::Worker>>,
 }
 
 impl std::fmt::Debug for DriverConfig {
@@ -214,7 +216,10 @@ pub async fn supervise(
                     let inbox = super::jobs::Inbox::default();
                     *config.inbox.lock().expect("inbox slot") = Some((term, inbox.clone()));
                     Arc::new(tokio::sync::Mutex::new(super::jobs::Board::new(
-                        mesh, term, inbox,
+                        mesh,
+                        term,
+                        inbox,
+                        config.worker.clone(),
                     )))
                 });
                 let addr = Driver {

@@ -72,6 +72,7 @@ pub struct Board {
     scheduler: Scheduler,
     runs: BTreeMap<String, Run>,
     inbox: Inbox,
+    local: Option<Arc<crate::worker::Worker>>,
 }
 
 impl std::fmt::Debug for Board {
@@ -104,14 +105,21 @@ pub fn summary_of(m: &meshml_storage::DatasetManifest) -> Result<DataSummary, Me
 }
 
 impl Board {
-    /// A board for the driver of `term`; reports arrive in `inbox`.
-    pub fn new(mesh: Mesh, term: u64, inbox: Inbox) -> Self {
+    /// A board for the driver of `term`; reports arrive in `inbox`; tasks placed on this
+    /// node go straight to its `local` worker.
+    pub fn new(
+        mesh: Mesh,
+        term: u64,
+        inbox: Inbox,
+        local: Option<Arc<crate::worker::Worker>>,
+    ) -> Self {
         Self {
             mesh,
             term,
             scheduler: Scheduler::new(MAX_ATTEMPTS),
             runs: BTreeMap::new(),
             inbox,
+            local,
         }
     }
 
@@ -535,10 +543,27 @@ impl Board {
         };
         let (mesh, inbox) = (self.mesh.clone(), self.inbox.clone());
         tracing::debug!(job = %key.job, task = %key.task, node, attempt, "assigning");
+        let local = self.local.clone().filter(|_| node == self.mesh.id());
         actix_rt::spawn(async move {
-            let answer = match mesh.peer_of(node) {
-                None => Err(format!("member {node} has no address")),
-                Some(peer) => match mesh.client().request(peer, request).await {
+            let answer = match (local, mesh.peer_of(node)) {
+                (Some(worker), _) => {
+                    let Request::AssignTask {
+                        job,
+                        task,
+                        term,
+                        spec,
+                    } = request
+                    else {
+                        unreachable!("an assignment")
+                    };
+                    match worker.assign(job.to_string(), task.to_string(), term, &spec) {
+                        Response::Ack => Ok(()),
+                        Response::Error(e) => Err(format!("{:?}: {}", e.code, e.message)),
+                        other => Err(format!("unexpected answer {other:?}")),
+                    }
+                }
+                (None, None) => Err(format!("member {node} has no address")),
+                (None, Some(peer)) => match mesh.client().request(peer, request).await {
                     Ok(Response::Ack) => Ok(()),
                     Ok(Response::Error(e)) => Err(format!("{:?}: {}", e.code, e.message)),
                     Ok(other) => Err(format!("unexpected answer {other:?}")),

@@ -1,0 +1,237 @@
+//! `meshml demo`: the embedded default. Three nodes start in this process (each with its
+//! own identity, data directory, libp2p listener and HTTP API on 127.0.0.1), form a cluster,
+//! store the bundled digits and iris data with two copies of every chunk, then run a grid
+//! search and a one-vs-rest job with progress bars, and print the best parameters, the
+//! cross-validation table and confusion matrices on held-out rows.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser};
+use meshml_models::model_selection::{train_test_split, TestSize};
+use meshml_models::plan::{JobKind, JobSpec};
+use meshml_models::Estimator;
+
+use crate::cli::{Cli, Command, NodeArgs};
+use crate::fit::{follow, print_result, put_dataset, NodeApi};
+use crate::job::JobRequest;
+use crate::node::NodeHandle;
+use crate::{w, NodeError};
+
+/// The bundled digits data (1797 8x8 images, 10 classes).
+pub const DIGITS_CSV: &str = include_str!("../../data/digits.csv");
+
+/// `meshml demo ...`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Nodes in the mesh.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Where the nodes keep their data (default: a temporary directory, removed after).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+fn node_args(dir: &Path, expect: usize, bootstrap: Option<&str>) -> Result<NodeArgs, NodeError> {
+    let mut argv: Vec<String> = [
+        "meshml",
+        "node",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--heartbeat-ms",
+        "250",
+        "--peer-timeout-ms",
+        "2000",
+        "--slots",
+        "1",
+        "--expect",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    argv.push(expect.to_string());
+    argv.push("--data-dir".into());
+    argv.push(dir.display().to_string());
+    if let Some(b) = bootstrap {
+        argv.push("--bootstrap".into());
+        argv.push(b.to_string());
+    }
+    match Cli::try_parse_from(argv)
+        .map_err(|e| NodeError::Usage(e.to_string()))?
+        .command
+    {
+        Command::Node(a) => Ok(a),
+        _ => unreachable!("parsed a node command"),
+    }
+}
+
+/// Splits bundled CSV text into train and test files (20% held out, stratified).
+fn split_csv(text: &str, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), NodeError> {
+    let data = meshml_models::io::read_csv(text.as_bytes(), name, &Default::default())?;
+    let (ids, _) = data.class_target()?;
+    let (train, test) = train_test_split(data.n_samples(), TestSize::Fraction(0.2), 0, Some(ids))?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    let write = |idx: &[usize], file: PathBuf| -> Result<PathBuf, NodeError> {
+        let mut body = String::with_capacity(text.len());
+        body.push_str(header);
+        body.push('\n');
+        for &i in idx {
+            body.push_str(rows[i]);
+            body.push('\n');
+        }
+        std::fs::write(&file, body).map_err(|e| NodeError::io(file.display().to_string(), e))?;
+        Ok(file)
+    };
+    Ok((
+        write(&train, dir.join(format!("{name}-train.csv")))?,
+        write(&test, dir.join(format!("{name}-test.csv")))?,
+    ))
+}
+
+fn wait_for_cluster(api: &NodeApi, n: usize) -> Result<Duration, NodeError> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        if let Ok((200, body)) = crate::status::http_get(&api.node, "/v1/status", None) {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let members = v["raft"]["members"].as_array().map_or(0, Vec::len);
+            if v["raft"]["driver"].is_string() && members == n {
+                return Ok(t.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(NodeError::Usage(format!(
+        "the {n} demo nodes did not form a cluster within 60 s"
+    )))
+}
+
+fn submit(api: &NodeApi, req: &JobRequest, out: &mut dyn Write) -> Result<(), NodeError> {
+    let body = serde_json::to_string(req).expect("requests encode");
+    let (code, text) = crate::status::http_call(
+        &api.node,
+        "POST",
+        "/v1/jobs",
+        None,
+        Some(("application/json", &mut body.as_bytes(), body.len() as u64)),
+        Duration::from_secs(60),
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let id = v["id"]
+        .as_str()
+        .ok_or_else(|| NodeError::Usage(format!("job refused (HTTP {code}): {text}")))?;
+    w(out, format_args!("\n== {} ==\n", req.job.describe()))?;
+    out.flush().map_err(|e| NodeError::io("stdout", e))?;
+    let view = follow(api, id)?;
+    print_result(&view, out)
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<(), NodeError> {
+    let n = args.nodes.max(1);
+    let tmp;
+    let root = match args.dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile::tempdir().map_err(|e| NodeError::io("temporary directory", e))?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let started = Instant::now();
+    let mut nodes: Vec<NodeHandle> = Vec::with_capacity(n);
+    for i in 0..n {
+        let boot = nodes.first().and_then(|f| f.info().listen.first().cloned());
+        let dir = root.join(format!("node-{i}"));
+        nodes.push(crate::node::spawn(node_args(&dir, n, boot.as_deref())?)?);
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let info = node.info();
+        w(
+            out,
+            format_args!(
+                "node {i}: {} http://{}\n",
+                info.peer,
+                info.http.first().map_or(String::new(), ToString::to_string)
+            ),
+        )?;
+    }
+    let api = NodeApi {
+        node: format!(
+            "http://{}",
+            nodes[0].info().http.first().expect("an HTTP address")
+        ),
+        token_file: None,
+    };
+    let formed = wait_for_cluster(&api, n)?;
+    w(
+        out,
+        format_args!("cluster of {n} formed in {:.1}s\n\n", formed.as_secs_f64()),
+    )?;
+
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| NodeError::io(data.display().to_string(), e))?;
+    let replicas = 2.min(n);
+    let (digits_train, digits_test) = split_csv(DIGITS_CSV, &data, "digits")?;
+    let (iris_train, iris_test) = split_csv(meshml_models::io::IRIS_CSV, &data, "iris")?;
+    for (file, name) in [
+        (&digits_train, "digits-train"),
+        (&digits_test, "digits-test"),
+        (&iris_train, "iris-train"),
+        (&iris_test, "iris-test"),
+    ] {
+        put_dataset(
+            &api,
+            file,
+            &format!("name={name}&replicas={replicas}&chunk_rows=300"),
+            out,
+        )?;
+    }
+
+    let lr = Estimator::from_name("standard_scaler+logistic_regression")?;
+    let grid = JobRequest {
+        dataset: "digits-train".into(),
+        job: JobSpec {
+            kind: JobKind::GridSearch {
+                estimator: lr.clone(),
+                grid: vec![(
+                    "C".into(),
+                    ["0.01", "0.1", "1", "10"].map(String::from).to_vec(),
+                )],
+                cv: 5,
+                refit: true,
+            },
+            seed: 0,
+        },
+        name: Some("digits-lr".into()),
+        test_dataset: Some("digits-test".into()),
+    };
+    submit(&api, &grid, out)?;
+    let ovr = JobRequest {
+        dataset: "iris-train".into(),
+        job: JobSpec {
+            kind: JobKind::OneVsRest {
+                estimator: Estimator::from_name("logistic_regression")?,
+            },
+            seed: 0,
+        },
+        name: Some("iris-ovr".into()),
+        test_dataset: Some("iris-test".into()),
+    };
+    submit(&api, &ovr, out)?;
+    w(
+        out,
+        format_args!(
+            "\ndemo finished in {:.1}s; stopping the nodes\n",
+            started.elapsed().as_secs_f64()
+        ),
+    )?;
+    for node in nodes {
+        node.stop()?;
+    }
+    Ok(())
+}

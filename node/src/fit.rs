@@ -1,0 +1,696 @@
+//! `meshml fit`, `meshml jobs`, `meshml job show|cancel`, and `meshml dataset put
+//! --replicas`: the mesh commands, talking to a node's HTTP API.
+//!
+//! A job is given by flags (`--dataset D --model M --set k=v --grid k=v1,v2 --cv K`) or by a
+//! TOML file (`--job job.toml`) with the same fields plus the meta-estimators that flags do
+//! not cover:
+//!
+//! ```toml
+//! dataset = "digits"
+//! kind = "grid_search"     # fit | grid_search | random_search | one_vs_rest | bagging | voting
+//! model = "standard_scaler+logistic_regression"
+//! cv = 5
+//! seed = 0
+//! [set]
+//! max_iter = 300
+//! [grid]
+//! C = [0.01, 0.1, 1, 10]
+//! ```
+//!
+//! Random search: `[space]` with `C = { log_uniform = [0.01, 100] }`,
+//! `max_depth = { int = [1, 8] }`, `alpha = { uniform = [0, 1] }` or a list of choices, and
+//! `n_iter`. Bagging: `n_estimators`. Voting: `models = ["a", "b"]` and `soft`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use meshml_models::metrics::ConfusionMatrix;
+use meshml_models::plan::{Distribution, JobKind, JobSpec};
+use meshml_models::Estimator;
+use serde::Deserialize;
+
+use crate::api::JobView;
+use crate::job::JobRequest;
+use crate::status::http_call;
+use crate::{w, NodeError};
+
+/// Where the node's API is.
+#[derive(Debug, Clone, Args)]
+pub struct NodeApi {
+    /// The node's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:7070", global = true)]
+    pub node: String,
+    /// Bearer token file, for a node that requires one.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl NodeApi {
+    fn token(&self) -> Result<Option<String>, NodeError> {
+        self.token_file
+            .as_deref()
+            .map(crate::http::read_token_file)
+            .transpose()
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<crate::status::Body<'_>>,
+        wait: Duration,
+    ) -> Result<serde_json::Value, NodeError> {
+        let token = self.token()?;
+        let (code, text) = http_call(&self.node, method, path, token.as_deref(), body, wait)?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+        if !(200..300).contains(&code) {
+            let why = v["error"]
+                .as_str()
+                .map_or(text.trim().to_string(), str::to_string);
+            return Err(NodeError::Usage(format!(
+                "{}: {why} (HTTP {code})",
+                self.node
+            )));
+        }
+        Ok(v)
+    }
+}
+
+/// `meshml fit ...`
+#[derive(Debug, Args)]
+pub struct FitCmd {
+    /// Training dataset (on the mesh).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Estimator (`logistic_regression`, `standard_scaler+gaussian_nb`, ...).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A fixed parameter, `name=value` (repeatable).
+    #[arg(long = "set", value_name = "K=V")]
+    pub set: Vec<String>,
+    /// A parameter to search, `name=v1,v2,...` (repeatable): makes the job a grid search.
+    #[arg(long = "grid", value_name = "K=V1,V2")]
+    pub grid: Vec<String>,
+    /// Cross-validation folds of a search.
+    #[arg(long, default_value_t = 5)]
+    pub cv: u32,
+    /// One binary model per class.
+    #[arg(long)]
+    pub one_vs_rest: bool,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Register the model under this name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Score the final model on this dataset (accuracy, confusion matrix).
+    #[arg(long)]
+    pub test_dataset: Option<String>,
+    /// The whole job as a TOML file (flags given as well override its fields).
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<PathBuf>,
+    /// Print the job id and return without waiting.
+    #[arg(long)]
+    pub detach: bool,
+    /// The node.
+    #[command(flatten)]
+    pub api: NodeApi,
+}
+
+/// `meshml jobs`
+#[derive(Debug, Args)]
+pub struct JobsCmd {
+    /// The node.
+    #[command(flatten)]
+    pub api: NodeApi,
+}
+
+/// `meshml job ...`
+#[derive(Debug, Args)]
+pub struct JobCmd {
+    /// `show` or `cancel`.
+    #[command(subcommand)]
+    pub action: JobAction,
+    /// The node.
+    #[command(flatten)]
+    pub api: NodeApi,
+}
+
+/// What to do with a job.
+#[derive(Debug, clap::Subcommand)]
+pub enum JobAction {
+    /// Progress and result of a job.
+    Show {
+        /// Job id.
+        id: String,
+    },
+    /// Cancel a running job.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+}
+
+/// A parameter value in a job file: a number, a boolean or text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Text(t) => t.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Space {
+    Choices(Vec<Value>),
+    Dist(BTreeMap<String, Vec<f64>>),
+}
+
+/// A job file (and what the flags fill in).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    dataset: Option<String>,
+    test_dataset: Option<String>,
+    name: Option<String>,
+    kind: Option<String>,
+    model: Option<String>,
+    models: Option<Vec<String>>,
+    #[serde(default)]
+    set: BTreeMap<String, Value>,
+    #[serde(default)]
+    grid: BTreeMap<String, Vec<Value>>,
+    #[serde(default)]
+    space: BTreeMap<String, Space>,
+    n_iter: Option<u32>,
+    cv: Option<u32>,
+    refit: Option<bool>,
+    n_estimators: Option<u32>,
+    soft: Option<bool>,
+    seed: Option<u64>,
+}
+
+fn bad(m: impl Into<String>) -> NodeError {
+    NodeError::Usage(m.into())
+}
+
+fn estimator(name: &str, set: &BTreeMap<String, Value>) -> Result<Estimator, NodeError> {
+    let mut e = Estimator::from_name(name)?;
+    for (k, v) in set {
+        e.set_param(k, &v.text())?;
+    }
+    Ok(e)
+}
+
+impl JobFile {
+    fn into_request(self) -> Result<JobRequest, NodeError> {
+        let dataset = self
+            .dataset
+            .ok_or_else(|| bad("no dataset: give --dataset or `dataset = ...` in the job file"))?;
+        let model = || {
+            self.model
+                .as_deref()
+                .ok_or_else(|| bad("no model: give --model or `model = ...` in the job file"))
+                .and_then(|m| estimator(m, &self.set))
+        };
+        let kind = self.kind.clone().unwrap_or_else(|| {
+            if self.grid.is_empty() {
+                "fit".into()
+            } else {
+                "grid_search".into()
+            }
+        });
+        let cv = self.cv.unwrap_or(5);
+        let refit = self.refit.unwrap_or(true);
+        let kind = match kind.as_str() {
+            "fit" => JobKind::Fit { estimator: model()? },
+            "grid_search" => {
+                if self.grid.is_empty() {
+                    return Err(bad("a grid search needs [grid] (or --grid name=v1,v2)"));
+                }
+                JobKind::GridSearch {
+                    estimator: model()?,
+                    grid: self
+                        .grid
+                        .iter()
+                        .map(|(k, vs)| (k.clone(), vs.iter().map(Value::text).collect()))
+                        .collect(),
+                    cv,
+                    refit,
+                }
+            }
+            "random_search" => {
+                let mut space = Vec::new();
+                for (k, s) in &self.space {
+                    let d = match s {
+                        Space::Choices(v) => Distribution::Choice(v.iter().map(Value::text).collect()),
+                        Space::Dist(m) => {
+                            let (name, b) = m
+                                .iter()
+                                .next()
+                                .filter(|_| m.len() == 1)
+                                .ok_or_else(|| bad(format!("space '{k}': one of uniform, log_uniform, int")))?;
+                            if b.len() != 2 {
+                                return Err(bad(format!("space '{k}': give [low, high]")));
+                            }
+                            match name.as_str() {
+                                "uniform" => Distribution::Uniform { low: b[0], high: b[1] },
+                                "log_uniform" => Distribution::LogUniform { low: b[0], high: b[1] },
+                                "int" => Distribution::IntRange {
+                                    low: b[0] as i64,
+                                    high: b[1] as i64,
+                                },
+                                other => {
+                                    return Err(bad(format!(
+                                        "space '{k}': unknown distribution '{other}' (uniform, log_uniform, int)"
+                                    )))
+                                }
+                            }
+                        }
+                    };
+                    space.push((k.clone(), d));
+                }
+                if space.is_empty() {
+                    return Err(bad("a random search needs [space]"));
+                }
+                JobKind::RandomSearch {
+                    estimator: model()?,
+                    space,
+                    n_iter: self.n_iter.unwrap_or(10),
+                    cv,
+                    refit,
+                }
+            }
+            "one_vs_rest" => JobKind::OneVsRest { estimator: model()? },
+            "bagging" => JobKind::Bagging {
+                estimator: model()?,
+                n_estimators: self.n_estimators.unwrap_or(10),
+            },
+            "voting" => JobKind::Voting {
+                estimators: self
+                    .models
+                    .clone()
+                    .ok_or_else(|| bad("voting needs `models = [...]`"))?
+                    .iter()
+                    .map(|m| estimator(m, &self.set))
+                    .collect::<Result<_, _>>()?,
+                soft: self.soft.unwrap_or(true),
+            },
+            other => {
+                return Err(bad(format!(
+                    "unknown job kind '{other}' (fit, grid_search, random_search, one_vs_rest, bagging, voting)"
+                )))
+            }
+        };
+        Ok(JobRequest {
+            dataset,
+            job: JobSpec {
+                kind,
+                seed: self.seed.unwrap_or(0),
+            },
+            name: self.name,
+            test_dataset: self.test_dataset,
+        })
+    }
+}
+
+fn split_kv(s: &str, flag: &str) -> Result<(String, String), NodeError> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| bad(format!("--{flag} {s}: expected name=value")))
+}
+
+/// Builds the job request from the flags and the job file.
+fn request(cmd: &FitCmd) -> Result<JobRequest, NodeError> {
+    let mut f: JobFile = match &cmd.job {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| NodeError::io(p.display().to_string(), e))?;
+            toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", p.display())))?
+        }
+        None => JobFile::default(),
+    };
+    if cmd.dataset.is_some() {
+        f.dataset.clone_from(&cmd.dataset);
+    }
+    if cmd.model.is_some() {
+        f.model.clone_from(&cmd.model);
+    }
+    if cmd.name.is_some() {
+        f.name.clone_from(&cmd.name);
+    }
+    if cmd.test_dataset.is_some() {
+        f.test_dataset.clone_from(&cmd.test_dataset);
+    }
+    for s in &cmd.set {
+        let (k, v) = split_kv(s, "set")?;
+        f.set.insert(k, Value::Text(v));
+    }
+    for g in &cmd.grid {
+        let (k, v) = split_kv(g, "grid")?;
+        f.grid.insert(
+            k,
+            v.split(',')
+                .map(|x| Value::Text(x.trim().to_string()))
+                .collect(),
+        );
+    }
+    if cmd.job.is_none() || cmd.cv != 5 {
+        f.cv = Some(cmd.cv);
+    }
+    if cmd.one_vs_rest {
+        f.kind = Some("one_vs_rest".into());
+    }
+    if cmd.job.is_none() || cmd.seed != 0 {
+        f.seed = Some(cmd.seed);
+    }
+    f.into_request()
+}
+
+fn bar(done: usize, total: usize, started: Instant) -> String {
+    let width = 30;
+    let filled = (width * done).checked_div(total).unwrap_or(0).min(width);
+    let secs = started.elapsed().as_secs_f64();
+    let eta = if done == 0 || done >= total {
+        String::new()
+    } else {
+        format!(", eta {:.1}s", secs / done as f64 * (total - done) as f64)
+    };
+    format!(
+        "[{}{}] {done}/{total} tasks, {secs:.1}s{eta}",
+        "#".repeat(filled),
+        "-".repeat(width - filled)
+    )
+}
+
+/// Prints a finished job's result.
+pub fn print_result(v: &JobView, out: &mut dyn Write) -> Result<(), NodeError> {
+    w(
+        out,
+        format_args!("job {}: {} ({})\n", v.id, v.state, v.description),
+    )?;
+    w(
+        out,
+        format_args!(
+            "tasks: {}/{} in {:.1}s\n",
+            v.done,
+            v.total,
+            v.elapsed_ms as f64 / 1000.0
+        ),
+    )?;
+    if let Some(e) = &v.error {
+        w(out, format_args!("error: {e}\n"))?;
+    }
+    let Some(r) = &v.result else { return Ok(()) };
+    if let Some(cv) = &r.cv {
+        let best = cv
+            .best_params()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        w(
+            out,
+            format_args!(
+                "best params: {best} (mean cv score {:.4})\n\n",
+                cv.best_score()
+            ),
+        )?;
+        w(out, format_args!("{}\n", cv.table()))?;
+    }
+    if let Some(m) = &r.model {
+        w(out, format_args!("model: {m}\n"))?;
+    }
+    if let Some(t) = &r.test {
+        w(
+            out,
+            format_args!("accuracy on '{}': {:.4}\n", t.dataset, t.accuracy),
+        )?;
+        let cm = ConfusionMatrix::from_counts(&t.labels, t.counts.clone())?;
+        w(
+            out,
+            format_args!("confusion matrix (rows: true, columns: predicted):\n{cm}\n"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Follows a job until it ends, drawing a progress bar on a terminal; returns its view.
+pub fn follow(api: &NodeApi, id: &str) -> Result<JobView, NodeError> {
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    loop {
+        let v: JobView = serde_json::from_value(api.call(
+            "GET",
+            &format!("/v1/jobs/{id}"),
+            None,
+            Duration::from_secs(30),
+        )?)
+        .map_err(|e| bad(format!("unexpected job document: {e}")))?;
+        if tty {
+            let _ = write!(
+                std::io::stderr().lock(),
+                "\r{}   ",
+                bar(v.done, v.total, started)
+            );
+        }
+        if v.state != "running" {
+            if tty {
+                let _ = writeln!(std::io::stderr().lock());
+            }
+            return Ok(v);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `meshml fit`.
+pub fn fit(cmd: FitCmd, out: &mut dyn Write) -> Result<(), NodeError> {
+    let req = request(&cmd)?;
+    let body = serde_json::to_vec(&req).expect("requests encode");
+    let mut r: &[u8] = &body;
+    let v = cmd.api.call(
+        "POST",
+        "/v1/jobs",
+        Some(("application/json", &mut r, body.len() as u64)),
+        Duration::from_secs(60),
+    )?;
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    if cmd.detach {
+        return w(out, format_args!("{id}\n"));
+    }
+    let view = follow(&cmd.api, &id)?;
+    print_result(&view, out)?;
+    if view.state == "failed" {
+        return Err(bad(format!("job {id} failed")));
+    }
+    Ok(())
+}
+
+/// `meshml jobs`.
+pub fn jobs(cmd: JobsCmd, out: &mut dyn Write) -> Result<(), NodeError> {
+    let list: Vec<JobView> =
+        serde_json::from_value(
+            cmd.api
+                .call("GET", "/v1/jobs", None, Duration::from_secs(30))?,
+        )
+        .map_err(|e| bad(format!("unexpected job list: {e}")))?;
+    if list.is_empty() {
+        return w(out, format_args!("no jobs\n"));
+    }
+    w(
+        out,
+        format_args!(
+            "{:<18} {:<10} {:>11} {:>9}  description\n",
+            "ID", "STATE", "TASKS", "TIME"
+        ),
+    )?;
+    for j in list {
+        w(
+            out,
+            format_args!(
+                "{:<18} {:<10} {:>11} {:>8.1}s  {}\n",
+                j.id,
+                j.state,
+                format!("{}/{}", j.done, j.total),
+                j.elapsed_ms as f64 / 1000.0,
+                j.description
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// `meshml job show|cancel`.
+pub fn job(cmd: JobCmd, out: &mut dyn Write) -> Result<(), NodeError> {
+    match cmd.action {
+        JobAction::Show { id } => {
+            let v: JobView = serde_json::from_value(cmd.api.call(
+                "GET",
+                &format!("/v1/jobs/{id}"),
+                None,
+                Duration::from_secs(30),
+            )?)
+            .map_err(|e| bad(format!("unexpected job document: {e}")))?;
+            print_result(&v, out)
+        }
+        JobAction::Cancel { id } => {
+            cmd.api.call(
+                "POST",
+                &format!("/v1/jobs/{id}/cancel"),
+                None,
+                Duration::from_secs(30),
+            )?;
+            w(out, format_args!("job {id} cancelled\n"))
+        }
+    }
+}
+
+/// `meshml dataset put FILE --replicas R`: through the node's API.
+pub fn put_dataset(
+    api: &NodeApi,
+    file: &std::path::Path,
+    query: &str,
+    out: &mut dyn Write,
+) -> Result<(), NodeError> {
+    let mut f =
+        std::fs::File::open(file).map_err(|e| NodeError::io(file.display().to_string(), e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| NodeError::io(file.display().to_string(), e))?
+        .len();
+    let started = Instant::now();
+    let v = api.call(
+        "POST",
+        &format!("/v1/datasets?{query}"),
+        Some(("application/octet-stream", &mut f, len)),
+        Duration::from_secs(3600),
+    )?;
+    w(
+        out,
+        format_args!(
+            "stored '{}' on the mesh: {} rows, {} features, {} chunks ({}), in {:.1}s\n",
+            v["name"].as_str().unwrap_or(""),
+            v["rows"],
+            v["features"],
+            v["chunks"],
+            crate::dataset::human_bytes(v["bytes"].as_u64().unwrap_or(0)),
+            started.elapsed().as_secs_f64()
+        ),
+    )?;
+    if let Some(m) = v["chunks_per_member"].as_object() {
+        for (member, n) in m {
+            w(out, format_args!("  member {member}: {n} chunks\n"))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_file_becomes_a_request() {
+        let f: JobFile = toml::from_str(
+            r#"
+dataset = "digits"
+kind = "grid_search"
+model = "standard_scaler+logistic_regression"
+cv = 3
+[set]
+max_iter = 300
+[grid]
+C = [0.01, 1, "10"]
+"#,
+        )
+        .unwrap();
+        let r = f.into_request().unwrap();
+        let JobKind::GridSearch {
+            estimator,
+            grid,
+            cv,
+            ..
+        } = r.job.kind
+        else {
+            panic!()
+        };
+        assert_eq!(cv, 3);
+        assert_eq!(
+            grid,
+            vec![(
+                "C".to_string(),
+                vec!["0.01".into(), "1".into(), "10".into()]
+            )]
+        );
+        assert!(format!("{estimator:?}").contains("max_iter: 300"));
+
+        let f: JobFile = toml::from_str(
+            r#"
+dataset = "d"
+kind = "random_search"
+model = "decision_tree"
+n_iter = 3
+[space]
+max_depth = { int = [1, 8] }
+criterion = ["gini", "entropy"]
+"#,
+        )
+        .unwrap();
+        let r = f.into_request().unwrap();
+        assert!(matches!(
+            r.job.kind,
+            JobKind::RandomSearch { n_iter: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn bad_job_files_say_what_is_wrong() {
+        let err = |t: &str| -> String {
+            match toml::from_str::<JobFile>(t) {
+                Err(e) => e.to_string(),
+                Ok(f) => f.into_request().unwrap_err().to_string(),
+            }
+        };
+        assert!(err("model = \"logistic_regression\"").contains("no dataset"));
+        assert!(err("dataset = \"d\"").contains("no model"));
+        assert!(err("dataset = \"d\"\nmodel = \"svm\"").contains("svm"));
+        assert!(
+            err("dataset = \"d\"\nmodel = \"logistic_regression\"\nkind = \"x\"")
+                .contains("unknown job kind")
+        );
+        assert!(err("dataset = \"d\"\nbogus = 1").contains("bogus"));
+        assert!(
+            err("dataset = \"d\"\nkind = \"grid_search\"\nmodel = \"logistic_regression\"")
+                .contains("[grid]")
+        );
+    }
+
+    #[test]
+    fn the_progress_bar_shows_counts_and_an_eta() {
+        let b = bar(5, 10, Instant::now() - Duration::from_secs(2));
+        assert!(
+            b.starts_with("[###############---------------] 5/10 tasks"),
+            "{b}"
+        );
+        assert!(b.contains("eta"), "{b}");
+        assert!(!bar(10, 10, Instant::now()).contains("eta"));
+    }
+}
