@@ -260,6 +260,22 @@ pub struct JobView {
     pub error: Option<String>,
     /// The result, once succeeded.
     pub result: Option<JobSummary>,
+    /// Every task (with `?tasks=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<TaskView>>,
+}
+
+/// A task as `GET /v1/jobs/{id}?tasks=true` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskView {
+    /// Task id.
+    pub id: String,
+    /// queued, running, succeeded, failed or cancelled.
+    pub state: String,
+    /// Members holding its output.
+    pub holders: Vec<u64>,
+    /// Its score, if any.
+    pub score: Option<f64>,
 }
 
 fn now_ms() -> u64 {
@@ -292,7 +308,27 @@ fn job_view(id: &str, j: &JobRecord) -> JobView {
         } else {
             rmp_serde::from_slice(&j.result).ok()
         },
+        tasks: None,
     }
+}
+
+fn task_views(j: &JobRecord) -> Vec<TaskView> {
+    j.tasks
+        .iter()
+        .map(|(id, t)| TaskView {
+            id: id.clone(),
+            state: format!("{:?}", t.state).to_lowercase(),
+            holders: t.holders.clone(),
+            score: t.score,
+        })
+        .collect()
+}
+
+/// Query of `GET /v1/jobs/{id}`.
+#[derive(Debug, Deserialize)]
+pub struct ShowQuery {
+    #[serde(default)]
+    tasks: bool,
 }
 
 async fn submit_job(
@@ -380,15 +416,23 @@ async fn show_job(
     req: HttpRequest,
     state: web::Data<ApiState>,
     id: web::Path<String>,
+    query: web::Query<ShowQuery>,
 ) -> HttpResponse {
     let mesh = match guard(&req, &state) {
         Ok(m) => m,
         Err(r) => return r,
     };
-    match mesh
-        .state()
-        .read(|s| s.jobs.get(id.as_str()).map(|j| job_view(&id, j)))
-    {
+    let with_tasks = query.tasks;
+    let view = mesh.state().read(|s| {
+        s.jobs.get(id.as_str()).map(|j| {
+            let mut v = job_view(&id, j);
+            if with_tasks {
+                v.tasks = Some(task_views(j));
+            }
+            v
+        })
+    });
+    match view {
         Some(v) => HttpResponse::Ok().json(v),
         None => error(StatusCode::NOT_FOUND, &format!("no job '{id}'")),
     }

@@ -556,6 +556,7 @@ impl Mesh {
             let cmd = ClusterCommand::PutDataset {
                 manifest: manifest.clone(),
                 locations,
+                replicas: req.replicas,
             };
             result = match self.propose(cmd).await {
                 Ok(r) if r.ok => Ok(()),

@@ -30,6 +30,12 @@ use crate::job::{
 use crate::mesh::{Mesh, MeshError};
 use crate::scheduler::{Command, Scheduler, TaskKey};
 
+/// How often the driver looks for chunks with too few copies.
+pub const REPAIR_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Chunks re-replicated per repair round, at most.
+pub const REPAIR_BATCH: usize = 64;
+
 /// Attempts a task gets before its job fails.
 pub const MAX_ATTEMPTS: u32 = 4;
 
@@ -53,7 +59,7 @@ pub type Inbox = Arc<Mutex<Vec<Report>>>;
 #[derive(Debug, Clone)]
 enum Slot {
     Waiting,
-    Done { done: TaskDone, holder: u64 },
+    Done { done: TaskDone, holders: Vec<u64> },
 }
 
 struct Run {
@@ -73,6 +79,7 @@ pub struct Board {
     runs: BTreeMap<String, Run>,
     inbox: Inbox,
     local: Option<Arc<crate::worker::Worker>>,
+    last_repair: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Board {
@@ -120,6 +127,7 @@ impl Board {
             runs: BTreeMap::new(),
             inbox,
             local,
+            last_repair: None,
         }
     }
 
@@ -131,6 +139,10 @@ impl Board {
     /// One round (see the module docs).
     pub async fn round(&mut self) {
         self.sync_nodes().await;
+        if self.last_repair.is_none_or(|t| t.elapsed() >= REPAIR_EVERY) {
+            self.last_repair = Some(std::time::Instant::now());
+            self.repair().await;
+        }
         self.sync_jobs().await;
         let reports: Vec<Report> = std::mem::take(&mut *self.inbox.lock().expect("inbox"));
         for r in reports {
@@ -149,6 +161,97 @@ impl Board {
             match cmd {
                 Command::Assign { key, node, attempt } => self.send(key, node, attempt),
                 Command::Abandon { key, error } => self.fail(&key.job, error).await,
+            }
+        }
+    }
+
+    /// Restores the copy count of chunks that lost holders (a member removed): each gets
+    /// new holders by rendezvous rank among the live members, which fetch it from a live
+    /// holder; the new location is recorded once stored. At most [`REPAIR_BATCH`] chunks
+    /// per round.
+    async fn repair(&mut self) {
+        let live: Vec<u64> = self
+            .mesh
+            .live_members()
+            .await
+            .into_iter()
+            .map(|m| m.0)
+            .collect();
+        let names: Vec<meshml_protocol::NodeId> = live
+            .iter()
+            .map(|id| meshml_protocol::NodeId::new(id.to_string()))
+            .collect();
+        let short: Vec<(String, meshml_protocol::ChunkId, Vec<u64>, usize)> =
+            self.mesh.state().read(|s| {
+                let mut out = Vec::new();
+                for (name, m) in &s.datasets {
+                    let want = s
+                        .dataset_replicas
+                        .get(name)
+                        .copied()
+                        .unwrap_or(1)
+                        .min(live.len());
+                    for c in &m.chunks {
+                        let holders = s.chunk_locations.get(&c.id).cloned().unwrap_or_default();
+                        if holders.len() < want && out.len() < REPAIR_BATCH {
+                            out.push((name.clone(), c.id, holders, want));
+                        }
+                    }
+                }
+                out
+            });
+        for (dataset, chunk, holders, want) in short {
+            let Some(source) = holders.iter().find(|h| live.contains(h)).copied() else {
+                tracing::warn!(%dataset, %chunk, "no live copy of a chunk left");
+                continue;
+            };
+            let targets: Vec<u64> = meshml_storage::placement::rank(&chunk, &names)
+                .into_iter()
+                .filter_map(|n| n.as_str().parse::<u64>().ok())
+                .filter(|n| !holders.contains(n))
+                .take(want - holders.len())
+                .collect();
+            for target in targets {
+                let (Some(peer), Some(src)) =
+                    (self.mesh.peer_of(target), self.mesh.peer_of(source))
+                else {
+                    continue;
+                };
+                let owner = crate::mesh::dataset_owner(&dataset);
+                let stored = if target == self.mesh.id() {
+                    self.mesh
+                        .serve_replicate(owner, vec![chunk], &src.to_string())
+                        .await
+                } else {
+                    let req = Request::Replicate {
+                        owner,
+                        chunks: vec![chunk],
+                        source: src.to_string(),
+                    };
+                    self.mesh
+                        .client()
+                        .request(peer, req)
+                        .await
+                        .unwrap_or_else(|e| {
+                            Response::Error(RemoteError {
+                                code: ErrorCode::Unavailable,
+                                message: e.to_string(),
+                                retryable: true,
+                            })
+                        })
+                };
+                if stored == Response::Ack {
+                    let r = self
+                        .mesh
+                        .propose(ClusterCommand::AddChunkLocation {
+                            chunk,
+                            member: target,
+                        })
+                        .await;
+                    tracing::info!(%dataset, %chunk, member = target, ok = ?r.map(|r| r.ok), "chunk re-replicated");
+                } else {
+                    tracing::info!(%dataset, %chunk, member = target, answer = ?stored, "re-replication failed; will retry");
+                }
             }
         }
     }
@@ -261,7 +364,7 @@ impl Board {
                     Some(TaskRecord {
                         state: TaskState::Succeeded,
                         output: Some(output),
-                        holder: Some(holder),
+                        holders,
                         score,
                         ..
                     }) => Slot::Done {
@@ -273,7 +376,7 @@ impl Board {
                             ),
                             fit_ms: 0,
                         },
-                        holder: *holder,
+                        holders: holders.clone(),
                     },
                     _ => Slot::Waiting,
                 })
@@ -340,7 +443,7 @@ impl Board {
     ) -> Result<Vec<TaskOutput>, MeshError> {
         let mut out = Vec::with_capacity(slots.len());
         for (t, s) in tasks.iter().zip(slots) {
-            let Slot::Done { done, holder } = s else {
+            let Slot::Done { done, holders } = s else {
                 return Err(MeshError::internal("stage not finished"));
             };
             if !task_keeps_model(t) {
@@ -351,22 +454,7 @@ impl Board {
                 });
                 continue;
             }
-            let id = done.output;
-            let bytes = if *holder == self.mesh.id() {
-                self.mesh.with_store(move |s| s.chunk(&id)).await?
-            } else {
-                let peer = self
-                    .mesh
-                    .peer_of(*holder)
-                    .ok_or_else(|| MeshError::unavailable(format!("member {holder} is unknown")))?;
-                self.mesh
-                    .client()
-                    .fetch_chunk(peer, id)
-                    .await
-                    .map_err(|e| {
-                        MeshError::unavailable(format!("output of job {job} on {peer}: {e}"))
-                    })?
-            };
+            let bytes = self.fetch_output(job, done.output, holders).await?;
             out.push(
                 rmp_serde::from_slice(&bytes).map_err(|e| {
                     MeshError::internal(format!("a task output is unreadable: {e}"))
@@ -374,6 +462,38 @@ impl Board {
             );
         }
         Ok(out)
+    }
+
+    /// A task output from the first holder that has it (this node first).
+    async fn fetch_output(
+        &self,
+        job: &str,
+        id: meshml_protocol::ChunkId,
+        holders: &[u64],
+    ) -> Result<Vec<u8>, MeshError> {
+        let mut why = String::from("no holder recorded");
+        let me = self.mesh.id();
+        let mut order: Vec<u64> = holders.to_vec();
+        order.sort_by_key(|h| *h != me);
+        for h in order {
+            if h == me {
+                match self.mesh.with_store(move |s| s.chunk(&id)).await {
+                    Ok(b) => return Ok(b),
+                    Err(e) => why = e.message,
+                }
+                continue;
+            }
+            let Some(peer) = self.mesh.peer_of(h) else {
+                continue;
+            };
+            match self.mesh.client().fetch_chunk(peer, id).await {
+                Ok(b) => return Ok(b),
+                Err(e) => why = e.to_string(),
+            }
+        }
+        Err(MeshError::unavailable(format!(
+            "an output of job {job} is unreachable: {why}"
+        )))
     }
 
     async fn apply(&mut self, r: Report) {
@@ -396,10 +516,38 @@ impl Board {
         }
         match r.outcome {
             Ok(done) => {
+                // A model output gets a second copy here before it is recorded, so that
+                // losing either its worker or this driver does not lose it.
+                let me = self.mesh.id();
+                let mut holders = vec![r.from];
+                if done.has_model && r.from != me {
+                    match self.fetch_output(&r.job, done.output, &[r.from]).await {
+                        Ok(bytes) => {
+                            let owner = job_owner(&r.job);
+                            if self
+                                .mesh
+                                .with_store(move |s| s.put_pinned(&owner, &bytes))
+                                .await
+                                .is_ok()
+                            {
+                                holders.push(me);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::info!(job = %r.job, cause = %e, "output not copied; running the task again");
+                            if let Some(Command::Abandon { key, error }) =
+                                self.scheduler.failed(&key, true, &e.message)
+                            {
+                                self.fail(&key.job, error).await;
+                            }
+                            return;
+                        }
+                    }
+                }
                 let record = TaskRecord {
                     state: TaskState::Succeeded,
                     output: Some(done.output),
-                    holder: Some(r.from),
+                    holders: holders.clone(),
                     score: done.score,
                     attempts: 1,
                     error: None,
@@ -419,10 +567,7 @@ impl Board {
                     {
                         self.scheduler.finished(&key);
                         if let Some(run) = self.runs.get_mut(&r.job) {
-                            run.slots[index as usize] = Slot::Done {
-                                done,
-                                holder: r.from,
-                            };
+                            run.slots[index as usize] = Slot::Done { done, holders };
                         }
                     }
                     Ok(resp) => {

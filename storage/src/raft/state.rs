@@ -52,10 +52,10 @@ pub enum JobState {
 pub struct TaskRecord {
     /// Its state.
     pub state: TaskState,
-    /// Content address of its output (a chunk on `holder`), once succeeded.
+    /// Content address of its output (a chunk on each of `holders`), once succeeded.
     pub output: Option<ChunkId>,
-    /// The member holding the output.
-    pub holder: Option<u64>,
+    /// The members holding the output.
+    pub holders: Vec<u64>,
     /// Its score, for a scoring task.
     pub score: Option<f64>,
     /// Attempts so far.
@@ -70,7 +70,7 @@ impl TaskRecord {
         Self {
             state: TaskState::Queued,
             output: None,
-            holder: None,
+            holders: Vec::new(),
             score: None,
             attempts: 0,
             error: None,
@@ -122,6 +122,9 @@ pub struct ClusterState {
     pub datasets: BTreeMap<String, DatasetManifest>,
     /// Which members hold each chunk.
     pub chunk_locations: BTreeMap<ChunkId, Vec<u64>>,
+    /// Copies each dataset's chunks should have.
+    #[serde(default)]
+    pub dataset_replicas: BTreeMap<String, usize>,
     /// Models by name, then version.
     pub models: BTreeMap<String, BTreeMap<u32, ModelRecord>>,
     /// Aliases (`production`) per model, naming a version.
@@ -154,6 +157,8 @@ pub enum ClusterCommand {
         manifest: DatasetManifest,
         /// Holders of each chunk.
         locations: Vec<(ChunkId, Vec<u64>)>,
+        /// Copies each chunk should have (the driver restores them after a member leaves).
+        replicas: usize,
     },
     /// Removes a dataset.
     RemoveDataset {
@@ -284,6 +289,7 @@ impl ClusterState {
             ClusterCommand::PutDataset {
                 manifest,
                 locations,
+                replicas,
             } => {
                 if self.datasets.contains_key(&manifest.name) {
                     return ClusterResponse::fail(format!("dataset '{}' exists", manifest.name));
@@ -299,12 +305,15 @@ impl ClusterState {
                 }
                 self.datasets
                     .insert(manifest.name.clone(), manifest.clone());
+                self.dataset_replicas
+                    .insert(manifest.name.clone(), *replicas);
                 ClusterResponse::ok()
             }
             ClusterCommand::RemoveDataset { name } => {
                 let Some(m) = self.datasets.remove(name) else {
                     return ClusterResponse::fail(format!("no dataset '{name}'"));
                 };
+                self.dataset_replicas.remove(name);
                 let still: std::collections::BTreeSet<ChunkId> = self
                     .datasets
                     .values()
