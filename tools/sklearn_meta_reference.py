@@ -22,7 +22,7 @@ import sklearn
 from sklearn.ensemble import BaggingClassifier, RandomForestClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
-from sklearn.multiclass import OneVsRestClassifier
+from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -73,6 +73,14 @@ def main(argv):
     # One-vs-rest logistic regression on iris: probabilities on every row.
     ovr = OneVsRestClassifier(tight_lr()).fit(Xi, yi)
     ref["ovr_iris"] = {"proba": ovr.predict_proba(Xi), "train_accuracy": ovr.score(Xi, yi)}
+
+    # One-vs-one logistic regression: predictions on every row.
+    ovo = OneVsOneClassifier(tight_lr()).fit(Xi, yi)
+    ref["ovo_iris"] = {"predict": ovo.predict(Xi)}
+    ovo = OneVsOneClassifier(
+        Pipeline([("standard_scaler", StandardScaler()), ("logistic_regression", tight_lr())])
+    ).fit(Xd, yd)
+    ref["ovo_digits"] = {"predict": ovo.predict(Xd)}
 
     # Soft voting of logistic regression and Gaussian NB on iris.
     vote = VotingClassifier([("lr", tight_lr()), ("gnb", GaussianNB())], voting="soft").fit(Xi, yi)

@@ -168,6 +168,12 @@ pub enum Combine {
     /// Each member's predicted class gets a vote; probabilities are vote shares, and ties
     /// go to the lowest class id (hard voting).
     Vote,
+    /// Member `m` separates the `m`-th pair `(a, b)` of [`crate::plan::class_pairs`] (1 is
+    /// `b`). Each pair votes for its predicted class; vote ties are broken by the summed
+    /// confidences (the members' log-odds), squashed into (-1/3, 1/3) as scikit-learn's
+    /// `OneVsOneClassifier` does. "Probabilities" are these decision values shifted by 1/3
+    /// and normalised per row: a ranking, not calibrated probabilities.
+    OneVsOne,
 }
 
 /// Independently fitted members combined into one classifier.
@@ -249,6 +255,36 @@ impl Classifier for FittedEnsemble {
                         if s > 0.0 {
                             row.iter_mut().for_each(|v| *v /= s);
                         }
+                    }
+                }
+            }
+            Combine::OneVsOne => {
+                let pairs = crate::plan::class_pairs(k);
+                if pairs.len() != self.members.len() {
+                    return Err(ModelError::Shape(format!(
+                        "{} one-vs-one members for {k} classes",
+                        self.members.len()
+                    )));
+                }
+                let mut conf = vec![0.0f64; n * k];
+                for ((a, b), m) in pairs.into_iter().zip(&self.members) {
+                    let p = m.predict_proba(x)?;
+                    for (i, row) in p.data().chunks_exact(2).enumerate() {
+                        let (p0, p1) = (f64::from(row[0]), f64::from(row[1]));
+                        let winner = if p1 > p0 { b } else { a };
+                        acc[i * k + winner as usize] += 1.0;
+                        let c = p1.max(1e-12).ln() - p0.max(1e-12).ln();
+                        conf[i * k + a as usize] -= c;
+                        conf[i * k + b as usize] += c;
+                    }
+                }
+                for (row, crow) in acc.chunks_exact_mut(k).zip(conf.chunks_exact(k)) {
+                    for (v, c) in row.iter_mut().zip(crow) {
+                        *v += c / (3.0 * (c.abs() + 1.0)) + 1.0 / 3.0;
+                    }
+                    let s: f64 = row.iter().sum();
+                    if s > 0.0 {
+                        row.iter_mut().for_each(|v| *v /= s);
                     }
                 }
             }

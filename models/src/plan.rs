@@ -168,6 +168,13 @@ pub enum Relabel {
         /// The positive class.
         class: u32,
     },
+    /// Only rows of classes `a` and `b`: `b` becomes 1, `a` 0.
+    Pair {
+        /// The class that becomes 0.
+        a: u32,
+        /// The class that becomes 1.
+        b: u32,
+    },
 }
 
 /// The work of one task.
@@ -229,6 +236,23 @@ fn relabel(data: Dataset, how: Relabel) -> Result<Dataset> {
             let ids = ids.iter().map(|&c| u32::from(c == class)).collect();
             Dataset::new(
                 data.x().clone(),
+                Target::Classes {
+                    ids,
+                    classes: Classes::range(2),
+                },
+                data.feature_names().to_vec(),
+                data.target_name().to_string(),
+            )
+        }
+        Relabel::Pair { a, b } => {
+            let (ids, _) = data.class_target()?;
+            let rows: Vec<usize> = (0..ids.len())
+                .filter(|&i| ids[i] == a || ids[i] == b)
+                .collect();
+            let ids: Vec<u32> = rows.iter().map(|&i| u32::from(ids[i] == b)).collect();
+            let x = data.x().select_rows(&rows)?;
+            Dataset::new(
+                x,
                 Target::Classes {
                     ids,
                     classes: Classes::range(2),
@@ -388,6 +412,12 @@ pub enum JobKind {
         /// The binary estimator.
         estimator: Estimator,
     },
+    /// One binary estimator per pair of classes, on those classes' rows; prediction by
+    /// votes, ties broken by summed confidences (scikit-learn's `OneVsOneClassifier`).
+    OneVsOne {
+        /// The binary estimator.
+        estimator: Estimator,
+    },
     /// The estimator fitted on `n_estimators` bootstrap samples, probabilities averaged
     /// (scikit-learn's `BaggingClassifier`).
     Bagging {
@@ -426,6 +456,7 @@ impl JobSpec {
                 format!("random_search({})", estimator.name())
             }
             JobKind::OneVsRest { estimator } => format!("one_vs_rest({})", estimator.name()),
+            JobKind::OneVsOne { estimator } => format!("one_vs_one({})", estimator.name()),
             JobKind::Bagging { estimator, .. } => format!("bagging({})", estimator.name()),
             JobKind::Voting { estimators, .. } => format!(
                 "voting({})",
@@ -646,7 +677,7 @@ impl Planner {
                     "n_estimators must be at least 1",
                 ));
             }
-            JobKind::OneVsRest { .. } if summary.n_classes < 2 => {
+            JobKind::OneVsRest { .. } | JobKind::OneVsOne { .. } if summary.n_classes < 2 => {
                 return Err(ModelError::data(
                     "one_vs_rest",
                     "needs at least two classes",
@@ -886,6 +917,20 @@ impl Planner {
                     .collect();
                 Ok(self.keep(0, works))
             }
+            (JobKind::OneVsOne { estimator }, 0) => {
+                let e = self.seeded(estimator);
+                let works = class_pairs(self.summary.n_classes)
+                    .into_iter()
+                    .map(|(a, b)| Work::Fit {
+                        estimator: e.clone(),
+                        train: Rows::All,
+                        relabel: Relabel::Pair { a, b },
+                        eval: None,
+                        keep_model: true,
+                    })
+                    .collect();
+                Ok(self.keep(0, works))
+            }
             (
                 JobKind::Bagging {
                     estimator,
@@ -917,9 +962,16 @@ impl Planner {
                     .collect();
                 Ok(self.keep(0, works))
             }
-            (JobKind::OneVsRest { .. } | JobKind::Bagging { .. } | JobKind::Voting { .. }, _) => {
+            (
+                JobKind::OneVsRest { .. }
+                | JobKind::OneVsOne { .. }
+                | JobKind::Bagging { .. }
+                | JobKind::Voting { .. },
+                _,
+            ) => {
                 let combine = match &self.spec.kind {
                     JobKind::OneVsRest { .. } => Combine::OneVsRest,
+                    JobKind::OneVsOne { .. } => Combine::OneVsOne,
                     JobKind::Voting { soft: false, .. } => Combine::Vote,
                     _ => Combine::Average,
                 };
@@ -931,6 +983,14 @@ impl Planner {
             }
         }
     }
+}
+
+/// Every pair `(a, b)` of `n` classes with `a < b`, in scikit-learn's order.
+pub fn class_pairs(n: usize) -> Vec<(u32, u32)> {
+    let n = n as u32;
+    (0..n)
+        .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+        .collect()
 }
 
 /// Progress of a running job.
@@ -1171,6 +1231,7 @@ mod tests {
         let jobs = [
             JobKind::Fit { estimator: forest },
             JobKind::OneVsRest { estimator: lr() },
+            JobKind::OneVsOne { estimator: lr() },
             JobKind::Bagging {
                 estimator: tree.clone(),
                 n_estimators: 7,

@@ -169,6 +169,31 @@ fn one_vs_rest_and_soft_voting_match_probabilities() {
     );
 }
 
+#[test]
+fn one_vs_one_predicts_like_scikit_learn() {
+    for (name, key) in [("iris", "ovo_iris"), ("digits", "ovo_digits")] {
+        let d = data(name);
+        let est = if name == "digits" {
+            tight("standard_scaler+logistic_regression")
+        } else {
+            tight("logistic_regression")
+        };
+        let r = run(JobKind::OneVsOne { estimator: est }, &d);
+        let k = d.classes().unwrap().len();
+        assert_eq!(r.tasks, k * (k - 1) / 2, "one task per pair of classes");
+        let pred: Vec<f64> = r
+            .model
+            .as_ref()
+            .unwrap()
+            .predict(d.x())
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        assert_eq!(pred, flat(&reference()[key]["predict"]), "{name}");
+    }
+}
+
 fn mod5(d: &Dataset) -> (Dataset, Dataset) {
     let test: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 == 0).collect();
     let train: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 != 0).collect();

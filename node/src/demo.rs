@@ -33,7 +33,14 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-fn node_args(dir: &Path, expect: usize, bootstrap: Option<&str>) -> Result<NodeArgs, NodeError> {
+/// Arguments of an in-process node on 127.0.0.1 (no mDNS) with `slots` worker slots that
+/// expects `expect` nodes and joins through `bootstrap`.
+pub fn node_args(
+    dir: &Path,
+    expect: usize,
+    bootstrap: Option<&str>,
+    slots: usize,
+) -> Result<NodeArgs, NodeError> {
     let mut argv: Vec<String> = [
         "meshml",
         "node",
@@ -46,14 +53,14 @@ fn node_args(dir: &Path, expect: usize, bootstrap: Option<&str>) -> Result<NodeA
         "250",
         "--peer-timeout-ms",
         "2000",
-        "--slots",
-        "1",
         "--expect",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     argv.push(expect.to_string());
+    argv.push("--slots".into());
+    argv.push(slots.to_string());
     argv.push("--data-dir".into());
     argv.push(dir.display().to_string());
     if let Some(b) = bootstrap {
@@ -94,7 +101,8 @@ fn split_csv(text: &str, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), N
     ))
 }
 
-fn wait_for_cluster(api: &NodeApi, n: usize) -> Result<Duration, NodeError> {
+/// Waits until the node behind `api` sees a driver and `n` recorded members.
+pub fn wait_for_cluster(api: &NodeApi, n: usize) -> Result<Duration, NodeError> {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(60) {
         if let Ok((200, body)) = crate::status::http_get(&api.node, "/v1/status", None) {
@@ -147,7 +155,7 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     for i in 0..n {
         let boot = nodes.first().and_then(|f| f.info().listen.first().cloned());
         let dir = root.join(format!("node-{i}"));
-        nodes.push(crate::node::spawn(node_args(&dir, n, boot.as_deref())?)?);
+        nodes.push(crate::node::spawn(node_args(&dir, n, boot.as_deref(), 1)?)?);
     }
     for (i, node) in nodes.iter().enumerate() {
         let info = node.info();

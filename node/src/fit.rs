@@ -7,7 +7,7 @@
 //!
 //! ```toml
 //! dataset = "digits"
-//! kind = "grid_search"     # fit | grid_search | random_search | one_vs_rest | bagging | voting
+//! kind = "grid_search"     # fit | grid_search | random_search | one_vs_rest | one_vs_one | bagging | voting
 //! model = "standard_scaler+logistic_regression"
 //! cv = 5
 //! seed = 0
@@ -299,6 +299,7 @@ impl JobFile {
                 }
             }
             "one_vs_rest" => JobKind::OneVsRest { estimator: model()? },
+            "one_vs_one" => JobKind::OneVsOne { estimator: model()? },
             "bagging" => JobKind::Bagging {
                 estimator: model()?,
                 n_estimators: self.n_estimators.unwrap_or(10),
@@ -315,7 +316,7 @@ impl JobFile {
             },
             other => {
                 return Err(bad(format!(
-                    "unknown job kind '{other}' (fit, grid_search, random_search, one_vs_rest, bagging, voting)"
+                    "unknown job kind '{other}' (fit, grid_search, random_search, one_vs_rest, one_vs_one, bagging, voting)"
                 )))
             }
         };

@@ -170,6 +170,9 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
         JobKind::OneVsRest {
             estimator: lr.clone(),
         },
+        JobKind::OneVsOne {
+            estimator: lr.clone(),
+        },
         JobKind::Fit { estimator: forest },
         JobKind::Bagging {
             estimator: Estimator::from_name("gaussian_nb").unwrap(),
@@ -215,7 +218,7 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
     // Every task ran once, no more: nothing failed or was lost.
     assert_eq!(executions(&nodes, tasks_total), tasks_total as u64);
     let (_, models) = call(&nodes[0], "GET", "/v1/models", None);
-    assert_eq!(models.as_array().unwrap().len(), 6, "{models}");
+    assert_eq!(models.as_array().unwrap().len(), 7, "{models}");
 }
 
 #[test]

@@ -861,6 +861,7 @@ fn base_estimator(kind: &JobKind, cv: Option<&meshml_models::plan::CvResults>) -
     match kind {
         JobKind::Fit { estimator }
         | JobKind::OneVsRest { estimator }
+        | JobKind::OneVsOne { estimator }
         | JobKind::Bagging { estimator, .. } => estimator.clone(),
         JobKind::GridSearch { estimator, .. } | JobKind::RandomSearch { estimator, .. } => {
             let mut e = estimator.clone();
