@@ -9,7 +9,7 @@
 //!   so a task that kills every node it runs on is abandoned, not retried forever.
 //! - A cancelled job's tasks leave the queue; late reports about them are ignored.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// A member's Raft node id.
 pub type NodeId = u64;
@@ -61,6 +61,7 @@ struct Queued {
 pub struct Scheduler {
     nodes: BTreeMap<NodeId, Slots>,
     queue: VecDeque<Queued>,
+    queued: HashSet<TaskKey>,
     running: HashMap<TaskKey, (NodeId, Vec<NodeId>)>,
     attempts: HashMap<TaskKey, u32>,
     max_attempts: u32,
@@ -72,6 +73,7 @@ impl Scheduler {
         Self {
             nodes: BTreeMap::new(),
             queue: VecDeque::new(),
+            queued: HashSet::new(),
             running: HashMap::new(),
             attempts: HashMap::new(),
             max_attempts: max_attempts.max(1),
@@ -117,7 +119,7 @@ impl Scheduler {
 
     /// Queues a task, to run preferably on one of `prefer` (the nodes holding its data).
     pub fn submit(&mut self, key: TaskKey, prefer: Vec<NodeId>) {
-        if self.running.contains_key(&key) || self.queue.iter().any(|q| q.key == key) {
+        if self.running.contains_key(&key) || !self.queued.insert(key.clone()) {
             return;
         }
         self.queue.push_back(Queued { key, prefer });
@@ -155,6 +157,7 @@ impl Scheduler {
     ) -> Option<Command> {
         let tried = self.attempts.get(&key).copied().unwrap_or(0);
         if retryable && tried < self.max_attempts {
+            self.queued.insert(key.clone());
             self.queue.push_front(Queued { key, prefer });
             None
         } else {
@@ -171,6 +174,7 @@ impl Scheduler {
     /// Drops a job's queued and running tasks (their slots are free at once).
     pub fn cancel_job(&mut self, job: &str) {
         self.queue.retain(|q| q.key.job != job);
+        self.queued.retain(|k| k.job != job);
         let doomed: Vec<TaskKey> = self
             .running
             .keys()
@@ -211,6 +215,7 @@ impl Scheduler {
             let Some(q) = self.queue.pop_front() else {
                 break;
             };
+            self.queued.remove(&q.key);
             let pick = |ids: &mut dyn Iterator<Item = NodeId>, nodes: &BTreeMap<NodeId, Slots>| {
                 ids.filter_map(|n| {
                     let s = nodes.get(&n)?;
