@@ -15,7 +15,7 @@
 // A benchmark prints its record.
 #![allow(clippy::print_stdout)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::plan::{run_job, JobKind, JobSpec, LocalExecutor};
@@ -119,19 +119,9 @@ fn main() {
                 name: Some("bench".into()),
                 test_dataset: Some("test".into()),
             };
-            let body = serde_json::to_string(&req).unwrap();
             let t = Instant::now();
-            let (_, text) = meshml_node::status::http_call(
-                &api.node,
-                "POST",
-                "/v1/jobs",
-                None,
-                Some(("application/json", &mut body.as_bytes(), body.len() as u64)),
-                Duration::from_secs(60),
-            )
-            .unwrap();
-            let id: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let v = follow(&api, id["id"].as_str().unwrap()).unwrap();
+            let id = meshml_node::fit::submit(&api, &req).unwrap();
+            let v = follow(&api, &id).unwrap();
             rec["fit_s"] = t.elapsed().as_secs_f64().into();
             assert_eq!(v.state, "succeeded", "{:?}", v.error);
             let r = v.result.unwrap();

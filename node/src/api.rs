@@ -397,6 +397,7 @@ pub async fn submit(mesh: &Mesh, request: JobRequest) -> Result<String, MeshErro
     if !r.ok {
         return Err(MeshError::conflict(r.error.unwrap_or_default()));
     }
+    mesh.wait_applied(|s| s.jobs.contains_key(&id)).await?;
     Ok(id)
 }
 
@@ -457,10 +458,18 @@ async fn cancel_job(
         error: None,
         result: Vec::new(),
     };
+    let ended = |s: &meshml_storage::raft::ClusterState| {
+        s.jobs
+            .get(id.as_str())
+            .is_some_and(|j| j.state != JobState::Running)
+    };
     match mesh.propose(cmd).await {
-        Ok(r) if r.ok => {
-            HttpResponse::Ok().json(serde_json::json!({ "id": *id, "state": "cancelled" }))
-        }
+        Ok(r) if r.ok => match mesh.wait_applied(ended).await {
+            Ok(()) => {
+                HttpResponse::Ok().json(serde_json::json!({ "id": *id, "state": "cancelled" }))
+            }
+            Err(e) => fail(e),
+        },
         Ok(r) => error(StatusCode::CONFLICT, &r.error.unwrap_or_default()),
         Err(e) => fail(e),
     }

@@ -120,22 +120,10 @@ pub fn wait_for_cluster(api: &NodeApi, n: usize) -> Result<Duration, NodeError> 
 }
 
 fn submit(api: &NodeApi, req: &JobRequest, out: &mut dyn Write) -> Result<(), NodeError> {
-    let body = serde_json::to_string(req).expect("requests encode");
-    let (code, text) = crate::status::http_call(
-        &api.node,
-        "POST",
-        "/v1/jobs",
-        None,
-        Some(("application/json", &mut body.as_bytes(), body.len() as u64)),
-        Duration::from_secs(60),
-    )?;
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let id = v["id"]
-        .as_str()
-        .ok_or_else(|| NodeError::Usage(format!("job refused (HTTP {code}): {text}")))?;
+    let id = crate::fit::submit(api, req)?;
     w(out, format_args!("\n== {} ==\n", req.job.describe()))?;
     out.flush().map_err(|e| NodeError::io("stdout", e))?;
-    let view = follow(api, id)?;
+    let view = follow(api, &id)?;
     print_result(&view, out)
 }
 

@@ -453,18 +453,39 @@ pub fn print_result(v: &JobView, out: &mut dyn Write) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Submits a job through the node; returns its id.
+pub fn submit(api: &NodeApi, req: &JobRequest) -> Result<String, NodeError> {
+    let body = serde_json::to_vec(req).expect("requests encode");
+    let mut r: &[u8] = &body;
+    let v = api.call(
+        "POST",
+        "/v1/jobs",
+        Some(("application/json", &mut r, body.len() as u64)),
+        Duration::from_secs(60),
+    )?;
+    v["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| bad(format!("{}: no job id in {v}", api.node)))
+}
+
+/// A job's progress and result.
+pub fn get_job(api: &NodeApi, id: &str) -> Result<JobView, NodeError> {
+    let v = api.call(
+        "GET",
+        &format!("/v1/jobs/{id}"),
+        None,
+        Duration::from_secs(30),
+    )?;
+    serde_json::from_value(v).map_err(|e| bad(format!("unexpected job document: {e}")))
+}
+
 /// Follows a job until it ends, drawing a progress bar on a terminal; returns its view.
 pub fn follow(api: &NodeApi, id: &str) -> Result<JobView, NodeError> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     loop {
-        let v: JobView = serde_json::from_value(api.call(
-            "GET",
-            &format!("/v1/jobs/{id}"),
-            None,
-            Duration::from_secs(30),
-        )?)
-        .map_err(|e| bad(format!("unexpected job document: {e}")))?;
+        let v = get_job(api, id)?;
         if tty {
             let _ = write!(
                 std::io::stderr().lock(),
@@ -485,15 +506,7 @@ pub fn follow(api: &NodeApi, id: &str) -> Result<JobView, NodeError> {
 /// `meshml fit`.
 pub fn fit(cmd: FitCmd, out: &mut dyn Write) -> Result<(), NodeError> {
     let req = request(&cmd)?;
-    let body = serde_json::to_vec(&req).expect("requests encode");
-    let mut r: &[u8] = &body;
-    let v = cmd.api.call(
-        "POST",
-        "/v1/jobs",
-        Some(("application/json", &mut r, body.len() as u64)),
-        Duration::from_secs(60),
-    )?;
-    let id = v["id"].as_str().unwrap_or_default().to_string();
+    let id = submit(&cmd.api, &req)?;
     if cmd.detach {
         return w(out, format_args!("{id}\n"));
     }
@@ -542,16 +555,7 @@ pub fn jobs(cmd: JobsCmd, out: &mut dyn Write) -> Result<(), NodeError> {
 /// `meshml job show|cancel`.
 pub fn job(cmd: JobCmd, out: &mut dyn Write) -> Result<(), NodeError> {
     match cmd.action {
-        JobAction::Show { id } => {
-            let v: JobView = serde_json::from_value(cmd.api.call(
-                "GET",
-                &format!("/v1/jobs/{id}"),
-                None,
-                Duration::from_secs(30),
-            )?)
-            .map_err(|e| bad(format!("unexpected job document: {e}")))?;
-            print_result(&v, out)
-        }
+        JobAction::Show { id } => print_result(&get_job(&cmd.api, &id)?, out),
         JobAction::Cancel { id } => {
             cmd.api.call(
                 "POST",

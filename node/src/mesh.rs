@@ -322,6 +322,25 @@ impl Mesh {
         )))
     }
 
+    /// Waits (at most 5 s) until this node has applied a state in which `done` holds: a
+    /// change committed through the driver reaches a follower's replica a moment later,
+    /// and an API answer must not be contradicted by the next request to the same node.
+    pub async fn wait_applied(
+        &self,
+        done: impl Fn(&ClusterState) -> bool,
+    ) -> Result<(), MeshError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.inner.state.read(&done) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(MeshError::unavailable(
+                    "the change was committed but has not reached this node yet",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
     /// Answers a `Propose` from another node: commits it if this node is the driver.
     pub async fn serve_propose(&self, command: &[u8]) -> Response {
         let cmd: ClusterCommand = match rmp_serde::from_slice(command) {
@@ -558,8 +577,9 @@ impl Mesh {
                 locations,
                 replicas: req.replicas,
             };
+            let name = req.name.clone();
             result = match self.propose(cmd).await {
-                Ok(r) if r.ok => Ok(()),
+                Ok(r) if r.ok => self.wait_applied(|s| s.datasets.contains_key(&name)).await,
                 Ok(r) => Err(MeshError::conflict(r.error.unwrap_or_default())),
                 Err(e) => Err(e),
             };

@@ -146,19 +146,24 @@ impl Worker {
                 retryable: e.status != 404,
             })?;
         let t = spec.task;
-        let out = tokio::task::spawn_blocking(move || run_task(&t, &data))
-            .await
-            .map_err(|e| RemoteError {
-                code: ErrorCode::Internal,
-                message: format!("task panicked: {e}"),
-                retryable: false,
-            })?
-            .map_err(|e| RemoteError {
-                code: ErrorCode::BadRequest,
-                message: e.to_string(),
-                retryable: false,
-            })?;
-        let bytes = rmp_serde::to_vec_named(&out).expect("outputs encode");
+        // The fit and the encoding of its output both run on the blocking pool.
+        let (out, bytes) = tokio::task::spawn_blocking(move || {
+            run_task(&t, &data).map(|out| {
+                let bytes = rmp_serde::to_vec_named(&out).expect("outputs encode");
+                (out, bytes)
+            })
+        })
+        .await
+        .map_err(|e| RemoteError {
+            code: ErrorCode::Internal,
+            message: format!("task panicked: {e}"),
+            retryable: false,
+        })?
+        .map_err(|e| RemoteError {
+            code: ErrorCode::BadRequest,
+            message: e.to_string(),
+            retryable: false,
+        })?;
         let (score, has_model, fit_ms) = (out.score, out.model.is_some(), out.fit_ms);
         let owner = job_owner(job);
         let output = self

@@ -14,56 +14,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{raft, status, three_node_cluster, wait_for, Node};
+use common::{
+    call, data_path, finished_job, job_view, put_dataset, raft, status, submit_job,
+    three_node_cluster, wait_for, Node,
+};
 use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::plan::{run_job, JobKind, JobSpec, LocalExecutor};
 use meshml_models::Estimator;
-use meshml_node::status::http_call;
 use serde_json::Value;
-
-fn call(n: &Node, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Value) {
-    let (code, text) = match body {
-        None => http_call(
-            &n.http_url(),
-            method,
-            path,
-            None,
-            None,
-            Duration::from_secs(60),
-        ),
-        Some((ctype, bytes)) => {
-            let mut r: &[u8] = bytes;
-            http_call(
-                &n.http_url(),
-                method,
-                path,
-                None,
-                Some((ctype, &mut r, bytes.len() as u64)),
-                Duration::from_secs(120),
-            )
-        }
-    }
-    .unwrap();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn data_path(name: &str) -> String {
-    format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn put(n: &Node, name: &str, file: &str, chunk_rows: usize) {
-    let bytes = std::fs::read(data_path(file)).unwrap();
-    let (code, v) = call(
-        n,
-        "POST",
-        &format!("/v1/datasets?name={name}&replicas=2&chunk_rows={chunk_rows}"),
-        Some(("text/csv", &bytes)),
-    );
-    assert_eq!(code, 201, "{v}");
-}
 
 /// A grid search of 30 cross-validation fits plus a refit on digits.
 fn grid() -> JobSpec {
@@ -83,33 +41,6 @@ fn grid() -> JobSpec {
     }
 }
 
-fn submit(n: &Node, dataset: &str, job: &JobSpec) -> String {
-    let body = serde_json::json!({ "dataset": dataset, "job": job });
-    let (code, v) = call(
-        n,
-        "POST",
-        "/v1/jobs",
-        Some(("application/json", body.to_string().as_bytes())),
-    );
-    assert_eq!(code, 202, "{v}");
-    v["id"].as_str().unwrap().to_string()
-}
-
-fn job(n: &Node, id: &str) -> Value {
-    call(n, "GET", &format!("/v1/jobs/{id}?tasks=true"), None).1
-}
-
-fn finished(n: &Node, id: &str) -> Value {
-    let mut last = Value::Null;
-    let done = wait_for(Duration::from_secs(180), || {
-        last = job(n, id);
-        last["state"] != "running"
-    });
-    assert!(done.is_some(), "job {id} still running: {last}");
-    assert_eq!(last["state"], "succeeded", "{last}");
-    last
-}
-
 fn means(v: &Value) -> Vec<f64> {
     v["result"]["cv"]["mean_test_score"]
         .as_array()
@@ -122,13 +53,13 @@ fn means(v: &Value) -> Vec<f64> {
 /// Waits until at least `k` tasks of the job are done (and the job still runs).
 fn wait_done(n: &Node, id: &str, k: u64) {
     assert!(
-        wait_for(Duration::from_secs(120), || job(n, id)["done"]
+        wait_for(Duration::from_secs(120), || job_view(n, id)["done"]
             .as_u64()
             .unwrap_or(0)
             >= k)
         .is_some(),
         "{}",
-        job(n, id)
+        job_view(n, id)
     );
 }
 
@@ -148,15 +79,18 @@ fn cluster(dir: &std::path::Path, extra: &[&str]) -> (Vec<Node>, String) {
 fn killing_a_worker_mid_grid_search_leaves_the_result_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut nodes, driver) = cluster(tmp.path(), &["--slots", "1"]);
-    put(&nodes[0], "digits", "digits", 200);
+    put_dataset(&nodes[0], "digits", "digits", 2, 200);
     let spec = grid();
-    let id = submit(&nodes[0], "digits", &spec);
+    let id = submit_job(
+        &nodes[0],
+        &serde_json::json!({ "dataset": "digits", "job": &spec }),
+    );
     wait_done(&nodes[0], &id, 4);
     let victim = nodes.iter().position(|n| n.id != driver).unwrap();
     let t = Instant::now();
     drop(nodes.remove(victim));
     let survivor = &nodes[0];
-    let v = finished(survivor, &id);
+    let v = finished_job(survivor, &id);
     eprintln!("worker killed: job finished {:?} later", t.elapsed());
     let digits = load_csv(data_path("digits"), &CsvOptions::default()).unwrap();
     let here = run_job(&spec, &digits, &LocalExecutor::new(2), &|_| {}).unwrap();
@@ -167,13 +101,16 @@ fn killing_a_worker_mid_grid_search_leaves_the_result_unchanged() {
 fn killing_the_driver_mid_job_reruns_no_committed_task() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut nodes, driver) = cluster(tmp.path(), &["--slots", "1"]);
-    put(&nodes[0], "digits", "digits", 200);
+    put_dataset(&nodes[0], "digits", "digits", 2, 200);
     let spec = grid();
     let submit_via = nodes.iter().position(|n| n.id != driver).unwrap();
-    let id = submit(&nodes[submit_via], "digits", &spec);
+    let id = submit_job(
+        &nodes[submit_via],
+        &serde_json::json!({ "dataset": "digits", "job": &spec }),
+    );
     wait_done(&nodes[submit_via], &id, 6);
     // What was committed before the kill, and who ran it.
-    let before = job(&nodes[submit_via], &id);
+    let before = job_view(&nodes[submit_via], &id);
     let committed: BTreeMap<String, Vec<u64>> = before["tasks"]
         .as_array()
         .unwrap()
@@ -196,7 +133,7 @@ fn killing_the_driver_mid_job_reruns_no_committed_task() {
     let dead_id = status(&nodes[d])["raft"]["node_id"].as_u64().unwrap();
     let t = Instant::now();
     drop(nodes.remove(d));
-    let v = finished(&nodes[0], &id);
+    let v = finished_job(&nodes[0], &id);
     eprintln!(
         "driver killed with {} of {} tasks committed: job finished {:?} later (new driver {:?})",
         committed.len(),
@@ -237,7 +174,7 @@ fn killing_the_driver_mid_job_reruns_no_committed_task() {
 fn a_removed_members_chunks_get_their_second_copy_back() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut nodes, driver) = cluster(tmp.path(), &["--remove-after-ms", "3000"]);
-    put(&nodes[0], "iris", "iris", 20);
+    put_dataset(&nodes[0], "iris", "iris", 2, 20);
     let victim = nodes.iter().position(|n| n.id != driver).unwrap();
     drop(nodes.remove(victim));
     let t = Instant::now();
@@ -258,15 +195,14 @@ fn a_removed_members_chunks_get_their_second_copy_back() {
         t.elapsed()
     );
     // Every recorded copy is real: a job reading every chunk succeeds.
-    let id = submit(
+    let id = submit_job(
         &nodes[1],
-        "iris",
-        &JobSpec {
+        &serde_json::json!({ "dataset": "iris", "job": JobSpec {
             kind: JobKind::Fit {
                 estimator: Estimator::from_name("gaussian_nb").unwrap(),
             },
             seed: 0,
-        },
+        } }),
     );
-    finished(&nodes[1], &id);
+    finished_job(&nodes[1], &id);
 }

@@ -9,80 +9,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{status, three_node_cluster, wait_for, Node};
+use common::{
+    call, data_path, finished_job, status, submit_job, three_node_cluster, wait_for, Node,
+};
 use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::metrics::ConfusionMatrix;
 use meshml_models::plan::{run_job, Distribution, JobKind, JobResult, JobSpec, LocalExecutor};
 use meshml_models::{Classifier, Dataset, Estimator};
-use meshml_node::status::http_call;
-use serde_json::Value;
-
-fn data_path(name: &str) -> String {
-    format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn call(n: &Node, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Value) {
-    let (code, text) = match body {
-        None => http_call(
-            &n.http_url(),
-            method,
-            path,
-            None,
-            None,
-            Duration::from_secs(60),
-        ),
-        Some((ctype, bytes)) => {
-            let mut r: &[u8] = bytes;
-            http_call(
-                &n.http_url(),
-                method,
-                path,
-                None,
-                Some((ctype, &mut r, bytes.len() as u64)),
-                Duration::from_secs(120),
-            )
-        }
-    }
-    .unwrap();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn put_dataset(n: &Node, name: &str, file: &str, replicas: usize) -> Value {
-    let bytes = std::fs::read(data_path(file)).unwrap();
-    let (code, v) = call(
-        n,
-        "POST",
-        &format!("/v1/datasets?name={name}&replicas={replicas}&chunk_rows=40"),
-        Some(("text/csv", &bytes)),
-    );
-    assert_eq!(code, 201, "{v}");
-    v
-}
-
-/// Submits `job` on `dataset` (scored on `test`) through node `n`; returns the finished
-/// job's view.
-fn run_on_mesh(n: &Node, dataset: &str, test: &str, job: &JobSpec) -> Value {
-    let body = serde_json::json!({ "dataset": dataset, "job": job, "test_dataset": test });
-    let (code, v) = call(
-        n,
-        "POST",
-        "/v1/jobs",
-        Some(("application/json", body.to_string().as_bytes())),
-    );
-    assert_eq!(code, 202, "{v}");
-    let id = v["id"].as_str().unwrap().to_string();
-    let mut last = Value::Null;
-    let done = wait_for(Duration::from_secs(120), || {
-        last = call(n, "GET", &format!("/v1/jobs/{id}"), None).1;
-        last["state"] != "running"
-    });
-    assert!(done.is_some(), "job {id} still running: {last}");
-    assert_eq!(last["state"], "succeeded", "{last}");
-    last
-}
 
 fn local(job: &JobSpec, data: &Dataset) -> JobResult {
     run_job(job, data, &LocalExecutor::new(2), &|_| {}).unwrap()
@@ -118,7 +51,7 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
     .is_some());
 
     // The dataset: four chunks of 40 rows (the last 30), each on two of the three members.
-    let put = put_dataset(&nodes[1], "iris", "iris", 2);
+    let put = common::put_dataset(&nodes[1], "iris", "iris", 2, 40);
     assert_eq!(put["rows"], 150);
     assert_eq!(put["chunks"], 4);
     let placed: u64 = put["chunks_per_member"]
@@ -128,11 +61,17 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(placed, 8, "{put}");
+    // The answering node has the dataset at once; the others within moments.
+    let (code, list) = call(&nodes[1], "GET", "/v1/datasets", None);
+    assert_eq!(code, 200);
+    assert_eq!(list[0]["name"], "iris");
+    assert_eq!(list[0]["min_replicas"], 2, "{list}");
     for n in &nodes {
-        let (code, list) = call(n, "GET", "/v1/datasets", None);
-        assert_eq!(code, 200);
-        assert_eq!(list[0]["name"], "iris");
-        assert_eq!(list[0]["min_replicas"], 2, "{list}");
+        assert!(wait_for(Duration::from_secs(5), || {
+            let (_, list) = call(n, "GET", "/v1/datasets", None);
+            list[0]["name"] == "iris" && list[0]["min_replicas"] == 2
+        })
+        .is_some());
     }
     let (code, again) = call(
         &nodes[2],
@@ -187,7 +126,8 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
     for (i, kind) in jobs.into_iter().enumerate() {
         let spec = JobSpec { kind, seed: 7 };
         let t = std::time::Instant::now();
-        let mesh = run_on_mesh(&nodes[i % 3], "iris", "iris", &spec);
+        let request = serde_json::json!({ "dataset": "iris", "job": spec, "test_dataset": "iris" });
+        let mesh = finished_job(&nodes[i % 3], &submit_job(&nodes[i % 3], &request));
         let here = local(&spec, &iris);
         eprintln!("{}: {:?} on the mesh", spec.describe(), t.elapsed());
         let result = &mesh["result"];
@@ -225,7 +165,7 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
 fn bad_jobs_are_refused_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let (nodes, _, _) = three_node_cluster(tmp.path(), &[]);
-    put_dataset(&nodes[0], "iris", "iris", 1);
+    common::put_dataset(&nodes[0], "iris", "iris", 1, 40);
     let submit = |body: &str| {
         call(
             &nodes[1],

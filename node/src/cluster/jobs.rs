@@ -455,8 +455,13 @@ impl Board {
                 continue;
             }
             let bytes = self.fetch_output(job, done.output, holders).await?;
+            // Decoding a batch of trees takes a while: not on the driver's thread.
+            let decoded =
+                tokio::task::spawn_blocking(move || rmp_serde::from_slice::<TaskOutput>(&bytes))
+                    .await
+                    .map_err(|e| MeshError::internal(e.to_string()))?;
             out.push(
-                rmp_serde::from_slice(&bytes).map_err(|e| {
+                decoded.map_err(|e| {
                     MeshError::internal(format!("a task output is unreadable: {e}"))
                 })?,
             );
@@ -788,25 +793,25 @@ impl Board {
         };
         let data = self.mesh.load_dataset(&run.request.dataset).await?;
         let estimator = base_estimator(&run.request.job.kind, result.cv.as_ref());
-        let artifact = ModelArtifact::new(
-            estimator,
-            model.clone(),
-            &data,
-            Provenance {
-                created_at_unix: now_ms() / 1000,
-                meshml_version: env!("CARGO_PKG_VERSION").to_string(),
-                dataset: Some(run.request.dataset.clone()),
-                n_samples: data.n_samples(),
-                seed: Some(run.request.job.seed),
-                job: Some(id.to_string()),
-            },
-        )
+        let provenance = Provenance {
+            created_at_unix: now_ms() / 1000,
+            meshml_version: env!("CARGO_PKG_VERSION").to_string(),
+            dataset: Some(run.request.dataset.clone()),
+            n_samples: data.n_samples(),
+            seed: Some(run.request.job.seed),
+            job: Some(id.to_string()),
+        };
+        // Building and encoding the artifact of a large ensemble takes a while: not on
+        // the driver's thread.
+        let fitted = model.clone();
+        let (kind, bytes) = tokio::task::spawn_blocking(move || {
+            let artifact = ModelArtifact::new(estimator, fitted, &data, provenance)?;
+            Ok::<_, meshml_models::ModelError>((artifact.kind(), artifact.to_bytes()?))
+        })
+        .await
+        .map_err(|e| MeshError::internal(e.to_string()))?
         .map_err(|e| MeshError::bad(e.to_string()))?;
         let name = run.request.model_name();
-        let kind = artifact.kind();
-        let bytes = artifact
-            .to_bytes()
-            .map_err(|e| MeshError::internal(e.to_string()))?;
         let owner = format!("model.{name}");
         let chunk = self
             .mesh

@@ -198,3 +198,82 @@ pub fn three_node_cluster(dir: &std::path::Path, extra: &[&str]) -> (Vec<Node>, 
     let (driver, term) = agreed.unwrap();
     (nodes, driver, term)
 }
+
+/// A bundled dataset's CSV path.
+pub fn data_path(name: &str) -> String {
+    format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An HTTP request to `n`'s API with an optional body (content type, bytes); returns the
+/// status and the JSON answer (a string when it is not JSON).
+pub fn call(n: &Node, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Value) {
+    use meshml_node::status::http_call;
+    let (code, text) = match body {
+        None => http_call(
+            &n.http_url(),
+            method,
+            path,
+            None,
+            None,
+            Duration::from_secs(60),
+        ),
+        Some((ctype, bytes)) => {
+            let mut r: &[u8] = bytes;
+            http_call(
+                &n.http_url(),
+                method,
+                path,
+                None,
+                Some((ctype, &mut r, bytes.len() as u64)),
+                Duration::from_secs(120),
+            )
+        }
+    }
+    .unwrap();
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Stores bundled `file` on the mesh through `n` as `name`; returns the API's answer.
+pub fn put_dataset(n: &Node, name: &str, file: &str, replicas: usize, chunk_rows: usize) -> Value {
+    let bytes = std::fs::read(data_path(file)).unwrap();
+    let (code, v) = call(
+        n,
+        "POST",
+        &format!("/v1/datasets?name={name}&replicas={replicas}&chunk_rows={chunk_rows}"),
+        Some(("text/csv", &bytes)),
+    );
+    assert_eq!(code, 201, "{v}");
+    v
+}
+
+/// Submits a job request (JSON) through `n`; returns the job id.
+pub fn submit_job(n: &Node, request: &Value) -> String {
+    let (code, v) = call(
+        n,
+        "POST",
+        "/v1/jobs",
+        Some(("application/json", request.to_string().as_bytes())),
+    );
+    assert_eq!(code, 202, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// A job's view with its tasks.
+pub fn job_view(n: &Node, id: &str) -> Value {
+    call(n, "GET", &format!("/v1/jobs/{id}?tasks=true"), None).1
+}
+
+/// Waits (at most 180 s) for a job to end and checks that it succeeded.
+pub fn finished_job(n: &Node, id: &str) -> Value {
+    let mut last = Value::Null;
+    let done = wait_for(Duration::from_secs(180), || {
+        last = job_view(n, id);
+        last["state"] != "running"
+    });
+    assert!(done.is_some(), "job {id} still running: {last}");
+    assert_eq!(last["state"], "succeeded", "{last}");
+    last
+}
