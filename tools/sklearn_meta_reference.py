@@ -70,6 +70,23 @@ def main(argv):
         scaled, Xd, yd, {"logistic_regression__C": [0.01, 0.1, 1.0]}, 3
     )
 
+    # Several estimators with their own grids in one search (a list of grids over a
+    # one-step pipeline whose estimator is swapped).
+    multi = GridSearchCV(
+        Pipeline([("clf", tight_lr())]),
+        [
+            {"clf": [tight_lr()], "clf__C": [0.1, 1.0]},
+            {"clf": [GaussianNB()], "clf__var_smoothing": [1e-9, 1e-5]},
+        ],
+        cv=5,
+    ).fit(Xi, yi)
+    r = multi.cv_results_
+    ref["multi_iris"] = {
+        "mean_test_score": r["mean_test_score"],
+        "rank_test_score": r["rank_test_score"],
+        "best_index": multi.best_index_,
+    }
+
     # One-vs-rest logistic regression on iris: probabilities on every row.
     ovr = OneVsRestClassifier(tight_lr()).fit(Xi, yi)
     ref["ovr_iris"] = {"proba": ovr.predict_proba(Xi), "train_accuracy": ovr.score(Xi, yi)}

@@ -305,6 +305,9 @@ pub fn run_task(task: &Task, data: &Dataset) -> Result<TaskOutput> {
     }
 }
 
+/// A parameter grid: each parameter's name with the values to try.
+pub type Grid = Vec<(String, Vec<String>)>;
+
 /// A distribution to sample a parameter from in a random search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -387,7 +390,7 @@ pub enum JobKind {
         /// The estimator whose parameters are searched.
         estimator: Estimator,
         /// Parameter name and the values to try.
-        grid: Vec<(String, Vec<String>)>,
+        grid: Grid,
         /// Folds.
         cv: u32,
         /// Refit the best candidate on every row.
@@ -402,6 +405,16 @@ pub enum JobKind {
         space: Vec<(String, Distribution)>,
         /// Candidates.
         n_iter: u32,
+        /// Folds.
+        cv: u32,
+        /// Refit the best candidate on every row.
+        refit: bool,
+    },
+    /// Several estimators, each with its own grid, cross-validated in one job; the cv table
+    /// names each candidate's estimator (`estimator=NAME` first in its parameters).
+    MultiSearch {
+        /// Each estimator with the grid to search for it.
+        searches: Vec<(Estimator, Grid)>,
         /// Folds.
         cv: u32,
         /// Refit the best candidate on every row.
@@ -455,6 +468,14 @@ impl JobSpec {
             JobKind::RandomSearch { estimator, .. } => {
                 format!("random_search({})", estimator.name())
             }
+            JobKind::MultiSearch { searches, .. } => format!(
+                "multi_search({})",
+                searches
+                    .iter()
+                    .map(|(e, _)| e.name())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             JobKind::OneVsRest { estimator } => format!("one_vs_rest({})", estimator.name()),
             JobKind::OneVsOne { estimator } => format!("one_vs_one({})", estimator.name()),
             JobKind::Bagging { estimator, .. } => format!("bagging({})", estimator.name()),
@@ -668,6 +689,25 @@ impl Planner {
                 }
                 c
             }
+            JobKind::MultiSearch { searches, cv, .. } => {
+                check_cv(*cv)?;
+                if searches.is_empty() {
+                    return Err(ModelError::data(
+                        "multi_search",
+                        "needs at least one estimator",
+                    ));
+                }
+                let mut c = Vec::new();
+                for (estimator, grid) in searches {
+                    for p in grid_candidates(grid)? {
+                        with_params(estimator, &p)?;
+                        let mut named = vec![("estimator".to_string(), estimator.name())];
+                        named.extend(p);
+                        c.push(named);
+                    }
+                }
+                c
+            }
             JobKind::Voting { estimators, .. } if estimators.is_empty() => {
                 return Err(ModelError::data("voting", "needs at least one estimator"));
             }
@@ -812,6 +852,87 @@ impl Planner {
         Ok(CvResults::from_scores(self.candidates.clone(), scores))
     }
 
+    /// The estimator of a search candidate, with the candidate's parameters.
+    fn candidate(&self, p: &[(String, String)]) -> Result<Estimator> {
+        let e = match &self.spec.kind {
+            JobKind::GridSearch { estimator, .. } | JobKind::RandomSearch { estimator, .. } => {
+                with_params(estimator, p)?
+            }
+            JobKind::MultiSearch { searches, .. } => {
+                let (name, rest) = p
+                    .split_first()
+                    .filter(|(k, _)| k.0 == "estimator")
+                    .ok_or_else(|| {
+                        ModelError::data("multi_search", "a candidate without its estimator")
+                    })?;
+                let (estimator, _) = searches
+                    .iter()
+                    .find(|(e, _)| e.name() == name.1)
+                    .ok_or_else(|| {
+                        ModelError::data("multi_search", format!("no estimator '{}'", name.1))
+                    })?;
+                with_params(estimator, rest)?
+            }
+            _ => return Err(ModelError::data("job", "not a search")),
+        };
+        Ok(self.seeded(&e))
+    }
+
+    /// A search: one scoring task per candidate and fold, then the refit of the best.
+    fn search_step(&self, stage: u32, cv: u32, refit: bool) -> Result<Step> {
+        if stage == 0 {
+            let mut works = Vec::new();
+            for p in &self.candidates {
+                let e = self.candidate(p)?;
+                for i in 0..cv {
+                    works.push(Work::Fit {
+                        estimator: e.clone(),
+                        train: self.fold(cv, i, Side::Train),
+                        relabel: Relabel::None,
+                        eval: Some(self.fold(cv, i, Side::Test)),
+                        keep_model: false,
+                    });
+                }
+            }
+            return Ok(self.keep(0, works));
+        }
+        let table = self.cv_results(cv)?;
+        if refit && stage == 1 {
+            let e = self.candidate(table.best_params())?;
+            return Ok(self.keep(1, vec![Self::fit_all(e)]));
+        }
+        let model = if refit { self.models(1)?.pop() } else { None };
+        Ok(Step::Done(Box::new(JobResult {
+            model,
+            cv: Some(table),
+            tasks: self.tasks_run(),
+        })))
+    }
+
+    /// The estimator the job's final model is: a search's best candidate, else the job's
+    /// (first) estimator.
+    pub fn final_estimator(&self, cv: Option<&CvResults>) -> Result<Estimator> {
+        match (&self.spec.kind, cv) {
+            (
+                JobKind::GridSearch { .. }
+                | JobKind::RandomSearch { .. }
+                | JobKind::MultiSearch { .. },
+                Some(cv),
+            ) => self.candidate(cv.best_params()),
+            (JobKind::MultiSearch { searches, .. }, None) => Ok(searches[0].0.clone()),
+            (
+                JobKind::Fit { estimator }
+                | JobKind::GridSearch { estimator, .. }
+                | JobKind::RandomSearch { estimator, .. }
+                | JobKind::OneVsRest { estimator }
+                | JobKind::OneVsOne { estimator }
+                | JobKind::Bagging { estimator, .. },
+                _,
+            ) => Ok(estimator.clone()),
+            (JobKind::Voting { estimators, .. }, _) => Ok(estimators[0].clone()),
+        }
+    }
+
     /// What the job needs now: the first stage before any [`Planner::complete`].
     pub fn step(&self) -> Result<Step> {
         let stage = self.done.len() as u32;
@@ -852,52 +973,11 @@ impl Planner {
                 })))
             }
             (
-                JobKind::GridSearch { estimator, cv, .. }
-                | JobKind::RandomSearch { estimator, cv, .. },
-                0,
-            ) => {
-                let mut works = Vec::new();
-                for p in &self.candidates {
-                    let e = self.seeded(&with_params(estimator, p)?);
-                    for i in 0..*cv {
-                        works.push(Work::Fit {
-                            estimator: e.clone(),
-                            train: self.fold(*cv, i, Side::Train),
-                            relabel: Relabel::None,
-                            eval: Some(self.fold(*cv, i, Side::Test)),
-                            keep_model: false,
-                        });
-                    }
-                }
-                Ok(self.keep(0, works))
-            }
-            (
-                JobKind::GridSearch {
-                    estimator,
-                    cv,
-                    refit,
-                    ..
-                }
-                | JobKind::RandomSearch {
-                    estimator,
-                    cv,
-                    refit,
-                    ..
-                },
+                JobKind::GridSearch { cv, refit, .. }
+                | JobKind::RandomSearch { cv, refit, .. }
+                | JobKind::MultiSearch { cv, refit, .. },
                 s,
-            ) => {
-                let table = self.cv_results(*cv)?;
-                if *refit && s == 1 {
-                    let e = self.seeded(&with_params(estimator, table.best_params())?);
-                    return Ok(self.keep(1, vec![Self::fit_all(e)]));
-                }
-                let model = if *refit { self.models(1)?.pop() } else { None };
-                Ok(Step::Done(Box::new(JobResult {
-                    model,
-                    cv: Some(table),
-                    tasks: self.tasks_run(),
-                })))
-            }
+            ) => self.search_step(s, *cv, *refit),
             (JobKind::OneVsRest { estimator }, 0) => {
                 let e = self.seeded(estimator);
                 let classes: Vec<u32> = if self.summary.n_classes == 2 {
@@ -1239,6 +1319,17 @@ mod tests {
             JobKind::Voting {
                 estimators: vec![lr(), tree, Estimator::from_name("gaussian_nb").unwrap()],
                 soft: false,
+            },
+            JobKind::MultiSearch {
+                searches: vec![
+                    (lr(), vec![("C".into(), vec!["0.1".into(), "1".into()])]),
+                    (
+                        Estimator::from_name("decision_tree").unwrap(),
+                        vec![("max_depth".into(), vec!["2".into(), "4".into()])],
+                    ),
+                ],
+                cv: 3,
+                refit: true,
             },
             JobKind::RandomSearch {
                 estimator: lr(),

@@ -194,6 +194,44 @@ fn one_vs_one_predicts_like_scikit_learn() {
     }
 }
 
+#[test]
+fn a_multi_model_search_matches_a_list_of_grids() {
+    let iris = data("iris");
+    let r = run(
+        JobKind::MultiSearch {
+            searches: vec![
+                (
+                    tight("logistic_regression"),
+                    vec![("C".into(), vec!["0.1".into(), "1.0".into()])],
+                ),
+                (
+                    Estimator::from_name("gaussian_nb").unwrap(),
+                    vec![("var_smoothing".into(), vec!["1e-9".into(), "1e-5".into()])],
+                ),
+            ],
+            cv: 5,
+            refit: true,
+        },
+        &iris,
+    );
+    let cv = r.cv.as_ref().unwrap();
+    let theirs = &reference()["multi_iris"];
+    assert_close(
+        "mean",
+        &cv.mean_test_score,
+        &flat(&theirs["mean_test_score"]),
+        1e-12,
+    );
+    let rank: Vec<f64> = cv.rank_test_score.iter().map(|&r| f64::from(r)).collect();
+    assert_eq!(rank, flat(&theirs["rank_test_score"]));
+    assert_eq!(cv.best_index as u64, theirs["best_index"].as_u64().unwrap());
+    assert_eq!(
+        cv.params[2][0],
+        ("estimator".to_string(), "gaussian_nb".to_string())
+    );
+    assert!(r.model.is_some());
+}
+
 fn mod5(d: &Dataset) -> (Dataset, Dataset) {
     let test: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 == 0).collect();
     let train: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 != 0).collect();

@@ -7,7 +7,7 @@
 //!
 //! ```toml
 //! dataset = "digits"
-//! kind = "grid_search"     # fit | grid_search | random_search | one_vs_rest | one_vs_one | bagging | voting
+//! kind = "grid_search"     # fit | grid_search | random_search | multi_search | one_vs_rest | one_vs_one | bagging | voting
 //! model = "standard_scaler+logistic_regression"
 //! cv = 5
 //! seed = 0
@@ -19,7 +19,9 @@
 //!
 //! Random search: `[space]` with `C = { log_uniform = [0.01, 100] }`,
 //! `max_depth = { int = [1, 8] }`, `alpha = { uniform = [0, 1] }` or a list of choices, and
-//! `n_iter`. Bagging: `n_estimators`. Voting: `models = ["a", "b"]` and `soft`.
+//! `n_iter`. Bagging: `n_estimators`. Voting: `models = ["a", "b"]` and `soft`. Multi-model
+//! search: one `[[search]]` table per estimator with its `model`, `[search.set]` and
+//! `[search.grid]`.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -183,6 +185,23 @@ enum Space {
     Dist(BTreeMap<String, Vec<f64>>),
 }
 
+/// One estimator of a multi-model search.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchFile {
+    model: String,
+    #[serde(default)]
+    set: BTreeMap<String, Value>,
+    #[serde(default)]
+    grid: BTreeMap<String, Vec<Value>>,
+}
+
+fn grid_of(grid: &BTreeMap<String, Vec<Value>>) -> Vec<(String, Vec<String>)> {
+    grid.iter()
+        .map(|(k, vs)| (k.clone(), vs.iter().map(Value::text).collect()))
+        .collect()
+}
+
 /// A job file (and what the flags fill in).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +224,8 @@ struct JobFile {
     n_estimators: Option<u32>,
     soft: Option<bool>,
     seed: Option<u64>,
+    #[serde(default)]
+    search: Vec<SearchFile>,
 }
 
 fn bad(m: impl Into<String>) -> NodeError {
@@ -247,11 +268,21 @@ impl JobFile {
                 }
                 JobKind::GridSearch {
                     estimator: model()?,
-                    grid: self
-                        .grid
+                    grid: grid_of(&self.grid),
+                    cv,
+                    refit,
+                }
+            }
+            "multi_search" => {
+                if self.search.is_empty() {
+                    return Err(bad("a multi-model search needs [[search]] entries (model, grid)"));
+                }
+                JobKind::MultiSearch {
+                    searches: self
+                        .search
                         .iter()
-                        .map(|(k, vs)| (k.clone(), vs.iter().map(Value::text).collect()))
-                        .collect(),
+                        .map(|s| Ok((estimator(&s.model, &s.set)?, grid_of(&s.grid))))
+                        .collect::<Result<_, NodeError>>()?,
                     cv,
                     refit,
                 }
@@ -316,7 +347,7 @@ impl JobFile {
             },
             other => {
                 return Err(bad(format!(
-                    "unknown job kind '{other}' (fit, grid_search, random_search, one_vs_rest, one_vs_one, bagging, voting)"
+                    "unknown job kind '{other}' (fit, grid_search, random_search, multi_search, one_vs_rest, one_vs_one, bagging, voting)"
                 )))
             }
         };
@@ -664,6 +695,32 @@ criterion = ["gini", "entropy"]
             r.job.kind,
             JobKind::RandomSearch { n_iter: 3, .. }
         ));
+    }
+
+    #[test]
+    fn a_multi_model_search_file_names_each_estimator_and_grid() {
+        let f: JobFile = toml::from_str(
+            r#"
+dataset = "d"
+kind = "multi_search"
+cv = 3
+[[search]]
+model = "logistic_regression"
+grid = { C = [0.1, 1] }
+[[search]]
+model = "decision_tree"
+set = { criterion = "entropy" }
+grid = { max_depth = [2, 4, 8] }
+"#,
+        )
+        .unwrap();
+        let r = f.into_request().unwrap();
+        let JobKind::MultiSearch { searches, cv, .. } = r.job.kind else {
+            panic!()
+        };
+        assert_eq!(cv, 3);
+        assert_eq!(searches.len(), 2);
+        assert_eq!(searches[1].1[0].1.len(), 3);
     }
 
     #[test]

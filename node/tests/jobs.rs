@@ -112,6 +112,20 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
         JobKind::OneVsOne {
             estimator: lr.clone(),
         },
+        JobKind::MultiSearch {
+            searches: vec![
+                (
+                    lr.clone(),
+                    vec![("C".into(), vec!["0.1".into(), "1".into()])],
+                ),
+                (
+                    Estimator::from_name("gaussian_nb").unwrap(),
+                    vec![("var_smoothing".into(), vec!["1e-9".into(), "1e-5".into()])],
+                ),
+            ],
+            cv: 3,
+            refit: true,
+        },
         JobKind::Fit { estimator: forest },
         JobKind::Bagging {
             estimator: Estimator::from_name("gaussian_nb").unwrap(),
@@ -158,7 +172,7 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
     // Every task ran once, no more: nothing failed or was lost.
     assert_eq!(executions(&nodes, tasks_total), tasks_total as u64);
     let (_, models) = call(&nodes[0], "GET", "/v1/models", None);
-    assert_eq!(models.as_array().unwrap().len(), 7, "{models}");
+    assert_eq!(models.as_array().unwrap().len(), 8, "{models}");
 }
 
 #[test]

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use meshml_models::metrics::ConfusionMatrix;
-use meshml_models::plan::{DataSummary, JobKind, JobResult, Planner, Step, Task, TaskOutput};
-use meshml_models::{Classifier, Estimator, FittedModel, ModelArtifact, Provenance};
+use meshml_models::plan::{DataSummary, JobResult, Planner, Step, Task, TaskOutput};
+use meshml_models::{Classifier, FittedModel, ModelArtifact, Provenance};
 use meshml_protocol::{ErrorCode, RemoteError, Request, Response, TaskState};
 use meshml_storage::raft::{ClusterCommand, JobRecord, JobState, ModelRecord, TaskRecord};
 use meshml_storage::TargetSchema;
@@ -792,7 +792,10 @@ impl Board {
             return Ok(summary);
         };
         let data = self.mesh.load_dataset(&run.request.dataset).await?;
-        let estimator = base_estimator(&run.request.job.kind, result.cv.as_ref());
+        let estimator = run
+            .planner
+            .final_estimator(result.cv.as_ref())
+            .map_err(|e| MeshError::bad(e.to_string()))?;
         let provenance = Provenance {
             created_at_unix: now_ms() / 1000,
             meshml_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -858,27 +861,6 @@ async fn score_on(
     .await
     .map_err(|e| MeshError::internal(e.to_string()))?
     .map_err(MeshError::bad)
-}
-
-/// The estimator an artifact names: the searched one with the best parameters, else the
-/// job's base estimator (a meta-estimator's fitted members are in the model itself).
-fn base_estimator(kind: &JobKind, cv: Option<&meshml_models::plan::CvResults>) -> Estimator {
-    match kind {
-        JobKind::Fit { estimator }
-        | JobKind::OneVsRest { estimator }
-        | JobKind::OneVsOne { estimator }
-        | JobKind::Bagging { estimator, .. } => estimator.clone(),
-        JobKind::GridSearch { estimator, .. } | JobKind::RandomSearch { estimator, .. } => {
-            let mut e = estimator.clone();
-            if let Some(cv) = cv {
-                for (k, v) in cv.best_params() {
-                    let _ = e.set_param(k, v);
-                }
-            }
-            e
-        }
-        JobKind::Voting { estimators, .. } => estimators[0].clone(),
-    }
 }
 
 fn task_keeps_model(t: &Task) -> bool {
