@@ -151,6 +151,37 @@ struct Inner {
     alive: AlivePeers,
     cache: Mutex<Cache>,
     loading: tokio::sync::Mutex<()>,
+    pieces: Mutex<PieceCache>,
+}
+
+/// Chunks being served piece by piece: a large chunk (a task output of several trees is
+/// ~100 MB) is read and verified once, not once per 1 MiB piece.
+#[derive(Default)]
+struct PieceCache {
+    entries: Vec<(ChunkId, Arc<Vec<u8>>)>,
+}
+
+/// Bytes the piece cache keeps at most.
+const PIECE_CACHE_BYTES: usize = 512 << 20;
+
+impl PieceCache {
+    fn get(&mut self, id: &ChunkId) -> Option<Arc<Vec<u8>>> {
+        let at = self.entries.iter().position(|(i, _)| i == id)?;
+        let e = self.entries.remove(at);
+        let bytes = e.1.clone();
+        self.entries.push(e);
+        Some(bytes)
+    }
+
+    fn put(&mut self, id: ChunkId, bytes: Arc<Vec<u8>>) {
+        self.entries.retain(|(i, _)| *i != id);
+        self.entries.push((id, bytes));
+        while self.entries.len() > 1
+            && self.entries.iter().map(|(_, b)| b.len()).sum::<usize>() > PIECE_CACHE_BYTES
+        {
+            self.entries.remove(0);
+        }
+    }
 }
 
 /// A node's mesh services. Cheap to clone.
@@ -201,6 +232,7 @@ impl Mesh {
                     entries: HashMap::new(),
                 }),
                 loading: tokio::sync::Mutex::new(()),
+                pieces: Mutex::new(PieceCache::default()),
             }),
         }
     }
@@ -357,7 +389,22 @@ impl Mesh {
 
     /// Answers `GetChunk` from the local store.
     pub async fn serve_get_chunk(&self, id: ChunkId, offset: u64, max_len: u32) -> Response {
-        match self.with_store(move |s| s.chunk(&id)).await {
+        let cached = self.inner.pieces.lock().expect("piece cache").get(&id);
+        let read = match cached {
+            Some(b) => Ok(b),
+            None => self.with_store(move |s| s.chunk(&id)).await.map(|b| {
+                let b = Arc::new(b);
+                if b.len() > meshml_protocol::MAX_PIECE {
+                    self.inner
+                        .pieces
+                        .lock()
+                        .expect("piece cache")
+                        .put(id, b.clone());
+                }
+                b
+            }),
+        };
+        match read {
             Ok(bytes) => {
                 let start = (offset as usize).min(bytes.len());
                 let len = (max_len as usize).min(meshml_protocol::MAX_PIECE);
@@ -671,6 +718,23 @@ impl Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_piece_cache_keeps_recent_chunks_within_its_cap() {
+        let id = |b: u8| ChunkId::from_bytes([b; 32]);
+        let mut c = PieceCache::default();
+        c.put(id(1), Arc::new(vec![0; 300 << 20]));
+        c.put(id(2), Arc::new(vec![0; 100 << 20]));
+        assert!(c.get(&id(1)).is_some(), "within the cap");
+        // A third large one pushes out the least recently used (2, since 1 was just read).
+        c.put(id(3), Arc::new(vec![0; 200 << 20]));
+        assert!(c.get(&id(2)).is_none());
+        assert!(c.get(&id(1)).is_some() && c.get(&id(3)).is_some());
+        // One chunk over the cap on its own is still kept (it is being served).
+        c.put(id(4), Arc::new(vec![0; 600 << 20]));
+        assert_eq!(c.entries.len(), 1);
+        assert!(c.get(&id(4)).is_some());
+    }
 
     #[test]
     fn the_cache_evicts_the_least_recently_used_within_its_cap() {
