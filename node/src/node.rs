@@ -520,6 +520,7 @@ async fn answer(
                 task: task.to_string(),
                 from: cluster::node_id(&peer),
                 outcome,
+                unreachable: false,
             });
             Response::Ack
         }

@@ -121,7 +121,7 @@ impl Worker {
     }
 
     async fn run(&self, job: &str, task: &str, spec: TaskSpec) -> Result<TaskDone, RemoteError> {
-        let _slot = self.slots.acquire().await.map_err(|_| RemoteError {
+        let slot = self.slots.acquire().await.map_err(|_| RemoteError {
             code: ErrorCode::Unavailable,
             message: "worker shutting down".into(),
             retryable: true,
@@ -164,6 +164,8 @@ impl Worker {
             message: e.to_string(),
             retryable: false,
         })?;
+        // The CPU work is done: storing the output does not hold a slot.
+        drop(slot);
         let (score, has_model, fit_ms) = (out.score, out.model.is_some(), out.fit_ms);
         let owner = job_owner(job);
         let output = self
@@ -235,6 +237,7 @@ impl Worker {
                         task: task.clone(),
                         from: self.mesh.id(),
                         outcome,
+                        unreachable: false,
                     });
                     return;
                 }

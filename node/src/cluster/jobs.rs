@@ -36,6 +36,9 @@ pub const REPAIR_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Chunks re-replicated per repair round, at most.
 pub const REPAIR_BATCH: usize = 64;
 
+/// How long a member whose assignment could not be delivered gets no tasks.
+pub const UNREACHABLE_FOR: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Attempts a task gets before its job fails.
 pub const MAX_ATTEMPTS: u32 = 4;
 
@@ -50,6 +53,9 @@ pub struct Report {
     pub from: u64,
     /// The outcome.
     pub outcome: Result<TaskDone, RemoteError>,
+    /// The assignment never reached the member (it is unreachable): the member, not the
+    /// task, is at fault.
+    pub unreachable: bool,
 }
 
 /// Where reports wait; shared with the request handler.
@@ -80,6 +86,8 @@ pub struct Board {
     inbox: Inbox,
     local: Option<Arc<crate::worker::Worker>>,
     last_repair: Option<std::time::Instant>,
+    requeued: std::collections::HashMap<TaskKey, u32>,
+    unreachable: std::collections::HashMap<u64, std::time::Instant>,
 }
 
 impl std::fmt::Debug for Board {
@@ -128,6 +136,8 @@ impl Board {
             inbox,
             local,
             last_repair: None,
+            requeued: Default::default(),
+            unreachable: Default::default(),
         }
     }
 
@@ -145,6 +155,15 @@ impl Board {
         }
         self.sync_jobs().await;
         let reports: Vec<Report> = std::mem::take(&mut *self.inbox.lock().expect("inbox"));
+        // A reported success frees its slot at once: the worker is idle while its output
+        // is copied and its completion committed, so it gets its next task first.
+        for r in reports.iter().filter(|r| r.outcome.is_ok()) {
+            self.scheduler.finished(&TaskKey {
+                job: r.job.clone(),
+                task: r.task.clone(),
+            });
+        }
+        self.dispatch().await;
         for r in reports {
             self.apply(r).await;
         }
@@ -157,12 +176,40 @@ impl Board {
         for id in ready {
             self.advance(&id).await;
         }
+        self.dispatch().await;
+    }
+
+    async fn dispatch(&mut self) {
         for cmd in self.scheduler.dispatch() {
             match cmd {
                 Command::Assign { key, node, attempt } => self.send(key, node, attempt),
                 Command::Abandon { key, error } => self.fail(&key.job, error).await,
             }
         }
+    }
+
+    /// A reported success that could not be copied or recorded: its slot was freed when
+    /// the report came, so it is queued again (a bounded number of times).
+    async fn requeue(&mut self, key: TaskKey, why: &str) {
+        let n = self.requeued.entry(key.clone()).or_insert(0);
+        *n += 1;
+        if *n > MAX_ATTEMPTS {
+            self.fail(
+                &key.job,
+                format!(
+                    "task {}: {why} (gave up after {MAX_ATTEMPTS} tries)",
+                    key.task
+                ),
+            )
+            .await;
+            return;
+        }
+        let prefer = self
+            .runs
+            .get(&key.job)
+            .map(|r| r.prefer.clone())
+            .unwrap_or_default();
+        self.scheduler.submit(key, prefer);
     }
 
     /// Restores the copy count of chunks that lost holders (a member removed): each gets
@@ -257,7 +304,10 @@ impl Board {
     }
 
     async fn sync_nodes(&mut self) {
-        let live = self.mesh.live_members().await;
+        self.unreachable
+            .retain(|_, t| t.elapsed() < UNREACHABLE_FOR);
+        let mut live = self.mesh.live_members().await;
+        live.retain(|m| !self.unreachable.contains_key(&m.0));
         let up: BTreeSet<u64> = live.iter().map(|m| m.0).collect();
         for gone in self
             .scheduler
@@ -540,11 +590,7 @@ impl Board {
                         }
                         Err(e) => {
                             tracing::info!(job = %r.job, cause = %e, "output not copied; running the task again");
-                            if let Some(Command::Abandon { key, error }) =
-                                self.scheduler.failed(&key, true, &e.message)
-                            {
-                                self.fail(&key.job, error).await;
-                            }
+                            self.requeue(key, &e.message).await;
                             return;
                         }
                     }
@@ -580,11 +626,18 @@ impl Board {
                     }
                     Err(e) => {
                         tracing::warn!(job = %r.job, cause = %e, "task result not recorded; retrying the task");
-                        if let Some(Command::Abandon { key, error }) =
-                            self.scheduler.failed(&key, true, &e.message)
-                        {
-                            self.fail(&key.job, error).await;
-                        }
+                        self.requeue(key, &e.message).await;
+                    }
+                }
+            }
+            Err(e) if r.unreachable => {
+                // Keep tasks off the member until membership decides about it; its tasks
+                // (this one included) go back to the queue.
+                tracing::info!(member = r.from, cause = %e.message, "member unreachable; its tasks go elsewhere");
+                self.unreachable.insert(r.from, std::time::Instant::now());
+                for cmd in self.scheduler.node_down(r.from) {
+                    if let Command::Abandon { key, error } = cmd {
+                        self.fail(&key.job, error).await;
                     }
                 }
             }
@@ -708,19 +761,19 @@ impl Board {
                     };
                     match worker.assign(job.to_string(), task.to_string(), term, &spec) {
                         Response::Ack => Ok(()),
-                        Response::Error(e) => Err(format!("{:?}: {}", e.code, e.message)),
-                        other => Err(format!("unexpected answer {other:?}")),
+                        Response::Error(e) => Err((format!("{:?}: {}", e.code, e.message), false)),
+                        other => Err((format!("unexpected answer {other:?}"), false)),
                     }
                 }
-                (None, None) => Err(format!("member {node} has no address")),
+                (None, None) => Err((format!("member {node} has no address"), true)),
                 (None, Some(peer)) => match mesh.client().request(peer, request).await {
                     Ok(Response::Ack) => Ok(()),
-                    Ok(Response::Error(e)) => Err(format!("{:?}: {}", e.code, e.message)),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => Err(e.to_string()),
+                    Ok(Response::Error(e)) => Err((format!("{:?}: {}", e.code, e.message), false)),
+                    Ok(other) => Err((format!("unexpected answer {other:?}"), false)),
+                    Err(e) => Err((e.to_string(), true)),
                 },
             };
-            if let Err(message) = answer {
+            if let Err((message, unreachable)) = answer {
                 inbox.lock().expect("inbox").push(Report {
                     job: key.job,
                     task: key.task,
@@ -730,6 +783,7 @@ impl Board {
                         message: format!("assignment to member {node} failed: {message}"),
                         retryable: true,
                     }),
+                    unreachable,
                 });
             }
         });
