@@ -49,16 +49,6 @@ impl Default for RandomForestParams {
     }
 }
 
-const TREE_PARAMS: &[&str] = &[
-    "criterion",
-    "max_depth",
-    "min_samples_split",
-    "min_samples_leaf",
-    "max_features",
-    "min_impurity_decrease",
-    "random_state",
-];
-
 impl Params for RandomForestParams {
     const NAME: &'static str = "random_forest";
     const PARAM_NAMES: &'static [&'static str] = &[
@@ -90,7 +80,9 @@ impl Params for RandomForestParams {
                 self.n_estimators = parse_value(Self::NAME, key, value, "a positive integer")?
             }
             "bootstrap" => self.bootstrap = parse_bool(Self::NAME, key, value)?,
-            k if TREE_PARAMS.contains(&k) => self.tree.set_param(key, value)?,
+            k if DecisionTreeClassifierParams::PARAM_NAMES.contains(&k) => {
+                self.tree.set_param(key, value)?
+            }
             _ => return Err(crate::traits::unknown_param::<Self>(key)),
         }
         Ok(())

@@ -65,13 +65,6 @@ fn wait_done(n: &Node, id: &str, k: u64) {
 
 fn cluster(dir: &std::path::Path, extra: &[&str]) -> (Vec<Node>, String) {
     let (nodes, driver, _) = three_node_cluster(dir, extra);
-    assert!(wait_for(Duration::from_secs(15), || {
-        status(&nodes[0])["raft"]["members"]
-            .as_array()
-            .map_or(0, Vec::len)
-            == 3
-    })
-    .is_some());
     (nodes, driver)
 }
 

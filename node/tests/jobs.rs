@@ -41,14 +41,6 @@ fn executions(nodes: &[Node], job_tasks: usize) -> u64 {
 fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
     let tmp = tempfile::tempdir().unwrap();
     let (nodes, _, _) = three_node_cluster(tmp.path(), &["--slots", "2"]);
-    // Every member's record (with its slots) is in the replicated state before jobs run.
-    assert!(wait_for(Duration::from_secs(15), || {
-        status(&nodes[0])["raft"]["members"]
-            .as_array()
-            .map_or(0, Vec::len)
-            == 3
-    })
-    .is_some());
 
     // The dataset: four chunks of 40 rows (the last 30), each on two of the three members.
     let put = common::put_dataset(&nodes[1], "iris", "iris", 2, 40);

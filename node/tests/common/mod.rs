@@ -196,6 +196,17 @@ pub fn three_node_cluster(dir: &std::path::Path, extra: &[&str]) -> (Vec<Node>, 
         "three nodes agree on one driver"
     );
     let (driver, term) = agreed.unwrap();
+    // The driver records every member (with its slots) in the replicated state.
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            status(&nodes[0])["raft"]["members"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 3
+        })
+        .is_some(),
+        "three member records"
+    );
     (nodes, driver, term)
 }
 
