@@ -391,18 +391,7 @@ impl Board {
             let tasks = match step {
                 Step::Done(result) => {
                     // Every stage had finished when the previous driver stopped.
-                    self.runs.insert(
-                        id.to_string(),
-                        Run {
-                            request,
-                            planner,
-                            stage,
-                            tasks: Vec::new(),
-                            slots: Vec::new(),
-                            prefer,
-                        },
-                    );
-                    self.finish(id, *result).await;
+                    self.finish(id, &request, &planner, *result).await;
                     return Ok(());
                 }
                 Step::Run(tasks) => tasks,
@@ -410,7 +399,8 @@ impl Board {
             let ids: Vec<String> = (0..tasks.len() as u32).map(|i| task_id(stage, i)).collect();
             let slots: Vec<Slot> = ids
                 .iter()
-                .map(|t| match record.tasks.get(t) {
+                .zip(&tasks)
+                .map(|(t, task)| match record.tasks.get(t) {
                     Some(TaskRecord {
                         state: TaskState::Succeeded,
                         output: Some(output),
@@ -421,9 +411,7 @@ impl Board {
                         done: TaskDone {
                             output: *output,
                             score: *score,
-                            has_model: task_keeps_model(
-                                &tasks[parse_task_id(t).map_or(0, |x| x.1) as usize],
-                            ),
+                            has_model: task_keeps_model(task),
                             fit_ms: 0,
                         },
                         holders: holders.clone(),
@@ -439,35 +427,8 @@ impl Board {
                 stage += 1;
                 continue;
             }
-            let missing: Vec<String> = ids
-                .iter()
-                .filter(|t| !record.tasks.contains_key(*t))
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                let r = self
-                    .mesh
-                    .propose(ClusterCommand::AddTasks {
-                        job: id.to_string(),
-                        tasks: missing,
-                    })
-                    .await?;
-                if !r.ok {
-                    return Err(MeshError::conflict(r.error.unwrap_or_default()));
-                }
-            }
-            for (i, s) in slots.iter().enumerate() {
-                if matches!(s, Slot::Waiting) {
-                    self.scheduler.submit(
-                        TaskKey {
-                            job: id.to_string(),
-                            task: ids[i].clone(),
-                        },
-                        prefer.clone(),
-                    );
-                }
-            }
-            tracing::info!(job = %id, stage, tasks = tasks.len(), "stage queued");
+            self.queue_stage(id, stage, &slots, |t| record.tasks.contains_key(t), &prefer)
+                .await?;
             self.runs.insert(
                 id.to_string(),
                 Run {
@@ -481,6 +442,45 @@ impl Board {
             );
             return Ok(());
         }
+    }
+
+    /// Records the tasks of a stage that the replicated state lacks (`recorded` says which
+    /// it has), then queues those not done yet.
+    async fn queue_stage(
+        &mut self,
+        id: &str,
+        stage: u32,
+        slots: &[Slot],
+        recorded: impl Fn(&str) -> bool,
+        prefer: &[u64],
+    ) -> Result<(), MeshError> {
+        let ids: Vec<String> = (0..slots.len() as u32).map(|i| task_id(stage, i)).collect();
+        let missing: Vec<String> = ids.iter().filter(|t| !recorded(t)).cloned().collect();
+        if !missing.is_empty() {
+            let r = self
+                .mesh
+                .propose(ClusterCommand::AddTasks {
+                    job: id.to_string(),
+                    tasks: missing,
+                })
+                .await?;
+            if !r.ok {
+                return Err(MeshError::conflict(r.error.unwrap_or_default()));
+            }
+        }
+        for (task, slot) in ids.into_iter().zip(slots) {
+            if matches!(slot, Slot::Waiting) {
+                self.scheduler.submit(
+                    TaskKey {
+                        job: id.to_string(),
+                        task,
+                    },
+                    prefer.to_vec(),
+                );
+            }
+        }
+        tracing::info!(job = %id, stage, tasks = slots.len(), "stage queued");
+        Ok(())
     }
 
     /// The outputs of a finished stage, in task order: scores from the records, models
@@ -660,21 +660,18 @@ impl Board {
             Err(e) => {
                 // A holder may be unreachable: run the stage's model tasks again elsewhere.
                 tracing::warn!(job = %id, cause = %e, "stage outputs unavailable; running them again");
-                let (stage, n) = (run.stage, run.slots.len());
-                let prefer = run.prefer.clone();
-                if let Some(run) = self.runs.get_mut(id) {
-                    for i in 0..n {
-                        if task_keeps_model(&run.tasks[i]) {
-                            run.slots[i] = Slot::Waiting;
-                            self.scheduler.submit(
-                                TaskKey {
-                                    job: id.to_string(),
-                                    task: task_id(stage, i as u32),
-                                },
-                                prefer.clone(),
-                            );
-                        }
+                let Some(run) = self.runs.get_mut(id) else {
+                    return;
+                };
+                for (slot, task) in run.slots.iter_mut().zip(&run.tasks) {
+                    if task_keeps_model(task) {
+                        *slot = Slot::Waiting;
                     }
+                }
+                let (stage, slots, prefer) = (run.stage, run.slots.clone(), run.prefer.clone());
+                if let Err(e) = self.queue_stage(id, stage, &slots, |_| true, &prefer).await {
+                    tracing::warn!(job = %id, cause = %e, "stage not queued again; retrying");
+                    self.runs.remove(id);
                 }
                 return;
             }
@@ -690,37 +687,23 @@ impl Board {
             }
         };
         match step {
-            Step::Done(result) => self.finish(id, *result).await,
+            Step::Done(result) => {
+                if let Some(run) = self.runs.remove(id) {
+                    self.finish(id, &run.request, &run.planner, *result).await;
+                }
+            }
             Step::Run(tasks) => {
                 run.stage += 1;
-                let stage = run.stage;
-                let ids: Vec<String> = (0..tasks.len() as u32).map(|i| task_id(stage, i)).collect();
                 run.slots = vec![Slot::Waiting; tasks.len()];
                 run.tasks = tasks;
-                let prefer = run.prefer.clone();
-                match self
-                    .mesh
-                    .propose(ClusterCommand::AddTasks {
-                        job: id.to_string(),
-                        tasks: ids.clone(),
-                    })
+                let (stage, slots, prefer) = (run.stage, run.slots.clone(), run.prefer.clone());
+                if let Err(e) = self
+                    .queue_stage(id, stage, &slots, |_| false, &prefer)
                     .await
                 {
-                    Ok(r) if r.ok => {
-                        for t in ids {
-                            self.scheduler.submit(
-                                TaskKey {
-                                    job: id.to_string(),
-                                    task: t,
-                                },
-                                prefer.clone(),
-                            );
-                        }
-                    }
-                    other => {
-                        tracing::warn!(job = %id, ?other, "next stage not recorded; retrying");
-                        self.runs.remove(id);
-                    }
+                    // The next driver round rebuilds the job from the replicated state.
+                    tracing::warn!(job = %id, cause = %e, "next stage not recorded; retrying");
+                    self.runs.remove(id);
                 }
             }
         }
@@ -805,11 +788,16 @@ impl Board {
             .await;
     }
 
-    async fn finish(&mut self, id: &str, result: JobResult) {
-        let Some(run) = self.runs.remove(id) else {
-            return;
-        };
-        match self.register(id, &run, result).await {
+    /// Registers a finished job's result and records the job as succeeded (the caller has
+    /// taken it off the board).
+    async fn finish(
+        &mut self,
+        id: &str,
+        request: &JobRequest,
+        planner: &Planner,
+        result: JobResult,
+    ) {
+        match self.register(id, request, planner, result).await {
             Ok(summary) => {
                 let r = self
                     .mesh
@@ -833,7 +821,8 @@ impl Board {
     async fn register(
         &self,
         id: &str,
-        run: &Run,
+        request: &JobRequest,
+        planner: &Planner,
         result: JobResult,
     ) -> Result<JobSummary, MeshError> {
         let mut summary = JobSummary {
@@ -845,17 +834,16 @@ impl Board {
         let Some(model) = result.model else {
             return Ok(summary);
         };
-        let data = self.mesh.load_dataset(&run.request.dataset).await?;
-        let estimator = run
-            .planner
+        let data = self.mesh.load_dataset(&request.dataset).await?;
+        let estimator = planner
             .final_estimator(result.cv.as_ref())
             .map_err(|e| MeshError::bad(e.to_string()))?;
         let provenance = Provenance {
             created_at_unix: now_ms() / 1000,
             meshml_version: env!("CARGO_PKG_VERSION").to_string(),
-            dataset: Some(run.request.dataset.clone()),
+            dataset: Some(request.dataset.clone()),
             n_samples: data.n_samples(),
-            seed: Some(run.request.job.seed),
+            seed: Some(request.job.seed),
             job: Some(id.to_string()),
         };
         // Building and encoding the artifact of a large ensemble takes a while: not on
@@ -868,7 +856,7 @@ impl Board {
         .await
         .map_err(|e| MeshError::internal(e.to_string()))?
         .map_err(|e| MeshError::bad(e.to_string()))?;
-        let name = run.request.model_name();
+        let name = request.model_name();
         let owner = format!("model.{name}");
         let chunk = self
             .mesh
@@ -886,7 +874,7 @@ impl Board {
             })
             .await?;
         summary.model = Some(format!("{name}@{}", r.value.unwrap_or(0)));
-        if let Some(test) = &run.request.test_dataset {
+        if let Some(test) = &request.test_dataset {
             summary.test = Some(score_on(&self.mesh, test, &model).await?);
         }
         Ok(summary)
