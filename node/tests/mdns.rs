@@ -12,12 +12,7 @@ use std::time::{Duration, Instant};
 use common::netns::Lan;
 
 fn alive_peers(lan: &Lan, i: usize) -> usize {
-    let o = lan.exec(i, &[env!("CARGO_BIN_EXE_meshml"), "status", "--json"]);
-    let v: serde_json::Value = match serde_json::from_slice(&o.stdout) {
-        Ok(v) => v,
-        Err(_) => return 0,
-    };
-    v["peers"]
+    lan.status(i)["peers"]
         .as_array()
         .map_or(0, |p| p.iter().filter(|p| p["state"] == "alive").count())
 }
@@ -33,24 +28,7 @@ fn mdns_finds_a_peer_on_the_lan_without_bootstrap_addresses() {
     };
     let tmp = tempfile::tempdir().unwrap();
     for i in 0..2 {
-        let data = tmp.path().join(format!("n{i}"));
-        let listen = format!("/ip4/{}/tcp/7000", lan.addr(i));
-        lan.spawn(
-            i,
-            &[
-                env!("CARGO_BIN_EXE_meshml"),
-                "node",
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--listen",
-                &listen,
-                "--http",
-                "127.0.0.1:7070",
-                "--heartbeat-ms",
-                "250",
-            ],
-            &data.with_extension("out"),
-        );
+        lan.start_node(i, &tmp.path().join(format!("n{i}")), &[]);
     }
     let t = Instant::now();
     let mut found = false;

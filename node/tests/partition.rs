@@ -29,10 +29,7 @@ struct Mesh {
 
 impl Mesh {
     fn raft(&self, i: usize) -> Value {
-        let o = self
-            .lan
-            .exec(i, &[env!("CARGO_BIN_EXE_meshml"), "status", "--json"]);
-        serde_json::from_slice::<Value>(&o.stdout).map_or(Value::Null, |v| v["raft"].clone())
+        self.lan.status(i)["raft"].clone()
     }
 
     fn boot(&self, i: usize) -> String {
@@ -41,21 +38,10 @@ impl Mesh {
 
     fn start(&mut self, i: usize, expect: usize, boot: &[usize]) {
         let data = self.dir.path().join(format!("n{i}"));
-        let listen = format!("/ip4/{}/tcp/7000", self.lan.addr(i));
         let expect = expect.to_string();
         let boots: Vec<String> = boot.iter().map(|&j| self.boot(j)).collect();
         let mut args = vec![
-            env!("CARGO_BIN_EXE_meshml"),
-            "node",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--http",
-            "127.0.0.1:7070",
             "--no-mdns",
-            "--heartbeat-ms",
-            "250",
             "--peer-timeout-ms",
             "1500",
             "--remove-after-ms",
@@ -66,8 +52,7 @@ impl Mesh {
         for b in &boots {
             args.extend(["--bootstrap", b.as_str()]);
         }
-        let out = data.with_extension("out");
-        self.lan.spawn(i, &args, &out);
+        self.lan.start_node(i, &data, &args);
     }
 }
 

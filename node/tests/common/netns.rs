@@ -104,6 +104,34 @@ impl Lan {
         self.children.last_mut().expect("just pushed")
     }
 
+    /// Starts `meshml node` in host `i` with its data in `data`, listening on the host's
+    /// address (TCP 7000), its HTTP API on the host's own 127.0.0.1:7070 and 250 ms
+    /// heartbeats, plus `extra`; its output goes to `data` with the extension `out`.
+    pub fn start_node(&mut self, i: usize, data: &Path, extra: &[&str]) {
+        let listen = format!("/ip4/{}/tcp/7000", self.addr(i));
+        let data_dir = data.to_str().expect("a UTF-8 path").to_string();
+        let mut args = vec![
+            env!("CARGO_BIN_EXE_meshml"),
+            "node",
+            "--data-dir",
+            &data_dir,
+            "--listen",
+            &listen,
+            "--http",
+            "127.0.0.1:7070",
+            "--heartbeat-ms",
+            "250",
+        ];
+        args.extend_from_slice(extra);
+        self.spawn(i, &args, &data.with_extension("out"));
+    }
+
+    /// `meshml status --json` as host `i`'s node answers it (`Null` when it does not).
+    pub fn status(&self, i: usize) -> serde_json::Value {
+        let o = self.exec(i, &[env!("CARGO_BIN_EXE_meshml"), "status", "--json"]);
+        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Runs `program args` to completion inside host `i`'s namespace.
     pub fn exec(&self, i: usize, args: &[&str]) -> Output {
         Command::new("ip")
