@@ -44,18 +44,10 @@ fn start(bin: &str, dir: &std::path::Path, extra: &[&str]) -> Node {
         .stderr(Stdio::null())
         .spawn()
         .expect("meshml starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let (mut id, mut addr, mut http) = (String::new(), String::new(), String::new());
-    while http.is_empty() {
-        let line = lines.next().expect("a line").expect("utf-8");
-        if let Some(r) = line.strip_prefix("node ") {
-            id = r.split_whitespace().next().unwrap_or_default().to_string();
-        } else if let Some(a) = line.strip_prefix("listening on ") {
-            addr = a.to_string();
-        } else if let Some(h) = line.strip_prefix("http api on ") {
-            http = h.to_string();
-        }
-    }
+    let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let start = meshml_node::node::read_startup(lines.map_while(Result::ok))
+        .expect("the node prints its addresses");
+    let (id, addr, http) = (start.peer, start.listen, start.http);
     Node {
         child,
         id,

@@ -113,6 +113,47 @@ impl Drop for NodeHandle {
     }
 }
 
+const NODE_LINE: &str = "node ";
+const LISTEN_LINE: &str = "listening on ";
+const HTTP_LINE: &str = "http api on ";
+
+/// A node process's addresses as [`run`] prints them at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Startup {
+    /// Its peer id.
+    pub peer: String,
+    /// Its first listen address, `/p2p/ID` included.
+    pub listen: String,
+    /// Its HTTP API, `http://HOST:PORT`.
+    pub http: String,
+}
+
+/// Reads a node process's start-up lines (its standard output) up to its HTTP address;
+/// `None` when they end first.
+pub fn read_startup(lines: impl IntoIterator<Item = String>) -> Option<Startup> {
+    let (mut peer, mut listen) = (String::new(), String::new());
+    for line in lines {
+        if let Some(rest) = line.strip_prefix(NODE_LINE) {
+            peer = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        } else if let Some(a) = line.strip_prefix(LISTEN_LINE) {
+            if listen.is_empty() {
+                listen = a.to_string();
+            }
+        } else if let Some(h) = line.strip_prefix(HTTP_LINE) {
+            return Some(Startup {
+                peer,
+                listen,
+                http: h.to_string(),
+            });
+        }
+    }
+    None
+}
+
 /// Runs a node until SIGINT or SIGTERM. Prints its id, listen addresses and HTTP address.
 pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     let node = spawn(args)?;
@@ -124,13 +165,13 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     let info = node.info().clone();
     say(
         out,
-        format!("node {} (cluster '{}')", info.peer, info.cluster),
+        format!("{NODE_LINE}{} (cluster '{}')", info.peer, info.cluster),
     )?;
     for a in &info.listen {
-        say(out, format!("listening on {a}"))?;
+        say(out, format!("{LISTEN_LINE}{a}"))?;
     }
     for a in &info.http {
-        say(out, format!("http api on http://{a}"))?;
+        say(out, format!("{HTTP_LINE}http://{a}"))?;
     }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -582,6 +623,23 @@ mod tests {
         assert!(
             is_loopback("127.0.0.1:7070") && is_loopback("[::1]:1") && !is_loopback("0.0.0.0:7070")
         );
+    }
+
+    #[test]
+    fn start_up_lines_give_the_node_s_addresses() {
+        let lines = [
+            "node 12D3KooWAbc (cluster 'meshml')",
+            "listening on /ip4/127.0.0.1/tcp/7000/p2p/12D3KooWAbc",
+            "listening on /ip4/10.0.0.2/tcp/7000/p2p/12D3KooWAbc",
+            "http api on http://127.0.0.1:7070",
+            "stopped",
+        ]
+        .map(String::from);
+        let s = read_startup(lines).unwrap();
+        assert_eq!(s.peer, "12D3KooWAbc");
+        assert_eq!(s.listen, "/ip4/127.0.0.1/tcp/7000/p2p/12D3KooWAbc");
+        assert_eq!(s.http, "http://127.0.0.1:7070");
+        assert!(read_startup(["node x".to_string()]).is_none());
     }
 
     #[test]

@@ -81,19 +81,11 @@ pub fn adopt(mut child: Child) -> Node {
             }
         }
     });
-    let (mut id, mut addr, mut http) = (String::new(), String::new(), String::new());
-    while http.is_empty() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the node prints its addresses");
-        if let Some(rest) = line.strip_prefix("node ") {
-            id = rest.split_whitespace().next().unwrap().to_string();
-        } else if let Some(a) = line.strip_prefix("listening on ") {
-            addr = a.to_string();
-        } else if let Some(h) = line.strip_prefix("http api on ") {
-            http = h.to_string();
-        }
-    }
+    let start = meshml_node::node::read_startup(std::iter::from_fn(|| {
+        rx.recv_timeout(Duration::from_secs(20)).ok()
+    }))
+    .expect("the node prints its addresses");
+    let (id, addr, http) = (start.peer, start.listen, start.http);
     Node {
         child,
         id,
