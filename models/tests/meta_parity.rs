@@ -7,29 +7,18 @@
 
 use std::sync::OnceLock;
 
-use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::plan::{run_job, JobKind, JobResult, JobSpec, LocalExecutor};
 use meshml_models::{Classifier, Dataset, Estimator};
 use serde_json::Value;
+
+mod common;
+use common::{assert_close, data, flat};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
     R.get_or_init(|| {
         serde_json::from_str(include_str!("reference/sklearn_meta.json")).expect("reference JSON")
     })
-}
-
-fn data(name: &str) -> Dataset {
-    let path = format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"));
-    load_csv(path, &CsvOptions::default()).expect("bundled data loads")
-}
-
-fn flat(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(flat).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap()],
-        other => panic!("not numeric: {other}"),
-    }
 }
 
 fn tight(name: &str) -> Estimator {
@@ -47,14 +36,6 @@ fn run(kind: JobKind, data: &Dataset) -> JobResult {
         &|_| {},
     )
     .unwrap()
-}
-
-#[track_caller]
-fn assert_close(what: &str, ours: &[f64], theirs: &[f64], tol: f64) {
-    assert_eq!(ours.len(), theirs.len(), "{what}: lengths differ");
-    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-        assert!((a - b).abs() <= tol, "{what}[{i}]: {a} vs {b} (tol {tol})");
-    }
 }
 
 fn check_search(r: &Value, result: &JobResult, data: &Dataset) {

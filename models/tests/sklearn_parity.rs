@@ -8,7 +8,6 @@
 
 use std::sync::OnceLock;
 
-use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::linear::{LogisticRegressionParams, Penalty};
 use meshml_models::metrics::{self, Average};
 use meshml_models::model_selection::{KFold, StratifiedKFold};
@@ -18,6 +17,9 @@ use meshml_models::tree::{Criterion, DecisionTreeClassifierParams, SampleCount};
 use meshml_models::{Classifier, Dataset, Estimator, Fit, Matrix, Transformer};
 use serde_json::Value;
 
+mod common;
+use common::{assert_close, data, flat};
+
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
     R.get_or_init(|| {
@@ -26,43 +28,12 @@ fn reference() -> &'static Value {
     })
 }
 
-fn data(name: &str) -> Dataset {
-    let path = format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"));
-    load_csv(path, &CsvOptions::default()).expect("bundled data loads")
-}
-
-fn flat(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(flat).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap()],
-        Value::Bool(b) => vec![f64::from(u8::from(*b))],
-        other => panic!("not numeric: {other}"),
-    }
-}
-
 fn usizes(v: &Value) -> Vec<usize> {
     flat(v).into_iter().map(|x| x as usize).collect()
 }
 
 fn u32s(v: &Value) -> Vec<u32> {
     flat(v).into_iter().map(|x| x as u32).collect()
-}
-
-#[track_caller]
-fn assert_close(what: &str, ours: &[f64], theirs: &[f64], tol: f64) {
-    assert_eq!(ours.len(), theirs.len(), "{what}: lengths differ");
-    let (i, worst) = ours
-        .iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs())
-        .enumerate()
-        .fold((0, 0.0f64), |m, (i, d)| if d > m.1 { (i, d) } else { m });
-    assert!(
-        worst <= tol,
-        "{what}: max |diff| {worst:e} at {i} ({} vs {}) exceeds {tol:e}",
-        ours[i],
-        theirs[i]
-    );
 }
 
 fn proba(m: &impl Classifier, x: &Matrix) -> Vec<f64> {
