@@ -73,7 +73,7 @@ pub struct ModelArtifact {
     pub feature_names: Vec<String>,
     /// Name of the target column.
     pub target_name: String,
-    /// Class labels, indexed by class id.
+    /// Class labels, indexed by class id (none for a regressor).
     pub classes: Classes,
     /// Evaluation figures (e.g. `test_accuracy`).
     pub metrics: BTreeMap<String, f64>,
@@ -89,15 +89,17 @@ impl ModelArtifact {
         data: &Dataset,
         provenance: Provenance,
     ) -> Result<Self> {
-        let classes = data
-            .classes()
-            .cloned()
-            .ok_or_else(|| ModelError::data("training data", "the target is not categorical"))?;
+        let classes = data.classes().cloned().unwrap_or_else(|| Classes::range(0));
+        // A multi-output model reads the columns that are not its targets.
+        let feature_names = match &model {
+            FittedModel::MultiOutput(m) => m.features.clone(),
+            _ => data.feature_names().to_vec(),
+        };
         Ok(Self {
             format_version: ARTIFACT_FORMAT_VERSION,
             estimator,
             model,
-            feature_names: data.feature_names().to_vec(),
+            feature_names,
             target_name: data.target_name().to_string(),
             classes,
             metrics: BTreeMap::new(),

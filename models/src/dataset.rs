@@ -243,6 +243,28 @@ impl Dataset {
         }
     }
 
+    /// The target as numbers, for a regressor: the values of a regression target, or the
+    /// labels of a classification target whose labels are all integers.
+    pub fn value_target(&self) -> Result<std::borrow::Cow<'_, [f32]>> {
+        match &self.target {
+            Target::Values(v) => Ok(std::borrow::Cow::Borrowed(v)),
+            Target::Classes { ids, classes } if classes.kind() == LabelKind::Integer => {
+                let numbers: Vec<f32> = classes
+                    .labels()
+                    .iter()
+                    .map(|l| l.parse::<f32>().unwrap_or(f32::NAN))
+                    .collect();
+                Ok(std::borrow::Cow::Owned(
+                    ids.iter().map(|&c| numbers[c as usize]).collect(),
+                ))
+            }
+            Target::Classes { .. } => Err(ModelError::data(
+                format!("target '{}'", self.target_name),
+                "has text labels; a regressor needs numbers",
+            )),
+        }
+    }
+
     /// The classes, for a classification target.
     pub fn classes(&self) -> Option<&Classes> {
         match &self.target {

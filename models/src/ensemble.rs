@@ -25,7 +25,7 @@ use crate::estimator::FittedModel;
 use crate::matrix::Matrix;
 use crate::rng::Rng;
 use crate::traits::{argmax_rows, check_input, parse_bool, parse_value, Classifier, Params};
-use crate::tree::{DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
+use crate::tree::{Criterion, DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
 
 /// Hyperparameters of a random-forest classifier (scikit-learn's names and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,32 +64,97 @@ impl Params for RandomForestParams {
     ];
 
     fn validate(&self) -> Result<()> {
-        if self.n_estimators == 0 {
-            return Err(ModelError::param(
-                Self::NAME,
-                "n_estimators",
-                "must be at least 1",
-            ));
-        }
+        self.validate_forest(Self::NAME)?;
         self.tree.validate()
     }
 
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
-        match key {
-            "n_estimators" => {
-                self.n_estimators = parse_value(Self::NAME, key, value, "a positive integer")?
-            }
-            "bootstrap" => self.bootstrap = parse_bool(Self::NAME, key, value)?,
-            k if DecisionTreeClassifierParams::PARAM_NAMES.contains(&k) => {
-                self.tree.set_param(key, value)?
-            }
-            _ => return Err(crate::traits::unknown_param::<Self>(key)),
+        self.set_forest_param(Self::NAME, key, value)
+    }
+}
+
+/// Hyperparameters of a random-forest regressor (scikit-learn's
+/// `RandomForestRegressor`): a forest of `squared_error` trees over every feature, whose
+/// predictions are averaged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RandomForestRegressorParams {
+    /// The forest; its trees' criterion is `squared_error`.
+    pub forest: RandomForestParams,
+}
+
+impl Default for RandomForestRegressorParams {
+    fn default() -> Self {
+        Self {
+            forest: RandomForestParams {
+                tree: DecisionTreeClassifierParams::default()
+                    .with_criterion(Criterion::SquaredError),
+                ..RandomForestParams::default()
+            },
         }
-        Ok(())
+    }
+}
+
+impl Params for RandomForestRegressorParams {
+    const NAME: &'static str = "random_forest_regressor";
+    const PARAM_NAMES: &'static [&'static str] = RandomForestParams::PARAM_NAMES;
+
+    fn validate(&self) -> Result<()> {
+        if self.forest.tree.criterion != Criterion::SquaredError {
+            return Err(ModelError::param(
+                Self::NAME,
+                "criterion",
+                "a regressor supports squared_error only",
+            ));
+        }
+        self.forest.validate_forest(Self::NAME)
+    }
+
+    fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
+        self.forest.set_forest_param(Self::NAME, key, value)
+    }
+}
+
+impl RandomForestRegressorParams {
+    /// Grows the whole forest.
+    pub fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+        self.validate()?;
+        self.forest.fit(data)
     }
 }
 
 impl RandomForestParams {
+    fn validate_forest(&self, name: &'static str) -> Result<()> {
+        if self.n_estimators == 0 {
+            return Err(ModelError::param(
+                name,
+                "n_estimators",
+                "must be at least 1",
+            ));
+        }
+        self.tree.validate_tree()
+    }
+
+    fn set_forest_param(&mut self, name: &'static str, key: &str, value: &str) -> Result<()> {
+        match key {
+            "n_estimators" => {
+                self.n_estimators = parse_value(name, key, value, "a positive integer")?
+            }
+            "bootstrap" => self.bootstrap = parse_bool(name, key, value)?,
+            k if DecisionTreeClassifierParams::PARAM_NAMES.contains(&k) => {
+                self.tree.set_tree_param(name, key, value)?
+            }
+            _ => {
+                return Err(ModelError::param(
+                    name,
+                    key,
+                    format!("no such parameter; known: {}", Self::PARAM_NAMES.join(", ")),
+                ))
+            }
+        }
+        Ok(())
+    }
+
     /// The seed the forest uses: `random_state`, or one drawn from the clock.
     fn seed(&self) -> u64 {
         self.tree.random_state.unwrap_or_else(|| {
@@ -102,8 +167,12 @@ impl RandomForestParams {
     /// Grows trees `from..to` of the forest (a batch; the whole forest is `0..n_estimators`).
     /// `random_state` must be set for batches grown apart to form one forest.
     pub fn fit_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<FittedEnsemble> {
-        self.validate()?;
-        let (ids, classes) = data.class_target()?;
+        self.validate_forest(Self::NAME)?;
+        let n_classes = if self.tree.criterion == Criterion::SquaredError {
+            0
+        } else {
+            data.class_target()?.1.len()
+        };
         if from >= to || to > self.n_estimators {
             return Err(ModelError::param(
                 Self::NAME,
@@ -115,7 +184,7 @@ impl RandomForestParams {
             ));
         }
         let seed = self.seed();
-        let n = ids.len();
+        let n = data.n_samples();
         let mut members = Vec::with_capacity(to - from);
         for i in from..to {
             let mut tree = self.tree.clone();
@@ -134,7 +203,7 @@ impl RandomForestParams {
         Ok(FittedEnsemble {
             combine: Combine::Average,
             members,
-            n_classes: classes.len(),
+            n_classes,
             n_features: data.n_features(),
         })
     }
@@ -168,20 +237,45 @@ pub enum Combine {
     OneVsOne,
 }
 
-/// Independently fitted members combined into one classifier.
+/// Independently fitted members combined into one model: a classifier, or a regressor
+/// (`n_classes` 0) whose members' predictions are averaged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FittedEnsemble {
     /// How members are combined.
     pub combine: Combine,
     /// The members.
     pub members: Vec<FittedModel>,
-    /// Classes of the whole problem.
+    /// Classes of the whole problem; 0 for a regressor.
     pub n_classes: usize,
     /// Feature columns.
     pub n_features: usize,
 }
 
 impl FittedEnsemble {
+    /// True for an ensemble of regressors.
+    pub fn is_regressor(&self) -> bool {
+        self.n_classes == 0
+    }
+
+    /// A regressor's prediction: the mean of its members'.
+    pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        check_input(x, self.n_features, "ensemble")?;
+        if !self.is_regressor() {
+            return Err(ModelError::data(
+                "model",
+                "a classifier predicts classes, not values",
+            ));
+        }
+        let mut acc = vec![0.0f64; x.rows()];
+        for m in &self.members {
+            for (a, v) in acc.iter_mut().zip(m.predict_values(x)?) {
+                *a += f64::from(v);
+            }
+        }
+        let m = self.members.len().max(1) as f64;
+        Ok(acc.into_iter().map(|a| (a / m) as f32).collect())
+    }
+
     /// Joins batches of one ensemble (trees grown by different tasks), in order.
     pub fn concat(parts: Vec<FittedEnsemble>) -> Result<FittedEnsemble> {
         let mut it = parts.into_iter();
@@ -215,6 +309,12 @@ impl Classifier for FittedEnsemble {
 
     fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
         check_input(x, self.n_features, "ensemble")?;
+        if self.is_regressor() {
+            return Err(ModelError::data(
+                "model",
+                "a regressor has no class probabilities",
+            ));
+        }
         let (n, k) = (x.rows(), self.n_classes);
         let mut acc = vec![0.0f64; n * k];
         match self.combine {

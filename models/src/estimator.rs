@@ -7,20 +7,25 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
-use crate::ensemble::{FittedEnsemble, RandomForestParams};
+use crate::ensemble::{FittedEnsemble, RandomForestParams, RandomForestRegressorParams};
 use crate::error::{ModelError, Result};
-use crate::linear::{FittedLogisticRegression, LogisticRegressionParams};
+use crate::linear::{
+    FittedLinearRegression, FittedLogisticRegression, LinearRegressionParams,
+    LogisticRegressionParams, RidgeParams,
+};
 use crate::matrix::Matrix;
 use crate::naive_bayes::{FittedGaussianNb, GaussianNbParams};
-use crate::preprocessing::{FittedStandardScaler, StandardScalerParams};
+use crate::preprocessing::{
+    FittedSelectFromModel, FittedStandardScaler, SelectFromModelParams, StandardScalerParams,
+};
 use crate::traits::{Classifier, Fit, Params, Transformer};
-use crate::tree::{DecisionTreeClassifierParams, FittedDecisionTree};
+use crate::tree::{DecisionTreeClassifierParams, DecisionTreeRegressorParams, FittedDecisionTree};
 
 /// Every classifier name with a one-line description, for help texts.
 pub const CLASSIFIERS: &[(&str, &str)] = &[
     (
         "logistic_regression",
-        "L2 logistic regression (binary or multinomial), L-BFGS",
+        "logistic regression (binary or multinomial): L2 by L-BFGS, or penalty=l1",
     ),
     ("gaussian_nb", "Gaussian naive Bayes"),
     ("decision_tree", "CART decision tree (gini or entropy)"),
@@ -30,11 +35,31 @@ pub const CLASSIFIERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Every regressor name with a one-line description.
+pub const REGRESSORS: &[(&str, &str)] = &[
+    ("linear_regression", "ordinary least squares"),
+    ("ridge", "least squares with an L2 penalty (alpha)"),
+    (
+        "decision_tree_regressor",
+        "CART regression tree (squared error)",
+    ),
+    (
+        "random_forest_regressor",
+        "random forest of regression trees on bootstrap samples",
+    ),
+];
+
 /// Every transformer name with a one-line description.
-pub const TRANSFORMERS: &[(&str, &str)] = &[(
-    "standard_scaler",
-    "remove the mean and scale to unit variance",
-)];
+pub const TRANSFORMERS: &[(&str, &str)] = &[
+    (
+        "standard_scaler",
+        "remove the mean and scale to unit variance",
+    ),
+    (
+        "select_from_model",
+        "keep the features an L1 logistic regression gives weight (threshold, C)",
+    ),
+];
 
 /// A classifier specification: which algorithm, with which parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +74,15 @@ pub enum Estimator {
     DecisionTree(DecisionTreeClassifierParams),
     /// Random-forest classifier.
     RandomForest(RandomForestParams),
-    /// Transformers followed by a classifier.
+    /// Ordinary least squares.
+    LinearRegression(LinearRegressionParams),
+    /// Ridge regression.
+    Ridge(RidgeParams),
+    /// Regression tree.
+    DecisionTreeRegressor(DecisionTreeRegressorParams),
+    /// Random-forest regressor.
+    RandomForestRegressor(RandomForestRegressorParams),
+    /// Transformers followed by an estimator.
     Pipeline(PipelineParams),
 }
 
@@ -60,6 +93,8 @@ pub enum Estimator {
 pub enum TransformerSpec {
     /// Standard scaler.
     StandardScaler(StandardScalerParams),
+    /// Model-based feature selection.
+    SelectFromModel(SelectFromModelParams),
 }
 
 /// A pipeline: each transformer is fitted on the output of the previous one, and the final
@@ -83,6 +118,9 @@ impl TransformerSpec {
             "standard_scaler" | "StandardScaler" => {
                 Ok(Self::StandardScaler(StandardScalerParams::default()))
             }
+            "select_from_model" | "SelectFromModel" => {
+                Ok(Self::SelectFromModel(SelectFromModelParams::default()))
+            }
             _ => Err(ModelError::UnknownEstimator(
                 name.to_string(),
                 names(TRANSFORMERS),
@@ -94,31 +132,38 @@ impl TransformerSpec {
     pub fn name(&self) -> &'static str {
         match self {
             Self::StandardScaler(_) => StandardScalerParams::NAME,
+            Self::SelectFromModel(_) => SelectFromModelParams::NAME,
         }
     }
 
     fn params_names(&self) -> &'static [&'static str] {
         match self {
             Self::StandardScaler(_) => StandardScalerParams::PARAM_NAMES,
+            Self::SelectFromModel(_) => SelectFromModelParams::PARAM_NAMES,
         }
     }
 
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
         match self {
             Self::StandardScaler(p) => p.set_param(key, value),
+            Self::SelectFromModel(p) => p.set_param(key, value),
         }
     }
 
     fn validate(&self) -> Result<()> {
         match self {
             Self::StandardScaler(p) => p.validate(),
+            Self::SelectFromModel(p) => p.validate(),
         }
     }
 
-    /// Fits the transformer on a feature matrix.
-    pub fn fit(&self, x: &Matrix) -> Result<FittedTransformer> {
+    /// Fits the transformer on a dataset (a selector also reads the target).
+    pub fn fit(&self, data: &Dataset) -> Result<FittedTransformer> {
         match self {
-            Self::StandardScaler(p) => Ok(FittedTransformer::StandardScaler(p.fit_matrix(x)?)),
+            Self::StandardScaler(p) => {
+                Ok(FittedTransformer::StandardScaler(p.fit_matrix(data.x())?))
+            }
+            Self::SelectFromModel(p) => Ok(FittedTransformer::SelectFromModel(p.fit_data(data)?)),
         }
     }
 }
@@ -155,17 +200,31 @@ impl Estimator {
             "random_forest" | "random_forest_classifier" | "RandomForestClassifier" => {
                 Self::RandomForest(RandomForestParams::default())
             }
+            "linear_regression" | "LinearRegression" => {
+                Self::LinearRegression(LinearRegressionParams::default())
+            }
+            "ridge" | "Ridge" => Self::Ridge(RidgeParams::default()),
+            "decision_tree_regressor" | "DecisionTreeRegressor" => {
+                Self::DecisionTreeRegressor(DecisionTreeRegressorParams::default())
+            }
+            "random_forest_regressor" | "RandomForestRegressor" => {
+                Self::RandomForestRegressor(RandomForestRegressorParams::default())
+            }
             t if TransformerSpec::from_name(t).is_ok() => {
                 return Err(ModelError::UnknownEstimator(
                     t.to_string(),
                     format!(
-                        "{} ('{t}' is a transformer: put it in front of a classifier, e.g. {t}+logistic_regression)",
-                        names(CLASSIFIERS)
+                        "{}, {} ('{t}' is a transformer: put it in front of an estimator, e.g. {t}+logistic_regression)",
+                        names(CLASSIFIERS),
+                        names(REGRESSORS)
                     ),
                 ))
             }
             other => {
-                return Err(ModelError::UnknownEstimator(other.to_string(), names(CLASSIFIERS)))
+                return Err(ModelError::UnknownEstimator(
+                    other.to_string(),
+                    format!("{}, {}", names(CLASSIFIERS), names(REGRESSORS)),
+                ))
             }
         })
     }
@@ -177,6 +236,10 @@ impl Estimator {
             Self::GaussianNb(_) => GaussianNbParams::NAME.to_string(),
             Self::DecisionTree(_) => DecisionTreeClassifierParams::NAME.to_string(),
             Self::RandomForest(_) => RandomForestParams::NAME.to_string(),
+            Self::LinearRegression(_) => LinearRegressionParams::NAME.to_string(),
+            Self::Ridge(_) => RidgeParams::NAME.to_string(),
+            Self::DecisionTreeRegressor(_) => DecisionTreeRegressorParams::NAME.to_string(),
+            Self::RandomForestRegressor(_) => RandomForestRegressorParams::NAME.to_string(),
             Self::Pipeline(p) => {
                 let mut parts: Vec<String> = p.steps.iter().map(|s| s.name().to_string()).collect();
                 parts.push(p.estimator.name());
@@ -191,6 +254,10 @@ impl Estimator {
             Self::GaussianNb(_) => GaussianNbParams::PARAM_NAMES,
             Self::DecisionTree(_) => DecisionTreeClassifierParams::PARAM_NAMES,
             Self::RandomForest(_) => RandomForestParams::PARAM_NAMES,
+            Self::LinearRegression(_) => LinearRegressionParams::PARAM_NAMES,
+            Self::Ridge(_) => RidgeParams::PARAM_NAMES,
+            Self::DecisionTreeRegressor(_) => DecisionTreeRegressorParams::PARAM_NAMES,
+            Self::RandomForestRegressor(_) => RandomForestRegressorParams::PARAM_NAMES,
             Self::Pipeline(_) => &[],
         }
     }
@@ -203,6 +270,10 @@ impl Estimator {
             Self::GaussianNb(p) => p.set_param(key, value),
             Self::DecisionTree(p) => p.set_param(key, value),
             Self::RandomForest(p) => p.set_param(key, value),
+            Self::LinearRegression(p) => p.set_param(key, value),
+            Self::Ridge(p) => p.set_param(key, value),
+            Self::DecisionTreeRegressor(p) => p.set_param(key, value),
+            Self::RandomForestRegressor(p) => p.set_param(key, value),
             Self::Pipeline(pipe) => {
                 if let Some((step, param)) = key.split_once("__") {
                     if step == pipe.estimator.name() {
@@ -265,8 +336,32 @@ impl Estimator {
             Self::RandomForest(p) => {
                 p.tree.random_state.get_or_insert(seed);
             }
+            Self::DecisionTreeRegressor(p) => {
+                p.tree.random_state.get_or_insert(seed);
+            }
+            Self::RandomForestRegressor(p) => {
+                p.forest.tree.random_state.get_or_insert(seed);
+            }
             Self::Pipeline(p) => p.estimator.seed_unset(seed),
-            Self::LogisticRegression(_) | Self::GaussianNb(_) => {}
+            Self::LogisticRegression(_)
+            | Self::GaussianNb(_)
+            | Self::LinearRegression(_)
+            | Self::Ridge(_) => {}
+        }
+    }
+
+    /// True for an estimator that predicts values rather than classes.
+    pub fn is_regressor(&self) -> bool {
+        match self {
+            Self::LinearRegression(_)
+            | Self::Ridge(_)
+            | Self::DecisionTreeRegressor(_)
+            | Self::RandomForestRegressor(_) => true,
+            Self::Pipeline(p) => p.estimator.is_regressor(),
+            Self::LogisticRegression(_)
+            | Self::GaussianNb(_)
+            | Self::DecisionTree(_)
+            | Self::RandomForest(_) => false,
         }
     }
 
@@ -277,6 +372,10 @@ impl Estimator {
             Self::GaussianNb(p) => p.validate(),
             Self::DecisionTree(p) => p.validate(),
             Self::RandomForest(p) => p.validate(),
+            Self::LinearRegression(p) => p.validate(),
+            Self::Ridge(p) => p.validate(),
+            Self::DecisionTreeRegressor(p) => p.validate(),
+            Self::RandomForestRegressor(p) => p.validate(),
             Self::Pipeline(p) => {
                 if matches!(*p.estimator, Self::Pipeline(_)) {
                     return Err(ModelError::param(
@@ -302,13 +401,17 @@ impl Fit for Estimator {
             Self::GaussianNb(p) => FittedModel::GaussianNb(p.fit(data)?),
             Self::DecisionTree(p) => FittedModel::DecisionTree(p.fit(data)?),
             Self::RandomForest(p) => FittedModel::Ensemble(p.fit(data)?),
+            Self::LinearRegression(p) => FittedModel::LinearRegression(p.fit(data)?),
+            Self::Ridge(p) => FittedModel::LinearRegression(p.fit(data)?),
+            Self::DecisionTreeRegressor(p) => FittedModel::DecisionTree(p.fit(data)?),
+            Self::RandomForestRegressor(p) => FittedModel::Ensemble(p.fit(data)?),
             Self::Pipeline(p) => {
                 let mut steps = Vec::with_capacity(p.steps.len());
                 let mut current = data.clone();
                 for s in &p.steps {
-                    let fitted = s.fit(current.x())?;
+                    let fitted = s.fit(&current)?;
                     let x = fitted.transform(current.x())?;
-                    let names = current.feature_names().to_vec();
+                    let names = fitted.feature_names_out(current.feature_names());
                     current = current.with_x(x, names)?;
                     steps.push(fitted);
                 }
@@ -326,18 +429,32 @@ impl Fit for Estimator {
 pub enum FittedTransformer {
     /// A fitted standard scaler.
     StandardScaler(FittedStandardScaler),
+    /// A fitted feature selection.
+    SelectFromModel(FittedSelectFromModel),
+}
+
+impl FittedTransformer {
+    /// The names of the output columns, given the input's.
+    pub fn feature_names_out(&self, names: &[String]) -> Vec<String> {
+        match self {
+            Self::StandardScaler(_) => names.to_vec(),
+            Self::SelectFromModel(t) => t.support().iter().map(|&j| names[j].clone()).collect(),
+        }
+    }
 }
 
 impl Transformer for FittedTransformer {
     fn n_features_in(&self) -> usize {
         match self {
             Self::StandardScaler(t) => t.n_features_in(),
+            Self::SelectFromModel(t) => t.n_features_in(),
         }
     }
 
     fn transform(&self, x: &Matrix) -> Result<Matrix> {
         match self {
             Self::StandardScaler(t) => t.transform(x),
+            Self::SelectFromModel(t) => t.transform(x),
         }
     }
 }
@@ -360,22 +477,91 @@ pub enum FittedModel {
     LogisticRegression(FittedLogisticRegression),
     /// Gaussian naive Bayes.
     GaussianNb(FittedGaussianNb),
-    /// Decision tree.
+    /// Decision tree (a classifier, or a regressor).
     DecisionTree(FittedDecisionTree),
+    /// Least squares (linear regression or ridge).
+    LinearRegression(FittedLinearRegression),
     /// Pipeline.
     Pipeline(FittedPipeline),
     /// An ensemble: a forest, or members a meta-estimator fitted apart.
     Ensemble(FittedEnsemble),
+    /// A stacking classifier.
+    Stacking(crate::meta::FittedStacking),
+    /// A two-step (cascade) classifier.
+    Cascade(crate::meta::FittedCascade),
+    /// One model per target column.
+    MultiOutput(crate::meta::FittedMultiOutput),
 }
 
 impl FittedModel {
-    fn as_classifier(&self) -> &dyn Classifier {
-        match self {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(match self {
             Self::LogisticRegression(m) => m,
             Self::GaussianNb(m) => m,
             Self::DecisionTree(m) => m,
             Self::Pipeline(p) => p,
             Self::Ensemble(e) => e,
+            Self::Stacking(m) => m,
+            Self::Cascade(m) => m,
+            Self::LinearRegression(_) => {
+                return Err(ModelError::data(
+                    "model",
+                    "a regressor predicts values, not classes",
+                ))
+            }
+            Self::MultiOutput(_) => {
+                return Err(ModelError::data(
+                    "model",
+                    "a multi-output model predicts several targets: use predict_outputs",
+                ))
+            }
+        })
+    }
+
+    /// True for a model that predicts values rather than classes.
+    pub fn is_regressor(&self) -> bool {
+        match self {
+            Self::LinearRegression(_) => true,
+            Self::DecisionTree(t) => t.is_regressor(),
+            Self::Ensemble(e) => e.is_regressor(),
+            Self::Pipeline(p) => p.estimator.is_regressor(),
+            Self::LogisticRegression(_)
+            | Self::GaussianNb(_)
+            | Self::Stacking(_)
+            | Self::Cascade(_)
+            | Self::MultiOutput(_) => false,
+        }
+    }
+
+    /// A regressor's predictions.
+    pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        match self {
+            Self::LinearRegression(m) => m.predict_values(x),
+            Self::DecisionTree(t) => t.predict_values(x),
+            Self::Ensemble(e) => e.predict_values(x),
+            Self::Pipeline(p) => p.estimator.predict_values(&p.transform(x)?),
+            Self::LogisticRegression(_)
+            | Self::GaussianNb(_)
+            | Self::Stacking(_)
+            | Self::Cascade(_)
+            | Self::MultiOutput(_) => Err(ModelError::data(
+                "model",
+                "a classifier predicts classes, not values",
+            )),
+        }
+    }
+
+    /// The default score on a dataset, as scikit-learn's `score`: accuracy for a
+    /// classifier, R² for a regressor.
+    pub fn evaluate(&self, data: &Dataset) -> Result<f64> {
+        if let Self::MultiOutput(m) = self {
+            return Ok(m.evaluate(data)?.0);
+        }
+        if self.is_regressor() {
+            let y = data.value_target()?;
+            crate::metrics::r2_score(&y, &self.predict_values(data.x())?)
+        } else {
+            self.score(data.x(), data.class_target()?.0)
         }
     }
 }
@@ -412,19 +598,24 @@ impl Classifier for FittedPipeline {
 
 impl Classifier for FittedModel {
     fn n_features(&self) -> usize {
-        self.as_classifier().n_features()
+        match self {
+            Self::LinearRegression(m) => m.n_features(),
+            Self::MultiOutput(m) => m.features.len(),
+            m => m.as_classifier().map_or(0, |c| c.n_features()),
+        }
     }
 
+    /// Classes; 0 for a regressor.
     fn n_classes(&self) -> usize {
-        self.as_classifier().n_classes()
+        self.as_classifier().map_or(0, |c| c.n_classes())
     }
 
     fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
-        self.as_classifier().predict_proba(x)
+        self.as_classifier()?.predict_proba(x)
     }
 
     fn predict(&self, x: &Matrix) -> Result<Vec<u32>> {
-        self.as_classifier().predict(x)
+        self.as_classifier()?.predict(x)
     }
 }
 
@@ -464,7 +655,9 @@ mod tests {
             panic!()
         };
         assert_eq!((lr.c, lr.max_iter), (0.5, 300));
-        let TransformerSpec::StandardScaler(s) = &p.steps[0];
+        let TransformerSpec::StandardScaler(s) = &p.steps[0] else {
+            panic!()
+        };
         assert!(!s.with_mean);
         assert!(e.set_param("gamma", "1").is_err());
         assert!(e.set_param("svm__C", "1").is_err());

@@ -10,14 +10,16 @@
 //! - [`dataset`], [`io`]: [`Dataset`] (features, names, class labels) and CSV loading with
 //!   errors that name the line and column.
 //! - [`traits`]: [`Params`], [`Fit`], [`Classifier`], [`Transformer`].
-//! - Families: [`linear`] (logistic regression), [`naive_bayes`] (Gaussian NB), [`tree`]
-//!   (decision trees), [`ensemble`] (random forests, combined members),
-//!   [`preprocessing`] (standard scaler).
+//! - Families: [`linear`] (logistic regression with L2 or L1, linear and ridge
+//!   regression), [`naive_bayes`] (Gaussian NB), [`tree`] (classification and regression
+//!   trees), [`ensemble`] (random forests for both, combined members), [`preprocessing`]
+//!   (standard scaler, model-based feature selection).
 //! - [`estimator`]: estimators by name, pipelines, and fitted models of any kind; what
 //!   jobs and artifacts carry.
 //! - [`model_selection`], [`metrics`]: splits and scores.
-//! - [`plan`]: jobs (searches, one-vs-rest, bagging, voting, forests) as plans of
-//!   independent tasks, and the local executor.
+//! - [`plan`]: jobs (searches, one-vs-rest, one-vs-one, bagging, voting, stacking,
+//!   cascades, multi-output, forests) as plans of independent tasks, and the local
+//!   executor; [`meta`]: the fitted stacking, cascade and multi-output models.
 //! - [`artifact`]: versioned, checksummed model files.
 //! - [`optim`], [`rng`]: L-BFGS and a portable seeded generator.
 //!
@@ -48,6 +50,7 @@ pub mod estimator;
 pub mod io;
 pub mod linear;
 pub mod matrix;
+pub mod meta;
 pub mod metrics;
 pub mod model_selection;
 pub mod naive_bayes;

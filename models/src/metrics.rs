@@ -24,6 +24,34 @@ fn check_lengths(y_true: &[u32], y_pred: &[u32]) -> Result<()> {
     Ok(())
 }
 
+/// The coefficient of determination `1 - SS_res / SS_tot` (scikit-learn's `r2_score`): 1
+/// for a perfect fit, 0 for predicting the mean; a constant target scores 1 when predicted
+/// exactly, else 0.
+pub fn r2_score(y_true: &[f32], y_pred: &[f32]) -> Result<f64> {
+    if y_true.len() != y_pred.len() || y_true.is_empty() {
+        return Err(ModelError::Shape(format!(
+            "r2_score needs equal, non-zero lengths; got {} and {}",
+            y_true.len(),
+            y_pred.len()
+        )));
+    }
+    let n = y_true.len() as f64;
+    let mean = y_true.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let (mut res, mut tot) = (0.0f64, 0.0f64);
+    for (&t, &p) in y_true.iter().zip(y_pred) {
+        let (t, p) = (f64::from(t), f64::from(p));
+        res += (t - p) * (t - p);
+        tot += (t - mean) * (t - mean);
+    }
+    Ok(if tot > 0.0 {
+        1.0 - res / tot
+    } else if res == 0.0 {
+        1.0
+    } else {
+        0.0
+    })
+}
+
 /// Fraction of predictions equal to the truth.
 pub fn accuracy(y_true: &[u32], y_pred: &[u32]) -> Result<f64> {
     check_lengths(y_true, y_pred)?;

@@ -49,22 +49,50 @@ use crate::traits::{Classifier, Fit};
 pub const TREES_PER_TASK: usize = 10;
 
 /// What planning needs to know of a dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataSummary {
     /// Rows.
     pub n_samples: usize,
-    /// Classes of the target.
+    /// Classes of the target (0 for a continuous target).
     pub n_classes: usize,
+    /// The class labels, in class-id order (empty for a continuous target).
+    pub labels: Vec<String>,
+    /// Feature column names.
+    pub features: Vec<String>,
+    /// Target column name.
+    pub target: String,
 }
 
 impl DataSummary {
-    /// The summary of a classification dataset.
+    /// The summary of a dataset.
     pub fn of(data: &Dataset) -> Result<Self> {
-        let (_, classes) = data.class_target()?;
+        let labels = data
+            .classes()
+            .map(|c| c.labels().to_vec())
+            .unwrap_or_default();
         Ok(Self {
             n_samples: data.n_samples(),
-            n_classes: classes.len(),
+            n_classes: labels.len(),
+            labels,
+            features: data.feature_names().to_vec(),
+            target: data.target_name().to_string(),
         })
+    }
+
+    fn class_id(&self, label: &str) -> Result<u32> {
+        self.labels
+            .iter()
+            .position(|l| l == label)
+            .map(|i| i as u32)
+            .ok_or_else(|| {
+                ModelError::data(
+                    "cascade",
+                    format!(
+                        "'{label}' is not a class of the target; classes: {}",
+                        self.labels.join(", ")
+                    ),
+                )
+            })
     }
 }
 
@@ -158,7 +186,7 @@ impl Rows {
 }
 
 /// How a task rewrites the target before fitting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Relabel {
     /// As it is.
@@ -174,6 +202,27 @@ pub enum Relabel {
         a: u32,
         /// The class that becomes 1.
         b: u32,
+    },
+    /// Class `c` becomes class `groups[c]` (a cascade's first step).
+    Group {
+        /// The group of every class id.
+        groups: Vec<u32>,
+    },
+    /// Only rows of these classes, which become `0..len` in this order (a cascade's
+    /// second step within one group).
+    Within {
+        /// The classes kept.
+        classes: Vec<u32>,
+    },
+    /// Column `target` becomes the target (class labels for a classifier, values for a
+    /// regressor); the features are every feature column not named in `exclude`.
+    Column {
+        /// The column to predict (a feature column, or the dataset's target).
+        target: String,
+        /// Feature columns that are not features (all of a multi-output job's targets).
+        exclude: Vec<String>,
+        /// Turn the column into class labels.
+        classes: bool,
     },
 }
 
@@ -194,6 +243,22 @@ pub enum Work {
         eval: Option<Rows>,
         /// Return the fitted model.
         keep_model: bool,
+        /// Also return the class probabilities of the `eval` rows (out-of-fold predictions
+        /// for stacking).
+        #[serde(default)]
+        predict_eval: bool,
+    },
+    /// Fits a stacking ensemble's final estimator on the out-of-fold probabilities of its
+    /// members (`oof[m * cv + i]`: member `m` on the test rows of fold `i`, row-major).
+    Stack {
+        /// The final estimator.
+        estimator: Estimator,
+        /// Folds the probabilities came from (stratified, unshuffled).
+        cv: u32,
+        /// Members stacked.
+        members: u32,
+        /// Out-of-fold probabilities, member-major then fold.
+        oof: Vec<Vec<f32>>,
     },
     /// Grows trees `from..to` of a forest on every row.
     Trees {
@@ -226,12 +291,31 @@ pub struct TaskOutput {
     pub model: Option<FittedModel>,
     /// Wall time of the fit, milliseconds.
     pub fit_ms: u64,
+    /// Class probabilities of the evaluation rows, row-major, when asked for.
+    #[serde(default)]
+    pub predictions: Option<Vec<f32>>,
+    /// The class labels of a target the task made from a column (multi-output).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
-fn relabel(data: Dataset, how: Relabel) -> Result<Dataset> {
+fn relabel(data: Dataset, how: &Relabel) -> Result<Dataset> {
+    let classes_of = |data: &Dataset, ids: Vec<u32>, classes: Classes, rows: Option<&[usize]>| {
+        let x = match rows {
+            Some(r) => data.x().select_rows(r)?,
+            None => data.x().clone(),
+        };
+        Dataset::new(
+            x,
+            Target::Classes { ids, classes },
+            data.feature_names().to_vec(),
+            data.target_name().to_string(),
+        )
+    };
     match how {
         Relabel::None => Ok(data),
         Relabel::OneVsRest { class } => {
+            let class = *class;
             let (ids, _) = data.class_target()?;
             let ids = ids.iter().map(|&c| u32::from(c == class)).collect();
             Dataset::new(
@@ -245,6 +329,7 @@ fn relabel(data: Dataset, how: Relabel) -> Result<Dataset> {
             )
         }
         Relabel::Pair { a, b } => {
+            let (a, b) = (*a, *b);
             let (ids, _) = data.class_target()?;
             let rows: Vec<usize> = (0..ids.len())
                 .filter(|&i| ids[i] == a || ids[i] == b)
@@ -261,7 +346,76 @@ fn relabel(data: Dataset, how: Relabel) -> Result<Dataset> {
                 data.target_name().to_string(),
             )
         }
+        Relabel::Group { groups } => {
+            let (ids, _) = data.class_target()?;
+            let k = groups.iter().max().map_or(0, |m| *m as usize + 1);
+            let ids = ids.iter().map(|&c| groups[c as usize]).collect();
+            classes_of(&data, ids, Classes::range(k), None)
+        }
+        Relabel::Within { classes } => {
+            let (ids, _) = data.class_target()?;
+            let rows: Vec<usize> = (0..ids.len())
+                .filter(|&i| classes.contains(&ids[i]))
+                .collect();
+            let local: Vec<u32> = rows
+                .iter()
+                .map(|&i| classes.iter().position(|&c| c == ids[i]).expect("kept") as u32)
+                .collect();
+            classes_of(&data, local, Classes::range(classes.len()), Some(&rows))
+        }
+        Relabel::Column {
+            target,
+            exclude,
+            classes,
+        } => column_target(&data, target, exclude, *classes),
     }
+}
+
+/// The dataset with column `target` as its target and the columns in `exclude` dropped.
+fn column_target(
+    data: &Dataset,
+    target: &str,
+    exclude: &[String],
+    classes: bool,
+) -> Result<Dataset> {
+    let names = data.feature_names();
+    let keep: Vec<usize> = (0..names.len())
+        .filter(|&j| !exclude.contains(&names[j]))
+        .collect();
+    let x = data.x().select_cols(&keep)?;
+    let kept: Vec<String> = keep.iter().map(|&j| names[j].clone()).collect();
+    let new_target = if target == data.target_name() {
+        if classes {
+            data.target().clone()
+        } else {
+            Target::Values(data.value_target()?.into_owned())
+        }
+    } else {
+        let j = names.iter().position(|n| n == target).ok_or_else(|| {
+            ModelError::data(
+                "multi_output",
+                format!("the dataset has no column '{target}'"),
+            )
+        })?;
+        let col: Vec<f32> = data
+            .x()
+            .data()
+            .chunks_exact(names.len())
+            .map(|r| r[j])
+            .collect();
+        if classes {
+            let labels: Vec<String> = col.iter().map(|v| v.to_string()).collect();
+            let c = Classes::from_labels(&labels);
+            let ids = labels
+                .iter()
+                .map(|l| c.id_of(l).expect("a label of the column"))
+                .collect();
+            Target::Classes { ids, classes: c }
+        } else {
+            Target::Values(col)
+        }
+    };
+    Dataset::new(x, new_target, kept, target.to_string())
 }
 
 /// Runs one task on the dataset it refers to. Deterministic: the same task on the same
@@ -276,22 +430,36 @@ pub fn run_task(task: &Task, data: &Dataset) -> Result<TaskOutput> {
             relabel: how,
             eval,
             keep_model,
+            predict_eval,
         } => {
-            let train_data = relabel(train.select(data)?, *how)?;
+            let train_data = relabel(train.select(data)?, how)?;
             let model = estimator.fit(&train_data)?;
             let fit_ms = ms();
-            let score = match eval {
-                None => None,
+            let (score, predictions) = match eval {
+                None => (None, None),
                 Some(rows) => {
-                    let test = relabel(rows.select(data)?, *how)?;
-                    let (y, _) = test.class_target()?;
-                    Some(model.score(test.x(), y)?)
+                    let test = relabel(rows.select(data)?, how)?;
+                    let p = if *predict_eval {
+                        Some(model.predict_proba(test.x())?.to_vec())
+                    } else {
+                        None
+                    };
+                    (Some(model.evaluate(&test)?), p)
                 }
+            };
+            let labels = match how {
+                Relabel::Column { classes: true, .. } => train_data
+                    .classes()
+                    .map(|c| c.labels().to_vec())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
             };
             Ok(TaskOutput {
                 score,
                 model: keep_model.then_some(model),
                 fit_ms,
+                predictions,
+                labels,
             })
         }
         Work::Trees { forest, from, to } => {
@@ -300,8 +468,94 @@ pub fn run_task(task: &Task, data: &Dataset) -> Result<TaskOutput> {
                 score: None,
                 model: Some(FittedModel::Ensemble(part)),
                 fit_ms: ms(),
+                predictions: None,
+                labels: Vec::new(),
             })
         }
+        Work::Stack {
+            estimator,
+            cv,
+            members,
+            oof,
+        } => {
+            let meta = stacked_features(data, *cv, *members as usize, oof)?;
+            let model = estimator.fit(&meta)?;
+            Ok(TaskOutput {
+                score: None,
+                model: Some(model),
+                fit_ms: ms(),
+                predictions: None,
+                labels: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Rebuilds the stacked training set: the out-of-fold probabilities of every member, in row
+/// order (for two classes only the second column, as scikit-learn stacks them), with the
+/// dataset's target.
+fn stacked_features(data: &Dataset, cv: u32, members: usize, oof: &[Vec<f32>]) -> Result<Dataset> {
+    let (_, classes) = data.class_target()?;
+    let k = classes.len();
+    let n = data.n_samples();
+    let width = stack_width(k);
+    if oof.len() != members * cv as usize {
+        return Err(ModelError::data(
+            "stacking",
+            format!(
+                "expected {} fold predictions, got {}",
+                members * cv as usize,
+                oof.len()
+            ),
+        ));
+    }
+    let mut x = vec![0.0f32; n * members * width];
+    for m in 0..members {
+        for i in 0..cv {
+            let test = Rows::Fold {
+                k: cv,
+                i,
+                stratified: true,
+                shuffle: None,
+                side: Side::Test,
+            }
+            .indices(data)?
+            .unwrap_or_default();
+            let p = &oof[m * cv as usize + i as usize];
+            if p.len() != test.len() * k {
+                return Err(ModelError::data(
+                    "stacking",
+                    format!(
+                        "fold {i} of member {m} has {} probabilities for {} rows",
+                        p.len(),
+                        test.len()
+                    ),
+                ));
+            }
+            for (r, &row) in test.iter().enumerate() {
+                let src = &p[r * k + (k - width)..(r + 1) * k];
+                let dst = row * members * width + m * width;
+                x[dst..dst + width].copy_from_slice(src);
+            }
+        }
+    }
+    let names = (0..members)
+        .flat_map(|m| (0..width).map(move |c| format!("m{m}_p{c}")))
+        .collect();
+    Dataset::new(
+        crate::matrix::Matrix::from_vec(n, members * width, x)?,
+        data.target().clone(),
+        names,
+        data.target_name().to_string(),
+    )
+}
+
+/// Columns a member adds to a stacked training set for `k` classes.
+pub(crate) fn stack_width(k: usize) -> usize {
+    if k == 2 {
+        1
+    } else {
+        k
     }
 }
 
@@ -440,12 +694,44 @@ pub enum JobKind {
         n_estimators: u32,
     },
     /// Several estimators fitted apart, combined by averaged probabilities (`soft`) or
-    /// by majority vote (scikit-learn's `VotingClassifier`).
+    /// by majority vote (scikit-learn's `VotingClassifier`); regressors are averaged
+    /// (`VotingRegressor`).
     Voting {
         /// The members.
         estimators: Vec<Estimator>,
         /// Average probabilities instead of counting votes.
         soft: bool,
+    },
+    /// Members whose out-of-fold class probabilities (stratified `cv` folds) train a final
+    /// estimator (scikit-learn's `StackingClassifier`). Every member's folds and full fits
+    /// run in parallel; the final estimator is fitted once they are done.
+    Stacking {
+        /// The members.
+        estimators: Vec<Estimator>,
+        /// Reads the members' probabilities.
+        final_estimator: Estimator,
+        /// Folds for the out-of-fold probabilities.
+        cv: u32,
+    },
+    /// A two-step classifier: `router` learns which group of classes a row belongs to,
+    /// and one `estimator` per group learns the class within it. The router and every
+    /// group's classifier are independent tasks.
+    Cascade {
+        /// Class labels of each group; every class in exactly one group.
+        groups: Vec<Vec<String>>,
+        /// Predicts the group.
+        router: Estimator,
+        /// Predicts the class within a group.
+        estimator: Estimator,
+    },
+    /// The same features, several targets: one model per target column (scikit-learn's
+    /// `MultiOutputClassifier` / `MultiOutputRegressor`). The features are every column
+    /// not named in `targets`.
+    MultiOutput {
+        /// The model fitted for each target.
+        estimator: Estimator,
+        /// Target columns: feature columns of the dataset, or its target.
+        targets: Vec<String>,
     },
 }
 
@@ -487,6 +773,25 @@ impl JobSpec {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
+            JobKind::Stacking {
+                estimators,
+                final_estimator,
+                ..
+            } => format!(
+                "stacking({} -> {})",
+                estimators
+                    .iter()
+                    .map(Estimator::name)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                final_estimator.name()
+            ),
+            JobKind::Cascade {
+                router, estimator, ..
+            } => format!("cascade({} -> {})", router.name(), estimator.name()),
+            JobKind::MultiOutput { estimator, targets } => {
+                format!("multi_output({}; {})", estimator.name(), targets.join(","))
+            }
         }
     }
 }
@@ -723,8 +1028,109 @@ impl Planner {
                     "needs at least two classes",
                 ));
             }
+            JobKind::Voting { estimators, soft } => {
+                let regressors = estimators.iter().filter(|e| e.is_regressor()).count();
+                if regressors > 0 && regressors < estimators.len() {
+                    return Err(ModelError::data(
+                        "voting",
+                        "mixes classifiers and regressors",
+                    ));
+                }
+                if regressors > 0 && !soft {
+                    return Err(ModelError::data(
+                        "voting",
+                        "regressors are averaged: set soft = true",
+                    ));
+                }
+                Vec::new()
+            }
+            JobKind::Stacking {
+                estimators,
+                final_estimator,
+                cv,
+            } => {
+                check_cv(*cv)?;
+                if estimators.is_empty() {
+                    return Err(ModelError::data("stacking", "needs at least one estimator"));
+                }
+                if summary.n_classes < 2 {
+                    return Err(ModelError::data("stacking", "needs at least two classes"));
+                }
+                if let Some(e) = estimators
+                    .iter()
+                    .chain([final_estimator])
+                    .find(|e| e.is_regressor())
+                {
+                    return Err(ModelError::data(
+                        "stacking",
+                        format!("stacks classifiers; {} is a regressor", e.name()),
+                    ));
+                }
+                Vec::new()
+            }
+            JobKind::Cascade {
+                groups,
+                router,
+                estimator,
+            } => {
+                cascade_groups(groups, &summary)?;
+                if router.is_regressor() || estimator.is_regressor() {
+                    return Err(ModelError::data("cascade", "needs classifiers"));
+                }
+                Vec::new()
+            }
+            JobKind::MultiOutput { targets, .. } => {
+                if targets.is_empty() {
+                    return Err(ModelError::data(
+                        "multi_output",
+                        "needs at least one target",
+                    ));
+                }
+                for (i, t) in targets.iter().enumerate() {
+                    if targets[..i].contains(t) {
+                        return Err(ModelError::data(
+                            "multi_output",
+                            format!("target '{t}' is named twice"),
+                        ));
+                    }
+                    if *t != summary.target && !summary.features.contains(t) {
+                        return Err(ModelError::data(
+                            "multi_output",
+                            format!(
+                                "the dataset has no column '{t}'; columns: {}, {}",
+                                summary.features.join(", "),
+                                summary.target
+                            ),
+                        ));
+                    }
+                }
+                if summary.features.iter().all(|f| targets.contains(f)) {
+                    return Err(ModelError::data(
+                        "multi_output",
+                        "every feature column is a target: no features are left",
+                    ));
+                }
+                Vec::new()
+            }
             _ => Vec::new(),
         };
+        if let Some(e) = spec
+            .kind
+            .estimators()
+            .into_iter()
+            .find(|e| !e.is_regressor())
+        {
+            if summary.n_classes == 0 && !matches!(spec.kind, JobKind::MultiOutput { .. }) {
+                return Err(ModelError::data(
+                    "job",
+                    format!(
+                        "{} is a classifier, but target '{}' is continuous; use a regressor",
+                        e.name(),
+                        summary.target
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             spec,
             summary,
@@ -762,11 +1168,13 @@ impl Planner {
         e
     }
 
-    fn fold(&self, cv: u32, i: u32, side: Side) -> Rows {
+    /// Fold `i` of `cv`: stratified for a classifier, plain k-fold for a regressor (as
+    /// scikit-learn's `cv=k` chooses).
+    fn fold(&self, cv: u32, i: u32, side: Side, stratified: bool) -> Rows {
         Rows::Fold {
             k: cv,
             i,
-            stratified: true,
+            stratified,
             shuffle: None,
             side,
         }
@@ -793,6 +1201,7 @@ impl Planner {
             relabel: Relabel::None,
             eval: None,
             keep_model: true,
+            predict_eval: false,
         }
     }
 
@@ -884,13 +1293,15 @@ impl Planner {
             let mut works = Vec::new();
             for p in &self.candidates {
                 let e = self.candidate(p)?;
+                let strat = !e.is_regressor();
                 for i in 0..cv {
                     works.push(Work::Fit {
                         estimator: e.clone(),
-                        train: self.fold(cv, i, Side::Train),
+                        train: self.fold(cv, i, Side::Train, strat),
                         relabel: Relabel::None,
-                        eval: Some(self.fold(cv, i, Side::Test)),
+                        eval: Some(self.fold(cv, i, Side::Test, strat)),
                         keep_model: false,
+                        predict_eval: false,
                     });
                 }
             }
@@ -926,10 +1337,18 @@ impl Planner {
                 | JobKind::RandomSearch { estimator, .. }
                 | JobKind::OneVsRest { estimator }
                 | JobKind::OneVsOne { estimator }
-                | JobKind::Bagging { estimator, .. },
+                | JobKind::Bagging { estimator, .. }
+                | JobKind::Cascade { estimator, .. }
+                | JobKind::MultiOutput { estimator, .. },
                 _,
             ) => Ok(estimator.clone()),
             (JobKind::Voting { estimators, .. }, _) => Ok(estimators[0].clone()),
+            (
+                JobKind::Stacking {
+                    final_estimator, ..
+                },
+                _,
+            ) => Ok(final_estimator.clone()),
         }
     }
 
@@ -938,7 +1357,10 @@ impl Planner {
         let stage = self.done.len() as u32;
         match (&self.spec.kind, stage) {
             (JobKind::Fit { estimator }, 0) => Ok(match self.seeded(estimator) {
-                Estimator::RandomForest(forest) => {
+                Estimator::RandomForest(forest)
+                | Estimator::RandomForestRegressor(
+                    crate::ensemble::RandomForestRegressorParams { forest },
+                ) => {
                     let n = forest.n_estimators;
                     let works = (0..n)
                         .step_by(TREES_PER_TASK)
@@ -993,6 +1415,7 @@ impl Planner {
                         relabel: Relabel::OneVsRest { class },
                         eval: None,
                         keep_model: true,
+                        predict_eval: false,
                     })
                     .collect();
                 Ok(self.keep(0, works))
@@ -1007,6 +1430,7 @@ impl Planner {
                         relabel: Relabel::Pair { a, b },
                         eval: None,
                         keep_model: true,
+                        predict_eval: false,
                     })
                     .collect();
                 Ok(self.keep(0, works))
@@ -1030,6 +1454,7 @@ impl Planner {
                             relabel: Relabel::None,
                             eval: None,
                             keep_model: true,
+                            predict_eval: false,
                         }
                     })
                     .collect();
@@ -1042,6 +1467,9 @@ impl Planner {
                     .collect();
                 Ok(self.keep(0, works))
             }
+            (JobKind::Stacking { .. }, s) => self.stacking_step(s),
+            (JobKind::Cascade { .. }, s) => self.cascade_step(s),
+            (JobKind::MultiOutput { .. }, s) => self.multi_output_step(s),
             (
                 JobKind::OneVsRest { .. }
                 | JobKind::OneVsOne { .. }
@@ -1062,6 +1490,240 @@ impl Planner {
                 })))
             }
         }
+    }
+}
+
+impl JobKind {
+    /// Every estimator the job names.
+    pub fn estimators(&self) -> Vec<&Estimator> {
+        match self {
+            JobKind::Fit { estimator }
+            | JobKind::GridSearch { estimator, .. }
+            | JobKind::RandomSearch { estimator, .. }
+            | JobKind::OneVsRest { estimator }
+            | JobKind::OneVsOne { estimator }
+            | JobKind::Bagging { estimator, .. }
+            | JobKind::MultiOutput { estimator, .. } => vec![estimator],
+            JobKind::MultiSearch { searches, .. } => searches.iter().map(|(e, _)| e).collect(),
+            JobKind::Voting { estimators, .. } => estimators.iter().collect(),
+            JobKind::Stacking {
+                estimators,
+                final_estimator,
+                ..
+            } => estimators.iter().chain([final_estimator]).collect(),
+            JobKind::Cascade {
+                router, estimator, ..
+            } => vec![router, estimator],
+        }
+    }
+}
+
+/// The class ids of each cascade group; every class in exactly one group, at least two
+/// groups.
+fn cascade_groups(groups: &[Vec<String>], summary: &DataSummary) -> Result<Vec<Vec<u32>>> {
+    if summary.n_classes < 2 {
+        return Err(ModelError::data("cascade", "needs at least two classes"));
+    }
+    if groups.len() < 2 {
+        return Err(ModelError::data("cascade", "needs at least two groups"));
+    }
+    let mut seen = vec![false; summary.n_classes];
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
+        if g.is_empty() {
+            return Err(ModelError::data("cascade", "a group has no classes"));
+        }
+        let mut ids = Vec::with_capacity(g.len());
+        for label in g {
+            let c = summary.class_id(label)?;
+            if std::mem::replace(&mut seen[c as usize], true) {
+                return Err(ModelError::data(
+                    "cascade",
+                    format!("class '{label}' is in two groups"),
+                ));
+            }
+            ids.push(c);
+        }
+        out.push(ids);
+    }
+    if let Some(c) = seen.iter().position(|s| !s) {
+        return Err(ModelError::data(
+            "cascade",
+            format!("class '{}' is in no group", summary.labels[c]),
+        ));
+    }
+    Ok(out)
+}
+
+impl Planner {
+    /// Stacking: every member's out-of-fold fits and full fit (stage 0), the final
+    /// estimator on the out-of-fold probabilities (stage 1).
+    fn stacking_step(&self, stage: u32) -> Result<Step> {
+        let JobKind::Stacking {
+            estimators,
+            final_estimator,
+            cv,
+        } = &self.spec.kind
+        else {
+            unreachable!("a stacking job")
+        };
+        let (m, cv) = (estimators.len(), *cv);
+        match stage {
+            0 => {
+                let mut works = Vec::new();
+                for e in estimators {
+                    let e = self.seeded(e);
+                    for i in 0..cv {
+                        works.push(Work::Fit {
+                            estimator: e.clone(),
+                            train: self.fold(cv, i, Side::Train, true),
+                            relabel: Relabel::None,
+                            eval: Some(self.fold(cv, i, Side::Test, true)),
+                            keep_model: false,
+                            predict_eval: true,
+                        });
+                    }
+                }
+                works.extend(estimators.iter().map(|e| Self::fit_all(self.seeded(e))));
+                Ok(self.keep(0, works))
+            }
+            1 => {
+                let oof = self.done[0][..m * cv as usize]
+                    .iter()
+                    .map(|o| {
+                        o.predictions.clone().ok_or_else(|| {
+                            ModelError::data("task output", "out-of-fold probabilities are missing")
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(self.keep(
+                    1,
+                    vec![Work::Stack {
+                        estimator: self.seeded(final_estimator),
+                        cv,
+                        members: m as u32,
+                        oof,
+                    }],
+                ))
+            }
+            _ => {
+                let members = self.done[0][m * cv as usize..]
+                    .iter()
+                    .map(|o| {
+                        o.model.clone().ok_or_else(|| {
+                            ModelError::data("task output", "a member's model is missing")
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let n_features = members.first().map_or(0, Classifier::n_features);
+                let final_estimator = Box::new(self.models(1)?.remove(0));
+                Ok(Step::Done(Box::new(JobResult {
+                    model: Some(FittedModel::Stacking(crate::meta::FittedStacking {
+                        members,
+                        final_estimator,
+                        n_classes: self.summary.n_classes,
+                        n_features,
+                    })),
+                    cv: None,
+                    tasks: self.tasks_run(),
+                })))
+            }
+        }
+    }
+
+    /// A cascade: the router and each group's classifier, all in one stage.
+    fn cascade_step(&self, stage: u32) -> Result<Step> {
+        let JobKind::Cascade {
+            groups,
+            router,
+            estimator,
+        } = &self.spec.kind
+        else {
+            unreachable!("a cascade job")
+        };
+        let ids = cascade_groups(groups, &self.summary)?;
+        let mut of = vec![0u32; self.summary.n_classes];
+        for (g, classes) in ids.iter().enumerate() {
+            for &c in classes {
+                of[c as usize] = g as u32;
+            }
+        }
+        let fit = |e: &Estimator, relabel: Relabel| Work::Fit {
+            estimator: self.seeded(e),
+            train: Rows::All,
+            relabel,
+            eval: None,
+            keep_model: true,
+            predict_eval: false,
+        };
+        if stage == 0 {
+            let mut works = vec![fit(router, Relabel::Group { groups: of })];
+            works.extend(
+                ids.iter()
+                    .filter(|c| c.len() > 1)
+                    .map(|c| fit(estimator, Relabel::Within { classes: c.clone() })),
+            );
+            return Ok(self.keep(0, works));
+        }
+        let mut models = self.models(0)?.into_iter();
+        let router = Box::new(models.next().expect("the router's task"));
+        let members = ids
+            .iter()
+            .map(|c| if c.len() > 1 { models.next() } else { None })
+            .collect();
+        Ok(Step::Done(Box::new(JobResult {
+            model: Some(FittedModel::Cascade(crate::meta::FittedCascade {
+                n_features: router.n_features(),
+                router,
+                groups: ids,
+                members,
+                n_classes: self.summary.n_classes,
+            })),
+            cv: None,
+            tasks: self.tasks_run(),
+        })))
+    }
+
+    /// Multi-output: one task per target.
+    fn multi_output_step(&self, stage: u32) -> Result<Step> {
+        let JobKind::MultiOutput { estimator, targets } = &self.spec.kind else {
+            unreachable!("a multi-output job")
+        };
+        if stage == 0 {
+            let e = self.seeded(estimator);
+            let works = targets
+                .iter()
+                .map(|t| Work::Fit {
+                    estimator: e.clone(),
+                    train: Rows::All,
+                    relabel: Relabel::Column {
+                        target: t.clone(),
+                        exclude: targets.clone(),
+                        classes: !e.is_regressor(),
+                    },
+                    eval: None,
+                    keep_model: true,
+                    predict_eval: false,
+                })
+                .collect();
+            return Ok(self.keep(0, works));
+        }
+        Ok(Step::Done(Box::new(JobResult {
+            model: Some(FittedModel::MultiOutput(crate::meta::FittedMultiOutput {
+                targets: targets.clone(),
+                features: self
+                    .summary
+                    .features
+                    .iter()
+                    .filter(|f| !targets.contains(f))
+                    .cloned()
+                    .collect(),
+                labels: self.done[0].iter().map(|o| o.labels.clone()).collect(),
+                members: self.models(0)?,
+            })),
+            cv: None,
+            tasks: self.tasks_run(),
+        })))
     }
 }
 
@@ -1227,10 +1889,7 @@ mod tests {
 
     #[test]
     fn bad_jobs_are_refused_before_any_task_runs() {
-        let s = DataSummary {
-            n_samples: 150,
-            n_classes: 3,
-        };
+        let s = DataSummary::of(&iris()).unwrap();
         let grid = |name: &str, v: &str, cv: u32| JobSpec {
             kind: JobKind::GridSearch {
                 estimator: lr(),
@@ -1240,14 +1899,14 @@ mod tests {
             },
             seed: 0,
         };
-        assert!(Planner::new(grid("C", "1", 5), s).is_ok());
-        assert!(Planner::new(grid("C", "-1", 5), s)
+        assert!(Planner::new(grid("C", "1", 5), s.clone()).is_ok());
+        assert!(Planner::new(grid("C", "-1", 5), s.clone())
             .unwrap_err()
             .to_string()
             .contains('C'));
-        assert!(Planner::new(grid("gamma", "1", 5), s).is_err());
-        assert!(Planner::new(grid("C", "1", 1), s).is_err());
-        assert!(Planner::new(grid("C", "1", 151), s).is_err());
+        assert!(Planner::new(grid("gamma", "1", 5), s.clone()).is_err());
+        assert!(Planner::new(grid("C", "1", 1), s.clone()).is_err());
+        assert!(Planner::new(grid("C", "1", 151), s.clone()).is_err());
         let voting = JobSpec {
             kind: JobKind::Voting {
                 estimators: vec![],
@@ -1344,6 +2003,19 @@ mod tests {
                 cv: 3,
                 refit: false,
             },
+            JobKind::Stacking {
+                estimators: vec![lr(), Estimator::from_name("gaussian_nb").unwrap()],
+                final_estimator: lr(),
+                cv: 3,
+            },
+            JobKind::Cascade {
+                groups: vec![
+                    vec!["setosa".into()],
+                    vec!["versicolor".into(), "virginica".into()],
+                ],
+                router: lr(),
+                estimator: Estimator::from_name("decision_tree").unwrap(),
+            },
         ];
         for kind in jobs {
             let spec = JobSpec { kind, seed: 11 };
@@ -1362,6 +2034,105 @@ mod tests {
                 assert!(m.score(data.x(), y).unwrap() > 0.9, "{}", spec.describe());
             }
         }
+    }
+
+    #[test]
+    fn a_cascade_multiplies_group_and_within_group_probabilities() {
+        let data = iris();
+        let spec = JobSpec {
+            kind: JobKind::Cascade {
+                groups: vec![
+                    vec!["virginica".into()],
+                    vec!["setosa".into(), "versicolor".into()],
+                ],
+                router: lr(),
+                estimator: lr(),
+            },
+            seed: 0,
+        };
+        let result = run_job(&spec, &data, &LocalExecutor::new(2), &|_| {}).unwrap();
+        // The router and one classifier for the group of two; none for the singleton.
+        assert_eq!(result.tasks, 2);
+        let FittedModel::Cascade(c) = result.model.as_ref().unwrap() else {
+            panic!("a cascade")
+        };
+        assert_eq!(c.groups, vec![vec![2], vec![0, 1]]);
+        assert!(c.members[0].is_none());
+        let p = c.predict_proba(data.x()).unwrap();
+        let g = c.router.predict_proba(data.x()).unwrap();
+        let w = c.members[1]
+            .as_ref()
+            .unwrap()
+            .predict_proba(data.x())
+            .unwrap();
+        for i in 0..150 {
+            let (p, g, w) = (p.row(i), g.row(i), w.row(i));
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert_eq!(p[2], g[0]);
+            assert!((p[0] - g[1] * w[0]).abs() < 1e-7);
+        }
+        let (y, _) = data.class_target().unwrap();
+        assert!(c.score(data.x(), y).unwrap() > 0.95);
+    }
+
+    #[test]
+    fn bad_meta_estimators_are_refused_with_the_reason() {
+        let s = DataSummary::of(&iris()).unwrap();
+        let err = |kind: JobKind| {
+            Planner::new(JobSpec { kind, seed: 0 }, s.clone())
+                .unwrap_err()
+                .to_string()
+        };
+        let cascade = |groups: Vec<Vec<&str>>| JobKind::Cascade {
+            groups: groups
+                .into_iter()
+                .map(|g| g.into_iter().map(String::from).collect())
+                .collect(),
+            router: lr(),
+            estimator: lr(),
+        };
+        assert!(err(cascade(vec![vec!["setosa"], vec!["versicolor"]]))
+            .contains("'virginica' is in no group"));
+        assert!(err(cascade(vec![
+            vec!["setosa", "virginica"],
+            vec!["virginica", "versicolor"]
+        ]))
+        .contains("in two groups"));
+        assert!(err(cascade(vec![vec!["setosa"], vec!["rose"]])).contains("'rose' is not a class"));
+        let multi = |targets: &[&str]| JobKind::MultiOutput {
+            estimator: Estimator::from_name("ridge").unwrap(),
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+        };
+        assert!(err(multi(&["petal_area"])).contains("no column 'petal_area'"));
+        assert!(err(multi(&["sepal_length", "sepal_length"])).contains("named twice"));
+        assert!(err(multi(&[
+            "sepal_length",
+            "sepal_width",
+            "petal_length",
+            "petal_width"
+        ]))
+        .contains("no features are left"));
+        let stacking = JobKind::Stacking {
+            estimators: vec![Estimator::from_name("ridge").unwrap()],
+            final_estimator: lr(),
+            cv: 5,
+        };
+        assert!(err(stacking).contains("ridge is a regressor"));
+        // A regressor on a classification target with text labels fails in its task;
+        // a classifier on a continuous target is refused up front.
+        let mut values = s.clone();
+        values.n_classes = 0;
+        values.labels.clear();
+        let e = Planner::new(
+            JobSpec {
+                kind: JobKind::Fit { estimator: lr() },
+                seed: 0,
+            },
+            values,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("is continuous; use a regressor"), "{e}");
     }
 
     #[test]

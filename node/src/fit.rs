@@ -7,7 +7,8 @@
 //!
 //! ```toml
 //! dataset = "digits"
-//! kind = "grid_search"     # fit | grid_search | random_search | multi_search | one_vs_rest | one_vs_one | bagging | voting
+//! kind = "grid_search"     # fit | grid_search | random_search | multi_search | one_vs_rest
+//!                          # | one_vs_one | bagging | voting | stacking | cascade | multi_output
 //! model = "standard_scaler+logistic_regression"
 //! cv = 5
 //! seed = 0
@@ -19,9 +20,13 @@
 //!
 //! Random search: `[space]` with `C = { log_uniform = [0.01, 100] }`,
 //! `max_depth = { int = [1, 8] }`, `alpha = { uniform = [0, 1] }` or a list of choices, and
-//! `n_iter`. Bagging: `n_estimators`. Voting: `models = ["a", "b"]` and `soft`. Multi-model
-//! search: one `[[search]]` table per estimator with its `model`, `[search.set]` and
-//! `[search.grid]`.
+//! `n_iter`. Bagging: `n_estimators`. Voting: `models = ["a", "b"]` and `soft`. Stacking:
+//! `models`, `final_model` and `cv`. Cascade: `router`, `model` and `groups = [["setosa"],
+//! ["versicolor", "virginica"]]` (class labels). Multi-output: `model` and `targets =
+//! ["col_a", "col_b"]` (the features are the other columns). Multi-model search: one
+//! `[[search]]` table per estimator with its `model`, `[search.set]` and `[search.grid]`.
+//! Feature selection in a search: `model = "standard_scaler+select_from_model+logistic_regression"`
+//! with `[grid] select_from_model__C = [0.05, 0.5]`.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -223,6 +228,10 @@ struct JobFile {
     refit: Option<bool>,
     n_estimators: Option<u32>,
     soft: Option<bool>,
+    final_model: Option<String>,
+    router: Option<String>,
+    groups: Option<Vec<Vec<String>>>,
+    targets: Option<Vec<String>>,
     seed: Option<u64>,
     #[serde(default)]
     search: Vec<SearchFile>,
@@ -345,9 +354,41 @@ impl JobFile {
                     .collect::<Result<_, _>>()?,
                 soft: self.soft.unwrap_or(true),
             },
+            "stacking" => JobKind::Stacking {
+                estimators: self
+                    .models
+                    .clone()
+                    .ok_or_else(|| bad("stacking needs `models = [...]`"))?
+                    .iter()
+                    .map(|m| estimator(m, &self.set))
+                    .collect::<Result<_, _>>()?,
+                final_estimator: Estimator::from_name(
+                    self.final_model
+                        .as_deref()
+                        .unwrap_or("logistic_regression"),
+                )?,
+                cv,
+            },
+            "cascade" => JobKind::Cascade {
+                groups: self
+                    .groups
+                    .clone()
+                    .ok_or_else(|| bad("a cascade needs `groups = [[\"a\"], [\"b\", \"c\"]]`"))?,
+                router: Estimator::from_name(
+                    self.router.as_deref().unwrap_or("logistic_regression"),
+                )?,
+                estimator: model()?,
+            },
+            "multi_output" => JobKind::MultiOutput {
+                estimator: model()?,
+                targets: self
+                    .targets
+                    .clone()
+                    .ok_or_else(|| bad("multi_output needs `targets = [\"col\", ...]`"))?,
+            },
             other => {
                 return Err(bad(format!(
-                    "unknown job kind '{other}' (fit, grid_search, random_search, multi_search, one_vs_rest, one_vs_one, bagging, voting)"
+                    "unknown job kind '{other}' (fit, grid_search, random_search, multi_search, one_vs_rest, one_vs_one, bagging, voting, stacking, cascade, multi_output)"
                 )))
             }
         };
@@ -473,7 +514,7 @@ pub fn print_result(v: &JobView, out: &mut dyn Write) -> Result<(), NodeError> {
     if let Some(t) = &r.test {
         w(
             out,
-            format_args!("accuracy on '{}': {:.4}\n", t.dataset, t.accuracy),
+            format_args!("{} on '{}': {:.4}\n", t.metric, t.dataset, t.score),
         )?;
         let cm = ConfusionMatrix::from_counts(&t.labels, t.counts.clone())?;
         w(
@@ -721,6 +762,62 @@ grid = { max_depth = [2, 4, 8] }
         assert_eq!(cv, 3);
         assert_eq!(searches.len(), 2);
         assert_eq!(searches[1].1[0].1.len(), 3);
+    }
+
+    #[test]
+    fn stacking_cascade_and_multi_output_files_parse() {
+        let parse = |t: &str| toml::from_str::<JobFile>(t).unwrap().into_request();
+        let r = parse(
+            r#"
+dataset = "iris"
+kind = "stacking"
+models = ["logistic_regression", "gaussian_nb"]
+final_model = "decision_tree"
+cv = 4
+"#,
+        )
+        .unwrap();
+        let JobKind::Stacking {
+            estimators,
+            final_estimator,
+            cv,
+        } = r.job.kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (estimators.len(), final_estimator.name(), cv),
+            (2, "decision_tree".into(), 4)
+        );
+        let r = parse(
+            r#"
+dataset = "iris"
+kind = "cascade"
+router = "gaussian_nb"
+model = "logistic_regression"
+groups = [["setosa"], ["versicolor", "virginica"]]
+"#,
+        )
+        .unwrap();
+        assert!(matches!(r.job.kind, JobKind::Cascade { ref groups, .. } if groups.len() == 2));
+        let r = parse(
+            r#"
+dataset = "iris"
+kind = "multi_output"
+model = "ridge"
+targets = ["petal_length", "petal_width"]
+[set]
+alpha = 0.5
+"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r.job.kind, JobKind::MultiOutput { ref targets, .. } if targets.len() == 2)
+        );
+        let e = parse("dataset = \"iris\"\nkind = \"cascade\"\nmodel = \"lr\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a cascade needs `groups"), "{e}");
     }
 
     #[test]

@@ -58,8 +58,9 @@ pub struct TaskDone {
     pub output: ChunkId,
     /// Its score, for a scoring task.
     pub score: Option<f64>,
-    /// Whether the output holds a model (else the score is all of it).
-    pub has_model: bool,
+    /// Whether the output holds a model or predictions that the plan's next step reads
+    /// (else the score is all of it).
+    pub has_payload: bool,
     /// Fit time, milliseconds.
     pub fit_ms: u64,
 }
@@ -69,11 +70,14 @@ pub struct TaskDone {
 pub struct TestReport {
     /// The dataset.
     pub dataset: String,
-    /// Accuracy.
-    pub accuracy: f64,
-    /// Class labels.
+    /// What `score` is: `accuracy` (a classifier), `r2` (a regressor), or `mean score`
+    /// (a multi-output model: the mean over targets of each one's accuracy or R²).
+    pub metric: String,
+    /// The score.
+    pub score: f64,
+    /// Class labels (a classifier).
     pub labels: Vec<String>,
-    /// `counts[true][predicted]`.
+    /// `counts[true][predicted]` (a classifier).
     pub counts: Vec<Vec<usize>>,
 }
 

@@ -166,7 +166,11 @@ impl Worker {
         })?;
         // The CPU work is done: storing the output does not hold a slot.
         drop(slot);
-        let (score, has_model, fit_ms) = (out.score, out.model.is_some(), out.fit_ms);
+        let (score, has_payload, fit_ms) = (
+            out.score,
+            out.model.is_some() || out.predictions.is_some(),
+            out.fit_ms,
+        );
         let owner = job_owner(job);
         let output = self
             .mesh
@@ -180,7 +184,7 @@ impl Worker {
         Ok(TaskDone {
             output,
             score,
-            has_model,
+            has_payload,
             fit_ms,
         })
     }

@@ -124,17 +124,79 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
             n_estimators: 5,
         },
         JobKind::Voting {
-            estimators: vec![lr, Estimator::from_name("gaussian_nb").unwrap()],
+            estimators: vec![lr.clone(), Estimator::from_name("gaussian_nb").unwrap()],
             soft: true,
         },
+        JobKind::Stacking {
+            estimators: vec![lr.clone(), Estimator::from_name("gaussian_nb").unwrap()],
+            final_estimator: lr.clone(),
+            cv: 3,
+        },
+        JobKind::Cascade {
+            groups: vec![
+                vec!["setosa".into()],
+                vec!["versicolor".into(), "virginica".into()],
+            ],
+            router: lr.clone(),
+            estimator: Estimator::from_name("decision_tree").unwrap(),
+        },
+        JobKind::GridSearch {
+            estimator: Estimator::from_name(
+                "standard_scaler+select_from_model+logistic_regression",
+            )
+            .unwrap(),
+            grid: vec![(
+                "select_from_model__C".into(),
+                vec!["0.05".into(), "1".into()],
+            )],
+            cv: 3,
+            refit: true,
+        },
+        JobKind::MultiOutput {
+            estimator: Estimator::from_name("ridge").unwrap(),
+            targets: vec!["petal_length".into(), "petal_width".into()],
+        },
     ];
+    // Regression on digits, the digit as a number.
+    common::put_dataset_with(
+        &nodes[0],
+        "digits-reg",
+        "digits",
+        2,
+        500,
+        "&regression=true",
+    );
+    let digits = load_csv(
+        data_path("digits"),
+        &CsvOptions::default().with_kind(meshml_models::io::TargetKind::Regression),
+    )
+    .unwrap();
+    let mut rf_reg = Estimator::from_name("random_forest_regressor").unwrap();
+    rf_reg.set_param("n_estimators", "20").unwrap();
+    rf_reg.set_param("max_depth", "6").unwrap();
+    let regression_jobs = vec![
+        JobKind::GridSearch {
+            estimator: Estimator::from_name("ridge").unwrap(),
+            grid: vec![("alpha".into(), vec!["0.1".into(), "100".into()])],
+            cv: 3,
+            refit: true,
+        },
+        JobKind::Fit { estimator: rf_reg },
+    ];
+    let n_jobs = jobs.len() + regression_jobs.len();
+    let jobs = jobs
+        .into_iter()
+        .map(|k| ("iris", k))
+        .chain(regression_jobs.into_iter().map(|k| ("digits-reg", k)));
     let mut tasks_total = 0;
-    for (i, kind) in jobs.into_iter().enumerate() {
+    for (i, (dataset, kind)) in jobs.enumerate() {
         let spec = JobSpec { kind, seed: 7 };
         let t = std::time::Instant::now();
-        let request = serde_json::json!({ "dataset": "iris", "job": spec, "test_dataset": "iris" });
+        let request =
+            serde_json::json!({ "dataset": dataset, "job": spec, "test_dataset": dataset });
         let mesh = finished_job(&nodes[i % 3], &submit_job(&nodes[i % 3], &request));
-        let here = local(&spec, &iris);
+        let data = if dataset == "iris" { &iris } else { &digits };
+        let here = local(&spec, data);
         eprintln!("{}: {:?} on the mesh", spec.describe(), t.elapsed());
         let result = &mesh["result"];
         assert_eq!(result["tasks"].as_u64().unwrap() as usize, here.tasks);
@@ -154,17 +216,26 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
         }
         // The registered model predicts exactly what the local one does.
         let model = here.model.as_ref().unwrap();
+        if result["test"]["metric"] != "accuracy" {
+            // A regressor (R²) or a multi-output model (mean score over targets).
+            let score = result["test"]["score"].as_f64().unwrap();
+            assert_eq!(score, model.evaluate(data).unwrap(), "{}", spec.describe());
+            continue;
+        }
         let pred = model.predict(iris.x()).unwrap();
         let cm = ConfusionMatrix::new(y, &pred, classes.labels()).unwrap();
         let counts: Vec<Vec<usize>> =
             serde_json::from_value(result["test"]["counts"].clone()).unwrap();
         assert_eq!(counts, cm.counts(), "{}", spec.describe());
-        assert!(result["model"].as_str().unwrap().starts_with("iris-"));
+        assert!(result["model"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{dataset}-")));
     }
     // Every task ran once, no more: nothing failed or was lost.
     assert_eq!(executions(&nodes, tasks_total), tasks_total as u64);
     let (_, models) = call(&nodes[0], "GET", "/v1/models", None);
-    assert_eq!(models.as_array().unwrap().len(), 8, "{models}");
+    assert_eq!(models.as_array().unwrap().len(), n_jobs, "{models}");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Linear models.
 //!
 //! [`LogisticRegressionParams`] fits scikit-learn's `LogisticRegression` objective (L2
-//! penalty, `lbfgs` solver): binary problems with one weight vector, multiclass problems
-//! with the multinomial (softmax) loss. Matrix products run on candle-core; the element-wise
+//! penalty with the `lbfgs` solver, or L1 with `saga`'s objective): binary problems with
+//! one weight vector, multiclass problems with the multinomial (softmax) loss.
+//! [`LinearRegressionParams`] and [`RidgeParams`] solve least squares in closed form. Matrix products run on candle-core; the element-wise
 //! softmax and loss are fused in one plain loop with `f64` sums.
 //!
 //! ```
@@ -17,6 +18,8 @@
 
 mod algorithm;
 mod hyperparams;
+mod ridge;
 
 pub use algorithm::FittedLogisticRegression;
 pub use hyperparams::{LogisticRegressionParams, Penalty};
+pub use ridge::{FittedLinearRegression, LinearRegressionParams, RidgeParams};

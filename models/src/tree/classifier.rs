@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::hyperparams::{Criterion, DecisionTreeClassifierParams};
+use super::hyperparams::{Criterion, DecisionTreeClassifierParams, DecisionTreeRegressorParams};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
@@ -24,12 +24,15 @@ struct Node {
     weighted_samples: f64,
 }
 
-/// A fitted decision-tree classifier.
+/// A fitted decision tree: a classifier, or a regressor when grown with the
+/// `squared_error` criterion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FittedDecisionTree {
     nodes: Vec<Node>,
-    /// Class fractions per node, `n_nodes x n_classes` row-major.
+    /// Class fractions per node, `n_nodes x n_classes` row-major; for a regressor, the mean
+    /// target of each node.
     values: Vec<f32>,
+    /// Classes; 0 for a regressor.
     n_classes: usize,
     n_features: usize,
     depth: usize,
@@ -56,6 +59,27 @@ impl FittedDecisionTree {
     /// Impurity-based feature importances, summing to 1 (all zero for a single leaf).
     pub fn feature_importances(&self) -> &[f64] {
         &self.feature_importances
+    }
+
+    /// True for a regression tree.
+    pub fn is_regressor(&self) -> bool {
+        self.n_classes == 0
+    }
+
+    /// A regression tree's prediction (the mean target of each row's leaf).
+    pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        check_input(x, self.n_features, "decision_tree_regressor")?;
+        if !self.is_regressor() {
+            return Err(ModelError::data(
+                "model",
+                "a classification tree predicts classes, not values",
+            ));
+        }
+        Ok(x.data()
+            .chunks_exact(self.n_features.max(1))
+            .take(x.rows())
+            .map(|row| self.values[self.leaf_of(row)])
+            .collect())
     }
 
     fn leaf_of(&self, row: &[f32]) -> usize {
@@ -85,6 +109,12 @@ impl Classifier for FittedDecisionTree {
 
     fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
         check_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
+        if self.is_regressor() {
+            return Err(ModelError::data(
+                "model",
+                "a regression tree has no class probabilities",
+            ));
+        }
         let k = self.n_classes;
         let mut out = Vec::with_capacity(x.rows() * k);
         for row in x.data().chunks_exact(self.n_features.max(1)).take(x.rows()) {
@@ -95,11 +125,17 @@ impl Classifier for FittedDecisionTree {
     }
 }
 
+/// Impurity of a node from its statistics: class weights for a classifier, `[Σw, Σwy,
+/// Σwy²]` for a regressor (whose impurity is the weighted variance).
 fn impurity(criterion: Criterion, counts: &[f64], total: f64) -> f64 {
     if total <= 0.0 {
         return 0.0;
     }
     match criterion {
+        Criterion::SquaredError => {
+            let mean = counts[1] / total;
+            (counts[2] / total - mean * mean).max(0.0)
+        }
         Criterion::Gini => {
             1.0 - counts
                 .iter()
@@ -124,12 +160,19 @@ struct Best {
     proxy: f64,
 }
 
+/// The training target.
+enum Y<'a> {
+    Classes(&'a [u32]),
+    Values(&'a [f32]),
+}
+
 /// Everything the recursive builder reads.
 struct Builder<'a> {
     x: &'a [f32],
     d: usize,
-    y: &'a [u32],
+    y: Y<'a>,
     w: Option<&'a [f64]>,
+    /// Width of a node's statistics (classes, or 3 for a regressor).
     k: usize,
     criterion: Criterion,
     max_depth: usize,
@@ -153,12 +196,26 @@ impl Builder<'_> {
         self.w.map_or(1.0, |w| w[i as usize])
     }
 
+    /// Adds row `i` with weight `w` to node statistics.
+    #[inline]
+    fn add(&self, stats: &mut [f64], i: u32, w: f64) {
+        match self.y {
+            Y::Classes(y) => stats[y[i as usize] as usize] += w,
+            Y::Values(y) => {
+                let v = f64::from(y[i as usize]);
+                stats[0] += w;
+                stats[1] += w * v;
+                stats[2] += w * v * v;
+            }
+        }
+    }
+
     fn counts(&self, rows: &[u32]) -> (Vec<f64>, f64) {
         let mut c = vec![0.0; self.k];
         let mut t = 0.0;
         for &i in rows {
             let w = self.weight(i);
-            c[self.y[i as usize] as usize] += w;
+            self.add(&mut c, i, w);
             t += w;
         }
         (c, t)
@@ -177,11 +234,20 @@ impl Builder<'_> {
             impurity: imp,
             weighted_samples: total,
         });
-        self.values.extend(
-            counts
-                .iter()
-                .map(|&c| if total > 0.0 { (c / total) as f32 } else { 0.0 }),
-        );
+        match self.y {
+            Y::Classes(_) => self.values.extend(counts.iter().map(|&c| {
+                if total > 0.0 {
+                    (c / total) as f32
+                } else {
+                    0.0
+                }
+            })),
+            Y::Values(_) => self.values.push(if total > 0.0 {
+                (counts[1] / total) as f32
+            } else {
+                0.0
+            }),
+        }
         self.depth = self.depth.max(depth);
         let n = rows.len();
         let is_leaf = depth >= self.max_depth
@@ -255,7 +321,7 @@ impl Builder<'_> {
             for p in 1..n {
                 let (_, i) = self.pairs[p - 1];
                 let w = self.weight(i);
-                left[self.y[i as usize] as usize] += w;
+                self.add(&mut left, i, w);
                 lw += w;
                 if self.pairs[p].0 <= self.pairs[p - 1].0 + FEATURE_THRESHOLD {
                     continue;
@@ -292,8 +358,22 @@ impl DecisionTreeClassifierParams {
         data: &Dataset,
         weights: Option<&[f64]>,
     ) -> Result<FittedDecisionTree> {
-        self.validate()?;
-        let (ids, classes) = data.class_target()?;
+        self.validate_tree()?;
+        let regression = self.criterion == Criterion::SquaredError;
+        let values;
+        let (y, k, n_classes) = if regression {
+            values = data.value_target()?;
+            if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+                return Err(ModelError::data(
+                    "training data",
+                    format!("target of row {bad} is not a finite number"),
+                ));
+            }
+            (Y::Values(&values), 3, 0)
+        } else {
+            let (ids, classes) = data.class_target()?;
+            (Y::Classes(ids), classes.len(), classes.len())
+        };
         let x = data.x();
         x.check_finite("training data")?;
         let (n, d) = (x.rows(), x.cols());
@@ -318,9 +398,9 @@ impl DecisionTreeClassifierParams {
         let mut b = Builder {
             x: &xd,
             d,
-            y: ids,
+            y,
             w: weights,
-            k: classes.len(),
+            k,
             criterion: self.criterion,
             max_depth: self.max_depth.unwrap_or(usize::MAX),
             min_split: self.min_samples_split.resolve(n).max(2 * min_leaf).max(2),
@@ -346,7 +426,7 @@ impl DecisionTreeClassifierParams {
         Ok(FittedDecisionTree {
             nodes: b.nodes,
             values: b.values,
-            n_classes: classes.len(),
+            n_classes,
             n_features: d,
             depth: b.depth,
             feature_importances: b.importances,
@@ -359,6 +439,15 @@ impl Fit for DecisionTreeClassifierParams {
 
     fn fit(&self, data: &Dataset) -> Result<FittedDecisionTree> {
         self.fit_weighted(data, None)
+    }
+}
+
+impl Fit for DecisionTreeRegressorParams {
+    type Fitted = FittedDecisionTree;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedDecisionTree> {
+        self.validate()?;
+        self.tree.fit_weighted(data, None)
     }
 }
 
@@ -447,6 +536,46 @@ mod tests {
             .with_max_features(MaxFeatures::Count(1))
             .with_random_state(Some(42));
         assert_eq!(p.fit(&d).unwrap(), p.fit(&d).unwrap());
+    }
+
+    #[test]
+    fn a_regression_tree_splits_on_variance_and_predicts_leaf_means() {
+        // y = 1, 1, 3, 3, 10, 12 along x: the first split separates the two large values
+        // (the biggest variance drop), the next splits the rest in two.
+        let x = Matrix::from_vec(6, 1, vec![1., 2., 3., 4., 5., 6.]).unwrap();
+        let d = Dataset::new(
+            x.clone(),
+            crate::dataset::Target::Values(vec![1., 1., 3., 3., 10., 12.]),
+            vec!["x".into()],
+            "y",
+        )
+        .unwrap();
+        let p = DecisionTreeRegressorParams {
+            tree: DecisionTreeRegressorParams::default()
+                .tree
+                .with_max_depth(Some(2))
+                .with_random_state(Some(0)),
+        };
+        let t = p.fit(&d).unwrap();
+        assert_eq!(t.nodes[0].threshold, 4.5);
+        assert_eq!(
+            t.predict_values(&x).unwrap(),
+            vec![1., 1., 3., 3., 10., 12.]
+        );
+        let stump = DecisionTreeRegressorParams {
+            tree: p.tree.clone().with_max_depth(Some(1)),
+        }
+        .fit(&d)
+        .unwrap();
+        assert_eq!(
+            stump.predict_values(&x).unwrap(),
+            vec![2., 2., 2., 2., 11., 11.]
+        );
+        assert!(t.predict_proba(&x).is_err());
+        assert!(DecisionTreeClassifierParams::default()
+            .with_criterion(Criterion::SquaredError)
+            .validate()
+            .is_err());
     }
 
     #[test]

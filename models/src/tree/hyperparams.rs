@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::traits::{parse_opt_usize, parse_value, unknown_param, Params};
+use crate::traits::{parse_opt_usize, parse_value, Params};
 
 /// Impurity measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -11,6 +11,8 @@ pub enum Criterion {
     Gini,
     /// Shannon entropy in bits (scikit-learn's `entropy` / `log_loss`).
     Entropy,
+    /// Weighted variance of the target: regression trees.
+    SquaredError,
 }
 
 /// A count of samples given as a number or as a fraction of the training rows (written as
@@ -162,6 +164,24 @@ impl Params for DecisionTreeClassifierParams {
     ];
 
     fn validate(&self) -> Result<()> {
+        if self.criterion == Criterion::SquaredError {
+            return Err(ModelError::param(
+                Self::NAME,
+                "criterion",
+                "squared_error is for regression: use decision_tree_regressor",
+            ));
+        }
+        self.validate_tree()
+    }
+
+    fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
+        self.set_tree_param(Self::NAME, key, value)
+    }
+}
+
+impl DecisionTreeClassifierParams {
+    /// Checks everything but the criterion's task.
+    pub(crate) fn validate_tree(&self) -> Result<()> {
         let n = Self::NAME;
         match self.min_samples_split {
             SampleCount::Count(c) if c < 2 => {
@@ -223,18 +243,19 @@ impl Params for DecisionTreeClassifierParams {
         Ok(())
     }
 
-    fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
-        let n = Self::NAME;
+    /// Sets a tree parameter; errors name estimator `n`.
+    pub(crate) fn set_tree_param(&mut self, n: &'static str, key: &str, value: &str) -> Result<()> {
         match key {
             "criterion" => {
                 self.criterion = match value.trim() {
                     "gini" => Criterion::Gini,
                     "entropy" | "log_loss" => Criterion::Entropy,
+                    "squared_error" => Criterion::SquaredError,
                     v => {
                         return Err(ModelError::param(
                             n,
                             key,
-                            format!("'{v}' is not one of gini, entropy, log_loss"),
+                            format!("'{v}' is not one of gini, entropy, log_loss, squared_error"),
                         ))
                     }
                 }
@@ -262,8 +283,51 @@ impl Params for DecisionTreeClassifierParams {
                 self.min_impurity_decrease = parse_value(n, key, value, "a number")?
             }
             "random_state" => self.random_state = parse_opt_usize(n, key, value)?.map(|v| v as u64),
-            _ => return Err(unknown_param::<Self>(key)),
+            _ => {
+                return Err(ModelError::param(
+                    n,
+                    key,
+                    format!("no such parameter; known: {}", Self::PARAM_NAMES.join(", ")),
+                ))
+            }
         }
         Ok(())
+    }
+}
+
+/// Hyperparameters of a regression tree (scikit-learn's `DecisionTreeRegressor`): the
+/// classifier's parameters with the `squared_error` criterion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DecisionTreeRegressorParams {
+    /// The tree's parameters; `criterion` is `squared_error`.
+    pub tree: DecisionTreeClassifierParams,
+}
+
+impl Default for DecisionTreeRegressorParams {
+    fn default() -> Self {
+        Self {
+            tree: DecisionTreeClassifierParams::default().with_criterion(Criterion::SquaredError),
+        }
+    }
+}
+
+impl Params for DecisionTreeRegressorParams {
+    const NAME: &'static str = "decision_tree_regressor";
+    const PARAM_NAMES: &'static [&'static str] = DecisionTreeClassifierParams::PARAM_NAMES;
+
+    fn validate(&self) -> Result<()> {
+        if self.tree.criterion != Criterion::SquaredError {
+            return Err(ModelError::param(
+                Self::NAME,
+                "criterion",
+                "a regressor supports squared_error only",
+            ));
+        }
+        self.tree.validate_tree()
+    }
+
+    fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
+        self.tree.set_tree_param(Self::NAME, key, value)
     }
 }

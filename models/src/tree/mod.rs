@@ -24,4 +24,6 @@ mod classifier;
 mod hyperparams;
 
 pub use classifier::FittedDecisionTree;
-pub use hyperparams::{Criterion, DecisionTreeClassifierParams, MaxFeatures, SampleCount};
+pub use hyperparams::{
+    Criterion, DecisionTreeClassifierParams, DecisionTreeRegressorParams, MaxFeatures, SampleCount,
+};

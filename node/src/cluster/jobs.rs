@@ -107,16 +107,17 @@ fn now_ms() -> u64 {
 
 /// The data summary planning needs, from a manifest.
 pub fn summary_of(m: &meshml_storage::DatasetManifest) -> Result<DataSummary, MeshError> {
-    match &m.target {
-        TargetSchema::Classes { classes, .. } => Ok(DataSummary {
-            n_samples: m.rows as usize,
-            n_classes: classes.len(),
-        }),
-        TargetSchema::Values => Err(MeshError::bad(format!(
-            "dataset '{}' has a continuous target; jobs need class labels",
-            m.name
-        ))),
-    }
+    let labels = match &m.target {
+        TargetSchema::Classes { classes, .. } => classes.labels().to_vec(),
+        TargetSchema::Values => Vec::new(),
+    };
+    Ok(DataSummary {
+        n_samples: m.rows as usize,
+        n_classes: labels.len(),
+        labels,
+        features: m.feature_names.clone(),
+        target: m.target_name.clone(),
+    })
 }
 
 impl Board {
@@ -411,7 +412,7 @@ impl Board {
                         done: TaskDone {
                             output: *output,
                             score: *score,
-                            has_model: task_keeps_model(task),
+                            has_payload: task_has_payload(task),
                             fit_ms: 0,
                         },
                         holders: holders.clone(),
@@ -496,11 +497,13 @@ impl Board {
             let Slot::Done { done, holders } = s else {
                 return Err(MeshError::internal("stage not finished"));
             };
-            if !task_keeps_model(t) {
+            if !task_has_payload(t) {
                 out.push(TaskOutput {
                     score: done.score,
                     model: None,
                     fit_ms: done.fit_ms,
+                    predictions: None,
+                    labels: Vec::new(),
                 });
                 continue;
             }
@@ -575,7 +578,7 @@ impl Board {
                 // losing either its worker or this driver does not lose it.
                 let me = self.mesh.id();
                 let mut holders = vec![r.from];
-                if done.has_model && r.from != me {
+                if done.has_payload && r.from != me {
                     match self.fetch_output(&r.job, done.output, &[r.from]).await {
                         Ok(bytes) => {
                             let owner = job_owner(&r.job);
@@ -664,7 +667,7 @@ impl Board {
                     return;
                 };
                 for (slot, task) in run.slots.iter_mut().zip(&run.tasks) {
-                    if task_keeps_model(task) {
+                    if task_has_payload(task) {
                         *slot = Slot::Waiting;
                     }
                 }
@@ -890,14 +893,30 @@ async fn score_on(
     let model = model.clone();
     let name = dataset.to_string();
     tokio::task::spawn_blocking(move || -> Result<TestReport, String> {
+        let report = |metric: &str, score: f64| TestReport {
+            dataset: name.clone(),
+            metric: metric.to_string(),
+            score,
+            labels: Vec::new(),
+            counts: Vec::new(),
+        };
+        if let FittedModel::MultiOutput(m) = &model {
+            let (mean, _) = m.evaluate(&data).map_err(|e| e.to_string())?;
+            return Ok(report("mean score", mean));
+        }
+        if model.is_regressor() {
+            return Ok(report(
+                "r2",
+                model.evaluate(&data).map_err(|e| e.to_string())?,
+            ));
+        }
         let (y, classes) = data.class_target().map_err(|e| e.to_string())?;
         let pred = model.predict(data.x()).map_err(|e| e.to_string())?;
         let cm = ConfusionMatrix::new(y, &pred, classes.labels()).map_err(|e| e.to_string())?;
         Ok(TestReport {
-            dataset: name,
-            accuracy: cm.accuracy(),
             labels: classes.labels().to_vec(),
             counts: cm.counts().to_vec(),
+            ..report("accuracy", cm.accuracy())
         })
     })
     .await
@@ -905,9 +924,13 @@ async fn score_on(
     .map_err(MeshError::bad)
 }
 
-fn task_keeps_model(t: &Task) -> bool {
+fn task_has_payload(t: &Task) -> bool {
     match &t.work {
-        meshml_models::plan::Work::Fit { keep_model, .. } => *keep_model,
-        meshml_models::plan::Work::Trees { .. } => true,
+        meshml_models::plan::Work::Fit {
+            keep_model,
+            predict_eval,
+            ..
+        } => *keep_model || *predict_eval,
+        meshml_models::plan::Work::Trees { .. } | meshml_models::plan::Work::Stack { .. } => true,
     }
 }

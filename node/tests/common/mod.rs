@@ -241,11 +241,23 @@ pub fn call(n: &Node, method: &str, path: &str, body: Option<(&str, &[u8])>) -> 
 
 /// Stores bundled `file` on the mesh through `n` as `name`; returns the API's answer.
 pub fn put_dataset(n: &Node, name: &str, file: &str, replicas: usize, chunk_rows: usize) -> Value {
+    put_dataset_with(n, name, file, replicas, chunk_rows, "")
+}
+
+/// [`put_dataset`] with more query parameters (`&regression=true`).
+pub fn put_dataset_with(
+    n: &Node,
+    name: &str,
+    file: &str,
+    replicas: usize,
+    chunk_rows: usize,
+    extra: &str,
+) -> Value {
     let bytes = std::fs::read(data_path(file)).unwrap();
     let (code, v) = call(
         n,
         "POST",
-        &format!("/v1/datasets?name={name}&replicas={replicas}&chunk_rows={chunk_rows}"),
+        &format!("/v1/datasets?name={name}&replicas={replicas}&chunk_rows={chunk_rows}{extra}"),
         Some(("text/csv", &bytes)),
     );
     assert_eq!(code, 201, "{v}");

@@ -1,0 +1,362 @@
+//! Least squares: ordinary (`LinearRegression`) and L2-penalised (`Ridge`), solved in
+//! closed form from the normal equations in `f64`.
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Dataset;
+use crate::error::{ModelError, Result};
+use crate::matrix::Matrix;
+use crate::traits::{check_input, parse_bool, parse_value, unknown_param, Fit, Params};
+
+/// Hyperparameters of ordinary least squares (scikit-learn's `LinearRegression`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearRegressionParams {
+    /// Fit an intercept (centre the data first). Default true.
+    pub fit_intercept: bool,
+}
+
+impl Default for LinearRegressionParams {
+    fn default() -> Self {
+        Self {
+            fit_intercept: true,
+        }
+    }
+}
+
+/// Hyperparameters of ridge regression (scikit-learn's `Ridge`): least squares plus
+/// `alpha * ||w||²`, the intercept unpenalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RidgeParams {
+    /// Penalty strength, >= 0. Default 1.0.
+    pub alpha: f64,
+    /// Fit an intercept. Default true.
+    pub fit_intercept: bool,
+}
+
+impl Default for RidgeParams {
+    fn default() -> Self {
+        Self {
+            alpha: 1.0,
+            fit_intercept: true,
+        }
+    }
+}
+
+impl Params for LinearRegressionParams {
+    const NAME: &'static str = "linear_regression";
+    const PARAM_NAMES: &'static [&'static str] = &["fit_intercept"];
+
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "fit_intercept" => self.fit_intercept = parse_bool(Self::NAME, key, value)?,
+            _ => return Err(unknown_param::<Self>(key)),
+        }
+        Ok(())
+    }
+}
+
+impl Params for RidgeParams {
+    const NAME: &'static str = "ridge";
+    const PARAM_NAMES: &'static [&'static str] = &["alpha", "fit_intercept"];
+
+    fn validate(&self) -> Result<()> {
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(ModelError::param(
+                Self::NAME,
+                "alpha",
+                format!("must be a finite number >= 0, got {}", self.alpha),
+            ));
+        }
+        Ok(())
+    }
+
+    fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "alpha" => self.alpha = parse_value(Self::NAME, key, value, "a number")?,
+            "fit_intercept" => self.fit_intercept = parse_bool(Self::NAME, key, value)?,
+            _ => return Err(unknown_param::<Self>(key)),
+        }
+        Ok(())
+    }
+}
+
+/// A fitted linear regressor: `y = x · coef + intercept`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedLinearRegression {
+    coef: Vec<f64>,
+    intercept: f64,
+}
+
+impl FittedLinearRegression {
+    /// The weights (scikit-learn's `coef_`).
+    pub fn coef(&self) -> &[f64] {
+        &self.coef
+    }
+
+    /// The intercept (scikit-learn's `intercept_`).
+    pub fn intercept(&self) -> f64 {
+        self.intercept
+    }
+
+    /// Number of feature columns.
+    pub fn n_features(&self) -> usize {
+        self.coef.len()
+    }
+
+    /// Predictions for every row.
+    pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        check_input(x, self.coef.len(), "linear model")?;
+        let w = Matrix::from_vec(
+            1,
+            self.coef.len(),
+            self.coef.iter().map(|&v| v as f32).collect(),
+        )?;
+        Ok(x.matmul_t(&w)?
+            .to_vec()
+            .into_iter()
+            .map(|v| v + self.intercept as f32)
+            .collect())
+    }
+}
+
+impl Fit for LinearRegressionParams {
+    type Fitted = FittedLinearRegression;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedLinearRegression> {
+        self.validate()?;
+        least_squares(data, 0.0, self.fit_intercept)
+    }
+}
+
+impl Fit for RidgeParams {
+    type Fitted = FittedLinearRegression;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedLinearRegression> {
+        self.validate()?;
+        least_squares(data, self.alpha, self.fit_intercept)
+    }
+}
+
+/// Solves `(XcᵀXc + alpha I) w = Xcᵀyc` on centred data (when fitting an intercept). A
+/// singular system (collinear or constant columns with `alpha = 0`) gets the minimum-norm
+/// solution, as scikit-learn's least-squares solver gives.
+fn least_squares(
+    data: &Dataset,
+    alpha: f64,
+    fit_intercept: bool,
+) -> Result<FittedLinearRegression> {
+    let x = data.x();
+    x.check_finite("training data")?;
+    let y = data.value_target()?;
+    if let Some(bad) = y.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::data(
+            "training data",
+            format!("target of row {bad} is not a finite number"),
+        ));
+    }
+    let (n, d) = (x.rows(), x.cols());
+    if n == 0 {
+        return Err(ModelError::data("training data", "no rows"));
+    }
+    let x64 = x.tensor().to_dtype(DType::F64)?;
+    let y64: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+    let (x_mean, y_mean) = if fit_intercept {
+        let m = x64.mean_keepdim(0)?;
+        (m, y64.iter().sum::<f64>() / n as f64)
+    } else {
+        (Tensor::zeros((1, d), DType::F64, x64.device())?, 0.0)
+    };
+    let xc = x64.broadcast_sub(&x_mean)?;
+    let yc = Tensor::from_vec(
+        y64.iter().map(|v| v - y_mean).collect::<Vec<f64>>(),
+        (n, 1),
+        xc.device(),
+    )?;
+    let gram = xc.t()?.matmul(&xc)?.to_vec2::<f64>()?;
+    let rhs: Vec<f64> = xc.t()?.matmul(&yc)?.flatten_all()?.to_vec1()?;
+    let mut g: Vec<f64> = gram.into_iter().flatten().collect();
+    for i in 0..d {
+        g[i * d + i] += alpha;
+    }
+    let coef = cholesky_solve(&g, &rhs, d).unwrap_or_else(|| min_norm_solve(&g, &rhs, d));
+    let means: Vec<f64> = x_mean.flatten_all()?.to_vec1()?;
+    let intercept = if fit_intercept {
+        y_mean - coef.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>()
+    } else {
+        0.0
+    };
+    Ok(FittedLinearRegression { coef, intercept })
+}
+
+/// Solves `A w = b` for symmetric positive definite `A` (`d x d`, row-major); `None` when
+/// `A` is not numerically positive definite.
+fn cholesky_solve(a: &[f64], b: &[f64], d: usize) -> Option<Vec<f64>> {
+    let scale = (0..d).map(|i| a[i * d + i].abs()).fold(0.0, f64::max);
+    let eps = scale * 1e-12 * d as f64;
+    let mut l = vec![0.0f64; d * d];
+    for i in 0..d {
+        for j in 0..=i {
+            let mut s = a[i * d + j];
+            for k in 0..j {
+                s -= l[i * d + k] * l[j * d + k];
+            }
+            if i == j {
+                if s <= eps {
+                    return None;
+                }
+                l[i * d + i] = s.sqrt();
+            } else {
+                l[i * d + j] = s / l[j * d + j];
+            }
+        }
+    }
+    let mut z = vec![0.0; d];
+    for i in 0..d {
+        let s: f64 = (0..i).map(|k| l[i * d + k] * z[k]).sum();
+        z[i] = (b[i] - s) / l[i * d + i];
+    }
+    let mut w = vec![0.0; d];
+    for i in (0..d).rev() {
+        let s: f64 = (i + 1..d).map(|k| l[k * d + i] * w[k]).sum();
+        w[i] = (z[i] - s) / l[i * d + i];
+    }
+    Some(w)
+}
+
+/// The minimum-norm solution of `A w = b` for symmetric positive semi-definite `A`, from
+/// its eigen-decomposition (cyclic Jacobi), dropping eigenvalues below a relative cut-off.
+fn min_norm_solve(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
+    let mut m = a.to_vec();
+    let mut v = vec![0.0f64; d * d];
+    for i in 0..d {
+        v[i * d + i] = 1.0;
+    }
+    for _sweep in 0..100 {
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * d + j] * m[i * d + j])
+            .sum();
+        let diag: f64 = (0..d).map(|i| m[i * d + i] * m[i * d + i]).sum();
+        if off <= 1e-30 * diag.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                let apq = m[p * d + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (m[q * d + q] - m[p * d + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..d {
+                    let (mkp, mkq) = (m[k * d + p], m[k * d + q]);
+                    m[k * d + p] = c * mkp - s * mkq;
+                    m[k * d + q] = s * mkp + c * mkq;
+                }
+                for k in 0..d {
+                    let (mpk, mqk) = (m[p * d + k], m[q * d + k]);
+                    m[p * d + k] = c * mpk - s * mqk;
+                    m[q * d + k] = s * mpk + c * mqk;
+                }
+                for k in 0..d {
+                    let (vkp, vkq) = (v[k * d + p], v[k * d + q]);
+                    v[k * d + p] = c * vkp - s * vkq;
+                    v[k * d + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let top = (0..d).map(|i| m[i * d + i].abs()).fold(0.0, f64::max);
+    let cut = top * 1e-10 * d as f64;
+    let mut w = vec![0.0; d];
+    for j in 0..d {
+        let lambda = m[j * d + j];
+        if lambda <= cut {
+            continue;
+        }
+        let proj: f64 = (0..d).map(|k| v[k * d + j] * b[k]).sum::<f64>() / lambda;
+        for k in 0..d {
+            w[k] += proj * v[k * d + j];
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Target;
+
+    fn data(x: Vec<f32>, cols: usize, y: Vec<f32>) -> Dataset {
+        let rows = y.len();
+        let names = (0..cols).map(|j| format!("x{j}")).collect();
+        Dataset::new(
+            Matrix::from_vec(rows, cols, x).unwrap(),
+            Target::Values(y),
+            names,
+            "y",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn exact_line_is_recovered() {
+        // y = 2 x0 - 3 x1 + 5
+        let x = vec![0., 0., 1., 0., 0., 1., 2., 3., -1., 4.];
+        let y = vec![5., 7., 2., 0., -9.];
+        let m = LinearRegressionParams::default()
+            .fit(&data(x, 2, y.clone()))
+            .unwrap();
+        assert!((m.coef()[0] - 2.0).abs() < 1e-9 && (m.coef()[1] + 3.0).abs() < 1e-9);
+        assert!((m.intercept() - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ridge_matches_the_closed_form_in_one_dimension() {
+        // Centred x = (-1, 0, 1), y = (0, 1, 5): w = Σxy / (Σx² + alpha) = 5 / (2 + 3).
+        let d = data(vec![1., 2., 3.], 1, vec![0., 1., 5.]);
+        let m = RidgeParams {
+            alpha: 3.0,
+            fit_intercept: true,
+        }
+        .fit(&d)
+        .unwrap();
+        assert!((m.coef()[0] - 1.0).abs() < 1e-12);
+        assert!((m.intercept() - (2.0 - 2.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn duplicate_columns_get_the_minimum_norm_split() {
+        // x1 = x0: any w0 + w1 = 2 fits; the minimum-norm answer is (1, 1).
+        let d = data(
+            vec![1., 1., 2., 2., 3., 3., 4., 4.],
+            2,
+            vec![2., 4., 6., 8.],
+        );
+        let m = LinearRegressionParams::default().fit(&d).unwrap();
+        assert!((m.coef()[0] - 1.0).abs() < 1e-9, "{:?}", m.coef());
+        assert!((m.coef()[1] - 1.0).abs() < 1e-9, "{:?}", m.coef());
+        let p = m.predict_values(d.x()).unwrap();
+        assert!((p[3] - 8.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn bad_parameters_and_text_labels_are_refused() {
+        let mut p = RidgeParams::default();
+        p.set_param("alpha", "-1").unwrap();
+        assert!(p.fit(&data(vec![1.], 1, vec![1.])).is_err());
+        let e = LinearRegressionParams::default()
+            .fit(&crate::io::iris())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("text labels"), "{e}");
+    }
+}
