@@ -126,6 +126,7 @@ fn main() {
             assert_eq!(v.state, "succeeded", "{:?}", v.error);
             let r = v.result.unwrap();
             rec["tasks"] = r.tasks.into();
+            rec["end_ms"] = serde_json::json!(r.end_ms);
             rec["accuracy"] = r.test.map(|t| t.score).into();
             if let Some(cv) = r.cv {
                 rec["best_params"] = serde_json::json!(cv.best_params());

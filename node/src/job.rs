@@ -92,6 +92,12 @@ pub struct JobSummary {
     pub model: Option<String>,
     /// The model on the test dataset.
     pub test: Option<TestReport>,
+    /// Milliseconds the driver spent ending the job, by phase: `outputs` (the last
+    /// stage's outputs fetched and decoded), `reduce` (the plan's reduce step),
+    /// `artifact` (the model artifact built and encoded), `store` (written, fsynced and
+    /// registered), `test` (scored on the test dataset).
+    #[serde(default)]
+    pub end_ms: std::collections::BTreeMap<String, u64>,
 }
 
 /// Task ids sort in plan order: `stage.index`, zero-padded.

@@ -12,7 +12,7 @@ use crate::traits::{check_input, Classifier, Fit, Params};
 const FEATURE_THRESHOLD: f32 = 1e-7;
 const LEAF: u32 = u32::MAX;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct Node {
     /// Split feature, or `LEAF`.
     feature: u32,
@@ -26,7 +26,12 @@ struct Node {
 
 /// A fitted decision tree: a classifier, or a regressor when grown with the
 /// `squared_error` criterion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Serialised column by column (each node field as one little-endian byte string): a
+/// forest of large trees encodes by copying memory, at about a third of the size of a
+/// map per node. Decoding checks that the columns agree and the links stay in the tree.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "TreeRepr")]
 pub struct FittedDecisionTree {
     nodes: Vec<Node>,
     /// Class fractions per node, `n_nodes x n_classes` row-major; for a regressor, the mean
@@ -38,6 +43,134 @@ pub struct FittedDecisionTree {
     depth: usize,
     /// Normalised total impurity decrease per feature.
     feature_importances: Vec<f64>,
+}
+
+/// The encoded form of a tree.
+#[derive(Serialize, Deserialize)]
+struct TreeRepr {
+    #[serde(with = "serde_bytes")]
+    feature: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    threshold: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    left: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    right: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    impurity: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    weighted_samples: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    values: Vec<u8>,
+    n_classes: usize,
+    n_features: usize,
+    depth: usize,
+    feature_importances: Vec<f64>,
+}
+
+fn column<T, const N: usize>(
+    values: impl Iterator<Item = T>,
+    n: usize,
+    f: impl Fn(T) -> [u8; N],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * N);
+    for v in values {
+        out.extend_from_slice(&f(v));
+    }
+    out
+}
+
+fn words<const N: usize>(
+    bytes: &[u8],
+    n: usize,
+    what: &str,
+) -> std::result::Result<Vec<[u8; N]>, String> {
+    if bytes.len() != n * N {
+        return Err(format!(
+            "tree column '{what}' has {} bytes for {n} entries",
+            bytes.len()
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(N)
+        .map(|c| c.try_into().expect("exact chunks"))
+        .collect())
+}
+
+impl Serialize for FittedDecisionTree {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let n = self.nodes.len();
+        let nodes = || self.nodes.iter();
+        TreeRepr {
+            feature: column(nodes().map(|v| v.feature), n, u32::to_le_bytes),
+            threshold: column(nodes().map(|v| v.threshold), n, f64::to_le_bytes),
+            left: column(nodes().map(|v| v.left), n, u32::to_le_bytes),
+            right: column(nodes().map(|v| v.right), n, u32::to_le_bytes),
+            impurity: column(nodes().map(|v| v.impurity), n, f64::to_le_bytes),
+            weighted_samples: column(nodes().map(|v| v.weighted_samples), n, f64::to_le_bytes),
+            values: column(
+                self.values.iter().copied(),
+                self.values.len(),
+                f32::to_le_bytes,
+            ),
+            n_classes: self.n_classes,
+            n_features: self.n_features,
+            depth: self.depth,
+            feature_importances: self.feature_importances.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl TryFrom<TreeRepr> for FittedDecisionTree {
+    type Error = String;
+
+    fn try_from(r: TreeRepr) -> std::result::Result<Self, String> {
+        let n = r.feature.len() / 4;
+        let feature = words::<4>(&r.feature, n, "feature")?;
+        let threshold = words::<8>(&r.threshold, n, "threshold")?;
+        let left = words::<4>(&r.left, n, "left")?;
+        let right = words::<4>(&r.right, n, "right")?;
+        let impurity = words::<8>(&r.impurity, n, "impurity")?;
+        let weighted = words::<8>(&r.weighted_samples, n, "weighted_samples")?;
+        let width = r.n_classes.max(1);
+        let values: Vec<f32> = words::<4>(&r.values, n * width, "values")?
+            .into_iter()
+            .map(f32::from_le_bytes)
+            .collect();
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let node = Node {
+                feature: u32::from_le_bytes(feature[i]),
+                threshold: f64::from_le_bytes(threshold[i]),
+                left: u32::from_le_bytes(left[i]),
+                right: u32::from_le_bytes(right[i]),
+                impurity: f64::from_le_bytes(impurity[i]),
+                weighted_samples: f64::from_le_bytes(weighted[i]),
+            };
+            // Children come after their parent, so every walk ends at a leaf.
+            let link_ok = |c: u32| (c as usize) > i && (c as usize) < n;
+            if node.feature != LEAF
+                && ((node.feature as usize) >= r.n_features
+                    || !link_ok(node.left)
+                    || !link_ok(node.right))
+            {
+                return Err(format!("tree node {i} links outside the tree"));
+            }
+            nodes.push(node);
+        }
+        if n == 0 {
+            return Err("a tree without nodes".into());
+        }
+        Ok(Self {
+            nodes,
+            values,
+            n_classes: r.n_classes,
+            n_features: r.n_features,
+            depth: r.depth,
+            feature_importances: r.feature_importances,
+        })
+    }
 }
 
 impl FittedDecisionTree {
@@ -576,6 +709,26 @@ mod tests {
             .with_criterion(Criterion::SquaredError)
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn trees_encode_by_column_and_refuse_broken_links() {
+        let d = crate::io::iris();
+        let t = DecisionTreeClassifierParams::default()
+            .with_random_state(Some(0))
+            .fit(&d)
+            .unwrap();
+        let bytes = rmp_serde::to_vec_named(&t).unwrap();
+        let back: FittedDecisionTree = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, t);
+        // 36 bytes per node and 4 per class value, plus a few fixed fields.
+        let payload = t.node_count() * (36 + 4 * 3);
+        assert!(bytes.len() < payload + 300, "{} bytes", bytes.len());
+        let mut bad = t.clone();
+        bad.nodes[0].left = 0;
+        let bytes = rmp_serde::to_vec_named(&bad).unwrap();
+        let e = rmp_serde::from_slice::<FittedDecisionTree>(&bytes).unwrap_err();
+        assert!(e.to_string().contains("links outside the tree"), "{e}");
     }
 
     #[test]

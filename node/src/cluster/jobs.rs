@@ -392,7 +392,7 @@ impl Board {
             let tasks = match step {
                 Step::Done(result) => {
                     // Every stage had finished when the previous driver stopped.
-                    self.finish(id, &request, &planner, *result).await;
+                    self.finish(id, &request, &planner, *result, &[]).await;
                     return Ok(());
                 }
                 Step::Run(tasks) => tasks,
@@ -658,6 +658,7 @@ impl Board {
 
     async fn advance(&mut self, id: &str) {
         let Some(run) = self.runs.get(id) else { return };
+        let started = std::time::Instant::now();
         let outputs = match self.outputs(id, &run.tasks, &run.slots).await {
             Ok(o) => o,
             Err(e) => {
@@ -679,9 +680,11 @@ impl Board {
                 return;
             }
         };
+        let outputs_ms = started.elapsed().as_millis() as u64;
         let Some(run) = self.runs.get_mut(id) else {
             return;
         };
+        let started = std::time::Instant::now();
         let step = match run.planner.complete(outputs) {
             Ok(s) => s,
             Err(e) => {
@@ -691,8 +694,11 @@ impl Board {
         };
         match step {
             Step::Done(result) => {
+                let reduce_ms = started.elapsed().as_millis() as u64;
                 if let Some(run) = self.runs.remove(id) {
-                    self.finish(id, &run.request, &run.planner, *result).await;
+                    let end = [("outputs", outputs_ms), ("reduce", reduce_ms)];
+                    self.finish(id, &run.request, &run.planner, *result, &end)
+                        .await;
                 }
             }
             Step::Run(tasks) => {
@@ -799,9 +805,14 @@ impl Board {
         request: &JobRequest,
         planner: &Planner,
         result: JobResult,
+        end: &[(&str, u64)],
     ) {
         match self.register(id, request, planner, result).await {
-            Ok(summary) => {
+            Ok(mut summary) => {
+                for (phase, ms) in end {
+                    summary.end_ms.insert(phase.to_string(), *ms);
+                }
+                tracing::info!(job = %id, end_ms = ?summary.end_ms, "job ending timed");
                 let r = self
                     .mesh
                     .propose(ClusterCommand::FinishJob {
@@ -833,6 +844,7 @@ impl Board {
             cv: result.cv.clone(),
             model: None,
             test: None,
+            end_ms: Default::default(),
         };
         let Some(model) = result.model else {
             return Ok(summary);
@@ -851,6 +863,7 @@ impl Board {
         };
         // Building and encoding the artifact of a large ensemble takes a while: not on
         // the driver's thread.
+        let started = std::time::Instant::now();
         let fitted = model.clone();
         let (kind, bytes) = tokio::task::spawn_blocking(move || {
             let artifact = ModelArtifact::new(estimator, fitted, &data, provenance)?;
@@ -859,6 +872,10 @@ impl Board {
         .await
         .map_err(|e| MeshError::internal(e.to_string()))?
         .map_err(|e| MeshError::bad(e.to_string()))?;
+        summary
+            .end_ms
+            .insert("artifact".into(), started.elapsed().as_millis() as u64);
+        let started = std::time::Instant::now();
         let name = request.model_name();
         let owner = format!("model.{name}");
         let chunk = self
@@ -877,8 +894,15 @@ impl Board {
             })
             .await?;
         summary.model = Some(format!("{name}@{}", r.value.unwrap_or(0)));
+        summary
+            .end_ms
+            .insert("store".into(), started.elapsed().as_millis() as u64);
         if let Some(test) = &request.test_dataset {
+            let started = std::time::Instant::now();
             summary.test = Some(score_on(&self.mesh, test, &model).await?);
+            summary
+                .end_ms
+                .insert("test".into(), started.elapsed().as_millis() as u64);
         }
         Ok(summary)
     }
