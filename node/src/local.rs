@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use meshml_models::estimator::{CLASSIFIERS, TRANSFORMERS};
+use meshml_models::estimator::{CLASSIFIERS, REGRESSORS, TRANSFORMERS};
 use meshml_models::io::{iris, load_csv, read_features, CsvOptions, IRIS_CSV};
 use meshml_models::metrics::{classification_report, ConfusionMatrix};
 use meshml_models::model_selection::{train_test_split, TestSize};
@@ -379,17 +379,25 @@ fn column_map(model: &[String], data: &[String], dataset: &str) -> Result<Vec<us
 }
 
 fn estimators(out: &mut dyn Write) -> Result<(), NodeError> {
-    w(out, format_args!("classifiers (--model NAME):\n"))?;
-    for (name, what) in CLASSIFIERS {
-        let e = Estimator::from_name(name)?;
-        let params = serde_json::to_value(&e)
-            .ok()
-            .and_then(|v| v.get("params").map(ToString::to_string))
-            .unwrap_or_default();
-        w(
-            out,
-            format_args!("  {name:<22} {what}\n  {:<22} defaults {params}\n", ""),
-        )?;
+    for (title, list) in [
+        ("classifiers (--model NAME):", CLASSIFIERS),
+        (
+            "regressors (mesh jobs on a continuous or integer target):",
+            REGRESSORS,
+        ),
+    ] {
+        w(out, format_args!("{title}\n"))?;
+        for (name, what) in list {
+            let e = Estimator::from_name(name)?;
+            let params = serde_json::to_value(&e)
+                .ok()
+                .and_then(|v| v.get("params").map(ToString::to_string))
+                .unwrap_or_default();
+            w(
+                out,
+                format_args!("  {name:<24} {what}\n  {:<24} defaults {params}\n", ""),
+            )?;
+        }
     }
     w(
         out,
