@@ -23,7 +23,10 @@ use crate::matrix::Matrix;
 use crate::traits::Classifier;
 
 /// The artifact format this build writes and the newest it reads.
-pub const ARTIFACT_FORMAT_VERSION: u32 = 1;
+///
+/// v2 stores decision trees column by column; a v1 artifact of any other model still
+/// reads.
+pub const ARTIFACT_FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"MESHMLM\0";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
@@ -169,8 +172,15 @@ impl ModelArtifact {
         if blake3::hash(payload).as_bytes() != &bytes[20..52] {
             return Err(fail("corrupt: checksum mismatch".into()));
         }
-        let art: ModelArtifact = rmp_serde::from_slice(payload)
-            .map_err(|e| fail(format!("corrupt: cannot decode the payload: {e}")))?;
+        let art: ModelArtifact = rmp_serde::from_slice(payload).map_err(|e| {
+            if version < ARTIFACT_FORMAT_VERSION {
+                fail(format!(
+                    "written in artifact format v{version} by an older meshml, whose tree layout this build does not read ({e}): fit the model again"
+                ))
+            } else {
+                fail(format!("corrupt: cannot decode the payload: {e}"))
+            }
+        })?;
         if art.format_version != version {
             return Err(fail(
                 "corrupt: header and payload disagree on the format version".into(),
@@ -251,7 +261,7 @@ mod tests {
         );
 
         let mut newer = bytes.clone();
-        newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+        newer[8..12].copy_from_slice(&(ARTIFACT_FORMAT_VERSION + 1).to_le_bytes());
         assert!(msg(&newer).contains("newer meshml"), "{}", msg(&newer));
 
         assert!(msg(&bytes[..bytes.len() - 1]).contains("truncated"));

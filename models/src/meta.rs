@@ -114,7 +114,9 @@ impl Classifier for FittedCascade {
 }
 
 /// One model per target column on the same features (scikit-learn's
-/// `MultiOutputClassifier` / `MultiOutputRegressor`).
+/// `MultiOutputClassifier` / `MultiOutputRegressor`): the features are the dataset's
+/// feature columns that are not targets (the dataset's own target column is never a
+/// feature).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FittedMultiOutput {
     /// The target columns, in order.
@@ -146,12 +148,15 @@ impl FittedMultiOutput {
                 if m.is_regressor() {
                     Ok(Output::Values(m.predict_values(x)?))
                 } else {
-                    Ok(Output::Labels(
-                        m.predict(x)?
-                            .into_iter()
-                            .map(|c| labels[c as usize].clone())
-                            .collect(),
-                    ))
+                    m.predict(x)?
+                        .into_iter()
+                        .map(|c| {
+                            labels.get(c as usize).cloned().ok_or_else(|| {
+                                ModelError::data("multi_output", format!("no label for class {c}"))
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()
+                        .map(Output::Labels)
                 }
             })
             .collect()

@@ -404,6 +404,14 @@ fn column_target(
             .map(|r| r[j])
             .collect();
         if classes {
+            if let Some(v) = col.iter().find(|v| v.fract() != 0.0) {
+                return Err(ModelError::data(
+                    "multi_output",
+                    format!(
+                        "column '{target}' has non-integer values ({v}): a classifier needs labels; use a regressor"
+                    ),
+                ));
+            }
             let labels: Vec<String> = col.iter().map(|v| v.to_string()).collect();
             let c = Classes::from_labels(&labels);
             let ids = labels
@@ -1114,6 +1122,26 @@ impl Planner {
             }
             _ => Vec::new(),
         };
+        for e in spec.kind.estimators() {
+            e.validate()?;
+        }
+        if let JobKind::MultiSearch { searches, .. } = &spec.kind {
+            let regressors = searches.iter().filter(|(e, _)| e.is_regressor()).count();
+            if regressors > 0 && regressors < searches.len() {
+                return Err(ModelError::data(
+                    "multi_search",
+                    "mixes classifiers (accuracy) and regressors (R²), whose scores do not compare",
+                ));
+            }
+        }
+        if let JobKind::OneVsRest { estimator } | JobKind::OneVsOne { estimator } = &spec.kind {
+            if estimator.is_regressor() {
+                return Err(ModelError::data(
+                    "one_vs_rest",
+                    format!("needs a classifier; {} is a regressor", estimator.name()),
+                ));
+            }
+        }
         if let Some(e) = spec
             .kind
             .estimators()
@@ -1221,14 +1249,20 @@ impl Planner {
     }
 
     fn ensemble(&self, combine: Combine, members: Vec<FittedModel>) -> Result<FittedModel> {
-        let n_features = members
+        let first = members
             .first()
-            .map(Classifier::n_features)
             .ok_or_else(|| ModelError::data("ensemble", "no members"))?;
+        let n_features = first.n_features();
+        // Regressors average their values, whatever the target's labels are.
+        let n_classes = if first.is_regressor() {
+            0
+        } else {
+            self.summary.n_classes
+        };
         Ok(FittedModel::Ensemble(FittedEnsemble {
             combine,
             members,
-            n_classes: self.summary.n_classes,
+            n_classes,
             n_features,
         }))
     }
@@ -2118,6 +2152,21 @@ mod tests {
             cv: 5,
         };
         assert!(err(stacking).contains("ridge is a regressor"));
+        let ridge = Estimator::from_name("ridge").unwrap();
+        assert!(err(JobKind::OneVsRest {
+            estimator: ridge.clone()
+        })
+        .contains("needs a classifier"));
+        assert!(err(JobKind::MultiSearch {
+            searches: vec![(lr(), vec![]), (ridge.clone(), vec![])],
+            cv: 3,
+            refit: true
+        })
+        .contains("do not compare"));
+        // Parameters are checked as a direct fit checks them.
+        let mut forest = Estimator::from_name("random_forest_regressor").unwrap();
+        forest.set_param("criterion", "gini").unwrap();
+        assert!(err(JobKind::Fit { estimator: forest }).contains("squared_error"));
         // A regressor on a classification target with text labels fails in its task;
         // a classifier on a continuous target is refused up front.
         let mut values = s.clone();
@@ -2133,6 +2182,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("is continuous; use a regressor"), "{e}");
+    }
+
+    #[test]
+    fn regressors_bagged_on_integer_labels_average_values() {
+        // Digits' labels are integers: a regressor reads them as numbers.
+        let digits = crate::io::load_csv(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv"),
+            &crate::io::CsvOptions::default(),
+        )
+        .unwrap();
+        let mut tree = Estimator::from_name("decision_tree_regressor").unwrap();
+        tree.set_param("max_depth", "6").unwrap();
+        let spec = JobSpec {
+            kind: JobKind::Bagging {
+                estimator: tree,
+                n_estimators: 4,
+            },
+            seed: 0,
+        };
+        let m = run_job(&spec, &digits, &LocalExecutor::new(2), &|_| {})
+            .unwrap()
+            .model
+            .unwrap();
+        assert!(m.is_regressor());
+        assert!(m.evaluate(&digits).unwrap() > 0.5);
+        // A multi-output classifier refuses a continuous column.
+        let spec = JobSpec {
+            kind: JobKind::MultiOutput {
+                estimator: lr(),
+                targets: vec!["petal_width".into()],
+            },
+            seed: 0,
+        };
+        let e = run_job(&spec, &iris(), &LocalExecutor::new(1), &|_| {}).unwrap_err();
+        assert!(e.to_string().contains("non-integer values"), "{e}");
     }
 
     #[test]

@@ -516,11 +516,13 @@ pub fn print_result(v: &JobView, out: &mut dyn Write) -> Result<(), NodeError> {
             out,
             format_args!("{} on '{}': {:.4}\n", t.metric, t.dataset, t.score),
         )?;
-        let cm = ConfusionMatrix::from_counts(&t.labels, t.counts.clone())?;
-        w(
-            out,
-            format_args!("confusion matrix (rows: true, columns: predicted):\n{cm}\n"),
-        )?;
+        if !t.labels.is_empty() {
+            let cm = ConfusionMatrix::from_counts(&t.labels, t.counts.clone())?;
+            w(
+                out,
+                format_args!("confusion matrix (rows: true, columns: predicted):\n{cm}\n"),
+            )?;
+        }
     }
     Ok(())
 }

@@ -60,6 +60,7 @@ pub struct TaskDone {
     pub score: Option<f64>,
     /// Whether the output holds a model or predictions that the plan's next step reads
     /// (else the score is all of it).
+    #[serde(alias = "has_model")]
     pub has_payload: bool,
     /// Fit time, milliseconds.
     pub fit_ms: u64,
@@ -72,13 +73,19 @@ pub struct TestReport {
     pub dataset: String,
     /// What `score` is: `accuracy` (a classifier), `r2` (a regressor), or `mean score`
     /// (a multi-output model: the mean over targets of each one's accuracy or R²).
+    #[serde(default = "accuracy")]
     pub metric: String,
     /// The score.
+    #[serde(alias = "accuracy")]
     pub score: f64,
     /// Class labels (a classifier).
     pub labels: Vec<String>,
     /// `counts[true][predicted]` (a classifier).
     pub counts: Vec<Vec<usize>>,
+}
+
+fn accuracy() -> String {
+    "accuracy".into()
 }
 
 /// What a finished job reports.

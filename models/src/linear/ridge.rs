@@ -183,7 +183,7 @@ fn least_squares(
     for i in 0..d {
         g[i * d + i] += alpha;
     }
-    let coef = cholesky_solve(&g, &rhs, d).unwrap_or_else(|| min_norm_solve(&g, &rhs, d));
+    let coef = solve_scaled(&g, &rhs, d);
     let means: Vec<f64> = x_mean.flatten_all()?.to_vec1()?;
     let intercept = if fit_intercept {
         y_mean - coef.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>()
@@ -191,6 +191,30 @@ fn least_squares(
         0.0
     };
     Ok(FittedLinearRegression { coef, intercept })
+}
+
+/// Solves the normal equations with every column scaled to a unit diagonal, so that a
+/// column's tests compare it with its own scale, not the largest column's. Columns with a
+/// zero diagonal (constant after centring) get weight 0; a singular remainder gets the
+/// minimum-norm solution (in the scaled coordinates).
+fn solve_scaled(g: &[f64], rhs: &[f64], d: usize) -> Vec<f64> {
+    let active: Vec<usize> = (0..d).filter(|&i| g[i * d + i] > 0.0).collect();
+    let m = active.len();
+    let scale: Vec<f64> = active.iter().map(|&i| 1.0 / g[i * d + i].sqrt()).collect();
+    let mut a = vec![0.0f64; m * m];
+    let mut b = vec![0.0f64; m];
+    for (p, &i) in active.iter().enumerate() {
+        b[p] = rhs[i] * scale[p];
+        for (q, &j) in active.iter().enumerate() {
+            a[p * m + q] = g[i * d + j] * scale[p] * scale[q];
+        }
+    }
+    let ws = cholesky_solve(&a, &b, m).unwrap_or_else(|| min_norm_solve(&a, &b, m));
+    let mut w = vec![0.0f64; d];
+    for (p, &i) in active.iter().enumerate() {
+        w[i] = ws[p] * scale[p];
+    }
+    w
 }
 
 /// Solves `A w = b` for symmetric positive definite `A` (`d x d`, row-major); `None` when
@@ -346,6 +370,21 @@ mod tests {
         assert!((m.coef()[1] - 1.0).abs() < 1e-9, "{:?}", m.coef());
         let p = m.predict_values(d.x()).unwrap();
         assert!((p[3] - 8.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_small_scale_column_is_not_mistaken_for_a_singular_one() {
+        // y = 3 b + 2e-6 p: a 0/1 column next to one a million times larger.
+        let rows: Vec<(f32, f32)> = (0..40)
+            .map(|i| ((i % 2) as f32, 1.0e6 * (1.0 + ((i * 7) % 13) as f32)))
+            .collect();
+        let x: Vec<f32> = rows.iter().flat_map(|(b, p)| [*b, *p]).collect();
+        let y: Vec<f32> = rows.iter().map(|(b, p)| 3.0 * b + 2e-6 * p).collect();
+        let m = LinearRegressionParams::default()
+            .fit(&data(x, 2, y))
+            .unwrap();
+        assert!((m.coef()[0] - 3.0).abs() < 1e-4, "{:?}", m.coef());
+        assert!((m.coef()[1] - 2e-6).abs() < 1e-10, "{:?}", m.coef());
     }
 
     #[test]

@@ -134,7 +134,10 @@ impl TryFrom<TreeRepr> for FittedDecisionTree {
         let impurity = words::<8>(&r.impurity, n, "impurity")?;
         let weighted = words::<8>(&r.weighted_samples, n, "weighted_samples")?;
         let width = r.n_classes.max(1);
-        let values: Vec<f32> = words::<4>(&r.values, n * width, "values")?
+        let cells = n
+            .checked_mul(width)
+            .ok_or_else(|| format!("a tree of {n} nodes and {width} classes is too large"))?;
+        let values: Vec<f32> = words::<4>(&r.values, cells, "values")?
             .into_iter()
             .map(f32::from_le_bytes)
             .collect();

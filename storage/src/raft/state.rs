@@ -179,6 +179,15 @@ pub enum ClusterCommand {
         /// The record.
         record: ModelRecord,
     },
+    /// Records that `member` holds a copy of a model version's artifact.
+    AddModelLocation {
+        /// Model name.
+        name: String,
+        /// Version.
+        version: u32,
+        /// The member.
+        member: u64,
+    },
     /// Points an alias at a version.
     SetAlias {
         /// Model name.
@@ -343,6 +352,20 @@ impl ClusterState {
                     ..ClusterResponse::ok()
                 }
             }
+            ClusterCommand::AddModelLocation {
+                name,
+                version,
+                member,
+            } => {
+                let Some(r) = self.models.get_mut(name).and_then(|v| v.get_mut(version)) else {
+                    return ClusterResponse::fail(format!("no model {name}@{version}"));
+                };
+                if !r.locations.contains(member) {
+                    r.locations.push(*member);
+                    r.locations.sort_unstable();
+                }
+                ClusterResponse::ok()
+            }
             ClusterCommand::SetAlias {
                 name,
                 alias,
@@ -493,6 +516,17 @@ mod tests {
             },
         });
         assert_eq!(r.value, Some(2));
+        let add = |a: &mut ClusterState, version| {
+            a.apply(&ClusterCommand::AddModelLocation {
+                name: "m".into(),
+                version,
+                member: 4,
+            })
+            .ok
+        };
+        assert!(add(&mut a, 2) && add(&mut a, 2));
+        assert_eq!(a.models["m"][&2].locations, vec![4]);
+        assert!(!add(&mut a, 7));
         assert!(
             !a.apply(&ClusterCommand::SetAlias {
                 name: "m".into(),
