@@ -6,7 +6,14 @@
 //! - `POST /v1/jobs` with a JSON [`JobRequest`]: checked against the dataset, recorded, `202`
 //!   with the job id. `GET /v1/jobs`, `GET /v1/jobs/{id}` (progress, result),
 //!   `POST /v1/jobs/{id}/cancel`.
-//! - `GET /v1/models`: the registry.
+//! - `GET /v1/models`: the registry (every version, its aliases, its holders, whether this
+//!   node has it loaded).
+//! - `POST /v1/models/{name}/predict` and `POST /v1/models/{name}/versions/{v}/predict`:
+//!   online prediction (see [`crate::serving`]); `{name}` may be `NAME@VERSION` or
+//!   `NAME@ALIAS`. JSON or MessagePack (`application/msgpack`) bodies and answers.
+//! - `PUT /v1/models/{name}/aliases/{alias}` with `{"version": N}`: points an alias
+//!   (`production`, `staging`) at a version on every node.
+//! - `GET /v1/openapi.json`: the OpenAPI description of every route.
 //!
 //! Errors are JSON `{"error": "..."}` with a 4xx status for bad input.
 
@@ -478,6 +485,8 @@ async fn cancel_job(
 async fn list_models(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     match guard(&req, &state) {
         Ok(mesh) => {
+            let loaded = mesh.models().loaded();
+            let loaded = &loaded;
             let models = mesh.state().read(|s| {
                 s.models
                     .iter()
@@ -490,6 +499,7 @@ async fn list_models(req: HttpRequest, state: web::Data<ApiState>) -> HttpRespon
                                 "artifact": r.artifact.to_string(),
                                 "locations": r.locations,
                                 "aliases": s.aliases.get(name).map(|a| a.iter().filter(|(_, av)| *av == v).map(|(k, _)| k.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+                                "loaded_here": loaded.iter().any(|(n, lv, _)| n == name && lv == v),
                             })
                         })
                     })
@@ -501,6 +511,195 @@ async fn list_models(req: HttpRequest, state: web::Data<ApiState>) -> HttpRespon
     }
 }
 
+/// Reads a request body of at most `limit` bytes.
+// The error is the response itself.
+#[allow(clippy::result_large_err)]
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is over this node's limit of {limit} bytes (--max-request-mb)"),
+        )
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn is_msgpack(value: Option<&actix_web::http::header::HeaderValue>) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/msgpack") || v.contains("application/x-msgpack"))
+}
+
+/// Rows a request predicts inline on the HTTP thread; larger ones go to the blocking pool.
+const INLINE_ROWS: usize = 256;
+
+async fn serve_prediction(
+    req: HttpRequest,
+    spec: String,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let body = match read_body(payload, state.max_request_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let msgpack_in = is_msgpack(req.headers().get("content-type"));
+    let msgpack_out = is_msgpack(req.headers().get("accept")) || msgpack_in;
+    let request: crate::serving::PredictRequest = if msgpack_in {
+        match rmp_serde::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid MessagePack body: {e}; expected {{\"instances\": [...]}}"),
+                )
+            }
+        }
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid JSON body: {e}; expected {{\"instances\": [...]}}"),
+                )
+            }
+        }
+    };
+    let (name, version) = match mesh.state().read(|s| crate::serving::resolve(s, &spec)) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let model = match mesh.model(&name, version).await {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let answer = if request.instances.len() <= INLINE_ROWS {
+        crate::serving::predict(&model, &request)
+    } else {
+        match web::block(move || crate::serving::predict(&model, &request)).await {
+            Ok(a) => a,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    };
+    match answer {
+        Ok(a) if msgpack_out => HttpResponse::Ok()
+            .content_type("application/msgpack")
+            .body(rmp_serde::to_vec_named(&a).expect("answers encode")),
+        Ok(a) => HttpResponse::Ok().json(a),
+        Err(m) => error(StatusCode::BAD_REQUEST, &m),
+    }
+}
+
+async fn predict_model(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    serve_prediction(req, path.into_inner(), payload, state).await
+}
+
+async fn predict_version(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let (name, version) = path.into_inner();
+    if version.parse::<u32>().is_err() {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "'{version}' is not a version number (aliases go in the name: {name}@{version})"
+            ),
+        );
+    }
+    serve_prediction(req, format!("{name}@{version}"), payload, state).await
+}
+
+/// Body of `PUT /v1/models/{name}/aliases/{alias}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasBody {
+    version: u32,
+}
+
+async fn set_alias(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (name, alias) = path.into_inner();
+    if alias.parse::<u32>().is_ok() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "an alias cannot be a number (it would shadow a version)",
+        );
+    }
+    if let Err(e) = meshml_storage::error::check_name(&alias) {
+        return error(StatusCode::BAD_REQUEST, &format!("alias: {e}"));
+    }
+    let b: AliasBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid JSON body: {e}; expected {{\"version\": N}}"),
+            )
+        }
+    };
+    let cmd = ClusterCommand::SetAlias {
+        name: name.clone(),
+        alias: alias.clone(),
+        version: b.version,
+    };
+    match mesh.propose(cmd).await {
+        Ok(r) if r.ok => {}
+        Ok(r) => return error(StatusCode::NOT_FOUND, &r.error.unwrap_or_default()),
+        Err(e) => return fail(e),
+    }
+    let (n, a, v) = (name.clone(), alias.clone(), b.version);
+    if let Err(e) = mesh
+        .wait_applied(move |s| s.aliases.get(&n).and_then(|m| m.get(&a)) == Some(&v))
+        .await
+    {
+        return fail(e);
+    }
+    // Load it here now rather than on the next request.
+    let loaded = mesh.model(&name, b.version).await.is_ok();
+    HttpResponse::Ok().json(serde_json::json!({
+        "model": name, "alias": alias, "version": b.version, "loaded_here": loaded,
+    }))
+}
+
+/// The OpenAPI description of the HTTP API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
 /// Adds the mesh routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/datasets", web::get().to(list_datasets))
@@ -510,5 +709,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/jobs", web::post().to(submit_job))
         .route("/v1/jobs/{id}", web::get().to(show_job))
         .route("/v1/jobs/{id}/cancel", web::post().to(cancel_job))
-        .route("/v1/models", web::get().to(list_models));
+        .route("/v1/models", web::get().to(list_models))
+        .route("/v1/models/{name}/predict", web::post().to(predict_model))
+        .route(
+            "/v1/models/{name}/versions/{version}/predict",
+            web::post().to(predict_version),
+        )
+        .route(
+            "/v1/models/{name}/aliases/{alias}",
+            web::put().to(set_alias),
+        )
+        .route("/v1/openapi.json", web::get().to(openapi));
 }

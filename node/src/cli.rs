@@ -94,6 +94,12 @@ pub struct NodeArgs {
     /// Memory for datasets materialised for tasks, MiB (least recently used go first).
     #[arg(long, default_value_t = 1024)]
     pub cache_mb: u64,
+    /// Memory for models loaded to serve predictions, MiB (least recently used go first).
+    #[arg(long, default_value_t = 1024)]
+    pub model_cache_mb: u64,
+    /// Largest prediction request body, MiB (larger ones are refused with 413).
+    #[arg(long, default_value_t = 16)]
+    pub max_request_mb: u64,
 }
 
 /// `meshml status`

@@ -35,6 +35,8 @@ pub struct ApiState {
     pub mesh: Option<crate::mesh::Mesh>,
     /// The worker, for its counters.
     pub worker: Option<std::sync::Arc<crate::worker::Worker>>,
+    /// Largest prediction request body.
+    pub max_request_bytes: usize,
 }
 
 impl std::fmt::Debug for ApiState {

@@ -32,6 +32,7 @@ pub mod mesh;
 pub mod network;
 pub mod node;
 pub mod scheduler;
+pub mod serving;
 pub mod status;
 pub mod worker;
 

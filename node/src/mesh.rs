@@ -103,6 +103,15 @@ pub struct PutDatasetRequest {
     pub format: String,
 }
 
+/// Memory caps of a node's caches, bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    /// Datasets materialised for tasks.
+    pub datasets: u64,
+    /// Models loaded for serving.
+    pub models: u64,
+}
+
 /// Memory cap of the materialised-dataset cache.
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
@@ -152,6 +161,7 @@ struct Inner {
     cache: Mutex<Cache>,
     loading: tokio::sync::Mutex<()>,
     pieces: Mutex<PieceCache>,
+    models: crate::serving::ModelCache,
 }
 
 /// Chunks being served piece by piece: a large chunk (a task output of several trees is
@@ -215,7 +225,7 @@ impl Mesh {
         store: Store,
         dir: PathBuf,
         alive: AlivePeers,
-        cache_bytes: u64,
+        limits: CacheLimits,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -226,15 +236,21 @@ impl Mesh {
                 dir,
                 alive,
                 cache: Mutex::new(Cache {
-                    cap: cache_bytes,
+                    cap: limits.datasets,
                     used: 0,
                     tick: 0,
                     entries: HashMap::new(),
                 }),
                 loading: tokio::sync::Mutex::new(()),
                 pieces: Mutex::new(PieceCache::default()),
+                models: crate::serving::ModelCache::new(limits.models),
             }),
         }
+    }
+
+    /// The models loaded for serving.
+    pub fn models(&self) -> &crate::serving::ModelCache {
+        &self.inner.models
     }
 
     /// The Raft node.

@@ -341,8 +341,12 @@ fn serve(
             store,
             dir.clone(),
             alive.clone(),
-            args.cache_mb.saturating_mul(1 << 20),
+            crate::mesh::CacheLimits {
+                datasets: args.cache_mb.saturating_mul(1 << 20),
+                models: args.model_cache_mb.saturating_mul(1 << 20),
+            },
         );
+        actix_rt::spawn(mesh.clone().preload_aliases());
         let inbox: cluster::driver::InboxSlot = Default::default();
         let worker = crate::worker::Worker::new(mesh.clone(), slots, inbox.clone());
         let m = membership.clone();
@@ -471,6 +475,8 @@ fn serve(
                 driving,
                 mesh: Some(mesh.clone()),
                 worker: Some(worker.clone()),
+                max_request_bytes: usize::try_from(args.max_request_mb.saturating_mul(1 << 20))
+                    .unwrap_or(usize::MAX),
             },
             &args.http,
         )

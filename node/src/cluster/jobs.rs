@@ -99,6 +99,18 @@ impl std::fmt::Debug for Board {
     }
 }
 
+/// Copies of a model artifact the driver keeps (capped by the live members).
+const MODEL_REPLICAS: usize = 2;
+
+/// What a repaired chunk belongs to.
+#[derive(Debug)]
+enum Held {
+    /// A dataset's chunk.
+    Dataset(String),
+    /// A model version's artifact.
+    Model(String, u32),
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -229,7 +241,9 @@ impl Board {
             .iter()
             .map(|id| meshml_protocol::NodeId::new(id.to_string()))
             .collect();
-        let short: Vec<(String, meshml_protocol::ChunkId, Vec<u64>, usize)> =
+        // Dataset chunks short of their replica count, and model artifacts with fewer than
+        // MODEL_REPLICAS copies.
+        let short: Vec<(Held, meshml_protocol::ChunkId, Vec<u64>, usize)> =
             self.mesh.state().read(|s| {
                 let mut out = Vec::new();
                 for (name, m) in &s.datasets {
@@ -242,15 +256,28 @@ impl Board {
                     for c in &m.chunks {
                         let holders = s.chunk_locations.get(&c.id).cloned().unwrap_or_default();
                         if holders.len() < want && out.len() < REPAIR_BATCH {
-                            out.push((name.clone(), c.id, holders, want));
+                            out.push((Held::Dataset(name.clone()), c.id, holders, want));
+                        }
+                    }
+                }
+                let want = MODEL_REPLICAS.min(live.len());
+                for (name, versions) in &s.models {
+                    for (v, r) in versions {
+                        if r.locations.len() < want && out.len() < REPAIR_BATCH {
+                            out.push((
+                                Held::Model(name.clone(), *v),
+                                r.artifact,
+                                r.locations.clone(),
+                                want,
+                            ));
                         }
                     }
                 }
                 out
             });
-        for (dataset, chunk, holders, want) in short {
+        for (what, chunk, holders, want) in short {
             let Some(source) = holders.iter().find(|h| live.contains(h)).copied() else {
-                tracing::warn!(%dataset, %chunk, "no live copy of a chunk left");
+                tracing::warn!(?what, %chunk, "no live copy left");
                 continue;
             };
             let targets: Vec<u64> = meshml_storage::placement::rank(&chunk, &names)
@@ -265,7 +292,10 @@ impl Board {
                 else {
                     continue;
                 };
-                let owner = crate::mesh::dataset_owner(&dataset);
+                let owner = match &what {
+                    Held::Dataset(d) => crate::mesh::dataset_owner(d),
+                    Held::Model(m, _) => format!("model.{m}"),
+                };
                 let stored = if target == self.mesh.id() {
                     self.mesh
                         .serve_replicate(owner, vec![chunk], &src.to_string())
@@ -289,16 +319,21 @@ impl Board {
                         })
                 };
                 if stored == Response::Ack {
-                    let r = self
-                        .mesh
-                        .propose(ClusterCommand::AddChunkLocation {
+                    let cmd = match &what {
+                        Held::Dataset(_) => ClusterCommand::AddChunkLocation {
                             chunk,
                             member: target,
-                        })
-                        .await;
-                    tracing::info!(%dataset, %chunk, member = target, ok = ?r.map(|r| r.ok), "chunk re-replicated");
+                        },
+                        Held::Model(name, version) => ClusterCommand::AddModelLocation {
+                            name: name.clone(),
+                            version: *version,
+                            member: target,
+                        },
+                    };
+                    let r = self.mesh.propose(cmd).await;
+                    tracing::info!(?what, %chunk, member = target, ok = ?r.map(|r| r.ok), "copy made");
                 } else {
-                    tracing::info!(%dataset, %chunk, member = target, answer = ?stored, "re-replication failed; will retry");
+                    tracing::info!(?what, %chunk, member = target, answer = ?stored, "copy failed; will retry");
                 }
             }
         }

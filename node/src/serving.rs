@@ -1,0 +1,496 @@
+//! Online prediction: registered models loaded once per node and kept in memory under a
+//! cap, and the prediction request and response formats.
+//!
+//! A request names a model as `NAME` (its `production` alias if set, else its newest
+//! version), `NAME@VERSION` or `NAME@ALIAS`. The version is resolved when the request
+//! starts and the loaded model is shared (`Arc`), so promoting another version never
+//! disturbs a request in flight: it finishes on the model it started with, and the next
+//! one gets the new version.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use meshml_models::meta::Output;
+use meshml_models::{Classifier, FittedModel, Matrix, ModelArtifact};
+use meshml_storage::raft::ClusterState;
+use serde::{Deserialize, Serialize};
+
+use crate::mesh::{Mesh, MeshError};
+
+/// The alias a bare model name resolves to when it is set.
+pub const DEFAULT_ALIAS: &str = "production";
+
+/// Default memory cap of the loaded models.
+pub const DEFAULT_MODEL_CACHE_BYTES: u64 = 1 << 30;
+
+/// A model loaded for serving.
+#[derive(Debug)]
+pub struct ServedModel {
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: u32,
+    /// The artifact.
+    pub artifact: ModelArtifact,
+    /// Encoded size, what the cache counts.
+    pub bytes: u64,
+}
+
+/// The loaded models of a node, least recently used evicted past the cap.
+#[derive(Debug)]
+pub struct ModelCache {
+    cap: u64,
+    inner: Mutex<Lru>,
+    loading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Lru {
+    used: u64,
+    tick: u64,
+    entries: HashMap<(String, u32), (Arc<ServedModel>, u64)>,
+}
+
+impl ModelCache {
+    /// An empty cache holding at most `cap` bytes of artifacts (always at least one).
+    pub fn new(cap: u64) -> Self {
+        Self {
+            cap,
+            inner: Mutex::new(Lru::default()),
+            loading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn get(&self, name: &str, version: u32) -> Option<Arc<ServedModel>> {
+        let mut lru = self.inner.lock().expect("model cache");
+        lru.tick += 1;
+        let t = lru.tick;
+        lru.entries.get_mut(&(name.to_string(), version)).map(|e| {
+            e.1 = t;
+            e.0.clone()
+        })
+    }
+
+    fn put(&self, m: Arc<ServedModel>) {
+        let mut lru = self.inner.lock().expect("model cache");
+        while lru.used + m.bytes > self.cap && !lru.entries.is_empty() {
+            let oldest = lru
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.1)
+                .map(|(k, _)| k.clone())
+                .expect("not empty");
+            if let Some((gone, _)) = lru.entries.remove(&oldest) {
+                lru.used -= gone.bytes;
+                tracing::info!(model = %gone.name, version = gone.version, "model unloaded (cache full)");
+            }
+        }
+        lru.tick += 1;
+        let t = lru.tick;
+        lru.used += m.bytes;
+        lru.entries.insert((m.name.clone(), m.version), (m, t));
+    }
+
+    /// Loaded models as `(name, version, bytes)`.
+    pub fn loaded(&self) -> Vec<(String, u32, u64)> {
+        let lru = self.inner.lock().expect("model cache");
+        let mut v: Vec<_> = lru
+            .entries
+            .values()
+            .map(|(m, _)| (m.name.clone(), m.version, m.bytes))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Resolves `NAME`, `NAME@VERSION` or `NAME@ALIAS` against the registry.
+pub fn resolve(state: &ClusterState, spec: &str) -> Result<(String, u32), MeshError> {
+    let (name, which) = match spec.split_once('@') {
+        Some((n, w)) => (n, Some(w)),
+        None => (spec, None),
+    };
+    let versions = state
+        .models
+        .get(name)
+        .ok_or_else(|| MeshError::not_found(format!("no model '{name}' in the registry")))?;
+    let aliases = state.aliases.get(name);
+    let version = match which {
+        None => aliases
+            .and_then(|a| a.get(DEFAULT_ALIAS).copied())
+            .or_else(|| versions.keys().next_back().copied()),
+        Some(w) => match w.parse::<u32>() {
+            Ok(v) => versions.contains_key(&v).then_some(v),
+            Err(_) => aliases.and_then(|a| a.get(w).copied()),
+        },
+    };
+    version.map(|v| (name.to_string(), v)).ok_or_else(|| {
+        MeshError::not_found(format!(
+            "model '{name}' has no version or alias '{}'; versions: {}",
+            which.unwrap_or(""),
+            versions
+                .keys()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+impl Mesh {
+    /// The model `name@version`, loaded: from the cache, else from this node's store,
+    /// else fetched from a member that holds it (this node then keeps a copy and is
+    /// recorded as a holder).
+    pub async fn model(&self, name: &str, version: u32) -> Result<Arc<ServedModel>, MeshError> {
+        let cache = self.models();
+        if let Some(m) = cache.get(name, version) {
+            return Ok(m);
+        }
+        let _one_at_a_time = cache.loading.lock().await;
+        if let Some(m) = cache.get(name, version) {
+            return Ok(m);
+        }
+        let record = self
+            .state()
+            .read(|s| s.models.get(name).and_then(|v| v.get(&version)).cloned())
+            .ok_or_else(|| MeshError::not_found(format!("no model {name}@{version}")))?;
+        let id = record.artifact;
+        let bytes = if self.with_store(move |s| s.has_chunk(&id)).await? {
+            self.with_store(move |s| s.chunk(&id)).await?
+        } else {
+            let mut why = String::from("no holder recorded");
+            let mut got = None;
+            for h in record.locations.iter().filter(|h| **h != self.id()) {
+                let Some(peer) = self.peer_of(*h) else {
+                    why = format!("member {h} is not reachable");
+                    continue;
+                };
+                match self.client().fetch_chunk(peer, id).await {
+                    Ok(b) => {
+                        got = Some(b);
+                        break;
+                    }
+                    Err(e) => why = e.to_string(),
+                }
+            }
+            let bytes = got.ok_or_else(|| {
+                MeshError::unavailable(format!(
+                    "the artifact of {name}@{version} is unreachable: {why}"
+                ))
+            })?;
+            // Keep a copy: this node becomes a holder.
+            let (owner, copy) = (format!("model.{name}"), bytes.clone());
+            self.with_store(move |s| s.put_pinned(&owner, &copy))
+                .await?;
+            let _ = self
+                .propose(meshml_storage::raft::ClusterCommand::AddModelLocation {
+                    name: name.to_string(),
+                    version,
+                    member: self.id(),
+                })
+                .await;
+            bytes
+        };
+        let size = bytes.len() as u64;
+        let origin = std::path::PathBuf::from(format!("{name}@{version}"));
+        let artifact =
+            tokio::task::spawn_blocking(move || ModelArtifact::from_bytes(&bytes, &origin))
+                .await
+                .map_err(|e| MeshError::internal(e.to_string()))?
+                .map_err(|e| MeshError::internal(e.to_string()))?;
+        let m = Arc::new(ServedModel {
+            name: name.to_string(),
+            version,
+            artifact,
+            bytes: size,
+        });
+        cache.put(m.clone());
+        tracing::info!(model = name, version, bytes = size, "model loaded");
+        Ok(m)
+    }
+
+    /// Keeps the models that aliases point at loaded: after a promotion, the first request
+    /// to the new version does not wait for its artifact. Runs until the node stops.
+    pub async fn preload_aliases(self) {
+        let mut seen: BTreeMap<(String, String), u32> = BTreeMap::new();
+        loop {
+            let now: BTreeMap<(String, String), u32> = self.state().read(|s| {
+                s.aliases
+                    .iter()
+                    .flat_map(|(n, a)| a.iter().map(move |(k, v)| ((n.clone(), k.clone()), *v)))
+                    .collect()
+            });
+            for ((name, alias), v) in &now {
+                if seen.get(&(name.clone(), alias.clone())) != Some(v) {
+                    if let Err(e) = self.model(name, *v).await {
+                        tracing::warn!(model = %name, version = v, alias = %alias, cause = %e, "alias target not preloaded");
+                        continue;
+                    }
+                    seen.insert((name.clone(), alias.clone()), *v);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A feature value as sent: a number, or anything else (refused with its text).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Cell {
+    /// A number.
+    Number(f64),
+    /// Anything that is not a number.
+    Other(serde_json::Value),
+}
+
+/// One instance: values in the model's feature order, or values by feature name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Instance {
+    /// Values in feature order.
+    Row(Vec<Cell>),
+    /// Values by feature name.
+    Named(BTreeMap<String, Cell>),
+    /// Neither (refused).
+    Other(serde_json::Value),
+}
+
+/// The body of a prediction request (JSON or MessagePack).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    /// The rows to predict.
+    pub instances: Vec<Instance>,
+    /// Also return class probabilities.
+    #[serde(default)]
+    pub probabilities: bool,
+}
+
+/// One prediction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Prediction {
+    /// A class label.
+    Label(String),
+    /// A regressor's value.
+    Value(f32),
+    /// A multi-output model's prediction for every target.
+    Outputs(BTreeMap<String, Prediction>),
+}
+
+/// The answer to a prediction request.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictResponse {
+    /// Model name.
+    pub model: String,
+    /// The version that answered.
+    pub version: u32,
+    /// One prediction per instance.
+    pub predictions: Vec<Prediction>,
+    /// Class labels, the columns of `probabilities` (classifiers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// Class probabilities per instance, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<Vec<f32>>>,
+}
+
+fn number(cell: &Cell, at: impl Fn() -> String) -> Result<f32, String> {
+    match cell {
+        Cell::Number(v) if v.is_finite() => Ok(*v as f32),
+        Cell::Number(v) => Err(format!("{}: {v} is not a finite number", at())),
+        Cell::Other(serde_json::Value::String(s)) => {
+            Err(format!("{}: '{s}' is not a number", at()))
+        }
+        Cell::Other(v) => Err(format!("{}: {v} is not a number", at())),
+    }
+}
+
+/// The feature matrix of the instances, in the model's feature order; the error says
+/// which instance and feature is wrong.
+pub fn features(instances: &[Instance], names: &[String]) -> Result<Matrix, String> {
+    if instances.is_empty() {
+        return Err("no instances: send {\"instances\": [[...], ...]}".into());
+    }
+    let d = names.len();
+    let mut x = Vec::with_capacity(instances.len() * d);
+    for (i, inst) in instances.iter().enumerate() {
+        match inst {
+            Instance::Row(values) => {
+                if values.len() != d {
+                    return Err(format!(
+                        "instance {i} has {} values; the model reads {d} features ({})",
+                        values.len(),
+                        names.join(", ")
+                    ));
+                }
+                for (j, c) in values.iter().enumerate() {
+                    x.push(number(c, || {
+                        format!("instance {i}, feature '{}'", names[j])
+                    })?);
+                }
+            }
+            Instance::Named(map) => {
+                if let Some(unknown) = map.keys().find(|k| !names.contains(k)) {
+                    return Err(format!(
+                        "instance {i}: unknown feature '{unknown}'; the model reads {}",
+                        names.join(", ")
+                    ));
+                }
+                for name in names {
+                    let c = map
+                        .get(name)
+                        .ok_or_else(|| format!("instance {i} lacks feature '{name}'"))?;
+                    x.push(number(c, || format!("instance {i}, feature '{name}'"))?);
+                }
+            }
+            Instance::Other(v) => {
+                return Err(format!(
+                    "instance {i} is neither a list of values nor an object of named values: {v}"
+                ))
+            }
+        }
+    }
+    Matrix::from_vec(instances.len(), d, x).map_err(|e| e.to_string())
+}
+
+/// Predicts the instances with a loaded model. Errors are the client's (400).
+pub fn predict(model: &ServedModel, request: &PredictRequest) -> Result<PredictResponse, String> {
+    let art = &model.artifact;
+    let x = features(&request.instances, &art.feature_names)?;
+    let err = |e: meshml_models::ModelError| e.to_string();
+    let mut response = PredictResponse {
+        model: model.name.clone(),
+        version: model.version,
+        predictions: Vec::new(),
+        classes: Vec::new(),
+        probabilities: None,
+    };
+    match &art.model {
+        FittedModel::MultiOutput(m) => {
+            if request.probabilities {
+                return Err("a multi-output model returns no probabilities".into());
+            }
+            let outputs = m.predict_outputs(&x).map_err(err)?;
+            response.predictions = (0..x.rows())
+                .map(|r| {
+                    Prediction::Outputs(
+                        m.targets
+                            .iter()
+                            .zip(&outputs)
+                            .map(|(t, o)| {
+                                let p = match o {
+                                    Output::Labels(l) => Prediction::Label(l[r].clone()),
+                                    Output::Values(v) => Prediction::Value(v[r]),
+                                };
+                                (t.clone(), p)
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+        }
+        m if m.is_regressor() => {
+            if request.probabilities {
+                return Err("a regressor returns no probabilities".into());
+            }
+            response.predictions = m
+                .predict_values(&x)
+                .map_err(err)?
+                .into_iter()
+                .map(Prediction::Value)
+                .collect();
+        }
+        m => {
+            let proba = m.predict_proba(&x).map_err(err)?;
+            let k = proba.cols();
+            let data = proba.data();
+            response.predictions = meshml_models::traits::argmax_rows(&proba)
+                .into_iter()
+                .map(|c| Prediction::Label(art.classes.label(c).to_string()))
+                .collect();
+            response.classes = art.classes.labels().to_vec();
+            if request.probabilities {
+                response.probabilities = Some(data.chunks_exact(k).map(<[f32]>::to_vec).collect());
+            }
+        }
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: &str) -> PredictRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn names() -> Vec<String> {
+        ["a", "b"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn instances_by_position_and_by_name_give_the_same_matrix() {
+        let r = request(r#"{"instances": [[1, 2.5], {"b": 4, "a": 3}]}"#);
+        let x = features(&r.instances, &names()).unwrap();
+        assert_eq!(x.to_vec(), vec![1.0, 2.5, 3.0, 4.0]);
+        assert!(!r.probabilities);
+    }
+
+    #[test]
+    fn bad_instances_say_what_is_wrong() {
+        let err = |json: &str| features(&request(json).instances, &names()).unwrap_err();
+        assert!(err(r#"{"instances": []}"#).contains("no instances"));
+        assert!(err(r#"{"instances": [[1]]}"#).contains("has 1 values; the model reads 2"));
+        assert!(err(r#"{"instances": [[1, "x"]]}"#).contains("feature 'b': 'x' is not a number"));
+        assert!(err(r#"{"instances": [[1, null]]}"#).contains("null is not a number"));
+        assert!(err(r#"{"instances": [{"a": 1, "c": 2}]}"#).contains("unknown feature 'c'"));
+        assert!(err(r#"{"instances": [{"a": 1}]}"#).contains("lacks feature 'b'"));
+        assert!(err(r#"{"instances": [7]}"#).contains("neither a list"));
+        assert!(serde_json::from_str::<PredictRequest>(r#"{"instance": [[1, 2]]}"#).is_err());
+        // MessagePack can carry NaN and infinity; JSON cannot.
+        let body =
+            rmp_serde::to_vec_named(&serde_json::json!({"instances": [[1.0, 0.0]]})).unwrap();
+        let mut r: PredictRequest = rmp_serde::from_slice(&body).unwrap();
+        r.instances = vec![Instance::Row(vec![
+            Cell::Number(1.0),
+            Cell::Number(f64::NAN),
+        ])];
+        assert!(features(&r.instances, &names())
+            .unwrap_err()
+            .contains("NaN is not a finite number"));
+    }
+
+    #[test]
+    fn names_resolve_to_the_production_alias_else_the_newest_version() {
+        use meshml_storage::raft::{ClusterCommand, ModelRecord};
+        let mut s = ClusterState::default();
+        for _ in 0..3 {
+            s.apply(&ClusterCommand::RegisterModel {
+                name: "m".into(),
+                record: ModelRecord {
+                    kind: "k".into(),
+                    artifact: meshml_protocol::ChunkId::from_bytes([1; 32]),
+                    locations: vec![1],
+                },
+            });
+        }
+        assert_eq!(resolve(&s, "m").unwrap(), ("m".into(), 3));
+        assert_eq!(resolve(&s, "m@2").unwrap(), ("m".into(), 2));
+        s.apply(&ClusterCommand::SetAlias {
+            name: "m".into(),
+            alias: "production".into(),
+            version: 1,
+        });
+        assert_eq!(resolve(&s, "m").unwrap(), ("m".into(), 1));
+        assert_eq!(resolve(&s, "m@production").unwrap(), ("m".into(), 1));
+        assert_eq!(resolve(&s, "m@9").unwrap_err().status, 404);
+        assert_eq!(resolve(&s, "m@staging").unwrap_err().status, 404);
+        assert!(resolve(&s, "x")
+            .unwrap_err()
+            .message
+            .contains("no model 'x'"));
+    }
+}
