@@ -13,6 +13,10 @@
 //!   `NAME@ALIAS`. JSON or MessagePack (`application/msgpack`) bodies and answers.
 //! - `PUT /v1/models/{name}/aliases/{alias}` with `{"version": N}`: points an alias
 //!   (`production`, `staging`) at a version on every node.
+//! - `POST /v1/predictions` with a JSON [`crate::batch::BatchRequest`]: batch prediction
+//!   of a dataset, chunk by chunk where the chunks are; `202` with its id.
+//!   `GET /v1/predictions`, `GET /v1/predictions/{id}` (progress),
+//!   `GET /v1/predictions/{id}/csv` (the predictions, in row order).
 //! - `GET /v1/openapi.json`: the OpenAPI description of every route.
 //!
 //! Errors are JSON `{"error": "..."}` with a 4xx status for bad input.
@@ -691,6 +695,106 @@ async fn set_alias(
     }))
 }
 
+async fn start_batch(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let b: crate::batch::BatchRequest = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid JSON body: {e}; expected {{\"model\": ..., \"dataset\": ...}}"),
+            )
+        }
+    };
+    match mesh.start_batch(b).await {
+        Ok(id) => HttpResponse::Accepted().json(serde_json::json!({ "id": id })),
+        Err(e) => fail(e),
+    }
+}
+
+async fn list_batches(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    match guard(&req, &state) {
+        Ok(mesh) => HttpResponse::Ok().json(mesh.batches().list()),
+        Err(r) => r,
+    }
+}
+
+async fn show_batch(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match mesh.batches().view(&path) {
+        Some(v) => HttpResponse::Ok().json(v),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("no batch '{path}' on this node (a batch lives on the node that ran it)"),
+        ),
+    }
+}
+
+async fn batch_csv(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let Some(v) = mesh.batches().view(&path) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no batch '{path}' on this node"),
+        );
+    };
+    let Some(len) = v.csv_bytes.filter(|_| v.state == "succeeded") else {
+        return error(
+            StatusCode::CONFLICT,
+            &format!(
+                "batch '{path}' is {}{}",
+                v.state,
+                if v.into.is_some() {
+                    " and went into a dataset"
+                } else {
+                    ""
+                }
+            ),
+        );
+    };
+    let file = match std::fs::File::open(crate::batch::csv_path(&mesh, &path)) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::GONE, &format!("the predictions are gone: {e}")),
+    };
+    let stream = futures::stream::unfold(file, |mut f| async move {
+        use std::io::Read;
+        let mut buf = vec![0u8; 256 << 10];
+        match f.read(&mut buf) {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/csv")
+        .no_chunking(len)
+        .streaming(stream)
+}
+
 /// The OpenAPI description of the HTTP API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -719,5 +823,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/v1/models/{name}/aliases/{alias}",
             web::put().to(set_alias),
         )
+        .route("/v1/predictions", web::post().to(start_batch))
+        .route("/v1/predictions", web::get().to(list_batches))
+        .route("/v1/predictions/{id}", web::get().to(show_batch))
+        .route("/v1/predictions/{id}/csv", web::get().to(batch_csv))
         .route("/v1/openapi.json", web::get().to(openapi));
 }

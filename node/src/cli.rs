@@ -34,6 +34,8 @@ pub enum Command {
     Jobs(crate::fit::JobsCmd),
     /// Show or cancel a job.
     Job(crate::fit::JobCmd),
+    /// Predict every row of a dataset on the mesh (each chunk where it is stored).
+    Predict(crate::predict::PredictCmd),
     /// A three-node mesh in this process on bundled data: replicate a dataset, run a grid
     /// search and a one-vs-rest job with progress, print the results.
     Demo(crate::demo::DemoArgs),

@@ -56,14 +56,15 @@ pub struct NodeApi {
 }
 
 impl NodeApi {
-    fn token(&self) -> Result<Option<String>, NodeError> {
+    pub(crate) fn token(&self) -> Result<Option<String>, NodeError> {
         self.token_file
             .as_deref()
             .map(crate::http::read_token_file)
             .transpose()
     }
 
-    fn call(
+    /// Calls the node; a non-2xx answer is an error carrying the node's message.
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,
@@ -458,6 +459,11 @@ fn request(cmd: &FitCmd) -> Result<JobRequest, NodeError> {
 }
 
 fn bar(done: usize, total: usize, started: Instant) -> String {
+    bar_of(done, total, started, "tasks")
+}
+
+/// A progress bar: `[###---] done/total UNIT, elapsed, eta`.
+pub(crate) fn bar_of(done: usize, total: usize, started: Instant, unit: &str) -> String {
     let width = 30;
     let filled = (width * done).checked_div(total).unwrap_or(0).min(width);
     let secs = started.elapsed().as_secs_f64();
@@ -467,7 +473,7 @@ fn bar(done: usize, total: usize, started: Instant) -> String {
         format!(", eta {:.1}s", secs / done as f64 * (total - done) as f64)
     };
     format!(
-        "[{}{}] {done}/{total} tasks, {secs:.1}s{eta}",
+        "[{}{}] {done}/{total} {unit}, {secs:.1}s{eta}",
         "#".repeat(filled),
         "-".repeat(width - filled)
     )

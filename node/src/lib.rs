@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod batch;
 pub mod cli;
 pub mod cluster;
 pub mod dataset;
@@ -31,6 +32,7 @@ pub mod membership;
 pub mod mesh;
 pub mod network;
 pub mod node;
+pub mod predict;
 pub mod scheduler;
 pub mod serving;
 pub mod status;
@@ -89,6 +91,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
         Command::Fit(cmd) => fit::fit(cmd, out),
         Command::Jobs(cmd) => fit::jobs(cmd, out),
         Command::Job(cmd) => fit::job(cmd, out),
+        Command::Predict(cmd) => predict::predict(cmd, out),
         Command::Demo(args) => demo::run(args, out),
         Command::Secret(cli::SecretCommand::New) => out
             .write_all(network::identity::new_psk().as_bytes())

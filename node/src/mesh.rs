@@ -162,6 +162,7 @@ struct Inner {
     loading: tokio::sync::Mutex<()>,
     pieces: Mutex<PieceCache>,
     models: crate::serving::ModelCache,
+    batches: crate::batch::Batches,
 }
 
 /// Chunks being served piece by piece: a large chunk (a task output of several trees is
@@ -244,8 +245,14 @@ impl Mesh {
                 loading: tokio::sync::Mutex::new(()),
                 pieces: Mutex::new(PieceCache::default()),
                 models: crate::serving::ModelCache::new(limits.models),
+                batches: crate::batch::Batches::default(),
             }),
         }
+    }
+
+    /// The batch predictions this node runs.
+    pub fn batches(&self) -> &crate::batch::Batches {
+        &self.inner.batches
     }
 
     /// The models loaded for serving.

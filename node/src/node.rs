@@ -534,6 +534,17 @@ async fn answer(
             chunks,
             source,
         } => mesh.serve_replicate(owner, chunks, &source).await,
+        Q::PredictChunk {
+            model,
+            version,
+            chunk,
+            offset,
+            rows,
+            proba,
+        } => {
+            mesh.serve_predict_chunk(&model, version, chunk, offset, rows, proba)
+                .await
+        }
         Q::TaskUpdate {
             job,
             task,

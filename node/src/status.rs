@@ -123,6 +123,57 @@ pub fn http_call(
     Ok((code, body))
 }
 
+/// `GET path`, copying a 200 answer's body to `dest` as it arrives (bounded memory);
+/// returns the status and, for any other status, the body as text.
+pub fn http_download(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    dest: &mut dyn Write,
+    wait: Duration,
+) -> Result<(u16, u64, String), NodeError> {
+    let hostport = base
+        .strip_prefix("http://")
+        .ok_or_else(|| NodeError::Usage(format!("--node {base}: expected http://HOST:PORT")))?
+        .trim_end_matches('/');
+    let fail =
+        |e: std::io::Error| NodeError::io(format!("{base} (is `meshml node` running there?)"), e);
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(fail)?
+        .next()
+        .ok_or_else(|| NodeError::Usage(format!("--node {base}: cannot resolve")))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
+    s.set_read_timeout(Some(wait)).map_err(fail)?;
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(fail)?;
+    let mut r = std::io::BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut r, &mut line).map_err(fail)? == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let code: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| NodeError::Usage(format!("{base}: malformed HTTP status line")))?;
+    if code != 200 {
+        let mut text = String::new();
+        r.read_to_string(&mut text).map_err(fail)?;
+        return Ok((code, 0, text));
+    }
+    let n = std::io::copy(&mut r, dest).map_err(|e| NodeError::io("output", e))?;
+    Ok((code, n, String::new()))
+}
+
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {

@@ -270,6 +270,23 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
+    /// Asks a holder of `chunk` to predict rows `offset..offset + rows` of it with a model
+    /// version (batch prediction: the work goes to the data); answered with
+    /// `ChunkPredictions`.
+    PredictChunk {
+        /// Model name.
+        model: String,
+        /// Version.
+        version: u32,
+        /// The dataset chunk (held by the receiver).
+        chunk: ChunkId,
+        /// First row of the slice, within the chunk.
+        offset: u32,
+        /// Rows of the slice.
+        rows: u32,
+        /// Also return class probabilities.
+        proba: bool,
+    },
 }
 
 /// Responses.
@@ -308,6 +325,17 @@ pub enum Response {
         proba: Vec<u8>,
         /// The model version that answered.
         version: u32,
+    },
+    /// Predictions for a slice of a chunk, in row order.
+    ChunkPredictions {
+        /// Class id per row (a classifier).
+        classes: Vec<u32>,
+        /// Value per row, little-endian f32 (a regressor).
+        #[serde(with = "serde_bytes")]
+        values: Vec<u8>,
+        /// Probabilities, `rows x n_classes` little-endian f32, when asked for.
+        #[serde(with = "serde_bytes")]
+        proba: Vec<u8>,
     },
     /// Chunks held.
     Chunks {

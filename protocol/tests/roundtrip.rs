@@ -171,6 +171,24 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         (consensus_kind(), bytes())
             .prop_map(|(kind, payload)| Request::Consensus { kind, payload }),
+        (
+            text(),
+            any::<u32>(),
+            chunk_id(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<bool>()
+        )
+            .prop_map(|(model, version, chunk, offset, rows, proba)| {
+                Request::PredictChunk {
+                    model,
+                    version,
+                    chunk,
+                    offset,
+                    rows,
+                    proba,
+                }
+            }),
     ]
 }
 
@@ -197,6 +215,16 @@ fn response() -> impl Strategy<Value = Response> {
                 classes,
                 proba,
                 version
+            }),
+        (
+            proptest::collection::vec(any::<u32>(), 0..64),
+            bytes(),
+            bytes()
+        )
+            .prop_map(|(classes, values, proba)| Response::ChunkPredictions {
+                classes,
+                values,
+                proba
             }),
         proptest::collection::vec(chunk_id(), 0..8).prop_map(|ids| Response::Chunks { ids }),
         (any::<bool>(), proptest::option::of(text()), any::<u64>()).prop_map(

@@ -1,0 +1,578 @@
+//! Batch prediction over a dataset's chunks: the work goes to the data.
+//!
+//! The node that takes the request (any node) resolves the model, splits every chunk into
+//! slices that fit a network frame, and asks a member holding each chunk to predict its
+//! slice (`PredictChunk`); a holder loads the model once (fetching the artifact from a
+//! replica if it lacks it) and reads the chunk from its own store. A bounded number of
+//! slices are in flight; answers are written in the dataset's row order to a CSV file on
+//! the requesting node (a slice whose holder fails goes to another holder). The result is
+//! downloaded (`meshml predict --out`) or stored as a new replicated dataset (`--into`).
+//!
+//! A batch lives on the node that runs it: if that node stops, the batch is lost and is
+//! submitted again (predictions have no side effects).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use meshml_models::{Classifier, FittedModel, Matrix};
+use meshml_protocol::{ChunkId, ErrorCode, RemoteError, Request, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::mesh::{Mesh, MeshError, PutDatasetRequest};
+
+/// Largest answer a holder sends for one slice (a frame is 4 MiB).
+const SLICE_BYTES: usize = 3 << 20;
+
+/// Finished batches a node remembers (their files are deleted with them).
+const KEEP_FINISHED: usize = 16;
+
+/// A batch prediction request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// `NAME`, `NAME@VERSION` or `NAME@ALIAS`.
+    pub model: String,
+    /// The dataset to predict.
+    pub dataset: String,
+    /// Also write class probabilities.
+    #[serde(default)]
+    pub proba: bool,
+    /// Store the predictions as this new dataset instead of keeping a CSV to download.
+    #[serde(default)]
+    pub into: Option<String>,
+    /// Copies of each chunk of the `into` dataset.
+    #[serde(default)]
+    pub replicas: Option<usize>,
+}
+
+/// A batch's progress and outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchView {
+    /// Batch id.
+    pub id: String,
+    /// Model name.
+    pub model: String,
+    /// The version predicting.
+    pub version: u32,
+    /// The dataset.
+    pub dataset: String,
+    /// `running`, `succeeded` or `failed`.
+    pub state: String,
+    /// Rows predicted so far.
+    pub rows_done: u64,
+    /// Rows of the dataset.
+    pub rows_total: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The dataset the predictions went into, if asked.
+    pub into: Option<String>,
+    /// Size of the CSV to download, once succeeded (without `into`).
+    pub csv_bytes: Option<u64>,
+    /// Milliseconds from start to end.
+    pub elapsed_ms: u64,
+}
+
+/// The batches of a node.
+#[derive(Debug, Default)]
+pub struct Batches {
+    runs: Mutex<BTreeMap<String, Arc<Mutex<BatchView>>>>,
+}
+
+impl Batches {
+    /// A batch's view.
+    pub fn view(&self, id: &str) -> Option<BatchView> {
+        let runs = self.runs.lock().expect("batches");
+        runs.get(id).map(|v| v.lock().expect("batch").clone())
+    }
+
+    /// Every batch, oldest first.
+    pub fn list(&self) -> Vec<BatchView> {
+        let runs = self.runs.lock().expect("batches");
+        runs.values()
+            .map(|v| v.lock().expect("batch").clone())
+            .collect()
+    }
+}
+
+/// The CSV file of batch `id` under the node's directory.
+pub fn csv_path(mesh: &Mesh, id: &str) -> PathBuf {
+    mesh.dir().join("predictions").join(format!("{id}.csv"))
+}
+
+/// One slice of one chunk.
+#[derive(Debug, Clone)]
+struct Slice {
+    chunk: ChunkId,
+    holders: Vec<u64>,
+    offset: u32,
+    rows: u32,
+    /// Position in the dataset of its first row.
+    first_row: u64,
+    n: usize,
+}
+
+/// What a holder answered for a slice.
+struct Answer {
+    classes: Vec<u32>,
+    values: Vec<f32>,
+    proba: Vec<f32>,
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
+}
+
+fn le(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Response {
+    Response::Error(RemoteError {
+        code,
+        message: message.into(),
+        retryable,
+    })
+}
+
+impl Mesh {
+    /// Answers `PredictChunk`: rows of a chunk this node holds, predicted with the model
+    /// (loaded once; fetched from a holder if this node lacks it).
+    pub async fn serve_predict_chunk(
+        &self,
+        model: &str,
+        version: u32,
+        chunk: ChunkId,
+        offset: u32,
+        rows: u32,
+        proba: bool,
+    ) -> Response {
+        let m = match self.model(model, version).await {
+            Ok(m) => m,
+            Err(e) => return refuse(ErrorCode::NotFound, e.message, true),
+        };
+        let columns = self.state().read(|s| {
+            s.datasets
+                .values()
+                .find(|d| d.chunks.iter().any(|c| c.id == chunk))
+                .map(|d| d.feature_names.clone())
+        });
+        let Some(columns) = columns else {
+            return refuse(
+                ErrorCode::NotFound,
+                format!("chunk {chunk} is in no dataset"),
+                false,
+            );
+        };
+        let bytes = match self.with_store(move |s| s.chunk(&chunk)).await {
+            Ok(b) => b,
+            Err(e) => return refuse(ErrorCode::NotFound, e.message, true),
+        };
+        let work = move || -> Result<Response, String> {
+            let c = meshml_storage::encoding::Chunk::decode(&chunk, &bytes)
+                .map_err(|e| e.to_string())?;
+            let (start, n) = (offset as usize, rows as usize);
+            if start + n > c.rows {
+                return Err(format!(
+                    "rows {start}..{} of a chunk of {}",
+                    start + n,
+                    c.rows
+                ));
+            }
+            let cols = column_map(&m.artifact.feature_names, &columns)?;
+            let slice = c.features[start * c.cols..(start + n) * c.cols].to_vec();
+            let x = Matrix::from_vec(n, c.cols, slice)
+                .and_then(|x| x.select_cols(&cols))
+                .map_err(|e| e.to_string())?;
+            let model = &m.artifact.model;
+            let err = |e: meshml_models::ModelError| e.to_string();
+            Ok(if model.is_regressor() {
+                Response::ChunkPredictions {
+                    classes: Vec::new(),
+                    values: le(&model.predict_values(&x).map_err(err)?),
+                    proba: Vec::new(),
+                }
+            } else {
+                let p = model.predict_proba(&x).map_err(err)?;
+                Response::ChunkPredictions {
+                    classes: meshml_models::traits::argmax_rows(&p),
+                    values: Vec::new(),
+                    proba: if proba { le(&p.to_vec()) } else { Vec::new() },
+                }
+            })
+        };
+        match tokio::task::spawn_blocking(work).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => refuse(ErrorCode::BadRequest, e, false),
+            Err(e) => refuse(ErrorCode::Internal, e.to_string(), true),
+        }
+    }
+
+    /// Checks a batch request and starts it; returns its id.
+    pub async fn start_batch(&self, req: BatchRequest) -> Result<String, MeshError> {
+        let (name, version) = self
+            .state()
+            .read(|s| crate::serving::resolve(s, &req.model))?;
+        let served = self.model(&name, version).await?;
+        if matches!(served.artifact.model, FittedModel::MultiOutput(_)) {
+            return Err(MeshError::bad(
+                "batch prediction of a multi-output model is not supported; serve it online",
+            ));
+        }
+        let regressor = served.artifact.model.is_regressor();
+        if req.proba && regressor {
+            return Err(MeshError::bad(
+                "a regressor has no probabilities: drop --proba",
+            ));
+        }
+        let (manifest, holders) = self
+            .state()
+            .read(|s| {
+                let m = s.datasets.get(&req.dataset)?.clone();
+                let h: Vec<Vec<u64>> = m
+                    .chunks
+                    .iter()
+                    .map(|c| s.chunk_locations.get(&c.id).cloned().unwrap_or_default())
+                    .collect();
+                Some((m, h))
+            })
+            .ok_or_else(|| {
+                MeshError::not_found(format!("no dataset '{}' on the mesh", req.dataset))
+            })?;
+        column_map(&served.artifact.feature_names, &manifest.feature_names)
+            .map_err(MeshError::bad)?;
+        if let Some(into) = &req.into {
+            meshml_storage::error::check_name(into)
+                .map_err(|e| MeshError::bad(format!("--into: {e}")))?;
+            if self.state().read(|s| s.datasets.contains_key(into)) {
+                return Err(MeshError::conflict(format!("a dataset '{into}' exists")));
+            }
+        }
+        let k = served.artifact.classes.len();
+        let per_row = 6 + if req.proba { 4 * k } else { 4 };
+        let slice_rows = (SLICE_BYTES / per_row).max(1);
+        let mut slices = Vec::new();
+        let mut first_row = 0u64;
+        for (c, hs) in manifest.chunks.iter().zip(holders) {
+            let mut offset = 0usize;
+            while offset < c.rows as usize {
+                let rows = slice_rows.min(c.rows as usize - offset);
+                slices.push(Slice {
+                    chunk: c.id,
+                    holders: hs.clone(),
+                    offset: offset as u32,
+                    rows: rows as u32,
+                    first_row: first_row + offset as u64,
+                    n: slices.len(),
+                });
+                offset += rows;
+            }
+            first_row += u64::from(c.rows);
+        }
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let id = format!("p{at:x}-{:04x}", rand_suffix());
+        let view = Arc::new(Mutex::new(BatchView {
+            id: id.clone(),
+            model: name.clone(),
+            version,
+            dataset: req.dataset.clone(),
+            state: "running".into(),
+            rows_done: 0,
+            rows_total: manifest.rows,
+            error: None,
+            into: req.into.clone(),
+            csv_bytes: None,
+            elapsed_ms: 0,
+        }));
+        {
+            let mut runs = self.batches().runs.lock().expect("batches");
+            // Forget the oldest finished batches (and their files).
+            let finished: Vec<String> = runs
+                .iter()
+                .filter(|(_, v)| v.lock().expect("batch").state != "running")
+                .map(|(k, _)| k.clone())
+                .collect();
+            for old in finished
+                .iter()
+                .take(finished.len().saturating_sub(KEEP_FINISHED - 1))
+            {
+                runs.remove(old);
+                let _ = std::fs::remove_file(csv_path(self, old));
+            }
+            runs.insert(id.clone(), view.clone());
+        }
+        let mesh = self.clone();
+        let job = Job {
+            id: id.clone(),
+            req,
+            served,
+            slices,
+            view,
+        };
+        actix_rt::spawn(async move { mesh.run_batch(job).await });
+        Ok(id)
+    }
+
+    async fn run_batch(self, job: Job) {
+        let started = std::time::Instant::now();
+        let outcome = self.predict_all(&job).await;
+        let mut v = job.view.lock().expect("batch");
+        v.elapsed_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(bytes) => {
+                v.state = "succeeded".into();
+                v.csv_bytes = bytes;
+            }
+            Err(e) => {
+                tracing::warn!(batch = %job.id, cause = %e, "batch prediction failed");
+                v.state = "failed".into();
+                v.error = Some(e.message);
+                let _ = std::fs::remove_file(csv_path(&self, &job.id));
+            }
+        }
+        tracing::info!(batch = %job.id, state = %v.state, ms = v.elapsed_ms, "batch prediction ended");
+    }
+
+    /// Predicts every slice (a bounded number at once, answers kept in row order) into
+    /// the CSV; with `into`, stores that CSV as a dataset. Returns the CSV's size when it
+    /// is kept for download.
+    async fn predict_all(&self, job: &Job) -> Result<Option<u64>, MeshError> {
+        let art = &job.served.artifact;
+        let path = csv_path(self, &job.id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| MeshError::internal(format!("{}: {e}", dir.display())))?;
+        }
+        let file = std::fs::File::create(&path)
+            .map_err(|e| MeshError::internal(format!("{}: {e}", path.display())))?;
+        let mut out = std::io::BufWriter::new(file);
+        let into = job.req.into.is_some();
+        let labels = art.classes.labels();
+        let mut header: Vec<String> = Vec::new();
+        if into {
+            header.push("row".into());
+        }
+        if job.req.proba {
+            header.extend(labels.iter().map(|l| format!("p_{l}")));
+        }
+        let target = if into && art.target_name == "row" {
+            "prediction".to_string()
+        } else {
+            art.target_name.clone()
+        };
+        // For a download the prediction comes first (as `meshml local predict` writes it);
+        // a dataset has its target last.
+        if into {
+            header.push(target);
+        } else {
+            header.insert(0, target);
+        }
+        let io = |e: std::io::Error| MeshError::internal(format!("{}: {e}", path.display()));
+        writeln!(out, "{}", header.join(",")).map_err(io)?;
+        let live: Vec<u64> = self.live_members().await.into_iter().map(|m| m.0).collect();
+        let in_flight = (2 * live.len()).clamp(2, 16);
+        let mut answers = futures::stream::iter(job.slices.iter().cloned())
+            .map(|s| self.predict_slice(job, s, live.clone()))
+            .buffered(in_flight);
+        let k = labels.len();
+        let mut line = String::new();
+        while let Some(answer) = answers.next().await {
+            let (slice, a) = answer?;
+            let n = slice.rows as usize;
+            for r in 0..n {
+                line.clear();
+                let pred = if a.classes.is_empty() {
+                    format!("{}", a.values[r])
+                } else {
+                    csv_field(&labels[a.classes[r] as usize])
+                };
+                if !into {
+                    line.push_str(&pred);
+                } else {
+                    line.push_str(&(slice.first_row + r as u64).to_string());
+                }
+                if !a.proba.is_empty() {
+                    for p in &a.proba[r * k..(r + 1) * k] {
+                        line.push_str(&format!(",{p:.6}"));
+                    }
+                }
+                if into {
+                    line.push(',');
+                    line.push_str(&pred);
+                }
+                line.push('\n');
+                out.write_all(line.as_bytes()).map_err(io)?;
+            }
+            job.view.lock().expect("batch").rows_done += n as u64;
+        }
+        drop(answers);
+        out.flush().map_err(io)?;
+        drop(out);
+        let Some(into) = &job.req.into else {
+            let len = std::fs::metadata(&path).map_err(io)?.len();
+            return Ok(Some(len));
+        };
+        let put = PutDatasetRequest {
+            name: into.clone(),
+            replicas: job.req.replicas.unwrap_or(1).max(1),
+            chunk_rows: 65_536,
+            target: None,
+            regression: art.model.is_regressor(),
+            format: "csv".into(),
+        };
+        let result = self.put_dataset(path.clone(), put).await;
+        let _ = std::fs::remove_file(&path);
+        result.map(|_| None)
+    }
+
+    /// One slice from the first holder that answers (starting at a different holder per
+    /// slice, to spread the work).
+    async fn predict_slice(
+        &self,
+        job: &Job,
+        s: Slice,
+        live: Vec<u64>,
+    ) -> Result<(Slice, Answer), MeshError> {
+        let mut holders: Vec<u64> = s
+            .holders
+            .iter()
+            .copied()
+            .filter(|h| live.contains(h))
+            .collect();
+        if holders.is_empty() {
+            return Err(MeshError::unavailable(format!(
+                "chunk {} has no live holder",
+                s.chunk
+            )));
+        }
+        let turn = s.n % holders.len();
+        holders.rotate_left(turn);
+        let (name, version) = (job.served.name.clone(), job.served.version);
+        let mut why = String::new();
+        for h in holders {
+            let answer = if h == self.id() {
+                self.serve_predict_chunk(&name, version, s.chunk, s.offset, s.rows, job.req.proba)
+                    .await
+            } else {
+                let Some(peer) = self.peer_of(h) else {
+                    why = format!("member {h} has no address");
+                    continue;
+                };
+                let req = Request::PredictChunk {
+                    model: name.clone(),
+                    version,
+                    chunk: s.chunk,
+                    offset: s.offset,
+                    rows: s.rows,
+                    proba: job.req.proba,
+                };
+                match self.client().request(peer, req).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        why = e.to_string();
+                        continue;
+                    }
+                }
+            };
+            match answer {
+                Response::ChunkPredictions {
+                    classes,
+                    values,
+                    proba,
+                } => {
+                    let a = Answer {
+                        classes,
+                        values: f32s(&values),
+                        proba: f32s(&proba),
+                    };
+                    let n = s.rows as usize;
+                    let k = job.served.artifact.classes.len();
+                    let complete = (a.classes.len() == n || a.values.len() == n)
+                        && (!job.req.proba || a.proba.len() == n * k)
+                        && a.classes.iter().all(|c| (*c as usize) < k.max(1));
+                    if complete {
+                        return Ok((s, a));
+                    }
+                    why = format!("member {h} answered a slice of the wrong size");
+                }
+                Response::Error(e) if !e.retryable => {
+                    return Err(MeshError::bad(format!("member {h}: {}", e.message)))
+                }
+                Response::Error(e) => why = e.message,
+                other => why = format!("member {h} answered {other:?}"),
+            }
+        }
+        Err(MeshError::unavailable(format!(
+            "no holder of chunk {} predicted rows {}..{}: {why}",
+            s.chunk,
+            s.offset,
+            s.offset + s.rows
+        )))
+    }
+}
+
+/// A running batch.
+struct Job {
+    id: String,
+    req: BatchRequest,
+    served: Arc<crate::serving::ServedModel>,
+    slices: Vec<Slice>,
+    view: Arc<Mutex<BatchView>>,
+}
+
+fn rand_suffix() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (t ^ std::process::id()) as u16
+}
+
+/// The dataset column of each model feature.
+fn column_map(model: &[String], data: &[String]) -> Result<Vec<usize>, String> {
+    model
+        .iter()
+        .map(|f| {
+            data.iter().position(|d| d == f).ok_or_else(|| {
+                format!(
+                    "the dataset lacks the model's feature '{f}' (it has {})",
+                    data.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// A CSV field, quoted when it must be.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_are_found_by_name_and_fields_quoted() {
+        let data = ["b", "a", "c"].map(String::from);
+        assert_eq!(
+            column_map(&["a".into(), "c".into()], &data).unwrap(),
+            vec![1, 2]
+        );
+        assert!(column_map(&["z".into()], &data)
+            .unwrap_err()
+            .contains("lacks the model's feature 'z'"));
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}

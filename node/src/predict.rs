@@ -1,0 +1,159 @@
+//! `meshml predict`: batch prediction of a dataset on the mesh, through a node's API.
+//!
+//! ```console
+//! $ meshml predict --model digits-lr --dataset digits --out preds.csv --proba
+//! $ meshml predict --model digits-lr@production --dataset big --into big-preds --replicas 2
+//! ```
+//!
+//! Each holder of a chunk predicts it (see [`crate::batch`]); a progress bar shows the rows
+//! done until the batch ends. The predictions come back in the dataset's row order: to a
+//! file (`--out`), to standard output, or into a new replicated dataset (`--into`).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use crate::batch::{BatchRequest, BatchView};
+use crate::fit::NodeApi;
+use crate::{w, NodeError};
+
+/// `meshml predict ...`
+#[derive(Debug, Args)]
+pub struct PredictCmd {
+    /// The model: `NAME` (its production alias, else its newest version),
+    /// `NAME@VERSION` or `NAME@ALIAS`.
+    #[arg(long)]
+    pub model: String,
+    /// The dataset on the mesh.
+    #[arg(long)]
+    pub dataset: String,
+    /// Write the predictions (CSV, in row order) to this file instead of standard output.
+    #[arg(long, value_name = "FILE", conflicts_with = "into")]
+    pub out: Option<PathBuf>,
+    /// Store the predictions as a new dataset on the mesh instead.
+    #[arg(long, value_name = "DATASET")]
+    pub into: Option<String>,
+    /// Copies of each chunk of the `--into` dataset.
+    #[arg(long, requires = "into")]
+    pub replicas: Option<usize>,
+    /// Also write class probabilities (`p_<class>` columns).
+    #[arg(long)]
+    pub proba: bool,
+    /// The node.
+    #[command(flatten)]
+    pub api: NodeApi,
+}
+
+/// Runs `meshml predict`; the summary goes to `out` (and the CSV too, without `--out` or
+/// `--into`).
+pub fn predict(cmd: PredictCmd, out: &mut dyn Write) -> Result<(), NodeError> {
+    let req = BatchRequest {
+        model: cmd.model.clone(),
+        dataset: cmd.dataset.clone(),
+        proba: cmd.proba,
+        into: cmd.into.clone(),
+        replicas: cmd.replicas,
+    };
+    let body = serde_json::to_vec(&req).expect("requests encode");
+    let mut r: &[u8] = &body;
+    let v = cmd.api.call(
+        "POST",
+        "/v1/predictions",
+        Some(("application/json", &mut r, body.len() as u64)),
+        Duration::from_secs(60),
+    )?;
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let view = loop {
+        let v = cmd.api.call(
+            "GET",
+            &format!("/v1/predictions/{id}"),
+            None,
+            Duration::from_secs(30),
+        )?;
+        let view: BatchView = serde_json::from_value(v)
+            .map_err(|e| NodeError::Usage(format!("unexpected answer from the node: {e}")))?;
+        if tty {
+            let mut err = std::io::stderr();
+            let _ = write!(
+                err,
+                "\r{}",
+                crate::fit::bar_of(
+                    view.rows_done as usize,
+                    view.rows_total as usize,
+                    started,
+                    "rows"
+                )
+            );
+            let _ = err.flush();
+        }
+        if view.state != "running" {
+            if tty {
+                let _ = writeln!(std::io::stderr());
+            }
+            break view;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    if view.state != "succeeded" {
+        return Err(NodeError::Usage(format!(
+            "batch {id} failed: {}",
+            view.error.unwrap_or_default()
+        )));
+    }
+    let what = format!(
+        "predicted {} rows of '{}' with {}@{} in {:.2} s",
+        view.rows_done,
+        view.dataset,
+        view.model,
+        view.version,
+        view.elapsed_ms as f64 / 1000.0
+    );
+    if let Some(into) = &view.into {
+        return w(out, format_args!("{what} -> dataset '{into}'\n"));
+    }
+    let token = cmd.api.token()?;
+    let path = format!("/v1/predictions/{id}/csv");
+    let (code, n, text) = match &cmd.out {
+        Some(p) => {
+            let f =
+                std::fs::File::create(p).map_err(|e| NodeError::io(p.display().to_string(), e))?;
+            let mut f = std::io::BufWriter::new(f);
+            let r = crate::status::http_download(
+                &cmd.api.node,
+                &path,
+                token.as_deref(),
+                &mut f,
+                Duration::from_secs(600),
+            )?;
+            f.flush()
+                .map_err(|e| NodeError::io(p.display().to_string(), e))?;
+            r
+        }
+        None => crate::status::http_download(
+            &cmd.api.node,
+            &path,
+            token.as_deref(),
+            out,
+            Duration::from_secs(600),
+        )?,
+    };
+    if code != 200 {
+        return Err(NodeError::Usage(format!(
+            "{}: {} (HTTP {code})",
+            cmd.api.node,
+            text.trim()
+        )));
+    }
+    match &cmd.out {
+        Some(p) => w(out, format_args!("{what} -> {} ({n} bytes)\n", p.display())),
+        None => {
+            let mut err = std::io::stderr();
+            let _ = writeln!(err, "{what}");
+            Ok(())
+        }
+    }
+}
