@@ -36,6 +36,10 @@ pub enum Command {
     Job(crate::fit::JobCmd),
     /// Predict every row of a dataset on the mesh (each chunk where it is stored).
     Predict(crate::predict::PredictCmd),
+    /// List the model registry: versions, aliases, copies.
+    Models(crate::predict::ModelsCmd),
+    /// Manage a model: point an alias at a version.
+    Model(crate::predict::ModelCmd),
     /// A three-node mesh in this process on bundled data: replicate a dataset, run a grid
     /// search and a one-vs-rest job with progress, print the results.
     Demo(crate::demo::DemoArgs),

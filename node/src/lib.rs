@@ -92,6 +92,8 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
         Command::Jobs(cmd) => fit::jobs(cmd, out),
         Command::Job(cmd) => fit::job(cmd, out),
         Command::Predict(cmd) => predict::predict(cmd, out),
+        Command::Models(cmd) => predict::models(cmd, out),
+        Command::Model(cmd) => predict::model(cmd, out),
         Command::Demo(args) => demo::run(args, out),
         Command::Secret(cli::SecretCommand::New) => out
             .write_all(network::identity::new_psk().as_bytes())

@@ -157,3 +157,103 @@ pub fn predict(cmd: PredictCmd, out: &mut dyn Write) -> Result<(), NodeError> {
         }
     }
 }
+
+/// `meshml models`
+#[derive(Debug, Args)]
+pub struct ModelsCmd {
+    /// The node.
+    #[command(flatten)]
+    pub api: NodeApi,
+}
+
+/// `meshml model ...`
+#[derive(Debug, Args)]
+pub struct ModelCmd {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ModelAction,
+    /// The node.
+    #[command(flatten)]
+    pub api: NodeApi,
+}
+
+/// Model actions.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelAction {
+    /// Point an alias (`production`, `staging`) at a version, on every node: requests to
+    /// `NAME` (production) or `NAME@ALIAS` move to it; requests in flight finish on the
+    /// version they started with.
+    Alias {
+        /// Model name.
+        name: String,
+        /// The alias.
+        alias: String,
+        /// The version.
+        version: u32,
+    },
+}
+
+/// Runs `meshml models`: every version of every model, with its aliases and holders.
+pub fn models(cmd: ModelsCmd, out: &mut dyn Write) -> Result<(), NodeError> {
+    let v = cmd
+        .api
+        .call("GET", "/v1/models", None, Duration::from_secs(30))?;
+    let list = v.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        return w(
+            out,
+            format_args!("no models yet: a finished job registers one\n"),
+        );
+    }
+    w(
+        out,
+        format_args!(
+            "{:<28} {:>7}  {:<36} {:<20} {:>7}\n",
+            "MODEL", "VERSION", "KIND", "ALIASES", "COPIES"
+        ),
+    )?;
+    for m in list {
+        let aliases: Vec<String> = m["aliases"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        w(
+            out,
+            format_args!(
+                "{:<28} {:>7}  {:<36} {:<20} {:>7}\n",
+                m["name"].as_str().unwrap_or_default(),
+                m["version"],
+                m["kind"].as_str().unwrap_or_default(),
+                aliases.join(","),
+                m["locations"].as_array().map_or(0, Vec::len)
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `meshml model ...`.
+pub fn model(cmd: ModelCmd, out: &mut dyn Write) -> Result<(), NodeError> {
+    match cmd.action {
+        ModelAction::Alias {
+            name,
+            alias,
+            version,
+        } => {
+            let body = serde_json::to_vec(&serde_json::json!({ "version": version }))
+                .expect("bodies encode");
+            let mut r: &[u8] = &body;
+            cmd.api.call(
+                "PUT",
+                &format!("/v1/models/{name}/aliases/{alias}"),
+                Some(("application/json", &mut r, body.len() as u64)),
+                Duration::from_secs(60),
+            )?;
+            w(out, format_args!("{name}@{alias} -> version {version}\n"))
+        }
+    }
+}

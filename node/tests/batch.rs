@@ -117,14 +117,19 @@ fn every_holder_predicts_its_chunks_and_the_rows_come_back_in_order() {
     }
     // Each member predicted the chunks it holds: each loaded the model, so each now holds
     // a copy of it.
-    let (_, models) = call(&nodes[0], "GET", "/v1/models", None);
-    let lr_holders = models
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "digits-lr")
-        .map(|m| m["locations"].as_array().unwrap().len());
-    assert_eq!(lr_holders, Some(3), "{models}");
+    let lr_holders = || {
+        let (_, models) = call(&nodes[0], "GET", "/v1/models", None);
+        models
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "digits-lr")
+            .map_or(0, |m| m["locations"].as_array().unwrap().len())
+    };
+    assert!(
+        common::wait_for(Duration::from_secs(5), || lr_holders() == 3).is_some(),
+        "every member holds the model after predicting its chunks"
+    );
 
     // A regressor, to standard output.
     let values = load_csv(
@@ -184,6 +189,39 @@ fn every_holder_predicts_its_chunks_and_the_rows_come_back_in_order() {
         call(&nodes[1], "GET", "/v1/datasets/digits-preds", None).1["dataset"]["min_replicas"] == 2
     })
     .is_some());
+
+    // Aliases from the command line.
+    let (ok, stdout, stderr) = meshml(&[
+        "model",
+        "alias",
+        "digits-lr",
+        "production",
+        "1",
+        "--node",
+        &url,
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "digits-lr@production -> version 1\n");
+    let (ok, stdout, _) = meshml(&["models", "--node", &url]);
+    assert!(ok);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("digits-lr "))
+        .unwrap();
+    assert!(
+        line.contains("production") && line.ends_with('3'),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = meshml(&[
+        "model",
+        "alias",
+        "digits-lr",
+        "production",
+        "5",
+        "--node",
+        &url,
+    ]);
+    assert!(!ok && stderr.contains("no model digits-lr@5"), "{stderr}");
 
     // Mistakes a user can make, each with a message.
     for (args, says) in [
