@@ -186,8 +186,15 @@ impl Mesh {
             }
             let cols = column_map(&m.artifact.feature_names, &columns)?;
             let slice = c.features[start * c.cols..(start + n) * c.cols].to_vec();
+            let identity = cols.len() == c.cols && cols.iter().enumerate().all(|(i, &j)| i == j);
             let x = Matrix::from_vec(n, c.cols, slice)
-                .and_then(|x| x.select_cols(&cols))
+                .and_then(|x| {
+                    if identity {
+                        Ok(x)
+                    } else {
+                        x.select_cols(&cols)
+                    }
+                })
                 .map_err(|e| e.to_string())?;
             let model = &m.artifact.model;
             let err = |e: meshml_models::ModelError| e.to_string();
@@ -197,12 +204,18 @@ impl Mesh {
                     values: le(&model.predict_values(&x).map_err(err)?),
                     proba: Vec::new(),
                 }
-            } else {
+            } else if proba {
                 let p = model.predict_proba(&x).map_err(err)?;
                 Response::ChunkPredictions {
                     classes: meshml_models::traits::argmax_rows(&p),
                     values: Vec::new(),
-                    proba: if proba { le(&p.to_vec()) } else { Vec::new() },
+                    proba: le(&p.to_vec()),
+                }
+            } else {
+                Response::ChunkPredictions {
+                    classes: model.predict(&x).map_err(err)?,
+                    values: Vec::new(),
+                    proba: Vec::new(),
                 }
             })
         };

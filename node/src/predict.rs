@@ -67,6 +67,8 @@ pub fn predict(cmd: PredictCmd, out: &mut dyn Write) -> Result<(), NodeError> {
     let id = v["id"].as_str().unwrap_or_default().to_string();
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
+    // Poll often at first (a small batch ends in well under a second), then every 250 ms.
+    let mut pause = Duration::from_millis(10);
     let view = loop {
         let v = cmd.api.call(
             "GET",
@@ -96,7 +98,8 @@ pub fn predict(cmd: PredictCmd, out: &mut dyn Write) -> Result<(), NodeError> {
             }
             break view;
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(pause);
+        pause = (pause * 3 / 2).min(Duration::from_millis(250));
     };
     if view.state != "succeeded" {
         return Err(NodeError::Usage(format!(

@@ -97,6 +97,28 @@ impl Classifier for FittedLogisticRegression {
         };
         self.classes.expand(local, n)
     }
+
+    /// The class with the largest decision value (the softmax and the sigmoid are
+    /// monotone, so no probabilities are computed).
+    fn predict(&self, x: &Matrix) -> Result<Vec<u32>> {
+        check_input(x, self.n_features, LogisticRegressionParams::NAME)?;
+        let z = self.decision(x)?;
+        let present = &self.classes.present;
+        if self.rows() == 1 {
+            return Ok(z.iter().map(|&t| present[usize::from(t > 0.0)]).collect());
+        }
+        Ok(z.chunks_exact(self.rows())
+            .map(|row| {
+                let mut best = 0;
+                for (j, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = j;
+                    }
+                }
+                present[best]
+            })
+            .collect())
+    }
 }
 
 fn sigmoid(t: f64) -> f64 {
@@ -575,6 +597,17 @@ mod tests {
         }
         for gi in &g[12..] {
             assert!(gi.abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn predict_is_the_argmax_of_the_probabilities() {
+        let iris = crate::io::iris();
+        let rows: Vec<usize> = (50..150).collect();
+        for data in [iris.clone(), iris.select(&rows).unwrap()] {
+            let m = LogisticRegressionParams::default().fit(&data).unwrap();
+            let p = m.predict_proba(data.x()).unwrap();
+            assert_eq!(m.predict(data.x()).unwrap(), crate::traits::argmax_rows(&p));
         }
     }
 
