@@ -320,9 +320,18 @@ impl Classifier for FittedEnsemble {
         match self.combine {
             Combine::Average => {
                 for m in &self.members {
-                    let p = m.predict_proba(x)?;
-                    for (a, v) in acc.iter_mut().zip(p.data().iter()) {
-                        *a += f64::from(*v);
+                    match m {
+                        // A forest's tree adds its leaves' fractions straight into the sum
+                        // (the same additions in the same order, without a matrix per tree).
+                        FittedModel::DecisionTree(t) if t.n_classes() == k => {
+                            t.add_proba(x, &mut acc)?
+                        }
+                        m => {
+                            let p = m.predict_proba(x)?;
+                            for (a, v) in acc.iter_mut().zip(p.data().iter()) {
+                                *a += f64::from(*v);
+                            }
+                        }
                     }
                 }
                 let m = self.members.len().max(1) as f64;

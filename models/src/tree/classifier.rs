@@ -43,6 +43,76 @@ pub struct FittedDecisionTree {
     depth: usize,
     /// Normalised total impurity decrease per feature.
     feature_importances: Vec<f64>,
+    /// The tree laid out for prediction (derived from `nodes` and `values`).
+    walk: Walker,
+}
+
+/// A tree laid out for prediction: 16-byte nodes (four to a cache line) and the values of
+/// leaves only. A forest's trees are walked for every row, and the walk is bound by how
+/// much of the tree stays in cache.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Walker {
+    steps: Vec<Step>,
+    leaves: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Step {
+    /// Split feature, or `LEAF`.
+    feature: u32,
+    /// The largest f32 not above the split's f64 threshold: for an f32 value `v`,
+    /// `v <= threshold` exactly when `v as f64 <= the f64 threshold`.
+    threshold: f32,
+    /// Left and right children; for a leaf, `next[0]` is the offset of its values.
+    next: [u32; 2],
+}
+
+/// The largest f32 that is at most `t`.
+fn f32_at_most(t: f64) -> f32 {
+    let r = t as f32;
+    if f64::from(r) > t {
+        r.next_down()
+    } else {
+        r
+    }
+}
+
+impl Walker {
+    fn new(nodes: &[Node], values: &[f32], width: usize) -> Self {
+        let mut steps = Vec::with_capacity(nodes.len());
+        let mut leaves = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if n.feature == LEAF {
+                steps.push(Step {
+                    feature: LEAF,
+                    threshold: 0.0,
+                    next: [leaves.len() as u32, 0],
+                });
+                leaves.extend_from_slice(&values[i * width..(i + 1) * width]);
+            } else {
+                steps.push(Step {
+                    feature: n.feature,
+                    threshold: f32_at_most(n.threshold),
+                    next: [n.left, n.right],
+                });
+            }
+        }
+        Self { steps, leaves }
+    }
+
+    /// The values of the leaf `row` falls in.
+    #[inline]
+    fn values(&self, row: &[f32], width: usize) -> &[f32] {
+        let mut i = 0usize;
+        loop {
+            let s = self.steps[i];
+            if s.feature == LEAF {
+                let at = s.next[0] as usize;
+                return &self.leaves[at..at + width];
+            }
+            i = s.next[usize::from(row[s.feature as usize] > s.threshold)] as usize;
+        }
+    }
 }
 
 /// The encoded form of a tree.
@@ -165,18 +235,55 @@ impl TryFrom<TreeRepr> for FittedDecisionTree {
         if n == 0 {
             return Err("a tree without nodes".into());
         }
-        Ok(Self {
+        Ok(Self::assemble(
             nodes,
             values,
-            n_classes: r.n_classes,
-            n_features: r.n_features,
-            depth: r.depth,
-            feature_importances: r.feature_importances,
-        })
+            r.n_classes,
+            r.n_features,
+            r.depth,
+            r.feature_importances,
+        ))
     }
 }
 
 impl FittedDecisionTree {
+    fn assemble(
+        nodes: Vec<Node>,
+        values: Vec<f32>,
+        n_classes: usize,
+        n_features: usize,
+        depth: usize,
+        feature_importances: Vec<f64>,
+    ) -> Self {
+        let walk = Walker::new(&nodes, &values, n_classes.max(1));
+        Self {
+            nodes,
+            values,
+            n_classes,
+            n_features,
+            depth,
+            feature_importances,
+            walk,
+        }
+    }
+
+    /// Adds each row's leaf values (class fractions) to `acc` (`rows x n_classes`): how a
+    /// forest averages its trees without a matrix per tree.
+    pub(crate) fn add_proba(&self, x: &Matrix, acc: &mut [f64]) -> Result<()> {
+        check_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
+        let k = self.n_classes.max(1);
+        let rows = x.data();
+        for (row, a) in rows
+            .chunks_exact(self.n_features.max(1))
+            .zip(acc.chunks_exact_mut(k))
+        {
+            for (a, v) in a.iter_mut().zip(self.walk.values(row, k)) {
+                *a += f64::from(*v);
+            }
+        }
+        Ok(())
+    }
+
     /// Depth of the deepest leaf (the root alone has depth 0).
     pub fn depth(&self) -> usize {
         self.depth
@@ -214,23 +321,8 @@ impl FittedDecisionTree {
         Ok(x.data()
             .chunks_exact(self.n_features.max(1))
             .take(x.rows())
-            .map(|row| self.values[self.leaf_of(row)])
+            .map(|row| self.walk.values(row, 1)[0])
             .collect())
-    }
-
-    fn leaf_of(&self, row: &[f32]) -> usize {
-        let mut i = 0usize;
-        loop {
-            let n = &self.nodes[i];
-            if n.feature == LEAF {
-                return i;
-            }
-            i = if (row[n.feature as usize] as f64) <= n.threshold {
-                n.left as usize
-            } else {
-                n.right as usize
-            };
-        }
     }
 }
 
@@ -254,8 +346,7 @@ impl Classifier for FittedDecisionTree {
         let k = self.n_classes;
         let mut out = Vec::with_capacity(x.rows() * k);
         for row in x.data().chunks_exact(self.n_features.max(1)).take(x.rows()) {
-            let leaf = self.leaf_of(row);
-            out.extend_from_slice(&self.values[leaf * k..(leaf + 1) * k]);
+            out.extend_from_slice(self.walk.values(row, k));
         }
         Matrix::from_vec(x.rows(), k, out)
     }
@@ -559,14 +650,14 @@ impl DecisionTreeClassifierParams {
         if total > 0.0 {
             b.importances.iter_mut().for_each(|v| *v /= total);
         }
-        Ok(FittedDecisionTree {
-            nodes: b.nodes,
-            values: b.values,
+        Ok(FittedDecisionTree::assemble(
+            b.nodes,
+            b.values,
             n_classes,
-            n_features: d,
-            depth: b.depth,
-            feature_importances: b.importances,
-        })
+            d,
+            b.depth,
+            b.importances,
+        ))
     }
 }
 
@@ -732,6 +823,23 @@ mod tests {
         let bytes = rmp_serde::to_vec_named(&bad).unwrap();
         let e = rmp_serde::from_slice::<FittedDecisionTree>(&bytes).unwrap_err();
         assert!(e.to_string().contains("links outside the tree"), "{e}");
+    }
+
+    #[test]
+    fn f32_thresholds_split_exactly_where_the_f64_ones_do() {
+        for (a, b) in [
+            (1.0f32, 1.0f32.next_up()),
+            (-3.5, -3.4999998),
+            (0.1, 0.2),
+            (1e30, 1.1e30),
+        ] {
+            let t = f64::from(a) / 2.0 + f64::from(b) / 2.0;
+            let t32 = f32_at_most(t);
+            for v in [a.next_down(), a, a.next_up(), b.next_down(), b, b.next_up()] {
+                assert_eq!(v <= t32, f64::from(v) <= t, "{v} against {t}");
+            }
+        }
+        assert_eq!(f32_at_most(f64::MAX), f32::MAX);
     }
 
     #[test]
