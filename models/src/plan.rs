@@ -1208,6 +1208,22 @@ impl Planner {
         }
     }
 
+    /// One fit per fold of `cv`, scored on the fold (and returning its probabilities when
+    /// `predict_eval`); folds are stratified for a classifier.
+    fn fold_fits(&self, e: &Estimator, cv: u32, predict_eval: bool) -> Vec<Work> {
+        let strat = !e.is_regressor();
+        (0..cv)
+            .map(|i| Work::Fit {
+                estimator: e.clone(),
+                train: self.fold(cv, i, Side::Train, strat),
+                relabel: Relabel::None,
+                eval: Some(self.fold(cv, i, Side::Test, strat)),
+                keep_model: false,
+                predict_eval,
+            })
+            .collect()
+    }
+
     fn keep(&self, stage: u32, works: Vec<Work>) -> Step {
         Step::Run(
             works
@@ -1326,18 +1342,7 @@ impl Planner {
         if stage == 0 {
             let mut works = Vec::new();
             for p in &self.candidates {
-                let e = self.candidate(p)?;
-                let strat = !e.is_regressor();
-                for i in 0..cv {
-                    works.push(Work::Fit {
-                        estimator: e.clone(),
-                        train: self.fold(cv, i, Side::Train, strat),
-                        relabel: Relabel::None,
-                        eval: Some(self.fold(cv, i, Side::Test, strat)),
-                        keep_model: false,
-                        predict_eval: false,
-                    });
-                }
+                works.extend(self.fold_fits(&self.candidate(p)?, cv, false));
             }
             return Ok(self.keep(0, works));
         }
@@ -1606,17 +1611,7 @@ impl Planner {
             0 => {
                 let mut works = Vec::new();
                 for e in estimators {
-                    let e = self.seeded(e);
-                    for i in 0..cv {
-                        works.push(Work::Fit {
-                            estimator: e.clone(),
-                            train: self.fold(cv, i, Side::Train, true),
-                            relabel: Relabel::None,
-                            eval: Some(self.fold(cv, i, Side::Test, true)),
-                            keep_model: false,
-                            predict_eval: true,
-                        });
-                    }
+                    works.extend(self.fold_fits(&self.seeded(e), cv, true));
                 }
                 works.extend(estimators.iter().map(|e| Self::fit_all(self.seeded(e))));
                 Ok(self.keep(0, works))

@@ -7,35 +7,18 @@
 
 use std::sync::OnceLock;
 
-use meshml_models::plan::{run_job, JobKind, JobResult, JobSpec, LocalExecutor};
+use meshml_models::plan::{JobKind, JobResult};
 use meshml_models::{Classifier, Dataset, Estimator};
 use serde_json::Value;
 
 mod common;
-use common::{assert_close, data, flat};
+use common::{assert_close, data, flat, run, tight};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
     R.get_or_init(|| {
         serde_json::from_str(include_str!("reference/sklearn_meta.json")).expect("reference JSON")
     })
-}
-
-fn tight(name: &str) -> Estimator {
-    let mut e = Estimator::from_name(name).unwrap();
-    e.set_param("tol", "1e-10").unwrap();
-    e.set_param("max_iter", "100000").unwrap();
-    e
-}
-
-fn run(kind: JobKind, data: &Dataset) -> JobResult {
-    run_job(
-        &JobSpec { kind, seed: 0 },
-        data,
-        &LocalExecutor::new(2),
-        &|_| {},
-    )
-    .unwrap()
 }
 
 fn check_search(r: &Value, result: &JobResult, data: &Dataset) {

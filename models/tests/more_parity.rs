@@ -8,36 +8,19 @@ use meshml_models::linear::{
     LinearRegressionParams, LogisticRegressionParams, Penalty, RidgeParams,
 };
 use meshml_models::meta::Output;
-use meshml_models::plan::{run_job, JobKind, JobResult, JobSpec, LocalExecutor};
+use meshml_models::plan::{run_job, JobKind, JobSpec, LocalExecutor};
 use meshml_models::preprocessing::StandardScalerParams;
 use meshml_models::{Classifier, Dataset, Estimator, Fit, FittedModel, Matrix, Target};
 use serde_json::Value;
 
 mod common;
-use common::{assert_close, data, flat};
+use common::{assert_close, data, flat, run, tight};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
     R.get_or_init(|| {
         serde_json::from_str(include_str!("reference/sklearn_more.json")).expect("reference JSON")
     })
-}
-
-fn run(kind: JobKind, data: &Dataset) -> JobResult {
-    run_job(
-        &JobSpec { kind, seed: 0 },
-        data,
-        &LocalExecutor::new(2),
-        &|_| {},
-    )
-    .unwrap()
-}
-
-fn tight(name: &str) -> Estimator {
-    let mut e = Estimator::from_name(name).unwrap();
-    e.set_param("tol", "1e-10").unwrap();
-    e.set_param("max_iter", "100000").unwrap();
-    e
 }
 
 fn f64s(v: &[f32]) -> Vec<f64> {

@@ -243,20 +243,7 @@ impl Mesh {
                 "a regressor has no probabilities: drop --proba",
             ));
         }
-        let (manifest, holders) = self
-            .state()
-            .read(|s| {
-                let m = s.datasets.get(&req.dataset)?.clone();
-                let h: Vec<Vec<u64>> = m
-                    .chunks
-                    .iter()
-                    .map(|c| s.chunk_locations.get(&c.id).cloned().unwrap_or_default())
-                    .collect();
-                Some((m, h))
-            })
-            .ok_or_else(|| {
-                MeshError::not_found(format!("no dataset '{}' on the mesh", req.dataset))
-            })?;
+        let (manifest, holders) = self.dataset_holders(&req.dataset)?;
         column_map(&served.artifact.feature_names, &manifest.feature_names)
             .map_err(MeshError::bad)?;
         if let Some(into) = &req.into {

@@ -677,19 +677,7 @@ impl Mesh {
         if let Some(d) = self.inner.cache.lock().expect("cache").get(name) {
             return Ok(d);
         }
-        let (manifest, holders) = self
-            .inner
-            .state
-            .read(|s: &ClusterState| {
-                let m = s.datasets.get(name)?.clone();
-                let h: Vec<Vec<u64>> = m
-                    .chunks
-                    .iter()
-                    .map(|c| s.chunk_locations.get(&c.id).cloned().unwrap_or_default())
-                    .collect();
-                Some((m, h))
-            })
-            .ok_or_else(|| MeshError::not_found(format!("no dataset '{name}' on the mesh")))?;
+        let (manifest, holders) = self.dataset_holders(name)?;
         let mut decoded = Vec::with_capacity(manifest.chunks.len());
         for (c, hs) in manifest.chunks.iter().zip(holders) {
             let id = c.id;
@@ -730,6 +718,25 @@ impl Mesh {
         let d = Arc::new(d);
         self.inner.cache.lock().expect("cache").put(name, d.clone());
         Ok(d)
+    }
+
+    /// A dataset's manifest and the holders of each of its chunks.
+    pub fn dataset_holders(
+        &self,
+        name: &str,
+    ) -> Result<(DatasetManifest, Vec<Vec<u64>>), MeshError> {
+        self.inner
+            .state
+            .read(|s: &ClusterState| {
+                let m = s.datasets.get(name)?.clone();
+                let h: Vec<Vec<u64>> = m
+                    .chunks
+                    .iter()
+                    .map(|c| s.chunk_locations.get(&c.id).cloned().unwrap_or_default())
+                    .collect();
+                Some((m, h))
+            })
+            .ok_or_else(|| MeshError::not_found(format!("no dataset '{name}' on the mesh")))
     }
 
     /// Where this node keeps its files.

@@ -72,19 +72,9 @@ pub fn http_call(
     body: Option<Body<'_>>,
     wait: Duration,
 ) -> Result<(u16, String), NodeError> {
-    let hostport = base
-        .strip_prefix("http://")
-        .ok_or_else(|| NodeError::Usage(format!("--node {base}: expected http://HOST:PORT")))?
-        .trim_end_matches('/');
+    let (mut s, hostport) = connect(base, wait)?;
     let fail =
         |e: std::io::Error| NodeError::io(format!("{base} (is `meshml node` running there?)"), e);
-    let addr = hostport
-        .to_socket_addrs()
-        .map_err(fail)?
-        .next()
-        .ok_or_else(|| NodeError::Usage(format!("--node {base}: cannot resolve")))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
-    s.set_read_timeout(Some(wait)).map_err(fail)?;
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     match body {
         None => write!(
@@ -123,15 +113,9 @@ pub fn http_call(
     Ok((code, body))
 }
 
-/// `GET path`, copying a 200 answer's body to `dest` as it arrives (bounded memory);
-/// returns the status and, for any other status, the body as text.
-pub fn http_download(
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    dest: &mut dyn Write,
-    wait: Duration,
-) -> Result<(u16, u64, String), NodeError> {
+/// A connection to the node at `base` (`http://HOST:PORT`) with a read timeout; also
+/// returns `HOST:PORT`.
+fn connect(base: &str, wait: Duration) -> Result<(TcpStream, String), NodeError> {
     let hostport = base
         .strip_prefix("http://")
         .ok_or_else(|| NodeError::Usage(format!("--node {base}: expected http://HOST:PORT")))?
@@ -143,8 +127,23 @@ pub fn http_download(
         .map_err(fail)?
         .next()
         .ok_or_else(|| NodeError::Usage(format!("--node {base}: cannot resolve")))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(fail)?;
     s.set_read_timeout(Some(wait)).map_err(fail)?;
+    Ok((s, hostport.to_string()))
+}
+
+/// `GET path`, copying a 200 answer's body to `dest` as it arrives (bounded memory);
+/// returns the status and, for any other status, the body as text.
+pub fn http_download(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    dest: &mut dyn Write,
+    wait: Duration,
+) -> Result<(u16, u64, String), NodeError> {
+    let (mut s, hostport) = connect(base, wait)?;
+    let fail =
+        |e: std::io::Error| NodeError::io(format!("{base} (is `meshml node` running there?)"), e);
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,

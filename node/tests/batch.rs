@@ -7,23 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, data_path, finished_job, submit_job, three_node_cluster, Node};
+use common::{call, data_path, finished_job, meshml, submit_job, three_node_cluster, Node};
 use meshml_models::io::{load_csv, CsvOptions, TargetKind};
 use meshml_models::plan::{run_job, JobKind, JobSpec, LocalExecutor};
 use meshml_models::{Classifier, Estimator};
 use serde_json::json;
-
-fn meshml(args: &[&str]) -> (bool, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_meshml"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 fn fit(n: &Node, dataset: &str, spec: &JobSpec, name: &str) {
     let id = submit_job(n, &json!({ "dataset": dataset, "job": spec, "name": name }));

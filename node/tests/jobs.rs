@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    call, data_path, finished_job, status, submit_job, three_node_cluster, wait_for, Node,
+    call, data_path, finished_job, meshml, status, submit_job, three_node_cluster, wait_for, Node,
 };
 use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::metrics::ConfusionMatrix;
@@ -277,18 +277,6 @@ fn bad_jobs_are_refused_with_a_reason() {
         Some(("text/csv", b"x")),
     );
     assert_eq!(code, 400, "{v}");
-}
-
-fn meshml(args: &[&str]) -> (bool, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_meshml"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 #[test]

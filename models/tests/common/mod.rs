@@ -3,13 +3,34 @@
 #![allow(dead_code)]
 
 use meshml_models::io::{load_csv, CsvOptions};
-use meshml_models::Dataset;
+use meshml_models::plan::{run_job, JobKind, JobResult, JobSpec, LocalExecutor};
+use meshml_models::{Dataset, Estimator};
 use serde_json::Value;
 
 /// A bundled dataset (`data/NAME.csv`).
 pub fn data(name: &str) -> Dataset {
     let path = format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"));
     load_csv(path, &CsvOptions::default()).expect("bundled data loads")
+}
+
+/// An estimator by name, solved tightly (`tol=1e-10`, a large `max_iter`) so that the
+/// comparison does not depend on where an iterative solver stops.
+pub fn tight(name: &str) -> Estimator {
+    let mut e = Estimator::from_name(name).unwrap();
+    e.set_param("tol", "1e-10").unwrap();
+    e.set_param("max_iter", "100000").unwrap();
+    e
+}
+
+/// Runs a job with seed 0 on the local executor (two threads).
+pub fn run(kind: JobKind, data: &Dataset) -> JobResult {
+    run_job(
+        &JobSpec { kind, seed: 0 },
+        data,
+        &LocalExecutor::new(2),
+        &|_| {},
+    )
+    .unwrap()
 }
 
 /// Every number in a (nested) JSON array, in order.

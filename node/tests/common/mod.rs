@@ -293,6 +293,19 @@ pub fn finished_job(n: &Node, id: &str) -> Value {
     last
 }
 
+/// Runs the `meshml` binary; returns success, stdout and stderr.
+pub fn meshml(args: &[&str]) -> (bool, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_meshml"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// A raw HTTP/1.1 exchange on loopback (for binary bodies): status, headers (lower-case
 /// names) and body bytes.
 pub fn raw_call(
