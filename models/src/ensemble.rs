@@ -445,6 +445,27 @@ mod tests {
     }
 
     #[test]
+    fn a_forest_averages_exactly_what_its_trees_predict() {
+        // 150 rows: the lane walk takes 8 rows at a time and the last 6 one by one.
+        let data = iris();
+        let mut p = RandomForestParams::default();
+        p.set_param("n_estimators", "7").unwrap();
+        p.set_param("random_state", "3").unwrap();
+        let forest = p.fit(&data).unwrap();
+        let mut want = vec![0.0f64; 150 * 3];
+        for m in &forest.members {
+            for (a, v) in want
+                .iter_mut()
+                .zip(m.predict_proba(data.x()).unwrap().data().iter())
+            {
+                *a += f64::from(*v);
+            }
+        }
+        let want: Vec<f32> = want.iter().map(|v| (v / 7.0) as f32).collect();
+        assert_eq!(forest.predict_proba(data.x()).unwrap().to_vec(), want);
+    }
+
+    #[test]
     fn votes_and_averages_combine_members() {
         let data = iris();
         let (y, _) = data.class_target().unwrap();

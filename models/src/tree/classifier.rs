@@ -272,14 +272,42 @@ impl FittedDecisionTree {
     pub(crate) fn add_proba(&self, x: &Matrix, acc: &mut [f64]) -> Result<()> {
         check_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
         let k = self.n_classes.max(1);
+        let d = self.n_features.max(1);
         let rows = x.data();
-        for (row, a) in rows
-            .chunks_exact(self.n_features.max(1))
-            .zip(acc.chunks_exact_mut(k))
-        {
-            for (a, v) in a.iter_mut().zip(self.walk.values(row, k)) {
+        let n = x.rows();
+        let mut add = |i: usize, leaf: &[f32]| {
+            for (a, v) in acc[i * k..(i + 1) * k].iter_mut().zip(leaf) {
                 *a += f64::from(*v);
             }
+        };
+        // Several rows walk the tree together: their steps do not depend on each other, so
+        // the processor overlaps their cache misses.
+        const LANES: usize = 8;
+        let mut i = 0;
+        while i + LANES <= n {
+            let mut at = [0u32; LANES];
+            loop {
+                let mut moved = false;
+                for (l, node) in at.iter_mut().enumerate() {
+                    let s = self.walk.steps[*node as usize];
+                    if s.feature != LEAF {
+                        let v = rows[(i + l) * d + s.feature as usize];
+                        *node = s.next[usize::from(v > s.threshold)];
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+            for (l, node) in at.iter().enumerate() {
+                let off = self.walk.steps[*node as usize].next[0] as usize;
+                add(i + l, &self.walk.leaves[off..off + k]);
+            }
+            i += LANES;
+        }
+        for r in i..n {
+            add(r, self.walk.values(&rows[r * d..(r + 1) * d], k));
         }
         Ok(())
     }
