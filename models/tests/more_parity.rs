@@ -14,7 +14,7 @@ use meshml_models::{Classifier, Dataset, Estimator, Fit, FittedModel, Matrix, Ta
 use serde_json::Value;
 
 mod common;
-use common::{assert_close, data, flat, run, tight};
+use common::{assert_close, assert_splits, data, flat, run, tight};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
@@ -137,15 +137,7 @@ fn feature_selection_in_a_grid_search_matches_fold_by_fold() {
         },
         &iris,
     );
-    let cv = result.cv.unwrap();
-    let split: Vec<f64> = cv.split_scores.iter().flatten().copied().collect();
-    assert_close(
-        "split scores",
-        &split,
-        &flat(&r["split_test_scores"]),
-        1e-12,
-    );
-    assert_eq!(cv.best_index as u64, r["best_index"].as_u64().unwrap());
+    assert_splits(r, &result.cv.unwrap());
     // The number of features each C keeps on the whole data.
     for (c, want) in cs.iter().zip(flat(&r["support"])) {
         let mut p = e.clone();

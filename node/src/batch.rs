@@ -21,6 +21,9 @@ use meshml_models::{Classifier, FittedModel, Matrix};
 use meshml_protocol::{ChunkId, ErrorCode, RemoteError, Request, Response};
 use serde::{Deserialize, Serialize};
 
+use meshml_storage::encoding::{f32s_from_le, le_bytes_f32};
+
+use crate::local::{column_map, push_csv_field};
 use crate::mesh::{Mesh, MeshError, PutDatasetRequest};
 
 /// Largest answer a holder sends for one slice (a frame is 4 MiB).
@@ -121,17 +124,6 @@ struct Answer {
     proba: Vec<f32>,
 }
 
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect()
-}
-
-fn le(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 fn refuse(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Response {
     Response::Error(RemoteError {
         code,
@@ -160,9 +152,9 @@ impl Mesh {
             s.datasets
                 .values()
                 .find(|d| d.chunks.iter().any(|c| c.id == chunk))
-                .map(|d| d.feature_names.clone())
+                .map(|d| (d.name.clone(), d.feature_names.clone()))
         });
-        let Some(columns) = columns else {
+        let Some((dataset, columns)) = columns else {
             return refuse(
                 ErrorCode::NotFound,
                 format!("chunk {chunk} is in no dataset"),
@@ -184,7 +176,7 @@ impl Mesh {
                     c.rows
                 ));
             }
-            let cols = column_map(&m.artifact.feature_names, &columns)?;
+            let cols = column_map(&m.artifact.feature_names, &columns, &dataset)?;
             let slice = c.features[start * c.cols..(start + n) * c.cols].to_vec();
             let identity = cols.len() == c.cols && cols.iter().enumerate().all(|(i, &j)| i == j);
             let x = Matrix::from_vec(n, c.cols, slice)
@@ -201,7 +193,7 @@ impl Mesh {
             Ok(if model.is_regressor() {
                 Response::ChunkPredictions {
                     classes: Vec::new(),
-                    values: le(&model.predict_values(&x).map_err(err)?),
+                    values: le_bytes_f32(&model.predict_values(&x).map_err(err)?),
                     proba: Vec::new(),
                 }
             } else if proba {
@@ -209,7 +201,7 @@ impl Mesh {
                 Response::ChunkPredictions {
                     classes: meshml_models::traits::argmax_rows(&p),
                     values: Vec::new(),
-                    proba: le(&p.to_vec()),
+                    proba: le_bytes_f32(&p.to_vec()),
                 }
             } else {
                 Response::ChunkPredictions {
@@ -244,8 +236,12 @@ impl Mesh {
             ));
         }
         let (manifest, holders) = self.dataset_holders(&req.dataset)?;
-        column_map(&served.artifact.feature_names, &manifest.feature_names)
-            .map_err(MeshError::bad)?;
+        column_map(
+            &served.artifact.feature_names,
+            &manifest.feature_names,
+            &req.dataset,
+        )
+        .map_err(MeshError::bad)?;
         if let Some(into) = &req.into {
             meshml_storage::error::check_name(into)
                 .map_err(|e| MeshError::bad(format!("--into: {e}")))?;
@@ -388,11 +384,12 @@ impl Mesh {
             let n = slice.rows as usize;
             for r in 0..n {
                 line.clear();
-                let pred = if a.classes.is_empty() {
-                    format!("{}", a.values[r])
+                let mut pred = String::new();
+                if a.classes.is_empty() {
+                    pred.push_str(&a.values[r].to_string());
                 } else {
-                    csv_field(&labels[a.classes[r] as usize])
-                };
+                    push_csv_field(&mut pred, &labels[a.classes[r] as usize]);
+                }
                 if !into {
                     line.push_str(&pred);
                 } else {
@@ -489,8 +486,8 @@ impl Mesh {
                 } => {
                     let a = Answer {
                         classes,
-                        values: f32s(&values),
-                        proba: f32s(&proba),
+                        values: f32s_from_le(&values),
+                        proba: f32s_from_le(&proba),
                     };
                     let n = s.rows as usize;
                     let k = job.served.artifact.classes.len();
@@ -532,47 +529,4 @@ fn rand_suffix() -> u16 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     (t ^ std::process::id()) as u16
-}
-
-/// The dataset column of each model feature.
-fn column_map(model: &[String], data: &[String]) -> Result<Vec<usize>, String> {
-    model
-        .iter()
-        .map(|f| {
-            data.iter().position(|d| d == f).ok_or_else(|| {
-                format!(
-                    "the dataset lacks the model's feature '{f}' (it has {})",
-                    data.join(", ")
-                )
-            })
-        })
-        .collect()
-}
-
-/// A CSV field, quoted when it must be.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn features_are_found_by_name_and_fields_quoted() {
-        let data = ["b", "a", "c"].map(String::from);
-        assert_eq!(
-            column_map(&["a".into(), "c".into()], &data).unwrap(),
-            vec![1, 2]
-        );
-        assert!(column_map(&["z".into()], &data)
-            .unwrap_err()
-            .contains("lacks the model's feature 'z'"));
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("plain"), "plain");
-    }
 }

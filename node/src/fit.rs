@@ -458,10 +458,6 @@ fn request(cmd: &FitCmd) -> Result<JobRequest, NodeError> {
     f.into_request()
 }
 
-fn bar(done: usize, total: usize, started: Instant) -> String {
-    bar_of(done, total, started, "tasks")
-}
-
 /// A progress bar: `[###---] done/total UNIT, elapsed, eta`.
 pub(crate) fn bar_of(done: usize, total: usize, started: Instant, unit: &str) -> String {
     let width = 30;
@@ -562,24 +558,42 @@ pub fn get_job(api: &NodeApi, id: &str) -> Result<JobView, NodeError> {
 
 /// Follows a job until it ends, drawing a progress bar on a terminal; returns its view.
 pub fn follow(api: &NodeApi, id: &str) -> Result<JobView, NodeError> {
+    follow_with(
+        "tasks",
+        || get_job(api, id),
+        |v| (v.done, v.total, v.state == "running"),
+    )
+}
+
+/// Polls `fetch` until `progress` says the work stopped running, redrawing a bar of
+/// `done/total UNIT` on stderr when it is a terminal. Polls often at first (short work
+/// ends in well under a second), then every 250 ms. Returns the last answer.
+pub(crate) fn follow_with<T>(
+    unit: &str,
+    mut fetch: impl FnMut() -> Result<T, NodeError>,
+    progress: impl Fn(&T) -> (usize, usize, bool),
+) -> Result<T, NodeError> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
+    let mut pause = Duration::from_millis(10);
     loop {
-        let v = get_job(api, id)?;
+        let v = fetch()?;
+        let (done, total, running) = progress(&v);
         if tty {
             let _ = write!(
                 std::io::stderr().lock(),
                 "\r{}   ",
-                bar(v.done, v.total, started)
+                bar_of(done, total, started, unit)
             );
         }
-        if v.state != "running" {
+        if !running {
             if tty {
                 let _ = writeln!(std::io::stderr().lock());
             }
             return Ok(v);
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(pause);
+        pause = (pause * 3 / 2).min(Duration::from_millis(250));
     }
 }
 
@@ -852,12 +866,12 @@ alpha = 0.5
 
     #[test]
     fn the_progress_bar_shows_counts_and_an_eta() {
-        let b = bar(5, 10, Instant::now() - Duration::from_secs(2));
+        let b = bar_of(5, 10, Instant::now() - Duration::from_secs(2), "tasks");
         assert!(
             b.starts_with("[###############---------------] 5/10 tasks"),
             "{b}"
         );
         assert!(b.contains("eta"), "{b}");
-        assert!(!bar(10, 10, Instant::now()).contains("eta"));
+        assert!(!bar_of(10, 10, Instant::now(), "tasks").contains("eta"));
     }
 }

@@ -28,6 +28,7 @@ pub mod http;
 pub mod job;
 pub mod local;
 pub mod logging;
+pub mod lru;
 pub mod membership;
 pub mod mesh;
 pub mod network;

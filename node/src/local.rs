@@ -206,7 +206,8 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
     if let Some(name) = &args.dataset {
         let store = Store::open(crate::dataset::data_dir(args.data_dir.clone())?)?;
         let m = store.dataset(name)?;
-        let cols = column_map(&art.feature_names, &m.feature_names, name)?;
+        let cols =
+            column_map(&art.feature_names, &m.feature_names, name).map_err(NodeError::Usage)?;
         // The model's class id of each stored label, when the dataset has the model's target.
         let label_ids: Option<Vec<Option<u32>>> = match &m.target {
             TargetSchema::Classes { label_table, .. } if m.target_name == art.target_name => {
@@ -339,19 +340,24 @@ fn predict_rows(
     Ok(pred)
 }
 
+/// Appends a CSV field, quoted when it must be.
+pub(crate) fn push_csv_field(line: &mut String, f: &str) {
+    if f.contains([',', '"', '\n']) {
+        line.push('"');
+        line.push_str(&f.replace('"', "\"\""));
+        line.push('"');
+    } else {
+        line.push_str(f);
+    }
+}
+
 fn write_csv_row(dest: &mut dyn Write, fields: &[String]) -> Result<(), NodeError> {
     let mut line = String::new();
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             line.push(',');
         }
-        if f.contains([',', '"', '\n']) {
-            line.push('"');
-            line.push_str(&f.replace('"', "\"\""));
-            line.push('"');
-        } else {
-            line.push_str(f);
-        }
+        push_csv_field(&mut line, f);
     }
     line.push('\n');
     dest.write_all(line.as_bytes())
@@ -359,18 +365,23 @@ fn write_csv_row(dest: &mut dyn Write, fields: &[String]) -> Result<(), NodeErro
 }
 
 /// For each model feature, its column in the dataset.
-fn column_map(model: &[String], data: &[String], dataset: &str) -> Result<Vec<usize>, NodeError> {
+/// The dataset column of each of the model's features, or which are missing.
+pub(crate) fn column_map(
+    model: &[String],
+    data: &[String],
+    dataset: &str,
+) -> Result<Vec<usize>, String> {
     let missing: Vec<&str> = model
         .iter()
         .filter(|f| !data.contains(f))
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {
-        return Err(NodeError::Usage(format!(
+        return Err(format!(
             "dataset '{dataset}' lacks the model's feature column(s) {}; it has: {}",
             missing.join(", "),
             data.join(", ")
-        )));
+        ));
     }
     Ok(model
         .iter()
@@ -409,4 +420,27 @@ fn estimators(out: &mut dyn Write) -> Result<(), NodeError> {
         w(out, format_args!("  {name:<22} {what}\n"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_are_found_by_name_and_fields_quoted() {
+        let data = ["b", "a", "c"].map(String::from);
+        assert_eq!(
+            column_map(&["a".into(), "c".into()], &data, "d").unwrap(),
+            vec![1, 2]
+        );
+        assert!(column_map(&["z".into(), "y".into()], &data, "d")
+            .unwrap_err()
+            .contains("dataset 'd' lacks the model's feature column(s) z, y; it has: b, a, c"));
+        let mut line = String::new();
+        push_csv_field(&mut line, "a,b");
+        line.push(',');
+        push_csv_field(&mut line, "plain");
+        push_csv_field(&mut line, "say \"hi\"");
+        assert_eq!(line, "\"a,b\",plain\"say \"\"hi\"\"\"");
+    }
 }

@@ -11,7 +11,7 @@
 //!
 //! Disk work runs on tokio's blocking pool, never on network or actor threads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -115,42 +115,6 @@ pub struct CacheLimits {
 /// Memory cap of the materialised-dataset cache.
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
-struct Cache {
-    cap: u64,
-    used: u64,
-    tick: u64,
-    entries: HashMap<String, (Arc<Dataset>, u64, u64)>,
-}
-
-impl Cache {
-    fn get(&mut self, name: &str) -> Option<Arc<Dataset>> {
-        self.tick += 1;
-        let t = self.tick;
-        self.entries.get_mut(name).map(|e| {
-            e.2 = t;
-            e.0.clone()
-        })
-    }
-
-    fn put(&mut self, name: &str, d: Arc<Dataset>) {
-        let bytes = (d.n_samples() * (d.n_features() + 1) * 4) as u64;
-        while self.used + bytes > self.cap && !self.entries.is_empty() {
-            let oldest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.2)
-                .map(|(k, _)| k.clone())
-                .expect("not empty");
-            if let Some(e) = self.entries.remove(&oldest) {
-                self.used -= e.1;
-            }
-        }
-        self.tick += 1;
-        self.used += bytes;
-        self.entries.insert(name.to_string(), (d, bytes, self.tick));
-    }
-}
-
 struct Inner {
     raft: ClusterRaft,
     state: StateMachine,
@@ -158,7 +122,7 @@ struct Inner {
     store: Arc<Mutex<Store>>,
     dir: PathBuf,
     alive: AlivePeers,
-    cache: Mutex<Cache>,
+    cache: Mutex<crate::lru::Lru<String, Arc<Dataset>>>,
     loading: tokio::sync::Mutex<()>,
     pieces: Mutex<PieceCache>,
     models: crate::serving::ModelCache,
@@ -236,12 +200,7 @@ impl Mesh {
                 store: Arc::new(Mutex::new(store)),
                 dir,
                 alive,
-                cache: Mutex::new(Cache {
-                    cap: limits.datasets,
-                    used: 0,
-                    tick: 0,
-                    entries: HashMap::new(),
-                }),
+                cache: Mutex::new(crate::lru::Lru::new(limits.datasets)),
                 loading: tokio::sync::Mutex::new(()),
                 pieces: Mutex::new(PieceCache::default()),
                 models: crate::serving::ModelCache::new(limits.models),
@@ -670,39 +629,21 @@ impl Mesh {
     /// The dataset `name` in memory, from the cache or assembled from chunks (local ones
     /// read here, others fetched from a replica and verified).
     pub async fn load_dataset(&self, name: &str) -> Result<Arc<Dataset>, MeshError> {
-        if let Some(d) = self.inner.cache.lock().expect("cache").get(name) {
+        let key = name.to_string();
+        if let Some(d) = self.inner.cache.lock().expect("cache").get(&key) {
             return Ok(d);
         }
         let _one_at_a_time = self.inner.loading.lock().await;
-        if let Some(d) = self.inner.cache.lock().expect("cache").get(name) {
+        if let Some(d) = self.inner.cache.lock().expect("cache").get(&key) {
             return Ok(d);
         }
         let (manifest, holders) = self.dataset_holders(name)?;
         let mut decoded = Vec::with_capacity(manifest.chunks.len());
         for (c, hs) in manifest.chunks.iter().zip(holders) {
             let id = c.id;
-            let local = self.with_store(move |s| s.has_chunk(&id)).await?;
-            let bytes = if local {
-                self.with_store(move |s| s.chunk(&id)).await?
-            } else {
-                let mut got = None;
-                let mut why = String::from("no replica recorded");
-                for h in hs.iter().filter(|h| **h != self.id()) {
-                    let Some(peer) = self.peer_of(*h) else {
-                        continue;
-                    };
-                    match self.inner.client.fetch_chunk(peer, id).await {
-                        Ok(b) => {
-                            got = Some(b);
-                            break;
-                        }
-                        Err(e) => why = e.to_string(),
-                    }
-                }
-                got.ok_or_else(|| {
-                    MeshError::unavailable(format!("chunk {id} of '{name}' is unreachable: {why}"))
-                })?
-            };
+            let (bytes, _) = self.chunk_from(id, &hs).await.map_err(|why| {
+                MeshError::unavailable(format!("chunk {id} of '{name}' is unreachable: {why}"))
+            })?;
             let chunk = tokio::task::spawn_blocking(move || {
                 meshml_storage::encoding::Chunk::decode(&id, &bytes)
             })
@@ -716,8 +657,45 @@ impl Mesh {
             .map_err(|e| MeshError::internal(e.to_string()))?
             .map_err(|e| MeshError::internal(e.to_string()))?;
         let d = Arc::new(d);
-        self.inner.cache.lock().expect("cache").put(name, d.clone());
+        let bytes = (d.n_samples() * (d.n_features() + 1) * 4) as u64;
+        self.inner
+            .cache
+            .lock()
+            .expect("cache")
+            .put(key, d.clone(), bytes);
         Ok(d)
+    }
+
+    /// Chunk `id` from this node's store if it is there, else from the first of `holders`
+    /// that serves it (verified against its hash); says whether it came from another
+    /// member. The error says why the last holder tried failed.
+    pub async fn chunk_from(
+        &self,
+        id: ChunkId,
+        holders: &[u64],
+    ) -> Result<(Vec<u8>, bool), String> {
+        let mut why = String::from("no holder recorded");
+        if self
+            .with_store(move |s| s.has_chunk(&id))
+            .await
+            .unwrap_or(false)
+        {
+            match self.with_store(move |s| s.chunk(&id)).await {
+                Ok(b) => return Ok((b, false)),
+                Err(e) => why = e.message,
+            }
+        }
+        for h in holders.iter().filter(|h| **h != self.id()) {
+            let Some(peer) = self.peer_of(*h) else {
+                why = format!("member {h} has no address");
+                continue;
+            };
+            match self.inner.client.fetch_chunk(peer, id).await {
+                Ok(b) => return Ok((b, true)),
+                Err(e) => why = e.to_string(),
+            }
+        }
+        Err(why)
     }
 
     /// A dataset's manifest and the holders of each of its chunks.
@@ -764,27 +742,5 @@ mod tests {
         c.put(id(4), Arc::new(vec![0; 600 << 20]));
         assert_eq!(c.entries.len(), 1);
         assert!(c.get(&id(4)).is_some());
-    }
-
-    #[test]
-    fn the_cache_evicts_the_least_recently_used_within_its_cap() {
-        let d = |rows: usize| {
-            let x = meshml_models::Matrix::zeros(rows, 3);
-            Arc::new(Dataset::from_classes(x, vec![0; rows]).unwrap())
-        };
-        // 100 rows x (3 + 1) x 4 bytes = 1600 bytes each.
-        let mut c = Cache {
-            cap: 3500,
-            used: 0,
-            tick: 0,
-            entries: HashMap::new(),
-        };
-        c.put("a", d(100));
-        c.put("b", d(100));
-        assert!(c.get("a").is_some());
-        c.put("c", d(100));
-        assert!(c.get("b").is_none(), "b was least recently used");
-        assert!(c.get("a").is_some() && c.get("c").is_some());
-        assert!(c.used <= c.cap);
     }
 }

@@ -9,9 +9,9 @@
 //! done until the batch ends. The predictions come back in the dataset's row order: to a
 //! file (`--out`), to standard output, or into a new replicated dataset (`--into`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -65,42 +65,26 @@ pub fn predict(cmd: PredictCmd, out: &mut dyn Write) -> Result<(), NodeError> {
         Duration::from_secs(60),
     )?;
     let id = v["id"].as_str().unwrap_or_default().to_string();
-    let started = Instant::now();
-    let tty = std::io::stderr().is_terminal();
-    // Poll often at first (a small batch ends in well under a second), then every 250 ms.
-    let mut pause = Duration::from_millis(10);
-    let view = loop {
-        let v = cmd.api.call(
-            "GET",
-            &format!("/v1/predictions/{id}"),
-            None,
-            Duration::from_secs(30),
-        )?;
-        let view: BatchView = serde_json::from_value(v)
-            .map_err(|e| NodeError::Usage(format!("unexpected answer from the node: {e}")))?;
-        if tty {
-            let mut err = std::io::stderr();
-            let _ = write!(
-                err,
-                "\r{}",
-                crate::fit::bar_of(
-                    view.rows_done as usize,
-                    view.rows_total as usize,
-                    started,
-                    "rows"
-                )
-            );
-            let _ = err.flush();
-        }
-        if view.state != "running" {
-            if tty {
-                let _ = writeln!(std::io::stderr());
-            }
-            break view;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 3 / 2).min(Duration::from_millis(250));
-    };
+    let view: BatchView = crate::fit::follow_with(
+        "rows",
+        || {
+            let v = cmd.api.call(
+                "GET",
+                &format!("/v1/predictions/{id}"),
+                None,
+                Duration::from_secs(30),
+            )?;
+            serde_json::from_value(v)
+                .map_err(|e| NodeError::Usage(format!("unexpected answer from the node: {e}")))
+        },
+        |v: &BatchView| {
+            (
+                v.rows_done as usize,
+                v.rows_total as usize,
+                v.state == "running",
+            )
+        },
+    )?;
     if view.state != "succeeded" {
         return Err(NodeError::Usage(format!(
             "batch {id} failed: {}",

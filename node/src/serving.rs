@@ -7,7 +7,7 @@
 //! disturbs a request in flight: it finishes on the model it started with, and the next
 //! one gets the new version.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use meshml_models::meta::Output;
@@ -15,6 +15,7 @@ use meshml_models::{Classifier, FittedModel, Matrix, ModelArtifact};
 use meshml_storage::raft::ClusterState;
 use serde::{Deserialize, Serialize};
 
+use crate::lru::Lru;
 use crate::mesh::{Mesh, MeshError};
 
 /// The alias a bare model name resolves to when it is set.
@@ -39,65 +40,39 @@ pub struct ServedModel {
 /// The loaded models of a node, least recently used evicted past the cap.
 #[derive(Debug)]
 pub struct ModelCache {
-    cap: u64,
-    inner: Mutex<Lru>,
+    inner: Mutex<Lru<(String, u32), Arc<ServedModel>>>,
     loading: tokio::sync::Mutex<()>,
-}
-
-#[derive(Debug, Default)]
-struct Lru {
-    used: u64,
-    tick: u64,
-    entries: HashMap<(String, u32), (Arc<ServedModel>, u64)>,
 }
 
 impl ModelCache {
     /// An empty cache holding at most `cap` bytes of artifacts (always at least one).
     pub fn new(cap: u64) -> Self {
         Self {
-            cap,
-            inner: Mutex::new(Lru::default()),
+            inner: Mutex::new(Lru::new(cap)),
             loading: tokio::sync::Mutex::new(()),
         }
     }
 
     fn get(&self, name: &str, version: u32) -> Option<Arc<ServedModel>> {
         let mut lru = self.inner.lock().expect("model cache");
-        lru.tick += 1;
-        let t = lru.tick;
-        lru.entries.get_mut(&(name.to_string(), version)).map(|e| {
-            e.1 = t;
-            e.0.clone()
-        })
+        lru.get(&(name.to_string(), version))
     }
 
     fn put(&self, m: Arc<ServedModel>) {
-        let mut lru = self.inner.lock().expect("model cache");
-        while lru.used + m.bytes > self.cap && !lru.entries.is_empty() {
-            let oldest = lru
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.1)
-                .map(|(k, _)| k.clone())
-                .expect("not empty");
-            if let Some((gone, _)) = lru.entries.remove(&oldest) {
-                lru.used -= gone.bytes;
-                tracing::info!(model = %gone.name, version = gone.version, "model unloaded (cache full)");
-            }
+        let key = (m.name.clone(), m.version);
+        let bytes = m.bytes;
+        let gone = self.inner.lock().expect("model cache").put(key, m, bytes);
+        for g in gone {
+            tracing::info!(model = %g.name, version = g.version, "model unloaded (cache full)");
         }
-        lru.tick += 1;
-        let t = lru.tick;
-        lru.used += m.bytes;
-        lru.entries.insert((m.name.clone(), m.version), (m, t));
     }
 
     /// Loaded models as `(name, version, bytes)`.
     pub fn loaded(&self) -> Vec<(String, u32, u64)> {
         let lru = self.inner.lock().expect("model cache");
         let mut v: Vec<_> = lru
-            .entries
             .values()
-            .map(|(m, _)| (m.name.clone(), m.version, m.bytes))
+            .map(|m| (m.name.clone(), m.version, m.bytes))
             .collect();
         v.sort();
         v
@@ -155,29 +130,15 @@ impl Mesh {
             .read(|s| s.models.get(name).and_then(|v| v.get(&version)).cloned())
             .ok_or_else(|| MeshError::not_found(format!("no model {name}@{version}")))?;
         let id = record.artifact;
-        let bytes = if self.with_store(move |s| s.has_chunk(&id)).await? {
-            self.with_store(move |s| s.chunk(&id)).await?
-        } else {
-            let mut why = String::from("no holder recorded");
-            let mut got = None;
-            for h in record.locations.iter().filter(|h| **h != self.id()) {
-                let Some(peer) = self.peer_of(*h) else {
-                    why = format!("member {h} is not reachable");
-                    continue;
-                };
-                match self.client().fetch_chunk(peer, id).await {
-                    Ok(b) => {
-                        got = Some(b);
-                        break;
-                    }
-                    Err(e) => why = e.to_string(),
-                }
-            }
-            let bytes = got.ok_or_else(|| {
+        let (bytes, fetched) = self
+            .chunk_from(id, &record.locations)
+            .await
+            .map_err(|why| {
                 MeshError::unavailable(format!(
                     "the artifact of {name}@{version} is unreachable: {why}"
                 ))
             })?;
+        if fetched {
             // Keep a copy: this node becomes a holder.
             let (owner, copy) = (format!("model.{name}"), bytes.clone());
             self.with_store(move |s| s.put_pinned(&owner, &copy))
@@ -189,8 +150,7 @@ impl Mesh {
                     member: self.id(),
                 })
                 .await;
-            bytes
-        };
+        }
         let size = bytes.len() as u64;
         let origin = std::path::PathBuf::from(format!("{name}@{version}"));
         let artifact =

@@ -45,12 +45,22 @@ struct ChunkRepr {
     targets: TargetsRepr,
 }
 
-fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
+/// Values as little-endian bytes (how chunks and predictions carry f32 arrays).
+pub fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * 4);
     for x in v {
         out.extend_from_slice(&x.to_le_bytes());
     }
     out
+}
+
+/// Values from little-endian bytes (a trailing partial value is ignored; callers check
+/// the length).
+pub fn f32s_from_le(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect()
 }
 
 fn le_bytes_u32(v: &[u32]) -> Vec<u8> {
@@ -89,11 +99,7 @@ impl Chunk {
                 r.features.len()
             )));
         }
-        let features = r
-            .features
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect();
+        let features = f32s_from_le(&r.features);
         let (tbytes, is_labels) = match &r.targets {
             TargetsRepr::Labels(b) => (b, true),
             TargetsRepr::Values(b) => (b, false),

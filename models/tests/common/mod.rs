@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use meshml_models::io::{load_csv, CsvOptions};
-use meshml_models::plan::{run_job, JobKind, JobResult, JobSpec, LocalExecutor};
+use meshml_models::plan::{run_job, CvResults, JobKind, JobResult, JobSpec, LocalExecutor};
 use meshml_models::{Dataset, Estimator};
 use serde_json::Value;
 
@@ -31,6 +31,20 @@ pub fn run(kind: JobKind, data: &Dataset) -> JobResult {
         &|_| {},
     )
     .unwrap()
+}
+
+/// A search's fold scores (to 1e-12) and best candidate against scikit-learn's
+/// `split_test_scores` and `best_index`.
+#[track_caller]
+pub fn assert_splits(r: &Value, cv: &CvResults) {
+    let split: Vec<f64> = cv.split_scores.iter().flatten().copied().collect();
+    assert_close(
+        "split scores",
+        &split,
+        &flat(&r["split_test_scores"]),
+        1e-12,
+    );
+    assert_eq!(cv.best_index as u64, r["best_index"].as_u64().unwrap());
 }
 
 /// Every number in a (nested) JSON array, in order.

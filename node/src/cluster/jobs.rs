@@ -564,29 +564,13 @@ impl Board {
         id: meshml_protocol::ChunkId,
         holders: &[u64],
     ) -> Result<Vec<u8>, MeshError> {
-        let mut why = String::from("no holder recorded");
-        let me = self.mesh.id();
-        let mut order: Vec<u64> = holders.to_vec();
-        order.sort_by_key(|h| *h != me);
-        for h in order {
-            if h == me {
-                match self.mesh.with_store(move |s| s.chunk(&id)).await {
-                    Ok(b) => return Ok(b),
-                    Err(e) => why = e.message,
-                }
-                continue;
-            }
-            let Some(peer) = self.mesh.peer_of(h) else {
-                continue;
-            };
-            match self.mesh.client().fetch_chunk(peer, id).await {
-                Ok(b) => return Ok(b),
-                Err(e) => why = e.to_string(),
-            }
-        }
-        Err(MeshError::unavailable(format!(
-            "an output of job {job} is unreachable: {why}"
-        )))
+        self.mesh
+            .chunk_from(id, holders)
+            .await
+            .map(|(bytes, _)| bytes)
+            .map_err(|why| {
+                MeshError::unavailable(format!("an output of job {job} is unreachable: {why}"))
+            })
     }
 
     async fn apply(&mut self, r: Report) {
