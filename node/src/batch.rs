@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use meshml_storage::encoding::{f32s_from_le, le_bytes_f32};
 
-use crate::local::{column_map, push_csv_field};
+use crate::local::{column_map, csv_line, push_csv_field};
 use crate::mesh::{Mesh, MeshError, PutDatasetRequest};
 
 /// Largest answer a holder sends for one slice (a frame is 4 MiB).
@@ -371,7 +371,7 @@ impl Mesh {
             header.insert(0, target);
         }
         let io = |e: std::io::Error| MeshError::internal(format!("{}: {e}", path.display()));
-        writeln!(out, "{}", header.join(",")).map_err(io)?;
+        writeln!(out, "{}", csv_line(&header)).map_err(io)?;
         let live: Vec<u64> = self.live_members().await.into_iter().map(|m| m.0).collect();
         let in_flight = (2 * live.len()).clamp(2, 16);
         let mut answers = futures::stream::iter(job.slices.iter().cloned())

@@ -351,7 +351,8 @@ pub(crate) fn push_csv_field(line: &mut String, f: &str) {
     }
 }
 
-fn write_csv_row(dest: &mut dyn Write, fields: &[String]) -> Result<(), NodeError> {
+/// A CSV line (without its newline), fields quoted when they must be.
+pub(crate) fn csv_line(fields: &[String]) -> String {
     let mut line = String::new();
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
@@ -359,6 +360,11 @@ fn write_csv_row(dest: &mut dyn Write, fields: &[String]) -> Result<(), NodeErro
         }
         push_csv_field(&mut line, f);
     }
+    line
+}
+
+fn write_csv_row(dest: &mut dyn Write, fields: &[String]) -> Result<(), NodeError> {
+    let mut line = csv_line(fields);
     line.push('\n');
     dest.write_all(line.as_bytes())
         .map_err(|e| NodeError::io("predictions", e))
@@ -442,5 +448,9 @@ mod tests {
         push_csv_field(&mut line, "plain");
         push_csv_field(&mut line, "say \"hi\"");
         assert_eq!(line, "\"a,b\",plain\"say \"\"hi\"\"\"");
+        assert_eq!(
+            csv_line(&["p_a,b".into(), "digit".into()]),
+            "\"p_a,b\",digit"
+        );
     }
 }
