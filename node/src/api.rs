@@ -635,6 +635,31 @@ async fn predict_version(
     serve_prediction(req, format!("{name}@{version}"), payload, state).await
 }
 
+/// `GET /v1/models/{name}/artifact`: the encoded artifact (what `meshml local predict`
+/// reads) of `NAME`, `NAME@VERSION` or `NAME@ALIAS`, resolved as a prediction is; the
+/// version goes in `x-meshml-model`.
+async fn model_artifact(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (name, version) = match mesh.state().read(|s| crate::serving::resolve(s, &path)) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    match mesh.artifact_bytes(&name, version).await {
+        Ok(bytes) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header(("x-meshml-model", format!("{name}@{version}")))
+            .body(bytes),
+        Err(e) => fail(e),
+    }
+}
+
 /// Body of `PUT /v1/models/{name}/aliases/{alias}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -815,6 +840,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/jobs/{id}/cancel", web::post().to(cancel_job))
         .route("/v1/models", web::get().to(list_models))
         .route("/v1/models/{name}/predict", web::post().to(predict_model))
+        .route("/v1/models/{name}/artifact", web::get().to(model_artifact))
         .route(
             "/v1/models/{name}/versions/{version}/predict",
             web::post().to(predict_version),

@@ -235,7 +235,7 @@ pub struct FitArgs {
 /// Arguments of `meshml local predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// A model saved by `meshml local fit`.
+    /// A model saved by `meshml local fit` or downloaded by `meshml model get`.
     #[arg(long)]
     pub model: PathBuf,
     /// CSV with the model's feature columns (by name); the bundled iris data when neither

@@ -181,11 +181,27 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
 /// confusion matrix follow (with `--out`).
 pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     let art = ModelArtifact::load(&args.model)?;
+    if matches!(art.model, meshml_models::FittedModel::MultiOutput(_)) {
+        return Err(NodeError::Usage(format!(
+            "{} is a multi-output model (one prediction per target); serve it from a node: \
+             POST /v1/models/NAME/predict",
+            args.model.display()
+        )));
+    }
+    let regressor = art.model.is_regressor();
+    if regressor && args.proba {
+        return Err(NodeError::Usage(format!(
+            "{} is a regressor ({}): it predicts values, and --proba is for classifiers",
+            args.model.display(),
+            art.kind()
+        )));
+    }
     let k = art.classes.len();
     let mut tally = Tally {
         counts: vec![vec![0usize; k]; k],
         unknown: None,
         rows: 0,
+        fit: Residuals::default(),
     };
     let mut has_truth = true;
     let mut file = match &args.out {
@@ -208,22 +224,50 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         let m = store.dataset(name)?;
         let cols =
             column_map(&art.feature_names, &m.feature_names, name).map_err(NodeError::Usage)?;
+        let same_target = m.target_name == art.target_name;
         // The model's class id of each stored label, when the dataset has the model's target.
         let label_ids: Option<Vec<Option<u32>>> = match &m.target {
-            TargetSchema::Classes { label_table, .. } if m.target_name == art.target_name => {
+            TargetSchema::Classes { label_table, .. } if same_target && !regressor => {
                 Some(label_table.iter().map(|l| art.classes.id_of(l)).collect())
             }
             _ => None,
         };
-        has_truth = label_ids.is_some();
+        // A regressor's truth: stored values, or labels that are all numbers.
+        let label_values: Option<Vec<f64>> = match &m.target {
+            TargetSchema::Classes { label_table, .. } if same_target && regressor => label_table
+                .iter()
+                .map(|l| l.trim().parse::<f64>().ok())
+                .collect(),
+            _ => None,
+        };
+        has_truth = label_ids.is_some()
+            || label_values.is_some()
+            || (regressor && same_target && matches!(m.target, TargetSchema::Values));
         for i in 0..m.chunks.len() {
             let c = store.read_chunk(&m, i)?;
             let x = Matrix::from_vec(c.rows, c.cols, c.features)?.select_cols(&cols)?;
             let pred = predict_rows(&art, &x, args.proba, dest)?;
-            if let (Some(ids), ChunkTargets::Labels(l)) = (&label_ids, &c.targets) {
-                for (row, (&v, &p)) in l.iter().zip(&pred).enumerate() {
-                    tally.add(ids[v as usize], p, tally.rows + row);
+            match (&pred, &c.targets) {
+                (Predicted::Classes(p), ChunkTargets::Labels(l)) => {
+                    if let Some(ids) = &label_ids {
+                        for (row, (&v, &p)) in l.iter().zip(p).enumerate() {
+                            tally.add(ids[v as usize], p, tally.rows + row);
+                        }
+                    }
                 }
+                (Predicted::Values(p), ChunkTargets::Labels(l)) => {
+                    if let Some(vals) = &label_values {
+                        for (&v, &p) in l.iter().zip(p) {
+                            tally.fit.add(vals[v as usize], f64::from(p));
+                        }
+                    }
+                }
+                (Predicted::Values(p), ChunkTargets::Values(t)) if has_truth => {
+                    for (&v, &p) in t.iter().zip(p) {
+                        tally.fit.add(f64::from(v), f64::from(p));
+                    }
+                }
+                _ => {}
             }
             tally.rows += pred.len();
         }
@@ -247,13 +291,24 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
             }
         };
         let pred = predict_rows(&art, &x, args.proba, dest)?;
-        match truth {
-            Some(t) => {
-                for (row, (label, &p)) in t.iter().zip(&pred).enumerate() {
+        match (truth, &pred) {
+            (Some(t), Predicted::Classes(p)) => {
+                for (row, (label, &p)) in t.iter().zip(p).enumerate() {
                     tally.add(art.classes.id_of(label), p, row);
                 }
             }
-            None => has_truth = false,
+            (Some(t), Predicted::Values(p)) => {
+                let vals: Option<Vec<f64>> =
+                    t.iter().map(|l| l.trim().parse::<f64>().ok()).collect();
+                match vals {
+                    Some(v) => v
+                        .iter()
+                        .zip(p)
+                        .for_each(|(&v, &p)| tally.fit.add(v, f64::from(p))),
+                    None => has_truth = false,
+                }
+            }
+            (None, _) => has_truth = false,
         }
         tally.rows = pred.len();
     }
@@ -269,7 +324,17 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
                 path.display()
             ),
         )?;
-        if has_truth {
+        if has_truth && regressor {
+            w(
+                out,
+                format_args!(
+                    "r2:        {:.4} against column '{}' (mean absolute error {:.4})\n",
+                    tally.fit.r2(),
+                    art.target_name,
+                    tally.fit.mae()
+                ),
+            )?;
+        } else if has_truth {
             match tally.unknown {
                 Some(row) => w(
                     out,
@@ -295,12 +360,13 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
     Ok(())
 }
 
-/// Confusion counts gathered while predicting.
+/// Confusion counts (classifier) or fit figures (regressor) gathered while predicting.
 struct Tally {
     counts: Vec<Vec<usize>>,
     /// First row whose true class the model does not know.
     unknown: Option<usize>,
     rows: usize,
+    fit: Residuals,
 }
 
 impl Tally {
@@ -314,13 +380,71 @@ impl Tally {
     }
 }
 
-/// Predicts `x`, writing one CSV row per prediction; returns the class ids.
+/// A regressor's R² and mean absolute error, in one pass (the truth's variance by
+/// Welford's update).
+#[derive(Debug, Default)]
+struct Residuals {
+    n: f64,
+    mean: f64,
+    /// Sum of squared deviations of the truth from its mean.
+    m2: f64,
+    squared_error: f64,
+    absolute_error: f64,
+}
+
+impl Residuals {
+    fn add(&mut self, truth: f64, pred: f64) {
+        self.n += 1.0;
+        let d = truth - self.mean;
+        self.mean += d / self.n;
+        self.m2 += d * (truth - self.mean);
+        self.squared_error += (truth - pred) * (truth - pred);
+        self.absolute_error += (truth - pred).abs();
+    }
+
+    /// As `r2_score`: 1 - residual / total sum of squares; for a constant truth, 1 when
+    /// predicted exactly, else 0.
+    fn r2(&self) -> f64 {
+        if self.m2 == 0.0 {
+            return if self.squared_error == 0.0 { 1.0 } else { 0.0 };
+        }
+        1.0 - self.squared_error / self.m2
+    }
+
+    fn mae(&self) -> f64 {
+        self.absolute_error / self.n.max(1.0)
+    }
+}
+
+/// One chunk's predictions.
+enum Predicted {
+    Classes(Vec<u32>),
+    Values(Vec<f32>),
+}
+
+impl Predicted {
+    fn len(&self) -> usize {
+        match self {
+            Self::Classes(p) => p.len(),
+            Self::Values(p) => p.len(),
+        }
+    }
+}
+
+/// Predicts `x`, writing one CSV row per prediction.
 fn predict_rows(
     art: &ModelArtifact,
     x: &Matrix,
     proba: bool,
     dest: &mut dyn Write,
-) -> Result<Vec<u32>, NodeError> {
+) -> Result<Predicted, NodeError> {
+    if art.model.is_regressor() {
+        let values = art.model.predict_values(x)?;
+        for v in &values {
+            writeln!(dest, "{v}").map_err(|e| NodeError::io("predictions", e))?;
+        }
+        return Ok(Predicted::Values(values));
+    }
     let pred = art.model.predict(x)?;
     let p = if proba {
         Some(art.model.predict_proba(x)?.to_vec())
@@ -337,7 +461,7 @@ fn predict_rows(
         }
         write_csv_row(dest, &fields)?;
     }
-    Ok(pred)
+    Ok(Predicted::Classes(pred))
 }
 
 /// Appends a CSV field, quoted when it must be.

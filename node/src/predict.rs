@@ -178,6 +178,15 @@ pub enum ModelAction {
         /// The version.
         version: u32,
     },
+    /// Download a model's artifact, for `meshml local predict --model FILE` without a mesh.
+    Get {
+        /// `NAME` (its production alias, else its newest version), `NAME@VERSION` or
+        /// `NAME@ALIAS`.
+        model: String,
+        /// Where to write it [default: the model with `@` as `-`, plus `.mlm`].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Runs `meshml models`: every version of every model, with its aliases and holders.
@@ -241,6 +250,48 @@ pub fn model(cmd: ModelCmd, out: &mut dyn Write) -> Result<(), NodeError> {
                 Duration::from_secs(60),
             )?;
             w(out, format_args!("{name}@{alias} -> version {version}\n"))
+        }
+        ModelAction::Get { model, out: path } => {
+            let path =
+                path.unwrap_or_else(|| PathBuf::from(format!("{}.mlm", model.replace('@', "-"))));
+            // Written beside the destination and renamed once whole and readable.
+            let part = path.with_extension("mlm.part");
+            let fail = |e| NodeError::io(part.display().to_string(), e);
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&part).map_err(fail)?);
+            let (code, n, text) = crate::status::http_download(
+                &cmd.api.node,
+                &format!("/v1/models/{model}/artifact"),
+                cmd.api.token()?.as_deref(),
+                &mut f,
+                Duration::from_secs(600),
+            )?;
+            f.flush().map_err(fail)?;
+            drop(f);
+            if code != 200 {
+                let _ = std::fs::remove_file(&part);
+                return Err(NodeError::Usage(format!(
+                    "{}: {} (HTTP {code})",
+                    cmd.api.node,
+                    text.trim()
+                )));
+            }
+            let art = match meshml_models::ModelArtifact::load(&part) {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    return Err(e.into());
+                }
+            };
+            std::fs::rename(&part, &path)
+                .map_err(|e| NodeError::io(path.display().to_string(), e))?;
+            w(
+                out,
+                format_args!(
+                    "{model}: {} ({n} bytes) -> {}\n",
+                    art.kind(),
+                    path.display()
+                ),
+            )
         }
     }
 }

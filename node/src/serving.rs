@@ -113,18 +113,9 @@ pub fn resolve(state: &ClusterState, spec: &str) -> Result<(String, u32), MeshEr
 }
 
 impl Mesh {
-    /// The model `name@version`, loaded: from the cache, else from this node's store,
-    /// else fetched from a member that holds it (this node then keeps a copy and is
-    /// recorded as a holder).
-    pub async fn model(&self, name: &str, version: u32) -> Result<Arc<ServedModel>, MeshError> {
-        let cache = self.models();
-        if let Some(m) = cache.get(name, version) {
-            return Ok(m);
-        }
-        let _one_at_a_time = cache.loading.lock().await;
-        if let Some(m) = cache.get(name, version) {
-            return Ok(m);
-        }
+    /// The encoded artifact of `name@version`: from this node's store, else from a holder,
+    /// in which case this node keeps a copy and becomes a holder.
+    pub async fn artifact_bytes(&self, name: &str, version: u32) -> Result<Vec<u8>, MeshError> {
         let record = self
             .state()
             .read(|s| s.models.get(name).and_then(|v| v.get(&version)).cloned())
@@ -151,6 +142,22 @@ impl Mesh {
                 })
                 .await;
         }
+        Ok(bytes)
+    }
+
+    /// The model `name@version`, loaded: from the cache, else from this node's store,
+    /// else fetched from a member that holds it (this node then keeps a copy and is
+    /// recorded as a holder).
+    pub async fn model(&self, name: &str, version: u32) -> Result<Arc<ServedModel>, MeshError> {
+        let cache = self.models();
+        if let Some(m) = cache.get(name, version) {
+            return Ok(m);
+        }
+        let _one_at_a_time = cache.loading.lock().await;
+        if let Some(m) = cache.get(name, version) {
+            return Ok(m);
+        }
+        let bytes = self.artifact_bytes(name, version).await?;
         let size = bytes.len() as u64;
         let origin = std::path::PathBuf::from(format!("{name}@{version}"));
         let artifact =

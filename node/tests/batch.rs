@@ -147,6 +147,58 @@ fn every_holder_predicts_its_chunks_and_the_rows_come_back_in_order() {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
 
+    // The same regressor downloaded, then predicted without a mesh.
+    let file = tmp.path().join("ridge.mlm");
+    let (ok, stdout, stderr) = meshml(&[
+        "model",
+        "get",
+        "digits-ridge",
+        "--out",
+        file.to_str().unwrap(),
+        "--node",
+        &url,
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("digits-ridge: ridge"), "{stdout}");
+    let preds = tmp.path().join("ridge.csv");
+    let digits_csv = data_path("digits");
+    let (ok, stdout, stderr) = meshml(&[
+        "local",
+        "predict",
+        "--model",
+        file.to_str().unwrap(),
+        "--data",
+        &digits_csv,
+        "--out",
+        preds.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let offline: Vec<f32> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(offline, got, "offline and mesh predictions of one artifact");
+    let r2 = meshml_models::metrics::r2_score(&values.value_target().unwrap(), &got).unwrap();
+    assert!(
+        stdout.contains(&format!("r2:        {r2:.4} against column")),
+        "{stdout} (r2 {r2})"
+    );
+    let (ok, _, stderr) = meshml(&[
+        "local",
+        "predict",
+        "--model",
+        file.to_str().unwrap(),
+        "--proba",
+    ]);
+    assert!(
+        !ok && stderr.contains("--proba is for classifiers"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = meshml(&["model", "get", "nothing", "--node", &url]);
+    assert!(!ok && stderr.contains("no model 'nothing'"), "{stderr}");
+
     // Into a new replicated dataset: the row number, the probabilities, the prediction.
     let (ok, stdout, stderr) = meshml(&[
         "predict",
