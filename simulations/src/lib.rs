@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod det;
 pub mod net;
 pub mod raft_cluster;
 

@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
 /// Delay and loss of every link.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LinkConfig {
     /// Smallest delay in virtual microseconds.
     pub min_delay_us: u64,
@@ -93,6 +93,31 @@ impl<M> SimNet<M> {
     /// Messages in flight.
     pub fn in_flight(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Virtual time of the next delivery, if a message is in flight.
+    pub fn next_at(&self) -> Option<u64> {
+        self.queue.peek().map(|Reverse((at, ..))| *at)
+    }
+
+    /// Moves the clock forward to `t` (never back): for timers between deliveries.
+    pub fn advance_to(&mut self, t: u64) {
+        self.now_us = self.now_us.max(t);
+    }
+
+    /// A number from the network's seeded stream (for timers that must replay too).
+    pub fn random(&mut self) -> u64 {
+        splitmix(&mut self.rng)
+    }
+
+    /// Changes every link's delay and loss from now on.
+    pub fn set_link(&mut self, link: LinkConfig) {
+        self.link = link;
+    }
+
+    /// The links' delay and loss.
+    pub fn link(&self) -> LinkConfig {
+        self.link
     }
 
     /// Cuts every link between `side` and the other nodes (both directions).
