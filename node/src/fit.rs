@@ -411,6 +411,15 @@ fn split_kv(s: &str, flag: &str) -> Result<(String, String), NodeError> {
         .ok_or_else(|| bad(format!("--{flag} {s}: expected name=value")))
 }
 
+/// A job request from a table with a job file's fields (the format above), for files that
+/// hold a job among other things (the simulator's scenarios).
+pub fn job_from_table(table: toml::Table) -> Result<JobRequest, NodeError> {
+    let f: JobFile = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| bad(format!("job: {e}")))?;
+    f.into_request()
+}
+
 /// Builds the job request from the flags and the job file.
 fn request(cmd: &FitCmd) -> Result<JobRequest, NodeError> {
     let mut f: JobFile = match &cmd.job {

@@ -66,7 +66,8 @@ pub enum NodeError {
 }
 
 impl NodeError {
-    pub(crate) fn io(path: impl Into<String>, source: std::io::Error) -> Self {
+    /// An I/O error on `path` (a file, or `stdout`).
+    pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
             source,

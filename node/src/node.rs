@@ -80,7 +80,8 @@ pub struct NodeInfo {
 #[derive(Debug)]
 pub struct NodeHandle {
     info: NodeInfo,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Sends whether to leave cleanly.
+    stop: Option<tokio::sync::oneshot::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
 }
 
@@ -92,12 +93,19 @@ impl NodeHandle {
 
     /// Stops it (leaving the mesh cleanly) and waits for it.
     pub fn stop(mut self) -> Result<(), NodeError> {
-        self.shutdown()
+        self.shutdown(true)
     }
 
-    fn shutdown(&mut self) -> Result<(), NodeError> {
+    /// Stops it at once, as a crash would: no goodbye to the mesh, no Raft shutdown, the
+    /// HTTP server and connections dropped, running tasks abandoned. What the store had
+    /// acknowledged is on disk (every write is flushed before it is acknowledged).
+    pub fn kill(mut self) -> Result<(), NodeError> {
+        self.shutdown(false)
+    }
+
+    fn shutdown(&mut self, graceful: bool) -> Result<(), NodeError> {
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(graceful);
         }
         match self.thread.take().map(std::thread::JoinHandle::join) {
             Some(Ok(r)) => r,
@@ -109,7 +117,7 @@ impl NodeHandle {
 
 impl Drop for NodeHandle {
     fn drop(&mut self) {
-        let _ = self.shutdown();
+        let _ = self.shutdown(true);
     }
 }
 
@@ -186,7 +194,7 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
 /// Starts a node on a thread of its own and returns once it listens.
 pub fn spawn(args: NodeArgs) -> Result<NodeHandle, NodeError> {
     let (info_tx, info_rx) = std::sync::mpsc::sync_channel::<Result<NodeInfo, NodeError>>(1);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<bool>();
     let thread = std::thread::Builder::new()
         .name("meshml-node".into())
         .spawn(move || {
@@ -218,7 +226,7 @@ pub fn spawn(args: NodeArgs) -> Result<NodeHandle, NodeError> {
 fn serve(
     args: NodeArgs,
     started: std::sync::mpsc::SyncSender<Result<NodeInfo, NodeError>>,
-    stop: tokio::sync::oneshot::Receiver<()>,
+    stop: tokio::sync::oneshot::Receiver<bool>,
 ) -> Result<(), NodeError> {
     let dir = crate::dataset::data_dir(args.data_dir.clone())?;
     std::fs::create_dir_all(&dir).map_err(|e| NodeError::io(dir.display().to_string(), e))?;
@@ -488,11 +496,15 @@ fn serve(
             cluster: args.cluster.clone(),
         }));
         tracing::info!(node = %local, "node running");
-        let _ = stop.await;
-        let _ = membership.send(Leave).await;
-        let _ = raft.shutdown().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        http.stop(true).await;
+        // A dropped handle (the sender gone) stops cleanly too.
+        if stop.await.unwrap_or(true) {
+            let _ = membership.send(Leave).await;
+            let _ = raft.shutdown().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            http.stop(true).await;
+        } else {
+            http.stop(false).await;
+        }
         raft_arbiter.stop();
         net_arbiter.stop();
         Ok::<(), NodeError>(())

@@ -16,5 +16,6 @@
 pub mod det;
 pub mod net;
 pub mod raft_cluster;
+pub mod scenario;
 
 pub use net::{Delivery, LinkConfig, SimNet};

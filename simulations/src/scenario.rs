@@ -1,0 +1,763 @@
+//! Scenarios on real nodes: N `meshml node`s in this process (each its own identity, data
+//! directory, libp2p listener and HTTP API on 127.0.0.1), a dataset, a job, and faults on
+//! a timeline; then a report of what happened and which invariants held.
+//!
+//! A scenario is a small TOML file (or one of [`builtin`]'s):
+//!
+//! ```toml
+//! name = "driver-kill"
+//! nodes = 3
+//! slots = 1                  # worker slots per node
+//! replicas = 2               # copies of each chunk
+//! timeout_s = 120
+//! [dataset]
+//! source = "digits"          # digits | iris (bundled) or a CSV path
+//! chunk_rows = 300
+//! [job]                      # the fields of a job file (`meshml fit --job`)
+//! kind = "grid_search"
+//! model = "standard_scaler+logistic_regression"
+//! cv = 3
+//! [job.grid]
+//! C = [0.01, 0.1, 1]
+//! [[faults]]
+//! after_tasks = 4            # or at_ms = 1500, after the job's submission
+//! action = "kill_driver"     # kill | kill_driver | restart | add_node
+//! # node = 1                 # for kill and restart
+//! ```
+//!
+//! Invariants checked: at most one node drives in any term; the job succeeds and its model
+//! predicts exactly as the same job run without faults (the local executor, same seed);
+//! every chunk is back to `replicas` copies on live members. Figures: failover time (a
+//! driver's kill to the next driver seen), re-replication time (a node's loss to every
+//! chunk at `replicas` copies again), the job's time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use meshml_models::plan::{run_job, LocalExecutor};
+use meshml_models::{Classifier, ModelArtifact};
+use meshml_node::demo::{node_args, wait_for_cluster};
+use meshml_node::fit::{job_from_table, put_dataset, submit, NodeApi};
+use meshml_node::node::{spawn, NodeHandle};
+use meshml_node::NodeError;
+use serde::{Deserialize, Serialize};
+
+/// A scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name (the model is registered under it).
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Nodes at the start.
+    pub nodes: usize,
+    /// Worker slots per node.
+    #[serde(default = "one")]
+    pub slots: usize,
+    /// Copies of each chunk.
+    #[serde(default = "two")]
+    pub replicas: usize,
+    /// The whole run's limit.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+    /// The driver removes a member unreachable for this long, and re-replicates its chunks
+    /// (a node's `--remove-after-ms`).
+    #[serde(default = "remove_after_ms")]
+    pub remove_after_ms: u64,
+    /// The data.
+    pub dataset: DatasetSpec,
+    /// The job (a job file's fields; `dataset` and `name` are filled in).
+    pub job: toml::Table,
+    /// Faults, in order.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn default_timeout() -> u64 {
+    180
+}
+fn remove_after_ms() -> u64 {
+    3000
+}
+fn chunk_rows() -> usize {
+    300
+}
+
+/// Where the data comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// `digits` or `iris` (bundled), or a CSV file.
+    pub source: String,
+    /// Rows per chunk.
+    #[serde(default = "chunk_rows")]
+    pub chunk_rows: usize,
+}
+
+/// A fault and when it strikes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Milliseconds after the job's submission.
+    pub at_ms: Option<u64>,
+    /// Once the job has finished this many tasks.
+    pub after_tasks: Option<usize>,
+    /// What happens.
+    pub action: Action,
+    /// The node, for `kill` and `restart` (numbered from 0 in start order).
+    pub node: Option<usize>,
+}
+
+/// Fault actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Stop a node at once, as a crash would.
+    Kill,
+    /// Stop whichever node drives, at once.
+    KillDriver,
+    /// Start a killed node again on its data directory.
+    Restart,
+    /// Start a new node that joins the mesh.
+    AddNode,
+}
+
+/// The built-in scenarios: (name, TOML).
+pub fn builtin() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("driver-kill", include_str!("../scenarios/driver-kill.toml")),
+        (
+            "worker-kill-restart",
+            include_str!("../scenarios/worker-kill-restart.toml"),
+        ),
+        ("add-node", include_str!("../scenarios/add-node.toml")),
+    ]
+}
+
+impl Scenario {
+    /// Parses a scenario and checks it.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, NodeError> {
+        let s: Scenario =
+            toml::from_str(text).map_err(|e| NodeError::Usage(format!("{origin}: {e}")))?;
+        let bad = |m: String| Err(NodeError::Usage(format!("{origin}: {m}")));
+        if s.nodes == 0 || s.nodes > 32 {
+            return bad(format!("nodes = {}: from 1 to 32 in one process", s.nodes));
+        }
+        if s.replicas == 0 {
+            return bad("replicas must be at least 1".into());
+        }
+        for (i, f) in s.faults.iter().enumerate() {
+            if f.at_ms.is_some() == f.after_tasks.is_some() {
+                return bad(format!(
+                    "fault {}: give exactly one of at_ms and after_tasks",
+                    i + 1
+                ));
+            }
+            let needs_node = matches!(f.action, Action::Kill | Action::Restart);
+            if needs_node != f.node.is_some() {
+                return bad(format!(
+                    "fault {}: {:?} {} a node",
+                    i + 1,
+                    f.action,
+                    if needs_node { "needs" } else { "takes no" }
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// A built-in scenario by name.
+    pub fn builtin(name: &str) -> Result<Self, NodeError> {
+        let all = builtin();
+        match all.iter().find(|(n, _)| *n == name) {
+            Some((n, text)) => Self::parse(text, n),
+            None => Err(NodeError::Usage(format!(
+                "no built-in scenario '{name}'; there are: {}",
+                all.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+}
+
+/// An invariant and whether it held.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What must hold.
+    pub name: String,
+    /// Whether it did.
+    pub ok: bool,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Nodes at the start.
+    pub nodes: usize,
+    /// Events, in milliseconds since the job's submission.
+    pub events: Vec<(u64, String)>,
+    /// Invariants.
+    pub checks: Vec<Check>,
+    /// Kill of a driver to the next driver seen, in milliseconds.
+    pub failover_ms: Vec<u64>,
+    /// A node's loss to every chunk at `replicas` copies again, in milliseconds.
+    pub rereplication_ms: Option<u64>,
+    /// The job's state at the end and its time.
+    pub job_state: String,
+    /// The job's time in milliseconds, as the mesh measured it.
+    pub job_ms: u64,
+    /// Tasks in the job.
+    pub tasks: usize,
+    /// Terms seen, with the node that drove each.
+    pub drivers: BTreeMap<u64, Vec<usize>>,
+}
+
+impl Report {
+    /// True when every invariant held.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    /// A human-readable table.
+    pub fn write_table(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "scenario {} ({} nodes)", self.scenario, self.nodes)?;
+        writeln!(out, "\n{:>8}  event", "t (ms)")?;
+        for (t, e) in &self.events {
+            writeln!(out, "{t:>8}  {e}")?;
+        }
+        writeln!(out, "\n{:<6} invariant", "")?;
+        for c in &self.checks {
+            let mark = if c.ok { "ok" } else { "FAILED" };
+            writeln!(out, "{mark:<6} {}: {}", c.name, c.detail)?;
+        }
+        let ms = |v: &[u64]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.iter()
+                    .map(|m| format!("{m} ms"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        writeln!(
+            out,
+            "\njob:            {} in {} ms, {} tasks",
+            self.job_state, self.job_ms, self.tasks
+        )?;
+        writeln!(out, "failover:       {}", ms(&self.failover_ms))?;
+        writeln!(
+            out,
+            "re-replication: {}",
+            self.rereplication_ms
+                .map_or("-".to_string(), |m| format!("{m} ms"))
+        )?;
+        writeln!(
+            out,
+            "result:         {}",
+            if self.passed() {
+                "every invariant held"
+            } else {
+                "INVARIANTS VIOLATED"
+            }
+        )
+    }
+}
+
+struct Live {
+    handle: Option<NodeHandle>,
+    dir: PathBuf,
+    api: NodeApi,
+    /// Its member id (what chunk holders are listed by).
+    member: u64,
+}
+
+fn api_of(h: &NodeHandle) -> NodeApi {
+    NodeApi {
+        node: format!("http://{}", h.info().http.first().expect("an HTTP address")),
+        token_file: None,
+    }
+}
+
+fn get(api: &NodeApi, path: &str) -> Option<serde_json::Value> {
+    match meshml_node::status::http_get(&api.node, path, None) {
+        Ok((200, body)) => serde_json::from_str(&body).ok(),
+        _ => None,
+    }
+}
+
+struct Run {
+    sc: Scenario,
+    root: PathBuf,
+    nodes: Vec<Live>,
+    t0: Instant,
+    events: Vec<(u64, String)>,
+}
+
+impl Run {
+    fn ms(&self) -> u64 {
+        self.t0.elapsed().as_millis() as u64
+    }
+
+    fn event(&mut self, e: String) {
+        let t = self.ms();
+        tracing::info!(t_ms = t, "{e}");
+        self.events.push((t, e));
+    }
+
+    fn live_api(&self) -> Option<&NodeApi> {
+        self.nodes
+            .iter()
+            .find(|n| n.handle.is_some())
+            .map(|n| &n.api)
+    }
+
+    fn start(&mut self, i: usize, expect: usize) -> Result<(), NodeError> {
+        let boot = self
+            .nodes
+            .iter()
+            .filter(|n| n.handle.is_some())
+            .find_map(|n| n.handle.as_ref()?.info().listen.first().cloned());
+        let dir = self.root.join(format!("node-{i}"));
+        let mut args = node_args(&dir, expect, boot.as_deref(), self.sc.slots)?;
+        args.remove_after_ms = self.sc.remove_after_ms;
+        let h = spawn(args)?;
+        let live = Live {
+            api: api_of(&h),
+            member: meshml_node::cluster::node_id(&h.info().peer),
+            handle: Some(h),
+            dir,
+        };
+        if i < self.nodes.len() {
+            self.nodes[i] = live;
+        } else {
+            self.nodes.push(live);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, f: &Fault) -> Result<(), NodeError> {
+        match f.action {
+            Action::Kill | Action::KillDriver => {
+                let target = match f.action {
+                    Action::Kill => f.node,
+                    _ => self.driver().map(|(_, i)| i),
+                };
+                let Some(i) = target.filter(|&i| i < self.nodes.len()) else {
+                    self.event(format!("{:?}: no such node", f.action));
+                    return Ok(());
+                };
+                let Some(h) = self.nodes[i].handle.take() else {
+                    self.event(format!("node {i} is already down"));
+                    return Ok(());
+                };
+                h.kill()?;
+                self.event(format!(
+                    "node {i} killed{}",
+                    if f.action == Action::KillDriver {
+                        " (the driver)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Action::Restart => {
+                let i = f.node.expect("checked");
+                if self.nodes.get(i).is_none_or(|n| n.handle.is_some()) {
+                    self.event(format!("node {i} is not down; not restarted"));
+                    return Ok(());
+                }
+                let expect = self.sc.nodes;
+                self.start(i, expect)?;
+                self.event(format!(
+                    "node {i} restarted on {}",
+                    self.nodes[i].dir.display()
+                ));
+            }
+            Action::AddNode => {
+                let i = self.nodes.len();
+                self.start(i, 1)?;
+                self.event(format!("node {i} added"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node that drives now (term, index), asking the live nodes.
+    fn driver(&self) -> Option<(u64, usize)> {
+        self.nodes.iter().enumerate().find_map(|(i, n)| {
+            n.handle.as_ref()?;
+            let v = get(&n.api, "/v1/status")?;
+            let term = v["raft"]["driving"]["term"].as_u64()?;
+            Some((term, i))
+        })
+    }
+
+    /// Whether every live node counts every live node as a member and names the same
+    /// driver (a restarted or added node has joined).
+    fn all_follow_one_driver(&self) -> Result<String, String> {
+        let live: Vec<(usize, &Live)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.handle.is_some())
+            .collect();
+        let mut drivers = BTreeSet::new();
+        for (i, n) in &live {
+            let v = get(&n.api, "/v1/status").ok_or(format!("node {i} does not answer"))?;
+            let members: BTreeSet<String> = v["raft"]["members"]
+                .as_array()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|m| m["peer_id"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (j, other) in &live {
+                let peer = other.handle.as_ref().expect("live").info().peer.to_string();
+                if !members.contains(&peer) {
+                    return Err(format!("node {i} does not count node {j} as a member"));
+                }
+            }
+            match v["raft"]["driver"].as_str() {
+                Some(d) => drivers.insert(d.to_string()),
+                None => return Err(format!("node {i} knows no driver")),
+            };
+        }
+        if drivers.len() == 1 {
+            Ok(format!("{} live nodes, one driver", live.len()))
+        } else {
+            Err(format!("the live nodes name {} drivers", drivers.len()))
+        }
+    }
+
+    /// Every live node's claim to drive: (term, index).
+    fn claims(&self) -> Vec<(u64, usize)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.handle.is_some())
+            .filter_map(|(i, n)| {
+                let v = get(&n.api, "/v1/status")?;
+                Some((v["raft"]["driving"]["term"].as_u64()?, i))
+            })
+            .collect()
+    }
+}
+
+/// Runs a scenario in this process, under `root`; prints progress lines to `out`.
+pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, NodeError> {
+    let deadline = Instant::now() + Duration::from_secs(sc.timeout_s);
+    let mut r = Run {
+        sc: sc.clone(),
+        root: root.to_path_buf(),
+        nodes: Vec::new(),
+        t0: Instant::now(),
+        events: Vec::new(),
+    };
+    for i in 0..sc.nodes {
+        r.start(i, sc.nodes)?;
+    }
+    let api = r.nodes[0].api.clone();
+    let formed = wait_for_cluster(&api, sc.nodes)?;
+    r.event(format!(
+        "{} nodes formed a mesh in {} ms",
+        sc.nodes,
+        formed.as_millis()
+    ));
+
+    // The data, stored on the mesh and loaded here for the fault-free reference.
+    let csv = match sc.dataset.source.as_str() {
+        "digits" => {
+            let p = root.join("digits.csv");
+            std::fs::write(&p, meshml_node::demo::DIGITS_CSV)
+                .map_err(|e| NodeError::io(p.display().to_string(), e))?;
+            p
+        }
+        "iris" => {
+            let p = root.join("iris.csv");
+            std::fs::write(&p, meshml_models::io::IRIS_CSV)
+                .map_err(|e| NodeError::io(p.display().to_string(), e))?;
+            p
+        }
+        path => PathBuf::from(path),
+    };
+    let data = meshml_models::io::load_csv(&csv, &Default::default())?;
+    put_dataset(
+        &api,
+        &csv,
+        &format!(
+            "name=data&replicas={}&chunk_rows={}",
+            sc.replicas, sc.dataset.chunk_rows
+        ),
+        out,
+    )?;
+    let mut table = sc.job.clone();
+    table.insert("dataset".into(), toml::Value::String("data".into()));
+    table.insert("name".into(), toml::Value::String(sc.name.clone()));
+    let request = job_from_table(table)?;
+    let reference = run_job(&request.job, &data, &LocalExecutor::new(1), &|_| {})?;
+
+    r.t0 = Instant::now();
+    r.events.clear();
+    let id = submit(&api, &request)?;
+    r.event(format!("job {id} submitted: {}", request.job.describe()));
+
+    let mut faults: Vec<Fault> = sc.faults.clone();
+    faults.reverse();
+    let mut drivers: BTreeMap<u64, BTreeSet<usize>> = BTreeMap::new();
+    let mut last_driver: Option<(u64, usize)> = None;
+    let mut killed_driver_at: Option<u64> = None;
+    let mut failover_ms = Vec::new();
+    let mut lost_at: Option<u64> = None;
+    let mut rereplication_ms = None;
+    let mut last_done = usize::MAX;
+    let mut job = serde_json::Value::Null;
+    let mut replicas_ok = false;
+    let mut ended = false;
+    loop {
+        if Instant::now() > deadline {
+            r.event(format!("timed out after {} s", sc.timeout_s));
+            break;
+        }
+        // Who drives: every live node's own claim.
+        for (term, i) in r.claims() {
+            drivers.entry(term).or_default().insert(i);
+            if last_driver != Some((term, i)) && last_driver.is_none_or(|(t, _)| term >= t) {
+                last_driver = Some((term, i));
+                if let Some(at) = killed_driver_at.take() {
+                    failover_ms.push(r.ms() - at);
+                }
+                r.event(format!("node {i} drives in term {term}"));
+            }
+        }
+        let Some(live) = r.live_api().cloned() else {
+            r.event("no node is left".into());
+            break;
+        };
+        if let Some(v) = get(&live, &format!("/v1/jobs/{id}")) {
+            job = v;
+        }
+        let done = job["done"].as_u64().unwrap_or(0) as usize;
+        if done != last_done {
+            last_done = done;
+            r.event(format!(
+                "{done}/{} tasks done",
+                job["total"].as_u64().unwrap_or(0)
+            ));
+        }
+        // Faults that are due.
+        while let Some(f) = faults.last() {
+            let due =
+                f.at_ms.is_some_and(|t| r.ms() >= t) || f.after_tasks.is_some_and(|n| done >= n);
+            if !due {
+                break;
+            }
+            let f = faults.pop().expect("peeked");
+            if matches!(f.action, Action::Kill | Action::KillDriver) {
+                let was_driver = r.driver().map(|(_, i)| i);
+                r.apply(&f)?;
+                let target = f.node.or(was_driver);
+                if f.action == Action::KillDriver || target == was_driver {
+                    killed_driver_at = Some(r.ms());
+                    last_driver = None;
+                }
+                lost_at.get_or_insert(r.ms());
+            } else {
+                r.apply(&f)?;
+            }
+        }
+        // Copies of every chunk on live nodes.
+        let Some(live) = r.live_api().cloned() else {
+            continue;
+        };
+        let alive: BTreeSet<u64> = r
+            .nodes
+            .iter()
+            .filter(|n| n.handle.is_some())
+            .map(|n| n.member)
+            .collect();
+        let Some(min) = live_copies(&live, &alive) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let want = sc.replicas.min(alive.len());
+        if min >= want && !replicas_ok {
+            replicas_ok = true;
+            if let Some(at) = lost_at {
+                rereplication_ms = Some(r.ms() - at);
+                r.event(format!("every chunk has {want} copies again"));
+            }
+        } else if min < want && replicas_ok {
+            replicas_ok = false;
+            r.event(format!("a chunk has {min} of {want} copies"));
+        }
+        let running = job["state"].as_str().is_none_or(|s| s == "running");
+        if !running && !ended {
+            ended = true;
+            let state = job["state"].as_str().unwrap_or("unknown").to_string();
+            r.event(format!("job {state}"));
+        }
+        let joined = !running && faults.is_empty() && r.all_follow_one_driver().is_ok();
+        if !running && faults.is_empty() && replicas_ok && killed_driver_at.is_none() && joined {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let job_state = job["state"].as_str().unwrap_or("unknown").to_string();
+    let follow = r.all_follow_one_driver();
+
+    let mut checks = Vec::new();
+    let doubled: Vec<String> = drivers
+        .iter()
+        .filter(|(_, n)| n.len() > 1)
+        .map(|(t, n)| format!("term {t}: nodes {n:?}"))
+        .collect();
+    checks.push(Check {
+        name: "at most one driver per term".into(),
+        ok: doubled.is_empty(),
+        detail: if doubled.is_empty() {
+            format!("{} term(s) seen", drivers.len())
+        } else {
+            doubled.join("; ")
+        },
+    });
+    checks.push(Check {
+        name: "every live node is in the mesh and follows one driver".into(),
+        ok: follow.is_ok(),
+        detail: follow.unwrap_or_else(|e| e),
+    });
+    checks.push(Check {
+        name: "the job succeeds".into(),
+        ok: job_state == "succeeded",
+        detail: job["error"].as_str().unwrap_or(&job_state).to_string(),
+    });
+    // The registered model against the fault-free run of the same job.
+    let same = match (job_state.as_str(), r.live_api().cloned()) {
+        ("succeeded", Some(live)) => compare_model(&live, &job, &sc.name, &reference, &data),
+        _ => Err("no model to compare".into()),
+    };
+    checks.push(Check {
+        name: "results equal a fault-free run with the same seed".into(),
+        ok: same.is_ok(),
+        detail: same.unwrap_or_else(|e| e),
+    });
+    checks.push(Check {
+        name: format!("every chunk back to {} copies", sc.replicas),
+        ok: replicas_ok,
+        detail: rereplication_ms.map_or("no copy was lost".into(), |m| {
+            format!("restored {m} ms after the first loss")
+        }),
+    });
+    let report = Report {
+        scenario: sc.name.clone(),
+        nodes: sc.nodes,
+        events: r.events.clone(),
+        checks,
+        failover_ms,
+        rereplication_ms,
+        job_state,
+        job_ms: job["elapsed_ms"].as_u64().unwrap_or(0),
+        tasks: job["total"].as_u64().unwrap_or(0) as usize,
+        drivers: drivers
+            .into_iter()
+            .map(|(t, n)| (t, n.into_iter().collect()))
+            .collect(),
+    };
+    for n in &mut r.nodes {
+        if let Some(h) = n.handle.take() {
+            h.stop()?;
+        }
+    }
+    Ok(report)
+}
+
+/// The fewest copies any chunk of the dataset has on the `alive` members (`None` when the
+/// node does not answer).
+fn live_copies(api: &NodeApi, alive: &BTreeSet<u64>) -> Option<usize> {
+    let v = get(api, "/v1/datasets/data")?;
+    v["chunks"]
+        .as_array()?
+        .iter()
+        .map(|c| {
+            c["holders"].as_array().map_or(0, |h| {
+                h.iter()
+                    .filter_map(serde_json::Value::as_u64)
+                    .filter(|m| alive.contains(m))
+                    .count()
+            })
+        })
+        .min()
+}
+
+/// Downloads the model and compares its predictions on `data` with the reference run's.
+fn compare_model(
+    api: &NodeApi,
+    job: &serde_json::Value,
+    name: &str,
+    reference: &meshml_models::plan::JobResult,
+    data: &meshml_models::Dataset,
+) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    let (code, _, text) = meshml_node::status::http_download(
+        &api.node,
+        &format!("/v1/models/{name}/artifact"),
+        None,
+        &mut bytes,
+        Duration::from_secs(60),
+    )
+    .map_err(|e| e.to_string())?;
+    if code != 200 {
+        return Err(format!("model download: HTTP {code}: {text}"));
+    }
+    let art = ModelArtifact::from_bytes(&bytes, Path::new(name)).map_err(|e| e.to_string())?;
+    if let Some(cv) = &reference.cv {
+        let theirs: Vec<f64> = job["result"]["cv"]["mean_test_score"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+            .unwrap_or_default();
+        if theirs != cv.mean_test_score {
+            return Err(format!(
+                "cross-validation scores differ: {theirs:?} against {:?}",
+                cv.mean_test_score
+            ));
+        }
+    }
+    let want = reference
+        .model
+        .as_ref()
+        .ok_or("the reference run made no model")?;
+    let (a, b) = (
+        art.model
+            .predict_proba(data.x())
+            .map_err(|e| e.to_string())?,
+        want.predict_proba(data.x()).map_err(|e| e.to_string())?,
+    );
+    let diff = a
+        .data()
+        .iter()
+        .zip(b.data().iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    if diff == 0.0 {
+        Ok(format!(
+            "same cross-validation scores, and identical probabilities on all {} rows",
+            data.n_samples()
+        ))
+    } else {
+        Err(format!("probabilities differ by up to {diff}"))
+    }
+}

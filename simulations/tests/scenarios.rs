@@ -1,0 +1,90 @@
+//! The built-in scenarios on real in-process nodes (libp2p and HTTP on 127.0.0.1): each
+//! must hold every invariant, and see the fault it injects; and scenario files with
+//! mistakes are refused with a message.
+
+use meshml_sim::scenario::{builtin, run, Scenario};
+
+fn run_builtin(name: &str) -> meshml_sim::scenario::Report {
+    let sc = Scenario::builtin(name).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    let r = run(&sc, tmp.path(), &mut out).unwrap();
+    let mut table = Vec::new();
+    r.write_table(&mut table).unwrap();
+    let table = String::from_utf8(table).unwrap();
+    assert!(r.passed(), "{table}");
+    assert_eq!(r.job_state, "succeeded", "{table}");
+    // The JSON report carries the same.
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["checks"].as_array().unwrap().len(), r.checks.len());
+    r
+}
+
+#[test]
+fn a_killed_driver_is_replaced_and_the_job_ends_as_without_faults() {
+    let r = run_builtin("driver-kill");
+    assert!(r.drivers.len() >= 2, "{:?}", r.drivers);
+    assert_eq!(r.failover_ms.len(), 1, "{:?}", r.events);
+    assert!(r.rereplication_ms.is_some());
+    assert!(r
+        .events
+        .iter()
+        .any(|(_, e)| e.ends_with("killed (the driver)")));
+}
+
+#[test]
+fn a_killed_worker_is_replaced_then_restarts_and_rejoins() {
+    let r = run_builtin("worker-kill-restart");
+    assert!(r.events.iter().any(|(_, e)| e == "node 2 killed"));
+    assert!(r
+        .events
+        .iter()
+        .any(|(_, e)| e.starts_with("node 2 restarted")));
+    assert!(r.rereplication_ms.is_some());
+}
+
+#[test]
+fn an_added_node_joins_mid_job() {
+    let r = run_builtin("add-node");
+    assert!(r.events.iter().any(|(_, e)| e == "node 3 added"));
+    let follow = r
+        .checks
+        .iter()
+        .find(|c| c.name.starts_with("every live node"))
+        .unwrap();
+    assert!(
+        follow.detail.starts_with("3 live nodes"),
+        "{}",
+        follow.detail
+    );
+}
+
+#[test]
+fn scenario_mistakes_are_refused_with_a_message() {
+    let good = builtin()[0].1;
+    assert!(Scenario::parse(good, "x").is_ok());
+    for (text, says) in [
+        (good.replace("nodes = 3", "nodes = 33"), "from 1 to 32"),
+        (
+            good.replace("after_tasks = 3", "after_tasks = 3\nat_ms = 5"),
+            "exactly one of",
+        ),
+        (
+            good.replace("action = \"kill_driver\"", "action = \"kill\""),
+            "needs a node",
+        ),
+        (
+            good.replace("action = \"kill_driver\"", "action = \"explode\""),
+            "unknown variant",
+        ),
+        (
+            good.replace("slots = 1", "slots = 1\nspeed = 2"),
+            "unknown field",
+        ),
+    ] {
+        let e = Scenario::parse(&text, "bad.toml").unwrap_err().to_string();
+        assert!(e.contains(says) && e.contains("bad.toml"), "{e}");
+    }
+    let e = Scenario::builtin("nothing").unwrap_err().to_string();
+    assert!(e.contains("driver-kill"), "{e}");
+}
