@@ -183,7 +183,7 @@ pub enum ModelAction {
         /// `NAME` (its production alias, else its newest version), `NAME@VERSION` or
         /// `NAME@ALIAS`.
         model: String,
-        /// Where to write it [default: the model with `@` as `-`, plus `.mlm`].
+        /// Where to write it (default: the model with `@` as `-`, plus `.mlm`).
         #[arg(long)]
         out: Option<PathBuf>,
     },
