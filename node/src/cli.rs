@@ -85,6 +85,10 @@ pub struct NodeArgs {
     /// The driver removes a member unreachable this long (milliseconds).
     #[arg(long, default_value_t = 30_000)]
     pub remove_after_ms: u64,
+    /// Simulated link faults shared with other nodes of this process (the simulator's; not
+    /// a flag).
+    #[arg(skip)]
+    pub link_faults: Option<std::sync::Arc<crate::network::faults::LinkFaults>>,
     /// Turn off mDNS discovery.
     #[arg(long)]
     pub no_mdns: bool,

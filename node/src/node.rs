@@ -266,6 +266,7 @@ fn serve(
         mdns: !args.no_mdns,
         capabilities: caps.clone(),
         cluster: args.cluster.clone(),
+        faults: args.link_faults.clone(),
         ..NetworkConfig::default()
     };
     let membership_config = MembershipConfig {

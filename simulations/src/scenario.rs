@@ -21,9 +21,17 @@
 //! C = [0.01, 0.1, 1]
 //! [[faults]]
 //! after_tasks = 4            # or at_ms = 1500, after the job's submission
-//! action = "kill_driver"     # kill | kill_driver | restart | add_node
+//! action = "kill_driver"     # kill | kill_driver | restart | add_node | partition
+//!                            # | partition_driver | heal | slow_link
 //! # node = 1                 # for kill and restart
+//! # nodes = [0, 1]           # partition: cut off from the rest; slow_link: the two ends
+//! # delay_ms = 50            # slow_link
+//! # loss = 0.1               # slow_link
 //! ```
+//!
+//! Link faults act on the nodes' messages (requests and announcements; see
+//! `meshml_node::network::faults`): a cut link fails requests at once and drops what comes
+//! over it, a slow one delays each request, a lossy one loses a share of them.
 //!
 //! Invariants checked: at most one node drives in any term; the job succeeds and its model
 //! predicts exactly as the same job run without faults (the local executor, same seed);
@@ -34,12 +42,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshml_models::plan::{run_job, LocalExecutor};
 use meshml_models::{Classifier, ModelArtifact};
 use meshml_node::demo::{node_args, wait_for_cluster};
 use meshml_node::fit::{job_from_table, put_dataset, submit, NodeApi};
+use meshml_node::network::faults::{LinkFaults, LinkRule};
 use meshml_node::node::{spawn, NodeHandle};
 use meshml_node::NodeError;
 use serde::{Deserialize, Serialize};
@@ -116,6 +126,13 @@ pub struct Fault {
     pub action: Action,
     /// The node, for `kill` and `restart` (numbered from 0 in start order).
     pub node: Option<usize>,
+    /// The nodes cut off from the others (`partition`), or the two ends of a link
+    /// (`slow_link`).
+    pub nodes: Option<Vec<usize>>,
+    /// Added to each request over the link (`slow_link`), both ways.
+    pub delay_ms: Option<u64>,
+    /// Share of requests lost over the link (`slow_link`), both ways.
+    pub loss: Option<f64>,
 }
 
 /// Fault actions.
@@ -130,6 +147,14 @@ pub enum Action {
     Restart,
     /// Start a new node that joins the mesh.
     AddNode,
+    /// Cut `nodes` off from the others, both ways.
+    Partition,
+    /// Cut whichever node drives off from the others.
+    PartitionDriver,
+    /// Restore every link.
+    Heal,
+    /// Slow down and/or lose messages between the two `nodes`.
+    SlowLink,
 }
 
 /// The built-in scenarios: (name, TOML).
@@ -141,6 +166,11 @@ pub fn builtin() -> Vec<(&'static str, &'static str)> {
             include_str!("../scenarios/worker-kill-restart.toml"),
         ),
         ("add-node", include_str!("../scenarios/add-node.toml")),
+        (
+            "partition-driver",
+            include_str!("../scenarios/partition-driver.toml"),
+        ),
+        ("slow-links", include_str!("../scenarios/slow-links.toml")),
     ]
 }
 
@@ -164,6 +194,22 @@ impl Scenario {
                 ));
             }
             let needs_node = matches!(f.action, Action::Kill | Action::Restart);
+            let nodes = f.nodes.as_deref().unwrap_or_default();
+            match f.action {
+                Action::Partition if nodes.is_empty() => {
+                    return bad(format!("fault {}: partition needs nodes = [...]", i + 1))
+                }
+                Action::SlowLink if nodes.len() != 2 || nodes[0] == nodes[1] => {
+                    return bad(format!("fault {}: slow_link needs nodes = [a, b]", i + 1))
+                }
+                Action::SlowLink if f.delay_ms.is_none() && f.loss.is_none() => {
+                    return bad(format!("fault {}: slow_link needs delay_ms or loss", i + 1))
+                }
+                _ => {}
+            }
+            if f.loss.is_some_and(|l| !(0.0..=1.0).contains(&l)) {
+                return bad(format!("fault {}: loss must be in [0, 1]", i + 1));
+            }
             if needs_node != f.node.is_some() {
                 return bad(format!(
                     "fault {}: {:?} {} a node",
@@ -281,6 +327,7 @@ struct Live {
     handle: Option<NodeHandle>,
     dir: PathBuf,
     api: NodeApi,
+    peer: libp2p::PeerId,
     /// Its member id (what chunk holders are listed by).
     member: u64,
 }
@@ -305,6 +352,7 @@ struct Run {
     nodes: Vec<Live>,
     t0: Instant,
     events: Vec<(u64, String)>,
+    links: Arc<LinkFaults>,
 }
 
 impl Run {
@@ -334,9 +382,11 @@ impl Run {
         let dir = self.root.join(format!("node-{i}"));
         let mut args = node_args(&dir, expect, boot.as_deref(), self.sc.slots)?;
         args.remove_after_ms = self.sc.remove_after_ms;
+        args.link_faults = Some(self.links.clone());
         let h = spawn(args)?;
         let live = Live {
             api: api_of(&h),
+            peer: h.info().peer,
             member: meshml_node::cluster::node_id(&h.info().peer),
             handle: Some(h),
             dir,
@@ -391,6 +441,51 @@ impl Run {
                 let i = self.nodes.len();
                 self.start(i, 1)?;
                 self.event(format!("node {i} added"));
+            }
+            Action::Partition | Action::PartitionDriver => {
+                let side: Vec<usize> = match f.action {
+                    Action::Partition => f.nodes.clone().unwrap_or_default(),
+                    _ => self.driver().map(|(_, i)| vec![i]).unwrap_or_default(),
+                };
+                let side: Vec<usize> = side.into_iter().filter(|&i| i < self.nodes.len()).collect();
+                if side.is_empty() {
+                    self.event(format!("{:?}: no such node", f.action));
+                    return Ok(());
+                }
+                let peers = |pick: &dyn Fn(usize) -> bool| -> Vec<libp2p::PeerId> {
+                    (0..self.nodes.len())
+                        .filter(|&i| pick(i))
+                        .map(|i| self.nodes[i].peer)
+                        .collect()
+                };
+                let (a, b) = (
+                    peers(&|i| side.contains(&i)),
+                    peers(&|i| !side.contains(&i)),
+                );
+                self.links.partition(&a, &b);
+                self.event(format!("partition: nodes {side:?} cut off from the rest"));
+            }
+            Action::Heal => {
+                self.links.heal();
+                self.event("every link restored".into());
+            }
+            Action::SlowLink => {
+                let n = f.nodes.clone().unwrap_or_default();
+                let (a, b) = (self.nodes[n[0]].peer, self.nodes[n[1]].peer);
+                let rule = LinkRule {
+                    cut: false,
+                    delay: Duration::from_millis(f.delay_ms.unwrap_or(0)),
+                    loss: f.loss.unwrap_or(0.0),
+                };
+                self.links.set(a, b, rule);
+                self.links.set(b, a, rule);
+                self.event(format!(
+                    "link {}-{}: {} ms delay, {:.0}% loss",
+                    n[0],
+                    n[1],
+                    f.delay_ms.unwrap_or(0),
+                    f.loss.unwrap_or(0.0) * 100.0
+                ));
             }
         }
         Ok(())
@@ -467,6 +562,7 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
         nodes: Vec::new(),
         t0: Instant::now(),
         events: Vec::new(),
+        links: Arc::new(LinkFaults::new()),
     };
     for i in 0..sc.nodes {
         r.start(i, sc.nodes)?;
@@ -520,7 +616,9 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
     faults.reverse();
     let mut drivers: BTreeMap<u64, BTreeSet<usize>> = BTreeMap::new();
     let mut last_driver: Option<(u64, usize)> = None;
-    let mut killed_driver_at: Option<u64> = None;
+    // When the driver was killed or cut off, and its term: the failover ends when a driver
+    // of a newer term is seen.
+    let mut killed_driver_at: Option<(u64, u64)> = None;
     let mut failover_ms = Vec::new();
     let mut lost_at: Option<u64> = None;
     let mut rereplication_ms = None;
@@ -538,10 +636,12 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
             drivers.entry(term).or_default().insert(i);
             if last_driver != Some((term, i)) && last_driver.is_none_or(|(t, _)| term >= t) {
                 last_driver = Some((term, i));
-                if let Some(at) = killed_driver_at.take() {
-                    failover_ms.push(r.ms() - at);
-                }
                 r.event(format!("node {i} drives in term {term}"));
+            }
+            if let Some((at, old)) = killed_driver_at.filter(|&(_, old)| term > old) {
+                failover_ms.push(r.ms() - at);
+                killed_driver_at = None;
+                r.event(format!("failover: term {old} -> {term}"));
             }
         }
         let Some(live) = r.live_api().cloned() else {
@@ -567,15 +667,19 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
                 break;
             }
             let f = faults.pop().expect("peeked");
+            let was = r.driver();
             if matches!(f.action, Action::Kill | Action::KillDriver) {
-                let was_driver = r.driver().map(|(_, i)| i);
                 r.apply(&f)?;
-                let target = f.node.or(was_driver);
-                if f.action == Action::KillDriver || target == was_driver {
-                    killed_driver_at = Some(r.ms());
-                    last_driver = None;
+                let target = f.node.or(was.map(|(_, i)| i));
+                if let Some((term, _)) = was.filter(|&(_, i)| Some(i) == target) {
+                    killed_driver_at = Some((r.ms(), term));
                 }
                 lost_at.get_or_insert(r.ms());
+            } else if f.action == Action::PartitionDriver {
+                r.apply(&f)?;
+                if let Some((term, _)) = was {
+                    killed_driver_at = Some((r.ms(), term));
+                }
             } else {
                 r.apply(&f)?;
             }

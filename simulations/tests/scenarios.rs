@@ -60,6 +60,23 @@ fn an_added_node_joins_mid_job() {
 }
 
 #[test]
+fn a_driver_cut_off_is_replaced_and_follows_after_healing() {
+    let r = run_builtin("partition-driver");
+    assert!(r.drivers.len() >= 2, "{:?}", r.drivers);
+    assert_eq!(r.failover_ms.len(), 1, "{:?}", r.events);
+    assert!(r.events.iter().any(|(_, e)| e == "every link restored"));
+}
+
+#[test]
+fn slow_and_lossy_links_only_slow_the_job() {
+    let r = run_builtin("slow-links");
+    assert!(r
+        .events
+        .iter()
+        .any(|(_, e)| e.contains("40 ms delay, 10% loss")));
+}
+
+#[test]
 fn scenario_mistakes_are_refused_with_a_message() {
     let good = builtin()[0].1;
     assert!(Scenario::parse(good, "x").is_ok());
@@ -80,6 +97,17 @@ fn scenario_mistakes_are_refused_with_a_message() {
         (
             good.replace("slots = 1", "slots = 1\nspeed = 2"),
             "unknown field",
+        ),
+        (
+            good.replace("action = \"kill_driver\"", "action = \"partition\""),
+            "partition needs nodes",
+        ),
+        (
+            good.replace(
+                "action = \"kill_driver\"",
+                "action = \"slow_link\"\nnodes = [0, 1]",
+            ),
+            "needs delay_ms or loss",
         ),
     ] {
         let e = Scenario::parse(&text, "bad.toml").unwrap_err().to_string();

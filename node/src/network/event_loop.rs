@@ -117,6 +117,7 @@ pub struct EventLoop {
     pending_dials: HashMap<libp2p::swarm::ConnectionId, oneshot::Sender<Result<(), NetworkError>>>,
     topic: gossipsub::IdentTopic,
     dropped_events: u64,
+    faults: Option<std::sync::Arc<super::faults::LinkFaults>>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -133,6 +134,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
+        faults: Option<std::sync::Arc<super::faults::LinkFaults>>,
     ) -> Self {
         Self {
             swarm,
@@ -142,6 +144,7 @@ impl EventLoop {
             pending_dials: HashMap::new(),
             topic: gossipsub::IdentTopic::new(super::CONTROL_TOPIC),
             dropped_events: 0,
+            faults,
         }
     }
 
@@ -169,6 +172,13 @@ impl EventLoop {
 
     /// Hands an event to the node; a full queue drops it (and says so) rather than stall
     /// the swarm. A request that cannot be queued is answered "unavailable, retry".
+    /// Whether the simulated link from `peer` to this node is cut.
+    fn cut_from(&self, peer: &libp2p::PeerId) -> bool {
+        self.faults
+            .as_ref()
+            .is_some_and(|f| f.is_cut(peer, self.swarm.local_peer_id()))
+    }
+
     fn emit(&mut self, event: Event) {
         match self.events.try_send(event) {
             Ok(()) => {}
@@ -387,6 +397,9 @@ impl EventLoop {
                 ..
             }) => {
                 let from = message.source.unwrap_or(propagation_source);
+                if self.cut_from(&from) || self.cut_from(&propagation_source) {
+                    return;
+                }
                 match decode::<Announcement>(&message.data, MAX_GOSSIP) {
                     Ok(m) => self.emit(Event::Announcement { from, message: m }),
                     Err(e) => {
@@ -399,6 +412,11 @@ impl EventLoop {
                     request_response::Message::Request {
                         request, channel, ..
                     } => {
+                        if self.cut_from(&peer) {
+                            // Unanswered: the sender sees the stream closed.
+                            drop(channel);
+                            return;
+                        }
                         self.emit(Event::Request {
                             peer,
                             request,

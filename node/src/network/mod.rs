@@ -22,6 +22,7 @@
 
 pub mod codec;
 mod event_loop;
+pub mod faults;
 pub mod identity;
 
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct NetworkConfig {
     pub capabilities: Capabilities,
     /// Cluster name, advertised through identify.
     pub cluster: String,
+    /// Simulated link faults (the simulator's); `None` for a real node.
+    pub faults: Option<std::sync::Arc<faults::LinkFaults>>,
 }
 
 impl Default for NetworkConfig {
@@ -75,6 +78,7 @@ impl Default for NetworkConfig {
                 free_disk_bytes: 0,
             },
             cluster: "meshml".into(),
+            faults: None,
         }
     }
 }
@@ -270,6 +274,7 @@ pub(crate) enum Command {
 pub struct Client {
     local: PeerId,
     commands: mpsc::Sender<Command>,
+    faults: Option<std::sync::Arc<faults::LinkFaults>>,
 }
 
 impl Client {
@@ -310,6 +315,18 @@ impl Client {
 
     /// Sends a request and waits for the response.
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetworkError> {
+        if let Some(f) = &self.faults {
+            match f.outbound(&self.local, &peer) {
+                Err(why) => {
+                    return Err(NetworkError::Request {
+                        peer,
+                        message: why.into(),
+                    })
+                }
+                Ok(d) if !d.is_zero() => tokio::time::sleep(d).await,
+                Ok(_) => {}
+            }
+        }
         self.call(|reply| Command::Request {
             peer,
             request,
@@ -428,9 +445,10 @@ pub fn new(
         Client {
             local,
             commands: cmd_tx,
+            faults: config.faults.clone(),
         },
         ev_rx,
-        EventLoop::new(swarm, cmd_rx, ev_tx),
+        EventLoop::new(swarm, cmd_rx, ev_tx, config.faults.clone()),
     ))
 }
 
