@@ -668,13 +668,15 @@ impl Mesh {
 
     /// Chunk `id` from this node's store if it is there, else from the first of `holders`
     /// that serves it (verified against its hash); says whether it came from another
-    /// member. The error says why the last holder tried failed.
+    /// member. A local copy that fails its check is replaced by the holder's (read repair),
+    /// and counts as local. The error says why the last holder tried failed.
     pub async fn chunk_from(
         &self,
         id: ChunkId,
         holders: &[u64],
     ) -> Result<(Vec<u8>, bool), String> {
         let mut why = String::from("no holder recorded");
+        let mut damaged = false;
         if self
             .with_store(move |s| s.has_chunk(&id))
             .await
@@ -682,7 +684,10 @@ impl Mesh {
         {
             match self.with_store(move |s| s.chunk(&id)).await {
                 Ok(b) => return Ok((b, false)),
-                Err(e) => why = e.message,
+                Err(e) => {
+                    damaged = true;
+                    why = e.message;
+                }
             }
         }
         for h in holders.iter().filter(|h| **h != self.id()) {
@@ -691,6 +696,21 @@ impl Mesh {
                 continue;
             };
             match self.inner.client.fetch_chunk(peer, id).await {
+                Ok(b) if damaged => {
+                    // The local copy failed its check: replace it with the good one, so this
+                    // node holds (and serves) a sound copy again.
+                    let copy = b.clone();
+                    return match self.with_store(move |s| s.repair_chunk(&id, &copy)).await {
+                        Ok(()) => {
+                            tracing::warn!(%id, from = h, cause = %why, "a damaged local copy was replaced from a holder");
+                            Ok((b, false))
+                        }
+                        Err(e) => {
+                            tracing::warn!(%id, cause = %e.message, "a damaged local copy could not be replaced");
+                            Ok((b, true))
+                        }
+                    };
+                }
                 Ok(b) => return Ok((b, true)),
                 Err(e) => why = e.to_string(),
             }

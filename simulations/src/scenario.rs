@@ -22,8 +22,8 @@
 //! [[faults]]
 //! after_tasks = 4            # or at_ms = 1500, after the job's submission
 //! action = "kill_driver"     # kill | kill_driver | restart | add_node | partition
-//!                            # | partition_driver | heal | slow_link
-//! # node = 1                 # for kill and restart
+//!                            # | partition_driver | heal | slow_link | corrupt_chunk
+//! # node = 1                 # for kill, restart and corrupt_chunk
 //! # nodes = [0, 1]           # partition: cut off from the rest; slow_link: the two ends
 //! # delay_ms = 50            # slow_link
 //! # loss = 0.1               # slow_link
@@ -155,6 +155,9 @@ pub enum Action {
     Heal,
     /// Slow down and/or lose messages between the two `nodes`.
     SlowLink,
+    /// Stop `node` at once, flip a byte of a chunk in its store on disk, and start it
+    /// again: its next read of that chunk must notice and replace the copy.
+    CorruptChunk,
 }
 
 /// The built-in scenarios: (name, TOML).
@@ -171,6 +174,10 @@ pub fn builtin() -> Vec<(&'static str, &'static str)> {
             include_str!("../scenarios/partition-driver.toml"),
         ),
         ("slow-links", include_str!("../scenarios/slow-links.toml")),
+        (
+            "corrupt-chunk",
+            include_str!("../scenarios/corrupt-chunk.toml"),
+        ),
     ]
 }
 
@@ -193,7 +200,10 @@ impl Scenario {
                     i + 1
                 ));
             }
-            let needs_node = matches!(f.action, Action::Kill | Action::Restart);
+            let needs_node = matches!(
+                f.action,
+                Action::Kill | Action::Restart | Action::CorruptChunk
+            );
             let nodes = f.nodes.as_deref().unwrap_or_default();
             match f.action {
                 Action::Partition if nodes.is_empty() => {
@@ -353,6 +363,8 @@ struct Run {
     t0: Instant,
     events: Vec<(u64, String)>,
     links: Arc<LinkFaults>,
+    /// Chunks damaged on purpose: (node, chunk).
+    damaged: Vec<(usize, meshml_protocol::ChunkId)>,
 }
 
 impl Run {
@@ -465,6 +477,23 @@ impl Run {
                 self.links.partition(&a, &b);
                 self.event(format!("partition: nodes {side:?} cut off from the rest"));
             }
+            Action::CorruptChunk => {
+                let i = f.node.expect("checked");
+                let Some(h) = self.nodes.get_mut(i).and_then(|n| n.handle.take()) else {
+                    self.event(format!("node {i} is not running; nothing corrupted"));
+                    return Ok(());
+                };
+                h.kill()?;
+                let id = meshml_storage::damage_chunk(&self.nodes[i].dir, None)
+                    .map_err(|e| NodeError::Usage(e.to_string()))?;
+                self.damaged.push((i, id));
+                let expect = self.sc.nodes;
+                self.start(i, expect)?;
+                self.event(format!(
+                    "node {i}: chunk {} damaged on disk (one byte flipped); node restarted",
+                    &id.to_string()[..12]
+                ));
+            }
             Action::Heal => {
                 self.links.heal();
                 self.event("every link restored".into());
@@ -563,6 +592,7 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
         t0: Instant::now(),
         events: Vec::new(),
         links: Arc::new(LinkFaults::new()),
+        damaged: Vec::new(),
     };
     for i in 0..sc.nodes {
         r.start(i, sc.nodes)?;
@@ -786,7 +816,60 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
             h.stop()?;
         }
     }
+    // With every node stopped: every copy in every store must verify.
+    let mut report = report;
+    let scrub = scrub(&r.nodes.iter().map(|n| n.dir.clone()).collect::<Vec<_>>());
+    let repaired = if r.damaged.is_empty() {
+        String::new()
+    } else {
+        format!(", including the {} damaged on purpose", r.damaged.len())
+    };
+    for &(i, id) in &r.damaged {
+        let kept = meshml_storage::Store::open(&r.nodes[i].dir)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.chunk(&id).map_err(|e| e.to_string()));
+        report.checks.push(Check {
+            name: format!(
+                "node {i} replaced its damaged copy of {}",
+                &id.to_string()[..12]
+            ),
+            ok: kept.is_ok(),
+            detail: match kept {
+                Ok(b) => format!("{} bytes, hash verified", b.len()),
+                Err(e) => e,
+            },
+        });
+    }
+    report.checks.push(Check {
+        name: "every stored copy verifies".into(),
+        ok: scrub.as_ref().is_ok_and(|(_, bad)| bad.is_empty()),
+        detail: match scrub {
+            Ok((n, bad)) if bad.is_empty() => format!("{n} copies checked{repaired}"),
+            Ok((n, bad)) => format!(
+                "{} of {n} copies are corrupt: {}",
+                bad.len(),
+                bad.join(", ")
+            ),
+            Err(e) => e,
+        },
+    });
     Ok(report)
+}
+
+/// Reads every chunk in the stores at `dirs` (closed): the copies checked, and the corrupt
+/// ones as `node N: chunk`.
+fn scrub(dirs: &[PathBuf]) -> Result<(usize, Vec<String>), String> {
+    let (mut n, mut bad) = (0, Vec::new());
+    for (i, dir) in dirs.iter().enumerate() {
+        let s = meshml_storage::Store::open(dir).map_err(|e| format!("node {i}: {e}"))?;
+        for id in s.chunks().ids().map_err(|e| format!("node {i}: {e}"))? {
+            n += 1;
+            if s.chunk(&id).is_err() {
+                bad.push(format!("node {i}: {}", &id.to_string()[..12]));
+            }
+        }
+    }
+    Ok((n, bad))
 }
 
 /// The fewest copies any chunk of the dataset has on the `alive` members (`None` when the

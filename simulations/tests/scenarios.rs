@@ -77,6 +77,18 @@ fn slow_and_lossy_links_only_slow_the_job() {
 }
 
 #[test]
+fn a_chunk_damaged_on_disk_is_replaced_from_a_good_copy() {
+    let r = run_builtin("corrupt-chunk");
+    assert!(r.events.iter().any(|(_, e)| e.contains("damaged on disk")));
+    let repaired = r
+        .checks
+        .iter()
+        .find(|c| c.name.starts_with("node 1 replaced its damaged copy"))
+        .expect("a check of the damaged copy");
+    assert!(repaired.ok, "{}", repaired.detail);
+}
+
+#[test]
 fn scenario_mistakes_are_refused_with_a_message() {
     let good = builtin()[0].1;
     assert!(Scenario::parse(good, "x").is_ok());

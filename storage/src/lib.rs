@@ -47,8 +47,8 @@ pub mod raft;
 pub mod store;
 
 pub use catalog::{
-    Backend, ChunkRef, Compaction, DatasetManifest, ModelEntry, Removal, Store, StoreOptions,
-    TargetSchema,
+    damage_chunk, Backend, ChunkRef, Compaction, DatasetManifest, ModelEntry, Removal, Store,
+    StoreOptions, TargetSchema,
 };
 pub use chunk::{chunk_id, verify};
 pub use error::{Result, StorageError};

@@ -414,3 +414,43 @@ fn parquet_ingest_equals_the_csv() {
     .to_string();
     assert!(e.contains("cannot read Parquet"), "{e}");
 }
+
+#[test]
+fn a_damaged_copy_is_reported_then_repaired_from_a_good_one() {
+    for backend in [Backend::Sled, Backend::Files] {
+        let dir = tempfile::tempdir().unwrap();
+        let good: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let other = vec![9u8; 1000];
+        let id = {
+            let s = Store::open_with(
+                dir.path(),
+                StoreOptions {
+                    backend,
+                    ..StoreOptions::default()
+                },
+            )
+            .unwrap();
+            s.put_pinned("job.a", &other).unwrap();
+            s.put_pinned("job.a", &good).unwrap()
+        };
+        // The store is closed: one byte of that chunk flips on disk.
+        assert_eq!(
+            meshml_storage::damage_chunk(dir.path(), Some(id)).unwrap(),
+            id
+        );
+        let s = Store::open(dir.path()).unwrap();
+        let e = s.chunk(&id).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("chunk {id} is corrupt")),
+            "{backend:?}: {e}"
+        );
+        // Bytes that are not the chunk are refused; the good copy replaces the bad one.
+        assert!(s.repair_chunk(&id, &other).is_err());
+        s.repair_chunk(&id, &good).unwrap();
+        assert_eq!(s.chunk(&id).unwrap(), good);
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.chunk(&id).unwrap(), good, "{backend:?}: repaired on disk");
+        assert_eq!(s.pinned("job.a").unwrap().len(), 2, "still pinned");
+    }
+}
