@@ -586,7 +586,7 @@ async fn answer(
                     retryable: true,
                 }),
             };
-            inbox.lock().expect("inbox").push(cluster::jobs::Report {
+            inbox.push(cluster::jobs::Report {
                 job: job.to_string(),
                 task: task.to_string(),
                 from: cluster::node_id(&peer),

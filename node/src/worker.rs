@@ -236,7 +236,7 @@ impl Worker {
                         }
                         _ => unreachable!("a task update"),
                     };
-                    inbox.lock().expect("inbox").push(Report {
+                    inbox.push(Report {
                         job: job.clone(),
                         task: task.clone(),
                         from: self.mesh.id(),

@@ -948,3 +948,125 @@ fn compare_model(
         Err(format!("probabilities differ by up to {diff}"))
     }
 }
+
+/// One row of the dispatch-cost benchmark ([`dispatch_cost`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct CostRow {
+    /// Nodes in the mesh.
+    pub nodes: usize,
+    /// Time for the mesh to form (every node a member, a driver elected).
+    pub form_ms: u64,
+    /// Tasks of the tiny job (Gaussian naive Bayes fits on iris: the task itself is well
+    /// under a millisecond, so its time is the driver's dispatch and the round trips).
+    pub tiny_tasks: usize,
+    /// The tiny job's time on the mesh.
+    pub tiny_ms: u64,
+    /// The real job's tasks (logistic regression grid on digits).
+    pub real_tasks: usize,
+    /// The real job's time on the mesh.
+    pub real_ms: u64,
+    /// The process's resident memory once the mesh formed, and after both jobs (MiB).
+    pub rss_formed_mib: f64,
+    /// After both jobs.
+    pub rss_after_mib: f64,
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn timed_job(api: &NodeApi, table: &str) -> Result<(usize, u64), NodeError> {
+    let t: toml::Table = toml::from_str(table).map_err(|e| NodeError::Usage(e.to_string()))?;
+    let req = job_from_table(t)?;
+    let id = submit(api, &req)?;
+    let view = meshml_node::fit::follow(api, &id)?;
+    if view.state != "succeeded" {
+        return Err(NodeError::Usage(format!(
+            "benchmark job {id} {}: {}",
+            view.state,
+            view.error.unwrap_or_default()
+        )));
+    }
+    Ok((view.total, view.elapsed_ms))
+}
+
+/// Starts `n` nodes in this process (one worker slot each), stores iris and digits with two
+/// copies, and times a tiny job (many near-empty tasks: the driver's dispatch cost) and a
+/// real one; stops the nodes.
+pub fn dispatch_cost(n: usize, root: &Path) -> Result<CostRow, NodeError> {
+    let sc = Scenario::parse(
+        &format!(
+            "name = \"cost\"\nnodes = {n}\n[dataset]\nsource = \"iris\"\n[job]\nkind = \"fit\"\nmodel = \"gaussian_nb\"\n"
+        ),
+        "dispatch-cost",
+    )?;
+    let mut r = Run {
+        sc,
+        root: root.to_path_buf(),
+        nodes: Vec::new(),
+        t0: Instant::now(),
+        events: Vec::new(),
+        links: Arc::new(LinkFaults::new()),
+        damaged: Vec::new(),
+    };
+    let started = Instant::now();
+    for i in 0..n {
+        r.start(i, n)?;
+    }
+    let api = r.nodes[0].api.clone();
+    wait_for_cluster(&api, n)?;
+    let form_ms = started.elapsed().as_millis() as u64;
+    let rss_formed_mib = rss_mib();
+    let replicas = 2.min(n);
+    let mut sink = std::io::sink();
+    for (name, text) in [
+        ("iris", meshml_models::io::IRIS_CSV),
+        ("digits", meshml_node::demo::DIGITS_CSV),
+    ] {
+        let p = root.join(format!("{name}.csv"));
+        std::fs::write(&p, text).map_err(|e| NodeError::io(p.display().to_string(), e))?;
+        put_dataset(
+            &api,
+            &p,
+            &format!("name={name}&replicas={replicas}&chunk_rows=300"),
+            &mut sink,
+        )?;
+    }
+    // 40 candidates x 5 folds + the refit: 201 tasks of well under a millisecond each.
+    let smoothing: Vec<String> = (0..40).map(|i| format!("1e-{}", 2 + i % 8)).collect();
+    let (tiny_tasks, tiny_ms) = timed_job(
+        &api,
+        &format!(
+            "dataset = \"iris\"\nkind = \"grid_search\"\nmodel = \"gaussian_nb\"\ncv = 5\n[grid]\nvar_smoothing = [{}]\n",
+            smoothing.join(", ")
+        ),
+    )?;
+    let (real_tasks, real_ms) = timed_job(
+        &api,
+        "dataset = \"digits\"\nkind = \"grid_search\"\nmodel = \"standard_scaler+logistic_regression\"\ncv = 3\n[set]\nmax_iter = 200\n[grid]\nC = [0.01, 0.1, 1, 10]\n",
+    )?;
+    let rss_after_mib = rss_mib();
+    for node in &mut r.nodes {
+        if let Some(h) = node.handle.take() {
+            h.stop()?;
+        }
+    }
+    Ok(CostRow {
+        nodes: n,
+        form_ms,
+        tiny_tasks,
+        tiny_ms,
+        real_tasks,
+        real_ms,
+        rss_formed_mib,
+        rss_after_mib,
+    })
+}

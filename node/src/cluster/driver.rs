@@ -52,6 +52,8 @@ pub struct Driver {
     autopilot: Autopilot,
     round: Arc<tokio::sync::Mutex<Round>>,
     board: Option<Arc<tokio::sync::Mutex<super::jobs::Board>>>,
+    /// The board's inbox, whose reports start a round at once.
+    inbox: Option<super::jobs::Inbox>,
     inbox_slot: InboxSlot,
 }
 
@@ -103,6 +105,18 @@ impl Actor for Driver {
                     actix::spawn(async move { board.round().await });
                 }
             });
+            if let Some(inbox) = self.inbox.clone() {
+                let (board, raft, term) = (board.clone(), self.raft.clone(), self.term);
+                ctx.spawn(actix::fut::wrap_future(async move {
+                    loop {
+                        inbox.arrived().await;
+                        if !Self::still_leading(&raft, term) {
+                            break;
+                        }
+                        board.clone().lock_owned().await.round().await;
+                    }
+                }));
+            }
         }
         ctx.run_interval(self.autopilot.tick, |this, ctx| {
             if !Self::still_leading(&this.raft, this.term) {
@@ -212,8 +226,8 @@ pub async fn supervise(
                 *slot.lock().expect("driver slot") = None;
             }
             if let Some(term) = drive {
-                let board = config.mesh.clone().map(|mesh| {
-                    let inbox = super::jobs::Inbox::default();
+                let inbox = config.mesh.as_ref().map(|_| super::jobs::Inbox::default());
+                let board = config.mesh.clone().zip(inbox.clone()).map(|(mesh, inbox)| {
                     *config.inbox.lock().expect("inbox slot") = Some((term, inbox.clone()));
                     Arc::new(tokio::sync::Mutex::new(super::jobs::Board::new(
                         mesh,
@@ -231,6 +245,7 @@ pub async fn supervise(
                     autopilot: config.autopilot.clone(),
                     round: Arc::default(),
                     board,
+                    inbox,
                     inbox_slot: config.inbox.clone(),
                 }
                 .start();

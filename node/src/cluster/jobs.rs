@@ -58,8 +58,35 @@ pub struct Report {
     pub unreachable: bool,
 }
 
+/// Where reports wait for the driver's next round, with a wake-up for it: a report starts a
+/// round at once instead of waiting for the next tick (short tasks would otherwise run one
+/// per tick and slot).
+#[derive(Debug, Default)]
+pub struct InboxQueue {
+    reports: Mutex<Vec<Report>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl InboxQueue {
+    /// Adds a report and wakes the driver.
+    pub fn push(&self, r: Report) {
+        self.reports.lock().expect("inbox").push(r);
+        self.arrived.notify_one();
+    }
+
+    /// Takes every waiting report.
+    pub fn take(&self) -> Vec<Report> {
+        std::mem::take(&mut *self.reports.lock().expect("inbox"))
+    }
+
+    /// Resolves once a report has arrived since the last call.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+}
+
 /// Where reports wait; shared with the request handler.
-pub type Inbox = Arc<Mutex<Vec<Report>>>;
+pub type Inbox = Arc<InboxQueue>;
 
 /// One task of the current stage.
 #[derive(Debug, Clone)]
@@ -167,7 +194,7 @@ impl Board {
             self.repair().await;
         }
         self.sync_jobs().await;
-        let reports: Vec<Report> = std::mem::take(&mut *self.inbox.lock().expect("inbox"));
+        let reports: Vec<Report> = self.inbox.take();
         // A reported success frees its slot at once: the worker is idle while its output
         // is copied and its completion committed, so it gets its next task first.
         for r in reports.iter().filter(|r| r.outcome.is_ok()) {
@@ -785,7 +812,7 @@ impl Board {
                 },
             };
             if let Err((message, unreachable)) = answer {
-                inbox.lock().expect("inbox").push(Report {
+                inbox.push(Report {
                     job: key.job,
                     task: key.task,
                     from: node,

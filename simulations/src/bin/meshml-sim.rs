@@ -43,6 +43,14 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// How the driver's dispatch time and the process's memory grow with the node count:
+    /// for each count, a mesh in this process, a job of 201 near-empty tasks and a real
+    /// one; prints a Markdown table.
+    Cost {
+        /// Node counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+        nodes: Vec<usize>,
+    },
     /// The deterministic mode: the scheduler and election rules over a simulated network,
     /// one history per seed, with the driver killed, a minority cut off and healed, lossy
     /// links and a restart.
@@ -124,6 +132,31 @@ fn run(cmd: Cmd) -> Result<bool, Box<dyn std::error::Error>> {
                 writeln!(out, "report:         {}", p.display())?;
             }
             Ok(r.passed())
+        }
+        Cmd::Cost { nodes } => {
+            writeln!(
+                out,
+                "| nodes | mesh formed | tiny job (tasks) | per tiny task | real job (tasks) | RSS formed | RSS after |\n|---|---|---|---|---|---|---|"
+            )?;
+            for n in nodes {
+                let tmp = tempfile::tempdir()?;
+                let r = meshml_sim::scenario::dispatch_cost(n, tmp.path())?;
+                writeln!(
+                    out,
+                    "| {} | {:.1} s | {:.2} s ({}) | {:.1} ms | {:.2} s ({}) | {:.0} MiB | {:.0} MiB |",
+                    r.nodes,
+                    r.form_ms as f64 / 1000.0,
+                    r.tiny_ms as f64 / 1000.0,
+                    r.tiny_tasks,
+                    r.tiny_ms as f64 / r.tiny_tasks.max(1) as f64,
+                    r.real_ms as f64 / 1000.0,
+                    r.real_tasks,
+                    r.rss_formed_mib,
+                    r.rss_after_mib
+                )?;
+                out.flush()?;
+            }
+            Ok(true)
         }
         Cmd::Det {
             seeds,
