@@ -165,6 +165,10 @@ pub fn builtin() -> Vec<(&'static str, &'static str)> {
     vec![
         ("driver-kill", include_str!("../scenarios/driver-kill.toml")),
         (
+            "driver-kill-after-job",
+            include_str!("../scenarios/driver-kill-after-job.toml"),
+        ),
+        (
             "worker-kill-restart",
             include_str!("../scenarios/worker-kill-restart.toml"),
         ),

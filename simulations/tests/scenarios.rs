@@ -4,7 +4,14 @@
 
 use meshml_sim::scenario::{builtin, run, Scenario};
 
+/// One scenario at a time: each runs three to five nodes, and on two cores several at
+/// once would measure the machine's load rather than the mesh.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run_builtin(name: &str) -> meshml_sim::scenario::Report {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sc = Scenario::builtin(name).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut out = Vec::new();
@@ -26,6 +33,16 @@ fn a_killed_driver_is_replaced_and_the_job_ends_as_without_faults() {
     assert!(r.drivers.len() >= 2, "{:?}", r.drivers);
     assert_eq!(r.failover_ms.len(), 1, "{:?}", r.events);
     assert!(r.rereplication_ms.is_some());
+    assert!(r
+        .events
+        .iter()
+        .any(|(_, e)| e.ends_with("killed (the driver)")));
+}
+
+#[test]
+fn a_model_survives_its_driver_killed_right_after_the_job() {
+    // The artifact is copied to a second member before the job is reported done.
+    let r = run_builtin("driver-kill-after-job");
     assert!(r
         .events
         .iter()

@@ -877,6 +877,49 @@ impl Board {
         }
     }
 
+    /// Copies a new artifact (stored here) to other live members, by rendezvous rank, until
+    /// it has [`MODEL_REPLICAS`] copies; returns the holders, this node first. Done before
+    /// the model is registered and the job reported finished: a driver that crashed right
+    /// after would otherwise take the only copy with it (the simulator's driver-kill
+    /// scenario lost a model so). A member that fails is skipped; with none left the repair
+    /// loop copies the artifact later.
+    async fn second_copies(&self, owner: &str, chunk: meshml_protocol::ChunkId) -> Vec<u64> {
+        let me = self.mesh.id();
+        let mut locations = vec![me];
+        let names: Vec<meshml_protocol::NodeId> = self
+            .mesh
+            .live_members()
+            .await
+            .into_iter()
+            .filter(|m| m.0 != me)
+            .map(|m| meshml_protocol::NodeId::new(m.0.to_string()))
+            .collect();
+        let source = self.mesh.client().local_peer_id().to_string();
+        for target in meshml_storage::placement::rank(&chunk, &names)
+            .into_iter()
+            .filter_map(|n| n.as_str().parse::<u64>().ok())
+        {
+            if locations.len() >= MODEL_REPLICAS {
+                break;
+            }
+            let Some(peer) = self.mesh.peer_of(target) else {
+                continue;
+            };
+            let req = Request::Replicate {
+                owner: owner.to_string(),
+                chunks: vec![chunk],
+                source: source.clone(),
+            };
+            match self.mesh.client().request(peer, req).await {
+                Ok(Response::Ack) => locations.push(target),
+                other => {
+                    tracing::info!(member = target, answer = ?other, "artifact copy failed; trying another member")
+                }
+            }
+        }
+        locations
+    }
+
     /// Registers the job's model (if any), scores it on the test dataset, and summarises.
     async fn register(
         &self,
@@ -924,10 +967,13 @@ impl Board {
         let started = std::time::Instant::now();
         let name = request.model_name();
         let owner = format!("model.{name}");
-        let chunk = self
-            .mesh
-            .with_store(move |s| s.put_pinned(&owner, &bytes))
-            .await?;
+        let chunk = {
+            let owner = owner.clone();
+            self.mesh
+                .with_store(move |s| s.put_pinned(&owner, &bytes))
+                .await?
+        };
+        let locations = self.second_copies(&owner, chunk).await;
         let r = self
             .mesh
             .propose(ClusterCommand::RegisterModel {
@@ -935,7 +981,7 @@ impl Board {
                 record: ModelRecord {
                     kind,
                     artifact: chunk,
-                    locations: vec![self.mesh.id()],
+                    locations,
                 },
             })
             .await?;
