@@ -129,6 +129,14 @@ impl std::fmt::Debug for Board {
 /// Copies of a model artifact the driver keeps (capped by the live members).
 const MODEL_REPLICAS: usize = 2;
 
+/// The tasks of a finished stage whose outputs could not be read back, and why the last
+/// one could not.
+#[derive(Debug, Default)]
+struct LostOutputs {
+    tasks: Vec<usize>,
+    why: String,
+}
+
 /// What a repaired chunk belongs to.
 #[derive(Debug)]
 enum Held {
@@ -482,13 +490,25 @@ impl Board {
                     _ => Slot::Waiting,
                 })
                 .collect();
+            let mut slots = slots;
             if slots.iter().all(|s| matches!(s, Slot::Done { .. })) {
-                let outputs = self.outputs(id, &tasks, &slots).await?;
-                planner
-                    .complete(outputs)
-                    .map_err(|e| MeshError::bad(e.to_string()))?;
-                stage += 1;
-                continue;
+                match self.outputs(id, &tasks, &slots).await {
+                    Ok(outputs) => {
+                        planner
+                            .complete(outputs)
+                            .map_err(|e| MeshError::bad(e.to_string()))?;
+                        stage += 1;
+                        continue;
+                    }
+                    Err(lost) => {
+                        // Outputs whose every copy is gone (their worker, or the previous
+                        // driver that ran them, was lost): those tasks run again.
+                        tracing::warn!(job = %id, stage, tasks = ?lost.tasks, cause = %lost.why, "stage outputs lost; running those tasks again");
+                        for i in lost.tasks {
+                            slots[i] = Slot::Waiting;
+                        }
+                    }
+                }
             }
             self.queue_stage(id, stage, &slots, |t| record.tasks.contains_key(t), &prefer)
                 .await?;
@@ -547,17 +567,21 @@ impl Board {
     }
 
     /// The outputs of a finished stage, in task order: scores from the records, models
-    /// read back from the workers that hold them.
+    /// read back from the workers that hold them. When some cannot be read (every holder
+    /// gone, or a copy unreadable) the error lists those tasks, to be run again.
     async fn outputs(
         &self,
         job: &str,
         tasks: &[Task],
         slots: &[Slot],
-    ) -> Result<Vec<TaskOutput>, MeshError> {
+    ) -> Result<Vec<TaskOutput>, LostOutputs> {
         let mut out = Vec::with_capacity(slots.len());
-        for (t, s) in tasks.iter().zip(slots) {
+        let mut lost = LostOutputs::default();
+        for (i, (t, s)) in tasks.iter().zip(slots).enumerate() {
             let Slot::Done { done, holders } = s else {
-                return Err(MeshError::internal("stage not finished"));
+                lost.tasks.push(i);
+                lost.why = "stage not finished".into();
+                continue;
             };
             if !task_has_payload(t) {
                 out.push(TaskOutput {
@@ -569,19 +593,35 @@ impl Board {
                 });
                 continue;
             }
-            let bytes = self.fetch_output(job, done.output, holders).await?;
+            let bytes = match self.fetch_output(job, done.output, holders).await {
+                Ok(b) => b,
+                Err(e) => {
+                    lost.tasks.push(i);
+                    lost.why = e.message;
+                    continue;
+                }
+            };
             // Decoding a batch of trees takes a while: not on the driver's thread.
             let decoded =
                 tokio::task::spawn_blocking(move || rmp_serde::from_slice::<TaskOutput>(&bytes))
-                    .await
-                    .map_err(|e| MeshError::internal(e.to_string()))?;
-            out.push(
-                decoded.map_err(|e| {
-                    MeshError::internal(format!("a task output is unreadable: {e}"))
-                })?,
-            );
+                    .await;
+            match decoded {
+                Ok(Ok(o)) => out.push(o),
+                Ok(Err(e)) => {
+                    lost.tasks.push(i);
+                    lost.why = format!("a task output is unreadable: {e}");
+                }
+                Err(e) => {
+                    lost.tasks.push(i);
+                    lost.why = e.to_string();
+                }
+            }
         }
-        Ok(out)
+        if lost.tasks.is_empty() {
+            Ok(out)
+        } else {
+            Err(lost)
+        }
     }
 
     /// A task output from the first holder that has it (this node first).
@@ -707,16 +747,14 @@ impl Board {
         let started = std::time::Instant::now();
         let outputs = match self.outputs(id, &run.tasks, &run.slots).await {
             Ok(o) => o,
-            Err(e) => {
-                // A holder may be unreachable: run the stage's model tasks again elsewhere.
-                tracing::warn!(job = %id, cause = %e, "stage outputs unavailable; running them again");
+            Err(lost) => {
+                // Their holders are unreachable: run those tasks again elsewhere.
+                tracing::warn!(job = %id, tasks = ?lost.tasks, cause = %lost.why, "stage outputs unavailable; running those tasks again");
                 let Some(run) = self.runs.get_mut(id) else {
                     return;
                 };
-                for (slot, task) in run.slots.iter_mut().zip(&run.tasks) {
-                    if task_has_payload(task) {
-                        *slot = Slot::Waiting;
-                    }
+                for i in lost.tasks {
+                    run.slots[i] = Slot::Waiting;
                 }
                 let (stage, slots, prefer) = (run.stage, run.slots.clone(), run.prefer.clone());
                 if let Err(e) = self.queue_stage(id, stage, &slots, |_| true, &prefer).await {

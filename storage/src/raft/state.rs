@@ -413,7 +413,12 @@ impl ClusterState {
                 let Some(cur) = j.tasks.get_mut(task) else {
                     return ClusterResponse::fail(format!("no task {task} in job {job}"));
                 };
-                if finished(cur.state) {
+                // A finished task stays finished, except that a success may be replaced by
+                // another: a task run again because every copy of its output was lost
+                // records the new output and its holders.
+                let rerun =
+                    cur.state == TaskState::Succeeded && record.state == TaskState::Succeeded;
+                if finished(cur.state) && !rerun {
                     return ClusterResponse::fail(format!(
                         "task {task} already finished ({:?})",
                         cur.state
@@ -583,6 +588,22 @@ mod tests {
         assert!(s.apply(&up(TaskState::Succeeded)).ok);
         let r = s.apply(&up(TaskState::Running));
         assert!(!r.ok && r.error.unwrap().contains("already finished"));
+        // A task run again after its output was lost records the new output.
+        let again = ClusterCommand::UpdateTask {
+            job: "j".into(),
+            task: "0.0".into(),
+            record: TaskRecord {
+                state: TaskState::Succeeded,
+                holders: vec![7],
+                ..TaskRecord::queued()
+            },
+        };
+        assert!(s.apply(&again).ok);
+        assert_eq!(s.jobs["j"].tasks["0.0"].holders, vec![7]);
+        assert!(
+            !s.apply(&up(TaskState::Failed)).ok,
+            "a success is not undone"
+        );
         assert_eq!(s.jobs["j"].progress(), (1, 2));
         let finish = |state| ClusterCommand::FinishJob {
             job: "j".into(),
