@@ -107,6 +107,13 @@ pub struct NodeArgs {
     /// Memory for models loaded to serve predictions, MiB (least recently used go first).
     #[arg(long, default_value_t = 1024)]
     pub model_cache_mb: u64,
+    /// Read back every stored chunk this often (seconds) and replace copies that fail their
+    /// check from another holder; a pass also runs shortly after start. 0 turns it off.
+    #[arg(long, default_value_t = 86_400)]
+    pub scrub_every_s: u64,
+    /// The scrubber reads at most this many MiB per second.
+    #[arg(long, default_value_t = 64)]
+    pub scrub_mb_s: u64,
     /// Largest prediction request body, MiB (larger ones are refused with 413).
     #[arg(long, default_value_t = 16)]
     pub max_request_mb: u64,

@@ -66,6 +66,8 @@ pub struct StatusView {
     pub raft: Option<crate::cluster::ClusterView>,
     /// The worker: its slots and the tasks it has started.
     pub worker: Option<WorkerView>,
+    /// The scrubber: copies checked, repaired, and damaged ones not replaced yet.
+    pub scrub: Option<crate::scrub::ScrubView>,
 }
 
 /// The worker part of `/v1/status`.
@@ -151,6 +153,7 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
             slots: w.slots(),
             executed: w.executions(),
         }),
+        scrub: state.mesh.as_ref().map(|m| m.scrub_stats().view()),
     })
 }
 

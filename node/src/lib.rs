@@ -35,6 +35,7 @@ pub mod network;
 pub mod node;
 pub mod predict;
 pub mod scheduler;
+pub mod scrub;
 pub mod serving;
 pub mod status;
 pub mod worker;

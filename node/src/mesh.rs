@@ -127,6 +127,7 @@ struct Inner {
     pieces: Mutex<PieceCache>,
     models: crate::serving::ModelCache,
     batches: crate::batch::Batches,
+    scrub: crate::scrub::ScrubStats,
 }
 
 /// Chunks being served piece by piece: a large chunk (a task output of several trees is
@@ -205,6 +206,7 @@ impl Mesh {
                 pieces: Mutex::new(PieceCache::default()),
                 models: crate::serving::ModelCache::new(limits.models),
                 batches: crate::batch::Batches::default(),
+                scrub: crate::scrub::ScrubStats::default(),
             }),
         }
     }
@@ -212,6 +214,11 @@ impl Mesh {
     /// The batch predictions this node runs.
     pub fn batches(&self) -> &crate::batch::Batches {
         &self.inner.batches
+    }
+
+    /// What the scrubber has checked and repaired.
+    pub fn scrub_stats(&self) -> &crate::scrub::ScrubStats {
+        &self.inner.scrub
     }
 
     /// The models loaded for serving.

@@ -356,6 +356,16 @@ fn serve(
             },
         );
         actix_rt::spawn(mesh.clone().preload_aliases());
+        if args.scrub_every_s > 0 {
+            actix_rt::spawn(crate::scrub::run(
+                mesh.clone(),
+                crate::scrub::ScrubConfig {
+                    first_after: Duration::from_secs(2),
+                    every: Some(Duration::from_secs(args.scrub_every_s)),
+                    bytes_per_s: args.scrub_mb_s.max(1).saturating_mul(1 << 20),
+                },
+            ));
+        }
         let inbox: cluster::driver::InboxSlot = Default::default();
         let worker = crate::worker::Worker::new(mesh.clone(), slots, inbox.clone());
         let m = membership.clone();

@@ -52,6 +52,8 @@ struct Status {
     listen: Vec<String>,
     peers: Vec<Peer>,
     raft: Option<Raft>,
+    #[serde(default)]
+    scrub: Option<crate::scrub::ScrubView>,
 }
 
 /// A minimal HTTP/1.1 GET to `http://HOST:PORT/PATH`; returns (status code, body).
@@ -224,6 +226,20 @@ fn render(s: &Status, out: &mut dyn Write) -> Result<(), NodeError> {
     if let Some(r) = &s.raft {
         render_raft(r, out)?;
     }
+    if let Some(c) = &s.scrub {
+        let damaged = if c.damaged.is_empty() {
+            String::new()
+        } else {
+            format!(", {} damaged and waiting for a good copy", c.damaged.len())
+        };
+        w(
+            out,
+            format_args!(
+                "scrub:     {} passes, {} copies checked, {} repaired{damaged}\n",
+                c.passes, c.checked, c.repaired
+            ),
+        )?;
+    }
     let alive = s.peers.iter().filter(|p| p.state == "alive").count();
     w(
         out,
@@ -326,13 +342,21 @@ mod tests {
                      "free_disk_bytes": 0}
                 ],
                 "driving": {"term": 7, "since_ms": 1}
-            }
+            },
+            "scrub": {"passes": 2, "checked": 40, "bytes": 4096, "repaired": 1,
+                      "damaged": ["ab"], "last_pass_ms": 3}
         });
         let s: super::Status = serde_json::from_value(doc).unwrap();
         let mut out = Vec::new();
         super::render(&s, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("driver:    A (term 7)"), "{text}");
+        assert!(
+            text.contains(
+                "scrub:     2 passes, 40 copies checked, 1 repaired, 1 damaged and waiting"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("this node: leader, driver actor running for term 7"),
             "{text}"

@@ -367,8 +367,8 @@ struct Run {
     t0: Instant,
     events: Vec<(u64, String)>,
     links: Arc<LinkFaults>,
-    /// Chunks damaged on purpose: (node, chunk).
-    damaged: Vec<(usize, meshml_protocol::ChunkId)>,
+    /// Chunks damaged on purpose: (node, chunk, whether the node has since scrubbed).
+    damaged: Vec<(usize, meshml_protocol::ChunkId, bool)>,
 }
 
 impl Run {
@@ -483,14 +483,51 @@ impl Run {
             }
             Action::CorruptChunk => {
                 let i = f.node.expect("checked");
+                // A chunk of the scenario's dataset that this node keeps with a second
+                // copy elsewhere (a task's output, say, may have no other copy).
+                let member = self.nodes[i].member;
+                let candidates: Vec<meshml_protocol::ChunkId> = self
+                    .live_api()
+                    .and_then(|api| get(api, "/v1/datasets/data"))
+                    .and_then(|v| {
+                        let cs = v["chunks"].as_array()?.iter().filter_map(|c| {
+                            let h: Vec<u64> = c["holders"]
+                                .as_array()?
+                                .iter()
+                                .filter_map(serde_json::Value::as_u64)
+                                .collect();
+                            (h.contains(&member) && h.len() > 1)
+                                .then(|| meshml_protocol::ChunkId::from_hex(c["id"].as_str()?))
+                                .flatten()
+                        });
+                        Some(cs.collect())
+                    })
+                    .unwrap_or_default();
                 let Some(h) = self.nodes.get_mut(i).and_then(|n| n.handle.take()) else {
                     self.event(format!("node {i} is not running; nothing corrupted"));
                     return Ok(());
                 };
                 h.kill()?;
-                let id = meshml_storage::damage_chunk(&self.nodes[i].dir, None)
+                let dir = &self.nodes[i].dir;
+                let held: BTreeSet<_> = open_closed_store(dir)
+                    .and_then(|s| s.chunks().ids())
+                    .map_err(|e| NodeError::Usage(e.to_string()))?
+                    .into_iter()
+                    .collect();
+                // Not one already damaged elsewhere: its other copy must be sound.
+                let Some(pick) = candidates
+                    .into_iter()
+                    .find(|id| held.contains(id) && !self.damaged.iter().any(|(_, d, _)| d == id))
+                else {
+                    self.event(format!(
+                        "node {i} keeps no chunk of the dataset with another copy; nothing corrupted"
+                    ));
+                    self.start(i, self.sc.nodes)?;
+                    return Ok(());
+                };
+                let id = meshml_storage::damage_chunk(dir, Some(pick))
                     .map_err(|e| NodeError::Usage(e.to_string()))?;
-                self.damaged.push((i, id));
+                self.damaged.push((i, id, false));
                 let expect = self.sc.nodes;
                 self.start(i, expect)?;
                 self.event(format!(
@@ -750,7 +787,41 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
             r.event(format!("job {state}"));
         }
         let joined = !running && faults.is_empty() && r.all_follow_one_driver().is_ok();
-        if !running && faults.is_empty() && replicas_ok && killed_driver_at.is_none() && joined {
+        // Damaged copies: the node's scrubber (or a read) replaces them.
+        let mut scrubbed = true;
+        for k in 0..r.damaged.len() {
+            let (i, id, seen) = r.damaged[k];
+            if seen {
+                continue;
+            }
+            let v = r.nodes[i]
+                .handle
+                .as_ref()
+                .and_then(|_| get(&r.nodes[i].api, "/v1/status"));
+            let s = v.as_ref().map(|v| &v["scrub"]);
+            let done = s.is_some_and(|s| {
+                s["passes"].as_u64().unwrap_or(0) >= 1
+                    && s["damaged"]
+                        .as_array()
+                        .is_some_and(|d| !d.iter().any(|x| x.as_str() == Some(&id.to_string())))
+            });
+            if done {
+                r.damaged[k].2 = true;
+                r.event(format!(
+                    "node {i}: scrub pass done, {} repaired so far",
+                    s.and_then(|s| s["repaired"].as_u64()).unwrap_or(0)
+                ));
+            } else {
+                scrubbed = false;
+            }
+        }
+        if !running
+            && faults.is_empty()
+            && replicas_ok
+            && killed_driver_at.is_none()
+            && joined
+            && scrubbed
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -828,7 +899,7 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
     } else {
         format!(", including the {} damaged on purpose", r.damaged.len())
     };
-    for &(i, id) in &r.damaged {
+    for &(i, id, _) in &r.damaged {
         let kept = meshml_storage::Store::open(&r.nodes[i].dir)
             .map_err(|e| e.to_string())
             .and_then(|s| s.chunk(&id).map_err(|e| e.to_string()));
@@ -858,6 +929,20 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
         },
     });
     Ok(report)
+}
+
+/// Opens the store of a node just stopped: a task of its runtime still finishing may hold
+/// the store for a moment, so this retries for up to ten seconds.
+fn open_closed_store(dir: &Path) -> meshml_storage::Result<meshml_storage::Store> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        match meshml_storage::Store::open(dir) {
+            Err(meshml_storage::StorageError::Locked(_)) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Reads every chunk in the stores at `dirs` (closed): the copies checked, and the corrupt
