@@ -104,8 +104,10 @@ fn split_csv(text: &str, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), N
 /// Waits until the node behind `api` sees a driver and `n` recorded members.
 pub fn wait_for_cluster(api: &NodeApi, n: usize) -> Result<Duration, NodeError> {
     let t = Instant::now();
+    let token = api.token()?;
     while t.elapsed() < Duration::from_secs(60) {
-        if let Ok((200, body)) = crate::status::http_get(&api.node, "/v1/status", None) {
+        if let Ok((200, body)) = crate::status::http_get(&api.node, "/v1/status", token.as_deref())
+        {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let members = v["raft"]["members"].as_array().map_or(0, Vec::len);
             if v["raft"]["driver"].is_string() && members == n {

@@ -182,6 +182,7 @@ pub fn builtin() -> Vec<(&'static str, &'static str)> {
             "corrupt-chunk",
             include_str!("../scenarios/corrupt-chunk.toml"),
         ),
+        ("netns-8", include_str!("../scenarios/netns-8.toml")),
     ]
 }
 
@@ -337,24 +338,87 @@ impl Report {
     }
 }
 
+/// Where a scenario's nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Hosts {
+    /// Threads of this process, on 127.0.0.1; link faults act on the nodes' messages.
+    #[default]
+    InProcess,
+    /// `meshml node` processes on 127.0.0.1 (a kill is SIGKILL); no link faults.
+    Processes,
+    /// `meshml node` processes, one per network namespace on a bridge; link faults are
+    /// routes and `tc netem` (root only; see [`crate::netns`]).
+    Netns,
+}
+
+/// How a run starts its nodes.
+#[derive(Debug, Default)]
+pub struct Setup {
+    /// Where they run.
+    pub hosts: Hosts,
+    /// The `meshml` program (processes and namespaces).
+    pub meshml: Option<PathBuf>,
+    /// The namespaces (for [`Hosts::Netns`]), made by the caller.
+    pub lan: Option<crate::netns::Lan>,
+}
+
+/// A node's process: a thread of this one, or a child.
+enum Proc {
+    Thread(NodeHandle),
+    Child(std::process::Child),
+}
+
+impl Proc {
+    /// Ends it at once (SIGKILL for a process).
+    fn kill(self) -> Result<(), NodeError> {
+        match self {
+            Proc::Thread(h) => h.kill(),
+            Proc::Child(mut c) => {
+                let _ = c.kill();
+                c.wait().map(|_| ()).map_err(|e| NodeError::io("kill", e))
+            }
+        }
+    }
+
+    /// Stops it cleanly (SIGTERM for a process; SIGKILL after 15 s).
+    fn stop(self) -> Result<(), NodeError> {
+        match self {
+            Proc::Thread(h) => h.stop(),
+            Proc::Child(mut c) => {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &c.id().to_string()])
+                    .status();
+                let until = Instant::now() + Duration::from_secs(15);
+                while Instant::now() < until {
+                    if let Ok(Some(_)) = c.try_wait() {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = c.kill();
+                c.wait().map(|_| ()).map_err(|e| NodeError::io("stop", e))
+            }
+        }
+    }
+}
+
 struct Live {
-    handle: Option<NodeHandle>,
+    proc: Option<Proc>,
     dir: PathBuf,
     api: NodeApi,
     peer: libp2p::PeerId,
     /// Its member id (what chunk holders are listed by).
     member: u64,
-}
-
-fn api_of(h: &NodeHandle) -> NodeApi {
-    NodeApi {
-        node: format!("http://{}", h.info().http.first().expect("an HTTP address")),
-        token_file: None,
-    }
+    /// Its first libp2p address, `/p2p/ID` included (to bootstrap from).
+    listen: String,
 }
 
 fn get(api: &NodeApi, path: &str) -> Option<serde_json::Value> {
-    match meshml_node::status::http_get(&api.node, path, None) {
+    let token = api
+        .token_file
+        .as_deref()
+        .and_then(|p| meshml_node::http::read_token_file(p).ok());
+    match meshml_node::status::http_get(&api.node, path, token.as_deref()) {
         Ok((200, body)) => serde_json::from_str(&body).ok(),
         _ => None,
     }
@@ -367,6 +431,11 @@ struct Run {
     t0: Instant,
     events: Vec<(u64, String)>,
     links: Arc<LinkFaults>,
+    hosts: Hosts,
+    meshml: PathBuf,
+    lan: Option<crate::netns::Lan>,
+    /// The bearer token file (nodes in namespaces serve HTTP on their LAN address).
+    token: Option<PathBuf>,
     /// Chunks damaged on purpose: (node, chunk, whether the node has since scrubbed).
     damaged: Vec<(usize, meshml_protocol::ChunkId, bool)>,
 }
@@ -383,29 +452,34 @@ impl Run {
     }
 
     fn live_api(&self) -> Option<&NodeApi> {
-        self.nodes
-            .iter()
-            .find(|n| n.handle.is_some())
-            .map(|n| &n.api)
+        self.nodes.iter().find(|n| n.proc.is_some()).map(|n| &n.api)
     }
 
     fn start(&mut self, i: usize, expect: usize) -> Result<(), NodeError> {
         let boot = self
             .nodes
             .iter()
-            .filter(|n| n.handle.is_some())
-            .find_map(|n| n.handle.as_ref()?.info().listen.first().cloned());
+            .find(|n| n.proc.is_some())
+            .map(|n| n.listen.clone());
         let dir = self.root.join(format!("node-{i}"));
-        let mut args = node_args(&dir, expect, boot.as_deref(), self.sc.slots)?;
-        args.remove_after_ms = self.sc.remove_after_ms;
-        args.link_faults = Some(self.links.clone());
-        let h = spawn(args)?;
-        let live = Live {
-            api: api_of(&h),
-            peer: h.info().peer,
-            member: meshml_node::cluster::node_id(&h.info().peer),
-            handle: Some(h),
-            dir,
+        let live = if self.hosts == Hosts::InProcess {
+            let mut args = node_args(&dir, expect, boot.as_deref(), self.sc.slots)?;
+            args.remove_after_ms = self.sc.remove_after_ms;
+            args.link_faults = Some(self.links.clone());
+            let h = spawn(args)?;
+            Live {
+                api: NodeApi {
+                    node: format!("http://{}", h.info().http.first().expect("an HTTP address")),
+                    token_file: None,
+                },
+                peer: h.info().peer,
+                member: meshml_node::cluster::node_id(&h.info().peer),
+                listen: h.info().listen.first().cloned().unwrap_or_default(),
+                proc: Some(Proc::Thread(h)),
+                dir,
+            }
+        } else {
+            self.start_process(i, expect, boot.as_deref(), dir)?
         };
         if i < self.nodes.len() {
             self.nodes[i] = live;
@@ -413,6 +487,98 @@ impl Run {
             self.nodes.push(live);
         }
         Ok(())
+    }
+
+    /// Starts node `i` as a `meshml node` process (in host `i`'s namespace for
+    /// [`Hosts::Netns`]) and reads its addresses from its first lines.
+    fn start_process(
+        &mut self,
+        i: usize,
+        expect: usize,
+        boot: Option<&str>,
+        dir: PathBuf,
+    ) -> Result<Live, NodeError> {
+        use std::io::BufRead;
+        let (listen, http) = match &self.lan {
+            Some(l) => (
+                format!("/ip4/{}/tcp/7000", l.addr(i)),
+                format!("{}:7070", l.addr(i)),
+            ),
+            None => ("/ip4/127.0.0.1/tcp/0".into(), "127.0.0.1:0".into()),
+        };
+        let mut cmd = match &self.lan {
+            Some(l) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", &l.host(i)]).arg(&self.meshml);
+                c
+            }
+            None => std::process::Command::new(&self.meshml),
+        };
+        let log = self.root.join(format!("node-{i}.log"));
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| NodeError::io(log.display().to_string(), e))?;
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--listen", &listen, "--http", &http, "--no-mdns"])
+            .args(["--heartbeat-ms", "250", "--peer-timeout-ms", "2000"])
+            .args(["--expect", &expect.to_string()])
+            .args(["--slots", &self.sc.slots.to_string()])
+            .args(["--remove-after-ms", &self.sc.remove_after_ms.to_string()]);
+        if let Some(b) = boot {
+            cmd.args(["--bootstrap", b]);
+        }
+        if let Some(t) = &self.token {
+            cmd.arg("--http-token-file").arg(t);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .map_err(|e| NodeError::io(self.meshml.display().to_string(), e))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(64);
+        // Reads the node's output to its end (the receiver goes after start-up).
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let until = Instant::now() + Duration::from_secs(30);
+        let lines = std::iter::from_fn(|| {
+            rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+                .ok()
+        });
+        let Some(up) = meshml_node::node::read_startup(lines) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(NodeError::Usage(format!(
+                "node {i} did not start within 30 s; see {}",
+                log.display()
+            )));
+        };
+        let peer: libp2p::PeerId = up
+            .peer
+            .parse()
+            .map_err(|e| NodeError::Usage(format!("node {i}: peer id {}: {e}", up.peer)))?;
+        Ok(Live {
+            api: NodeApi {
+                node: up.http,
+                token_file: self.token.clone(),
+            },
+            peer,
+            member: meshml_node::cluster::node_id(&peer),
+            listen: up.listen,
+            proc: Some(Proc::Child(child)),
+            dir,
+        })
     }
 
     fn apply(&mut self, f: &Fault) -> Result<(), NodeError> {
@@ -426,7 +592,7 @@ impl Run {
                     self.event(format!("{:?}: no such node", f.action));
                     return Ok(());
                 };
-                let Some(h) = self.nodes[i].handle.take() else {
+                let Some(h) = self.nodes[i].proc.take() else {
                     self.event(format!("node {i} is already down"));
                     return Ok(());
                 };
@@ -442,7 +608,7 @@ impl Run {
             }
             Action::Restart => {
                 let i = f.node.expect("checked");
-                if self.nodes.get(i).is_none_or(|n| n.handle.is_some()) {
+                if self.nodes.get(i).is_none_or(|n| n.proc.is_some()) {
                     self.event(format!("node {i} is not down; not restarted"));
                     return Ok(());
                 }
@@ -478,7 +644,10 @@ impl Run {
                     peers(&|i| side.contains(&i)),
                     peers(&|i| !side.contains(&i)),
                 );
-                self.links.partition(&a, &b);
+                match self.lan.as_mut() {
+                    Some(lan) => lan.partition(&side).map_err(NodeError::Usage)?,
+                    None => self.links.partition(&a, &b),
+                }
                 self.event(format!("partition: nodes {side:?} cut off from the rest"));
             }
             Action::CorruptChunk => {
@@ -503,7 +672,7 @@ impl Run {
                         Some(cs.collect())
                     })
                     .unwrap_or_default();
-                let Some(h) = self.nodes.get_mut(i).and_then(|n| n.handle.take()) else {
+                let Some(h) = self.nodes.get_mut(i).and_then(|n| n.proc.take()) else {
                     self.event(format!("node {i} is not running; nothing corrupted"));
                     return Ok(());
                 };
@@ -536,7 +705,10 @@ impl Run {
                 ));
             }
             Action::Heal => {
-                self.links.heal();
+                match self.lan.as_mut() {
+                    Some(lan) => lan.heal().map_err(NodeError::Usage)?,
+                    None => self.links.heal(),
+                }
                 self.event("every link restored".into());
             }
             Action::SlowLink => {
@@ -547,8 +719,15 @@ impl Run {
                     delay: Duration::from_millis(f.delay_ms.unwrap_or(0)),
                     loss: f.loss.unwrap_or(0.0),
                 };
-                self.links.set(a, b, rule);
-                self.links.set(b, a, rule);
+                match self.lan.as_mut() {
+                    Some(lan) => lan
+                        .slow_link(n[0], n[1], f.delay_ms.unwrap_or(0), f.loss.unwrap_or(0.0))
+                        .map_err(NodeError::Usage)?,
+                    None => {
+                        self.links.set(a, b, rule);
+                        self.links.set(b, a, rule);
+                    }
+                }
                 self.event(format!(
                     "link {}-{}: {} ms delay, {:.0}% loss",
                     n[0],
@@ -564,7 +743,7 @@ impl Run {
     /// The node that drives now (term, index), asking the live nodes.
     fn driver(&self) -> Option<(u64, usize)> {
         self.nodes.iter().enumerate().find_map(|(i, n)| {
-            n.handle.as_ref()?;
+            n.proc.as_ref()?;
             let v = get(&n.api, "/v1/status")?;
             let term = v["raft"]["driving"]["term"].as_u64()?;
             Some((term, i))
@@ -578,7 +757,7 @@ impl Run {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.handle.is_some())
+            .filter(|(_, n)| n.proc.is_some())
             .collect();
         let mut drivers = BTreeSet::new();
         for (i, n) in &live {
@@ -592,7 +771,7 @@ impl Run {
                 })
                 .unwrap_or_default();
             for (j, other) in &live {
-                let peer = other.handle.as_ref().expect("live").info().peer.to_string();
+                let peer = other.peer.to_string();
                 if !members.contains(&peer) {
                     return Err(format!("node {i} does not count node {j} as a member"));
                 }
@@ -614,7 +793,7 @@ impl Run {
         self.nodes
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.handle.is_some())
+            .filter(|(_, n)| n.proc.is_some())
             .filter_map(|(i, n)| {
                 let v = get(&n.api, "/v1/status")?;
                 Some((v["raft"]["driving"]["term"].as_u64()?, i))
@@ -623,9 +802,75 @@ impl Run {
     }
 }
 
-/// Runs a scenario in this process, under `root`; prints progress lines to `out`.
+/// Runs a scenario on nodes in this process, under `root`; prints progress lines to `out`.
 pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, NodeError> {
+    run_on(sc, root, Setup::default(), out)
+}
+
+/// The hosts a scenario needs: its nodes and the ones it adds.
+pub fn host_count(sc: &Scenario) -> usize {
+    sc.nodes
+        + sc.faults
+            .iter()
+            .filter(|f| f.action == Action::AddNode)
+            .count()
+}
+
+/// Runs a scenario on the hosts `setup` names, under `root` (a directory every host sees);
+/// prints progress lines to `out`.
+pub fn run_on(
+    sc: &Scenario,
+    root: &Path,
+    setup: Setup,
+    out: &mut dyn Write,
+) -> Result<Report, NodeError> {
     let deadline = Instant::now() + Duration::from_secs(sc.timeout_s);
+    if setup.hosts == Hosts::Processes {
+        if let Some(f) = sc.faults.iter().find(|f| {
+            matches!(
+                f.action,
+                Action::Partition | Action::PartitionDriver | Action::SlowLink | Action::Heal
+            )
+        }) {
+            return Err(NodeError::Usage(format!(
+                "{:?} needs nodes in this process or in namespaces (--hosts in-process or netns), not loopback processes",
+                f.action
+            )));
+        }
+    }
+    let meshml = match (&setup.meshml, setup.hosts) {
+        (_, Hosts::InProcess) => PathBuf::new(),
+        (Some(p), _) => p.clone(),
+        // This program runs nodes too (`meshml-sim node ...` is `meshml node ...`).
+        (None, _) => std::env::current_exe().map_err(|e| NodeError::io("current_exe", e))?,
+    };
+    let token = match &setup.lan {
+        Some(lan) => {
+            if lan.hosts < host_count(sc) {
+                return Err(NodeError::Usage(format!(
+                    "the scenario needs {} hosts, the LAN has {}",
+                    host_count(sc),
+                    lan.hosts
+                )));
+            }
+            let p = root.join("http-token");
+            let t = format!(
+                "{:x}{:x}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            );
+            std::fs::write(&p, t).map_err(|e| NodeError::io(p.display().to_string(), e))?;
+            Some(p)
+        }
+        None if setup.hosts == Hosts::Netns => {
+            return Err(NodeError::Usage(
+                "--hosts netns needs the namespaces (meshml-sim makes them)".into(),
+            ))
+        }
+        None => None,
+    };
     let mut r = Run {
         sc: sc.clone(),
         root: root.to_path_buf(),
@@ -633,6 +878,10 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
         t0: Instant::now(),
         events: Vec::new(),
         links: Arc::new(LinkFaults::new()),
+        hosts: setup.hosts,
+        meshml,
+        lan: setup.lan,
+        token,
         damaged: Vec::new(),
     };
     for i in 0..sc.nodes {
@@ -762,7 +1011,7 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
         let alive: BTreeSet<u64> = r
             .nodes
             .iter()
-            .filter(|n| n.handle.is_some())
+            .filter(|n| n.proc.is_some())
             .map(|n| n.member)
             .collect();
         let Some(min) = live_copies(&live, &alive) else {
@@ -795,7 +1044,7 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
                 continue;
             }
             let v = r.nodes[i]
-                .handle
+                .proc
                 .as_ref()
                 .and_then(|_| get(&r.nodes[i].api, "/v1/status"));
             let s = v.as_ref().map(|v| &v["scrub"]);
@@ -887,7 +1136,7 @@ pub fn run(sc: &Scenario, root: &Path, out: &mut dyn Write) -> Result<Report, No
             .collect(),
     };
     for n in &mut r.nodes {
-        if let Some(h) = n.handle.take() {
+        if let Some(h) = n.proc.take() {
             h.stop()?;
         }
     }
@@ -991,7 +1240,10 @@ fn compare_model(
     let (code, _, text) = meshml_node::status::http_download(
         &api.node,
         &format!("/v1/models/{name}/artifact"),
-        None,
+        api.token_file
+            .as_deref()
+            .and_then(|p| meshml_node::http::read_token_file(p).ok())
+            .as_deref(),
         &mut bytes,
         Duration::from_secs(60),
     )
@@ -1104,6 +1356,10 @@ pub fn dispatch_cost(n: usize, root: &Path) -> Result<CostRow, NodeError> {
         t0: Instant::now(),
         events: Vec::new(),
         links: Arc::new(LinkFaults::new()),
+        hosts: Hosts::InProcess,
+        meshml: PathBuf::new(),
+        lan: None,
+        token: None,
         damaged: Vec::new(),
     };
     let started = Instant::now();
@@ -1144,7 +1400,7 @@ pub fn dispatch_cost(n: usize, root: &Path) -> Result<CostRow, NodeError> {
     )?;
     let rss_after_mib = rss_mib();
     for node in &mut r.nodes {
-        if let Some(h) = node.handle.take() {
+        if let Some(h) = node.proc.take() {
             h.stop()?;
         }
     }

@@ -1,21 +1,38 @@
-//! The built-in scenarios on real in-process nodes (libp2p and HTTP on 127.0.0.1): each
+//! The built-in scenarios on real nodes (libp2p and HTTP on 127.0.0.1; in this process,
+//! as `meshml-sim node` processes, and in network namespaces where they can be made): each
 //! must hold every invariant, and see the fault it injects; and scenario files with
 //! mistakes are refused with a message.
 
-use meshml_sim::scenario::{builtin, run, Scenario};
+#![allow(clippy::print_stderr)] // Tests report skips on stderr.
+
+use meshml_sim::scenario::{builtin, run, run_on, Hosts, Scenario, Setup};
 
 /// One scenario at a time: each runs three to five nodes, and on two cores several at
 /// once would measure the machine's load rather than the mesh.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run_builtin(name: &str) -> meshml_sim::scenario::Report {
+    run_builtin_on(name, Hosts::InProcess)
+}
+
+fn run_builtin_on(name: &str, hosts: Hosts) -> meshml_sim::scenario::Report {
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sc = Scenario::builtin(name).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut out = Vec::new();
-    let r = run(&sc, tmp.path(), &mut out).unwrap();
+    let r = if hosts == Hosts::InProcess {
+        run(&sc, tmp.path(), &mut out).unwrap()
+    } else {
+        // The nodes are this package's own program: `meshml-sim node ...`.
+        let setup = Setup {
+            hosts,
+            meshml: Some(env!("CARGO_BIN_EXE_meshml-sim").into()),
+            lan: None,
+        };
+        run_on(&sc, tmp.path(), setup, &mut out).unwrap()
+    };
     let mut table = Vec::new();
     r.write_table(&mut table).unwrap();
     let table = String::from_utf8(table).unwrap();
@@ -37,6 +54,28 @@ fn a_killed_driver_is_replaced_and_the_job_ends_as_without_faults() {
         .events
         .iter()
         .any(|(_, e)| e.ends_with("killed (the driver)")));
+}
+
+#[test]
+fn a_driver_process_killed_with_sigkill_is_replaced_and_the_job_ends_as_without_faults() {
+    // Separate `meshml-sim node` processes on 127.0.0.1: the kill is a real SIGKILL.
+    let r = run_builtin_on("driver-kill", Hosts::Processes);
+    assert!(r.drivers.len() >= 2, "{:?}", r.drivers);
+    assert_eq!(r.failover_ms.len(), 1, "{:?}", r.events);
+    assert!(r.rereplication_ms.is_some());
+}
+
+#[test]
+fn link_faults_are_refused_for_loopback_processes() {
+    let sc = Scenario::builtin("partition-driver").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        hosts: Hosts::Processes,
+        meshml: Some(env!("CARGO_BIN_EXE_meshml-sim").into()),
+        lan: None,
+    };
+    let e = run_on(&sc, tmp.path(), setup, &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("--hosts in-process or netns"), "{e}");
 }
 
 #[test]
@@ -144,4 +183,57 @@ fn scenario_mistakes_are_refused_with_a_message() {
     }
     let e = Scenario::builtin("nothing").unwrap_err().to_string();
     assert!(e.contains("driver-kill"), "{e}");
+}
+
+#[test]
+fn a_driver_cut_off_between_network_namespaces_is_replaced_and_they_are_removed_after() {
+    // The whole command: it makes the namespaces, runs itself inside the control one, and
+    // removes them. Where namespaces cannot be made (no root) there is nothing to check.
+    if std::process::Command::new("ip")
+        .args(["netns", "add", "mmlsprobe"])
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        eprintln!("skipped: network namespaces cannot be made here");
+        return;
+    }
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", "mmlsprobe"])
+        .status();
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report.json");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_meshml-sim"))
+        .args(["run", "partition-driver", "--hosts", "netns", "--report"])
+        .arg(&report)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("hosts in network namespaces"), "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"] == true));
+    assert!(
+        r["failover_ms"].as_array().is_some_and(|f| !f.is_empty()),
+        "{r}"
+    );
+    let left = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(
+        !left.lines().any(|l| l.starts_with(&format!("mmls{pid}"))),
+        "namespaces left behind: {left}"
+    );
 }

@@ -5,6 +5,10 @@
 //! meshml-sim list
 //! meshml-sim run driver-kill [--report report.json] [--dir DIR]
 //! meshml-sim run my-scenario.toml
+//! meshml-sim run my-scenario.toml --hosts processes        # `meshml node` processes
+//! sudo meshml-sim run netns-8 --hosts netns                # hosts in network namespaces
+//! sudo meshml-sim netns-clean                              # what a killed run left
+//! meshml-sim node ...                                      # a mesh node, as `meshml node`
 //! meshml-sim det --seeds 1000 [--nodes 5] [--tasks 120]
 //! ```
 //! Exit status 1 when an invariant was violated, 2 on a usage error.
@@ -15,7 +19,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use meshml_sim::det::{run_checked, DetConfig, DetFault};
-use meshml_sim::scenario::{builtin, Scenario};
+use meshml_sim::netns::Lan;
+use meshml_sim::scenario::{builtin, host_count, Hosts, Scenario, Setup};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,10 +37,22 @@ struct Cli {
 enum Cmd {
     /// The built-in scenarios.
     List,
-    /// Run a scenario (a built-in name or a TOML file) on nodes in this process.
+    /// Run a scenario (a built-in name or a TOML file).
     Run {
         /// Built-in name or path.
         scenario: String,
+        /// Where the nodes run: threads of this process, `meshml node` processes on
+        /// 127.0.0.1, or processes in network namespaces made for the run (root only;
+        /// removed afterwards, also after a failure or Ctrl-C).
+        #[arg(long, value_enum, default_value_t = Hosts::InProcess)]
+        hosts: Hosts,
+        /// The program that runs a node as `PROGRAM node ...` (default: this one; `meshml`
+        /// works too).
+        #[arg(long)]
+        meshml: Option<PathBuf>,
+        /// The namespaces made by the outer run (internal).
+        #[arg(long, hide = true)]
+        lan: Option<String>,
         /// Also write the report as JSON here.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -43,6 +60,8 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Remove the network namespaces of simulator runs that were killed outright.
+    NetnsClean,
     /// How the driver's dispatch time and the process's memory grow with the node count:
     /// for each count, a mesh in this process, a job of 201 near-empty tasks and a real
     /// one; prints a Markdown table.
@@ -71,6 +90,31 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // `meshml-sim node ...` runs a mesh node, as `meshml node ...` does: the processes a
+    // scenario starts.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "node") {
+        let cli = match meshml_node::Cli::try_parse_from(
+            std::iter::once(std::ffi::OsString::from("meshml")).chain(argv[1..].iter().cloned()),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(2);
+            }
+        };
+        meshml_node::logging::set_up_logging(cli.verbose);
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            std::env::set_var("RAYON_NUM_THREADS", "1");
+        }
+        return match meshml_node::run(cli, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -103,10 +147,21 @@ fn run(cmd: Cmd) -> Result<bool, Box<dyn std::error::Error>> {
             }
             Ok(true)
         }
+        Cmd::NetnsClean => {
+            let gone = meshml_sim::netns::clean_stale();
+            writeln!(out, "removed {} namespaces", gone.len())?;
+            for n in gone {
+                writeln!(out, "  {n}")?;
+            }
+            Ok(true)
+        }
         Cmd::Run {
             scenario,
             report,
             dir,
+            hosts,
+            meshml,
+            lan,
         } => {
             let sc = if scenario.ends_with(".toml") || std::path::Path::new(&scenario).exists() {
                 let text =
@@ -123,7 +178,15 @@ fn run(cmd: Cmd) -> Result<bool, Box<dyn std::error::Error>> {
                     tmp.path().to_path_buf()
                 }
             };
-            let r = meshml_sim::scenario::run(&sc, &root, &mut out)?;
+            if hosts == Hosts::Netns && lan.is_none() {
+                return run_in_namespaces(&scenario, &sc, &root, report, meshml, &mut out);
+            }
+            let setup = Setup {
+                hosts,
+                meshml,
+                lan: lan.as_deref().map(Lan::attach).transpose()?,
+            };
+            let r = meshml_sim::scenario::run_on(&sc, &root, setup, &mut out)?;
             writeln!(out)?;
             r.write_table(&mut out)?;
             if let Some(p) = report {
@@ -217,5 +280,65 @@ fn run(cmd: Cmd) -> Result<bool, Box<dyn std::error::Error>> {
             }
             Ok(failed == 0)
         }
+    }
+}
+
+/// Makes the namespaces, runs this program again inside the control one (which reaches
+/// every host), and removes them all afterwards.
+fn run_in_namespaces(
+    scenario: &str,
+    sc: &Scenario,
+    root: &std::path::Path,
+    report: Option<PathBuf>,
+    meshml: Option<PathBuf>,
+    out: &mut dyn Write,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let stale = meshml_sim::netns::clean_stale();
+    if !stale.is_empty() {
+        writeln!(
+            out,
+            "removed {} namespaces left by earlier runs",
+            stale.len()
+        )?;
+    }
+    let lan = Lan::create(host_count(sc))
+        .map_err(|e| format!("cannot make network namespaces (root needed): {e}"))?;
+    lan.clean_on_signal();
+    writeln!(
+        out,
+        "{} hosts in network namespaces {}h0..{}h{} on 10.214.{}.0/24",
+        lan.hosts,
+        lan.prefix,
+        lan.prefix,
+        lan.hosts - 1,
+        lan.net
+    )?;
+    let me = std::env::current_exe()?;
+    let meshml = meshml.unwrap_or_else(|| me.clone());
+    let abs = |p: PathBuf| -> Result<PathBuf, std::io::Error> {
+        if p.is_absolute() {
+            Ok(p)
+        } else {
+            Ok(std::env::current_dir()?.join(p))
+        }
+    };
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &lan.control()])
+        .arg(&me)
+        .args(["run", scenario, "--hosts", "netns", "--lan", &lan.spec()])
+        .arg("--dir")
+        .arg(abs(root.to_path_buf())?)
+        .arg("--meshml")
+        .arg(abs(meshml)?);
+    if let Some(p) = report {
+        cmd.arg("--report").arg(abs(p)?);
+    }
+    out.flush()?;
+    let status = cmd.status()?;
+    drop(lan);
+    match status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(format!("the run inside the namespaces ended with {status}").into()),
     }
 }
