@@ -47,7 +47,7 @@ impl LogStore {
     }
 
     async fn flush(&self) -> std::result::Result<(), openraft::AnyError> {
-        self.db.flush_async().await.map(|_| ()).map_err(io_err)
+        super::flush(&self.db).await
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(

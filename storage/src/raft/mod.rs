@@ -41,6 +41,19 @@ pub async fn open(db: &sled::Db) -> Result<(LogStore, StateMachine), openraft::S
     Ok((LogStore::open(db)?, StateMachine::open(db)?))
 }
 
+/// Flushes `db` on tokio's blocking pool. Not sled's `flush_async`: that runs on sled's
+/// own small I/O pool, and the write it waits for needs a thread of the same pool, so
+/// with more databases flushing at once than the pool has threads (16 nodes in one
+/// process) every flush waits forever.
+async fn flush(db: &sled::Db) -> std::result::Result<(), openraft::AnyError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || db.flush())
+        .await
+        .map_err(io_err)?
+        .map(|_| ())
+        .map_err(io_err)
+}
+
 fn io_err(e: impl std::error::Error + 'static) -> openraft::AnyError {
     openraft::AnyError::new(&e)
 }

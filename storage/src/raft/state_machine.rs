@@ -90,7 +90,7 @@ impl StateMachine {
     async fn persist(&self) -> std::result::Result<(), openraft::AnyError> {
         let bytes = encode(&*self.applied.lock().expect("lock"));
         self.tree.insert(APPLIED, bytes).map_err(io_err)?;
-        self.db.flush_async().await.map(|_| ()).map_err(io_err)
+        super::flush(&self.db).await
     }
 
     fn stored_snapshot(&self) -> std::result::Result<Option<StoredSnapshot>, openraft::AnyError> {
@@ -122,10 +122,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.tree
             .insert(SNAPSHOT, encode(&stored))
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), io_err(e)))?;
-        self.db
-            .flush_async()
+        super::flush(&self.db)
             .await
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), io_err(e)))?;
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
