@@ -343,6 +343,11 @@ fn serve(
             }
         };
         let alive: cluster::driver::AlivePeers = std::sync::Arc::new(live_members.clone());
+        raft_arbiter.spawn(cluster::election_gate(
+            raft.clone(),
+            alive.clone(),
+            Duration::from_millis(200),
+        ));
         let mesh = crate::mesh::Mesh::new(
             raft.clone(),
             state.clone(),

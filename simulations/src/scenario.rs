@@ -284,6 +284,11 @@ pub struct Report {
     pub tasks: usize,
     /// Terms seen, with the node that drove each.
     pub drivers: BTreeMap<u64, Vec<usize>>,
+    /// Tasks started more than once (on any node, counted from the workers' own records
+    /// as the run polled them: a start on a node killed before the next poll is missed).
+    pub tasks_retried: usize,
+    /// Starts beyond the first, over all tasks.
+    pub extra_starts: usize,
 }
 
 impl Report {
@@ -320,6 +325,11 @@ impl Report {
             self.job_state, self.job_ms, self.tasks
         )?;
         writeln!(out, "failover:       {}", ms(&self.failover_ms))?;
+        writeln!(
+            out,
+            "retries:        {} tasks started again ({} extra starts)",
+            self.tasks_retried, self.extra_starts
+        )?;
         writeln!(
             out,
             "re-replication: {}",
@@ -404,6 +414,8 @@ impl Proc {
 
 struct Live {
     proc: Option<Proc>,
+    /// How many times this node has been started (its worker's records start afresh).
+    incarnation: u32,
     dir: PathBuf,
     api: NodeApi,
     peer: libp2p::PeerId,
@@ -468,6 +480,7 @@ impl Run {
             args.link_faults = Some(self.links.clone());
             let h = spawn(args)?;
             Live {
+                incarnation: 0,
                 api: NodeApi {
                     node: format!("http://{}", h.info().http.first().expect("an HTTP address")),
                     token_file: None,
@@ -481,6 +494,8 @@ impl Run {
         } else {
             self.start_process(i, expect, boot.as_deref(), dir)?
         };
+        let mut live = live;
+        live.incarnation = self.nodes.get(i).map_or(0, |n| n.incarnation + 1);
         if i < self.nodes.len() {
             self.nodes[i] = live;
         } else {
@@ -569,6 +584,7 @@ impl Run {
             .parse()
             .map_err(|e| NodeError::Usage(format!("node {i}: peer id {}: {e}", up.peer)))?;
         Ok(Live {
+            incarnation: 0,
             api: NodeApi {
                 node: up.http,
                 token_file: self.token.clone(),
@@ -943,6 +959,8 @@ pub fn run_on(
     let mut lost_at: Option<u64> = None;
     let mut rereplication_ms = None;
     let mut last_done = usize::MAX;
+    // Starts seen per (node, incarnation, task).
+    let mut starts: BTreeMap<(usize, u32, String), u32> = BTreeMap::new();
     let mut job = serde_json::Value::Null;
     let mut replicas_ok = false;
     let mut ended = false;
@@ -963,6 +981,44 @@ pub fn run_on(
                 killed_driver_at = None;
                 r.event(format!("failover: term {old} -> {term}"));
             }
+        }
+        // Task starts, from every live worker's records.
+        let mut again = Vec::new();
+        for (i, n) in r.nodes.iter().enumerate() {
+            if n.proc.is_none() {
+                continue;
+            }
+            let Some(v) = get(&n.api, "/v1/status") else {
+                continue;
+            };
+            for e in v["worker"]["executed"].as_array().into_iter().flatten() {
+                let (Some(job), Some(task)) = (e["job"].as_str(), e["task"].as_str()) else {
+                    continue;
+                };
+                if job != id {
+                    continue;
+                }
+                let runs = e["runs"].as_u64().unwrap_or(0) as u32;
+                let seen = starts
+                    .entry((i, n.incarnation, task.to_string()))
+                    .or_insert(0);
+                if runs > *seen {
+                    *seen = runs;
+                    let total: u32 = starts
+                        .iter()
+                        .filter(|((_, _, t), _)| t == task)
+                        .map(|(_, r)| *r)
+                        .sum();
+                    if total > 1 {
+                        again.push(format!(
+                            "task {task} started again, on node {i} (start {total})"
+                        ));
+                    }
+                }
+            }
+        }
+        for e in again {
+            r.event(e);
         }
         let Some(live) = r.live_api().cloned() else {
             r.event("no node is left".into());
@@ -1134,14 +1190,25 @@ pub fn run_on(
             .into_iter()
             .map(|(t, n)| (t, n.into_iter().collect()))
             .collect(),
+        tasks_retried: 0,
+        extra_starts: 0,
     };
+    let mut per_task: BTreeMap<&str, u32> = BTreeMap::new();
+    for ((_, _, task), runs) in &starts {
+        *per_task.entry(task.as_str()).or_default() += runs;
+    }
+    let mut report = report;
+    report.tasks_retried = per_task.values().filter(|&&n| n > 1).count();
+    report.extra_starts = per_task
+        .values()
+        .map(|&n| n.saturating_sub(1) as usize)
+        .sum();
     for n in &mut r.nodes {
         if let Some(h) = n.proc.take() {
             h.stop()?;
         }
     }
     // With every node stopped: every copy in every store must verify.
-    let mut report = report;
     let scrub = scrub(&r.nodes.iter().map(|n| n.dir.clone()).collect::<Vec<_>>());
     let repaired = if r.damaged.is_empty() {
         String::new()

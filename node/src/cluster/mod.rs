@@ -52,6 +52,50 @@ pub fn default_config(cluster: &str) -> openraft::Config {
     }
 }
 
+/// Lets this node stand for election only while it sees a majority of the voters alive
+/// (itself included), as heartbeats tell: what Raft's PreVote step gives, which openraft
+/// 0.9 lacks. A node cut off from the rest would otherwise start election after election,
+/// raising its term each time, and when the cut heals that term deposes the working
+/// driver. Checked every `every`; runs as long as the node does.
+pub async fn election_gate(
+    raft: ClusterRaft,
+    alive: driver::AlivePeers,
+    every: std::time::Duration,
+) {
+    let mut allowed = true;
+    loop {
+        tokio::time::sleep(every).await;
+        let (me, voters): (u64, Vec<u64>) = {
+            let m = raft.metrics().borrow().clone();
+            (m.id, m.membership_config.membership().voter_ids().collect())
+        };
+        let live: std::collections::HashSet<u64> =
+            alive().await.iter().map(|(p, _)| node_id(p)).collect();
+        let seen = voters
+            .iter()
+            .filter(|v| **v == me || live.contains(v))
+            .count();
+        let allow = voters.is_empty() || seen * 2 > voters.len();
+        if allow != allowed {
+            allowed = allow;
+            raft.runtime_config().elect(allow);
+            if allow {
+                tracing::info!(
+                    seen,
+                    voters = voters.len(),
+                    "a majority of voters is back: elections allowed"
+                );
+            } else {
+                tracing::warn!(
+                    seen,
+                    voters = voters.len(),
+                    "a majority of voters is out of sight: no elections"
+                );
+            }
+        }
+    }
+}
+
 /// Opens the Raft log and state in `dir` and starts the Raft node.
 pub async fn start(
     dir: &std::path::Path,

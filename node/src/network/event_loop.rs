@@ -170,8 +170,6 @@ impl EventLoop {
         }
     }
 
-    /// Hands an event to the node; a full queue drops it (and says so) rather than stall
-    /// the swarm. A request that cannot be queued is answered "unavailable, retry".
     /// Whether the simulated link from `peer` to this node is cut.
     fn cut_from(&self, peer: &libp2p::PeerId) -> bool {
         self.faults
@@ -179,6 +177,8 @@ impl EventLoop {
             .is_some_and(|f| f.is_cut(peer, self.swarm.local_peer_id()))
     }
 
+    /// Hands an event to the node; a full queue drops it (and says so) rather than stall
+    /// the swarm. A request that cannot be queued is answered "unavailable, retry".
     fn emit(&mut self, event: Event) {
         match self.events.try_send(event) {
             Ok(()) => {}
