@@ -71,11 +71,7 @@ pub async fn election_gate(
         };
         let live: std::collections::HashSet<u64> =
             alive().await.iter().map(|(p, _)| node_id(p)).collect();
-        let seen = voters
-            .iter()
-            .filter(|v| **v == me || live.contains(v))
-            .count();
-        let allow = voters.is_empty() || seen * 2 > voters.len();
+        let (allow, seen) = elections_allowed(me, &voters, &live);
         if allow != allowed {
             allowed = allow;
             raft.runtime_config().elect(allow);
@@ -94,6 +90,20 @@ pub async fn election_gate(
             }
         }
     }
+}
+
+/// Whether `me` may stand for election, seeing `live` peers alive: a majority of `voters`
+/// counting itself (always, when there are no voters yet); and how many voters it sees.
+pub fn elections_allowed(
+    me: u64,
+    voters: &[u64],
+    live: &std::collections::HashSet<u64>,
+) -> (bool, usize) {
+    let seen = voters
+        .iter()
+        .filter(|v| **v == me || live.contains(v))
+        .count();
+    (voters.is_empty() || seen * 2 > voters.len(), seen)
 }
 
 /// Opens the Raft log and state in `dir` and starts the Raft node.
@@ -526,6 +536,29 @@ impl Formation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_elects_only_while_it_sees_a_majority_of_voters() {
+        let live = |ids: &[u64]| {
+            ids.iter()
+                .copied()
+                .collect::<std::collections::HashSet<_>>()
+        };
+        let voters = [1, 2, 3, 4, 5];
+        // Cut off alone, or with one other: no elections.
+        assert_eq!(elections_allowed(1, &voters, &live(&[])), (false, 1));
+        assert_eq!(elections_allowed(1, &voters, &live(&[2, 9])), (false, 2));
+        // Three of five (itself included): allowed.
+        assert_eq!(elections_allowed(1, &voters, &live(&[2, 3])), (true, 3));
+        // Live peers that are not voters do not count.
+        assert!(!elections_allowed(1, &voters, &live(&[7, 8, 9])).0);
+        // A single voter, and a node before any membership, always may.
+        assert!(elections_allowed(1, &[1], &live(&[])).0);
+        assert!(elections_allowed(1, &[], &live(&[])).0);
+        // Two voters: it needs the other one too.
+        assert!(!elections_allowed(1, &[1, 2], &live(&[])).0);
+        assert!(elections_allowed(1, &[1, 2], &live(&[2])).0);
+    }
 
     #[test]
     fn a_promise_binds_for_its_lifetime_and_only_to_one_initiator() {
