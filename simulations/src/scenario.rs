@@ -33,11 +33,17 @@
 //! `meshml_node::network::faults`): a cut link fails requests at once and drops what comes
 //! over it, a slow one delays each request, a lossy one loses a share of them.
 //!
-//! Invariants checked: at most one node drives in any term; the job succeeds and its model
-//! predicts exactly as the same job run without faults (the local executor, same seed);
-//! every chunk is back to `replicas` copies on live members. Figures: failover time (a
-//! driver's kill to the next driver seen), re-replication time (a node's loss to every
-//! chunk at `replicas` copies again), the job's time.
+//! Invariants checked: at most one node drives in any term; every live node follows one
+//! driver; the job succeeds with every task committed (none lost) and its model predicts
+//! exactly as the same job run without faults (the local executor, same seed); every chunk
+//! is back to `replicas` copies on live members; damaged copies are replaced; every stored
+//! copy verifies. Figures: failover time (a driver's kill to the next driver seen),
+//! re-replication time (a node's loss to every chunk at `replicas` copies again), tasks
+//! started more than once, the job's time.
+//!
+//! The nodes run in this process, as `meshml-sim node` processes, or in network namespaces
+//! ([`Hosts`]); link faults act on messages in this process and on routes and `tc netem`
+//! in namespaces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -1158,6 +1164,16 @@ pub fn run_on(
         name: "the job succeeds".into(),
         ok: job_state == "succeeded",
         detail: job["error"].as_str().unwrap_or(&job_state).to_string(),
+    });
+    // Every task the plan made was committed as done (none dropped on a failover).
+    let (done, total) = (
+        job["done"].as_u64().unwrap_or(0),
+        job["total"].as_u64().unwrap_or(0),
+    );
+    checks.push(Check {
+        name: "no task lost".into(),
+        ok: total > 0 && done == total,
+        detail: format!("{done} of {total} tasks committed as done"),
     });
     // The registered model against the fault-free run of the same job.
     let same = match (job_state.as_str(), r.live_api().cloned()) {
