@@ -272,10 +272,6 @@ impl Board {
             .into_iter()
             .map(|m| m.0)
             .collect();
-        let names: Vec<meshml_protocol::NodeId> = live
-            .iter()
-            .map(|id| meshml_protocol::NodeId::new(id.to_string()))
-            .collect();
         // Dataset chunks short of their replica count, and model artifacts with fewer than
         // MODEL_REPLICAS copies.
         let short: Vec<(Held, meshml_protocol::ChunkId, Vec<u64>, usize)> =
@@ -315,44 +311,20 @@ impl Board {
                 tracing::warn!(?what, %chunk, "no live copy left");
                 continue;
             };
-            let targets: Vec<u64> = meshml_storage::placement::rank(&chunk, &names)
+            let targets: Vec<u64> = by_rank(&chunk, &live)
                 .into_iter()
-                .filter_map(|n| n.as_str().parse::<u64>().ok())
                 .filter(|n| !holders.contains(n))
                 .take(want - holders.len())
                 .collect();
             for target in targets {
-                let (Some(peer), Some(src)) =
-                    (self.mesh.peer_of(target), self.mesh.peer_of(source))
-                else {
+                let Some(src) = self.mesh.peer_of(source) else {
                     continue;
                 };
                 let owner = match &what {
                     Held::Dataset(d) => crate::mesh::dataset_owner(d),
                     Held::Model(m, _) => format!("model.{m}"),
                 };
-                let stored = if target == self.mesh.id() {
-                    self.mesh
-                        .serve_replicate(owner, vec![chunk], &src.to_string())
-                        .await
-                } else {
-                    let req = Request::Replicate {
-                        owner,
-                        chunks: vec![chunk],
-                        source: src.to_string(),
-                    };
-                    self.mesh
-                        .client()
-                        .request(peer, req)
-                        .await
-                        .unwrap_or_else(|e| {
-                            Response::Error(RemoteError {
-                                code: ErrorCode::Unavailable,
-                                message: e.to_string(),
-                                retryable: true,
-                            })
-                        })
-                };
+                let stored = self.replicate_to(owner, chunk, src, target).await;
                 if stored == Response::Ack {
                     let cmd = match &what {
                         Held::Dataset(_) => ClusterCommand::AddChunkLocation {
@@ -924,38 +896,67 @@ impl Board {
     async fn second_copies(&self, owner: &str, chunk: meshml_protocol::ChunkId) -> Vec<u64> {
         let me = self.mesh.id();
         let mut locations = vec![me];
-        let names: Vec<meshml_protocol::NodeId> = self
+        let others: Vec<u64> = self
             .mesh
             .live_members()
             .await
             .into_iter()
-            .filter(|m| m.0 != me)
-            .map(|m| meshml_protocol::NodeId::new(m.0.to_string()))
+            .map(|m| m.0)
+            .filter(|m| *m != me)
             .collect();
-        let source = self.mesh.client().local_peer_id().to_string();
-        for target in meshml_storage::placement::rank(&chunk, &names)
-            .into_iter()
-            .filter_map(|n| n.as_str().parse::<u64>().ok())
-        {
+        let source = self.mesh.client().local_peer_id();
+        for target in by_rank(&chunk, &others) {
             if locations.len() >= MODEL_REPLICAS {
                 break;
             }
-            let Some(peer) = self.mesh.peer_of(target) else {
-                continue;
-            };
-            let req = Request::Replicate {
-                owner: owner.to_string(),
-                chunks: vec![chunk],
-                source: source.clone(),
-            };
-            match self.mesh.client().request(peer, req).await {
-                Ok(Response::Ack) => locations.push(target),
+            match self
+                .replicate_to(owner.to_string(), chunk, source, target)
+                .await
+            {
+                Response::Ack => locations.push(target),
                 other => {
                     tracing::info!(member = target, answer = ?other, "artifact copy failed; trying another member")
                 }
             }
         }
         locations
+    }
+
+    /// Has member `target` fetch `chunk` from `source` and keep it for `owner` (this node
+    /// fetches it itself); the member's answer, or why it could not be asked.
+    async fn replicate_to(
+        &self,
+        owner: String,
+        chunk: meshml_protocol::ChunkId,
+        source: libp2p::PeerId,
+        target: u64,
+    ) -> Response {
+        if target == self.mesh.id() {
+            return self
+                .mesh
+                .serve_replicate(owner, vec![chunk], &source.to_string())
+                .await;
+        }
+        let unavailable = |message: String| {
+            Response::Error(RemoteError {
+                code: ErrorCode::Unavailable,
+                message,
+                retryable: true,
+            })
+        };
+        let Some(peer) = self.mesh.peer_of(target) else {
+            return unavailable(format!("member {target} has no address"));
+        };
+        let req = Request::Replicate {
+            owner,
+            chunks: vec![chunk],
+            source: source.to_string(),
+        };
+        self.mesh
+            .client()
+            .request(peer, req)
+            .await
+            .unwrap_or_else(|e| unavailable(e.to_string()))
     }
 
     /// Registers the job's model (if any), scores it on the test dataset, and summarises.
@@ -1036,6 +1037,18 @@ impl Board {
         }
         Ok(summary)
     }
+}
+
+/// `members` in rendezvous order for `chunk` (the placement rule of every copy).
+fn by_rank(chunk: &meshml_protocol::ChunkId, members: &[u64]) -> Vec<u64> {
+    let names: Vec<meshml_protocol::NodeId> = members
+        .iter()
+        .map(|id| meshml_protocol::NodeId::new(id.to_string()))
+        .collect();
+    meshml_storage::placement::rank(chunk, &names)
+        .into_iter()
+        .filter_map(|n| n.as_str().parse::<u64>().ok())
+        .collect()
 }
 
 async fn score_on(
