@@ -16,6 +16,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use libp2p::PeerId;
+use meshml_models::rng::Rng;
 
 /// What happens to messages over one directed link.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -29,10 +30,19 @@ pub struct LinkRule {
 }
 
 /// The rules of every link, shared by the nodes of a simulation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LinkFaults {
     rules: RwLock<HashMap<(PeerId, PeerId), LinkRule>>,
-    rng: Mutex<u64>,
+    rng: Mutex<Rng>,
+}
+
+impl Default for LinkFaults {
+    fn default() -> Self {
+        Self {
+            rules: RwLock::default(),
+            rng: Mutex::new(Rng::seed_from_u64(0)),
+        }
+    }
 }
 
 impl LinkFaults {
@@ -91,16 +101,8 @@ impl LinkFaults {
         if r.cut {
             return Err("link cut (simulated partition)");
         }
-        if r.loss > 0.0 {
-            let mut s = self.rng.lock().expect("link rng");
-            *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = *s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            let roll = ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
-            if roll < r.loss {
-                return Err("message lost (simulated loss)");
-            }
+        if r.loss > 0.0 && self.rng.lock().expect("link rng").next_f64() < r.loss {
+            return Err("message lost (simulated loss)");
         }
         Ok(r.delay)
     }
