@@ -318,65 +318,20 @@ fn backend_of(dir: &Path, wanted: Backend) -> Result<Backend> {
 /// injection and tests; the store reports the copy as corrupt when it next reads it.
 /// Returns the chunk's id.
 pub fn damage_chunk(dir: &Path, id: Option<ChunkId>) -> Result<ChunkId> {
-    let missing = |what: &str| StorageError::Record {
-        what: dir.display().to_string(),
-        message: format!("no chunk to damage: {what}"),
-    };
-    match backend_of(dir, Backend::Sled)? {
+    let damaged = match backend_of(dir, Backend::Sled)? {
         Backend::Sled => {
             let db = sled::Config::new().path(dir.join("db")).open()?;
-            let pages = db.open_tree("chunks.pages")?;
-            let key: Vec<u8> = match id {
-                Some(id) => {
-                    let mut k = id.as_bytes().to_vec();
-                    k.extend_from_slice(&0u32.to_be_bytes());
-                    k
-                }
-                None => pages
-                    .iter()
-                    .next()
-                    .transpose()?
-                    .ok_or_else(|| missing("the store is empty"))?
-                    .0
-                    .to_vec(),
-            };
-            let mut page = pages
-                .get(&key)?
-                .ok_or_else(|| missing("that chunk is not stored"))?
-                .to_vec();
-            let first = page.first_mut().ok_or_else(|| missing("an empty page"))?;
-            *first ^= 0xff;
-            pages.insert(&key, page)?;
-            db.flush()?;
-            let hash: [u8; 32] = key[..32].try_into().expect("page keys start with the id");
-            Ok(ChunkId::from_bytes(hash))
+            SledStore::open(&db, "chunks")?.damage(id)?
         }
-        Backend::Files => {
-            let root = dir.join("chunks");
-            let path = match id {
-                Some(id) => {
-                    let hex = id.to_string();
-                    root.join(&hex[..2]).join(hex)
-                }
-                None => std::fs::read_dir(&root)
-                    .map_err(|e| StorageError::io(&root, e))?
-                    .flatten()
-                    .filter(|d| d.path().is_dir() && d.file_name() != "tmp")
-                    .find_map(|d| std::fs::read_dir(d.path()).ok()?.flatten().next())
-                    .ok_or_else(|| missing("the store is empty"))?
-                    .path(),
-            };
-            let mut bytes = std::fs::read(&path).map_err(|e| StorageError::io(&path, e))?;
-            let first = bytes.first_mut().ok_or_else(|| missing("an empty chunk"))?;
-            *first ^= 0xff;
-            std::fs::write(&path, &bytes).map_err(|e| StorageError::io(&path, e))?;
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            ChunkId::from_hex(name).ok_or_else(|| missing("a file that is not a chunk"))
-        }
-    }
+        Backend::Files => FileStore::open(dir.join("chunks"))?.damage(id)?,
+    };
+    damaged.ok_or_else(|| StorageError::Record {
+        what: dir.display().to_string(),
+        message: match id {
+            Some(id) => format!("no chunk to damage: {id} is not stored"),
+            None => "no chunk to damage: the store is empty".into(),
+        },
+    })
 }
 
 /// Compact when the files exceed this multiple of the live data (plus [`COMPACT_SLACK`]).

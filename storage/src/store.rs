@@ -140,6 +140,30 @@ impl SledStore {
         })
     }
 
+    /// Flips the first byte of chunk `id` (or of the first one kept) where it lies, and
+    /// flushes: corruption on purpose, for fault injection. The chunk damaged, if any.
+    pub fn damage(&self, id: Option<ChunkId>) -> Result<Option<ChunkId>> {
+        let id = match id {
+            Some(id) => id,
+            None => match self.ids()?.into_iter().next() {
+                Some(first) => first,
+                None => return Ok(None),
+            },
+        };
+        let key = page_key(&id, 0);
+        let Some(page) = self.pages.get(key)? else {
+            return Ok(None);
+        };
+        let mut page = page.to_vec();
+        let Some(first) = page.first_mut() else {
+            return Ok(None);
+        };
+        *first ^= 0xff;
+        self.pages.insert(key, page)?;
+        self.db.flush()?;
+        Ok(Some(id))
+    }
+
     /// Stores arbitrary bytes under `id` (which must be their hash) without hashing again.
     fn write_pages(&self, id: &ChunkId, bytes: &[u8]) -> Result<()> {
         if self.lens.contains_key(id.as_bytes())? {
@@ -283,6 +307,30 @@ impl FileStore {
     fn path(&self, id: &ChunkId) -> std::path::PathBuf {
         let hex = id.to_string();
         self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// Flips the first byte of chunk `id` (or of the first one kept) in its file:
+    /// corruption on purpose, for fault injection. The chunk damaged, if any.
+    pub fn damage(&self, id: Option<ChunkId>) -> Result<Option<ChunkId>> {
+        let id = match id {
+            Some(id) => id,
+            None => match self.ids()?.into_iter().next() {
+                Some(first) => first,
+                None => return Ok(None),
+            },
+        };
+        let path = self.path(&id);
+        let mut bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io(&path, e)),
+        };
+        let Some(first) = bytes.first_mut() else {
+            return Ok(None);
+        };
+        *first ^= 0xff;
+        std::fs::write(&path, &bytes).map_err(|e| StorageError::io(&path, e))?;
+        Ok(Some(id))
     }
 
     fn sync_dir(p: &std::path::Path) -> Result<()> {
