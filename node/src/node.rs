@@ -366,7 +366,7 @@ fn serve(
                 mesh.clone(),
                 crate::scrub::ScrubConfig {
                     first_after: Duration::from_secs(2),
-                    every: Some(Duration::from_secs(args.scrub_every_s)),
+                    every: Duration::from_secs(args.scrub_every_s),
                     bytes_per_s: args.scrub_mb_s.max(1).saturating_mul(1 << 20),
                 },
             ));

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 pub struct ScrubConfig {
     /// Pause between the node's start and the first pass.
     pub first_after: Duration,
-    /// Pause between the starts of two full passes; `None` runs only the first one.
-    pub every: Option<Duration>,
+    /// Pause between the starts of two full passes.
+    pub every: Duration,
     /// Bytes read per second at most.
     pub bytes_per_s: u64,
 }
@@ -87,6 +87,36 @@ impl ScrubStats {
             .expect("scrub stats")
             .retain(|p| p != id);
     }
+
+    /// Counts what checking `id` found; the bytes read.
+    fn count(&self, id: ChunkId, c: &Checked) -> u64 {
+        match c {
+            Checked::Sound(n) => {
+                self.checked.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(*n, Ordering::Relaxed);
+                self.mark_sound(&id);
+                *n
+            }
+            Checked::Repaired(n) => {
+                self.checked.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(*n, Ordering::Relaxed);
+                self.repaired.fetch_add(1, Ordering::Relaxed);
+                self.mark_sound(&id);
+                tracing::warn!(%id, "scrub: a damaged copy was replaced from another holder");
+                *n
+            }
+            Checked::Damaged(why) => {
+                self.checked.fetch_add(1, Ordering::Relaxed);
+                self.mark_damaged(id);
+                tracing::error!(%id, cause = %why, "scrub: a damaged copy could not be replaced yet");
+                0
+            }
+            Checked::Gone => {
+                self.mark_sound(&id);
+                0
+            }
+        }
+    }
 }
 
 /// What checking one copy found.
@@ -121,37 +151,6 @@ async fn check(mesh: &Mesh, id: ChunkId) -> Checked {
                 Ok((b, false)) => Checked::Repaired(b.len() as u64),
                 Ok((_, true)) => Checked::Damaged("the good copy could not be stored".into()),
                 Err(why) => Checked::Damaged(why),
-            }
-        }
-    }
-}
-
-impl ScrubStats {
-    fn count(&self, id: ChunkId, c: &Checked) -> u64 {
-        match c {
-            Checked::Sound(n) => {
-                self.checked.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(*n, Ordering::Relaxed);
-                self.mark_sound(&id);
-                *n
-            }
-            Checked::Repaired(n) => {
-                self.checked.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(*n, Ordering::Relaxed);
-                self.repaired.fetch_add(1, Ordering::Relaxed);
-                self.mark_sound(&id);
-                tracing::warn!(%id, "scrub: a damaged copy was replaced from another holder");
-                *n
-            }
-            Checked::Damaged(why) => {
-                self.checked.fetch_add(1, Ordering::Relaxed);
-                self.mark_damaged(id);
-                tracing::error!(%id, cause = %why, "scrub: a damaged copy could not be replaced yet");
-                0
-            }
-            Checked::Gone => {
-                self.mark_sound(&id);
-                0
             }
         }
     }
@@ -195,24 +194,21 @@ pub async fn pass(mesh: &Mesh, bytes_per_s: u64) {
 pub async fn run(mesh: Mesh, cfg: ScrubConfig) {
     tokio::time::sleep(cfg.first_after).await;
     pass(&mesh, cfg.bytes_per_s).await;
-    let mut next_pass = cfg.every.map(|e| Instant::now() + e);
+    let mut next_pass = Instant::now() + cfg.every;
     // Damaged copies left over are retried: 1 s, then doubling up to a minute.
     let mut retry = Duration::from_secs(1);
     loop {
         let pending: Vec<ChunkId> = mesh.scrub_stats().pending.lock().expect("scrub").clone();
         let wait = if pending.is_empty() {
             retry = Duration::from_secs(1);
-            match next_pass {
-                Some(t) => t.saturating_duration_since(Instant::now()),
-                None => return,
-            }
+            next_pass.saturating_duration_since(Instant::now())
         } else {
             retry
         };
         tokio::time::sleep(wait).await;
-        if next_pass.is_some_and(|t| Instant::now() >= t) {
+        if Instant::now() >= next_pass {
             pass(&mesh, cfg.bytes_per_s).await;
-            next_pass = cfg.every.map(|e| Instant::now() + e);
+            next_pass = Instant::now() + cfg.every;
             continue;
         }
         for id in pending {
