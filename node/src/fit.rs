@@ -56,7 +56,8 @@ pub struct NodeApi {
 }
 
 impl NodeApi {
-    pub(crate) fn token(&self) -> Result<Option<String>, NodeError> {
+    /// The bearer token from the token file, if there is one.
+    pub fn token(&self) -> Result<Option<String>, NodeError> {
         self.token_file
             .as_deref()
             .map(crate::http::read_token_file)
@@ -64,7 +65,7 @@ impl NodeApi {
     }
 
     /// Calls the node; a non-2xx answer is an error carrying the node's message.
-    pub(crate) fn call(
+    pub fn call(
         &self,
         method: &str,
         path: &str,

@@ -431,15 +431,9 @@ struct Live {
     listen: String,
 }
 
+/// A JSON answer of the node, or `None` when it does not give one.
 fn get(api: &NodeApi, path: &str) -> Option<serde_json::Value> {
-    let token = api
-        .token_file
-        .as_deref()
-        .and_then(|p| meshml_node::http::read_token_file(p).ok());
-    match meshml_node::status::http_get(&api.node, path, token.as_deref()) {
-        Ok((200, body)) => serde_json::from_str(&body).ok(),
-        _ => None,
-    }
+    api.call("GET", path, None, Duration::from_secs(10)).ok()
 }
 
 struct Run {
@@ -810,16 +804,13 @@ impl Run {
         }
     }
 
-    /// Every live node's claim to drive: (term, index).
-    fn claims(&self) -> Vec<(u64, usize)> {
+    /// Every live node's `/v1/status` that answers, by index.
+    fn statuses(&self) -> Vec<(usize, serde_json::Value)> {
         self.nodes
             .iter()
             .enumerate()
             .filter(|(_, n)| n.proc.is_some())
-            .filter_map(|(i, n)| {
-                let v = get(&n.api, "/v1/status")?;
-                Some((v["raft"]["driving"]["term"].as_u64()?, i))
-            })
+            .filter_map(|(i, n)| Some((i, get(&n.api, "/v1/status")?)))
             .collect()
     }
 }
@@ -975,8 +966,13 @@ pub fn run_on(
             r.event(format!("timed out after {} s", sc.timeout_s));
             break;
         }
+        let statuses = r.statuses();
         // Who drives: every live node's own claim.
-        for (term, i) in r.claims() {
+        let claims: Vec<(u64, usize)> = statuses
+            .iter()
+            .filter_map(|(i, v)| Some((v["raft"]["driving"]["term"].as_u64()?, *i)))
+            .collect();
+        for (term, i) in claims {
             drivers.entry(term).or_default().insert(i);
             if last_driver != Some((term, i)) && last_driver.is_none_or(|(t, _)| term >= t) {
                 last_driver = Some((term, i));
@@ -990,13 +986,8 @@ pub fn run_on(
         }
         // Task starts, from every live worker's records.
         let mut again = Vec::new();
-        for (i, n) in r.nodes.iter().enumerate() {
-            if n.proc.is_none() {
-                continue;
-            }
-            let Some(v) = get(&n.api, "/v1/status") else {
-                continue;
-            };
+        for (i, v) in &statuses {
+            let (i, n) = (*i, &r.nodes[*i]);
             for e in v["worker"]["executed"].as_array().into_iter().flatten() {
                 let (Some(job), Some(task)) = (e["job"].as_str(), e["task"].as_str()) else {
                     continue;
@@ -1323,10 +1314,7 @@ fn compare_model(
     let (code, _, text) = meshml_node::status::http_download(
         &api.node,
         &format!("/v1/models/{name}/artifact"),
-        api.token_file
-            .as_deref()
-            .and_then(|p| meshml_node::http::read_token_file(p).ok())
-            .as_deref(),
+        api.token().ok().flatten().as_deref(),
         &mut bytes,
         Duration::from_secs(60),
     )

@@ -314,7 +314,6 @@ fn run_in_namespaces(
         lan.net
     )?;
     let me = std::env::current_exe()?;
-    let meshml = meshml.unwrap_or_else(|| me.clone());
     let abs = |p: PathBuf| -> Result<PathBuf, std::io::Error> {
         if p.is_absolute() {
             Ok(p)
@@ -327,9 +326,11 @@ fn run_in_namespaces(
         .arg(&me)
         .args(["run", scenario, "--hosts", "netns", "--lan", &lan.spec()])
         .arg("--dir")
-        .arg(abs(root.to_path_buf())?)
-        .arg("--meshml")
-        .arg(abs(meshml)?);
+        .arg(abs(root.to_path_buf())?);
+    // Without --meshml the inner run uses itself, this same program.
+    if let Some(m) = meshml {
+        cmd.arg("--meshml").arg(abs(m)?);
+    }
     if let Some(p) = report {
         cmd.arg("--report").arg(abs(p)?);
     }
