@@ -453,6 +453,30 @@ struct Run {
 }
 
 impl Run {
+    /// A run with no node started yet.
+    fn new(
+        sc: Scenario,
+        root: &Path,
+        hosts: Hosts,
+        meshml: PathBuf,
+        lan: Option<crate::netns::Lan>,
+        token: Option<PathBuf>,
+    ) -> Self {
+        Run {
+            sc,
+            root: root.to_path_buf(),
+            nodes: Vec::new(),
+            t0: Instant::now(),
+            events: Vec::new(),
+            links: Arc::new(LinkFaults::new()),
+            hosts,
+            meshml,
+            lan,
+            token,
+            damaged: Vec::new(),
+        }
+    }
+
     fn ms(&self) -> u64 {
         self.t0.elapsed().as_millis() as u64
     }
@@ -884,19 +908,7 @@ pub fn run_on(
         }
         None => None,
     };
-    let mut r = Run {
-        sc: sc.clone(),
-        root: root.to_path_buf(),
-        nodes: Vec::new(),
-        t0: Instant::now(),
-        events: Vec::new(),
-        links: Arc::new(LinkFaults::new()),
-        hosts: setup.hosts,
-        meshml,
-        lan: setup.lan,
-        token,
-        damaged: Vec::new(),
-    };
+    let mut r = Run::new(sc.clone(), root, setup.hosts, meshml, setup.lan, token);
     for i in 0..sc.nodes {
         r.start(i, sc.nodes)?;
     }
@@ -1420,19 +1432,7 @@ pub fn dispatch_cost(n: usize, root: &Path) -> Result<CostRow, NodeError> {
         ),
         "dispatch-cost",
     )?;
-    let mut r = Run {
-        sc,
-        root: root.to_path_buf(),
-        nodes: Vec::new(),
-        t0: Instant::now(),
-        events: Vec::new(),
-        links: Arc::new(LinkFaults::new()),
-        hosts: Hosts::InProcess,
-        meshml: PathBuf::new(),
-        lan: None,
-        token: None,
-        damaged: Vec::new(),
-    };
+    let mut r = Run::new(sc, root, Hosts::InProcess, PathBuf::new(), None, None);
     let started = Instant::now();
     for i in 0..n {
         r.start(i, n)?;
