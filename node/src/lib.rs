@@ -84,6 +84,15 @@ pub(crate) fn w(
     out.write_fmt(text).map_err(|e| NodeError::io("output", e))
 }
 
+/// One thread per task: parallelism comes from running tasks side by side, not from
+/// threading each matrix product (candle reads `RAYON_NUM_THREADS` on every product).
+/// Sets it to 1 unless the user set it; for a program's `main`, before other threads start.
+pub fn one_thread_per_task() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+}
+
 /// Runs a parsed command line, writing the command's report to `out`.
 pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
     match cli.command {

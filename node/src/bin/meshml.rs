@@ -36,11 +36,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    // One thread per task: parallelism comes from running tasks side by side, not from
-    // threading each matrix product (candle reads this on every product).
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
+    meshml_node::one_thread_per_task();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     meshml_node::run(cli, &mut out)?;

@@ -104,9 +104,7 @@ fn main() -> ExitCode {
             }
         };
         meshml_node::logging::set_up_logging(cli.verbose);
-        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-            std::env::set_var("RAYON_NUM_THREADS", "1");
-        }
+        meshml_node::one_thread_per_task();
         return match meshml_node::run(cli, &mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
