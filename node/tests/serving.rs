@@ -343,11 +343,15 @@ fn promoting_a_version_under_load_fails_no_request() {
     let body = json!({ "instances": rows(&iris)[..10] }).to_string();
     // Two clients, each a bounded loop (count and time), on the two nodes that did not
     // take the promotion.
+    // The promotion waits until both clients have had an answer (the first request on a
+    // node loads the model, which can take a while on a loaded machine).
+    let answered = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Vec<(u16, u64)>> = std::thread::scope(|s| {
         let clients: Vec<_> = [nodes[1].http_url(), nodes[2].http_url()]
             .into_iter()
             .map(|url| {
                 let body = body.clone();
+                let answered = &answered;
                 s.spawn(move || {
                     let started = Instant::now();
                     let mut seen: Vec<(u16, u64)> = Vec::new();
@@ -371,11 +375,20 @@ fn promoting_a_version_under_load_fails_no_request() {
                         .unwrap();
                         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                         seen.push((code, v["version"].as_u64().unwrap_or(0)));
+                        if seen.len() == 1 {
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                     }
                     seen
                 })
             })
             .collect();
+        let waiting = Instant::now();
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < 2
+            && waiting.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(Duration::from_millis(300));
         set(2);
         clients.into_iter().map(|c| c.join().unwrap()).collect()
