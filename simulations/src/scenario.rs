@@ -734,7 +734,7 @@ impl Run {
                     self.start(i, self.sc.nodes)?;
                     return Ok(());
                 };
-                let id = meshml_storage::damage_chunk(dir, Some(pick))
+                let id = when_released(|| meshml_storage::damage_chunk(dir, Some(pick)))
                     .map_err(|e| NodeError::Usage(e.to_string()))?;
                 self.damaged.push((i, id, false));
                 let expect = self.sc.nodes;
@@ -1235,7 +1235,7 @@ pub fn run_on(
         format!(", including the {} damaged on purpose", r.damaged.len())
     };
     for &(i, id, _) in &r.damaged {
-        let kept = meshml_storage::Store::open(&r.nodes[i].dir)
+        let kept = open_closed_store(&r.nodes[i].dir)
             .map_err(|e| e.to_string())
             .and_then(|s| s.chunk(&id).map_err(|e| e.to_string()));
         report.checks.push(Check {
@@ -1269,14 +1269,24 @@ pub fn run_on(
 /// Opens the store of a node just stopped: a task of its runtime still finishing may hold
 /// the store for a moment, so this retries for up to ten seconds.
 fn open_closed_store(dir: &Path) -> meshml_storage::Result<meshml_storage::Store> {
+    when_released(|| meshml_storage::Store::open(dir))
+}
+
+/// Runs `f` on the files of a node just stopped, again for up to ten seconds while they are
+/// still held: by the store's lock, or by its database's (a task of the node's runtime
+/// still finishing, a flush say, keeps a handle for a moment).
+fn when_released<T>(mut f: impl FnMut() -> meshml_storage::Result<T>) -> meshml_storage::Result<T> {
+    use meshml_storage::StorageError;
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        match meshml_storage::Store::open(dir) {
-            Err(meshml_storage::StorageError::Locked(_)) if Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        match f() {
+            Err(StorageError::Locked(_)) if Instant::now() < until => {}
+            Err(StorageError::Db {
+                source: sled::Error::Io(e),
+            }) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < until => {}
             r => return r,
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -1285,7 +1295,7 @@ fn open_closed_store(dir: &Path) -> meshml_storage::Result<meshml_storage::Store
 fn scrub(dirs: &[PathBuf]) -> Result<(usize, Vec<String>), String> {
     let (mut n, mut bad) = (0, Vec::new());
     for (i, dir) in dirs.iter().enumerate() {
-        let s = meshml_storage::Store::open(dir).map_err(|e| format!("node {i}: {e}"))?;
+        let s = open_closed_store(dir).map_err(|e| format!("node {i}: {e}"))?;
         for id in s.chunks().ids().map_err(|e| format!("node {i}: {e}"))? {
             n += 1;
             if s.chunk(&id).is_err() {
