@@ -9,12 +9,10 @@
 // Tests report timings on stderr.
 #![allow(clippy::print_stderr)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     call, data_path, finished_job, job_view, put_dataset, raft, status, submit_job,
     three_node_cluster, wait_for, Node,
 };

@@ -5,11 +5,13 @@
 // Tests report timings on stderr.
 #![allow(clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{call, data_path, finished_job, raw_call, submit_job, three_node_cluster, Node};
+use crate::common::{
+    call, data_path, finished_job, raw_call, submit_job, three_node_cluster, Node,
+};
 use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::plan::{run_job, JobKind, JobSpec, LocalExecutor};
 use meshml_models::{Classifier, Estimator};

@@ -5,11 +5,11 @@
 // Tests report timings on stderr.
 #![allow(clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     call, data_path, finished_job, meshml, status, submit_job, three_node_cluster, wait_for, Node,
 };
 use meshml_models::io::{load_csv, CsvOptions};

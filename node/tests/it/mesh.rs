@@ -1,13 +1,11 @@
 //! Real `meshml node` processes on 127.0.0.1: discovery through one bootstrap address,
 //! failure detection, private-network keys, hostile raw TCP input, graceful shutdown.
 
-mod common;
-
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{alive, sorted, start, start_with_timeout, status, wait_for, TIMEOUT_MS};
+use crate::common::{alive, sorted, start, start_with_timeout, status, wait_for, TIMEOUT_MS};
 
 #[test]
 fn three_nodes_from_one_bootstrap_address_then_one_is_killed() {

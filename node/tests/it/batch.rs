@@ -3,11 +3,11 @@
 //! regressor, in the dataset's row order, each chunk predicted where it is stored; and the
 //! errors a user can make.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{call, data_path, finished_job, meshml, submit_job, three_node_cluster, Node};
+use crate::common::{call, data_path, finished_job, meshml, submit_job, three_node_cluster, Node};
 use meshml_models::io::{load_csv, CsvOptions, TargetKind};
 use meshml_models::plan::{run_job, JobKind, JobSpec, LocalExecutor};
 use meshml_models::{Classifier, Estimator};

@@ -13,12 +13,10 @@
 // Tests report skips and timings on stderr.
 #![allow(clippy::print_stderr)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::netns::Lan;
-use common::wait_for;
+use crate::common::netns::Lan;
+use crate::common::wait_for;
 use serde_json::Value;
 
 struct Mesh {

@@ -5,11 +5,9 @@
 // Tests report skips and timings on stderr.
 #![allow(clippy::print_stderr)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::netns::Lan;
+use crate::common::netns::Lan;
 
 fn alive_peers(lan: &Lan, i: usize) -> usize {
     lan.status(i)["peers"]

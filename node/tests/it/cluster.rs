@@ -4,11 +4,11 @@
 // Tests report failover times on stderr.
 #![allow(clippy::print_stderr)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{agreed_driver, raft, start, status, three_node_cluster, wait_for, Node};
+use crate::common::{agreed_driver, raft, start, status, three_node_cluster, wait_for, Node};
 use meshml_protocol::{ErrorCode, JobId, Request, Response, TaskId};
 
 #[test]

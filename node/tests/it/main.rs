@@ -1,0 +1,15 @@
+//! Integration tests of the `meshml` node: one binary, a module per area.
+
+mod autopilot;
+mod batch;
+mod cli;
+mod cluster;
+mod common;
+mod crash;
+mod failover_jobs;
+mod jobs;
+mod mdns;
+mod mesh;
+mod network;
+mod partition;
+mod serving;
