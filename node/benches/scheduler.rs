@@ -8,6 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use meshml_node::scheduler::{Command, Scheduler, TaskKey};
+use meshml_protocol::TaskId;
 
 fn drain(tasks: usize, nodes: u64) -> usize {
     let mut s = Scheduler::new(3);
@@ -18,7 +19,7 @@ fn drain(tasks: usize, nodes: u64) -> usize {
         s.submit(
             TaskKey {
                 job: "j".into(),
-                task: format!("000.{t:06}"),
+                task: TaskId::new(0, t as u32),
             },
             vec![(t as u64 % nodes) + 1],
         );

@@ -27,6 +27,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use meshml_models::plan::Planner;
+use meshml_protocol::JobId;
 use meshml_storage::raft::{ClusterCommand, JobRecord, JobState};
 use serde::{Deserialize, Serialize};
 
@@ -327,7 +328,7 @@ fn task_views(j: &JobRecord) -> Vec<TaskView> {
     j.tasks
         .iter()
         .map(|(id, t)| TaskView {
-            id: id.clone(),
+            id: id.to_string(),
             state: format!("{:?}", t.state).to_lowercase(),
             holders: t.holders.clone(),
             score: t.score,
@@ -382,13 +383,13 @@ pub async fn submit(mesh: &Mesh, request: JobRequest) -> Result<String, MeshErro
             )));
         }
     }
-    let summary = crate::cluster::jobs::summary_of(&manifest)?;
+    let summary = crate::cluster::board::summary_of(&manifest);
     Planner::new(request.job.clone(), summary).map_err(|e| MeshError::bad(e.to_string()))?;
     meshml_storage::error::check_name(&request.model_name())
         .map_err(|e| MeshError::bad(format!("model name: {e}")))?;
     let at = now_ms();
     let salt = blake3::hash(format!("{}{at}{}", mesh.id(), std::process::id()).as_bytes());
-    let id = format!("{at:x}-{}", &salt.to_hex()[..6]);
+    let id = JobId::new(format!("{at:x}-{}", &salt.to_hex()[..6]));
     let record = JobRecord {
         spec: rmp_serde::to_vec_named(&request).expect("requests encode"),
         description: format!("{} on {}", request.job.describe(), request.dataset),
@@ -409,15 +410,18 @@ pub async fn submit(mesh: &Mesh, request: JobRequest) -> Result<String, MeshErro
         return Err(MeshError::conflict(r.error.unwrap_or_default()));
     }
     mesh.wait_applied(|s| s.jobs.contains_key(&id)).await?;
-    Ok(id)
+    Ok(id.to_string())
 }
 
 async fn list_jobs(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     match guard(&req, &state) {
         Ok(mesh) => {
-            let jobs: Vec<JobView> = mesh
-                .state()
-                .read(|s| s.jobs.iter().map(|(id, j)| job_view(id, j)).collect());
+            let jobs: Vec<JobView> = mesh.state().read(|s| {
+                s.jobs
+                    .iter()
+                    .map(|(id, j)| job_view(id.as_str(), j))
+                    .collect()
+            });
             HttpResponse::Ok().json(jobs)
         }
         Err(r) => r,
@@ -463,7 +467,7 @@ async fn cancel_job(
         return error(StatusCode::NOT_FOUND, &format!("no job '{id}'"));
     }
     let cmd = ClusterCommand::FinishJob {
-        job: id.to_string(),
+        job: JobId::new(id.as_str()),
         state: JobState::Cancelled,
         at_ms: now_ms(),
         error: None,

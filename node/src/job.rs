@@ -107,17 +107,6 @@ pub struct JobSummary {
     pub end_ms: std::collections::BTreeMap<String, u64>,
 }
 
-/// Task ids sort in plan order: `stage.index`, zero-padded.
-pub fn task_id(stage: u32, index: u32) -> String {
-    format!("{stage:03}.{index:06}")
-}
-
-/// The stage and index of a task id.
-pub fn parse_task_id(id: &str) -> Option<(u32, u32)> {
-    let (s, i) = id.split_once('.')?;
-    Some((s.parse().ok()?, i.parse().ok()?))
-}
-
 /// Owner under which a worker keeps a job's task outputs.
 pub fn job_owner(job: &str) -> String {
     format!("job.{job}")
@@ -126,15 +115,6 @@ pub fn job_owner(job: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn task_ids_sort_in_plan_order_and_parse_back() {
-        let mut ids = vec![task_id(1, 0), task_id(0, 10), task_id(0, 2)];
-        ids.sort();
-        assert_eq!(ids, ["000.000002", "000.000010", "001.000000"]);
-        assert_eq!(parse_task_id("001.000000"), Some((1, 0)));
-        assert_eq!(parse_task_id("x"), None);
-    }
 
     #[test]
     fn default_model_names_are_store_names() {

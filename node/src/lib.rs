@@ -12,7 +12,10 @@
 //! - [`network`]: the libp2p swarm, its event loop and client handle.
 //! - [`membership`]: the peer-table actor (liveness from heartbeats).
 //! - [`node`], [`http`], [`status`]: `meshml node`, its HTTP API, and `meshml status`.
+//! - [`cluster`]: the Raft group and the driver; [`cluster::board`] is the job board, a
+//!   pure state machine the driver actor owns and the simulator drives.
 //! - [`scheduler`]: the driver's task scheduler, a state machine without sockets.
+//! - [`worker`]: runs the tasks assigned to this node and reports them.
 //! - [`logging`]: tracing set-up for the binary.
 
 #![warn(missing_docs)]

@@ -418,7 +418,8 @@ fn serve(
                         term,
                         spec,
                     } => {
-                        let resp = worker.assign(job.to_string(), task.to_string(), term, &spec);
+                        let key = crate::scheduler::TaskKey::new(job, task);
+                        let resp = worker.assign(key, term, &spec);
                         let _ = c.respond(channel, resp).await;
                     }
                     request => {
@@ -601,14 +602,22 @@ async fn answer(
                     retryable: true,
                 }),
             };
-            inbox.push(cluster::jobs::Report {
-                job: job.to_string(),
-                task: task.to_string(),
+            let report = cluster::board::Report {
+                key: crate::scheduler::TaskKey::new(job, task),
                 from: cluster::node_id(&peer),
                 outcome,
-                unreachable: false,
-            });
-            Response::Ack
+            };
+            match inbox.try_send(cluster::board::Event::TaskReported(report)) {
+                Ok(()) => Response::Ack,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => refuse(
+                    ErrorCode::Unavailable,
+                    "the driver's inbox is full".into(),
+                    true,
+                ),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                    refuse(ErrorCode::Unavailable, "not the driver".into(), true)
+                }
+            }
         }
         other => refuse(
             ErrorCode::BadRequest,

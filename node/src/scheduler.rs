@@ -1,15 +1,23 @@
 //! The driver's scheduler: a plain state machine (events in, commands out) with no
 //! sockets, so tests and the simulator drive it directly.
 //!
+//! Everything that happens to it is an [`Event`], handled by [`Scheduler::handle`];
+//! [`Scheduler::dispatch`] then places queued tasks on free slots.
+//!
 //! - Nodes offer slots (cores by default). A task waits in a FIFO queue until a slot is
 //!   free; it goes to a free node that holds its data if there is one (most free slots
 //!   first), else to any free node.
 //! - A failed task is queued again while it is retryable and has attempts left; a lost
 //!   node's running tasks are queued again at the front. Attempts are bounded either way,
-//!   so a task that kills every node it runs on is abandoned, not retried forever.
+//!   so a task that kills every node it runs on is abandoned, not retried forever. The
+//!   scheduler is the one place that counts attempts: a task whose reported success could
+//!   not be recorded is [released](Event::Released) and later [confirmed](Event::Confirmed)
+//!   or [retried](Event::Retry) against the same count.
 //! - A cancelled job's tasks leave the queue; late reports about them are ignored.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use meshml_protocol::{JobId, TaskId};
 
 /// A member's Raft node id.
 pub type NodeId = u64;
@@ -18,9 +26,88 @@ pub type NodeId = u64;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskKey {
     /// Job id.
-    pub job: String,
+    pub job: JobId,
     /// Task id within the job.
-    pub task: String,
+    pub task: TaskId,
+}
+
+impl TaskKey {
+    /// Task `task` of job `job`.
+    pub fn new(job: JobId, task: TaskId) -> Self {
+        Self { job, task }
+    }
+}
+
+impl std::fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.job, self.task)
+    }
+}
+
+/// What happens to the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A node is up with this many worker slots (a known node's count is updated).
+    NodeUp {
+        /// The node.
+        node: NodeId,
+        /// Its worker slots.
+        slots: usize,
+    },
+    /// A node is gone: its running tasks go back to the front of the queue, or are
+    /// abandoned when out of attempts.
+    NodeDown {
+        /// The node.
+        node: NodeId,
+    },
+    /// A task is queued, to run preferably on one of `prefer` (the nodes holding its
+    /// data). A task already queued or running is not queued twice.
+    Submitted {
+        /// The task.
+        key: TaskKey,
+        /// Nodes holding its data.
+        prefer: Vec<NodeId>,
+    },
+    /// The task succeeded and its outcome is recorded: its slot is free and its attempts
+    /// are forgotten.
+    Finished {
+        /// The task.
+        key: TaskKey,
+    },
+    /// The task reported success that is not recorded yet: its slot is free at once (the
+    /// worker is idle), and it is later [`Event::Confirmed`] or [`Event::Retry`]-ed.
+    Released {
+        /// The task.
+        key: TaskKey,
+    },
+    /// A released task's outcome is recorded: its attempts are forgotten.
+    Confirmed {
+        /// The task.
+        key: TaskKey,
+    },
+    /// A released task must run again (its output could not be copied or recorded): queued
+    /// again while attempts remain, else abandoned.
+    Retry {
+        /// The task.
+        key: TaskKey,
+        /// Why.
+        error: String,
+    },
+    /// The task failed on its node: queued again when `retryable` and attempts remain,
+    /// else abandoned.
+    Failed {
+        /// The task.
+        key: TaskKey,
+        /// Whether another attempt may succeed.
+        retryable: bool,
+        /// Why it failed.
+        error: String,
+    },
+    /// The job's queued and running tasks are dropped (their slots are free at once).
+    JobCancelled {
+        /// The job.
+        job: JobId,
+    },
 }
 
 /// What the scheduler asks the driver to do.
@@ -63,6 +150,8 @@ pub struct Scheduler {
     queue: VecDeque<Queued>,
     queued: HashSet<TaskKey>,
     running: HashMap<TaskKey, (NodeId, Vec<NodeId>)>,
+    /// Tasks whose success is reported but not recorded, with the nodes they prefer.
+    released: HashMap<TaskKey, Vec<NodeId>>,
     attempts: HashMap<TaskKey, u32>,
     max_attempts: u32,
 }
@@ -75,8 +164,54 @@ impl Scheduler {
             queue: VecDeque::new(),
             queued: HashSet::new(),
             running: HashMap::new(),
+            released: HashMap::new(),
             attempts: HashMap::new(),
             max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// Handles one event; returns the abandonments it causes (assignments come from
+    /// [`Scheduler::dispatch`]).
+    pub fn handle(&mut self, event: Event) -> Vec<Command> {
+        match event {
+            Event::NodeUp { node, slots } => {
+                self.node_up(node, slots);
+                Vec::new()
+            }
+            Event::NodeDown { node } => self.node_down(node),
+            Event::Submitted { key, prefer } => {
+                self.submit(key, prefer);
+                Vec::new()
+            }
+            Event::Finished { key } => {
+                self.finished(&key);
+                Vec::new()
+            }
+            Event::Released { key } => {
+                self.release(&key);
+                Vec::new()
+            }
+            Event::Confirmed { key } => {
+                self.released.remove(&key);
+                self.attempts.remove(&key);
+                Vec::new()
+            }
+            Event::Retry { key, error } => {
+                let prefer = self.released.remove(&key).unwrap_or_default();
+                if self.running.contains_key(&key) || self.queued.contains(&key) {
+                    return Vec::new();
+                }
+                self.retry(key, prefer, true, error).into_iter().collect()
+            }
+            Event::Failed {
+                key,
+                retryable,
+                error,
+            } => self.failed(&key, retryable, &error).into_iter().collect(),
+            Event::JobCancelled { job } => {
+                self.cancel_job(&job);
+                Vec::new()
+            }
         }
     }
 
@@ -137,8 +272,26 @@ impl Scheduler {
     /// for an unknown or cancelled task changes nothing).
     pub fn finished(&mut self, key: &TaskKey) -> bool {
         let was = self.free(key).is_some();
+        self.released.remove(key);
         self.attempts.remove(key);
         was
+    }
+
+    /// The task reported success, not recorded yet: its slot is free, its attempts are
+    /// kept. Returns whether it was running.
+    pub fn release(&mut self, key: &TaskKey) -> bool {
+        // A success reported for a task queued again (its node was thought lost) settles
+        // it: the queued copy leaves the queue.
+        if self.queued.remove(key) {
+            self.queue.retain(|q| q.key != *key);
+        }
+        match self.free(key) {
+            Some(prefer) => {
+                self.released.insert(key.clone(), prefer);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The task failed: queued again when `retryable` and attempts remain, else
@@ -172,20 +325,21 @@ impl Scheduler {
     }
 
     /// Drops a job's queued and running tasks (their slots are free at once).
-    pub fn cancel_job(&mut self, job: &str) {
-        self.queue.retain(|q| q.key.job != job);
-        self.queued.retain(|k| k.job != job);
+    pub fn cancel_job(&mut self, job: &JobId) {
+        self.queue.retain(|q| q.key.job != *job);
+        self.queued.retain(|k| k.job != *job);
+        self.released.retain(|k, _| k.job != *job);
         let doomed: Vec<TaskKey> = self
             .running
             .keys()
-            .filter(|k| k.job == job)
+            .filter(|k| k.job == *job)
             .cloned()
             .collect();
         for k in doomed {
             self.free(&k);
             self.attempts.remove(&k);
         }
-        self.attempts.retain(|k, _| k.job != job);
+        self.attempts.retain(|k, _| k.job != *job);
     }
 
     /// Tasks waiting for a slot.
@@ -253,14 +407,16 @@ mod tests {
     fn key(j: &str, t: usize) -> TaskKey {
         TaskKey {
             job: j.into(),
-            task: format!("{t:04}"),
+            task: TaskId::new(0, t as u32),
         }
     }
 
     fn assigned(cmds: &[Command]) -> Vec<(String, NodeId)> {
         cmds.iter()
             .filter_map(|c| match c {
-                Command::Assign { key, node, .. } => Some((key.task.clone(), *node)),
+                Command::Assign { key, node, .. } => {
+                    Some((format!("{:04}", key.task.index), *node))
+                }
                 Command::Abandon { .. } => None,
             })
             .collect()
@@ -345,10 +501,7 @@ mod tests {
         assert_eq!(s.running(), 2);
         // Node 2 finishes one; the lost tasks come back before tasks 4 and 5.
         let on2 = a.iter().find(|x| x.1 == 2).unwrap().0.clone();
-        s.finished(&TaskKey {
-            job: "j".into(),
-            task: on2,
-        });
+        s.finished(&key("j", on2.parse().unwrap()));
         let next = assigned(&s.dispatch());
         assert_eq!(next.len(), 1);
         assert!(
@@ -357,10 +510,7 @@ mod tests {
         );
         assert_eq!(next[0].1, 2);
         // Late news from the lost node changes nothing.
-        assert!(!s.finished(&TaskKey {
-            job: "x".into(),
-            task: "0".into()
-        }));
+        assert!(!s.finished(&key("x", 0)));
     }
 
     #[test]
@@ -371,7 +521,7 @@ mod tests {
         s.submit(key("a", 1), vec![]);
         s.submit(key("b", 0), vec![]);
         s.dispatch();
-        s.cancel_job("a");
+        s.cancel_job(&"a".into());
         assert_eq!((s.running(), s.queued()), (0, 1));
         assert_eq!(assigned(&s.dispatch()), vec![("0000".into(), 1)]);
         assert_eq!(s.node_of(&key("b", 0)), Some(1));
@@ -401,5 +551,59 @@ mod tests {
             assert!(rounds <= 5000 / 64 + 1);
         }
         assert_eq!((s.running(), s.queued()), (0, 0));
+    }
+
+    #[test]
+    fn a_released_task_keeps_its_attempts_until_confirmed() {
+        let mut s = Scheduler::new(2);
+        s.handle(Event::NodeUp { node: 1, slots: 1 });
+        s.handle(Event::Submitted {
+            key: key("j", 0),
+            prefer: vec![1],
+        });
+        s.handle(Event::Submitted {
+            key: key("j", 1),
+            prefer: vec![],
+        });
+        assert_eq!(assigned(&s.dispatch()), vec![("0000".into(), 1)]);
+        // The success is reported: the slot is free for the next task at once.
+        s.handle(Event::Released { key: key("j", 0) });
+        assert_eq!(assigned(&s.dispatch()), vec![("0001".into(), 1)]);
+        s.handle(Event::Finished { key: key("j", 1) });
+        // Its output could not be recorded: it runs again, counted as a second attempt.
+        assert!(s
+            .handle(Event::Retry {
+                key: key("j", 0),
+                error: "copy failed".into()
+            })
+            .is_empty());
+        let again = s.dispatch();
+        assert!(
+            matches!(again[0], Command::Assign { attempt: 2, .. }),
+            "{again:?}"
+        );
+        s.handle(Event::Released { key: key("j", 0) });
+        match s
+            .handle(Event::Retry {
+                key: key("j", 0),
+                error: "copy failed".into(),
+            })
+            .as_slice()
+        {
+            [Command::Abandon { error, .. }] => {
+                assert!(error.contains("gave up after 2 attempts"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A confirmed task is forgotten: a late retry of it changes nothing.
+        s.handle(Event::Submitted {
+            key: key("j", 2),
+            prefer: vec![],
+        });
+        s.dispatch();
+        s.handle(Event::Released { key: key("j", 2) });
+        s.handle(Event::Confirmed { key: key("j", 2) });
+        assert_eq!((s.running(), s.queued()), (0, 0));
+        assert!(s.released.is_empty() && s.attempts.is_empty());
     }
 }

@@ -12,14 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshml_models::plan::run_task;
-use meshml_protocol::{ErrorCode, RemoteError, Request, Response, TaskState};
+use meshml_protocol::{ErrorCode, RemoteError, Response, TaskState};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::cluster::board::{Event, Report};
 use crate::cluster::driver::{InboxSlot, TermGuard};
-use crate::cluster::jobs::Report;
 use crate::job::{job_owner, TaskDone, TaskSpec};
 use crate::mesh::Mesh;
+use crate::scheduler::TaskKey;
 
 /// How long a worker keeps trying to report a finished task.
 const REPORT_FOR: Duration = Duration::from_secs(120);
@@ -42,7 +43,7 @@ pub struct Worker {
     n_slots: usize,
     accepted: AtomicUsize,
     guard: TermGuard,
-    executions: Mutex<BTreeMap<(String, String), u32>>,
+    executions: Mutex<BTreeMap<TaskKey, u32>>,
     inbox: InboxSlot,
 }
 
@@ -89,38 +90,57 @@ impl Worker {
             .lock()
             .expect("executions")
             .iter()
-            .map(|((job, task), runs)| Execution {
-                job: job.clone(),
-                task: task.clone(),
+            .map(|(key, runs)| Execution {
+                job: key.job.to_string(),
+                task: key.task.to_string(),
                 runs: *runs,
             })
             .collect()
     }
 
-    /// Answers `AssignTask`: checks the term, accepts the task and starts it.
-    pub fn assign(self: &Arc<Self>, job: String, task: String, term: u64, spec: &[u8]) -> Response {
-        let local_term = self.mesh.raft().metrics().borrow().current_term;
-        if let Err(e) = self.guard.admit(term, local_term) {
-            return Response::Error(e);
+    /// Answers `AssignTask`: checks the term, decodes the task, accepts it and starts it.
+    pub fn assign(self: &Arc<Self>, key: TaskKey, term: u64, spec: &[u8]) -> Response {
+        if let Err(refused) = self.admit(term) {
+            return refused;
         }
-        let spec: TaskSpec = match rmp_serde::from_slice(spec) {
-            Ok(s) => s,
-            Err(e) => return refuse(ErrorCode::BadRequest, format!("bad task: {e}"), false),
-        };
+        match rmp_serde::from_slice(spec) {
+            Ok(spec) => self.start(key, term, spec),
+            Err(e) => refuse(ErrorCode::BadRequest, format!("bad task: {e}"), false),
+        }
+    }
+
+    /// Checks the term, accepts the task and starts it (an assignment from this node's own
+    /// driver).
+    pub fn assign_spec(self: &Arc<Self>, key: TaskKey, term: u64, spec: TaskSpec) -> Response {
+        match self.admit(term) {
+            Ok(()) => self.start(key, term, spec),
+            Err(refused) => refused,
+        }
+    }
+
+    /// Refuses a driver of a stale term.
+    fn admit(&self, term: u64) -> Result<(), Response> {
+        let local_term = self.mesh.raft().metrics().borrow().current_term;
+        self.guard.admit(term, local_term).map_err(Response::Error)
+    }
+
+    /// Accepts an admitted task, within the bounded queue, and starts it.
+    fn start(self: &Arc<Self>, key: TaskKey, term: u64, spec: TaskSpec) -> Response {
         if self.accepted.fetch_add(1, Ordering::SeqCst) >= 4 * self.n_slots {
             self.accepted.fetch_sub(1, Ordering::SeqCst);
             return refuse(ErrorCode::Unavailable, "worker queue is full", true);
         }
         let me = self.clone();
         actix_rt::spawn(async move {
-            let outcome = me.run(&job, &task, spec).await;
+            let outcome = me.run(&key, spec).await;
             me.accepted.fetch_sub(1, Ordering::SeqCst);
-            me.report(job, task, term, outcome).await;
+            me.report(key, term, outcome).await;
         });
         Response::Ack
     }
 
-    async fn run(&self, job: &str, task: &str, spec: TaskSpec) -> Result<TaskDone, RemoteError> {
+    #[tracing::instrument(skip_all, fields(job_id = %key.job, task_id = %key.task))]
+    async fn run(&self, key: &TaskKey, spec: TaskSpec) -> Result<TaskDone, RemoteError> {
         let slot = self.slots.acquire().await.map_err(|_| RemoteError {
             code: ErrorCode::Unavailable,
             message: "worker shutting down".into(),
@@ -130,7 +150,7 @@ impl Worker {
             .executions
             .lock()
             .expect("executions")
-            .entry((job.to_string(), task.to_string()))
+            .entry(key.clone())
             .or_insert(0) += 1;
         let data = self
             .mesh
@@ -171,16 +191,21 @@ impl Worker {
             out.model.is_some() || out.predictions.is_some(),
             out.fit_ms,
         );
-        let owner = job_owner(job);
-        let output = self
-            .mesh
-            .with_store(move |s| s.put_pinned(&owner, &bytes))
-            .await
-            .map_err(|e| RemoteError {
-                code: ErrorCode::Internal,
-                message: e.message,
-                retryable: true,
-            })?;
+        // An output without payload is its score, which the report carries: nothing reads it
+        // back, so it is not stored (its address still names it).
+        let output = if has_payload {
+            let owner = job_owner(key.job.as_str());
+            self.mesh
+                .with_store(move |s| s.put_pinned(&owner, &bytes))
+                .await
+                .map_err(|e| RemoteError {
+                    code: ErrorCode::Internal,
+                    message: e.message,
+                    retryable: true,
+                })?
+        } else {
+            meshml_storage::chunk::chunk_id(&bytes)
+        };
         Ok(TaskDone {
             output,
             score,
@@ -190,68 +215,46 @@ impl Worker {
     }
 
     /// Sends the outcome to the current driver until one takes it (bounded in time).
-    async fn report(
-        &self,
-        job: String,
-        task: String,
-        term: u64,
-        outcome: Result<TaskDone, RemoteError>,
-    ) {
-        let (state, result, error) = match outcome {
-            Ok(done) => (
-                TaskState::Succeeded,
-                rmp_serde::to_vec_named(&done).expect("reports encode"),
-                None,
-            ),
-            Err(e) => (TaskState::Failed, Vec::new(), Some(e)),
-        };
-        let request = Request::TaskUpdate {
-            job: meshml_protocol::JobId::new(job.clone()),
-            task: meshml_protocol::TaskId::new(task.clone()),
+    async fn report(&self, key: TaskKey, term: u64, outcome: Result<TaskDone, RemoteError>) {
+        let request = meshml_protocol::Request::TaskUpdate {
+            job: key.job.clone(),
+            task: key.task,
             term,
-            state,
-            result,
-            error,
+            state: if outcome.is_ok() {
+                TaskState::Succeeded
+            } else {
+                TaskState::Failed
+            },
+            result: match &outcome {
+                Ok(done) => rmp_serde::to_vec_named(done).expect("reports encode"),
+                Err(_) => Vec::new(),
+            },
+            error: outcome.as_ref().err().cloned(),
         };
+        let mut local = Some(Event::TaskReported(Report {
+            key: key.clone(),
+            from: self.mesh.id(),
+            outcome,
+        }));
         let deadline = tokio::time::Instant::now() + REPORT_FOR;
         while tokio::time::Instant::now() < deadline {
             let leader = self.mesh.raft().metrics().borrow().current_leader;
             if leader == Some(self.mesh.id()) {
-                let local = self.inbox.lock().expect("inbox slot").clone();
-                if let Some((_, inbox)) = local {
-                    let outcome = match (&request, state) {
-                        (Request::TaskUpdate { result, .. }, TaskState::Succeeded) => {
-                            rmp_serde::from_slice::<TaskDone>(result).map_err(|e| RemoteError {
-                                code: ErrorCode::Internal,
-                                message: e.to_string(),
-                                retryable: true,
-                            })
-                        }
-                        (Request::TaskUpdate { error, .. }, _) => {
-                            Err(error.clone().unwrap_or(RemoteError {
-                                code: ErrorCode::Internal,
-                                message: "task failed".into(),
-                                retryable: true,
-                            }))
-                        }
-                        _ => unreachable!("a task update"),
-                    };
-                    inbox.push(Report {
-                        job: job.clone(),
-                        task: task.clone(),
-                        from: self.mesh.id(),
-                        outcome,
-                        unreachable: false,
-                    });
-                    return;
+                let inbox = self.inbox.lock().expect("inbox slot").clone();
+                if let Some((_, inbox)) = inbox {
+                    match local.take().map(|event| inbox.try_send(event)) {
+                        Some(Ok(())) | None => return,
+                        Some(Err(
+                            tokio::sync::mpsc::error::TrySendError::Full(event)
+                            | tokio::sync::mpsc::error::TrySendError::Closed(event),
+                        )) => local = Some(event),
+                    }
                 }
-            }
-            let peer = leader.and_then(|l| self.mesh.peer_of(l));
-            if let Some(peer) = peer {
+            } else if let Some(peer) = leader.and_then(|l| self.mesh.peer_of(l)) {
                 match self.mesh.client().request(peer, request.clone()).await {
                     Ok(Response::Ack) => return,
                     Ok(Response::Error(e)) if !e.retryable => {
-                        tracing::debug!(%job, %task, cause = %e.message, "report refused");
+                        tracing::debug!(job_id = %key.job, task_id = %key.task, cause = %e.message, "report refused");
                         return;
                     }
                     Ok(other) => tracing::debug!(?other, "report not taken; retrying"),
@@ -260,6 +263,6 @@ impl Worker {
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        tracing::warn!(%job, %task, "no driver took the task's report; the driver will run it again");
+        tracing::warn!(job_id = %key.job, task_id = %key.task, "no driver took the task's report; the driver will run it again");
     }
 }

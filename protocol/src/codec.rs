@@ -28,6 +28,9 @@ pub enum ProtocolError {
     /// The bytes are not a valid message.
     #[error("malformed message: {0}")]
     Decode(#[from] rmp_serde::decode::Error),
+    /// An id's text form is malformed.
+    #[error("malformed id '{0}'")]
+    BadId(String),
 }
 
 /// Encodes `msg`, refusing results over `limit` bytes.

@@ -111,17 +111,17 @@ fn request() -> impl Strategy<Value = Request> {
                 }
             }
         ),
-        (text(), text(), any::<u64>(), bytes()).prop_map(|(j, t, term, spec)| {
+        (text(), any::<(u32, u32)>(), any::<u64>(), bytes()).prop_map(|(j, t, term, spec)| {
             Request::AssignTask {
                 job: JobId::new(j),
-                task: TaskId::new(t),
+                task: TaskId::new(t.0, t.1),
                 term,
                 spec,
             }
         }),
         (
             text(),
-            text(),
+            any::<(u32, u32)>(),
             any::<u64>(),
             state(),
             bytes(),
@@ -129,7 +129,7 @@ fn request() -> impl Strategy<Value = Request> {
         )
             .prop_map(|(j, t, term, state, result, error)| Request::TaskUpdate {
                 job: JobId::new(j),
-                task: TaskId::new(t),
+                task: TaskId::new(t.0, t.1),
                 term,
                 state,
                 result,

@@ -1,27 +1,44 @@
-//! Deterministic mode: the driver's scheduling and election logic over a simulated network,
-//! in virtual time, from one seed.
+//! Deterministic mode: meshml's own job board and scheduler, driven over a simulated network
+//! in virtual time with Raft's election and commit rules, from one seed.
 //!
-//! Every node runs the same pure pieces the real node runs, with no sockets and no wall
-//! clock:
+//! Every node runs the pieces the real node runs, with no sockets and no wall clock:
+//! - the driver: the production [`Board`] (with its [`meshml_node::scheduler::Scheduler`]),
+//!   created by each new leader and fed the same events the driver actor feeds it (ticks,
+//!   live members, jobs recorded in the replicated state, workers' reports, the outcomes of
+//!   its effects). Its effects are carried out here: assignments and output fetches travel
+//!   as messages, proposals are appended to the leader's log and answered when committed;
+//! - the replicated state: each node applies committed entries to the production
+//!   [`ClusterState`]; a new leader picks jobs up only once it has applied an entry of its
+//!   own term, as the real driver does, so its board resumes from every completion
+//!   committed before it;
 //! - election: Raft's leader election (terms, one vote per term, randomised timeouts, a
 //!   vote only for a candidate whose log is at least as up to date, a leader steps down
 //!   when it has not heard from a quorum for [`Timing::quorum_silence_us`], as the real
 //!   driver stops driving). The real node gets this from openraft; here it is a model of
 //!   its rules, so that thousands of seeded histories run in seconds;
-//! - the replicated state: the log of finished tasks, committed when a majority holds it
-//!   (an entry of an earlier term only with one of the leader's own);
-//! - the driver: meshml's own [`Scheduler`] (queue, slots, retries, lost nodes), rebuilt by
-//!   each new leader from the replicated log, so finished tasks are not run again;
-//! - the workers: meshml's own [`TermGuard`], refusing assignments from a deposed driver.
+//! - the workers: the production [`TermGuard`] refuses assignments from a deposed driver;
+//!   tasks run the models crate's own `run_task` on bundled iris (outputs are memoised:
+//!   a task's output depends on the task alone), keep outputs that carry a model in a store
+//!   that survives a crash, and report to the node they know leads, again until acknowledged.
 //!
-//! Faults (crashes, restarts, partitions, loss) come on a timeline; [`run`] returns a
-//! [`DetReport`] with the timeline of events, the committed results and the invariants
-//! that were violated, if any. The same [`DetConfig`] gives the same report.
+//! The job is a grid search with 5-fold cross-validation and a refit of the best candidate
+//! (two stages: the folds' scores, then the refit's model, which is copied to the driver
+//! and read back at the end). Faults (crashes, restarts, partitions, loss) come on a
+//! timeline; [`run`] returns a [`DetReport`] with the timeline of events, the committed task
+//! results and the invariants that were violated, if any. The same [`DetConfig`] gives the
+//! same report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use meshml_models::plan::{run_task, DataSummary, JobKind, JobSpec, Task, TaskOutput};
+use meshml_models::{Dataset, Estimator};
+use meshml_node::cluster::board::{Board, Effect, Event, JobData, LostOutputs, PlantedBug, Report};
 use meshml_node::cluster::driver::TermGuard;
-use meshml_node::scheduler::{Command, Scheduler, TaskKey};
+use meshml_node::job::{JobRequest, JobSummary, TaskDone, TaskSpec};
+use meshml_node::scheduler::TaskKey;
+use meshml_protocol::{ChunkId, JobId, TaskState};
+use meshml_storage::raft::{ClusterCommand, ClusterState, JobRecord, JobState};
 use serde::Serialize;
 
 use crate::net::{LinkConfig, SimNet};
@@ -39,16 +56,18 @@ pub struct Timing {
     pub node_timeout_us: u64,
     /// Task durations are drawn from `[min, 4 * min)`.
     pub task_min_us: u64,
-    /// An assignment not acknowledged within this is failed and retried.
+    /// A request (an assignment, a fetch) not answered within this has failed.
     pub rpc_timeout_us: u64,
     /// A worker sends an unacknowledged report again after this.
     pub report_retry_us: u64,
+    /// The driver's tick (live members, jobs in the replicated state).
+    pub tick_us: u64,
 }
 
 impl Default for Timing {
     /// Heartbeat 50 ms, elections 150-300 ms, quorum silence 500 ms, node timeout 400 ms,
-    /// tasks 5-20 ms, assignments acknowledged within 100 ms, reports sent again every
-    /// 300 ms (as the real worker does).
+    /// tasks 5-20 ms, requests answered within 100 ms, reports sent again every 300 ms (as
+    /// the real worker does), a 100 ms tick (as the real driver's).
     fn default() -> Self {
         Self {
             heartbeat_us: 50_000,
@@ -58,6 +77,7 @@ impl Default for Timing {
             task_min_us: 5_000,
             rpc_timeout_us: 100_000,
             report_retry_us: 300_000,
+            tick_us: 100_000,
         }
     }
 }
@@ -67,7 +87,7 @@ impl Default for Timing {
 #[serde(rename_all = "snake_case")]
 pub enum DetFault {
     /// The node stops (its running tasks and in-flight messages are lost; its Raft term,
-    /// vote and log survive, as on disk).
+    /// vote, log and stored outputs survive, as on disk).
     Crash(usize),
     /// Whichever node leads at that moment stops.
     CrashLeader,
@@ -90,7 +110,8 @@ pub struct DetConfig {
     pub nodes: usize,
     /// Worker slots per node.
     pub slots: usize,
-    /// Tasks in the job.
+    /// Cross-validation tasks in the job (rounded up to a multiple of its 5 folds); the
+    /// refit of the best candidate comes after them.
     pub tasks: usize,
     /// The seed of every random choice.
     pub seed: u64,
@@ -98,7 +119,7 @@ pub struct DetConfig {
     pub link: LinkConfig,
     /// Timers.
     pub timing: Timing,
-    /// Attempts per task before the scheduler abandons it.
+    /// Attempts per task before the board fails the job.
     pub max_attempts: u32,
     /// Faults, by virtual time in microseconds.
     pub faults: Vec<(u64, DetFault)>,
@@ -108,10 +129,16 @@ pub struct DetConfig {
     /// Turned off only to show that the checker catches what follows: committed entries
     /// missing from a later leader's log.
     pub vote_rule: bool,
+    /// A bug planted in every leader's board, only to show that the checker catches it.
+    pub planted: Option<PlantedBug>,
 }
 
+/// Folds of the simulated job's cross-validation.
+const FOLDS: usize = 5;
+
 impl DetConfig {
-    /// `nodes` nodes with 2 slots each, `tasks` tasks, no faults, up to 20 virtual seconds.
+    /// `nodes` nodes with 2 slots each, a job of about `tasks` tasks, no faults, up to 20
+    /// virtual seconds.
     pub fn new(nodes: usize, tasks: usize, seed: u64) -> Self {
         Self {
             nodes,
@@ -124,7 +151,18 @@ impl DetConfig {
             faults: Vec::new(),
             horizon_us: 20_000_000,
             vote_rule: true,
+            planted: None,
         }
+    }
+
+    /// Candidates of the grid search.
+    fn candidates(&self) -> usize {
+        self.tasks.div_ceil(FOLDS).max(1)
+    }
+
+    /// Every task of the job: the folds of every candidate, then the refit.
+    pub fn total_tasks(&self) -> usize {
+        self.candidates() * FOLDS + 1
     }
 }
 
@@ -135,16 +173,19 @@ pub struct DetReport {
     pub events: Vec<(u64, String)>,
     /// The leader of each term.
     pub leaders: BTreeMap<u64, usize>,
-    /// Committed task results.
-    pub results: BTreeMap<usize, u64>,
-    /// When the last task was committed.
+    /// Committed task results: each task's score (the refit, which has none, as NaN's
+    /// absence: `None`).
+    pub results: BTreeMap<String, Option<f64>>,
+    /// The job's cross-validation table, once it succeeded.
+    pub cv: Option<String>,
+    /// When the job's success was committed.
     pub finished_us: Option<u64>,
     /// Assignments beyond each task's first.
     pub retries: u64,
     /// Assignments refused by a worker as coming from a stale term.
     pub stale_refused: u64,
-    /// Tasks the scheduler gave up on.
-    pub abandoned: Vec<usize>,
+    /// Why the job failed, if it did.
+    pub abandoned: Vec<String>,
     /// From each leader crash to the next leader's election.
     pub failovers_us: Vec<u64>,
     /// Messages lost to loss or cuts.
@@ -153,24 +194,14 @@ pub struct DetReport {
     pub violations: Vec<String>,
 }
 
-/// The result a task computes: a function of the seed and the task alone, so every run with
-/// the same seed must commit the same values.
-pub fn task_value(seed: u64, task: usize) -> u64 {
-    let mut x = seed ^ (task as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-    x ^ (x >> 33)
-}
+/// The job every run submits.
+const JOB: &str = "det-job";
 
-/// The task of the entry a new leader appends first (Raft's no-op: it lets the leader
-/// commit the entries of earlier terms, which it may not count replicas of directly).
-const NO_OP: usize = usize::MAX;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// One entry of the replicated log: a change, or a new leader's no-op (`None`).
+#[derive(Debug, Clone, PartialEq)]
 struct Entry {
     term: u64,
-    task: usize,
-    value: u64,
+    cmd: Option<ClusterCommand>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,24 +226,33 @@ enum Msg {
     },
     Assign {
         term: u64,
-        task: usize,
-    },
-    Done {
-        term: u64,
-        task: usize,
-        value: u64,
-    },
-    Refused {
-        term: u64,
-        task: usize,
+        key: TaskKey,
+        spec: Box<TaskSpec>,
     },
     Accepted {
         term: u64,
-        task: usize,
+        key: TaskKey,
+    },
+    Refused {
+        term: u64,
+        key: TaskKey,
+        error: String,
+    },
+    /// A worker's report.
+    Done {
+        key: TaskKey,
+        done: TaskDone,
     },
     DoneAck {
-        term: u64,
-        task: usize,
+        key: TaskKey,
+    },
+    Fetch {
+        request: u64,
+        chunk: ChunkId,
+    },
+    Fetched {
+        request: u64,
+        bytes: Option<Arc<Vec<u8>>>,
     },
 }
 
@@ -223,26 +263,71 @@ enum Role {
     Leader,
 }
 
+/// What a fetch in flight is for.
+#[derive(Debug, Clone)]
+enum Fetch {
+    /// An output's second copy (from the worker that ran the task).
+    Copy { key: TaskKey, chunk: ChunkId },
+    /// An output a finished stage's reduce step reads.
+    Read { job: JobId, stage: u32 },
+}
+
+/// A finished stage's outputs being read back, one after another, each from its holders in
+/// turn.
+struct Reading {
+    items: Vec<(usize, ChunkId, Vec<u64>)>,
+    /// The item being read, and the holders tried for it.
+    at: usize,
+    tried: usize,
+    got: Vec<(usize, TaskOutput)>,
+    lost: LostOutputs,
+    started_us: u64,
+}
+
 /// The driver state of a leader.
 struct Lead {
-    sched: Scheduler,
+    board: Board,
     /// Log length each node has acknowledged in this term.
     matched: BTreeMap<usize, usize>,
     /// When each node last answered.
     heard: BTreeMap<usize, u64>,
     next_beat: u64,
-    /// Assignments waiting for their acknowledgement: task -> deadline.
-    pending: BTreeMap<usize, u64>,
+    next_tick: u64,
+    /// The log index (1-based) of this term's no-op: jobs are picked up once it is applied.
+    noop: usize,
+    /// Assignments waiting for their acknowledgement: deadline and node.
+    pending: BTreeMap<TaskKey, (u64, usize)>,
+    /// Proposals by the log length that commits them.
+    proposals: BTreeMap<usize, u64>,
+    /// Fetches in flight: deadline, holder asked, purpose.
+    fetches: BTreeMap<u64, (u64, usize, Fetch)>,
+    next_fetch: u64,
+    readings: BTreeMap<(JobId, u32), Reading>,
+    /// Events due later (registration).
+    later: Vec<(u64, Event)>,
 }
 
 impl Lead {
     fn wake(&self) -> u64 {
-        self.pending
-            .values()
-            .copied()
-            .min()
-            .map_or(self.next_beat, |t| t.min(self.next_beat))
+        let mut t = self.next_beat.min(self.next_tick);
+        for (d, _) in self.pending.values() {
+            t = t.min(*d);
+        }
+        for (d, ..) in self.fetches.values() {
+            t = t.min(*d);
+        }
+        for (d, _) in &self.later {
+            t = t.min(*d);
+        }
+        t
     }
+}
+
+/// A task running on a worker: finish time, task, what to run, and the assigning term.
+struct Work {
+    finish: u64,
+    key: TaskKey,
+    spec: Box<TaskSpec>,
 }
 
 struct Node {
@@ -253,18 +338,92 @@ struct Node {
     votes: BTreeSet<usize>,
     log: Vec<Entry>,
     commit: usize,
+    /// Entries applied to `state`.
+    applied: usize,
+    state: ClusterState,
+    /// The leader this node heard from last.
+    leader: Option<usize>,
     deadline: u64,
     lead: Option<Lead>,
     guard: TermGuard,
-    /// Tasks running here: (finish time, task, term, assigning node).
-    work: Vec<(u64, usize, u64, usize)>,
-    /// Finished tasks whose report is not acknowledged yet: (next send, task, term, to).
-    reports: Vec<(u64, usize, u64, usize)>,
+    work: Vec<Work>,
+    /// Finished tasks whose report is not acknowledged yet: (next send, task, outcome).
+    reports: Vec<(u64, TaskKey, TaskDone)>,
+    /// Outputs kept (they survive a crash, as on disk).
+    store: BTreeMap<ChunkId, Arc<Vec<u8>>>,
 }
 
 impl Node {
     fn last_term(&self) -> u64 {
         self.log.last().map_or(0, |e| e.term)
+    }
+
+    /// Applies the committed entries not applied yet; returns each one's index (1-based
+    /// log length) and response.
+    fn apply_committed(&mut self) -> Vec<(usize, meshml_storage::raft::ClusterResponse)> {
+        let mut out = Vec::new();
+        while self.applied < self.commit {
+            let e = &self.log[self.applied];
+            self.applied += 1;
+            if let Some(cmd) = &e.cmd {
+                out.push((self.applied, self.state.apply(cmd)));
+            }
+        }
+        out
+    }
+}
+
+/// Bundled iris, the job's data.
+fn iris() -> &'static Dataset {
+    static IRIS: OnceLock<Dataset> = OnceLock::new();
+    IRIS.get_or_init(meshml_models::io::iris)
+}
+
+/// Task outputs by the task's encoding.
+type OutputCache = Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>;
+
+/// A task's output (MessagePack), computed once per process: it depends on the task alone.
+fn output_of(task: &Task) -> Arc<Vec<u8>> {
+    static OUTPUTS: OnceLock<OutputCache> = OnceLock::new();
+    let key = rmp_serde::to_vec_named(task).expect("tasks encode");
+    let cache = OUTPUTS.get_or_init(Default::default);
+    if let Some(o) = cache.lock().expect("output cache").get(&key) {
+        return o.clone();
+    }
+    let out = match run_task(task, iris()) {
+        // Fit times are wall-clock: left out, so the same task gives the same bytes.
+        Ok(o) => TaskOutput { fit_ms: 0, ..o },
+        Err(e) => panic!(
+            "the simulated job's task {}.{} failed: {e}",
+            task.stage, task.index
+        ),
+    };
+    let bytes = Arc::new(rmp_serde::to_vec_named(&out).expect("outputs encode"));
+    cache
+        .lock()
+        .expect("output cache")
+        .insert(key, bytes.clone());
+    bytes
+}
+
+/// The job: a grid search of Gaussian naive Bayes over `var_smoothing` on iris.
+fn job_request(cfg: &DetConfig) -> JobRequest {
+    let values = (0..cfg.candidates())
+        .map(|i| format!("{}e-{}", 1 + i % 9, 1 + i / 9))
+        .collect();
+    JobRequest {
+        dataset: "iris".into(),
+        job: JobSpec {
+            kind: JobKind::GridSearch {
+                estimator: Estimator::from_name("gaussian_nb").expect("a known estimator"),
+                grid: vec![("var_smoothing".into(), values)],
+                cv: FOLDS as u32,
+                refit: true,
+            },
+            seed: 7,
+        },
+        name: Some("det".into()),
+        test_dataset: None,
     }
 }
 
@@ -273,21 +432,14 @@ struct Sim {
     net: SimNet<Msg>,
     nodes: Vec<Node>,
     report: DetReport,
-    /// Committed entries seen so far (task -> value), for the leader-completeness check.
+    /// Committed entries by index (term), for the leader-completeness check.
     committed: BTreeMap<usize, u64>,
+    /// The state the committed entries make, applied once each (the checker's truth).
+    truth: ClusterState,
+    truth_applied: usize,
     /// When the leader crashed, until a new one is elected.
     leaderless_since: Option<u64>,
-}
-
-fn key(task: usize) -> TaskKey {
-    TaskKey {
-        job: "job".into(),
-        task: task.to_string(),
-    }
-}
-
-fn task_of(key: &TaskKey) -> usize {
-    key.task.parse().expect("task keys are numbers")
+    summary: DataSummary,
 }
 
 impl Sim {
@@ -366,59 +518,348 @@ impl Sim {
             self.report.failovers_us.push(now - since);
         }
         // Leader completeness: every committed entry is in the new leader's log.
-        let have: BTreeMap<usize, u64> = self.nodes[i]
-            .log
-            .iter()
-            .filter(|e| e.task != NO_OP)
-            .map(|e| (e.task, e.value))
-            .collect();
-        for (task, value) in &self.committed {
-            if have.get(task) != Some(value) {
+        for (&idx, &t) in &self.committed {
+            if self.nodes[i].log.get(idx - 1).map(|e| e.term) != Some(t) {
                 self.report.violations.push(format!(
-                    "term {term} leader {i} lacks committed task {task}"
+                    "term {term} leader {i} lacks committed task log entry {idx}"
                 ));
             }
         }
-        // A new driver: every node is assumed up until it stays silent; every task not in
-        // the replicated log is queued.
-        let mut sched = Scheduler::new(self.cfg.max_attempts);
-        for node in 0..self.cfg.nodes {
-            sched.node_up(node as u64, self.cfg.slots);
-        }
-        let done: BTreeSet<usize> = have.keys().copied().collect();
-        for task in (0..self.cfg.tasks).filter(|t| !done.contains(t)) {
-            sched.submit(key(task), Vec::new());
+        let mut board = Board::new(term, i as u64).with_max_attempts(self.cfg.max_attempts);
+        if let Some(bug) = self.cfg.planted {
+            board.plant(bug);
         }
         let n = &mut self.nodes[i];
         n.role = Role::Leader;
-        n.log.push(Entry {
-            term,
-            task: NO_OP,
-            value: 0,
-        });
+        n.leader = Some(i);
+        n.log.push(Entry { term, cmd: None });
+        let noop = n.log.len();
         n.lead = Some(Lead {
-            sched,
+            board,
             matched: BTreeMap::from([(i, n.log.len())]),
             heard: (0..self.cfg.nodes).map(|k| (k, now)).collect(),
             next_beat: now,
+            next_tick: now,
+            noop,
             pending: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            fetches: BTreeMap::new(),
+            next_fetch: 1,
+            readings: BTreeMap::new(),
+            later: Vec::new(),
         });
+        let done = self.truth.jobs.get(JOB).map_or(0, |j| j.progress().0);
         self.event(format!(
-            "node {i} elected driver in term {term} ({} of {} tasks already done)",
-            done.len(),
-            self.cfg.tasks
+            "node {i} elected driver in term {term} ({done} of {} tasks already done)",
+            self.cfg.total_tasks()
         ));
         self.drive(i);
     }
 
-    /// The leader's round: heartbeats when due, lost nodes, dispatch.
+    /// Hands `event` to leader `i`'s board and carries out what it asks.
+    fn feed(&mut self, i: usize, event: Event) {
+        let Some(lead) = self.nodes[i].lead.as_mut() else {
+            return;
+        };
+        let effects = lead.board.step(event);
+        for e in effects {
+            self.carry_out(i, e);
+        }
+    }
+
+    fn carry_out(&mut self, i: usize, effect: Effect) {
+        let now = self.now();
+        let term = self.nodes[i].term;
+        match effect {
+            Effect::Assign {
+                key,
+                node,
+                attempt,
+                spec,
+            } => {
+                self.check_not_rerun(i, &key);
+                if attempt > 1 {
+                    self.report.retries += 1;
+                    self.event(format!(
+                        "task {} retried on node {node} (attempt {attempt})",
+                        key.task
+                    ));
+                }
+                let deadline = now + self.cfg.timing.rpc_timeout_us;
+                if let Some(lead) = self.nodes[i].lead.as_mut() {
+                    lead.pending.insert(key.clone(), (deadline, node as usize));
+                }
+                let msg = Msg::Assign {
+                    term,
+                    key,
+                    spec: Box::new(spec),
+                };
+                self.net.send(i, node as usize, msg);
+            }
+            Effect::Propose { proposal, command } => {
+                let n = &mut self.nodes[i];
+                n.log.push(Entry {
+                    term,
+                    cmd: Some(command),
+                });
+                let len = n.log.len();
+                if let Some(lead) = n.lead.as_mut() {
+                    lead.proposals.insert(len, proposal);
+                    lead.matched.insert(i, len);
+                }
+                self.advance_commit(i);
+                self.replicate(i);
+            }
+            Effect::CopyOutput { key, output, from } => {
+                self.fetch(i, from as usize, Fetch::Copy { key, chunk: output });
+            }
+            Effect::ReadOutputs { job, stage, wanted } => {
+                if let Some(lead) = self.nodes[i].lead.as_mut() {
+                    lead.readings.insert(
+                        (job.clone(), stage),
+                        Reading {
+                            items: wanted,
+                            at: 0,
+                            tried: 0,
+                            got: Vec::new(),
+                            lost: LostOutputs::default(),
+                            started_us: now,
+                        },
+                    );
+                }
+                self.read_next(i, job, stage);
+            }
+            Effect::Register {
+                job,
+                request,
+                result,
+                ..
+            } => {
+                // Building and storing the artifact is the registry's I/O, not the board's:
+                // here the summary comes back a moment later.
+                let summary = JobSummary {
+                    tasks: result.tasks,
+                    cv: result.cv,
+                    model: Some(format!("{}@1", request.model_name())),
+                    test: None,
+                    end_ms: BTreeMap::new(),
+                };
+                let at = now + 1_000;
+                if let Some(lead) = self.nodes[i].lead.as_mut() {
+                    lead.later.push((
+                        at,
+                        Event::Registered {
+                            job,
+                            outcome: Ok(Box::new(summary)),
+                        },
+                    ));
+                }
+            }
+            Effect::Release { .. } => {}
+        }
+    }
+
+    /// The invariant a resuming driver keeps: the driver of the newest term does not run a
+    /// task whose success is committed again while its output can still be read (a task
+    /// without payload needs none). A deposed driver that has not noticed yet may still
+    /// assign work: workers that have seen the newer term refuse it, and nothing it does
+    /// can commit.
+    fn check_not_rerun(&mut self, i: usize, key: &TaskKey) {
+        let term = self.nodes[i].term;
+        if self.report.leaders.keys().next_back() != Some(&term) {
+            return;
+        }
+        let Some(record) = self
+            .truth
+            .jobs
+            .get(key.job.as_str())
+            .and_then(|j| j.tasks.get(&key.task))
+            .filter(|t| t.state == TaskState::Succeeded)
+        else {
+            return;
+        };
+        let payload = record.score.is_none();
+        let readable = record.holders.iter().any(|&h| {
+            let h = h as usize;
+            h < self.nodes.len() && self.nodes[h].up && (h == i || !self.net.is_cut(h, i))
+        });
+        if !payload || readable {
+            let v = format!(
+                "task {} run again after its completion was committed (driver {i})",
+                key.task
+            );
+            if !self.report.violations.contains(&v) {
+                self.report.violations.push(v);
+            }
+        }
+    }
+
+    fn fetch(&mut self, i: usize, holder: usize, why: Fetch) {
+        let chunk = match &why {
+            Fetch::Copy { chunk, .. } => *chunk,
+            Fetch::Read { job, stage } => {
+                let Some(r) = self.nodes[i]
+                    .lead
+                    .as_ref()
+                    .and_then(|l| l.readings.get(&(job.clone(), *stage)))
+                else {
+                    return;
+                };
+                r.items[r.at].1
+            }
+        };
+        let deadline = self.now() + self.cfg.timing.rpc_timeout_us;
+        let Some(lead) = self.nodes[i].lead.as_mut() else {
+            return;
+        };
+        let request = lead.next_fetch;
+        lead.next_fetch += 1;
+        lead.fetches.insert(request, (deadline, holder, why));
+        self.net.send(i, holder, Msg::Fetch { request, chunk });
+    }
+
+    /// Reads the next output of a stage: from this node's store, else from its holders in
+    /// turn; once all are read (or lost) the board hears of it.
+    fn read_next(&mut self, i: usize, job: JobId, stage: u32) {
+        loop {
+            let n = &mut self.nodes[i];
+            let Some(lead) = n.lead.as_mut() else {
+                return;
+            };
+            let Some(r) = lead.readings.get_mut(&(job.clone(), stage)) else {
+                return;
+            };
+            if r.at >= r.items.len() {
+                let r = lead
+                    .readings
+                    .remove(&(job.clone(), stage))
+                    .expect("reading");
+                let ms = (self.net.now_us() - r.started_us) / 1000;
+                let outcome = if r.lost.tasks.is_empty() {
+                    Ok(r.got)
+                } else {
+                    Err(r.lost)
+                };
+                self.feed(
+                    i,
+                    Event::OutputsRead {
+                        job,
+                        stage,
+                        outcome,
+                        ms,
+                    },
+                );
+                return;
+            }
+            let (index, chunk, holders) = r.items[r.at].clone();
+            if r.tried == 0 {
+                if let Some(bytes) = n.store.get(&chunk) {
+                    let r = n
+                        .lead
+                        .as_mut()
+                        .and_then(|l| l.readings.get_mut(&(job.clone(), stage)))
+                        .expect("reading");
+                    match rmp_serde::from_slice::<TaskOutput>(bytes) {
+                        Ok(o) => r.got.push((index, o)),
+                        Err(e) => {
+                            r.lost.tasks.push(index);
+                            r.lost.why = e.to_string();
+                        }
+                    }
+                    r.at += 1;
+                    continue;
+                }
+            }
+            let others: Vec<usize> = holders
+                .iter()
+                .map(|h| *h as usize)
+                .filter(|h| *h != i && *h < self.cfg.nodes)
+                .collect();
+            if r.tried < others.len() {
+                let holder = others[r.tried];
+                r.tried += 1;
+                self.fetch(
+                    i,
+                    holder,
+                    Fetch::Read {
+                        job: job.clone(),
+                        stage,
+                    },
+                );
+                return;
+            }
+            r.lost.tasks.push(index);
+            r.lost.why = format!("no holder of the output of task {index} answered");
+            r.at += 1;
+            r.tried = 0;
+        }
+    }
+
+    fn fetched(&mut self, i: usize, request: u64, bytes: Option<Arc<Vec<u8>>>) {
+        let Some((_, _, why)) = self.nodes[i]
+            .lead
+            .as_mut()
+            .and_then(|l| l.fetches.remove(&request))
+        else {
+            return;
+        };
+        match why {
+            Fetch::Copy { key, chunk } => {
+                let outcome = match bytes {
+                    Some(b) => {
+                        self.nodes[i].store.insert(chunk, b);
+                        Ok(())
+                    }
+                    None => Err(meshml_node::mesh::MeshError::unavailable(
+                        "the output could not be fetched",
+                    )),
+                };
+                self.feed(i, Event::OutputCopied { key, outcome });
+            }
+            Fetch::Read { job, stage } => {
+                let Some(r) = self.nodes[i]
+                    .lead
+                    .as_mut()
+                    .and_then(|l| l.readings.get_mut(&(job.clone(), stage)))
+                else {
+                    return;
+                };
+                if let Some(b) = bytes {
+                    let index = r.items[r.at].0;
+                    match rmp_serde::from_slice::<TaskOutput>(&b) {
+                        Ok(o) => r.got.push((index, o)),
+                        Err(e) => {
+                            r.lost.tasks.push(index);
+                            r.lost.why = e.to_string();
+                        }
+                    }
+                    r.at += 1;
+                    r.tried = 0;
+                }
+                self.read_next(i, job, stage);
+            }
+        }
+    }
+
+    /// Sends the leader's log to every follower (Raft's append entries).
+    fn replicate(&mut self, i: usize) {
+        let n = &self.nodes[i];
+        let msg = Msg::Beat {
+            term: n.term,
+            log: n.log.clone(),
+            commit: n.commit,
+        };
+        self.send_all(i, &msg);
+    }
+
+    /// The leader's round: steps down after a quorum's silence, then time passes for its
+    /// board (expired requests, the tick with members and jobs, events due), and heartbeats.
     fn drive(&mut self, i: usize) {
         let now = self.now();
         let (timing, nodes) = (self.cfg.timing, self.cfg.nodes);
         let Some(lead) = self.nodes[i].lead.as_mut() else {
             return;
         };
-        // Step down after a quorum's silence.
         let heard_recently = lead
             .heard
             .iter()
@@ -434,82 +875,101 @@ impl Sim {
             self.nodes[i].deadline = d;
             return;
         }
-        let mut lost = Vec::new();
-        let mut back = Vec::new();
-        let lead = self.nodes[i].lead.as_mut().expect("leading");
-        let known: BTreeSet<u64> = lead.sched.nodes().into_iter().collect();
-        for (&k, &t) in &lead.heard {
-            let silent = k != i && now.saturating_sub(t) >= timing.node_timeout_us;
-            if silent && known.contains(&(k as u64)) {
-                lost.push(k);
-            } else if !silent && !known.contains(&(k as u64)) {
-                back.push(k);
-            }
-        }
-        let mut commands = Vec::new();
-        let expired: Vec<usize> = lead
+        // Assignments not acknowledged in time: the member could not be reached.
+        let expired: Vec<(TaskKey, usize)> = lead
             .pending
             .iter()
-            .filter(|(_, &t)| t <= now)
-            .map(|(&task, _)| task)
+            .filter(|(_, (t, _))| *t <= now)
+            .map(|(k, (_, n))| (k.clone(), *n))
             .collect();
-        for task in &expired {
-            lead.pending.remove(task);
-            commands.extend(
-                lead.sched
-                    .failed(&key(*task), true, "assignment not acknowledged"),
-            );
+        for (key, _) in &expired {
+            lead.pending.remove(key);
         }
-        for k in &lost {
-            commands.extend(lead.sched.node_down(*k as u64));
+        let timed_out: Vec<u64> = lead
+            .fetches
+            .iter()
+            .filter(|(_, (t, ..))| *t <= now)
+            .map(|(r, _)| *r)
+            .collect();
+        let due: Vec<Event> = {
+            let (due, later): (Vec<_>, Vec<_>) = lead.later.drain(..).partition(|(t, _)| *t <= now);
+            lead.later = later;
+            due.into_iter().map(|(_, e)| e).collect()
+        };
+        let tick = now >= lead.next_tick;
+        if tick {
+            lead.next_tick = now + timing.tick_us;
         }
-        for k in &back {
-            lead.sched.node_up(*k as u64, self.cfg.slots);
-        }
-        commands.extend(lead.sched.dispatch());
         let beat = now >= lead.next_beat;
         if beat {
             lead.next_beat = now + timing.heartbeat_us;
         }
-        for k in lost {
-            self.event(format!("driver {i} lost node {k}: its tasks go elsewhere"));
+        for (key, node) in expired {
+            self.feed(
+                i,
+                Event::AssignFailed {
+                    key,
+                    node: node as u64,
+                    error: "no answer in time".into(),
+                    unreachable: true,
+                },
+            );
         }
-        for k in back {
-            self.event(format!("driver {i} sees node {k} again"));
+        for r in timed_out {
+            self.fetched(i, r, None);
         }
-        let term = self.nodes[i].term;
-        for c in commands {
-            match c {
-                Command::Assign { key, node, attempt } => {
-                    let task = task_of(&key);
-                    if attempt > 1 {
-                        self.report.retries += 1;
-                        self.event(format!(
-                            "task {task} retried on node {node} (attempt {attempt})"
-                        ));
-                    }
-                    let deadline = now + timing.rpc_timeout_us;
-                    if let Some(lead) = self.nodes[i].lead.as_mut() {
-                        lead.pending.insert(task, deadline);
-                    }
-                    self.net.send(i, node as usize, Msg::Assign { term, task });
-                }
-                Command::Abandon { key, error } => {
-                    let task = task_of(&key);
-                    self.report.abandoned.push(task);
-                    self.event(format!("task {task} abandoned: {error}"));
-                }
+        for e in due {
+            self.feed(i, e);
+        }
+        if tick {
+            for e in self.observe(i) {
+                self.feed(i, e);
             }
         }
-        if beat {
-            let n = &self.nodes[i];
-            let msg = Msg::Beat {
-                term,
-                log: n.log.clone(),
-                commit: n.commit,
-            };
-            self.send_all(i, &msg);
+        if beat && self.nodes[i].lead.is_some() {
+            self.replicate(i);
         }
+    }
+
+    /// What the driver's tick brings its board (as [`meshml_node::cluster::driver`] does).
+    fn observe(&mut self, i: usize) -> Vec<Event> {
+        let now = self.now();
+        let timing = self.cfg.timing;
+        let n = &self.nodes[i];
+        let Some(lead) = n.lead.as_ref() else {
+            return Vec::new();
+        };
+        let live: Vec<(u64, usize)> = lead
+            .heard
+            .iter()
+            .filter(|(&k, &t)| k == i || now.saturating_sub(t) < timing.node_timeout_us)
+            .map(|(&k, _)| (k as u64, self.cfg.slots))
+            .collect();
+        let mut events = vec![Event::Tick { now_ms: now / 1000 }, Event::Members { live }];
+        // Jobs are picked up once this term's no-op is applied.
+        let caught_up = n.applied >= lead.noop;
+        for (id, record) in &n.state.jobs {
+            if caught_up && record.state == JobState::Running && !lead.board.knows(id) {
+                events.push(Event::JobRecorded {
+                    id: id.clone(),
+                    record: Box::new(record.clone()),
+                    data: Some(Box::new(JobData {
+                        summary: self.summary.clone(),
+                        prefer: (0..self.cfg.nodes as u64).collect(),
+                    })),
+                });
+            }
+        }
+        for id in lead.board.jobs() {
+            if n.state
+                .jobs
+                .get(id)
+                .is_none_or(|j| j.state != JobState::Running)
+            {
+                events.push(Event::JobEnded { id: id.clone() });
+            }
+        }
+        events
     }
 
     fn advance_commit(&mut self, i: usize) {
@@ -524,23 +984,69 @@ impl Sim {
             return;
         };
         // Raft commits an earlier term's entries only through one of its own.
-        if reach > n.commit && n.log[reach - 1].term == n.term {
-            let newly: Vec<Entry> = n.log[n.commit..reach].to_vec();
-            self.nodes[i].commit = reach;
-            for e in newly.into_iter().filter(|e| e.task != NO_OP) {
-                if let Some(old) = self.committed.insert(e.task, e.value) {
-                    if old != e.value {
-                        self.report.violations.push(format!(
-                            "task {} committed twice with different values",
-                            e.task
-                        ));
-                    }
+        if reach <= n.commit || n.log[reach - 1].term != n.term {
+            return;
+        }
+        let from = n.commit;
+        self.nodes[i].commit = reach;
+        for idx in from + 1..=reach {
+            let e = self.nodes[i].log[idx - 1].clone();
+            match self.committed.insert(idx, e.term) {
+                Some(t) if t != e.term => self.report.violations.push(format!(
+                    "log entry {idx} committed in terms {t} and {}",
+                    e.term
+                )),
+                _ => {}
+            }
+            if idx > self.truth_applied {
+                self.truth_applied = idx;
+                if let Some(cmd) = &e.cmd {
+                    self.truth.apply(cmd);
                 }
             }
-            if self.committed.len() == self.cfg.tasks && self.report.finished_us.is_none() {
-                self.report.finished_us = Some(self.now());
-                self.event(format!("all {} tasks committed", self.cfg.tasks));
+        }
+        self.check_finished();
+        let applied = self.nodes[i].apply_committed();
+        for (idx, response) in applied {
+            let proposal = self.nodes[i]
+                .lead
+                .as_mut()
+                .and_then(|l| l.proposals.remove(&idx));
+            if let Some(proposal) = proposal {
+                self.feed(
+                    i,
+                    Event::Committed {
+                        proposal,
+                        outcome: Ok(response),
+                    },
+                );
             }
+        }
+    }
+
+    fn check_finished(&mut self) {
+        if self.report.finished_us.is_some() || !self.report.abandoned.is_empty() {
+            return;
+        }
+        let Some(job) = self.truth.jobs.get(JOB) else {
+            return;
+        };
+        match job.state {
+            JobState::Succeeded => {
+                self.report.finished_us = Some(self.net.now_us());
+                let summary: Option<JobSummary> = rmp_serde::from_slice(&job.result).ok();
+                self.report.cv = summary.and_then(|s| s.cv).map(|cv| cv.table());
+                self.event(format!(
+                    "job succeeded: all {} tasks committed",
+                    self.cfg.total_tasks()
+                ));
+            }
+            JobState::Failed | JobState::Cancelled => {
+                let why = job.error.clone().unwrap_or_default();
+                self.event(format!("job failed: {why}"));
+                self.report.abandoned.push(why);
+            }
+            JobState::Running => {}
         }
     }
 
@@ -560,6 +1066,7 @@ impl Sim {
                 self.become_follower(to, t);
             }
         }
+        let now = self.now();
         match msg {
             Msg::Vote {
                 term,
@@ -603,15 +1110,28 @@ impl Sim {
                     self.become_follower(to, term);
                 }
                 let n = &mut self.nodes[to];
-                n.log = log;
-                n.commit = commit.min(n.log.len());
+                // Raft's append rule: entries that match the leader's stay (a delayed,
+                // shorter copy of the leader's log truncates nothing); from the first
+                // conflict on, the leader's entries replace the follower's. Entries applied
+                // from a replaced suffix are applied again from scratch.
+                let keep = n.log.iter().zip(&log).take_while(|(a, b)| a == b).count();
+                let len = log.len();
+                if keep < len {
+                    if n.applied > keep {
+                        n.state = ClusterState::default();
+                        n.applied = 0;
+                    }
+                    n.log.truncate(keep);
+                    n.log.extend(log.into_iter().skip(keep));
+                }
+                n.commit = n.commit.max(commit.min(len));
+                n.leader = Some(from);
                 n.deadline = d;
                 let _ = n.guard.admit(term, n.term);
-                let len = n.log.len();
+                n.apply_committed();
                 self.net.send(to, from, Msg::BeatReply { term, len });
             }
             Msg::BeatReply { term, len } => {
-                let now = self.now();
                 let n = &mut self.nodes[to];
                 if term != n.term {
                     return;
@@ -620,113 +1140,141 @@ impl Sim {
                     lead.heard.insert(from, now);
                     lead.matched.insert(from, len);
                     self.advance_commit(to);
-                    self.drive(to);
                 }
             }
-            Msg::Assign { term, task } => {
+            Msg::Assign { term, key, spec } => {
                 let n = &self.nodes[to];
                 match n.guard.admit(term, n.term) {
                     Ok(()) => {
                         let min = self.cfg.timing.task_min_us.max(1);
-                        let finish = self.now() + min + self.net.random() % (3 * min);
-                        self.nodes[to].work.push((finish, task, term, from));
-                        self.net.send(to, from, Msg::Accepted { term, task });
+                        let finish = now + min + self.net.random() % (3 * min);
+                        self.nodes[to].work.push(Work {
+                            finish,
+                            key: key.clone(),
+                            spec,
+                        });
+                        self.net.send(to, from, Msg::Accepted { term, key });
                     }
-                    Err(_) => {
+                    Err(e) => {
                         self.report.stale_refused += 1;
                         self.event(format!(
-                            "node {to} refused task {task} from stale term {term}"
+                            "node {to} refused task {} from stale term {term}",
+                            key.task
                         ));
-                        self.net.send(to, from, Msg::Refused { term, task });
+                        let error = e.message;
+                        self.net.send(to, from, Msg::Refused { term, key, error });
                     }
                 }
             }
-            Msg::Done { term, task, value } => {
-                // Taken or not, the worker can stop sending it: a driver that no longer
-                // leads in `term` drops it, and the next one runs the task again.
-                self.net.send(to, from, Msg::DoneAck { term, task });
-                let now = self.now();
-                let n = &mut self.nodes[to];
-                if n.role != Role::Leader || term != n.term {
-                    return;
-                }
-                if !n.log.iter().any(|e| e.task == task) {
-                    n.log.push(Entry { term, task, value });
-                }
-                let len = n.log.len();
-                if let Some(lead) = n.lead.as_mut() {
-                    lead.heard.insert(from, now);
-                    lead.matched.insert(to, len);
-                    lead.pending.remove(&task);
-                    lead.sched.finished(&key(task));
-                }
-                self.advance_commit(to);
-                self.drive(to);
-            }
-            Msg::Refused { term, task } => {
-                let n = &mut self.nodes[to];
-                if n.role == Role::Leader && term == n.term {
-                    if let Some(lead) = n.lead.as_mut() {
-                        lead.pending.remove(&task);
-                        let _ = lead.sched.failed(&key(task), true, "stale term");
-                    }
-                    self.drive(to);
-                }
-            }
-            Msg::Accepted { term, task } => {
+            Msg::Accepted { term, key } => {
                 let n = &mut self.nodes[to];
                 if let Some(lead) = n.lead.as_mut().filter(|_| term == n.term) {
-                    lead.pending.remove(&task);
+                    lead.heard.insert(from, now);
+                    lead.pending.remove(&key);
                 }
             }
-            Msg::DoneAck { term, task } => {
-                self.nodes[to]
-                    .reports
-                    .retain(|r| !(r.1 == task && r.2 == term && r.3 == from));
+            Msg::Refused { term, key, error } => {
+                let n = &mut self.nodes[to];
+                if let Some(lead) = n.lead.as_mut().filter(|_| term == n.term) {
+                    lead.pending.remove(&key);
+                    self.feed(
+                        to,
+                        Event::AssignFailed {
+                            key,
+                            node: from as u64,
+                            error,
+                            unreachable: false,
+                        },
+                    );
+                }
+            }
+            Msg::Done { key, done } => {
+                // Only a driver takes reports (the worker sends again to whoever leads).
+                let n = &mut self.nodes[to];
+                let Some(lead) = n.lead.as_mut() else {
+                    return;
+                };
+                lead.heard.insert(from, now);
+                lead.pending.remove(&key);
+                self.net.send(to, from, Msg::DoneAck { key: key.clone() });
+                self.feed(
+                    to,
+                    Event::TaskReported(Report {
+                        key,
+                        from: from as u64,
+                        outcome: Ok(done),
+                    }),
+                );
+            }
+            Msg::DoneAck { key } => {
+                self.nodes[to].reports.retain(|r| r.1 != key);
+            }
+            Msg::Fetch { request, chunk } => {
+                let bytes = self.nodes[to].store.get(&chunk).cloned();
+                self.net.send(to, from, Msg::Fetched { request, bytes });
+            }
+            Msg::Fetched { request, bytes } => {
+                if self.nodes[to].lead.is_some() {
+                    self.fetched(to, request, bytes);
+                }
             }
         }
     }
 
-    /// Sends the report due at `t` (again), unless its driver has been replaced: a worker
-    /// that has seen a newer term drops it, and the new driver runs the task again.
+    /// A task finishes on worker `i`: its output is kept when it carries a payload, and
+    /// the report goes out.
+    fn finish_work(&mut self, i: usize, t: u64) {
+        let n = &mut self.nodes[i];
+        let Some(at) = n.work.iter().position(|w| w.finish == t) else {
+            return;
+        };
+        let w = n.work.swap_remove(at);
+        let bytes = output_of(&w.spec.task);
+        let out: TaskOutput = rmp_serde::from_slice(&bytes).expect("outputs decode");
+        let has_payload = out.model.is_some() || out.predictions.is_some();
+        let output = meshml_storage::chunk_id(&bytes);
+        if has_payload {
+            n.store.insert(output, bytes);
+        }
+        let done = TaskDone {
+            output,
+            score: out.score,
+            has_payload,
+            fit_ms: 0,
+        };
+        n.reports.push((t, w.key, done));
+        self.report_again(i, t);
+    }
+
+    /// Sends the report due at `t` to the node this worker knows leads, and again later
+    /// until it is acknowledged.
     fn report_again(&mut self, i: usize, t: u64) {
         let retry = self.cfg.timing.report_retry_us.max(1);
         let n = &mut self.nodes[i];
         let Some(at) = n.reports.iter().position(|r| r.0 == t) else {
             return;
         };
-        let (_, task, term, to) = n.reports[at];
-        if n.guard.highest().max(n.term) > term {
-            n.reports.swap_remove(at);
-            return;
-        }
         n.reports[at].0 = t + retry;
-        let value = task_value(self.cfg.seed, task);
-        self.net.send(i, to, Msg::Done { term, task, value });
+        let (_, key, done) = n.reports[at].clone();
+        if let Some(to) = n.leader {
+            self.net.send(i, to, Msg::Done { key, done });
+        }
     }
 
     fn fault(&mut self, f: DetFault) {
         match f {
             DetFault::Crash(i) => self.crash(i),
-            DetFault::CrashLeader => {
-                let leader = (0..self.cfg.nodes)
-                    .find(|&i| self.nodes[i].up && self.nodes[i].role == Role::Leader);
-                match leader {
-                    Some(i) => self.crash(i),
-                    None => self.event("no leader to crash".into()),
+            DetFault::CrashLeader => match self.leader() {
+                Some(i) => self.crash(i),
+                None => self.event("no leader to crash".into()),
+            },
+            DetFault::IsolateLeader => match self.leader() {
+                Some(i) => {
+                    self.net.partition(&[i]);
+                    self.event(format!("partition: driver {i} cut off from the rest"));
                 }
-            }
-            DetFault::IsolateLeader => {
-                let leader = (0..self.cfg.nodes)
-                    .find(|&i| self.nodes[i].up && self.nodes[i].role == Role::Leader);
-                match leader {
-                    Some(i) => {
-                        self.net.partition(&[i]);
-                        self.event(format!("partition: driver {i} cut off from the rest"));
-                    }
-                    None => self.event("no leader to isolate".into()),
-                }
-            }
+                None => self.event("no leader to isolate".into()),
+            },
             DetFault::Restart(i) if i < self.cfg.nodes && !self.nodes[i].up => {
                 let d = self.election_deadline();
                 let n = &mut self.nodes[i];
@@ -734,6 +1282,11 @@ impl Sim {
                 n.role = Role::Follower;
                 n.deadline = d;
                 n.guard = TermGuard::default();
+                n.leader = None;
+                // The state machine is rebuilt from the log (openraft replays it).
+                n.state = ClusterState::default();
+                n.applied = 0;
+                n.apply_committed();
                 self.event(format!("node {i} restarts"));
             }
             DetFault::Restart(i) => self.event(format!("node {i} is not down")),
@@ -754,6 +1307,10 @@ impl Sim {
                 self.event(format!("links lose {:.0}% of messages", rate * 100.0));
             }
         }
+    }
+
+    fn leader(&self) -> Option<usize> {
+        (0..self.cfg.nodes).find(|&i| self.nodes[i].up && self.nodes[i].role == Role::Leader)
     }
 
     fn crash(&mut self, i: usize) {
@@ -788,10 +1345,10 @@ impl Sim {
                 Some(l) => offer((l.wake(), i, 1)),
                 None => offer((n.deadline, i, 0)),
             }
-            if let Some(&(t, ..)) = n.work.iter().min() {
+            if let Some(t) = n.work.iter().map(|w| w.finish).min() {
                 offer((t, i, 2));
             }
-            if let Some(&(t, ..)) = n.reports.iter().min() {
+            if let Some(t) = n.reports.iter().map(|r| r.0).min() {
                 offer((t, i, 3));
             }
         }
@@ -805,6 +1362,27 @@ pub fn run(cfg: &DetConfig) -> DetReport {
     let mut faults = cfg.faults.clone();
     faults.sort_by_key(|(t, _)| *t);
     let mut faults = std::collections::VecDeque::from(faults);
+    // Every node starts with the job recorded (a committed first entry).
+    let request = job_request(cfg);
+    let submit = ClusterCommand::SubmitJob {
+        id: JOB.into(),
+        record: JobRecord {
+            spec: rmp_serde::to_vec_named(&request).expect("requests encode"),
+            description: request.job.describe(),
+            state: JobState::Running,
+            submitted_ms: 0,
+            finished_ms: None,
+            tasks: BTreeMap::new(),
+            error: None,
+            result: Vec::new(),
+        },
+    };
+    let first = Entry {
+        term: 0,
+        cmd: Some(submit.clone()),
+    };
+    let mut truth = ClusterState::default();
+    truth.apply(&submit);
     let mut sim = Sim {
         net: SimNet::new(cfg.nodes, cfg.seed, cfg.link),
         nodes: Vec::with_capacity(cfg.nodes),
@@ -813,6 +1391,7 @@ pub fn run(cfg: &DetConfig) -> DetReport {
             events: Vec::new(),
             leaders: BTreeMap::new(),
             results: BTreeMap::new(),
+            cv: None,
             finished_us: None,
             retries: 0,
             stale_refused: 0,
@@ -821,30 +1400,40 @@ pub fn run(cfg: &DetConfig) -> DetReport {
             dropped: 0,
             violations: Vec::new(),
         },
-        committed: BTreeMap::new(),
+        committed: BTreeMap::from([(1, 0)]),
+        truth,
+        truth_applied: 1,
         leaderless_since: None,
+        summary: DataSummary::of(iris()).expect("iris summarises"),
     };
     for _ in 0..cfg.nodes {
         let deadline = sim.election_deadline();
-        sim.nodes.push(Node {
+        let mut node = Node {
             up: true,
             term: 0,
             voted: None,
             role: Role::Follower,
             votes: BTreeSet::new(),
-            log: Vec::new(),
-            commit: 0,
+            log: vec![first.clone()],
+            commit: 1,
+            applied: 0,
+            state: ClusterState::default(),
+            leader: None,
             deadline,
             lead: None,
             guard: TermGuard::default(),
             work: Vec::new(),
             reports: Vec::new(),
-        });
+            store: BTreeMap::new(),
+        };
+        node.apply_committed();
+        sim.nodes.push(node);
     }
     // Bounded: every step handles one event at a strictly later or equal time, and the
     // horizon bounds time; the step cap guards against a livelock at one instant.
     let mut steps = 0u64;
-    while sim.report.finished_us.is_none() && steps < 50_000_000 {
+    while sim.report.finished_us.is_none() && sim.report.abandoned.is_empty() && steps < 50_000_000
+    {
         steps += 1;
         let fault_at = faults.front().map(|(t, _)| *t);
         let msg_at = sim.net.next_at();
@@ -870,27 +1459,30 @@ pub fn run(cfg: &DetConfig) -> DetReport {
             match what {
                 0 => sim.start_election(i),
                 1 => sim.drive(i),
-                2 => {
-                    let n = &mut sim.nodes[i];
-                    let at = n.work.iter().position(|w| w.0 == t).expect("due work");
-                    let (_, task, term, to) = n.work.swap_remove(at);
-                    n.reports.push((t, task, term, to));
-                    sim.report_again(i, t);
-                }
+                2 => sim.finish_work(i, t),
                 _ => sim.report_again(i, t),
             }
         }
     }
     let mut report = sim.report;
-    report.results = sim.committed;
+    if let Some(job) = sim.truth.jobs.get(JOB) {
+        report.results = job
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.state == TaskState::Succeeded)
+            .map(|(id, t)| (id.to_string(), t.score))
+            .collect();
+    }
     report.dropped = sim.net.dropped();
     report
 }
 
 /// Runs `cfg` and the same seed without faults, and adds to the report the invariants a
-/// faulty history must keep: at most one leader per term (checked as it runs), committed
-/// entries in every later leader's log (as it runs), no task lost or abandoned when the
-/// history ends with a quorum up and connected, and the same results as the fault-free run.
+/// faulty history must keep: at most one leader per term and no log entry committed twice
+/// (checked as it runs), committed entries in every later leader's log (as it runs), no
+/// committed task run again while its output is readable (as it runs), the job succeeding
+/// with every task committed when the history ends with a quorum up and connected, and the
+/// same task results and cross-validation table as the fault-free run.
 pub fn run_checked(cfg: &DetConfig) -> DetReport {
     let mut report = run(cfg);
     let clean = run(&DetConfig {
@@ -899,34 +1491,39 @@ pub fn run_checked(cfg: &DetConfig) -> DetReport {
             drop_rate: 0.0,
             ..cfg.link
         },
+        planted: None,
         ..cfg.clone()
     });
-    if clean.results.len() != cfg.tasks {
+    let total = cfg.total_tasks();
+    if clean.results.len() != total || clean.finished_us.is_none() {
         report.violations.push(format!(
-            "the fault-free run committed {} of {} tasks",
-            clean.results.len(),
-            cfg.tasks
+            "the fault-free run committed {} of {total} tasks",
+            clean.results.len()
         ));
     }
-    if report.results.len() != cfg.tasks {
+    if report.finished_us.is_none() {
         report.violations.push(format!(
-            "tasks lost: {} of {} committed by {} µs",
+            "tasks lost: {} of {total} committed by {} µs",
             report.results.len(),
-            cfg.tasks,
             cfg.horizon_us
         ));
     }
-    for (task, value) in &report.results {
-        if clean.results.get(task) != Some(value) {
+    for (task, score) in &report.results {
+        if clean.results.get(task) != Some(score) {
             report.violations.push(format!(
                 "task {task}'s result differs from the fault-free run"
             ));
         }
     }
+    if report.finished_us.is_some() && report.cv != clean.cv {
+        report
+            .violations
+            .push("the cross-validation table differs from the fault-free run".into());
+    }
     if !report.abandoned.is_empty() {
         report
             .violations
-            .push(format!("tasks abandoned: {:?}", report.abandoned));
+            .push(format!("the job failed: {:?}", report.abandoned));
     }
     report
 }
@@ -952,12 +1549,17 @@ mod tests {
 
     #[test]
     fn a_fault_free_run_commits_every_task_once_under_one_leader() {
-        let r = run_checked(&DetConfig::new(3, 30, 1));
+        let cfg = DetConfig::new(3, 30, 1);
+        let r = run_checked(&cfg);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!(r.leaders.len(), 1, "{:?}", r.events);
         assert_eq!(r.retries, 0);
-        assert_eq!(r.results.len(), 30);
-        assert!(r.results.iter().all(|(&t, &v)| v == task_value(1, t)));
+        assert_eq!(r.results.len(), cfg.total_tasks());
+        // The fold scores are the models crate's own: accuracies on iris.
+        let scores: Vec<f64> = r.results.values().flatten().copied().collect();
+        assert_eq!(scores.len(), 30);
+        assert!(scores.iter().all(|s| (0.8..=1.0).contains(s)), "{scores:?}");
+        assert!(r.cv.is_some());
     }
 
     #[test]

@@ -130,6 +130,11 @@ impl<M> SimNet<M> {
         }
     }
 
+    /// Whether the link from `from` to `to` is cut.
+    pub fn is_cut(&self, from: usize, to: usize) -> bool {
+        self.cut.contains(&(from, to))
+    }
+
     /// Restores every link.
     pub fn heal(&mut self) {
         self.cut.clear();

@@ -8,6 +8,12 @@
 //!
 //! The driver runs the [`super::autopilot`] each tick, and re-checks its term before every
 //! round so that a driver whose term has ended does nothing more.
+//!
+//! With jobs (a node with mesh services), the driver owns the term's job [`Board`] outright
+//! and runs it in one task: events come from a bounded inbox (workers' reports, outcomes
+//! of effects) and from the tick (live members, jobs recorded or ended in the replicated
+//! state); each event's [`Effect`]s are carried out on tasks of their own, whose outcomes
+//! come back through the inbox. Chunk repair ([`super::repair`]) runs beside it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +27,10 @@ use openraft::ServerState;
 use serde::Serialize;
 
 use super::autopilot::{Autopilot, Round};
+use super::board::{Board, Effect, Event, JobData, LostOutputs};
 use super::ClusterRaft;
+use crate::job::{job_owner, JobRequest};
+use crate::mesh::{Mesh, MeshError};
 
 /// Lists the live peers with what they offer.
 pub type AlivePeers =
@@ -39,8 +48,23 @@ pub struct DriverInfo {
 /// Where the supervisor publishes whether a driver runs here.
 pub type DriverSlot = Arc<Mutex<Option<DriverInfo>>>;
 
+/// Where the running driver takes events (workers' reports, outcomes of its effects). Bounded:
+/// a report that finds it full is refused as retryable, and the worker sends it again.
+pub type Inbox = tokio::sync::mpsc::Sender<Event>;
+
+/// Events the driver's inbox holds at most.
+pub const INBOX_CAPACITY: usize = 4096;
+
 /// Where the running driver takes workers' reports: its term and inbox.
-pub type InboxSlot = Arc<Mutex<Option<(u64, super::jobs::Inbox)>>>;
+pub type InboxSlot = Arc<Mutex<Option<(u64, Inbox)>>>;
+
+/// What a driver with jobs starts with: the board of its term, its inbox, and what carries
+/// out the board's effects.
+struct Jobs {
+    board: Board,
+    inbox: tokio::sync::mpsc::Receiver<Event>,
+    effects: Effects,
+}
 
 /// The driver actor of one term.
 pub struct Driver {
@@ -51,9 +75,12 @@ pub struct Driver {
     alive: AlivePeers,
     autopilot: Autopilot,
     round: Arc<tokio::sync::Mutex<Round>>,
-    board: Option<Arc<tokio::sync::Mutex<super::jobs::Board>>>,
-    /// The board's inbox, whose reports start a round at once.
-    inbox: Option<super::jobs::Inbox>,
+    /// The job board and its inbox, until the actor starts them.
+    jobs: Option<Jobs>,
+    /// The node's mesh services (jobs and repair run only with them).
+    mesh: Option<Mesh>,
+    /// Held while a repair pass runs.
+    repairing: Arc<tokio::sync::Mutex<()>>,
     inbox_slot: InboxSlot,
 }
 
@@ -91,32 +118,30 @@ impl Actor for Driver {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(term = self.term, "driver started");
-        if let Some(board) = &self.board {
-            ctx.run_interval(JOB_TICK, {
-                let board = board.clone();
-                move |this, ctx| {
-                    if !Self::still_leading(&this.raft, this.term) {
-                        ctx.stop();
-                        return;
-                    }
-                    let Ok(mut board) = board.clone().try_lock_owned() else {
-                        return;
-                    };
-                    actix::spawn(async move { board.round().await });
+        if let Some(jobs) = self.jobs.take() {
+            ctx.spawn(actix::fut::wrap_future(drive(
+                jobs.board,
+                jobs.inbox,
+                jobs.effects,
+            )));
+        }
+        if let Some(mesh) = self.mesh.clone() {
+            let pass = move |this: &mut Self, ctx: &mut Context<Self>| {
+                if !Self::still_leading(&this.raft, this.term) {
+                    ctx.stop();
+                    return;
                 }
-            });
-            if let Some(inbox) = self.inbox.clone() {
-                let (board, raft, term) = (board.clone(), self.raft.clone(), self.term);
-                ctx.spawn(actix::fut::wrap_future(async move {
-                    loop {
-                        inbox.arrived().await;
-                        if !Self::still_leading(&raft, term) {
-                            break;
-                        }
-                        board.clone().lock_owned().await.round().await;
-                    }
-                }));
-            }
+                let Ok(guard) = this.repairing.clone().try_lock_owned() else {
+                    return;
+                };
+                let mesh = mesh.clone();
+                actix::spawn(async move {
+                    super::repair::repair(&mesh).await;
+                    drop(guard);
+                });
+            };
+            pass(self, ctx);
+            ctx.run_interval(super::repair::REPAIR_EVERY, pass);
         }
         ctx.run_interval(self.autopilot.tick, |this, ctx| {
             if !Self::still_leading(&this.raft, this.term) {
@@ -226,15 +251,19 @@ pub async fn supervise(
                 *slot.lock().expect("driver slot") = None;
             }
             if let Some(term) = drive {
-                let inbox = config.mesh.as_ref().map(|_| super::jobs::Inbox::default());
-                let board = config.mesh.clone().zip(inbox.clone()).map(|(mesh, inbox)| {
-                    *config.inbox.lock().expect("inbox slot") = Some((term, inbox.clone()));
-                    Arc::new(tokio::sync::Mutex::new(super::jobs::Board::new(
-                        mesh,
-                        term,
-                        inbox,
-                        config.worker.clone(),
-                    )))
+                let jobs = config.mesh.clone().map(|mesh| {
+                    let (tx, rx) = tokio::sync::mpsc::channel(INBOX_CAPACITY);
+                    *config.inbox.lock().expect("inbox slot") = Some((term, tx.clone()));
+                    Jobs {
+                        board: Board::new(term, mesh.id()),
+                        inbox: rx,
+                        effects: Effects {
+                            mesh,
+                            worker: config.worker.clone(),
+                            inbox: tx,
+                            term,
+                        },
+                    }
                 });
                 let addr = Driver {
                     term,
@@ -244,8 +273,9 @@ pub async fn supervise(
                     alive: config.alive.clone(),
                     autopilot: config.autopilot.clone(),
                     round: Arc::default(),
-                    board,
-                    inbox,
+                    jobs,
+                    mesh: config.mesh.clone(),
+                    repairing: Arc::default(),
                     inbox_slot: config.inbox.clone(),
                 }
                 .start();
@@ -269,6 +299,265 @@ pub async fn supervise(
         addr.do_send(Stop);
     }
     *slot.lock().expect("driver slot") = None;
+}
+
+/// Runs the job board of one term until the driver stops: events from the inbox and the
+/// tick in, effects out.
+async fn drive(mut board: Board, mut inbox: tokio::sync::mpsc::Receiver<Event>, effects: Effects) {
+    let mut tick = tokio::time::interval(JOB_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = inbox.recv() => {
+                let Some(event) = event else { break };
+                effects.run(board.step(event));
+            }
+            _ = tick.tick() => {
+                for event in effects.observe(&board).await {
+                    effects.run(board.step(event));
+                }
+            }
+        }
+    }
+}
+
+/// Carries out the board's effects over the mesh; each outcome goes back to the inbox.
+#[derive(Clone)]
+struct Effects {
+    mesh: Mesh,
+    worker: Option<Arc<crate::worker::Worker>>,
+    inbox: Inbox,
+    term: u64,
+}
+
+impl Effects {
+    fn run(&self, effects: Vec<Effect>) {
+        for effect in effects {
+            // An assignment to this node's own worker is a function call.
+            if let Effect::Assign {
+                key, node, spec, ..
+            } = &effect
+            {
+                if let Some(worker) = self.worker.as_ref().filter(|_| *node == self.mesh.id()) {
+                    let answer = worker.assign_spec(key.clone(), self.term, spec.clone());
+                    if let Some(event) = assign_outcome(key, *node, Ok(answer)) {
+                        self.send(event);
+                    }
+                    continue;
+                }
+            }
+            let this = self.clone();
+            actix_rt::spawn(async move {
+                if let Some(event) = this.carry_out(effect).await {
+                    let _ = this.inbox.send(event).await;
+                }
+            });
+        }
+    }
+
+    /// Sends an event from a synchronous context: at once when the inbox has room, else
+    /// from a task of its own.
+    fn send(&self, event: Event) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(event)) = self.inbox.try_send(event)
+        {
+            let inbox = self.inbox.clone();
+            actix_rt::spawn(async move {
+                let _ = inbox.send(event).await;
+            });
+        }
+    }
+
+    async fn carry_out(&self, effect: Effect) -> Option<Event> {
+        let mesh = &self.mesh;
+        match effect {
+            Effect::Assign {
+                key, node, spec, ..
+            } => {
+                let answer = match mesh.peer_of(node) {
+                    None => Err((format!("member {node} has no address"), true)),
+                    Some(peer) => {
+                        let request = meshml_protocol::Request::AssignTask {
+                            job: key.job.clone(),
+                            task: key.task,
+                            term: self.term,
+                            spec: rmp_serde::to_vec_named(&spec).expect("tasks encode"),
+                        };
+                        mesh.client()
+                            .request(peer, request)
+                            .await
+                            .map_err(|e| (e.to_string(), true))
+                    }
+                };
+                assign_outcome(&key, node, answer)
+            }
+            Effect::Propose { proposal, command } => Some(Event::Committed {
+                proposal,
+                outcome: mesh.propose(command).await,
+            }),
+            Effect::CopyOutput { key, output, from } => {
+                let owner = job_owner(key.job.as_str());
+                let outcome = match mesh.chunk_from(output, &[from]).await {
+                    Ok((bytes, _)) => mesh
+                        .with_store(move |s| s.put_pinned(&owner, &bytes))
+                        .await
+                        .map(|_| ()),
+                    Err(why) => Err(MeshError::unavailable(format!(
+                        "an output of job {} is unreachable: {why}",
+                        key.job
+                    ))),
+                };
+                Some(Event::OutputCopied { key, outcome })
+            }
+            Effect::ReadOutputs { job, stage, wanted } => {
+                let started = std::time::Instant::now();
+                let outcome = read_outputs(mesh, &job, wanted).await;
+                Some(Event::OutputsRead {
+                    job,
+                    stage,
+                    outcome,
+                    ms: started.elapsed().as_millis() as u64,
+                })
+            }
+            Effect::Register {
+                job,
+                request,
+                estimator,
+                result,
+            } => {
+                let outcome = super::registry::register(mesh, &job, &request, *estimator, *result)
+                    .await
+                    .map(Box::new);
+                Some(Event::Registered { job, outcome })
+            }
+            Effect::Release { job } => {
+                let owner = job_owner(job.as_str());
+                let _ = mesh.with_store(move |s| s.unpin(&owner)).await;
+                None
+            }
+        }
+    }
+
+    /// What the tick brings: the time, the live members, and the jobs recorded or ended in
+    /// the replicated state since the board last looked.
+    async fn observe(&self, board: &Board) -> Vec<Event> {
+        let mut events = vec![Event::Tick { now_ms: now_ms() }];
+        let live = self.mesh.live_members().await;
+        events.push(Event::Members {
+            live: live.into_iter().map(|(id, _, cores)| (id, cores)).collect(),
+        });
+        // Jobs are picked up only once this node's state machine has applied an entry of
+        // the driver's own term (the leader's first entry commits everything before it):
+        // an older state would lack completions its predecessor committed, and their tasks
+        // would run again.
+        let caught_up = self
+            .mesh
+            .raft()
+            .metrics()
+            .borrow()
+            .last_applied
+            .is_some_and(|l| l.leader_id.term >= board.term());
+        self.mesh.state().read(|s| {
+            for (id, record) in &s.jobs {
+                if !caught_up
+                    || record.state != meshml_storage::raft::JobState::Running
+                    || board.knows(id)
+                {
+                    continue;
+                }
+                let data = rmp_serde::from_slice::<JobRequest>(&record.spec)
+                    .ok()
+                    .and_then(|r| {
+                        let m = s.datasets.get(&r.dataset)?;
+                        let holders: Vec<&[u64]> = m
+                            .chunks
+                            .iter()
+                            .map(|c| s.chunk_locations.get(&c.id).map_or(&[][..], |h| &h[..]))
+                            .collect();
+                        Some(Box::new(JobData {
+                            summary: super::board::summary_of(m),
+                            prefer: super::board::preferred_holders(holders),
+                        }))
+                    });
+                events.push(Event::JobRecorded {
+                    id: id.clone(),
+                    record: Box::new(record.clone()),
+                    data,
+                });
+            }
+            for id in board.jobs() {
+                if s.jobs
+                    .get(id)
+                    .is_none_or(|j| j.state != meshml_storage::raft::JobState::Running)
+                {
+                    events.push(Event::JobEnded { id: id.clone() });
+                }
+            }
+        });
+        events
+    }
+}
+
+/// The event an assignment's answer makes: none when the member took it.
+fn assign_outcome(
+    key: &crate::scheduler::TaskKey,
+    node: u64,
+    answer: Result<meshml_protocol::Response, (String, bool)>,
+) -> Option<Event> {
+    use meshml_protocol::Response;
+    let (error, unreachable) = match answer {
+        Ok(Response::Ack) => return None,
+        Ok(Response::Error(e)) => (format!("{:?}: {}", e.code, e.message), false),
+        Ok(other) => (format!("unexpected answer {other:?}"), false),
+        Err(e) => e,
+    };
+    Some(Event::AssignFailed {
+        key: key.clone(),
+        node,
+        error,
+        unreachable,
+    })
+}
+
+/// Reads back and decodes a finished stage's outputs; the tasks whose outputs cannot be
+/// read (every holder gone, or a copy unreadable) are listed, to be run again.
+async fn read_outputs(
+    mesh: &Mesh,
+    job: &meshml_protocol::JobId,
+    wanted: Vec<(usize, meshml_protocol::ChunkId, Vec<u64>)>,
+) -> Result<Vec<(usize, meshml_models::plan::TaskOutput)>, LostOutputs> {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut lost = LostOutputs::default();
+    for (i, id, holders) in wanted {
+        let bytes = match mesh.chunk_from(id, &holders).await {
+            Ok((b, _)) => b,
+            Err(why) => {
+                lost.tasks.push(i);
+                lost.why = format!("an output of job {job} is unreachable: {why}");
+                continue;
+            }
+        };
+        // Decoding a batch of trees takes a while: not on the driver's thread.
+        let decoded = tokio::task::spawn_blocking(move || {
+            rmp_serde::from_slice::<meshml_models::plan::TaskOutput>(&bytes)
+        })
+        .await;
+        match decoded {
+            Ok(Ok(o)) => out.push((i, o)),
+            Ok(Err(e)) => {
+                lost.tasks.push(i);
+                lost.why = format!("a task output is unreadable: {e}");
+            }
+            Err(e) => {
+                lost.tasks.push(i);
+                lost.why = e.to_string();
+            }
+        }
+    }
+    if lost.tasks.is_empty() {
+        Ok(out)
+    } else {
+        Err(lost)
+    }
 }
 
 /// Stops a driver.

@@ -8,13 +8,18 @@
 //!   know each other, the one with the lowest node id initialises the group with all of
 //!   them as voters. A node expecting 1 forms a cluster of its own.
 //! - [`driver`]: the driver actor, started on the leader for one term and stopped when
-//!   leadership is lost; workers refuse commands from older terms.
+//!   leadership is lost; workers refuse commands from older terms. It owns the term's job
+//!   [`board`] (a pure state machine: events in, effects out) and carries out its effects.
+//! - [`registry`]: a finished job's model artifact stored, copied, registered and scored.
+//! - [`repair`]: chunks and artifacts short of copies replicated again.
 //! - [`autopilot`]: run by the driver, removes unreachable members and promotes learners.
 
 pub mod autopilot;
+pub mod board;
 pub mod driver;
-pub mod jobs;
 pub mod network;
+pub mod registry;
+pub mod repair;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -125,7 +125,7 @@ fn assign(n: &Node, term: u64) -> Response {
         client.dial(n.addr.parse().unwrap()).await.unwrap();
         let req = Request::AssignTask {
             job: JobId::new("j"),
-            task: TaskId::new("t"),
+            task: TaskId::new(0, 0),
             term,
             spec: Vec::new(),
         };

@@ -1,9 +1,10 @@
-//! Deterministic mode over many seeds: the driver's scheduler and the election rules on a
-//! simulated network, each seed a different history of delays, losses and timeouts under
-//! the same faults. Every invariant must hold on every seed.
+//! Deterministic mode over many seeds: the driver's job board and scheduler and the election
+//! rules on a simulated network, each seed a different history of delays, losses and
+//! timeouts under the same faults. Every invariant must hold on every seed.
 
 #![allow(clippy::print_stderr)]
 
+use meshml_node::cluster::board::PlantedBug;
 use meshml_sim::det::{run, run_checked, DetConfig, DetFault};
 use meshml_sim::LinkConfig;
 
@@ -129,4 +130,33 @@ fn the_checker_catches_a_broken_vote_rule() {
             .any(|v| v.contains("lacks committed task"))
     });
     assert!(caught, "the checker never noticed a lost committed entry");
+}
+
+#[test]
+fn the_checker_catches_a_board_that_forgets_committed_tasks_when_it_resumes() {
+    // A board that ignores the completions recorded with a job runs committed tasks again
+    // after its driver is replaced: the checker must say so. The same histories with the
+    // production board keep every invariant.
+    let (mut caught, mut seeds) = (0, 0);
+    for seed in 0..20 {
+        let mut cfg = DetConfig::new(5, 120, seed);
+        cfg.faults = vec![(400_000, DetFault::CrashLeader)];
+        assert!(
+            run_checked(&cfg).violations.is_empty(),
+            "seed {seed} without the bug"
+        );
+        cfg.planted = Some(PlantedBug::ForgetRecordedTasks);
+        let r = run_checked(&cfg);
+        seeds += 1;
+        if r.violations
+            .iter()
+            .any(|v| v.contains("run again after its completion was committed"))
+        {
+            caught += 1;
+        }
+    }
+    assert!(
+        caught * 2 > seeds,
+        "the checker caught the planted bug on {caught} of {seeds} seeds"
+    );
 }

@@ -20,7 +20,7 @@ mod state_machine;
 pub use log_store::LogStore;
 pub use state::{
     ClusterCommand, ClusterResponse, ClusterState, JobRecord, JobState, MemberInfo, ModelRecord,
-    TaskRecord,
+    Rejection, TaskRecord,
 };
 pub use state_machine::StateMachine;
 

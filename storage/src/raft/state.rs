@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::DatasetManifest;
-use meshml_protocol::{ChunkId, TaskState};
+use meshml_protocol::{ChunkId, JobId, TaskId, TaskState};
 
 /// A member of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,8 +92,8 @@ pub struct JobRecord {
     pub submitted_ms: u64,
     /// ... and when it finished.
     pub finished_ms: Option<u64>,
-    /// Tasks by id (`stage.index`, zero-padded so that they sort in plan order).
-    pub tasks: BTreeMap<String, TaskRecord>,
+    /// Tasks by id (in plan order).
+    pub tasks: BTreeMap<TaskId, TaskRecord>,
     /// Why it failed.
     pub error: Option<String>,
     /// Its result summary (MessagePack), once succeeded.
@@ -130,7 +130,7 @@ pub struct ClusterState {
     /// Aliases (`production`) per model, naming a version.
     pub aliases: BTreeMap<String, BTreeMap<String, u32>>,
     /// Jobs by id.
-    pub jobs: BTreeMap<String, JobRecord>,
+    pub jobs: BTreeMap<JobId, JobRecord>,
 }
 
 /// A change to the cluster state.
@@ -200,31 +200,31 @@ pub enum ClusterCommand {
     /// Records a job.
     SubmitJob {
         /// Job id.
-        id: String,
+        id: JobId,
         /// The record.
         record: JobRecord,
     },
     /// Adds tasks to a running job (a stage of its plan), queued.
     AddTasks {
         /// Job id.
-        job: String,
+        job: JobId,
         /// Task ids.
-        tasks: Vec<String>,
+        tasks: Vec<TaskId>,
     },
     /// Changes one task's record. A finished task cannot be changed again, so a task whose
     /// completion was committed is never run twice.
     UpdateTask {
         /// Job id.
-        job: String,
+        job: JobId,
         /// Task id.
-        task: String,
+        task: TaskId,
         /// The new record.
         record: TaskRecord,
     },
     /// Ends a running job.
     FinishJob {
         /// Job id.
-        job: String,
+        job: JobId,
         /// Succeeded, Failed or Cancelled.
         state: JobState,
         /// Milliseconds since the Unix epoch.
@@ -235,6 +235,30 @@ pub enum ClusterCommand {
         #[serde(with = "serde_bytes")]
         result: Vec<u8>,
     },
+    /// Several commands in one log entry, applied in order, each on its own (one that is
+    /// refused does not stop the others): the driver commits the task completions that
+    /// arrive together in one entry.
+    Batch {
+        /// The commands.
+        commands: Vec<ClusterCommand>,
+    },
+}
+
+/// Why a command was not applied, for callers to act on (the text in
+/// [`ClusterResponse::error`] is for people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// What the command names does not exist (member, dataset, model, job, task).
+    NotFound,
+    /// The name is taken.
+    Exists,
+    /// The task has finished; its record stays as it is.
+    TaskFinished,
+    /// The job has ended; nothing in it changes any more.
+    JobEnded,
+    /// The command itself is not valid (a job finishing as running).
+    Invalid,
 }
 
 /// The outcome of a command.
@@ -246,22 +270,28 @@ pub struct ClusterResponse {
     pub error: Option<String>,
     /// A number the command produced (a model version).
     pub value: Option<u64>,
+    /// Why not, as a kind, when not.
+    #[serde(default)]
+    pub rejection: Option<Rejection>,
+    /// The outcome of each command of a [`ClusterCommand::Batch`], in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub each: Vec<ClusterResponse>,
 }
 
 impl ClusterResponse {
     fn ok() -> Self {
         Self {
             ok: true,
-            error: None,
-            value: None,
+            ..Self::default()
         }
     }
 
-    fn fail(msg: impl Into<String>) -> Self {
+    fn fail(rejection: Rejection, msg: impl Into<String>) -> Self {
         Self {
             ok: false,
             error: Some(msg.into()),
-            value: None,
+            rejection: Some(rejection),
+            ..Self::default()
         }
     }
 }
@@ -283,7 +313,7 @@ impl ClusterState {
             }
             ClusterCommand::RemoveMember { id } => {
                 if self.members.remove(id).is_none() {
-                    return ClusterResponse::fail(format!("no member {id}"));
+                    return ClusterResponse::fail(Rejection::NotFound, format!("no member {id}"));
                 }
                 for holders in self.chunk_locations.values_mut() {
                     holders.retain(|m| m != id);
@@ -301,7 +331,10 @@ impl ClusterState {
                 replicas,
             } => {
                 if self.datasets.contains_key(&manifest.name) {
-                    return ClusterResponse::fail(format!("dataset '{}' exists", manifest.name));
+                    return ClusterResponse::fail(
+                        Rejection::Exists,
+                        format!("dataset '{}' exists", manifest.name),
+                    );
                 }
                 for (chunk, members) in locations {
                     let holders = self.chunk_locations.entry(*chunk).or_default();
@@ -320,7 +353,10 @@ impl ClusterState {
             }
             ClusterCommand::RemoveDataset { name } => {
                 let Some(m) = self.datasets.remove(name) else {
-                    return ClusterResponse::fail(format!("no dataset '{name}'"));
+                    return ClusterResponse::fail(
+                        Rejection::NotFound,
+                        format!("no dataset '{name}'"),
+                    );
                 };
                 self.dataset_replicas.remove(name);
                 let still: std::collections::BTreeSet<ChunkId> = self
@@ -358,7 +394,10 @@ impl ClusterState {
                 member,
             } => {
                 let Some(r) = self.models.get_mut(name).and_then(|v| v.get_mut(version)) else {
-                    return ClusterResponse::fail(format!("no model {name}@{version}"));
+                    return ClusterResponse::fail(
+                        Rejection::NotFound,
+                        format!("no model {name}@{version}"),
+                    );
                 };
                 if !r.locations.contains(member) {
                     r.locations.push(*member);
@@ -376,7 +415,10 @@ impl ClusterState {
                     .get(name)
                     .is_some_and(|v| v.contains_key(version))
                 {
-                    return ClusterResponse::fail(format!("no model {name}@{version}"));
+                    return ClusterResponse::fail(
+                        Rejection::NotFound,
+                        format!("no model {name}@{version}"),
+                    );
                 }
                 self.aliases
                     .entry(name.clone())
@@ -386,32 +428,41 @@ impl ClusterState {
             }
             ClusterCommand::SubmitJob { id, record } => {
                 if self.jobs.contains_key(id) {
-                    return ClusterResponse::fail(format!("job {id} exists"));
+                    return ClusterResponse::fail(Rejection::Exists, format!("job {id} exists"));
                 }
                 self.jobs.insert(id.clone(), record.clone());
                 ClusterResponse::ok()
             }
             ClusterCommand::AddTasks { job, tasks } => {
                 let Some(j) = self.jobs.get_mut(job) else {
-                    return ClusterResponse::fail(format!("no job {job}"));
+                    return ClusterResponse::fail(Rejection::NotFound, format!("no job {job}"));
                 };
                 if j.state != JobState::Running {
-                    return ClusterResponse::fail(format!("job {job} is {:?}", j.state));
+                    return ClusterResponse::fail(
+                        Rejection::JobEnded,
+                        format!("job {job} is {:?}", j.state),
+                    );
                 }
                 for t in tasks {
-                    j.tasks.entry(t.clone()).or_insert_with(TaskRecord::queued);
+                    j.tasks.entry(*t).or_insert_with(TaskRecord::queued);
                 }
                 ClusterResponse::ok()
             }
             ClusterCommand::UpdateTask { job, task, record } => {
                 let Some(j) = self.jobs.get_mut(job) else {
-                    return ClusterResponse::fail(format!("no job {job}"));
+                    return ClusterResponse::fail(Rejection::NotFound, format!("no job {job}"));
                 };
                 if j.state != JobState::Running {
-                    return ClusterResponse::fail(format!("job {job} is {:?}", j.state));
+                    return ClusterResponse::fail(
+                        Rejection::JobEnded,
+                        format!("job {job} is {:?}", j.state),
+                    );
                 }
                 let Some(cur) = j.tasks.get_mut(task) else {
-                    return ClusterResponse::fail(format!("no task {task} in job {job}"));
+                    return ClusterResponse::fail(
+                        Rejection::NotFound,
+                        format!("no task {task} in job {job}"),
+                    );
                 };
                 // A finished task stays finished, except that a success may be replaced by
                 // another: a task run again because every copy of its output was lost
@@ -419,10 +470,10 @@ impl ClusterState {
                 let rerun =
                     cur.state == TaskState::Succeeded && record.state == TaskState::Succeeded;
                 if finished(cur.state) && !rerun {
-                    return ClusterResponse::fail(format!(
-                        "task {task} already finished ({:?})",
-                        cur.state
-                    ));
+                    return ClusterResponse::fail(
+                        Rejection::TaskFinished,
+                        format!("task {task} already finished ({:?})", cur.state),
+                    );
                 }
                 *cur = record.clone();
                 ClusterResponse::ok()
@@ -435,22 +486,32 @@ impl ClusterState {
                 result,
             } => {
                 let Some(j) = self.jobs.get_mut(job) else {
-                    return ClusterResponse::fail(format!("no job {job}"));
+                    return ClusterResponse::fail(Rejection::NotFound, format!("no job {job}"));
                 };
                 if j.state != JobState::Running {
-                    return ClusterResponse::fail(format!(
-                        "job {job} already ended ({:?})",
-                        j.state
-                    ));
+                    return ClusterResponse::fail(
+                        Rejection::JobEnded,
+                        format!("job {job} already ended ({:?})", j.state),
+                    );
                 }
                 if *state == JobState::Running {
-                    return ClusterResponse::fail("a job cannot finish as running");
+                    return ClusterResponse::fail(
+                        Rejection::Invalid,
+                        "a job cannot finish as running",
+                    );
                 }
                 j.state = *state;
                 j.finished_ms = Some(*at_ms);
                 j.error.clone_from(error);
                 j.result.clone_from(result);
                 ClusterResponse::ok()
+            }
+            ClusterCommand::Batch { commands } => {
+                let each: Vec<ClusterResponse> = commands.iter().map(|c| self.apply(c)).collect();
+                ClusterResponse {
+                    each,
+                    ..ClusterResponse::ok()
+                }
             }
         }
     }
@@ -572,13 +633,13 @@ mod tests {
         assert!(
             s.apply(&ClusterCommand::AddTasks {
                 job: "j".into(),
-                tasks: vec!["0.0".into(), "0.1".into()]
+                tasks: vec![TaskId::new(0, 0), TaskId::new(0, 1)]
             })
             .ok
         );
         let up = |state| ClusterCommand::UpdateTask {
             job: "j".into(),
-            task: "0.0".into(),
+            task: TaskId::new(0, 0),
             record: TaskRecord {
                 state,
                 ..TaskRecord::queued()
@@ -587,11 +648,12 @@ mod tests {
         assert!(s.apply(&up(TaskState::Running)).ok);
         assert!(s.apply(&up(TaskState::Succeeded)).ok);
         let r = s.apply(&up(TaskState::Running));
+        assert_eq!(r.rejection, Some(Rejection::TaskFinished));
         assert!(!r.ok && r.error.unwrap().contains("already finished"));
         // A task run again after its output was lost records the new output.
         let again = ClusterCommand::UpdateTask {
             job: "j".into(),
-            task: "0.0".into(),
+            task: TaskId::new(0, 0),
             record: TaskRecord {
                 state: TaskState::Succeeded,
                 holders: vec![7],
@@ -599,7 +661,7 @@ mod tests {
             },
         };
         assert!(s.apply(&again).ok);
-        assert_eq!(s.jobs["j"].tasks["0.0"].holders, vec![7]);
+        assert_eq!(s.jobs["j"].tasks[&TaskId::new(0, 0)].holders, vec![7]);
         assert!(
             !s.apply(&up(TaskState::Failed)).ok,
             "a success is not undone"
@@ -619,10 +681,61 @@ mod tests {
         assert!(!s.apply(&up(TaskState::Queued)).ok);
         let t1 = ClusterCommand::UpdateTask {
             job: "j".into(),
-            task: "0.1".into(),
+            task: TaskId::new(0, 1),
             record: TaskRecord::queued(),
         };
         assert!(!s.apply(&t1).ok);
         assert_eq!(s.jobs["j"].state, JobState::Cancelled);
+    }
+
+    #[test]
+    fn a_batch_applies_each_command_on_its_own() {
+        let mut s = ClusterState::default();
+        let submit = ClusterCommand::SubmitJob {
+            id: "j".into(),
+            record: JobRecord {
+                spec: vec![],
+                description: "fit".into(),
+                state: JobState::Running,
+                submitted_ms: 1,
+                finished_ms: None,
+                tasks: BTreeMap::new(),
+                error: None,
+                result: vec![],
+            },
+        };
+        let done = |i| ClusterCommand::UpdateTask {
+            job: "j".into(),
+            task: TaskId::new(0, i),
+            record: TaskRecord {
+                state: TaskState::Succeeded,
+                ..TaskRecord::queued()
+            },
+        };
+        let r = s.apply(&ClusterCommand::Batch {
+            commands: vec![
+                submit,
+                ClusterCommand::AddTasks {
+                    job: "j".into(),
+                    tasks: vec![TaskId::new(0, 0), TaskId::new(0, 1)],
+                },
+                done(0),
+                done(7),
+                done(1),
+            ],
+        });
+        assert!(r.ok);
+        let each: Vec<Option<Rejection>> = r.each.iter().map(|e| e.rejection).collect();
+        assert_eq!(each, [None, None, None, Some(Rejection::NotFound), None]);
+        assert_eq!(s.jobs["j"].progress(), (2, 2));
+        // A batch's encoding round-trips, as the Raft log stores it.
+        let again = s.apply(&ClusterCommand::Batch {
+            commands: vec![done(0)],
+        });
+        let bytes = rmp_serde::to_vec_named(&again).unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<ClusterResponse>(&bytes).unwrap(),
+            again
+        );
     }
 }

@@ -1,0 +1,164 @@
+//! Model registration, run by the driver when a job's plan is done: the model artifact is
+//! built, stored here, copied to a second member, registered in the model registry, and
+//! scored on the job's test dataset.
+
+use meshml_models::metrics::ConfusionMatrix;
+use meshml_models::plan::JobResult;
+use meshml_models::{Classifier, Estimator, FittedModel, ModelArtifact, Provenance};
+use meshml_protocol::{ChunkId, JobId, Response};
+use meshml_storage::raft::{ClusterCommand, ModelRecord};
+
+use super::repair::{by_rank, replicate_to, MODEL_REPLICAS};
+use crate::job::{JobRequest, JobSummary, TestReport};
+use crate::mesh::{Mesh, MeshError};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Registers the job's model (if any), scores it on the test dataset, and summarises.
+#[tracing::instrument(skip_all, fields(job_id = %job))]
+pub async fn register(
+    mesh: &Mesh,
+    job: &JobId,
+    request: &JobRequest,
+    estimator: Estimator,
+    result: JobResult,
+) -> Result<JobSummary, MeshError> {
+    let mut summary = JobSummary {
+        tasks: result.tasks,
+        cv: result.cv.clone(),
+        model: None,
+        test: None,
+        end_ms: Default::default(),
+    };
+    let Some(model) = result.model else {
+        return Ok(summary);
+    };
+    let data = mesh.load_dataset(&request.dataset).await?;
+    let provenance = Provenance {
+        created_at_unix: now_ms() / 1000,
+        meshml_version: env!("CARGO_PKG_VERSION").to_string(),
+        dataset: Some(request.dataset.clone()),
+        n_samples: data.n_samples(),
+        seed: Some(request.job.seed),
+        job: Some(job.to_string()),
+    };
+    // Building and encoding the artifact of a large ensemble takes a while: not on the
+    // driver's thread.
+    let started = std::time::Instant::now();
+    let fitted = model.clone();
+    let (kind, bytes) = tokio::task::spawn_blocking(move || {
+        let artifact = ModelArtifact::new(estimator, fitted, &data, provenance)?;
+        Ok::<_, meshml_models::ModelError>((artifact.kind(), artifact.to_bytes()?))
+    })
+    .await
+    .map_err(|e| MeshError::internal(e.to_string()))?
+    .map_err(|e| MeshError::bad(e.to_string()))?;
+    summary
+        .end_ms
+        .insert("artifact".into(), started.elapsed().as_millis() as u64);
+    let started = std::time::Instant::now();
+    let name = request.model_name();
+    let owner = format!("model.{name}");
+    let chunk = {
+        let owner = owner.clone();
+        mesh.with_store(move |s| s.put_pinned(&owner, &bytes))
+            .await?
+    };
+    let locations = second_copies(mesh, &owner, chunk).await;
+    let r = mesh
+        .propose(ClusterCommand::RegisterModel {
+            name: name.clone(),
+            record: ModelRecord {
+                kind,
+                artifact: chunk,
+                locations,
+            },
+        })
+        .await?;
+    summary.model = Some(format!("{name}@{}", r.value.unwrap_or(0)));
+    summary
+        .end_ms
+        .insert("store".into(), started.elapsed().as_millis() as u64);
+    if let Some(test) = &request.test_dataset {
+        let started = std::time::Instant::now();
+        summary.test = Some(score_on(mesh, test, &model).await?);
+        summary
+            .end_ms
+            .insert("test".into(), started.elapsed().as_millis() as u64);
+    }
+    Ok(summary)
+}
+
+/// Copies a new artifact (stored here) to other live members, by rendezvous rank, until it
+/// has [`MODEL_REPLICAS`] copies; returns the holders, this node first. Done before the
+/// model is registered and the job reported finished: a driver that crashed right after
+/// would otherwise take the only copy with it (the simulator's driver-kill scenario lost a
+/// model so). A member that fails is skipped; with none left the repair pass copies the
+/// artifact later.
+async fn second_copies(mesh: &Mesh, owner: &str, chunk: ChunkId) -> Vec<u64> {
+    let me = mesh.id();
+    let mut locations = vec![me];
+    let others: Vec<u64> = mesh
+        .live_members()
+        .await
+        .into_iter()
+        .map(|m| m.0)
+        .filter(|m| *m != me)
+        .collect();
+    let source = mesh.client().local_peer_id();
+    for target in by_rank(&chunk, &others) {
+        if locations.len() >= MODEL_REPLICAS {
+            break;
+        }
+        match replicate_to(mesh, owner.to_string(), chunk, source, target).await {
+            Response::Ack => locations.push(target),
+            other => {
+                tracing::info!(member = target, answer = ?other, "artifact copy failed; trying another member")
+            }
+        }
+    }
+    locations
+}
+
+/// Scores `model` on the mesh dataset `dataset`: accuracy and confusion matrix for a
+/// classifier, R² for a regressor, the mean score of a multi-output model.
+async fn score_on(
+    mesh: &Mesh,
+    dataset: &str,
+    model: &FittedModel,
+) -> Result<TestReport, MeshError> {
+    let data = mesh.load_dataset(dataset).await?;
+    let model = model.clone();
+    let name = dataset.to_string();
+    tokio::task::spawn_blocking(move || -> Result<TestReport, meshml_models::ModelError> {
+        let report = |metric: &str, score: f64| TestReport {
+            dataset: name.clone(),
+            metric: metric.to_string(),
+            score,
+            labels: Vec::new(),
+            counts: Vec::new(),
+        };
+        if let FittedModel::MultiOutput(m) = &model {
+            let (mean, _) = m.evaluate(&data)?;
+            return Ok(report("mean score", mean));
+        }
+        if model.is_regressor() {
+            return Ok(report("r2", model.evaluate(&data)?));
+        }
+        let (y, classes) = data.class_target()?;
+        let pred = model.predict(data.x())?;
+        let cm = ConfusionMatrix::new(y, &pred, classes.labels())?;
+        Ok(TestReport {
+            labels: classes.labels().to_vec(),
+            counts: cm.counts().to_vec(),
+            ..report("accuracy", cm.accuracy())
+        })
+    })
+    .await
+    .map_err(|e| MeshError::internal(e.to_string()))?
+    .map_err(|e| MeshError::bad(e.to_string()))
+}
