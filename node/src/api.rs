@@ -40,8 +40,8 @@ const MAX_JOB_BYTES: usize = 1 << 20;
 
 fn fail(e: MeshError) -> HttpResponse {
     error(
-        StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        &e.message,
+        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.to_string(),
     )
 }
 
@@ -608,7 +608,7 @@ async fn serve_prediction(
             .content_type("application/msgpack")
             .body(rmp_serde::to_vec_named(&a).expect("answers encode")),
         Ok(a) => HttpResponse::Ok().json(a),
-        Err(m) => error(StatusCode::BAD_REQUEST, &m),
+        Err(m) => error(StatusCode::BAD_REQUEST, &m.to_string()),
     }
 }
 

@@ -146,7 +146,7 @@ impl Mesh {
     ) -> Response {
         let m = match self.model(model, version).await {
             Ok(m) => m,
-            Err(e) => return refuse(ErrorCode::NotFound, e.message, true),
+            Err(e) => return refuse(ErrorCode::NotFound, e.to_string(), true),
         };
         let columns = self.state().read(|s| {
             s.datasets
@@ -163,41 +163,38 @@ impl Mesh {
         };
         let bytes = match self.with_store(move |s| s.chunk(&chunk)).await {
             Ok(b) => b,
-            Err(e) => return refuse(ErrorCode::NotFound, e.message, true),
+            Err(e) => return refuse(ErrorCode::NotFound, e.to_string(), true),
         };
-        let work = move || -> Result<Response, String> {
-            let c = meshml_storage::encoding::Chunk::decode(&chunk, &bytes)
-                .map_err(|e| e.to_string())?;
+        let work = move || -> Result<Response, MeshError> {
+            let c = meshml_storage::encoding::Chunk::decode(&chunk, &bytes)?;
             let (start, n) = (offset as usize, rows as usize);
             if start + n > c.rows {
-                return Err(format!(
+                return Err(MeshError::bad(format!(
                     "rows {start}..{} of a chunk of {}",
                     start + n,
                     c.rows
-                ));
+                )));
             }
-            let cols = column_map(&m.artifact.feature_names, &columns, &dataset)?;
+            let cols = column_map(&m.artifact.feature_names, &columns, &dataset)
+                .map_err(|e| MeshError::bad(e.to_string()))?;
             let slice = c.features[start * c.cols..(start + n) * c.cols].to_vec();
             let identity = cols.len() == c.cols && cols.iter().enumerate().all(|(i, &j)| i == j);
-            let x = Matrix::from_vec(n, c.cols, slice)
-                .and_then(|x| {
-                    if identity {
-                        Ok(x)
-                    } else {
-                        x.select_cols(&cols)
-                    }
-                })
-                .map_err(|e| e.to_string())?;
+            let x = Matrix::from_vec(n, c.cols, slice).and_then(|x| {
+                if identity {
+                    Ok(x)
+                } else {
+                    x.select_cols(&cols)
+                }
+            })?;
             let model = &m.artifact.model;
-            let err = |e: meshml_models::ModelError| e.to_string();
             Ok(if model.is_regressor() {
                 Response::ChunkPredictions {
                     classes: Vec::new(),
-                    values: le_bytes_f32(&model.predict_values(&x).map_err(err)?),
+                    values: le_bytes_f32(&model.predict_values(&x)?),
                     proba: Vec::new(),
                 }
             } else if proba {
-                let p = model.predict_proba(&x).map_err(err)?;
+                let p = model.predict_proba(&x)?;
                 Response::ChunkPredictions {
                     classes: meshml_models::traits::argmax_rows(&p),
                     values: Vec::new(),
@@ -205,7 +202,7 @@ impl Mesh {
                 }
             } else {
                 Response::ChunkPredictions {
-                    classes: model.predict(&x).map_err(err)?,
+                    classes: model.predict(&x)?,
                     values: Vec::new(),
                     proba: Vec::new(),
                 }
@@ -213,7 +210,7 @@ impl Mesh {
         };
         match tokio::task::spawn_blocking(work).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => refuse(ErrorCode::BadRequest, e, false),
+            Ok(Err(e)) => Response::Error(e.into()),
             Err(e) => refuse(ErrorCode::Internal, e.to_string(), true),
         }
     }
@@ -241,7 +238,7 @@ impl Mesh {
             &manifest.feature_names,
             &req.dataset,
         )
-        .map_err(MeshError::bad)?;
+        .map_err(|e| MeshError::bad(e.to_string()))?;
         if let Some(into) = &req.into {
             meshml_storage::error::check_name(into)
                 .map_err(|e| MeshError::bad(format!("--into: {e}")))?;
@@ -329,7 +326,7 @@ impl Mesh {
             Err(e) => {
                 tracing::warn!(batch = %job.id, cause = %e, "batch prediction failed");
                 v.state = "failed".into();
-                v.error = Some(e.message);
+                v.error = Some(e.to_string());
                 let _ = std::fs::remove_file(csv_path(&self, &job.id));
             }
         }
@@ -372,7 +369,12 @@ impl Mesh {
         }
         let io = |e: std::io::Error| MeshError::internal(format!("{}: {e}", path.display()));
         writeln!(out, "{}", csv_line(&header)).map_err(io)?;
-        let live: Vec<u64> = self.live_members().await.into_iter().map(|m| m.0).collect();
+        let live: Vec<u64> = self
+            .live_members()
+            .await
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
         let in_flight = (2 * live.len()).clamp(2, 16);
         let mut answers = futures::stream::iter(job.slices.iter().cloned())
             .map(|s| self.predict_slice(job, s, live.clone()))

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod cluster;
 pub mod dataset;
 pub mod demo;
+pub mod error;
 pub mod fit;
 pub mod http;
 pub mod job;

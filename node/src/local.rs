@@ -222,8 +222,8 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
     if let Some(name) = &args.dataset {
         let store = Store::open(crate::dataset::data_dir(args.data_dir.clone())?)?;
         let m = store.dataset(name)?;
-        let cols =
-            column_map(&art.feature_names, &m.feature_names, name).map_err(NodeError::Usage)?;
+        let cols = column_map(&art.feature_names, &m.feature_names, name)
+            .map_err(|e| NodeError::Usage(e.to_string()))?;
         let same_target = m.target_name == art.target_name;
         // The model's class id of each stored label, when the dataset has the model's target.
         let label_ids: Option<Vec<Option<u32>>> = match &m.target {
@@ -494,24 +494,39 @@ fn write_csv_row(dest: &mut dyn Write, fields: &[String]) -> Result<(), NodeErro
         .map_err(|e| NodeError::io("predictions", e))
 }
 
-/// For each model feature, its column in the dataset.
+/// A dataset that lacks some of a model's feature columns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "dataset '{dataset}' lacks the model's feature column(s) {}; it has: {}",
+    missing.join(", "),
+    have.join(", ")
+)]
+pub struct MissingColumns {
+    /// The dataset.
+    pub dataset: String,
+    /// The model's features it lacks.
+    pub missing: Vec<String>,
+    /// Its columns.
+    pub have: Vec<String>,
+}
+
 /// The dataset column of each of the model's features, or which are missing.
 pub(crate) fn column_map(
     model: &[String],
     data: &[String],
     dataset: &str,
-) -> Result<Vec<usize>, String> {
-    let missing: Vec<&str> = model
+) -> Result<Vec<usize>, MissingColumns> {
+    let missing: Vec<String> = model
         .iter()
         .filter(|f| !data.contains(f))
-        .map(String::as_str)
+        .cloned()
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "dataset '{dataset}' lacks the model's feature column(s) {}; it has: {}",
-            missing.join(", "),
-            data.join(", ")
-        ));
+        return Err(MissingColumns {
+            dataset: dataset.to_string(),
+            missing,
+            have: data.to_vec(),
+        });
     }
     Ok(model
         .iter()
@@ -565,6 +580,7 @@ mod tests {
         );
         assert!(column_map(&["z".into(), "y".into()], &data, "d")
             .unwrap_err()
+            .to_string()
             .contains("dataset 'd' lacks the model's feature column(s) z, y; it has: b, a, c"));
         let mut line = String::new();
         push_csv_field(&mut line, "a,b");

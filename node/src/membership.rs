@@ -62,6 +62,8 @@ pub struct PeerView {
     pub memory_bytes: u64,
     /// Free disk, bytes.
     pub free_disk_bytes: u64,
+    /// When its process started (milliseconds since the Unix epoch; 0 if unknown).
+    pub started_ms: u64,
     /// Its cluster name.
     pub cluster: String,
 }
@@ -308,6 +310,7 @@ impl Handler<GetPeers> for Membership {
                     cores: caps.as_ref().map_or(0, |c| c.cores),
                     memory_bytes: caps.as_ref().map_or(0, |c| c.memory_bytes),
                     free_disk_bytes: caps.as_ref().map_or(0, |c| c.free_disk_bytes),
+                    started_ms: caps.as_ref().map_or(0, |c| c.started_ms),
                     cluster: e
                         .advert
                         .as_ref()

@@ -33,57 +33,20 @@ pub fn dataset_owner(name: &str) -> String {
     format!("dataset.{name}")
 }
 
-/// A failure as the HTTP API reports it: a status code and a message.
+pub use crate::error::MeshError;
+
+/// A member alive now, as [`Mesh::live_members`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeshError {
-    /// HTTP status (400 bad input, 404 unknown, 409 conflict, 503 unavailable, 500).
-    pub status: u16,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl MeshError {
-    /// A 400.
-    pub fn bad(m: impl Into<String>) -> Self {
-        Self {
-            status: 400,
-            message: m.into(),
-        }
-    }
-    /// A 404.
-    pub fn not_found(m: impl Into<String>) -> Self {
-        Self {
-            status: 404,
-            message: m.into(),
-        }
-    }
-    /// A 409.
-    pub fn conflict(m: impl Into<String>) -> Self {
-        Self {
-            status: 409,
-            message: m.into(),
-        }
-    }
-    /// A 503.
-    pub fn unavailable(m: impl Into<String>) -> Self {
-        Self {
-            status: 503,
-            message: m.into(),
-        }
-    }
-    /// A 500.
-    pub fn internal(m: impl Into<String>) -> Self {
-        Self {
-            status: 500,
-            message: m.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for MeshError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
+pub struct LiveMember {
+    /// Its Raft node id.
+    pub id: u64,
+    /// Its libp2p peer id.
+    pub peer: PeerId,
+    /// Its worker slots.
+    pub slots: usize,
+    /// When its process started, as it announces it (0 for this node or when unknown): a
+    /// new value means it restarted and lost the tasks it ran.
+    pub started_ms: u64,
 }
 
 /// How `dataset put` through a node is asked for.
@@ -261,26 +224,36 @@ impl Mesh {
         .map_err(|e| MeshError::internal(e.to_string()))
     }
 
-    /// Live members with their slots: (node id, peer id, cores), this node included.
-    pub async fn live_members(&self) -> Vec<(u64, PeerId, usize)> {
-        let alive: std::collections::HashSet<u64> = (self.inner.alive)()
+    /// Live members with their slots, this node included, by node id.
+    pub async fn live_members(&self) -> Vec<LiveMember> {
+        let alive: std::collections::HashMap<u64, u64> = (self.inner.alive)()
             .await
             .into_iter()
-            .map(|(p, _)| node_id(&p))
-            .chain([self.id()])
+            .map(|(p, info)| (node_id(&p), info.started_ms))
+            .chain([(self.id(), 0)])
             .collect();
-        let mut out: Vec<(u64, PeerId, usize)> = self.inner.state.read(|s| {
+        let mut out: Vec<LiveMember> = self.inner.state.read(|s| {
             s.members
                 .iter()
-                .filter(|(id, _)| alive.contains(id))
-                .filter_map(|(id, m)| Some((*id, m.peer_id.parse().ok()?, m.cores.max(1) as usize)))
+                .filter_map(|(id, m)| {
+                    Some(LiveMember {
+                        id: *id,
+                        peer: m.peer_id.parse().ok()?,
+                        slots: m.cores.max(1) as usize,
+                        started_ms: *alive.get(id)?,
+                    })
+                })
                 .collect()
         });
-        if !out.iter().any(|(id, _, _)| *id == self.id()) {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            out.push((self.id(), self.inner.client.local_peer_id(), cores));
+        if !out.iter().any(|m| m.id == self.id()) {
+            out.push(LiveMember {
+                id: self.id(),
+                peer: self.inner.client.local_peer_id(),
+                slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                started_ms: 0,
+            });
         }
-        out.sort_by_key(|m| m.0);
+        out.sort_by_key(|m| m.id);
         out
     }
 
@@ -327,7 +300,7 @@ impl Mesh {
                                 })
                             }
                             Ok(Response::Error(e)) if !e.retryable => {
-                                return Err(MeshError::internal(e.message))
+                                return Err(MeshError::from(e))
                             }
                             Ok(other) => last = format!("driver answered {other:?}"),
                             Err(e) => last = e.to_string(),
@@ -443,10 +416,10 @@ impl Mesh {
                 Ok(pin) => {
                     let owner = owner.clone();
                     if let Err(e) = self.with_store(move |s| s.pin(&owner, &[pin])).await {
-                        return remote(ErrorCode::Internal, e.message, true);
+                        return remote(ErrorCode::Internal, e.to_string(), true);
                     }
                 }
-                Err(e) => return remote(ErrorCode::Internal, e.message, true),
+                Err(e) => return remote(ErrorCode::Internal, e.to_string(), true),
             }
         }
         Response::Ack
@@ -483,9 +456,10 @@ impl Mesh {
                 .join("incoming")
                 .join(format!("{}-{}", req.name, std::process::id()));
         let (dir2, req2, file2) = (staging_dir.clone(), req.clone(), file.clone());
-        let ingested = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let ingested = tokio::task::spawn_blocking(move || -> Result<_, MeshError> {
+            let bad = |e: &dyn std::fmt::Display| MeshError::bad(e.to_string());
             let _ = std::fs::remove_dir_all(&dir2);
-            let staging = Store::open(&dir2).map_err(|e| e.to_string())?;
+            let staging = Store::open(&dir2).map_err(|e| bad(&e))?;
             let mut csv = meshml_models::io::CsvOptions::default();
             if let Some(t) = &req2.target {
                 csv.target = Some(t.clone());
@@ -499,31 +473,31 @@ impl Mesh {
             };
             let path = if req2.format == "parquet" {
                 let p = file2.with_extension("parquet");
-                std::fs::rename(&file2, &p).map_err(|e| e.to_string())?;
+                std::fs::rename(&file2, &p).map_err(|e| bad(&e))?;
                 p
             } else {
                 file2
             };
             let m = ingest_file(&staging, &path, &req2.name, &opts, &mut |_| {})
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| bad(&e))?;
             let chunks = m
                 .chunks
                 .iter()
                 .map(|c| staging.chunk(&c.id).map(|b| (c.id, b)))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| bad(&e))?;
             Ok((m, chunks))
         })
         .await
         .map_err(|e| MeshError::internal(e.to_string()))?;
         let _ = std::fs::remove_dir_all(&staging_dir);
-        let (manifest, chunks) = ingested.map_err(MeshError::bad)?;
+        let (manifest, chunks) = ingested?;
 
         // 2. Place every chunk; stage all of them here so that replicas can fetch them.
         let members = self.live_members().await;
         let ids: Vec<NodeId> = members
             .iter()
-            .map(|(id, _, _)| NodeId::new(id.to_string()))
+            .map(|m| NodeId::new(m.id.to_string()))
             .collect();
         let r = req.replicas.min(members.len());
         let me = self.id();
@@ -676,12 +650,12 @@ impl Mesh {
     /// Chunk `id` from this node's store if it is there, else from the first of `holders`
     /// that serves it (verified against its hash); says whether it came from another
     /// member. A local copy that fails its check is replaced by the holder's (read repair),
-    /// and counts as local. The error says why the last holder tried failed.
+    /// and counts as local. The error (unavailable) says why the last holder tried failed.
     pub async fn chunk_from(
         &self,
         id: ChunkId,
         holders: &[u64],
-    ) -> Result<(Vec<u8>, bool), String> {
+    ) -> Result<(Vec<u8>, bool), MeshError> {
         let mut why = String::from("no holder recorded");
         let mut damaged = false;
         if self
@@ -693,7 +667,7 @@ impl Mesh {
                 Ok(b) => return Ok((b, false)),
                 Err(e) => {
                     damaged = true;
-                    why = e.message;
+                    why = e.to_string();
                 }
             }
         }
@@ -713,7 +687,7 @@ impl Mesh {
                             Ok((b, false))
                         }
                         Err(e) => {
-                            tracing::warn!(%id, cause = %e.message, "a damaged local copy could not be replaced");
+                            tracing::warn!(%id, cause = %e, "a damaged local copy could not be replaced");
                             Ok((b, true))
                         }
                     };
@@ -722,7 +696,7 @@ impl Mesh {
                 Err(e) => why = e.to_string(),
             }
         }
-        Err(why)
+        Err(MeshError::unavailable(why))
     }
 
     /// A dataset's manifest and the holders of each of its chunks.

@@ -37,6 +37,9 @@ pub fn capabilities(dir: &Path) -> Capabilities {
         cores,
         memory_bytes,
         free_disk_bytes,
+        started_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
     }
 }
 
@@ -334,6 +337,7 @@ fn serve(
                                         cores: p.cores,
                                         memory_bytes: p.memory_bytes,
                                         free_disk_bytes: p.free_disk_bytes,
+                                        started_ms: p.started_ms,
                                     },
                                 ))
                             })
@@ -448,10 +452,7 @@ fn serve(
         };
         let (fr, fc, alive_f) = (raft.clone(), client.clone(), alive_peers.clone());
         actix_rt::spawn(async move {
-            if let Err(e) = formation.run(&fr, &fc, &alive_f).await {
-                tracing::error!(cause = %e, "cluster formation failed");
-                return;
-            }
+            formation.run(&fr, &fc, &alive_f).await;
             formation.watch(&fr, &fc, &alive_f).await;
         });
         for (peer, addr) in bootstrap {
@@ -471,6 +472,7 @@ fn serve(
             cores: caps.cores,
             memory_bytes: caps.memory_bytes,
             free_disk_bytes: caps.free_disk_bytes,
+            started_ms: caps.started_ms,
         };
         let driving = cluster::driver::DriverSlot::default();
         actix_rt::spawn(cluster::driver::supervise(

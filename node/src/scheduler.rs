@@ -93,6 +93,13 @@ pub enum Event {
         /// Why.
         error: String,
     },
+    /// The task's node was busy and refused it (its queue full): the task goes back to
+    /// the front of the queue without using up an attempt, and the node gets no more tasks
+    /// until one of its running tasks ends or it is reported up again.
+    Bounced {
+        /// The task.
+        key: TaskKey,
+    },
     /// The task failed on its node: queued again when `retryable` and attempts remain,
     /// else abandoned.
     Failed {
@@ -202,6 +209,20 @@ impl Scheduler {
                     return Vec::new();
                 }
                 self.retry(key, prefer, true, error).into_iter().collect()
+            }
+            Event::Bounced { key } => {
+                if let Some((node, prefer)) = self.running.remove(&key) {
+                    if let Some(s) = self.nodes.get_mut(&node) {
+                        s.busy = s.busy.saturating_sub(1);
+                        s.total = s.busy;
+                    }
+                    if let Some(a) = self.attempts.get_mut(&key) {
+                        *a = a.saturating_sub(1);
+                    }
+                    self.queued.insert(key.clone());
+                    self.queue.push_front(Queued { key, prefer });
+                }
+                Vec::new()
             }
             Event::Failed {
                 key,
@@ -605,5 +626,39 @@ mod tests {
         s.handle(Event::Confirmed { key: key("j", 2) });
         assert_eq!((s.running(), s.queued()), (0, 0));
         assert!(s.released.is_empty() && s.attempts.is_empty());
+    }
+
+    #[test]
+    fn a_busy_node_bounces_a_task_without_using_up_its_attempts() {
+        let mut s = Scheduler::new(2);
+        s.handle(Event::NodeUp { node: 1, slots: 2 });
+        s.handle(Event::NodeUp { node: 2, slots: 1 });
+        for t in 0..3 {
+            s.handle(Event::Submitted {
+                key: key("j", t),
+                prefer: vec![1],
+            });
+        }
+        assert_eq!(s.dispatch().len(), 3);
+        // Node 1 refuses task 0 (its queue is full) many times over: never abandoned.
+        for _ in 0..10 {
+            assert!(s.handle(Event::Bounced { key: key("j", 0) }).is_empty());
+            assert_eq!(s.queued(), 1);
+            // Node 1 takes nothing new until a task of its own ends; node 2 is full.
+            assert!(s.dispatch().is_empty());
+            s.handle(Event::NodeUp { node: 1, slots: 2 });
+            let again = s.dispatch();
+            assert!(
+                matches!(
+                    again.as_slice(),
+                    [Command::Assign {
+                        node: 1,
+                        attempt: 1,
+                        ..
+                    }]
+                ),
+                "{again:?}"
+            );
+        }
     }
 }

@@ -150,7 +150,7 @@ async fn check(mesh: &Mesh, id: ChunkId) -> Checked {
             match mesh.chunk_from(id, &holders).await {
                 Ok((b, false)) => Checked::Repaired(b.len() as u64),
                 Ok((_, true)) => Checked::Damaged("the good copy could not be stored".into()),
-                Err(why) => Checked::Damaged(why),
+                Err(why) => Checked::Damaged(why.to_string()),
             }
         }
     }
@@ -162,7 +162,7 @@ pub async fn pass(mesh: &Mesh, bytes_per_s: u64) {
     let ids = match mesh.with_store(|s| s.chunks().ids()).await {
         Ok(ids) => ids,
         Err(e) => {
-            tracing::error!(cause = %e.message, "scrub: cannot list the local chunks");
+            tracing::error!(cause = %e, "scrub: cannot list the local chunks");
             return;
         }
     };

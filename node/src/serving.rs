@@ -263,20 +263,43 @@ pub struct PredictResponse {
     pub probabilities: Option<Vec<Vec<f32>>>,
 }
 
-fn number(cell: &Cell, at: impl Fn() -> String) -> Result<f32, String> {
+/// Instances a model cannot read, and why (the client's mistake: a 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInstances(pub String);
+
+impl From<String> for BadInstances {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for BadInstances {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl From<meshml_models::ModelError> for BadInstances {
+    fn from(e: meshml_models::ModelError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+fn number(cell: &Cell, at: impl Fn() -> String) -> Result<f32, BadInstances> {
     match cell {
         Cell::Number(v) if v.is_finite() => Ok(*v as f32),
-        Cell::Number(v) => Err(format!("{}: {v} is not a finite number", at())),
+        Cell::Number(v) => Err(format!("{}: {v} is not a finite number", at()).into()),
         Cell::Other(serde_json::Value::String(s)) => {
-            Err(format!("{}: '{s}' is not a number", at()))
+            Err(format!("{}: '{s}' is not a number", at()).into())
         }
-        Cell::Other(v) => Err(format!("{}: {v} is not a number", at())),
+        Cell::Other(v) => Err(format!("{}: {v} is not a number", at()).into()),
     }
 }
 
 /// The feature matrix of the instances, in the model's feature order; the error says
 /// which instance and feature is wrong.
-pub fn features(instances: &[Instance], names: &[String]) -> Result<Matrix, String> {
+pub fn features(instances: &[Instance], names: &[String]) -> Result<Matrix, BadInstances> {
     if instances.is_empty() {
         return Err("no instances: send {\"instances\": [[...], ...]}".into());
     }
@@ -290,7 +313,8 @@ pub fn features(instances: &[Instance], names: &[String]) -> Result<Matrix, Stri
                         "instance {i} has {} values; the model reads {d} features ({})",
                         values.len(),
                         names.join(", ")
-                    ));
+                    )
+                    .into());
                 }
                 for (j, c) in values.iter().enumerate() {
                     x.push(number(c, || {
@@ -303,30 +327,34 @@ pub fn features(instances: &[Instance], names: &[String]) -> Result<Matrix, Stri
                     return Err(format!(
                         "instance {i}: unknown feature '{unknown}'; the model reads {}",
                         names.join(", ")
-                    ));
+                    )
+                    .into());
                 }
                 for name in names {
-                    let c = map
-                        .get(name)
-                        .ok_or_else(|| format!("instance {i} lacks feature '{name}'"))?;
+                    let c = map.get(name).ok_or_else(|| {
+                        BadInstances(format!("instance {i} lacks feature '{name}'"))
+                    })?;
                     x.push(number(c, || format!("instance {i}, feature '{name}'"))?);
                 }
             }
             Instance::Other(v) => {
                 return Err(format!(
                     "instance {i} is neither a list of values nor an object of named values: {v}"
-                ))
+                )
+                .into())
             }
         }
     }
-    Matrix::from_vec(instances.len(), d, x).map_err(|e| e.to_string())
+    Ok(Matrix::from_vec(instances.len(), d, x)?)
 }
 
 /// Predicts the instances with a loaded model. Errors are the client's (400).
-pub fn predict(model: &ServedModel, request: &PredictRequest) -> Result<PredictResponse, String> {
+pub fn predict(
+    model: &ServedModel,
+    request: &PredictRequest,
+) -> Result<PredictResponse, BadInstances> {
     let art = &model.artifact;
     let x = features(&request.instances, &art.feature_names)?;
-    let err = |e: meshml_models::ModelError| e.to_string();
     let mut response = PredictResponse {
         model: model.name.clone(),
         version: model.version,
@@ -339,7 +367,7 @@ pub fn predict(model: &ServedModel, request: &PredictRequest) -> Result<PredictR
             if request.probabilities {
                 return Err("a multi-output model returns no probabilities".into());
             }
-            let outputs = m.predict_outputs(&x).map_err(err)?;
+            let outputs = m.predict_outputs(&x)?;
             response.predictions = (0..x.rows())
                 .map(|r| {
                     Prediction::Outputs(
@@ -363,14 +391,13 @@ pub fn predict(model: &ServedModel, request: &PredictRequest) -> Result<PredictR
                 return Err("a regressor returns no probabilities".into());
             }
             response.predictions = m
-                .predict_values(&x)
-                .map_err(err)?
+                .predict_values(&x)?
                 .into_iter()
                 .map(Prediction::Value)
                 .collect();
         }
         m => {
-            let proba = m.predict_proba(&x).map_err(err)?;
+            let proba = m.predict_proba(&x)?;
             let k = proba.cols();
             let data = proba.data();
             response.predictions = meshml_models::traits::argmax_rows(&proba)
@@ -408,7 +435,11 @@ mod tests {
 
     #[test]
     fn bad_instances_say_what_is_wrong() {
-        let err = |json: &str| features(&request(json).instances, &names()).unwrap_err();
+        let err = |json: &str| {
+            features(&request(json).instances, &names())
+                .unwrap_err()
+                .to_string()
+        };
         assert!(err(r#"{"instances": []}"#).contains("no instances"));
         assert!(err(r#"{"instances": [[1]]}"#).contains("has 1 values; the model reads 2"));
         assert!(err(r#"{"instances": [[1, "x"]]}"#).contains("feature 'b': 'x' is not a number"));
@@ -427,6 +458,7 @@ mod tests {
         ])];
         assert!(features(&r.instances, &names())
             .unwrap_err()
+            .to_string()
             .contains("NaN is not a finite number"));
     }
 
@@ -453,11 +485,11 @@ mod tests {
         });
         assert_eq!(resolve(&s, "m").unwrap(), ("m".into(), 1));
         assert_eq!(resolve(&s, "m@production").unwrap(), ("m".into(), 1));
-        assert_eq!(resolve(&s, "m@9").unwrap_err().status, 404);
-        assert_eq!(resolve(&s, "m@staging").unwrap_err().status, 404);
+        assert_eq!(resolve(&s, "m@9").unwrap_err().status(), 404);
+        assert_eq!(resolve(&s, "m@staging").unwrap_err().status(), 404);
         assert!(resolve(&s, "x")
             .unwrap_err()
-            .message
+            .to_string()
             .contains("no model 'x'"));
     }
 }

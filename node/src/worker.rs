@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use crate::cluster::board::{Event, Report};
 use crate::cluster::driver::{InboxSlot, TermGuard};
 use crate::job::{job_owner, TaskDone, TaskSpec};
-use crate::mesh::Mesh;
+use crate::mesh::{Mesh, MeshError};
 use crate::scheduler::TaskKey;
 
 /// How long a worker keeps trying to report a finished task.
@@ -156,14 +156,19 @@ impl Worker {
             .mesh
             .load_dataset(&spec.dataset)
             .await
-            .map_err(|e| RemoteError {
-                code: if e.status == 404 {
-                    ErrorCode::NotFound
-                } else {
-                    ErrorCode::Unavailable
+            .map_err(|e| match e {
+                // No such dataset: running the task again will not help.
+                MeshError::NotFound(message) => RemoteError {
+                    code: ErrorCode::NotFound,
+                    message,
+                    retryable: false,
                 },
-                message: e.message,
-                retryable: e.status != 404,
+                // A chunk unreachable or unreadable for now: another try may find a copy.
+                other => RemoteError {
+                    code: ErrorCode::Unavailable,
+                    message: other.to_string(),
+                    retryable: true,
+                },
             })?;
         let t = spec.task;
         // The fit and the encoding of its output both run on the blocking pool.
@@ -200,7 +205,7 @@ impl Worker {
                 .await
                 .map_err(|e| RemoteError {
                     code: ErrorCode::Internal,
-                    message: e.message,
+                    message: e.to_string(),
                     retryable: true,
                 })?
         } else {

@@ -70,6 +70,7 @@ mod tests {
                 cores: 2,
                 memory_bytes: 24 << 30,
                 free_disk_bytes: u64::MAX,
+                started_ms: 0,
             },
         })
     }

@@ -25,6 +25,10 @@ pub struct Capabilities {
     pub memory_bytes: u64,
     /// Free disk in the data directory, in bytes.
     pub free_disk_bytes: u64,
+    /// When the node's process started, milliseconds since the Unix epoch: a new value
+    /// means the node restarted and lost the tasks it was running.
+    #[serde(default)]
+    pub started_ms: u64,
 }
 
 /// Greeting exchanged when peers first talk.

@@ -42,6 +42,7 @@ fn hello() -> impl Strategy<Value = Hello> {
                 cores: c,
                 memory_bytes: m,
                 free_disk_bytes: d,
+                started_ms: 0,
             },
         },
     )

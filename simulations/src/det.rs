@@ -33,7 +33,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use meshml_models::plan::{run_task, DataSummary, JobKind, JobSpec, Task, TaskOutput};
 use meshml_models::{Dataset, Estimator};
-use meshml_node::cluster::board::{Board, Effect, Event, JobData, LostOutputs, PlantedBug, Report};
+use meshml_node::cluster::board::{
+    AssignFailure, Board, Effect, Event, JobData, LostOutputs, Member, PlantedBug, Report,
+};
 use meshml_node::cluster::driver::TermGuard;
 use meshml_node::job::{JobRequest, JobSummary, TaskDone, TaskSpec};
 use meshml_node::scheduler::TaskKey;
@@ -351,6 +353,8 @@ struct Node {
     reports: Vec<(u64, TaskKey, TaskDone)>,
     /// Outputs kept (they survive a crash, as on disk).
     store: BTreeMap<ChunkId, Arc<Vec<u8>>>,
+    /// Restarts so far (the real node announces its start time).
+    incarnation: u64,
 }
 
 impl Node {
@@ -911,7 +915,7 @@ impl Sim {
                     key,
                     node: node as u64,
                     error: "no answer in time".into(),
-                    unreachable: true,
+                    failure: AssignFailure::Unreachable,
                 },
             );
         }
@@ -939,11 +943,15 @@ impl Sim {
         let Some(lead) = n.lead.as_ref() else {
             return Vec::new();
         };
-        let live: Vec<(u64, usize)> = lead
+        let live: Vec<Member> = lead
             .heard
             .iter()
             .filter(|(&k, &t)| k == i || now.saturating_sub(t) < timing.node_timeout_us)
-            .map(|(&k, _)| (k as u64, self.cfg.slots))
+            .map(|(&k, _)| Member {
+                node: k as u64,
+                slots: self.cfg.slots,
+                incarnation: self.nodes[k].incarnation + 1,
+            })
             .collect();
         let mut events = vec![Event::Tick { now_ms: now / 1000 }, Event::Members { live }];
         // Jobs are picked up once this term's no-op is applied.
@@ -1183,7 +1191,7 @@ impl Sim {
                             key,
                             node: from as u64,
                             error,
-                            unreachable: false,
+                            failure: AssignFailure::Refused,
                         },
                     );
                 }
@@ -1281,6 +1289,7 @@ impl Sim {
                 n.up = true;
                 n.role = Role::Follower;
                 n.deadline = d;
+                n.incarnation += 1;
                 n.guard = TermGuard::default();
                 n.leader = None;
                 // The state machine is rebuilt from the log (openraft replays it).
@@ -1425,6 +1434,7 @@ pub fn run(cfg: &DetConfig) -> DetReport {
             work: Vec::new(),
             reports: Vec::new(),
             store: BTreeMap::new(),
+            incarnation: 0,
         };
         node.apply_committed();
         sim.nodes.push(node);

@@ -19,24 +19,62 @@ use std::process::Command;
 /// Namespace names start with this, then the owning process's id.
 const PREFIX: &str = "mmls";
 
+/// What making or changing the namespaces failed at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetnsError {
+    /// A tool could not be started.
+    #[error("{program}: {source}")]
+    Spawn {
+        /// `ip` or `tc`.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tool ran and failed.
+    #[error("{program} {args}: {stderr}")]
+    Failed {
+        /// `ip` or `tc`.
+        program: String,
+        /// Its arguments.
+        args: String,
+        /// What it said.
+        stderr: String,
+    },
+    /// The kernel lacks `sch_netem`.
+    #[error(
+        "this kernel has no netem queueing discipline (sch_netem), which slow links between \
+         namespaces need; run the scenario with --hosts in-process for message-level delays \
+         ({0})"
+    )]
+    NoNetem(Box<NetnsError>),
+    /// A `--lan` spec that does not parse.
+    #[error("not a LAN spec: {0}")]
+    BadSpec(String),
+}
+
 /// Runs `ip ARGS`.
-pub fn ip(args: &[&str]) -> Result<(), String> {
+pub fn ip(args: &[&str]) -> Result<(), NetnsError> {
     run("ip", args)
 }
 
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
+fn run(program: &str, args: &[&str]) -> Result<(), NetnsError> {
     let o = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| format!("{program}: {e}"))?;
+        .map_err(|source| NetnsError::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
     if o.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stderr).trim()
-        ))
+        Err(NetnsError::Failed {
+            program: program.to_string(),
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -59,7 +97,7 @@ pub struct Lan {
 impl Lan {
     /// Creates `hosts` hosts and the control namespace. Fails (removing what it made)
     /// where namespaces cannot be made, as without root.
-    pub fn create(hosts: usize) -> Result<Self, String> {
+    pub fn create(hosts: usize) -> Result<Self, NetnsError> {
         let pid = std::process::id();
         let lan = Lan {
             prefix: format!("{PREFIX}{pid}"),
@@ -75,8 +113,8 @@ impl Lan {
 
     /// The LAN made by another process (`spec` as [`Lan::spec`] wrote it), not removed on
     /// drop.
-    pub fn attach(spec: &str) -> Result<Self, String> {
-        let bad = || format!("not a LAN spec: {spec}");
+    pub fn attach(spec: &str) -> Result<Self, NetnsError> {
+        let bad = || NetnsError::BadSpec(spec.to_string());
         let mut it = spec.split(',');
         let prefix = it.next().ok_or_else(bad)?.to_string();
         let net = it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
@@ -123,7 +161,7 @@ impl Lan {
         format!("eth{i}")
     }
 
-    fn build(&self) -> Result<(), String> {
+    fn build(&self) -> Result<(), NetnsError> {
         let made = (|| {
             let sw = self.switch();
             ip(&["netns", "add", &sw])?;
@@ -159,7 +197,7 @@ impl Lan {
     }
 
     /// Cuts every host in `side` off from every host not in it, both ways.
-    pub fn partition(&mut self, side: &[usize]) -> Result<(), String> {
+    pub fn partition(&mut self, side: &[usize]) -> Result<(), NetnsError> {
         for a in side.iter().copied() {
             for b in (0..self.hosts).filter(|b| !side.contains(b)) {
                 for (x, y) in [(a, b), (b, a)] {
@@ -182,10 +220,10 @@ impl Lan {
         b: usize,
         delay_ms: u64,
         loss: f64,
-    ) -> Result<(), String> {
+    ) -> Result<(), NetnsError> {
         for (x, y) in [(a, b), (b, a)] {
             let (ns, dev) = (self.host(x), Self::dev(x));
-            let tc = |args: &[&str]| -> Result<(), String> {
+            let tc = |args: &[&str]| -> Result<(), NetnsError> {
                 let mut all = vec!["-n", ns.as_str()];
                 all.extend_from_slice(args);
                 run("tc", &all)
@@ -213,16 +251,12 @@ impl Lan {
                 "qdisc", "add", "dev", &dev, "parent", &class, "handle", &handle, "netem", "delay",
                 &delay, "loss", &loss,
             ])
-            .map_err(|e| {
-                if e.contains("unknown") {
-                    format!(
-                        "this kernel has no netem queueing discipline (sch_netem), which slow \
-                         links between namespaces need; run the scenario with --hosts \
-                         in-process for message-level delays ({e})"
-                    )
-                } else {
-                    e
+            .map_err(|e| match e {
+                // tc's own words where the kernel lacks the qdisc.
+                NetnsError::Failed { ref stderr, .. } if stderr.contains("unknown") => {
+                    NetnsError::NoNetem(Box::new(e))
                 }
+                e => e,
             })?;
             let dst = format!("{}/32", self.addr(y));
             tc(&[
@@ -234,7 +268,7 @@ impl Lan {
     }
 
     /// Restores every cut and slowed link.
-    pub fn heal(&mut self) -> Result<(), String> {
+    pub fn heal(&mut self) -> Result<(), NetnsError> {
         for (x, y) in std::mem::take(&mut self.cuts) {
             let dst = format!("{}/32", self.addr(y));
             ip(&["-n", &self.host(x), "route", "del", "blackhole", &dst])?;

@@ -147,6 +147,18 @@ pub fn fast_config() -> openraft::Config {
     }
 }
 
+/// Why a write through the in-process cluster failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// No node has that id.
+    #[error("no node {0}")]
+    NoSuchNode(u64),
+    /// Raft refused it (not the leader, shutting down, ...).
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
 /// A cluster of `n` Raft nodes (ids 1..=n) in this process, each with its sled database in
 /// a directory of a temporary folder (so a node can be stopped and started again).
 #[derive(Debug)]
@@ -319,12 +331,16 @@ impl RaftCluster {
     }
 
     /// Proposes a command through node `via` (which must be the leader).
-    pub async fn write(&self, via: u64, cmd: ClusterCommand) -> Result<ClusterResponse, String> {
-        let r = self.raft(via).ok_or("no such node")?;
+    pub async fn write(
+        &self,
+        via: u64,
+        cmd: ClusterCommand,
+    ) -> Result<ClusterResponse, WriteError> {
+        let r = self.raft(via).ok_or(WriteError::NoSuchNode(via))?;
         r.client_write(cmd)
             .await
             .map(|resp| resp.data)
-            .map_err(|e| e.to_string())
+            .map_err(|e| WriteError::Raft(e.to_string()))
     }
 
     /// The replicated state as node `id` has applied it.

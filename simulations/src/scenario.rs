@@ -685,7 +685,9 @@ impl Run {
                     peers(&|i| !side.contains(&i)),
                 );
                 match self.lan.as_mut() {
-                    Some(lan) => lan.partition(&side).map_err(NodeError::Usage)?,
+                    Some(lan) => lan
+                        .partition(&side)
+                        .map_err(|e| NodeError::Usage(e.to_string()))?,
                     None => self.links.partition(&a, &b),
                 }
                 self.event(format!("partition: nodes {side:?} cut off from the rest"));
@@ -746,7 +748,7 @@ impl Run {
             }
             Action::Heal => {
                 match self.lan.as_mut() {
-                    Some(lan) => lan.heal().map_err(NodeError::Usage)?,
+                    Some(lan) => lan.heal().map_err(|e| NodeError::Usage(e.to_string()))?,
                     None => self.links.heal(),
                 }
                 self.event("every link restored".into());
@@ -762,7 +764,7 @@ impl Run {
                 match self.lan.as_mut() {
                     Some(lan) => lan
                         .slow_link(n[0], n[1], f.delay_ms.unwrap_or(0), f.loss.unwrap_or(0.0))
-                        .map_err(NodeError::Usage)?,
+                        .map_err(|e| NodeError::Usage(e.to_string()))?,
                     None => {
                         self.links.set(a, b, rule);
                         self.links.set(b, a, rule);

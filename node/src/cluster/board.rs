@@ -62,6 +62,18 @@ pub enum PlantedBug {
     ForgetRecordedTasks,
 }
 
+/// Why an assignment did not start its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignFailure {
+    /// The member could not be reached at all: it, not the task, is at fault, and it gets
+    /// no tasks for a while ([`UNREACHABLE_FOR_MS`]).
+    Unreachable,
+    /// The member's queue is full: the task goes elsewhere or waits, with no attempt used.
+    Busy,
+    /// The member refused the task (a stale term, a task it cannot read): an attempt.
+    Refused,
+}
+
 /// A worker's report of a task it ran.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -71,6 +83,19 @@ pub struct Report {
     pub from: NodeId,
     /// What it produced, or why it failed.
     pub outcome: Result<TaskDone, RemoteError>,
+}
+
+/// A member alive now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Its node id.
+    pub node: NodeId,
+    /// Its worker slots.
+    pub slots: usize,
+    /// Which run of its process this is (its start time; 0 when not known): when it
+    /// changes, the member restarted and lost the tasks it was running, which go back to
+    /// the queue.
+    pub incarnation: u64,
 }
 
 /// What planning a job needs from its dataset's manifest.
@@ -99,11 +124,11 @@ pub enum Event {
         /// Milliseconds since the Unix epoch.
         now_ms: u64,
     },
-    /// The members alive now, with their worker slots. Members gone lose their running
-    /// tasks back to the queue.
+    /// The members alive now, with their worker slots. Members gone, or restarted since
+    /// the last time, lose their running tasks back to the queue.
     Members {
-        /// (member, slots), this node included.
-        live: Vec<(NodeId, usize)>,
+        /// The members, this node included.
+        live: Vec<Member>,
     },
     /// A running job the board does not run yet, as the replicated state records it.
     JobRecorded {
@@ -128,11 +153,10 @@ pub enum Event {
         key: TaskKey,
         /// The member.
         node: NodeId,
-        /// Why.
+        /// What went wrong, for people.
         error: String,
-        /// The member could not be reached at all: it, not the task, is at fault, and it
-        /// gets no tasks for a while ([`UNREACHABLE_FOR_MS`]).
-        unreachable: bool,
+        /// What it means for the task and the member.
+        failure: AssignFailure,
     },
     /// An output's second copy is stored on the driver, or could not be.
     OutputCopied {
@@ -304,6 +328,8 @@ pub struct Board {
     hold_until_ms: u64,
     /// Members that could not be reached, until when.
     unreachable: BTreeMap<NodeId, u64>,
+    /// Each member's incarnation when last seen.
+    incarnations: BTreeMap<NodeId, u64>,
     now_ms: u64,
     out: Vec<Effect>,
     planted: Option<PlantedBug>,
@@ -362,6 +388,7 @@ impl Board {
             next_proposal: 1,
             hold_until_ms: 0,
             unreachable: BTreeMap::new(),
+            incarnations: BTreeMap::new(),
             now_ms: 0,
             out: Vec::new(),
             planted: None,
@@ -421,8 +448,8 @@ impl Board {
                 key,
                 node,
                 error,
-                unreachable,
-            } => self.assign_failed(key, node, error, unreachable),
+                failure,
+            } => self.assign_failed(key, node, error, failure),
             Event::OutputCopied { key, outcome } => self.copied(key, outcome),
             Event::Committed { proposal, outcome } => self.committed(proposal, outcome),
             Event::OutputsRead {
@@ -450,12 +477,27 @@ impl Board {
         std::mem::take(&mut self.out)
     }
 
-    fn members(&mut self, live: Vec<(NodeId, usize)>) {
+    fn members(&mut self, live: Vec<Member>) {
         let now = self.now_ms;
         self.unreachable.retain(|_, until| *until > now);
+        // An incarnation of 0 is not known yet (the member's announcement has not come).
+        for m in live.iter().filter(|m| m.incarnation != 0) {
+            let before = self.incarnations.insert(m.node, m.incarnation);
+            if before.is_some_and(|b| b != m.incarnation) {
+                tracing::info!(
+                    node = m.node,
+                    "member restarted; its tasks go back to the queue"
+                );
+                let cmds = self
+                    .scheduler
+                    .handle(scheduler::Event::NodeDown { node: m.node });
+                self.abandon(cmds);
+            }
+        }
         let up: BTreeMap<NodeId, usize> = live
             .into_iter()
-            .filter(|(n, _)| !self.unreachable.contains_key(n))
+            .filter(|m| !self.unreachable.contains_key(&m.node))
+            .map(|m| (m.node, m.slots))
             .collect();
         for gone in self
             .scheduler
@@ -805,23 +847,27 @@ impl Board {
         }
     }
 
-    fn assign_failed(&mut self, key: TaskKey, node: NodeId, error: String, unreachable: bool) {
-        if unreachable {
-            // Keep tasks off the member until membership decides about it; its tasks (this
-            // one included) go back to the queue.
-            tracing::info!(member = node, cause = %error, "member unreachable; its tasks go elsewhere");
-            self.unreachable
-                .insert(node, self.now_ms + UNREACHABLE_FOR_MS);
-            let cmds = self.scheduler.handle(scheduler::Event::NodeDown { node });
-            self.abandon(cmds);
-        } else {
-            let cmds = self.scheduler.handle(scheduler::Event::Failed {
+    fn assign_failed(&mut self, key: TaskKey, node: NodeId, error: String, failure: AssignFailure) {
+        let cmds = match failure {
+            AssignFailure::Unreachable => {
+                // Keep tasks off the member until membership decides about it; its tasks
+                // (this one included) go back to the queue.
+                tracing::info!(member = node, cause = %error, "member unreachable; its tasks go elsewhere");
+                self.unreachable
+                    .insert(node, self.now_ms + UNREACHABLE_FOR_MS);
+                self.scheduler.handle(scheduler::Event::NodeDown { node })
+            }
+            AssignFailure::Busy => {
+                tracing::debug!(member = node, task_id = %key.task, "member busy; the task waits");
+                self.scheduler.handle(scheduler::Event::Bounced { key })
+            }
+            AssignFailure::Refused => self.scheduler.handle(scheduler::Event::Failed {
                 key,
                 retryable: true,
                 error: format!("assignment to member {node} failed: {error}"),
-            });
-            self.abandon(cmds);
-        }
+            }),
+        };
+        self.abandon(cmds);
     }
 
     fn committed(&mut self, proposal: u64, outcome: Result<ClusterResponse, MeshError>) {

@@ -27,7 +27,7 @@ use openraft::ServerState;
 use serde::Serialize;
 
 use super::autopilot::{Autopilot, Round};
-use super::board::{Board, Effect, Event, JobData, LostOutputs};
+use super::board::{Board, Effect, Event, JobData, LostOutputs, Member};
 use super::ClusterRaft;
 use crate::job::{job_owner, JobRequest};
 use crate::mesh::{Mesh, MeshError};
@@ -306,11 +306,19 @@ pub async fn supervise(
 async fn drive(mut board: Board, mut inbox: tokio::sync::mpsc::Receiver<Event>, effects: Effects) {
     let mut tick = tokio::time::interval(JOB_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes = effects.mesh.state().subscribe();
     loop {
         tokio::select! {
             event = inbox.recv() => {
                 let Some(event) = event else { break };
                 effects.run(board.step(event));
+            }
+            // A change to the replicated state: a job submitted or cancelled is seen at
+            // once, not on the next tick.
+            Ok(()) = changes.changed() => {
+                for event in effects.observe_jobs(&board) {
+                    effects.run(board.step(event));
+                }
             }
             _ = tick.tick() => {
                 for event in effects.observe(&board).await {
@@ -443,8 +451,22 @@ impl Effects {
         let mut events = vec![Event::Tick { now_ms: now_ms() }];
         let live = self.mesh.live_members().await;
         events.push(Event::Members {
-            live: live.into_iter().map(|(id, _, cores)| (id, cores)).collect(),
+            live: live
+                .into_iter()
+                .map(|m| Member {
+                    node: m.id,
+                    slots: m.slots,
+                    incarnation: m.started_ms,
+                })
+                .collect(),
         });
+        events.extend(self.observe_jobs(board));
+        events
+    }
+
+    /// The jobs recorded or ended in the replicated state since the board last looked.
+    fn observe_jobs(&self, board: &Board) -> Vec<Event> {
+        let mut events = Vec::new();
         // Jobs are picked up only once this node's state machine has applied an entry of
         // the driver's own term (the leader's first entry commits everything before it):
         // an older state would lack completions its predecessor committed, and their tasks
@@ -503,18 +525,30 @@ fn assign_outcome(
     node: u64,
     answer: Result<meshml_protocol::Response, (String, bool)>,
 ) -> Option<Event> {
-    use meshml_protocol::Response;
-    let (error, unreachable) = match answer {
+    use super::board::AssignFailure;
+    use meshml_protocol::{ErrorCode, Response};
+    let (error, failure) = match answer {
         Ok(Response::Ack) => return None,
-        Ok(Response::Error(e)) => (format!("{:?}: {}", e.code, e.message), false),
-        Ok(other) => (format!("unexpected answer {other:?}"), false),
-        Err(e) => e,
+        Ok(Response::Error(e)) => {
+            let failure = if e.code == ErrorCode::Unavailable && e.retryable {
+                AssignFailure::Busy
+            } else {
+                AssignFailure::Refused
+            };
+            (format!("{:?}: {}", e.code, e.message), failure)
+        }
+        Ok(other) => (
+            format!("unexpected answer {other:?}"),
+            AssignFailure::Refused,
+        ),
+        Err((e, true)) => (e, AssignFailure::Unreachable),
+        Err((e, false)) => (e, AssignFailure::Refused),
     };
     Some(Event::AssignFailed {
         key: key.clone(),
         node,
         error,
-        unreachable,
+        failure,
     })
 }
 

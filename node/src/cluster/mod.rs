@@ -34,6 +34,47 @@ use serde::Serialize;
 /// The Raft group handle.
 pub type ClusterRaft = Raft<TypeConfig>;
 
+/// What the cluster layer fails at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The Raft database could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// Its directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: sled::Error,
+    },
+    /// The Raft log or state could not be read.
+    #[error("raft storage: {0}")]
+    Storage(Box<openraft::StorageError<u64>>),
+    /// Raft refused the configuration, or failed to start or to change the membership.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// This node promised to join another node's cluster for a while.
+    #[error("promised to {initiator} for another {left:?}")]
+    Promised {
+        /// Who holds the promise.
+        initiator: String,
+        /// How long it still binds.
+        left: std::time::Duration,
+    },
+    /// This node already belongs to a cluster.
+    #[error("already a member of a cluster")]
+    AlreadyMember,
+    /// A peer id that does not parse.
+    #[error("'{0}' is not a peer id")]
+    BadPeer(String),
+    /// Only the driver adds members.
+    #[error("not the driver; ask {0}")]
+    NotDriver(String),
+    /// A membership change is not committed yet.
+    #[error("a membership change is in progress; retry")]
+    MembershipChanging,
+}
+
 /// A peer's node id in the Raft group: the first 8 bytes of the BLAKE3 hash of its peer id
 /// (never 0).
 pub fn node_id(peer: &PeerId) -> u64 {
@@ -117,20 +158,27 @@ pub async fn start(
     local: PeerId,
     client: crate::network::Client,
     config: openraft::Config,
-) -> Result<(ClusterRaft, meshml_storage::raft::StateMachine), String> {
+) -> Result<(ClusterRaft, meshml_storage::raft::StateMachine), ClusterError> {
     let db = sled::Config::new()
         .path(dir)
         .cache_capacity(16 * 1024 * 1024)
         .open()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(|source| ClusterError::Open {
+            path: dir.display().to_string(),
+            source,
+        })?;
     let (log, sm) = meshml_storage::raft::open(&db)
         .await
-        .map_err(|e| e.to_string())?;
-    let config = Arc::new(config.validate().map_err(|e| e.to_string())?);
+        .map_err(|e| ClusterError::Storage(Box::new(e)))?;
+    let config = Arc::new(
+        config
+            .validate()
+            .map_err(|e| ClusterError::Raft(e.to_string()))?,
+    );
     let net = network::Network::new(client);
     let raft = Raft::new(node_id(&local), config, net, log, sm.clone())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
     Ok((raft, sm))
 }
 
@@ -197,17 +245,19 @@ pub struct Promises {
 impl Promises {
     /// Promises `initiator` for [`PROMISE_TTL`] unless a promise to another node still
     /// binds; renewing a promise to the same initiator extends it.
-    pub fn grant(&self, initiator: &str) -> Result<(), String> {
+    pub fn grant(&self, initiator: &str) -> Result<(), ClusterError> {
         self.grant_at(initiator, std::time::Instant::now())
     }
 
-    fn grant_at(&self, initiator: &str, now: std::time::Instant) -> Result<(), String> {
+    fn grant_at(&self, initiator: &str, now: std::time::Instant) -> Result<(), ClusterError> {
         let mut given = self.given.lock().expect("promises");
         match &*given {
-            Some((other, until)) if other != initiator && *until > now => Err(format!(
-                "promised to {other} for another {:?}",
-                *until - now
-            )),
+            Some((other, until)) if other != initiator && *until > now => {
+                Err(ClusterError::Promised {
+                    initiator: other.clone(),
+                    left: *until - now,
+                })
+            }
             _ => {
                 *given = Some((initiator.to_string(), now + PROMISE_TTL));
                 Ok(())
@@ -238,23 +288,23 @@ pub async fn serve_membership(
         }
         Request::JoinCluster { peer } => Some(match join(raft, peer).await {
             Ok(()) => Response::Ack,
-            Err(message) => Response::Error(RemoteError {
+            Err(e) => Response::Error(RemoteError {
                 code: ErrorCode::Unavailable,
-                message,
+                message: e.to_string(),
                 retryable: true,
             }),
         }),
         Request::PromiseFormation { initiator } => {
             let answer = if initialized(raft) {
-                Err("already a member of a cluster".to_string())
+                Err(ClusterError::AlreadyMember)
             } else {
                 promises.grant(initiator)
             };
             Some(match answer {
                 Ok(()) => Response::Ack,
-                Err(message) => Response::Error(RemoteError {
+                Err(e) => Response::Error(RemoteError {
                     code: ErrorCode::Unavailable,
-                    message,
+                    message: e.to_string(),
                     retryable: true,
                 }),
             })
@@ -265,25 +315,22 @@ pub async fn serve_membership(
 
 /// On the driver: adds `peer` as a learner, then promotes it while there are fewer than
 /// [`MAX_VOTERS`] voters.
-async fn join(raft: &ClusterRaft, peer: &str) -> Result<(), String> {
+async fn join(raft: &ClusterRaft, peer: &str) -> Result<(), ClusterError> {
     let pid: PeerId = peer
         .parse()
-        .map_err(|e| format!("'{peer}' is not a peer id: {e}"))?;
+        .map_err(|_| ClusterError::BadPeer(peer.to_string()))?;
     let id = node_id(&pid);
     let m = raft.metrics().borrow().clone();
     if m.state != ServerState::Leader {
-        return Err(format!(
-            "not the driver; ask {}",
-            m.current_leader.map_or_else(
-                || "the driver (none elected yet)".to_string(),
-                |l| l.to_string()
-            )
-        ));
+        return Err(ClusterError::NotDriver(m.current_leader.map_or_else(
+            || "the driver (none elected yet)".to_string(),
+            |l| l.to_string(),
+        )));
     }
     // A membership the driver has not committed yet may still be lost (a driver cut off
     // from its quorum appends changes it can never commit): answer only on committed ones.
     if m.membership_config.log_id().as_ref().map(|l| l.index) > m.last_applied.map(|l| l.index) {
-        return Err("a membership change is in progress; retry".to_string());
+        return Err(ClusterError::MembershipChanging);
     }
     let membership = m.membership_config.membership().clone();
     if membership.voter_ids().any(|v| v == id) {
@@ -292,14 +339,14 @@ async fn join(raft: &ClusterRaft, peer: &str) -> Result<(), String> {
     if membership.get_node(&id).is_none() {
         raft.add_learner(id, BasicNode::new(peer), true)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
     }
     let voters = membership.voter_ids().count();
     if voters < MAX_VOTERS {
         let add: std::collections::BTreeSet<u64> = [id].into_iter().collect();
         raft.change_membership(openraft::ChangeMembers::AddVoterIds(add), true)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
     }
     tracing::info!(%peer, voter = voters < MAX_VOTERS, "member joined the cluster");
     Ok(())
@@ -396,12 +443,12 @@ impl Formation {
         raft: &ClusterRaft,
         client: &crate::network::Client,
         alive: impl Fn() -> futures::future::BoxFuture<'static, Vec<PeerId>>,
-    ) -> Result<(), String> {
+    ) {
         let local = client.local_peer_id();
         let started = tokio::time::Instant::now();
         loop {
             if initialized(raft) {
-                return Ok(());
+                return;
             }
             let peers = alive().await;
             // Join an existing cluster through its driver.
@@ -570,7 +617,10 @@ mod tests {
         let p = Promises::default();
         let t0 = std::time::Instant::now();
         assert!(p.grant_at("a", t0).is_ok());
-        let e = p.grant_at("b", t0 + Duration::from_secs(1)).unwrap_err();
+        let e = p
+            .grant_at("b", t0 + Duration::from_secs(1))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("promised to a"), "{e}");
         // Renewing for the same initiator extends the promise.
         assert!(p.grant_at("a", t0 + Duration::from_secs(9)).is_ok());

@@ -106,7 +106,7 @@ async fn second_copies(mesh: &Mesh, owner: &str, chunk: ChunkId) -> Vec<u64> {
         .live_members()
         .await
         .into_iter()
-        .map(|m| m.0)
+        .map(|m| m.id)
         .filter(|m| *m != me)
         .collect();
     let source = mesh.client().local_peer_id();

@@ -30,7 +30,12 @@ enum Held {
 
 /// One repair pass (see the module docs).
 pub async fn repair(mesh: &Mesh) {
-    let live: Vec<u64> = mesh.live_members().await.into_iter().map(|m| m.0).collect();
+    let live: Vec<u64> = mesh
+        .live_members()
+        .await
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
     // Dataset chunks short of their replica count, and model artifacts with fewer than
     // MODEL_REPLICAS copies.
     let short: Vec<(Held, ChunkId, Vec<u64>, usize)> = mesh.state().read(|s| {

@@ -76,6 +76,7 @@ impl Default for NetworkConfig {
                 cores: 1,
                 memory_bytes: 0,
                 free_disk_bytes: 0,
+                started_ms: 0,
             },
             cluster: "meshml".into(),
             faults: None,
@@ -190,16 +191,18 @@ pub struct PeerAdvert {
 }
 
 impl PeerAdvert {
-    /// The identify agent string: `meshml/0.1.0 proto=1 cluster=NAME cores=2 mem=... disk=...`.
+    /// The identify agent string: `meshml/0.1.0 proto=1 cluster=NAME cores=2 mem=... disk=...
+    /// started=...`.
     pub fn agent_string(&self) -> String {
         format!(
-            "meshml/{} proto={} cluster={} cores={} mem={} disk={}",
+            "meshml/{} proto={} cluster={} cores={} mem={} disk={} started={}",
             env!("CARGO_PKG_VERSION"),
             self.protocol_version,
             self.cluster,
             self.capabilities.cores,
             self.capabilities.memory_bytes,
-            self.capabilities.free_disk_bytes
+            self.capabilities.free_disk_bytes,
+            self.capabilities.started_ms
         )
     }
 
@@ -216,6 +219,7 @@ impl PeerAdvert {
                 cores: 0,
                 memory_bytes: 0,
                 free_disk_bytes: 0,
+                started_ms: 0,
             },
         };
         for kv in parts {
@@ -226,6 +230,7 @@ impl PeerAdvert {
                 "cores" => advert.capabilities.cores = v.parse().ok()?,
                 "mem" => advert.capabilities.memory_bytes = v.parse().ok()?,
                 "disk" => advert.capabilities.free_disk_bytes = v.parse().ok()?,
+                "started" => advert.capabilities.started_ms = v.parse().ok()?,
                 _ => {}
             }
         }
@@ -465,6 +470,7 @@ mod tests {
                 cores: 16,
                 memory_bytes: 1 << 34,
                 free_disk_bytes: 123,
+                started_ms: 0,
             },
         };
         assert_eq!(PeerAdvert::parse(&a.agent_string()), Some(a));

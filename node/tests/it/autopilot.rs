@@ -16,6 +16,7 @@ fn info(id: u64) -> MemberInfo {
         cores: 2,
         memory_bytes: 1 << 30,
         free_disk_bytes: 1 << 30,
+        started_ms: 0,
     }
 }
 

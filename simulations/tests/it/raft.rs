@@ -16,6 +16,7 @@ fn member(n: u64) -> ClusterCommand {
             cores: 2,
             memory_bytes: 0,
             free_disk_bytes: 0,
+            started_ms: 0,
         },
     }
 }

@@ -20,6 +20,10 @@ pub struct MemberInfo {
     pub memory_bytes: u64,
     /// Free disk, bytes.
     pub free_disk_bytes: u64,
+    /// When its process started (milliseconds since the Unix epoch; 0 if unknown): a new
+    /// value means it restarted.
+    #[serde(default)]
+    pub started_ms: u64,
 }
 
 /// A registered model version.
@@ -528,6 +532,7 @@ mod tests {
             cores: 2,
             memory_bytes: 1,
             free_disk_bytes: 1,
+            started_ms: 0,
         }
     }
 

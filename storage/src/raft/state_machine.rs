@@ -37,6 +37,8 @@ pub struct StateMachine {
     applied: Arc<Mutex<Applied>>,
     snapshots_built: Arc<std::sync::atomic::AtomicU64>,
     snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
+    /// Counts the changes applied, for those who wait on them.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 const APPLIED: &[u8] = b"applied";
@@ -66,7 +68,14 @@ impl StateMachine {
             applied: Arc::new(Mutex::new(applied)),
             snapshots_built: Arc::default(),
             snapshots_installed: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
+    }
+
+    /// A receiver that sees a change whenever entries are applied or a snapshot installed
+    /// (the driver picks up a submitted job at once instead of on its next tick).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// How many snapshots from a leader this state machine has installed since it was
@@ -171,6 +180,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.persist()
             .await
             .map_err(StorageIOError::write_state_machine)?;
+        self.changes.send_modify(|n| *n += 1);
         Ok(out)
     }
 
@@ -208,6 +218,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(StorageIOError::write_state_machine)?;
         self.snapshots_installed
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.changes.send_modify(|n| *n += 1);
         Ok(())
     }
 

@@ -40,6 +40,7 @@ async fn state_and_log_survive_a_reopen() {
         cores: 4,
         memory_bytes: 0,
         free_disk_bytes: 0,
+        started_ms: 0,
     };
     {
         let db = sled::open(dir.path().join("db")).unwrap();
@@ -97,6 +98,7 @@ async fn persist_in_32_stores() -> Vec<usize> {
         cores: 1,
         memory_bytes: 0,
         free_disk_bytes: 0,
+        started_ms: 0,
     };
     let all: Vec<_> = machines
         .into_iter()
