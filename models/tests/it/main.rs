@@ -2,6 +2,7 @@
 //! --test it`): parity with scikit-learn's reference numbers and format compatibility.
 
 mod common;
+mod compat;
 mod meta_parity;
 mod more_parity;
 mod sklearn_parity;
