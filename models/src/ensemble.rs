@@ -24,7 +24,9 @@ use crate::error::{ModelError, Result};
 use crate::estimator::FittedModel;
 use crate::matrix::Matrix;
 use crate::rng::Rng;
-use crate::traits::{argmax_rows, check_input, parse_bool, parse_value, Classifier, Params};
+use crate::traits::{
+    argmax_rows, check_input, parse_bool, parse_value, Classifier, Fit, Model, Params,
+};
 use crate::tree::{Criterion, DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
 
 /// Hyperparameters of a random-forest classifier (scikit-learn's names and defaults).
@@ -51,6 +53,9 @@ impl Default for RandomForestParams {
 
 impl Params for RandomForestParams {
     const NAME: &'static str = "random_forest";
+    const ALIASES: &'static [&'static str] =
+        &["random_forest_classifier", "RandomForestClassifier"];
+    const DESCRIPTION: &'static str = "random forest of CART trees on bootstrap samples";
     const PARAM_NAMES: &'static [&'static str] = &[
         "n_estimators",
         "bootstrap",
@@ -70,6 +75,10 @@ impl Params for RandomForestParams {
 
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
         self.set_forest_param(Self::NAME, key, value)
+    }
+
+    fn seed_unset(&mut self, seed: u64) {
+        self.tree.random_state.get_or_insert(seed);
     }
 }
 
@@ -97,6 +106,8 @@ impl Default for RandomForestRegressorParams {
 
 impl Params for RandomForestRegressorParams {
     const NAME: &'static str = "random_forest_regressor";
+    const ALIASES: &'static [&'static str] = &["RandomForestRegressor"];
+    const DESCRIPTION: &'static str = "random forest of regression trees on bootstrap samples";
     const PARAM_NAMES: &'static [&'static str] = RandomForestParams::PARAM_NAMES;
 
     fn validate(&self) -> Result<()> {
@@ -112,6 +123,10 @@ impl Params for RandomForestRegressorParams {
 
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
         self.forest.set_forest_param(Self::NAME, key, value)
+    }
+
+    fn seed_unset(&mut self, seed: u64) {
+        self.forest.tree.random_state.get_or_insert(seed);
     }
 }
 
@@ -213,6 +228,22 @@ impl RandomForestParams {
         let mut p = self.clone();
         p.tree.random_state = Some(self.seed());
         p.fit_trees(data, 0, self.n_estimators)
+    }
+}
+
+impl Fit for RandomForestParams {
+    type Fitted = FittedEnsemble;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+        RandomForestParams::fit(self, data)
+    }
+}
+
+impl Fit for RandomForestRegressorParams {
+    type Fitted = FittedEnsemble;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+        RandomForestRegressorParams::fit(self, data)
     }
 }
 
@@ -404,6 +435,20 @@ impl Classifier for FittedEnsemble {
 
     fn predict(&self, x: &Matrix) -> Result<Vec<u32>> {
         Ok(argmax_rows(&self.predict_proba(x)?))
+    }
+}
+
+impl Model for FittedEnsemble {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
+
+    fn is_regressor(&self) -> bool {
+        FittedEnsemble::is_regressor(self)
+    }
+
+    fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        FittedEnsemble::predict_values(self, x)
     }
 }
 

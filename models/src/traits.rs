@@ -20,12 +20,28 @@ pub trait Params: Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send 
     /// The parameter names accepted by [`Params::set_param`].
     const PARAM_NAMES: &'static [&'static str];
 
+    /// Other names [`Estimator::from_name`](crate::Estimator::from_name) accepts, such as
+    /// scikit-learn's class name (`LogisticRegression`).
+    const ALIASES: &'static [&'static str] = &[];
+
+    /// A one-line description for help texts and listings.
+    const DESCRIPTION: &'static str;
+
     /// Checks every value; the error names the parameter and the allowed range.
     fn validate(&self) -> Result<()>;
 
     /// Sets one parameter from its text form (`C=0.5` on the command line arrives as
     /// `("C", "0.5")`). The result is validated by the caller.
     fn set_param(&mut self, key: &str, value: &str) -> Result<()>;
+
+    /// Gives a randomised estimator that has no `random_state` this seed, so a run is
+    /// reproducible from the seed it reports. Does nothing for a deterministic one.
+    fn seed_unset(&mut self, _seed: u64) {}
+
+    /// True when `name` is [`Params::NAME`] or one of [`Params::ALIASES`].
+    fn is_named(name: &str) -> bool {
+        name == Self::NAME || Self::ALIASES.contains(&name)
+    }
 }
 
 /// Learns from a dataset.
@@ -68,6 +84,48 @@ pub trait Transformer {
 
     /// Transforms a feature matrix.
     fn transform(&self, x: &Matrix) -> Result<Matrix>;
+
+    /// The names of the output columns, given the input's (by default, the same).
+    fn feature_names_out(&self, names: &[String]) -> Vec<String> {
+        names.to_vec()
+    }
+}
+
+/// A fitted model of any kind, as [`FittedModel`](crate::FittedModel) dispatches to it:
+/// a classifier, a regressor, or a model that predicts several targets.
+pub trait Model {
+    /// The model as a classifier, or an error saying what it predicts instead.
+    fn as_classifier(&self) -> Result<&dyn Classifier>;
+
+    /// Number of feature columns it reads (by default, the classifier's).
+    fn n_inputs(&self) -> usize {
+        self.as_classifier().map_or(0, |c| c.n_features())
+    }
+
+    /// True for a model that predicts values rather than classes.
+    fn is_regressor(&self) -> bool {
+        false
+    }
+
+    /// A regressor's predictions.
+    fn predict_values(&self, _x: &Matrix) -> Result<Vec<f32>> {
+        Err(ModelError::data(
+            "model",
+            "a classifier predicts classes, not values",
+        ))
+    }
+
+    /// The default score on a dataset, as scikit-learn's `score`: accuracy for a
+    /// classifier, R² for a regressor.
+    fn evaluate(&self, data: &Dataset) -> Result<f64> {
+        if self.is_regressor() {
+            let y = data.value_target()?;
+            crate::metrics::r2_score(&y, &self.predict_values(data.x())?)
+        } else {
+            self.as_classifier()?
+                .score(data.x(), data.class_target()?.0)
+        }
+    }
 }
 
 /// Index of the largest value in each row (the first on ties, as numpy's `argmax`).

@@ -6,7 +6,7 @@ use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::matrix::Matrix;
 use crate::optim::{Lbfgs, Termination};
-use crate::traits::{check_input, ClassMap, Classifier, Fit, Params};
+use crate::traits::{check_input, ClassMap, Classifier, Fit, Model, Params};
 
 /// A fitted logistic regression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -471,6 +471,12 @@ fn fista(
         n_iter: max_iter,
         converged: false,
     })
+}
+
+impl Model for FittedLogisticRegression {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
 }
 
 #[cfg(test)]

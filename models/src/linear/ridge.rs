@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
-use crate::traits::{check_input, parse_bool, parse_value, unknown_param, Fit, Params};
+use crate::traits::{
+    check_input, parse_bool, parse_value, unknown_param, Classifier, Fit, Model, Params,
+};
 
 /// Hyperparameters of ordinary least squares (scikit-learn's `LinearRegression`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +47,8 @@ impl Default for RidgeParams {
 
 impl Params for LinearRegressionParams {
     const NAME: &'static str = "linear_regression";
+    const ALIASES: &'static [&'static str] = &["LinearRegression"];
+    const DESCRIPTION: &'static str = "ordinary least squares";
     const PARAM_NAMES: &'static [&'static str] = &["fit_intercept"];
 
     fn validate(&self) -> Result<()> {
@@ -62,6 +66,8 @@ impl Params for LinearRegressionParams {
 
 impl Params for RidgeParams {
     const NAME: &'static str = "ridge";
+    const ALIASES: &'static [&'static str] = &["Ridge"];
+    const DESCRIPTION: &'static str = "least squares with an L2 penalty (alpha)";
     const PARAM_NAMES: &'static [&'static str] = &["alpha", "fit_intercept"];
 
     fn validate(&self) -> Result<()> {
@@ -312,6 +318,27 @@ fn min_norm_solve(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
         }
     }
     w
+}
+
+impl Model for FittedLinearRegression {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Err(ModelError::data(
+            "model",
+            "a regressor predicts values, not classes",
+        ))
+    }
+
+    fn n_inputs(&self) -> usize {
+        self.n_features()
+    }
+
+    fn is_regressor(&self) -> bool {
+        true
+    }
+
+    fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        FittedLinearRegression::predict_values(self, x)
+    }
 }
 
 #[cfg(test)]

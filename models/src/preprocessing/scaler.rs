@@ -1,8 +1,9 @@
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
-use crate::traits::{check_input, parse_bool, unknown_param, Params, Transformer};
+use crate::traits::{check_input, parse_bool, unknown_param, Fit, Params, Transformer};
 
 /// Hyperparameters of the standard scaler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,8 @@ impl Default for StandardScalerParams {
 
 impl Params for StandardScalerParams {
     const NAME: &'static str = "standard_scaler";
+    const ALIASES: &'static [&'static str] = &["StandardScaler"];
+    const DESCRIPTION: &'static str = "remove the mean and scale to unit variance";
     const PARAM_NAMES: &'static [&'static str] = &["with_mean", "with_std"];
 
     fn validate(&self) -> Result<()> {
@@ -47,6 +50,14 @@ pub struct FittedStandardScaler {
     scale: Vec<f64>,
     with_mean: bool,
     with_std: bool,
+}
+
+impl Fit for StandardScalerParams {
+    type Fitted = FittedStandardScaler;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedStandardScaler> {
+        self.fit_matrix(data.x())
+    }
 }
 
 impl StandardScalerParams {

@@ -29,6 +29,9 @@ impl Default for SelectFromModelParams {
 
 impl Params for SelectFromModelParams {
     const NAME: &'static str = "select_from_model";
+    const ALIASES: &'static [&'static str] = &["SelectFromModel"];
+    const DESCRIPTION: &'static str =
+        "keep the features an L1 logistic regression gives weight (threshold, C)";
     const PARAM_NAMES: &'static [&'static str] = &[
         "threshold",
         "C",
@@ -81,6 +84,14 @@ impl FittedSelectFromModel {
     }
 }
 
+impl Fit for SelectFromModelParams {
+    type Fitted = FittedSelectFromModel;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedSelectFromModel> {
+        self.fit_data(data)
+    }
+}
+
 impl SelectFromModelParams {
     /// Fits the ranking model on `data` and keeps the features at or above the threshold.
     pub fn fit_data(&self, data: &Dataset) -> Result<FittedSelectFromModel> {
@@ -126,6 +137,10 @@ impl Transformer for FittedSelectFromModel {
     fn transform(&self, x: &Matrix) -> Result<Matrix> {
         check_input(x, self.n_features_in, SelectFromModelParams::NAME)?;
         x.select_cols(&self.support)
+    }
+
+    fn feature_names_out(&self, names: &[String]) -> Vec<String> {
+        self.support.iter().map(|&j| names[j].clone()).collect()
     }
 }
 

@@ -5,7 +5,7 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
 use crate::rng::Rng;
-use crate::traits::{check_input, Classifier, Fit, Params};
+use crate::traits::{check_input, Classifier, Fit, Model, Params};
 
 /// Values closer than this are treated as equal when looking for split points
 /// (scikit-learn's `FEATURE_THRESHOLD`).
@@ -883,6 +883,20 @@ impl Fit for DecisionTreeRegressorParams {
     fn fit(&self, data: &Dataset) -> Result<FittedDecisionTree> {
         self.validate()?;
         self.tree.fit_weighted(data, None)
+    }
+}
+
+impl Model for FittedDecisionTree {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
+
+    fn is_regressor(&self) -> bool {
+        FittedDecisionTree::is_regressor(self)
+    }
+
+    fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        FittedDecisionTree::predict_values(self, x)
     }
 }
 
