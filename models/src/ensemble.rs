@@ -247,6 +247,14 @@ impl Fit for RandomForestRegressorParams {
     }
 }
 
+/// Every pair `(a, b)` of `n` classes with `a < b`, in scikit-learn's order.
+pub fn class_pairs(n: usize) -> Vec<(u32, u32)> {
+    let n = n as u32;
+    (0..n)
+        .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+        .collect()
+}
+
 /// How an ensemble combines its members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -260,7 +268,7 @@ pub enum Combine {
     /// Each member's predicted class gets a vote; probabilities are vote shares, and ties
     /// go to the lowest class id (hard voting).
     Vote,
-    /// Member `m` separates the `m`-th pair `(a, b)` of [`crate::plan::class_pairs`] (1 is
+    /// Member `m` separates the `m`-th pair `(a, b)` of [`class_pairs`] (1 is
     /// `b`). Each pair votes for its predicted class; vote ties are broken by the summed
     /// confidences (the members' log-odds), squashed into (-1/3, 1/3) as scikit-learn's
     /// `OneVsOneClassifier` does. "Probabilities" are these decision values shifted by 1/3
@@ -391,7 +399,7 @@ impl Classifier for FittedEnsemble {
                 }
             }
             Combine::OneVsOne => {
-                let pairs = crate::plan::class_pairs(k);
+                let pairs = class_pairs(k);
                 if pairs.len() != self.members.len() {
                     return Err(ModelError::Shape(format!(
                         "{} one-vs-one members for {k} classes",

@@ -8,8 +8,16 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::estimator::FittedModel;
 use crate::matrix::Matrix;
-use crate::plan::stack_width;
 use crate::traits::{argmax_rows, check_input, Classifier, Model};
+
+/// Columns a member adds to a stacked training set for `k` classes.
+pub(crate) fn stack_width(k: usize) -> usize {
+    if k == 2 {
+        1
+    } else {
+        k
+    }
+}
 
 /// A stacking classifier (scikit-learn's `StackingClassifier`): the final estimator
 /// reads the members' class probabilities (for two classes, only the second column).
