@@ -6,7 +6,7 @@
 //! on a mesh equals one grown in a loop.
 //!
 //! ```
-//! use meshml_models::{ensemble::RandomForestParams, io::iris, Classifier, Params};
+//! use meshml_models::{ensemble::RandomForestParams, io::iris, Classifier, Fit, Params};
 //!
 //! let data = iris();
 //! let mut p = RandomForestParams::default();
@@ -25,7 +25,7 @@ use crate::estimator::FittedModel;
 use crate::matrix::Matrix;
 use crate::rng::Rng;
 use crate::traits::{
-    argmax_rows, check_input, parse_bool, parse_value, Classifier, Fit, Model, Params,
+    argmax_rows, check_input, parse_bool, parse_value, Checked, Classifier, Fit, Model, Params,
 };
 use crate::tree::{Criterion, DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
 
@@ -130,14 +130,6 @@ impl Params for RandomForestRegressorParams {
     }
 }
 
-impl RandomForestRegressorParams {
-    /// Grows the whole forest.
-    pub fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
-        self.validate()?;
-        self.forest.fit(data)
-    }
-}
-
 impl RandomForestParams {
     fn validate_forest(&self, name: &'static str) -> Result<()> {
         if self.n_estimators == 0 {
@@ -181,8 +173,16 @@ impl RandomForestParams {
 
     /// Grows trees `from..to` of the forest (a batch; the whole forest is `0..n_estimators`).
     /// `random_state` must be set for batches grown apart to form one forest.
+    ///
+    /// This is the entry point of a forest task: it checks the forest's parameters but not
+    /// the criterion's task (the trees of a regressor's forest use `squared_error`).
     pub fn fit_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<FittedEnsemble> {
         self.validate_forest(Self::NAME)?;
+        self.grow_trees(data, from, to)
+    }
+
+    /// Grows trees `from..to` from parameters already checked.
+    fn grow_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<FittedEnsemble> {
         let n_classes = if self.tree.criterion == Criterion::SquaredError {
             0
         } else {
@@ -212,7 +212,7 @@ impl RandomForestParams {
                 }
                 w
             });
-            let t: FittedDecisionTree = tree.fit_weighted(data, weights.as_deref())?;
+            let t: FittedDecisionTree = tree.grow(data, weights.as_deref())?;
             members.push(FittedModel::DecisionTree(t));
         }
         Ok(FittedEnsemble {
@@ -223,27 +223,29 @@ impl RandomForestParams {
         })
     }
 
-    /// Grows the whole forest.
-    pub fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+    /// Grows the whole forest from parameters already checked.
+    fn grow_forest(&self, data: &Dataset) -> Result<FittedEnsemble> {
         let mut p = self.clone();
         p.tree.random_state = Some(self.seed());
-        p.fit_trees(data, 0, self.n_estimators)
+        p.grow_trees(data, 0, self.n_estimators)
     }
 }
 
-impl Fit for RandomForestParams {
+/// Grows the whole forest.
+impl Fit for Checked<RandomForestParams> {
     type Fitted = FittedEnsemble;
 
     fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
-        RandomForestParams::fit(self, data)
+        self.grow_forest(data)
     }
 }
 
-impl Fit for RandomForestRegressorParams {
+/// Grows the whole forest.
+impl Fit for Checked<RandomForestRegressorParams> {
     type Fitted = FittedEnsemble;
 
     fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
-        RandomForestRegressorParams::fit(self, data)
+        self.forest.grow_forest(data)
     }
 }
 

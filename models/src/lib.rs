@@ -66,4 +66,4 @@ pub use dataset::{Classes, Dataset, Target};
 pub use error::{ModelError, Result};
 pub use estimator::{Estimator, FittedModel};
 pub use matrix::Matrix;
-pub use traits::{Classifier, Fit, Params, Transformer};
+pub use traits::{Checked, Classifier, Fit, Model, Params, Transformer};

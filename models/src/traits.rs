@@ -1,9 +1,25 @@
 //! The estimator traits.
 //!
-//! Hyperparameters are plain serde structs named like scikit-learn's parameters. They are
-//! validated by [`Params::validate`], which [`Fit::fit`] implementations call before doing
-//! any work, so an invalid value never reaches an algorithm. Fitting turns parameters into
+//! Hyperparameters are plain serde structs named like scikit-learn's parameters (they
+//! travel in job files and over the wire, so they are not trusted). [`Params::check`]
+//! validates them once and returns a [`Checked`] value, which nothing else can make; an
+//! algorithm implements [`Fit`] for `Checked<ItsParams>`, so it only ever sees valid
+//! parameters and never validates again. Fitting the plain parameters checks them first,
+//! through a blanket implementation (linfa's `ParamGuard`). Fitting turns parameters into
 //! a separate fitted type that predicts.
+//!
+//! ```
+//! use meshml_models::{io::iris, linear::LogisticRegressionParams, Fit, Params};
+//!
+//! // Checked once, fitted as often as needed.
+//! let checked = LogisticRegressionParams::default().with_c(0.5).check()?;
+//! let model = checked.fit(&iris())?;
+//! // Invalid parameters never reach the algorithm.
+//! let err = LogisticRegressionParams::default().with_c(-1.0).fit(&iris()).unwrap_err();
+//! assert!(err.to_string().contains("must be a finite number > 0"));
+//! # let _ = model;
+//! # Ok::<(), meshml_models::ModelError>(())
+//! ```
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -38,9 +54,53 @@ pub trait Params: Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send 
     /// reproducible from the seed it reports. Does nothing for a deterministic one.
     fn seed_unset(&mut self, _seed: u64) {}
 
+    /// Validates the parameters, once: the [`Checked`] result is what algorithms fit from.
+    fn check(self) -> Result<Checked<Self>> {
+        self.validate()?;
+        Ok(Checked(self))
+    }
+
+    /// [`Params::check`] on a copy.
+    fn check_ref(&self) -> Result<Checked<Self>> {
+        self.clone().check()
+    }
+
     /// True when `name` is [`Params::NAME`] or one of [`Params::ALIASES`].
     fn is_named(name: &str) -> bool {
         name == Self::NAME || Self::ALIASES.contains(&name)
+    }
+}
+
+/// Parameters that passed [`Params::validate`]. Its field is private, so
+/// [`Params::check`] is the only way to make one: an algorithm that fits from
+/// `Checked<P>` knows its parameters are valid. It reads them through `Deref`.
+///
+/// ```compile_fail
+/// use meshml_models::{linear::LogisticRegressionParams, Checked};
+///
+/// // The field is private: unvalidated parameters cannot pass as checked ones.
+/// let unchecked = Checked(LogisticRegressionParams::default().with_c(-1.0));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked<P>(P);
+
+impl<P> Checked<P> {
+    /// The parameters.
+    pub fn params(&self) -> &P {
+        &self.0
+    }
+
+    /// The parameters, unwrapped (to change them, and check them again).
+    pub fn into_inner(self) -> P {
+        self.0
+    }
+}
+
+impl<P> std::ops::Deref for Checked<P> {
+    type Target = P;
+
+    fn deref(&self) -> &P {
+        &self.0
     }
 }
 
@@ -49,8 +109,21 @@ pub trait Fit {
     /// The fitted model.
     type Fitted;
 
-    /// Validates the parameters, then fits.
+    /// Fits (unchecked parameters are validated first).
     fn fit(&self, data: &Dataset) -> Result<Self::Fitted>;
+}
+
+/// Plain parameters fit by checking themselves, then fitting the checked value: an
+/// estimator implements [`Fit`] for `Checked<ItsParams>` only.
+impl<P: Params> Fit for P
+where
+    Checked<P>: Fit,
+{
+    type Fitted = <Checked<P> as Fit>::Fitted;
+
+    fn fit(&self, data: &Dataset) -> Result<Self::Fitted> {
+        self.check_ref()?.fit(data)
+    }
 }
 
 /// A fitted classifier.
@@ -263,6 +336,26 @@ pub fn unknown_param<P: Params>(key: &str) -> ModelError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn params_are_checked_once_with_the_validation_error() {
+        use crate::linear::LogisticRegressionParams;
+        let err = LogisticRegressionParams::default()
+            .with_max_iter(0)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_iter") && err.contains("must be >= 1"),
+            "{err}"
+        );
+        let checked = LogisticRegressionParams::default()
+            .with_c(0.5)
+            .check()
+            .unwrap();
+        assert_eq!(checked.c, 0.5);
+        assert_eq!(checked.into_inner().c, 0.5);
+    }
 
     #[test]
     fn argmax_takes_the_first_of_ties() {

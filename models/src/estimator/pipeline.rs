@@ -90,8 +90,10 @@ impl PipelineParams {
         self.estimator.validate()
     }
 
-    /// Fits each step on the previous step's output, then the estimator.
+    /// Fits each step on the previous step's output, then the estimator. Every part is
+    /// validated before the first step is fitted.
     pub fn fit(&self, data: &Dataset) -> Result<FittedPipeline> {
+        self.validate()?;
         let mut steps = Vec::with_capacity(self.steps.len());
         let mut current = data.clone();
         for s in &self.steps {

@@ -129,8 +129,10 @@ macro_rules! registry {
         impl Fit for Estimator {
             type Fitted = FittedModel;
 
+            /// Fits; each kind checks its parameters once (see [`Checked`]).
+            ///
+            /// [`Checked`]: crate::traits::Checked
             fn fit(&self, data: &Dataset) -> Result<FittedModel> {
-                self.validate()?;
                 Ok(match self {
                     $( Self::$c(p) => Fit::fit(p, data)?.into(), )*
                     $( Self::$r(p) => Fit::fit(p, data)?.into(), )*

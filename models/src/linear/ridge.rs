@@ -8,7 +8,7 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
 use crate::traits::{
-    check_input, parse_bool, parse_value, unknown_param, Classifier, Fit, Model, Params,
+    check_input, parse_bool, parse_value, unknown_param, Checked, Classifier, Fit, Model, Params,
 };
 
 /// Hyperparameters of ordinary least squares (scikit-learn's `LinearRegression`).
@@ -130,20 +130,18 @@ impl FittedLinearRegression {
     }
 }
 
-impl Fit for LinearRegressionParams {
+impl Fit for Checked<LinearRegressionParams> {
     type Fitted = FittedLinearRegression;
 
     fn fit(&self, data: &Dataset) -> Result<FittedLinearRegression> {
-        self.validate()?;
         least_squares(data, 0.0, self.fit_intercept)
     }
 }
 
-impl Fit for RidgeParams {
+impl Fit for Checked<RidgeParams> {
     type Fitted = FittedLinearRegression;
 
     fn fit(&self, data: &Dataset) -> Result<FittedLinearRegression> {
-        self.validate()?;
         least_squares(data, self.alpha, self.fit_intercept)
     }
 }

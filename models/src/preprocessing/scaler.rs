@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
-use crate::traits::{check_input, parse_bool, unknown_param, Fit, Params, Transformer};
+use crate::traits::{check_input, parse_bool, unknown_param, Checked, Fit, Params, Transformer};
 
 /// Hyperparameters of the standard scaler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,18 +52,23 @@ pub struct FittedStandardScaler {
     with_std: bool,
 }
 
-impl Fit for StandardScalerParams {
+impl Fit for Checked<StandardScalerParams> {
     type Fitted = FittedStandardScaler;
 
     fn fit(&self, data: &Dataset) -> Result<FittedStandardScaler> {
-        self.fit_matrix(data.x())
+        self.learn(data.x())
     }
 }
 
 impl StandardScalerParams {
-    /// Learns column means and standard deviations (in `f64`).
+    /// Learns column means and standard deviations (in `f64`) of a matrix.
     pub fn fit_matrix(&self, x: &Matrix) -> Result<FittedStandardScaler> {
-        self.validate()?;
+        self.check_ref()?.learn(x)
+    }
+}
+
+impl Checked<StandardScalerParams> {
+    fn learn(&self, x: &Matrix) -> Result<FittedStandardScaler> {
         x.check_finite("training data")?;
         let (n, d) = (x.rows(), x.cols());
         if n == 0 {
