@@ -48,6 +48,7 @@ pub mod ensemble;
 pub mod error;
 pub mod estimator;
 pub mod io;
+mod linalg;
 pub mod linear;
 pub mod matrix;
 pub mod meta;
