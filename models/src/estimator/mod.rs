@@ -7,7 +7,7 @@
 //! # The registry
 //!
 //! The list below is the one place that knows every estimator. The `registry!` macro
-//! ([`registry`]) generates from it the [`Estimator`], [`TransformerSpec`],
+//! (in `estimator/registry.rs`) generates from it the [`Estimator`], [`TransformerSpec`],
 //! [`FittedTransformer`] and [`FittedModel`] enums, their dispatch (names and aliases,
 //! parameters, seeding, fitting, predicting) and the [`CLASSIFIERS`], [`REGRESSORS`] and
 //! [`TRANSFORMERS`] tables. Adding an estimator is one line here; everything else about
@@ -32,7 +32,7 @@ use crate::traits::{Classifier, Fit, Model, Params, Transformer};
 use crate::tree::{DecisionTreeClassifierParams, DecisionTreeRegressorParams, FittedDecisionTree};
 
 mod pipeline;
-pub mod registry;
+mod registry;
 
 pub use pipeline::{FittedPipeline, PipelineParams};
 
