@@ -212,6 +212,38 @@ mod tests {
     }
 
     #[test]
+    fn every_registered_name_and_alias_builds_its_kind() {
+        for (list, regressor) in [(CLASSIFIERS, false), (REGRESSORS, true)] {
+            for (name, description) in list {
+                let e = Estimator::from_name(name).unwrap();
+                assert_eq!(e.name(), *name);
+                assert_eq!(e.is_regressor(), regressor, "{name}");
+                assert!(!description.is_empty(), "{name}");
+                e.validate().unwrap();
+            }
+        }
+        for (name, _) in TRANSFORMERS {
+            assert_eq!(TransformerSpec::from_name(name).unwrap().name(), *name);
+        }
+        for (alias, name) in [
+            ("LogisticRegression", "logistic_regression"),
+            ("lr", "logistic_regression"),
+            ("GaussianNB", "gaussian_nb"),
+            ("naive_bayes", "gaussian_nb"),
+            ("DecisionTreeClassifier", "decision_tree"),
+            ("random_forest_classifier", "random_forest"),
+            ("RandomForestRegressor", "random_forest_regressor"),
+            ("Ridge", "ridge"),
+        ] {
+            assert_eq!(Estimator::from_name(alias).unwrap().name(), name);
+        }
+        assert_eq!(
+            TransformerSpec::from_name("StandardScaler").unwrap().name(),
+            "standard_scaler"
+        );
+    }
+
+    #[test]
     fn pipeline_params_are_routed() {
         let mut e = Estimator::from_name("standard_scaler+logistic_regression").unwrap();
         e.set_param("C", "0.5").unwrap();
