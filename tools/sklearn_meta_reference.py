@@ -6,7 +6,7 @@ Usage (from the repository root, with scikit-learn installed):
     python tools/sklearn_meta_reference.py [OUTPUT_PATH]
 
 OUTPUT_PATH defaults to ``models/tests/reference/sklearn_meta.json``; the Rust
-test ``models/tests/meta_parity.rs`` reads it. Conventions follow
+test ``models/tests/it/meta_parity.rs`` reads it. Conventions follow
 ``tools/sklearn_reference.py``: data from ``data/``, labels encoded in sorted
 order, the "mod5 split" (test rows are those with index % 5 == 0), and
 logistic regression solved to machine precision (newton-cholesky) so that the

@@ -7,7 +7,7 @@ Usage (from the repository root, with scikit-learn installed):
     python tools/sklearn_more_reference.py [OUTPUT_PATH]
 
 OUTPUT_PATH defaults to ``models/tests/reference/sklearn_more.json``; the Rust test
-``models/tests/more_parity.rs`` reads it. Conventions follow
+``models/tests/it/more_parity.rs`` reads it. Conventions follow
 ``tools/sklearn_reference.py``. The regression problems come from iris: the
 three first measurements predict the petal width (``iris_reg``), or the sepal
 measurements predict both petal measurements (multi-output). Iterative solvers

@@ -16,7 +16,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use meshml_models::ensemble::RandomForestParams;
 use meshml_models::io::{load_csv, CsvOptions};
-use meshml_models::{Classifier, Params};
+use meshml_models::{Classifier, Fit, Params};
 
 fn forest_predict(c: &mut Criterion) {
     std::env::set_var("RAYON_NUM_THREADS", "1");

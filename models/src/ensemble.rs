@@ -6,7 +6,7 @@
 //! on a mesh equals one grown in a loop.
 //!
 //! ```
-//! use meshml_models::{ensemble::RandomForestParams, io::iris, Classifier, Params};
+//! use meshml_models::{ensemble::RandomForestParams, io::iris, Classifier, Fit, Params};
 //!
 //! let data = iris();
 //! let mut p = RandomForestParams::default();
@@ -24,7 +24,9 @@ use crate::error::{ModelError, Result};
 use crate::estimator::FittedModel;
 use crate::matrix::Matrix;
 use crate::rng::Rng;
-use crate::traits::{argmax_rows, check_input, parse_bool, parse_value, Classifier, Params};
+use crate::traits::{
+    argmax_rows, check_input, parse_bool, parse_value, Checked, Classifier, Fit, Model, Params,
+};
 use crate::tree::{Criterion, DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
 
 /// Hyperparameters of a random-forest classifier (scikit-learn's names and defaults).
@@ -51,6 +53,9 @@ impl Default for RandomForestParams {
 
 impl Params for RandomForestParams {
     const NAME: &'static str = "random_forest";
+    const ALIASES: &'static [&'static str] =
+        &["random_forest_classifier", "RandomForestClassifier"];
+    const DESCRIPTION: &'static str = "random forest of CART trees on bootstrap samples";
     const PARAM_NAMES: &'static [&'static str] = &[
         "n_estimators",
         "bootstrap",
@@ -70,6 +75,10 @@ impl Params for RandomForestParams {
 
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
         self.set_forest_param(Self::NAME, key, value)
+    }
+
+    fn seed_unset(&mut self, seed: u64) {
+        self.tree.random_state.get_or_insert(seed);
     }
 }
 
@@ -97,6 +106,8 @@ impl Default for RandomForestRegressorParams {
 
 impl Params for RandomForestRegressorParams {
     const NAME: &'static str = "random_forest_regressor";
+    const ALIASES: &'static [&'static str] = &["RandomForestRegressor"];
+    const DESCRIPTION: &'static str = "random forest of regression trees on bootstrap samples";
     const PARAM_NAMES: &'static [&'static str] = RandomForestParams::PARAM_NAMES;
 
     fn validate(&self) -> Result<()> {
@@ -113,13 +124,9 @@ impl Params for RandomForestRegressorParams {
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
         self.forest.set_forest_param(Self::NAME, key, value)
     }
-}
 
-impl RandomForestRegressorParams {
-    /// Grows the whole forest.
-    pub fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
-        self.validate()?;
-        self.forest.fit(data)
+    fn seed_unset(&mut self, seed: u64) {
+        self.forest.tree.random_state.get_or_insert(seed);
     }
 }
 
@@ -166,8 +173,16 @@ impl RandomForestParams {
 
     /// Grows trees `from..to` of the forest (a batch; the whole forest is `0..n_estimators`).
     /// `random_state` must be set for batches grown apart to form one forest.
+    ///
+    /// This is the entry point of a forest task: it checks the forest's parameters but not
+    /// the criterion's task (the trees of a regressor's forest use `squared_error`).
     pub fn fit_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<FittedEnsemble> {
         self.validate_forest(Self::NAME)?;
+        self.grow_trees(data, from, to)
+    }
+
+    /// Grows trees `from..to` from parameters already checked.
+    fn grow_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<FittedEnsemble> {
         let n_classes = if self.tree.criterion == Criterion::SquaredError {
             0
         } else {
@@ -197,7 +212,7 @@ impl RandomForestParams {
                 }
                 w
             });
-            let t: FittedDecisionTree = tree.fit_weighted(data, weights.as_deref())?;
+            let t: FittedDecisionTree = tree.grow(data, weights.as_deref())?;
             members.push(FittedModel::DecisionTree(t));
         }
         Ok(FittedEnsemble {
@@ -208,12 +223,38 @@ impl RandomForestParams {
         })
     }
 
-    /// Grows the whole forest.
-    pub fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+    /// Grows the whole forest from parameters already checked.
+    fn grow_forest(&self, data: &Dataset) -> Result<FittedEnsemble> {
         let mut p = self.clone();
         p.tree.random_state = Some(self.seed());
-        p.fit_trees(data, 0, self.n_estimators)
+        p.grow_trees(data, 0, self.n_estimators)
     }
+}
+
+/// Grows the whole forest.
+impl Fit for Checked<RandomForestParams> {
+    type Fitted = FittedEnsemble;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+        self.grow_forest(data)
+    }
+}
+
+/// Grows the whole forest.
+impl Fit for Checked<RandomForestRegressorParams> {
+    type Fitted = FittedEnsemble;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+        self.forest.grow_forest(data)
+    }
+}
+
+/// Every pair `(a, b)` of `n` classes with `a < b`, in scikit-learn's order.
+pub fn class_pairs(n: usize) -> Vec<(u32, u32)> {
+    let n = n as u32;
+    (0..n)
+        .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+        .collect()
 }
 
 /// How an ensemble combines its members.
@@ -229,7 +270,7 @@ pub enum Combine {
     /// Each member's predicted class gets a vote; probabilities are vote shares, and ties
     /// go to the lowest class id (hard voting).
     Vote,
-    /// Member `m` separates the `m`-th pair `(a, b)` of [`crate::plan::class_pairs`] (1 is
+    /// Member `m` separates the `m`-th pair `(a, b)` of [`class_pairs`] (1 is
     /// `b`). Each pair votes for its predicted class; vote ties are broken by the summed
     /// confidences (the members' log-odds), squashed into (-1/3, 1/3) as scikit-learn's
     /// `OneVsOneClassifier` does. "Probabilities" are these decision values shifted by 1/3
@@ -360,7 +401,7 @@ impl Classifier for FittedEnsemble {
                 }
             }
             Combine::OneVsOne => {
-                let pairs = crate::plan::class_pairs(k);
+                let pairs = class_pairs(k);
                 if pairs.len() != self.members.len() {
                     return Err(ModelError::Shape(format!(
                         "{} one-vs-one members for {k} classes",
@@ -404,6 +445,20 @@ impl Classifier for FittedEnsemble {
 
     fn predict(&self, x: &Matrix) -> Result<Vec<u32>> {
         Ok(argmax_rows(&self.predict_proba(x)?))
+    }
+}
+
+impl Model for FittedEnsemble {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
+
+    fn is_regressor(&self) -> bool {
+        FittedEnsemble::is_regressor(self)
+    }
+
+    fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        FittedEnsemble::predict_values(self, x)
     }
 }
 

@@ -9,19 +9,66 @@
 //! - [`matrix`]: [`Matrix`], a dense `f32` matrix on a candle tensor.
 //! - [`dataset`], [`io`]: [`Dataset`] (features, names, class labels) and CSV loading with
 //!   errors that name the line and column.
-//! - [`traits`]: [`Params`], [`Fit`], [`Classifier`], [`Transformer`].
-//! - Families: [`linear`] (logistic regression with L2 or L1, linear and ridge
-//!   regression), [`naive_bayes`] (Gaussian NB), [`tree`] (classification and regression
-//!   trees), [`ensemble`] (random forests for both, combined members), [`preprocessing`]
-//!   (standard scaler, model-based feature selection).
-//! - [`estimator`]: estimators by name, pipelines, and fitted models of any kind; what
-//!   jobs and artifacts carry.
-//! - [`model_selection`], [`metrics`]: splits and scores.
+//! - [`traits`]: [`Params`] (names, aliases, validation, [`Params::check`] into
+//!   [`Checked`]), [`Fit`], [`Classifier`], [`Transformer`], and [`Model`], what every
+//!   fitted kind implements.
+//! - Families, one module each: [`linear`] (logistic regression with L2 or L1, linear and
+//!   ridge regression), [`naive_bayes`] (Gaussian NB), [`tree`] (classification and
+//!   regression trees), [`ensemble`] (random forests for both, combined members),
+//!   [`preprocessing`] (standard scaler, model-based feature selection).
+//! - [`estimator`]: the registry, one list from which a macro generates [`Estimator`]
+//!   (estimators by name, with pipelines), [`FittedModel`] and their dispatch; what jobs
+//!   and artifacts carry.
+//! - [`meta`]: the fitted stacking, cascade and multi-output models.
 //! - [`plan`]: jobs (searches, one-vs-rest, one-vs-one, bagging, voting, stacking,
 //!   cascades, multi-output, forests) as plans of independent tasks, and the local
-//!   executor; [`meta`]: the fitted stacking, cascade and multi-output models.
+//!   executor; a folder by concern (`data`, `task`, `job`, `planner`, `cv`, `executor`).
+//!   It depends on the models it assembles, never the other way round.
+//! - [`model_selection`], [`metrics`]: splits and scores.
 //! - [`artifact`]: versioned, checksummed model files.
-//! - [`optim`], [`rng`]: L-BFGS and a portable seeded generator.
+//! - [`optim`], [`rng`]: L-BFGS and a portable seeded generator; `linalg` (internal):
+//!   Cholesky solves, the symmetric eigen-decomposition and the SVD over faer.
+//! - `tests/it/`: the one integration-test binary: parity with scikit-learn
+//!   (`sklearn_parity`, `meta_parity`, `more_parity`, numbers in `tests/reference/` from
+//!   the scripts in `tools/`) and format compatibility (`compat`, bytes pinned in
+//!   `tests/fixtures/`).
+//!
+//! # Adding an estimator
+//!
+//! One module and one registry line; nothing else in the crate names a specific estimator.
+//!
+//! 1. **Hyperparameters** (`src/<family>/hyperparams.rs`): a serde struct `FooParams`
+//!    with scikit-learn's parameter names and defaults (`Default`), and `impl Params`:
+//!    `NAME` (the snake_case name), `ALIASES` (scikit-learn's class name),
+//!    `DESCRIPTION`, `PARAM_NAMES`, `validate` (each error names the parameter and the
+//!    allowed range), `set_param` (text values, as on the command line) and, for a
+//!    randomised estimator, `seed_unset`.
+//! 2. **Algorithm** (`src/<family>/algorithm.rs`): `impl Fit for Checked<FooParams>`.
+//!    Its parameters are already valid, so it does not validate them again; plain
+//!    `FooParams` fits through a blanket implementation that checks first. The fitted
+//!    type `FittedFoo` is serde too, implements [`Classifier`] (or predicts values) and
+//!    [`Model`] (what [`FittedModel`] dispatches to).
+//! 3. **Registry line** (`src/estimator/mod.rs`): `Foo(FooParams),` under `classifiers`
+//!    or `regressors`, and `Foo(FittedFoo),` under `fitted` unless it shares a fitted
+//!    kind. The variant name is the wire name in job files and artifacts: never rename
+//!    one.
+//! 4. **Tests**: closed-form cases in the module (`assert_abs_diff_eq!`); reference
+//!    numbers from scikit-learn added to a `tools/sklearn_*_reference.py` script and
+//!    compared in `tests/it/*_parity.rs` at a stated tolerance; the new kind added to
+//!    `tests/it/compat.rs`, with fixtures rewritten by `MESHML_BLESS_FIXTURES=1 cargo
+//!    test -p meshml-models --test it compat` (the diff must only add entries).
+//!
+//! ```ignore
+//! // src/<family>/algorithm.rs: the shape of a fit (not compiled here).
+//! impl Fit for Checked<FooParams> {
+//!     type Fitted = FittedFoo;
+//!
+//!     fn fit(&self, data: &Dataset) -> Result<FittedFoo> {
+//!         // `self` reads as `&FooParams`, already validated.
+//!         todo_fit(self.alpha, data)
+//!     }
+//! }
+//! ```
 //!
 //! # Example
 //!
@@ -48,6 +95,7 @@ pub mod ensemble;
 pub mod error;
 pub mod estimator;
 pub mod io;
+mod linalg;
 pub mod linear;
 pub mod matrix;
 pub mod meta;
@@ -66,4 +114,4 @@ pub use dataset::{Classes, Dataset, Target};
 pub use error::{ModelError, Result};
 pub use estimator::{Estimator, FittedModel};
 pub use matrix::Matrix;
-pub use traits::{Classifier, Fit, Params, Transformer};
+pub use traits::{Checked, Classifier, Fit, Model, Params, Transformer};

@@ -8,8 +8,16 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::estimator::FittedModel;
 use crate::matrix::Matrix;
-use crate::plan::stack_width;
-use crate::traits::{argmax_rows, check_input, Classifier};
+use crate::traits::{argmax_rows, check_input, Classifier, Model};
+
+/// Columns a member adds to a stacked training set for `k` classes.
+pub(crate) fn stack_width(k: usize) -> usize {
+    if k == 2 {
+        1
+    } else {
+        k
+    }
+}
 
 /// A stacking classifier (scikit-learn's `StackingClassifier`): the final estimator
 /// reads the members' class probabilities (for two classes, only the second column).
@@ -212,5 +220,34 @@ impl FittedMultiOutput {
         }
         let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
         Ok((mean, scores))
+    }
+}
+
+impl Model for FittedStacking {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
+}
+
+impl Model for FittedCascade {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
+}
+
+impl Model for FittedMultiOutput {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Err(ModelError::data(
+            "model",
+            "a multi-output model predicts several targets: use predict_outputs",
+        ))
+    }
+
+    fn n_inputs(&self) -> usize {
+        self.features.len()
+    }
+
+    fn evaluate(&self, data: &Dataset) -> Result<f64> {
+        Ok(FittedMultiOutput::evaluate(self, data)?.0)
     }
 }

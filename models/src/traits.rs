@@ -1,9 +1,25 @@
 //! The estimator traits.
 //!
-//! Hyperparameters are plain serde structs named like scikit-learn's parameters. They are
-//! validated by [`Params::validate`], which [`Fit::fit`] implementations call before doing
-//! any work, so an invalid value never reaches an algorithm. Fitting turns parameters into
+//! Hyperparameters are plain serde structs named like scikit-learn's parameters (they
+//! travel in job files and over the wire, so they are not trusted). [`Params::check`]
+//! validates them once and returns a [`Checked`] value, which nothing else can make; an
+//! algorithm implements [`Fit`] for `Checked<ItsParams>`, so it only ever sees valid
+//! parameters and never validates again. Fitting the plain parameters checks them first,
+//! through a blanket implementation (linfa's `ParamGuard`). Fitting turns parameters into
 //! a separate fitted type that predicts.
+//!
+//! ```
+//! use meshml_models::{io::iris, linear::LogisticRegressionParams, Fit, Params};
+//!
+//! // Checked once, fitted as often as needed.
+//! let checked = LogisticRegressionParams::default().with_c(0.5).check()?;
+//! let model = checked.fit(&iris())?;
+//! // Invalid parameters never reach the algorithm.
+//! let err = LogisticRegressionParams::default().with_c(-1.0).fit(&iris()).unwrap_err();
+//! assert!(err.to_string().contains("must be a finite number > 0"));
+//! # let _ = model;
+//! # Ok::<(), meshml_models::ModelError>(())
+//! ```
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,12 +36,72 @@ pub trait Params: Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send 
     /// The parameter names accepted by [`Params::set_param`].
     const PARAM_NAMES: &'static [&'static str];
 
+    /// Other names [`Estimator::from_name`](crate::Estimator::from_name) accepts, such as
+    /// scikit-learn's class name (`LogisticRegression`).
+    const ALIASES: &'static [&'static str] = &[];
+
+    /// A one-line description for help texts and listings.
+    const DESCRIPTION: &'static str;
+
     /// Checks every value; the error names the parameter and the allowed range.
     fn validate(&self) -> Result<()>;
 
     /// Sets one parameter from its text form (`C=0.5` on the command line arrives as
     /// `("C", "0.5")`). The result is validated by the caller.
     fn set_param(&mut self, key: &str, value: &str) -> Result<()>;
+
+    /// Gives a randomised estimator that has no `random_state` this seed, so a run is
+    /// reproducible from the seed it reports. Does nothing for a deterministic one.
+    fn seed_unset(&mut self, _seed: u64) {}
+
+    /// Validates the parameters, once: the [`Checked`] result is what algorithms fit from.
+    fn check(self) -> Result<Checked<Self>> {
+        self.validate()?;
+        Ok(Checked(self))
+    }
+
+    /// [`Params::check`] on a copy.
+    fn check_ref(&self) -> Result<Checked<Self>> {
+        self.clone().check()
+    }
+
+    /// True when `name` is [`Params::NAME`] or one of [`Params::ALIASES`].
+    fn is_named(name: &str) -> bool {
+        name == Self::NAME || Self::ALIASES.contains(&name)
+    }
+}
+
+/// Parameters that passed [`Params::validate`]. Its field is private, so
+/// [`Params::check`] is the only way to make one: an algorithm that fits from
+/// `Checked<P>` knows its parameters are valid. It reads them through `Deref`.
+///
+/// ```compile_fail
+/// use meshml_models::{linear::LogisticRegressionParams, Checked};
+///
+/// // The field is private: unvalidated parameters cannot pass as checked ones.
+/// let unchecked = Checked(LogisticRegressionParams::default().with_c(-1.0));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked<P>(P);
+
+impl<P> Checked<P> {
+    /// The parameters.
+    pub fn params(&self) -> &P {
+        &self.0
+    }
+
+    /// The parameters, unwrapped (to change them, and check them again).
+    pub fn into_inner(self) -> P {
+        self.0
+    }
+}
+
+impl<P> std::ops::Deref for Checked<P> {
+    type Target = P;
+
+    fn deref(&self) -> &P {
+        &self.0
+    }
 }
 
 /// Learns from a dataset.
@@ -33,8 +109,21 @@ pub trait Fit {
     /// The fitted model.
     type Fitted;
 
-    /// Validates the parameters, then fits.
+    /// Fits (unchecked parameters are validated first).
     fn fit(&self, data: &Dataset) -> Result<Self::Fitted>;
+}
+
+/// Plain parameters fit by checking themselves, then fitting the checked value: an
+/// estimator implements [`Fit`] for `Checked<ItsParams>` only.
+impl<P: Params> Fit for P
+where
+    Checked<P>: Fit,
+{
+    type Fitted = <Checked<P> as Fit>::Fitted;
+
+    fn fit(&self, data: &Dataset) -> Result<Self::Fitted> {
+        self.check_ref()?.fit(data)
+    }
 }
 
 /// A fitted classifier.
@@ -68,6 +157,48 @@ pub trait Transformer {
 
     /// Transforms a feature matrix.
     fn transform(&self, x: &Matrix) -> Result<Matrix>;
+
+    /// The names of the output columns, given the input's (by default, the same).
+    fn feature_names_out(&self, names: &[String]) -> Vec<String> {
+        names.to_vec()
+    }
+}
+
+/// A fitted model of any kind, as [`FittedModel`](crate::FittedModel) dispatches to it:
+/// a classifier, a regressor, or a model that predicts several targets.
+pub trait Model {
+    /// The model as a classifier, or an error saying what it predicts instead.
+    fn as_classifier(&self) -> Result<&dyn Classifier>;
+
+    /// Number of feature columns it reads (by default, the classifier's).
+    fn n_inputs(&self) -> usize {
+        self.as_classifier().map_or(0, |c| c.n_features())
+    }
+
+    /// True for a model that predicts values rather than classes.
+    fn is_regressor(&self) -> bool {
+        false
+    }
+
+    /// A regressor's predictions.
+    fn predict_values(&self, _x: &Matrix) -> Result<Vec<f32>> {
+        Err(ModelError::data(
+            "model",
+            "a classifier predicts classes, not values",
+        ))
+    }
+
+    /// The default score on a dataset, as scikit-learn's `score`: accuracy for a
+    /// classifier, R² for a regressor.
+    fn evaluate(&self, data: &Dataset) -> Result<f64> {
+        if self.is_regressor() {
+            let y = data.value_target()?;
+            crate::metrics::r2_score(&y, &self.predict_values(data.x())?)
+        } else {
+            self.as_classifier()?
+                .score(data.x(), data.class_target()?.0)
+        }
+    }
 }
 
 /// Index of the largest value in each row (the first on ties, as numpy's `argmax`).
@@ -205,6 +336,26 @@ pub fn unknown_param<P: Params>(key: &str) -> ModelError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn params_are_checked_once_with_the_validation_error() {
+        use crate::linear::LogisticRegressionParams;
+        let err = LogisticRegressionParams::default()
+            .with_max_iter(0)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_iter") && err.contains("must be >= 1"),
+            "{err}"
+        );
+        let checked = LogisticRegressionParams::default()
+            .with_c(0.5)
+            .check()
+            .unwrap();
+        assert_eq!(checked.c, 0.5);
+        assert_eq!(checked.into_inner().c, 0.5);
+    }
 
     #[test]
     fn argmax_takes_the_first_of_ties() {

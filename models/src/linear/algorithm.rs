@@ -6,7 +6,7 @@ use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::matrix::Matrix;
 use crate::optim::{Lbfgs, Termination};
-use crate::traits::{check_input, ClassMap, Classifier, Fit, Params};
+use crate::traits::{check_input, Checked, ClassMap, Classifier, Fit, Model, Params};
 
 /// A fitted logistic regression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,15 +267,14 @@ impl Objective<'_> {
     }
 }
 
-impl Fit for LogisticRegressionParams {
+impl Fit for Checked<LogisticRegressionParams> {
     type Fitted = FittedLogisticRegression;
 
     fn fit(&self, data: &Dataset) -> Result<FittedLogisticRegression> {
-        self.validate()?;
         let (ids, classes) = data.class_target()?;
         let x = data.x();
         x.check_finite("training data")?;
-        let map = ClassMap::from_targets(ids, classes.len(), Self::NAME)?;
+        let map = ClassMap::from_targets(ids, classes.len(), LogisticRegressionParams::NAME)?;
         let y = map.encode(ids);
         let k = if map.present.len() == 2 {
             1
@@ -471,6 +470,12 @@ fn fista(
         n_iter: max_iter,
         converged: false,
     })
+}
+
+impl Model for FittedLogisticRegression {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ impl LogisticRegressionParams {
 
 impl Params for LogisticRegressionParams {
     const NAME: &'static str = "logistic_regression";
+    const ALIASES: &'static [&'static str] = &["LogisticRegression", "lr"];
+    const DESCRIPTION: &'static str =
+        "logistic regression (binary or multinomial): L2 by L-BFGS, or penalty=l1";
     const PARAM_NAMES: &'static [&'static str] =
         &["C", "penalty", "fit_intercept", "max_iter", "tol"];
 

@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
+use crate::linalg;
 use crate::matrix::Matrix;
-use crate::traits::{check_input, parse_bool, parse_value, unknown_param, Fit, Params};
+use crate::traits::{
+    check_input, parse_bool, parse_value, unknown_param, Checked, Classifier, Fit, Model, Params,
+};
 
 /// Hyperparameters of ordinary least squares (scikit-learn's `LinearRegression`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +48,8 @@ impl Default for RidgeParams {
 
 impl Params for LinearRegressionParams {
     const NAME: &'static str = "linear_regression";
+    const ALIASES: &'static [&'static str] = &["LinearRegression"];
+    const DESCRIPTION: &'static str = "ordinary least squares";
     const PARAM_NAMES: &'static [&'static str] = &["fit_intercept"];
 
     fn validate(&self) -> Result<()> {
@@ -62,6 +67,8 @@ impl Params for LinearRegressionParams {
 
 impl Params for RidgeParams {
     const NAME: &'static str = "ridge";
+    const ALIASES: &'static [&'static str] = &["Ridge"];
+    const DESCRIPTION: &'static str = "least squares with an L2 penalty (alpha)";
     const PARAM_NAMES: &'static [&'static str] = &["alpha", "fit_intercept"];
 
     fn validate(&self) -> Result<()> {
@@ -124,20 +131,18 @@ impl FittedLinearRegression {
     }
 }
 
-impl Fit for LinearRegressionParams {
+impl Fit for Checked<LinearRegressionParams> {
     type Fitted = FittedLinearRegression;
 
     fn fit(&self, data: &Dataset) -> Result<FittedLinearRegression> {
-        self.validate()?;
         least_squares(data, 0.0, self.fit_intercept)
     }
 }
 
-impl Fit for RidgeParams {
+impl Fit for Checked<RidgeParams> {
     type Fitted = FittedLinearRegression;
 
     fn fit(&self, data: &Dataset) -> Result<FittedLinearRegression> {
-        self.validate()?;
         least_squares(data, self.alpha, self.fit_intercept)
     }
 }
@@ -183,7 +188,7 @@ fn least_squares(
     for i in 0..d {
         g[i * d + i] += alpha;
     }
-    let coef = solve_scaled(&g, &rhs, d);
+    let coef = solve_scaled(&g, &rhs, d)?;
     let means: Vec<f64> = x_mean.flatten_all()?.to_vec1()?;
     let intercept = if fit_intercept {
         y_mean - coef.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>()
@@ -197,7 +202,7 @@ fn least_squares(
 /// column's tests compare it with its own scale, not the largest column's. Columns with a
 /// zero diagonal (constant after centring) get weight 0; a singular remainder gets the
 /// minimum-norm solution (in the scaled coordinates).
-fn solve_scaled(g: &[f64], rhs: &[f64], d: usize) -> Vec<f64> {
+fn solve_scaled(g: &[f64], rhs: &[f64], d: usize) -> Result<Vec<f64>> {
     let active: Vec<usize> = (0..d).filter(|&i| g[i * d + i] > 0.0).collect();
     let m = active.len();
     let scale: Vec<f64> = active.iter().map(|&i| 1.0 / g[i * d + i].sqrt()).collect();
@@ -209,109 +214,56 @@ fn solve_scaled(g: &[f64], rhs: &[f64], d: usize) -> Vec<f64> {
             a[p * m + q] = g[i * d + j] * scale[p] * scale[q];
         }
     }
-    let ws = cholesky_solve(&a, &b, m).unwrap_or_else(|| min_norm_solve(&a, &b, m));
+    let ws = match linalg::cholesky_solve(&a, &b, m, 1e-12 * m as f64) {
+        Some(ws) => ws,
+        None => min_norm_solve(&a, &b, m)?,
+    };
     let mut w = vec![0.0f64; d];
     for (p, &i) in active.iter().enumerate() {
         w[i] = ws[p] * scale[p];
     }
-    w
-}
-
-/// Solves `A w = b` for symmetric positive definite `A` (`d x d`, row-major); `None` when
-/// `A` is not numerically positive definite.
-fn cholesky_solve(a: &[f64], b: &[f64], d: usize) -> Option<Vec<f64>> {
-    let scale = (0..d).map(|i| a[i * d + i].abs()).fold(0.0, f64::max);
-    let eps = scale * 1e-12 * d as f64;
-    let mut l = vec![0.0f64; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let mut s = a[i * d + j];
-            for k in 0..j {
-                s -= l[i * d + k] * l[j * d + k];
-            }
-            if i == j {
-                if s <= eps {
-                    return None;
-                }
-                l[i * d + i] = s.sqrt();
-            } else {
-                l[i * d + j] = s / l[j * d + j];
-            }
-        }
-    }
-    let mut z = vec![0.0; d];
-    for i in 0..d {
-        let s: f64 = (0..i).map(|k| l[i * d + k] * z[k]).sum();
-        z[i] = (b[i] - s) / l[i * d + i];
-    }
-    let mut w = vec![0.0; d];
-    for i in (0..d).rev() {
-        let s: f64 = (i + 1..d).map(|k| l[k * d + i] * w[k]).sum();
-        w[i] = (z[i] - s) / l[i * d + i];
-    }
-    Some(w)
+    Ok(w)
 }
 
 /// The minimum-norm solution of `A w = b` for symmetric positive semi-definite `A`, from
-/// its eigen-decomposition (cyclic Jacobi), dropping eigenvalues below a relative cut-off.
-fn min_norm_solve(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
-    let mut m = a.to_vec();
-    let mut v = vec![0.0f64; d * d];
-    for i in 0..d {
-        v[i * d + i] = 1.0;
-    }
-    for _sweep in 0..100 {
-        let off: f64 = (0..d)
-            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| m[i * d + j] * m[i * d + j])
-            .sum();
-        let diag: f64 = (0..d).map(|i| m[i * d + i] * m[i * d + i]).sum();
-        if off <= 1e-30 * diag.max(f64::MIN_POSITIVE) {
-            break;
-        }
-        for p in 0..d {
-            for q in p + 1..d {
-                let apq = m[p * d + q];
-                if apq.abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (m[q * d + q] - m[p * d + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..d {
-                    let (mkp, mkq) = (m[k * d + p], m[k * d + q]);
-                    m[k * d + p] = c * mkp - s * mkq;
-                    m[k * d + q] = s * mkp + c * mkq;
-                }
-                for k in 0..d {
-                    let (mpk, mqk) = (m[p * d + k], m[q * d + k]);
-                    m[p * d + k] = c * mpk - s * mqk;
-                    m[q * d + k] = s * mpk + c * mqk;
-                }
-                for k in 0..d {
-                    let (vkp, vkq) = (v[k * d + p], v[k * d + q]);
-                    v[k * d + p] = c * vkp - s * vkq;
-                    v[k * d + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    let top = (0..d).map(|i| m[i * d + i].abs()).fold(0.0, f64::max);
+/// its eigen-decomposition, dropping eigenvalues below a relative cut-off.
+fn min_norm_solve(a: &[f64], b: &[f64], d: usize) -> Result<Vec<f64>> {
+    let eig = linalg::symmetric_eigen(a, d)?;
+    let top = eig.values.iter().map(|v| v.abs()).fold(0.0, f64::max);
     let cut = top * 1e-10 * d as f64;
     let mut w = vec![0.0; d];
-    for j in 0..d {
-        let lambda = m[j * d + j];
+    for (j, &lambda) in eig.values.iter().enumerate() {
         if lambda <= cut {
             continue;
         }
-        let proj: f64 = (0..d).map(|k| v[k * d + j] * b[k]).sum::<f64>() / lambda;
+        let v = |k: usize| eig.vectors[k * d + j];
+        let proj: f64 = (0..d).map(|k| v(k) * b[k]).sum::<f64>() / lambda;
         for k in 0..d {
-            w[k] += proj * v[k * d + j];
+            w[k] += proj * v(k);
         }
     }
-    w
+    Ok(w)
+}
+
+impl Model for FittedLinearRegression {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Err(ModelError::data(
+            "model",
+            "a regressor predicts values, not classes",
+        ))
+    }
+
+    fn n_inputs(&self) -> usize {
+        self.n_features()
+    }
+
+    fn is_regressor(&self) -> bool {
+        true
+    }
+
+    fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        FittedLinearRegression::predict_values(self, x)
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
-use crate::traits::{check_input, parse_value, unknown_param, ClassMap, Classifier, Fit, Params};
+use crate::traits::{
+    check_input, parse_value, unknown_param, Checked, ClassMap, Classifier, Fit, Model, Params,
+};
 
 /// Hyperparameters of Gaussian naive Bayes (scikit-learn's names and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +27,8 @@ impl Default for GaussianNbParams {
 
 impl Params for GaussianNbParams {
     const NAME: &'static str = "gaussian_nb";
+    const ALIASES: &'static [&'static str] = &["GaussianNB", "naive_bayes"];
+    const DESCRIPTION: &'static str = "Gaussian naive Bayes";
     const PARAM_NAMES: &'static [&'static str] = &["var_smoothing", "priors"];
 
     fn validate(&self) -> Result<()> {
@@ -179,21 +183,20 @@ impl Classifier for FittedGaussianNb {
     }
 }
 
-impl Fit for GaussianNbParams {
+impl Fit for Checked<GaussianNbParams> {
     type Fitted = FittedGaussianNb;
 
     fn fit(&self, data: &Dataset) -> Result<FittedGaussianNb> {
-        self.validate()?;
         let (ids, classes) = data.class_target()?;
         let x = data.x();
         x.check_finite("training data")?;
-        let map = ClassMap::from_targets(ids, classes.len(), Self::NAME)?;
+        let map = ClassMap::from_targets(ids, classes.len(), GaussianNbParams::NAME)?;
         let y = map.encode(ids);
         let (n, d, k) = (x.rows(), x.cols(), map.present.len());
         if let Some(p) = &self.priors {
             if p.len() != k {
                 return Err(ModelError::param(
-                    Self::NAME,
+                    GaussianNbParams::NAME,
                     "priors",
                     format!("{} priors given for {k} classes", p.len()),
                 ));
@@ -258,6 +261,12 @@ impl Fit for GaussianNbParams {
             n_features: d,
             classes: map,
         })
+    }
+}
+
+impl Model for FittedGaussianNb {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
     }
 }
 

@@ -1,8 +1,9 @@
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
-use crate::traits::{check_input, parse_bool, unknown_param, Params, Transformer};
+use crate::traits::{check_input, parse_bool, unknown_param, Checked, Fit, Params, Transformer};
 
 /// Hyperparameters of the standard scaler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,8 @@ impl Default for StandardScalerParams {
 
 impl Params for StandardScalerParams {
     const NAME: &'static str = "standard_scaler";
+    const ALIASES: &'static [&'static str] = &["StandardScaler"];
+    const DESCRIPTION: &'static str = "remove the mean and scale to unit variance";
     const PARAM_NAMES: &'static [&'static str] = &["with_mean", "with_std"];
 
     fn validate(&self) -> Result<()> {
@@ -49,10 +52,23 @@ pub struct FittedStandardScaler {
     with_std: bool,
 }
 
+impl Fit for Checked<StandardScalerParams> {
+    type Fitted = FittedStandardScaler;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedStandardScaler> {
+        self.learn(data.x())
+    }
+}
+
 impl StandardScalerParams {
-    /// Learns column means and standard deviations (in `f64`).
+    /// Learns column means and standard deviations (in `f64`) of a matrix.
     pub fn fit_matrix(&self, x: &Matrix) -> Result<FittedStandardScaler> {
-        self.validate()?;
+        self.check_ref()?.learn(x)
+    }
+}
+
+impl Checked<StandardScalerParams> {
+    fn learn(&self, x: &Matrix) -> Result<FittedStandardScaler> {
         x.check_finite("training data")?;
         let (n, d) = (x.rows(), x.cols());
         if n == 0 {

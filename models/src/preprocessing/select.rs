@@ -4,7 +4,7 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::linear::{LogisticRegressionParams, Penalty};
 use crate::matrix::Matrix;
-use crate::traits::{check_input, parse_value, Fit, Params, Transformer};
+use crate::traits::{check_input, parse_value, Checked, Fit, Params, Transformer};
 
 /// Hyperparameters of model-based feature selection (scikit-learn's `SelectFromModel`
 /// around a `LogisticRegression`): fit the model, keep the features whose weight norm over
@@ -29,6 +29,9 @@ impl Default for SelectFromModelParams {
 
 impl Params for SelectFromModelParams {
     const NAME: &'static str = "select_from_model";
+    const ALIASES: &'static [&'static str] = &["SelectFromModel"];
+    const DESCRIPTION: &'static str =
+        "keep the features an L1 logistic regression gives weight (threshold, C)";
     const PARAM_NAMES: &'static [&'static str] = &[
         "threshold",
         "C",
@@ -84,7 +87,14 @@ impl FittedSelectFromModel {
 impl SelectFromModelParams {
     /// Fits the ranking model on `data` and keeps the features at or above the threshold.
     pub fn fit_data(&self, data: &Dataset) -> Result<FittedSelectFromModel> {
-        self.validate()?;
+        self.check_ref()?.fit(data)
+    }
+}
+
+impl Fit for Checked<SelectFromModelParams> {
+    type Fitted = FittedSelectFromModel;
+
+    fn fit(&self, data: &Dataset) -> Result<FittedSelectFromModel> {
         let model = self.estimator.fit(data)?;
         let d = data.n_features();
         let coef = model.coef();
@@ -104,7 +114,7 @@ impl SelectFromModelParams {
         let support: Vec<usize> = (0..d).filter(|&j| importance[j] >= threshold).collect();
         if support.is_empty() {
             return Err(ModelError::data(
-                Self::NAME,
+                SelectFromModelParams::NAME,
                 format!(
                     "no feature reaches the threshold {threshold} (C = {}); raise C or lower the threshold",
                     self.estimator.c
@@ -126,6 +136,10 @@ impl Transformer for FittedSelectFromModel {
     fn transform(&self, x: &Matrix) -> Result<Matrix> {
         check_input(x, self.n_features_in, SelectFromModelParams::NAME)?;
         x.select_cols(&self.support)
+    }
+
+    fn feature_names_out(&self, names: &[String]) -> Vec<String> {
+        self.support.iter().map(|&j| names[j].clone()).collect()
     }
 }
 

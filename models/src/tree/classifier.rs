@@ -5,7 +5,7 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
 use crate::rng::Rng;
-use crate::traits::{check_input, Classifier, Fit, Params};
+use crate::traits::{check_input, Checked, Classifier, Fit, Model, Params};
 
 /// Values closer than this are treated as equal when looking for split points
 /// (scikit-learn's `FEATURE_THRESHOLD`).
@@ -788,12 +788,24 @@ impl Builder<'_> {
 
 impl DecisionTreeClassifierParams {
     /// Fits with optional per-row sample weights (bootstrap counts, class weights).
+    ///
+    /// This is the entry point for a tree that is a forest's member: it checks every
+    /// parameter but the criterion's task (a forest's trees may use `squared_error`).
     pub fn fit_weighted(
         &self,
         data: &Dataset,
         weights: Option<&[f64]>,
     ) -> Result<FittedDecisionTree> {
         self.validate_tree()?;
+        self.grow(data, weights)
+    }
+
+    /// Grows a tree from parameters already checked ([`Self::validate_tree`]).
+    pub(crate) fn grow(
+        &self,
+        data: &Dataset,
+        weights: Option<&[f64]>,
+    ) -> Result<FittedDecisionTree> {
         let regression = self.criterion == Criterion::SquaredError;
         let values;
         let (y, k, n_classes) = if regression {
@@ -869,20 +881,33 @@ impl DecisionTreeClassifierParams {
     }
 }
 
-impl Fit for DecisionTreeClassifierParams {
+impl Fit for Checked<DecisionTreeClassifierParams> {
     type Fitted = FittedDecisionTree;
 
     fn fit(&self, data: &Dataset) -> Result<FittedDecisionTree> {
-        self.fit_weighted(data, None)
+        self.grow(data, None)
     }
 }
 
-impl Fit for DecisionTreeRegressorParams {
+impl Fit for Checked<DecisionTreeRegressorParams> {
     type Fitted = FittedDecisionTree;
 
     fn fit(&self, data: &Dataset) -> Result<FittedDecisionTree> {
-        self.validate()?;
-        self.tree.fit_weighted(data, None)
+        self.tree.grow(data, None)
+    }
+}
+
+impl Model for FittedDecisionTree {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
+
+    fn is_regressor(&self) -> bool {
+        FittedDecisionTree::is_regressor(self)
+    }
+
+    fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        FittedDecisionTree::predict_values(self, x)
     }
 }
 

@@ -153,6 +153,9 @@ impl DecisionTreeClassifierParams {
 
 impl Params for DecisionTreeClassifierParams {
     const NAME: &'static str = "decision_tree";
+    const ALIASES: &'static [&'static str] =
+        &["decision_tree_classifier", "DecisionTreeClassifier"];
+    const DESCRIPTION: &'static str = "CART decision tree (gini or entropy)";
     const PARAM_NAMES: &'static [&'static str] = &[
         "criterion",
         "max_depth",
@@ -176,6 +179,10 @@ impl Params for DecisionTreeClassifierParams {
 
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
         self.set_tree_param(Self::NAME, key, value)
+    }
+
+    fn seed_unset(&mut self, seed: u64) {
+        self.random_state.get_or_insert(seed);
     }
 }
 
@@ -314,6 +321,8 @@ impl Default for DecisionTreeRegressorParams {
 
 impl Params for DecisionTreeRegressorParams {
     const NAME: &'static str = "decision_tree_regressor";
+    const ALIASES: &'static [&'static str] = &["DecisionTreeRegressor"];
+    const DESCRIPTION: &'static str = "CART regression tree (squared error)";
     const PARAM_NAMES: &'static [&'static str] = DecisionTreeClassifierParams::PARAM_NAMES;
 
     fn validate(&self) -> Result<()> {
@@ -329,5 +338,9 @@ impl Params for DecisionTreeRegressorParams {
 
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
         self.tree.set_tree_param(Self::NAME, key, value)
+    }
+
+    fn seed_unset(&mut self, seed: u64) {
+        self.tree.random_state.get_or_insert(seed);
     }
 }

@@ -17,13 +17,12 @@ use meshml_models::tree::{Criterion, DecisionTreeClassifierParams, SampleCount};
 use meshml_models::{Classifier, Dataset, Estimator, Fit, Matrix, Transformer};
 use serde_json::Value;
 
-mod common;
-use common::{assert_close, data, flat};
+use crate::common::{assert_close, data, flat};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
     R.get_or_init(|| {
-        let text = include_str!("reference/sklearn.json");
+        let text = include_str!("../reference/sklearn.json");
         serde_json::from_str(text).expect("reference JSON parses")
     })
 }

@@ -11,13 +11,13 @@ use meshml_models::plan::{JobKind, JobResult};
 use meshml_models::{Classifier, Dataset, Estimator};
 use serde_json::Value;
 
-mod common;
-use common::{assert_close, assert_splits, data, flat, run, tight};
+use crate::common::{assert_close, assert_splits, data, flat, run, tight};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
     R.get_or_init(|| {
-        serde_json::from_str(include_str!("reference/sklearn_meta.json")).expect("reference JSON")
+        serde_json::from_str(include_str!("../reference/sklearn_meta.json"))
+            .expect("reference JSON")
     })
 }
 

@@ -1,0 +1,8 @@
+//! The models crate's integration tests, linked as one binary (`cargo test -p meshml-models
+//! --test it`): parity with scikit-learn's reference numbers and format compatibility.
+
+mod common;
+mod compat;
+mod meta_parity;
+mod more_parity;
+mod sklearn_parity;
