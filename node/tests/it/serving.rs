@@ -341,6 +341,25 @@ fn promoting_a_version_under_load_fails_no_request() {
         assert_eq!(code, 200, "{r}");
     };
     set(1);
+    // The clients start from a mesh that agrees on version 1: the alias reaches the other
+    // nodes' replicas a moment after node 0 applied it.
+    let on_v1 = |n: &Node| {
+        call(n, "GET", "/v1/models", None)
+            .1
+            .as_array()
+            .is_some_and(|ms| {
+                ms.iter().any(|m| {
+                    m["version"] == 1
+                        && m["aliases"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| x == "production"))
+                })
+            })
+    };
+    assert!(
+        common::wait_for(Duration::from_secs(10), || nodes[1..].iter().all(on_v1)).is_some(),
+        "the alias did not reach every node"
+    );
     let iris = load_csv(data_path("iris"), &CsvOptions::default()).unwrap();
     let body = json!({ "instances": rows(&iris)[..10] }).to_string();
     // Two clients, each a bounded loop (count and time), on the two nodes that did not
