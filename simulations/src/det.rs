@@ -565,7 +565,8 @@ impl Sim {
         let Some(lead) = self.nodes[i].lead.as_mut() else {
             return;
         };
-        let effects = lead.board.step(event);
+        let now_ms = self.net.now_us() / 1000;
+        let effects = lead.board.step(now_ms, event);
         for e in effects {
             self.carry_out(i, e);
         }
@@ -953,7 +954,7 @@ impl Sim {
                 incarnation: self.nodes[k].incarnation + 1,
             })
             .collect();
-        let mut events = vec![Event::Tick { now_ms: now / 1000 }, Event::Members { live }];
+        let mut events = vec![Event::Tick, Event::Members { live }];
         // Jobs are picked up once this term's no-op is applied.
         let caught_up = n.applied >= lead.noop;
         for (id, record) in &n.state.jobs {

@@ -1,8 +1,9 @@
 //! The driver's job board: a pure state machine that runs every job recorded in the
 //! replicated state.
 //!
-//! [`Board::step`] takes one [`Event`] and returns the [`Effect`]s it causes. The board does
-//! no I/O, awaits nothing, takes no locks and holds no handle on the mesh: the driver actor
+//! [`Board::step`] takes one [`Event`] (and the time) and returns the [`Effect`]s it causes.
+//! The board does no I/O, reads no clock, awaits nothing, takes no locks and holds no
+//! handle on the mesh: the driver actor
 //! ([`super::driver`]) owns it, carries out its effects and feeds their outcomes back as
 //! events, and the deterministic simulator (`meshml-sim det`) drives the same board over a
 //! simulated network.
@@ -119,11 +120,8 @@ pub struct LostOutputs {
 /// Everything that happens to the board.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// Time passes (the driver's tick): proposals that failed go out again.
-    Tick {
-        /// Milliseconds since the Unix epoch.
-        now_ms: u64,
-    },
+    /// The driver's tick: proposals that failed go out again.
+    Tick,
     /// The members alive now, with their worker slots. Members gone, or restarted since
     /// the last time, lose their running tasks back to the queue.
     Members {
@@ -431,10 +429,12 @@ impl Board {
         self.in_flight.is_some() || !self.queue.is_empty()
     }
 
-    /// Handles one event and returns what the driver must do.
-    pub fn step(&mut self, event: Event) -> Vec<Effect> {
+    /// Handles one event, at `now_ms` (milliseconds since the Unix epoch, or virtual time
+    /// in the simulator: the board reads no clock), and returns what the driver must do.
+    pub fn step(&mut self, now_ms: u64, event: Event) -> Vec<Effect> {
+        self.now_ms = self.now_ms.max(now_ms);
         match event {
-            Event::Tick { now_ms } => self.now_ms = self.now_ms.max(now_ms),
+            Event::Tick => {}
             Event::Members { live } => self.members(live),
             Event::JobRecorded { id, record, data } => self.pick_up(id, *record, data),
             Event::JobEnded { id } => {

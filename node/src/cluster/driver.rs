@@ -311,18 +311,18 @@ async fn drive(mut board: Board, mut inbox: tokio::sync::mpsc::Receiver<Event>, 
         tokio::select! {
             event = inbox.recv() => {
                 let Some(event) = event else { break };
-                effects.run(board.step(event));
+                effects.run(board.step(now_ms(), event));
             }
             // A change to the replicated state: a job submitted or cancelled is seen at
             // once, not on the next tick.
             Ok(()) = changes.changed() => {
                 for event in effects.observe_jobs(&board) {
-                    effects.run(board.step(event));
+                    effects.run(board.step(now_ms(), event));
                 }
             }
             _ = tick.tick() => {
                 for event in effects.observe(&board).await {
-                    effects.run(board.step(event));
+                    effects.run(board.step(now_ms(), event));
                 }
             }
         }
@@ -448,7 +448,7 @@ impl Effects {
     /// What the tick brings: the time, the live members, and the jobs recorded or ended in
     /// the replicated state since the board last looked.
     async fn observe(&self, board: &Board) -> Vec<Event> {
-        let mut events = vec![Event::Tick { now_ms: now_ms() }];
+        let mut events = vec![Event::Tick];
         let live = self.mesh.live_members().await;
         events.push(Event::Members {
             live: live
