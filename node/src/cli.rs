@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+pub use meshml_client::status::StatusArgs;
 
 /// meshml: scikit-learn-style machine learning on a peer-to-peer compute mesh.
 #[derive(Debug, Parser)]
@@ -29,17 +30,17 @@ pub enum Command {
     /// Show the mesh as a node sees it (through its HTTP API).
     Status(StatusArgs),
     /// Run a job on the mesh (fit, grid search, ...) and print its result.
-    Fit(crate::fit::FitCmd),
+    Fit(meshml_client::fit::FitCmd),
     /// List the mesh's jobs.
-    Jobs(crate::fit::JobsCmd),
+    Jobs(meshml_client::fit::JobsCmd),
     /// Show or cancel a job.
-    Job(crate::fit::JobCmd),
+    Job(meshml_client::fit::JobCmd),
     /// Predict every row of a dataset on the mesh (each chunk where it is stored).
-    Predict(crate::predict::PredictCmd),
+    Predict(meshml_client::predict::PredictCmd),
     /// List the model registry: versions, aliases, copies.
-    Models(crate::predict::ModelsCmd),
+    Models(meshml_client::predict::ModelsCmd),
     /// Manage a model: point an alias at a version.
-    Model(crate::predict::ModelCmd),
+    Model(meshml_client::predict::ModelCmd),
     /// A three-node mesh in this process on bundled data: replicate a dataset, run a grid
     /// search and a one-vs-rest job with progress, print the results.
     Demo(crate::demo::DemoArgs),
@@ -117,20 +118,6 @@ pub struct NodeArgs {
     /// Largest prediction request body, MiB (larger ones are refused with 413).
     #[arg(long, default_value_t = 16)]
     pub max_request_mb: u64,
-}
-
-/// `meshml status`
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The node's HTTP API.
-    #[arg(long, default_value = "http://127.0.0.1:7070")]
-    pub node: String,
-    /// Bearer token file, for a node that requires one.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Print the raw JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `meshml secret ...`

@@ -25,32 +25,10 @@ pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, NodeError> {
         .ok_or_else(|| NodeError::Usage("no --data-dir given and HOME is not set".into()))
 }
 
-/// `1.5 MiB` style sizes.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use meshml_client::human_bytes;
 
 fn dataset_name(name: Option<String>, file: &std::path::Path) -> Result<String, NodeError> {
-    match name {
-        Some(n) => Ok(n),
-        None => file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .ok_or_else(|| {
-                NodeError::Usage(format!("cannot name a dataset after {}", file.display()))
-            }),
-    }
+    Ok(meshml_client::dataset::dataset_name(name, file)?)
 }
 
 /// Runs a `dataset` subcommand.
@@ -66,26 +44,18 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         token_file,
     } = &args.command
     {
-        let name = dataset_name(name.clone(), file)?;
-        let mut query = format!("name={name}&replicas={replicas}&chunk_rows={chunk_rows}");
-        if let Some(t) = target {
-            query.push_str(&format!("&target={t}"));
-        }
-        if *regression {
-            query.push_str("&regression=true");
-        }
-        let is_parquet = file
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
-        if is_parquet {
-            query.push_str("&format=parquet");
-        }
-        let api = crate::fit::NodeApi {
+        let api = meshml_client::NodeApi {
             node: node.clone(),
             token_file: token_file.clone(),
         };
-        return crate::fit::put_dataset(&api, file, &query, out);
+        let opts = meshml_client::dataset::PutOptions {
+            name: name.clone(),
+            replicas: *replicas,
+            chunk_rows: *chunk_rows,
+            target: target.clone(),
+            regression: *regression,
+        };
+        return Ok(meshml_client::dataset::put(&api, file, &opts, out)?);
     }
     let dir = data_dir(args.data_dir)?;
     let mut store = Store::open(&dir).map_err(|e| match e {

@@ -126,7 +126,7 @@ fn submit(api: &NodeApi, req: &JobRequest, out: &mut dyn Write) -> Result<(), No
     w(out, format_args!("\n== {} ==\n", req.job.describe()))?;
     out.flush().map_err(|e| NodeError::io("stdout", e))?;
     let view = follow(api, &id)?;
-    print_result(&view, out)
+    Ok(print_result(&view, out)?)
 }
 
 /// Runs the demo.

@@ -55,6 +55,9 @@ pub enum NodeError {
     /// An error from the store.
     #[error(transparent)]
     Storage(#[from] meshml_storage::StorageError),
+    /// An error of a command that talks to a node (see `meshml_client`).
+    #[error(transparent)]
+    Client(#[from] meshml_client::ClientError),
     /// A command-line value is malformed.
     #[error("{0}")]
     Usage(String),
@@ -102,13 +105,13 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
         Command::Local(local) => local::run(local, out),
         Command::Dataset(args) => dataset::run(args, out),
         Command::Node(args) => node::run(args, out),
-        Command::Status(args) => status::run(args, out),
-        Command::Fit(cmd) => fit::fit(cmd, out),
-        Command::Jobs(cmd) => fit::jobs(cmd, out),
-        Command::Job(cmd) => fit::job(cmd, out),
-        Command::Predict(cmd) => predict::predict(cmd, out),
-        Command::Models(cmd) => predict::models(cmd, out),
-        Command::Model(cmd) => predict::model(cmd, out),
+        Command::Status(args) => Ok(meshml_client::status::run(args, out)?),
+        Command::Fit(cmd) => Ok(meshml_client::fit::fit(cmd, out)?),
+        Command::Jobs(cmd) => Ok(meshml_client::fit::jobs(cmd, out)?),
+        Command::Job(cmd) => Ok(meshml_client::fit::job(cmd, out)?),
+        Command::Predict(cmd) => Ok(meshml_client::predict::predict(cmd, out)?),
+        Command::Models(cmd) => Ok(meshml_client::predict::models(cmd, out)?),
+        Command::Model(cmd) => Ok(meshml_client::predict::model(cmd, out)?),
         Command::Demo(args) => demo::run(args, out),
         Command::Secret(cli::SecretCommand::New) => out
             .write_all(network::identity::new_psk().as_bytes())
