@@ -1,9 +1,12 @@
 //! Command-line definitions.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 pub use meshml_client::status::StatusArgs;
+
+use crate::config::NodeConfig;
 
 /// meshml: scikit-learn-style machine learning on a peer-to-peer compute mesh.
 #[derive(Debug, Parser)]
@@ -86,10 +89,6 @@ pub struct NodeArgs {
     /// The driver removes a member unreachable this long (milliseconds).
     #[arg(long, default_value_t = 30_000)]
     pub remove_after_ms: u64,
-    /// Simulated link faults shared with other nodes of this process (the simulator's; not
-    /// a flag).
-    #[arg(skip)]
-    pub link_faults: Option<std::sync::Arc<crate::network::faults::LinkFaults>>,
     /// Turn off mDNS discovery.
     #[arg(long)]
     pub no_mdns: bool,
@@ -118,6 +117,34 @@ pub struct NodeArgs {
     /// Largest prediction request body, MiB (larger ones are refused with 413).
     #[arg(long, default_value_t = 16)]
     pub max_request_mb: u64,
+}
+
+impl NodeArgs {
+    /// The node configuration these flags give (see [`NodeConfig`] for the defaults).
+    pub fn config(&self) -> NodeConfig {
+        let mb = |m: u64| m.saturating_mul(1 << 20);
+        NodeConfig {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen.clone(),
+            bootstrap: self.bootstrap.clone(),
+            secret_file: self.secret_file.clone(),
+            http: self.http.clone(),
+            http_token_file: self.http_token_file.clone(),
+            cluster: self.cluster.clone(),
+            expect: self.expect,
+            form_window: Duration::from_millis(self.form_window_ms),
+            remove_after: Duration::from_millis(self.remove_after_ms),
+            mdns: !self.no_mdns,
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            peer_timeout: Duration::from_millis(self.peer_timeout_ms),
+            slots: self.slots,
+            cache_bytes: mb(self.cache_mb),
+            model_cache_bytes: mb(self.model_cache_mb),
+            scrub_every: (self.scrub_every_s > 0).then(|| Duration::from_secs(self.scrub_every_s)),
+            scrub_bytes_per_s: mb(self.scrub_mb_s),
+            max_request_bytes: usize::try_from(mb(self.max_request_mb)).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// `meshml secret ...`
@@ -252,4 +279,45 @@ pub struct PredictArgs {
     /// Add one probability column per class.
     #[arg(long)]
     pub proba: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_flags_default_to_the_config_defaults() {
+        let cli = Cli::try_parse_from(["meshml", "node"]).unwrap();
+        let Command::Node(args) = cli.command else {
+            panic!("a node command")
+        };
+        assert_eq!(args.config(), NodeConfig::default());
+    }
+
+    #[test]
+    fn node_flags_map_onto_the_config() {
+        let cli = Cli::try_parse_from([
+            "meshml",
+            "node",
+            "--no-mdns",
+            "--heartbeat-ms",
+            "250",
+            "--scrub-every-s",
+            "0",
+            "--max-request-mb",
+            "2",
+            "--slots",
+            "3",
+        ])
+        .unwrap();
+        let Command::Node(args) = cli.command else {
+            panic!("a node command")
+        };
+        let c = args.config();
+        assert!(!c.mdns);
+        assert_eq!(c.heartbeat, Duration::from_millis(250));
+        assert_eq!(c.scrub_every, None);
+        assert_eq!(c.max_request_bytes, 2 << 20);
+        assert_eq!(c.slots, Some(3));
+    }
 }

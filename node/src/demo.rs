@@ -8,12 +8,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser};
+use clap::Args;
 use meshml_models::model_selection::{train_test_split, TestSize};
 use meshml_models::plan::{JobKind, JobSpec};
 use meshml_models::Estimator;
 
-use crate::cli::{Cli, Command, NodeArgs};
+use crate::config::NodeConfig;
 use crate::fit::{follow, print_result, put_dataset, NodeApi};
 use crate::job::JobRequest;
 use crate::node::NodeHandle;
@@ -33,46 +33,20 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Arguments of an in-process node on 127.0.0.1 (no mDNS) with `slots` worker slots that
-/// expects `expect` nodes and joins through `bootstrap`.
-pub fn node_args(
-    dir: &Path,
-    expect: usize,
-    bootstrap: Option<&str>,
-    slots: usize,
-) -> Result<NodeArgs, NodeError> {
-    let mut argv: Vec<String> = [
-        "meshml",
-        "node",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http",
-        "127.0.0.1:0",
-        "--no-mdns",
-        "--heartbeat-ms",
-        "250",
-        "--peer-timeout-ms",
-        "2000",
-        "--expect",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    argv.push(expect.to_string());
-    argv.push("--slots".into());
-    argv.push(slots.to_string());
-    argv.push("--data-dir".into());
-    argv.push(dir.display().to_string());
-    if let Some(b) = bootstrap {
-        argv.push("--bootstrap".into());
-        argv.push(b.to_string());
-    }
-    match Cli::try_parse_from(argv)
-        .map_err(|e| NodeError::Usage(e.to_string()))?
-        .command
-    {
-        Command::Node(a) => Ok(a),
-        _ => unreachable!("parsed a node command"),
+/// The configuration of an in-process node on 127.0.0.1 (no mDNS, heartbeats every 250 ms)
+/// with `slots` worker slots that expects `expect` nodes and joins through `bootstrap`.
+pub fn node_config(dir: &Path, expect: usize, bootstrap: Option<&str>, slots: usize) -> NodeConfig {
+    NodeConfig {
+        data_dir: Some(dir.to_path_buf()),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap: bootstrap.map(str::to_string).into_iter().collect(),
+        http: "127.0.0.1:0".into(),
+        expect,
+        mdns: false,
+        heartbeat: Duration::from_millis(250),
+        peer_timeout: Duration::from_millis(2000),
+        slots: Some(slots),
+        ..NodeConfig::default()
     }
 }
 
@@ -145,7 +119,12 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     for i in 0..n {
         let boot = nodes.first().and_then(|f| f.info().listen.first().cloned());
         let dir = root.join(format!("node-{i}"));
-        nodes.push(crate::node::spawn(node_args(&dir, n, boot.as_deref(), 1)?)?);
+        nodes.push(crate::node::spawn(node_config(
+            &dir,
+            n,
+            boot.as_deref(),
+            1,
+        ))?);
     }
     for (i, node) in nodes.iter().enumerate() {
         let info = node.info();

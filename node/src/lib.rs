@@ -24,6 +24,7 @@ pub mod api;
 pub mod batch;
 pub mod cli;
 pub mod cluster;
+pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod fit;
@@ -44,6 +45,7 @@ pub mod status;
 pub mod worker;
 
 pub use cli::{Cli, Command};
+pub use config::NodeConfig;
 
 /// Errors of the node crate.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +106,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
     match cli.command {
         Command::Local(local) => local::run(local, out),
         Command::Dataset(args) => dataset::run(args, out),
-        Command::Node(args) => node::run(args, out),
+        Command::Node(args) => node::run(args.config(), out),
         Command::Status(args) => Ok(meshml_client::status::run(args, out)?),
         Command::Fit(cmd) => Ok(meshml_client::fit::fit(cmd, out)?),
         Command::Jobs(cmd) => Ok(meshml_client::fit::jobs(cmd, out)?),

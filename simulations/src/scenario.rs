@@ -53,10 +53,10 @@ use std::time::{Duration, Instant};
 
 use meshml_models::plan::{run_job, LocalExecutor};
 use meshml_models::{Classifier, ModelArtifact};
-use meshml_node::demo::{node_args, wait_for_cluster};
+use meshml_node::demo::{node_config, wait_for_cluster};
 use meshml_node::fit::{job_from_table, put_dataset, submit, NodeApi};
 use meshml_node::network::faults::{LinkFaults, LinkRule};
-use meshml_node::node::{spawn, NodeHandle};
+use meshml_node::node::{spawn_with_faults, NodeHandle};
 use meshml_node::NodeError;
 use serde::{Deserialize, Serialize};
 
@@ -499,10 +499,9 @@ impl Run {
             .map(|n| n.listen.clone());
         let dir = self.root.join(format!("node-{i}"));
         let live = if self.hosts == Hosts::InProcess {
-            let mut args = node_args(&dir, expect, boot.as_deref(), self.sc.slots)?;
-            args.remove_after_ms = self.sc.remove_after_ms;
-            args.link_faults = Some(self.links.clone());
-            let h = spawn(args)?;
+            let mut config = node_config(&dir, expect, boot.as_deref(), self.sc.slots);
+            config.remove_after = Duration::from_millis(self.sc.remove_after_ms);
+            let h = spawn_with_faults(config, self.links.clone())?;
             Live {
                 incarnation: 0,
                 api: NodeApi {
