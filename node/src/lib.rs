@@ -3,15 +3,24 @@
 //! The meshml node and its command-line tool, `meshml`: the small-data path
 //! (`meshml local fit` / `predict`, no mesh), the node's dataset store (`meshml dataset`),
 //! and the long-running node (`meshml node`) with its network, membership and HTTP API.
+//! The commands that talk to a running node (`fit`, `jobs`, `job`, `status`, `predict`,
+//! `models`, `model`, `dataset put --replicas`) and the HTTP API's types live in
+//! `meshml_client`; this crate wires them into its command line, and its routes build
+//! the client's types. [`demo`] is the one place that uses both sides.
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command-line interface (clap definitions).
+//! - [`cli`]: the command-line interface (clap definitions); [`config`]: [`NodeConfig`],
+//!   the daemon's configuration that `meshml node`'s flags fill, checked by
+//!   [`NodeConfig::validate`].
 //! - [`local`]: the `local` commands, writing their report to any `io::Write`.
 //! - [`dataset`]: the `dataset` commands over the node's data directory.
 //! - [`network`]: the libp2p swarm, its event loop and client handle.
 //! - [`membership`]: the peer-table actor (liveness from heartbeats).
-//! - [`node`], [`http`], [`status`]: `meshml node`, its HTTP API, and `meshml status`.
+//! - [`node`], [`http`], [`api`]: `meshml node` and its HTTP API (routes building
+//!   `meshml_client::api` types).
+//! - [`fit`], [`predict`], [`status`], [`job`]: re-exports of `meshml_client`'s commands and
+//!   types at their old paths, for the node's internals, the demo and the simulator.
 //! - [`cluster`]: the Raft group and the driver; [`cluster::board`] is the job board, a
 //!   pure state machine the driver actor owns and the simulator drives.
 //! - [`scheduler`]: the driver's task scheduler, a state machine without sockets.
