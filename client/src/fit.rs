@@ -41,6 +41,7 @@ use serde::Deserialize;
 
 use crate::api::{Cancelled, Created, JobRequest, JobView};
 use crate::node_api::NodeApi;
+use crate::table::{self, Align};
 use crate::{w, ClientError};
 
 /// `meshml fit ...`
@@ -537,27 +538,26 @@ pub fn jobs(cmd: JobsCmd, out: &mut dyn Write) -> Result<(), ClientError> {
     if list.is_empty() {
         return w(out, format_args!("no jobs\n"));
     }
-    w(
-        out,
-        format_args!(
-            "{:<18} {:<10} {:>11} {:>9}  description\n",
-            "ID", "STATE", "TASKS", "TIME"
-        ),
-    )?;
-    for j in list {
-        w(
-            out,
-            format_args!(
-                "{:<18} {:<10} {:>11} {:>8.1}s  {}\n",
+    let rows: Vec<Vec<String>> = list
+        .into_iter()
+        .map(|j| {
+            vec![
                 j.id,
                 j.state,
                 format!("{}/{}", j.done, j.total),
-                j.elapsed_ms as f64 / 1000.0,
-                j.description
-            ),
-        )?;
-    }
-    Ok(())
+                format!("{:.1}s", j.elapsed_ms as f64 / 1000.0),
+                j.description,
+            ]
+        })
+        .collect();
+    let header = [
+        ("ID", Align::Left),
+        ("STATE", Align::Left),
+        ("TASKS", Align::Right),
+        ("TIME", Align::Right),
+        ("description", Align::Left),
+    ];
+    w(out, format_args!("{}", table::render(&header, &rows, "")))
 }
 
 /// `meshml job show|cancel`.

@@ -20,6 +20,7 @@
 //! - [`status`]: `meshml status`.
 //! - [`dataset`]: `meshml dataset put --replicas` (a file stored on the mesh through a node).
 //! - [`progress`]: the progress display of commands that follow work on the mesh.
+//! - [`table`]: the plain-text tables of listings.
 //!
 //! # Usage
 //!
@@ -43,6 +44,7 @@ pub mod node_api;
 pub mod predict;
 pub mod progress;
 pub mod status;
+pub mod table;
 
 pub use error::ClientError;
 pub use http::Client;

@@ -17,6 +17,7 @@ use clap::Args;
 
 use crate::api::{AliasRequest, AliasSet, BatchRequest, BatchView, Created, ModelView};
 use crate::node_api::NodeApi;
+use crate::table::{self, Align};
 use crate::{w, ClientError};
 
 /// `meshml predict ...`
@@ -179,27 +180,26 @@ pub fn models(cmd: ModelsCmd, out: &mut dyn Write) -> Result<(), ClientError> {
             format_args!("no models yet: a finished job registers one\n"),
         );
     }
-    w(
-        out,
-        format_args!(
-            "{:<28} {:>7}  {:<36} {:<20} {:>7}\n",
-            "MODEL", "VERSION", "KIND", "ALIASES", "COPIES"
-        ),
-    )?;
-    for m in list {
-        w(
-            out,
-            format_args!(
-                "{:<28} {:>7}  {:<36} {:<20} {:>7}\n",
+    let rows: Vec<Vec<String>> = list
+        .into_iter()
+        .map(|m| {
+            vec![
                 m.name,
-                m.version,
+                m.version.to_string(),
                 m.kind,
                 m.aliases.join(","),
-                m.locations.len()
-            ),
-        )?;
-    }
-    Ok(())
+                m.locations.len().to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        ("MODEL", Align::Left),
+        ("VERSION", Align::Right),
+        ("KIND", Align::Left),
+        ("ALIASES", Align::Left),
+        ("COPIES", Align::Right),
+    ];
+    w(out, format_args!("{}", table::render(&header, &rows, "")))
 }
 
 /// Runs `meshml model ...`.

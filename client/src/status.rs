@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::api::{PeerState, RaftView, StatusView};
+use crate::table::{self, Align};
 use crate::{w, Client, ClientError};
 
 /// `meshml status`
@@ -90,30 +91,33 @@ pub fn render(s: &StatusView, out: &mut dyn Write) -> Result<(), ClientError> {
         format_args!("peers:     {alive} alive, {} known\n", s.peers.len()),
     )?;
     if !s.peers.is_empty() {
-        w(
-            out,
-            format_args!(
-                "  {:<54} {:<6} {:<10} {:>9} {:>5}  address\n",
-                "PEER", "STATE", "CONNECTED", "LAST SEEN", "CORES"
-            ),
-        )?;
-        for p in &s.peers {
-            w(
-                out,
-                format_args!(
-                    "  {:<54} {:<6} {:<10} {:>7}ms {:>5}  {}\n",
-                    p.id,
+        let rows: Vec<Vec<String>> = s
+            .peers
+            .iter()
+            .map(|p| {
+                vec![
+                    p.id.clone(),
                     match p.state {
                         PeerState::Alive => "alive",
                         PeerState::Gone => "gone",
-                    },
-                    if p.connected { "yes" } else { "no" },
-                    p.last_seen_ms,
-                    p.cores,
-                    p.addrs.first().map_or("", String::as_str)
-                ),
-            )?;
-        }
+                    }
+                    .to_string(),
+                    if p.connected { "yes" } else { "no" }.to_string(),
+                    format!("{}ms", p.last_seen_ms),
+                    p.cores.to_string(),
+                    p.addrs.first().cloned().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let header = [
+            ("PEER", Align::Left),
+            ("STATE", Align::Left),
+            ("CONNECTED", Align::Left),
+            ("LAST SEEN", Align::Right),
+            ("CORES", Align::Right),
+            ("address", Align::Left),
+        ];
+        w(out, format_args!("{}", table::render(&header, &rows, "  ")))?;
     }
     Ok(())
 }
@@ -149,27 +153,25 @@ fn render_raft(r: &RaftView, out: &mut dyn Write) -> Result<(), ClientError> {
             )
         })
         .chain(r.learners.iter().map(|l| (l, "learner")));
-    w(
-        out,
-        format_args!(
-            "  {:<54} {:<8} {:>5} {:>9}\n",
-            "MEMBER", "ROLE", "CORES", "MEMORY"
-        ),
-    )?;
-    for (peer, role) in roles {
-        let rec = r.members.iter().find(|m| &m.peer_id == peer);
-        let (cores, memory) = rec.map_or(("?".to_string(), "?".to_string()), |m| {
-            (
-                m.cores.to_string(),
-                format!("{:.1}G", m.memory_bytes as f64 / (1u64 << 30) as f64),
-            )
-        });
-        w(
-            out,
-            format_args!("  {peer:<54} {role:<8} {cores:>5} {memory:>9}\n"),
-        )?;
-    }
-    Ok(())
+    let rows: Vec<Vec<String>> = roles
+        .map(|(peer, role)| {
+            let rec = r.members.iter().find(|m| &m.peer_id == peer);
+            let (cores, memory) = rec.map_or(("?".to_string(), "?".to_string()), |m| {
+                (
+                    m.cores.to_string(),
+                    format!("{:.1}G", m.memory_bytes as f64 / (1u64 << 30) as f64),
+                )
+            });
+            vec![peer.clone(), role.to_string(), cores, memory]
+        })
+        .collect();
+    let header = [
+        ("MEMBER", Align::Left),
+        ("ROLE", Align::Left),
+        ("CORES", Align::Right),
+        ("MEMORY", Align::Right),
+    ];
+    w(out, format_args!("{}", table::render(&header, &rows, "  ")))
 }
 
 #[cfg(test)]

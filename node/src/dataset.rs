@@ -138,28 +138,29 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             if all.is_empty() {
                 return w(out, format_args!("no datasets in {}\n", dir.display()));
             }
-            w(
-                out,
-                format_args!(
-                    "{:<24} {:>10} {:>8} {:>7} {:>10}  target\n",
-                    "NAME", "ROWS", "FEATURES", "CHUNKS", "SIZE"
-                ),
-            )?;
-            for m in all {
-                w(
-                    out,
-                    format_args!(
-                        "{:<24} {:>10} {:>8} {:>7} {:>10}  {}\n",
-                        m.name,
-                        m.rows,
-                        m.n_features(),
-                        m.chunks.len(),
+            use meshml_client::table::{render, Align};
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.name.clone(),
+                        m.rows.to_string(),
+                        m.n_features().to_string(),
+                        m.chunks.len().to_string(),
                         human_bytes(m.bytes()),
-                        target_summary(&m.target)
-                    ),
-                )?;
-            }
-            Ok(())
+                        target_summary(&m.target),
+                    ]
+                })
+                .collect();
+            let header = [
+                ("NAME", Align::Left),
+                ("ROWS", Align::Right),
+                ("FEATURES", Align::Right),
+                ("CHUNKS", Align::Right),
+                ("SIZE", Align::Right),
+                ("target", Align::Left),
+            ];
+            w(out, format_args!("{}", render(&header, &rows, "")))
         }
         DatasetCommand::Show { name } => {
             let m = store.dataset(&name)?;
