@@ -1,6 +1,6 @@
 //! `meshml dataset ...`: datasets in this node's data directory.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -84,28 +84,22 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             }
             let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             let started = Instant::now();
-            let tty = std::io::stderr().is_terminal();
-            let mut last = Instant::now();
+            // Drawn on a terminal only (indicatif hides it otherwise), at most 20 times a second.
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "ingesting {prefix}: {binary_bytes} / {binary_total_bytes} ({percent}%), {msg}, {binary_bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(name.clone());
+            bar.set_message("0 rows");
             let mut report = |p: Progress| {
-                if tty && last.elapsed().as_millis() >= 200 {
-                    last = Instant::now();
-                    let secs = started.elapsed().as_secs_f64().max(1e-9);
-                    let pct = if total > 0 {
-                        100.0 * p.bytes_read as f64 / total as f64
-                    } else {
-                        0.0
-                    };
-                    let mut e = std::io::stderr().lock();
-                    let _ = write!(
-                        e,
-                        "\ringesting {}: {} / {} ({pct:.0}%), {} rows, {:.1} MiB/s   ",
-                        name,
-                        human_bytes(p.bytes_read),
-                        human_bytes(total),
-                        p.rows,
-                        p.bytes_read as f64 / secs / 1048576.0
-                    );
-                }
+                bar.set_position(p.bytes_read);
+                bar.set_message(format!("{} rows", p.rows));
                 tracing::debug!(
                     rows = p.rows,
                     chunks = p.chunks,
@@ -115,9 +109,7 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             };
             let opts = IngestOptions { chunk_rows, csv };
             let result = ingest_file(&store, &file, &name, &opts, &mut report);
-            if tty {
-                let _ = write!(std::io::stderr().lock(), "\r{:80}\r", "");
-            }
+            bar.finish_and_clear();
             let m = result?;
             let secs = started.elapsed().as_secs_f64();
             store.maybe_compact()?;
