@@ -13,6 +13,8 @@ use meshml_models::model_selection::{train_test_split, TestSize};
 use meshml_models::plan::{JobKind, JobSpec};
 use meshml_models::Estimator;
 
+use meshml_client::api::StatusView;
+
 use crate::config::NodeConfig;
 use crate::fit::{follow, print_result, put_dataset, NodeApi};
 use crate::job::JobRequest;
@@ -78,15 +80,16 @@ fn split_csv(text: &str, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), N
 /// Waits until the node behind `api` sees a driver and `n` recorded members.
 pub fn wait_for_cluster(api: &NodeApi, n: usize) -> Result<Duration, NodeError> {
     let t = Instant::now();
-    let token = api.token()?;
+    let client = api.client()?;
     while t.elapsed() < Duration::from_secs(60) {
-        if let Ok((200, body)) = crate::status::http_get(&api.node, "/v1/status", token.as_deref())
-        {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let members = v["raft"]["members"].as_array().map_or(0, Vec::len);
-            if v["raft"]["driver"].is_string() && members == n {
-                return Ok(t.elapsed());
-            }
+        let status: Result<StatusView, _> =
+            client.get("/v1/status", "status document", Duration::from_secs(10));
+        let formed = status
+            .ok()
+            .and_then(|s| s.raft)
+            .is_some_and(|r| r.driver.is_some() && r.members.len() == n);
+        if formed {
+            return Ok(t.elapsed());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
