@@ -20,7 +20,7 @@ use std::time::Instant;
 use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::plan::{run_job, JobKind, JobSpec, LocalExecutor};
 use meshml_models::{Classifier, Estimator};
-use meshml_node::demo::{node_args, wait_for_cluster};
+use meshml_node::demo::{node_config, wait_for_cluster};
 use meshml_node::fit::{follow, put_dataset, NodeApi};
 use meshml_node::job::JobRequest;
 
@@ -91,8 +91,7 @@ fn main() {
                 let boot = handles
                     .first()
                     .and_then(|h: &meshml_node::node::NodeHandle| h.info().listen.first().cloned());
-                let a = node_args(&tmp.path().join(format!("n{i}")), n, boot.as_deref(), slots)
-                    .unwrap();
+                let a = node_config(&tmp.path().join(format!("n{i}")), n, boot.as_deref(), slots);
                 handles.push(meshml_node::node::spawn(a).unwrap());
             }
             let api = NodeApi {

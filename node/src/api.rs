@@ -29,10 +29,16 @@ use futures::StreamExt;
 use meshml_models::plan::Planner;
 use meshml_protocol::JobId;
 use meshml_storage::raft::{ClusterCommand, JobRecord, JobState};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::http::{authorized, error, ApiState};
-use crate::job::{JobRequest, JobSummary};
+use meshml_client::api::{
+    AliasRequest, AliasSet, BatchRequest, Cancelled, ChunkView, Created, DatasetDetail,
+    DatasetStored, ModelView,
+};
+pub use meshml_client::api::{DatasetView, JobView, TaskView};
+
+use crate::job::JobRequest;
 use crate::mesh::{Mesh, MeshError, PutDatasetRequest};
 
 /// Largest job request body.
@@ -150,35 +156,19 @@ async fn put_dataset(
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(path.with_extension("parquet"));
     match result {
-        Ok((m, placement)) => HttpResponse::Created().json(serde_json::json!({
-            "name": m.name,
-            "rows": m.rows,
-            "features": m.n_features(),
-            "chunks": m.chunks.len(),
-            "bytes": m.bytes(),
-            "chunks_per_member": placement.iter().map(|(id, n)| (id.to_string(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
-        })),
+        Ok((m, placement)) => HttpResponse::Created().json(DatasetStored {
+            features: m.n_features(),
+            chunks: m.chunks.len(),
+            bytes: m.bytes(),
+            chunks_per_member: placement
+                .iter()
+                .map(|(id, n)| (id.to_string(), *n))
+                .collect(),
+            name: m.name,
+            rows: m.rows,
+        }),
         Err(e) => fail(e),
     }
-}
-
-/// A dataset as listed.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DatasetView {
-    /// Name.
-    pub name: String,
-    /// Rows.
-    pub rows: u64,
-    /// Feature columns.
-    pub features: usize,
-    /// Chunks.
-    pub chunks: usize,
-    /// Encoded bytes.
-    pub bytes: u64,
-    /// Fewest copies any chunk has.
-    pub min_replicas: usize,
-    /// Classes (empty for a continuous target).
-    pub classes: Vec<String>,
 }
 
 fn dataset_views(mesh: &Mesh) -> Vec<DatasetView> {
@@ -228,13 +218,11 @@ async fn show_dataset(
         s.datasets.get(name.as_str()).map(|m| {
             m.chunks
                 .iter()
-                .map(|c| {
-                    serde_json::json!({
-                        "id": c.id.to_string(),
-                        "rows": c.rows,
-                        "bytes": c.bytes,
-                        "holders": s.chunk_locations.get(&c.id).cloned().unwrap_or_default(),
-                    })
+                .map(|c| ChunkView {
+                    id: c.id.to_string(),
+                    rows: c.rows,
+                    bytes: c.bytes,
+                    holders: s.chunk_locations.get(&c.id).cloned().unwrap_or_default(),
                 })
                 .collect::<Vec<_>>()
         })
@@ -243,51 +231,15 @@ async fn show_dataset(
         dataset_views(&mesh).into_iter().find(|d| d.name == *name),
         holders,
     ) {
-        (Some(view), Some(chunks)) => {
-            HttpResponse::Ok().json(serde_json::json!({ "dataset": view, "chunks": chunks }))
-        }
+        (Some(view), Some(chunks)) => HttpResponse::Ok().json(DatasetDetail {
+            dataset: view,
+            chunks,
+        }),
         _ => error(
             StatusCode::NOT_FOUND,
             &format!("no dataset '{name}' on the mesh"),
         ),
     }
-}
-
-/// A job as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobView {
-    /// Id.
-    pub id: String,
-    /// What it does.
-    pub description: String,
-    /// running, succeeded, failed or cancelled.
-    pub state: String,
-    /// Tasks done.
-    pub done: usize,
-    /// Tasks known (later stages add theirs when they start).
-    pub total: usize,
-    /// Milliseconds since submission (until the end, once ended).
-    pub elapsed_ms: u64,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// The result, once succeeded.
-    pub result: Option<JobSummary>,
-    /// Every task (with `?tasks=true`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tasks: Option<Vec<TaskView>>,
-}
-
-/// A task as `GET /v1/jobs/{id}?tasks=true` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskView {
-    /// Task id.
-    pub id: String,
-    /// queued, running, succeeded, failed or cancelled.
-    pub state: String,
-    /// Members holding its output.
-    pub holders: Vec<u64>,
-    /// Its score, if any.
-    pub score: Option<f64>,
 }
 
 fn now_ms() -> u64 {
@@ -363,7 +315,7 @@ async fn submit_job(
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not a job request: {e}")),
     };
     match submit(&mesh, request).await {
-        Ok(id) => HttpResponse::Accepted().json(serde_json::json!({ "id": id })),
+        Ok(id) => HttpResponse::Accepted().json(Created { id }),
         Err(e) => fail(e),
     }
 }
@@ -480,9 +432,10 @@ async fn cancel_job(
     };
     match mesh.propose(cmd).await {
         Ok(r) if r.ok => match mesh.wait_applied(ended).await {
-            Ok(()) => {
-                HttpResponse::Ok().json(serde_json::json!({ "id": *id, "state": "cancelled" }))
-            }
+            Ok(()) => HttpResponse::Ok().json(Cancelled {
+                id: id.to_string(),
+                state: "cancelled".into(),
+            }),
             Err(e) => fail(e),
         },
         Ok(r) => error(StatusCode::CONFLICT, &r.error.unwrap_or_default()),
@@ -499,16 +452,23 @@ async fn list_models(req: HttpRequest, state: web::Data<ApiState>) -> HttpRespon
                 s.models
                     .iter()
                     .flat_map(|(name, versions)| {
-                        versions.iter().map(move |(v, r)| {
-                            serde_json::json!({
-                                "name": name,
-                                "version": v,
-                                "kind": r.kind,
-                                "artifact": r.artifact.to_string(),
-                                "locations": r.locations,
-                                "aliases": s.aliases.get(name).map(|a| a.iter().filter(|(_, av)| *av == v).map(|(k, _)| k.clone()).collect::<Vec<_>>()).unwrap_or_default(),
-                                "loaded_here": loaded.iter().any(|(n, lv, _)| n == name && lv == v),
-                            })
+                        versions.iter().map(move |(v, r)| ModelView {
+                            name: name.clone(),
+                            version: *v,
+                            kind: r.kind.clone(),
+                            artifact: r.artifact.to_string(),
+                            locations: r.locations.clone(),
+                            aliases: s
+                                .aliases
+                                .get(name)
+                                .map(|a| {
+                                    a.iter()
+                                        .filter(|(_, av)| *av == v)
+                                        .map(|(k, _)| k.clone())
+                                        .collect::<Vec<_>>()
+                                })
+                                .unwrap_or_default(),
+                            loaded_here: loaded.iter().any(|(n, lv, _)| n == name && lv == v),
                         })
                     })
                     .collect::<Vec<_>>()
@@ -566,7 +526,7 @@ async fn serve_prediction(
     };
     let msgpack_in = is_msgpack(req.headers().get("content-type"));
     let msgpack_out = is_msgpack(req.headers().get("accept")) || msgpack_in;
-    let request: crate::serving::PredictRequest = if msgpack_in {
+    let request: meshml_client::api::PredictRequest = if msgpack_in {
         match rmp_serde::from_slice(&body) {
             Ok(r) => r,
             Err(e) => {
@@ -664,13 +624,6 @@ async fn model_artifact(
     }
 }
 
-/// Body of `PUT /v1/models/{name}/aliases/{alias}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AliasBody {
-    version: u32,
-}
-
 async fn set_alias(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -691,7 +644,7 @@ async fn set_alias(
     if let Err(e) = meshml_storage::error::check_name(&alias) {
         return error(StatusCode::BAD_REQUEST, &format!("alias: {e}"));
     }
-    let b: AliasBody = match serde_json::from_slice(&body) {
+    let b: AliasRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
             return error(
@@ -719,9 +672,12 @@ async fn set_alias(
     }
     // Load it here now rather than on the next request.
     let loaded = mesh.model(&name, b.version).await.is_ok();
-    HttpResponse::Ok().json(serde_json::json!({
-        "model": name, "alias": alias, "version": b.version, "loaded_here": loaded,
-    }))
+    HttpResponse::Ok().json(AliasSet {
+        model: name,
+        alias,
+        version: b.version,
+        loaded_here: loaded,
+    })
 }
 
 async fn start_batch(
@@ -733,7 +689,7 @@ async fn start_batch(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let b: crate::batch::BatchRequest = match serde_json::from_slice(&body) {
+    let b: BatchRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
             return error(
@@ -743,7 +699,7 @@ async fn start_batch(
         }
     };
     match mesh.start_batch(b).await {
-        Ok(id) => HttpResponse::Accepted().json(serde_json::json!({ "id": id })),
+        Ok(id) => HttpResponse::Accepted().json(Created { id }),
         Err(e) => fail(e),
     }
 }

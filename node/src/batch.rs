@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use meshml_models::{Classifier, FittedModel, Matrix};
 use meshml_protocol::{ChunkId, ErrorCode, RemoteError, Request, Response};
-use serde::{Deserialize, Serialize};
 
 use meshml_storage::encoding::{f32s_from_le, le_bytes_f32};
 
@@ -32,51 +31,7 @@ const SLICE_BYTES: usize = 3 << 20;
 /// Finished batches a node remembers (their files are deleted with them).
 const KEEP_FINISHED: usize = 16;
 
-/// A batch prediction request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchRequest {
-    /// `NAME`, `NAME@VERSION` or `NAME@ALIAS`.
-    pub model: String,
-    /// The dataset to predict.
-    pub dataset: String,
-    /// Also write class probabilities.
-    #[serde(default)]
-    pub proba: bool,
-    /// Store the predictions as this new dataset instead of keeping a CSV to download.
-    #[serde(default)]
-    pub into: Option<String>,
-    /// Copies of each chunk of the `into` dataset.
-    #[serde(default)]
-    pub replicas: Option<usize>,
-}
-
-/// A batch's progress and outcome.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BatchView {
-    /// Batch id.
-    pub id: String,
-    /// Model name.
-    pub model: String,
-    /// The version predicting.
-    pub version: u32,
-    /// The dataset.
-    pub dataset: String,
-    /// `running`, `succeeded` or `failed`.
-    pub state: String,
-    /// Rows predicted so far.
-    pub rows_done: u64,
-    /// Rows of the dataset.
-    pub rows_total: u64,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// The dataset the predictions went into, if asked.
-    pub into: Option<String>,
-    /// Size of the CSV to download, once succeeded (without `into`).
-    pub csv_bytes: Option<u64>,
-    /// Milliseconds from start to end.
-    pub elapsed_ms: u64,
-}
+pub use meshml_client::api::{BatchRequest, BatchView};
 
 /// The batches of a node.
 #[derive(Debug, Default)]

@@ -1,8 +1,12 @@
 //! Command-line definitions.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+pub use meshml_client::status::StatusArgs;
+
+use crate::config::NodeConfig;
 
 /// meshml: scikit-learn-style machine learning on a peer-to-peer compute mesh.
 #[derive(Debug, Parser)]
@@ -29,17 +33,17 @@ pub enum Command {
     /// Show the mesh as a node sees it (through its HTTP API).
     Status(StatusArgs),
     /// Run a job on the mesh (fit, grid search, ...) and print its result.
-    Fit(crate::fit::FitCmd),
+    Fit(meshml_client::fit::FitCmd),
     /// List the mesh's jobs.
-    Jobs(crate::fit::JobsCmd),
+    Jobs(meshml_client::fit::JobsCmd),
     /// Show or cancel a job.
-    Job(crate::fit::JobCmd),
+    Job(meshml_client::fit::JobCmd),
     /// Predict every row of a dataset on the mesh (each chunk where it is stored).
-    Predict(crate::predict::PredictCmd),
+    Predict(meshml_client::predict::PredictCmd),
     /// List the model registry: versions, aliases, copies.
-    Models(crate::predict::ModelsCmd),
+    Models(meshml_client::predict::ModelsCmd),
     /// Manage a model: point an alias at a version.
-    Model(crate::predict::ModelCmd),
+    Model(meshml_client::predict::ModelCmd),
     /// A three-node mesh in this process on bundled data: replicate a dataset, run a grid
     /// search and a one-vs-rest job with progress, print the results.
     Demo(crate::demo::DemoArgs),
@@ -85,10 +89,6 @@ pub struct NodeArgs {
     /// The driver removes a member unreachable this long (milliseconds).
     #[arg(long, default_value_t = 30_000)]
     pub remove_after_ms: u64,
-    /// Simulated link faults shared with other nodes of this process (the simulator's; not
-    /// a flag).
-    #[arg(skip)]
-    pub link_faults: Option<std::sync::Arc<crate::network::faults::LinkFaults>>,
     /// Turn off mDNS discovery.
     #[arg(long)]
     pub no_mdns: bool,
@@ -119,18 +119,32 @@ pub struct NodeArgs {
     pub max_request_mb: u64,
 }
 
-/// `meshml status`
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The node's HTTP API.
-    #[arg(long, default_value = "http://127.0.0.1:7070")]
-    pub node: String,
-    /// Bearer token file, for a node that requires one.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Print the raw JSON.
-    #[arg(long)]
-    pub json: bool,
+impl NodeArgs {
+    /// The node configuration these flags give (see [`NodeConfig`] for the defaults).
+    pub fn config(&self) -> NodeConfig {
+        let mb = |m: u64| m.saturating_mul(1 << 20);
+        NodeConfig {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen.clone(),
+            bootstrap: self.bootstrap.clone(),
+            secret_file: self.secret_file.clone(),
+            http: self.http.clone(),
+            http_token_file: self.http_token_file.clone(),
+            cluster: self.cluster.clone(),
+            expect: self.expect,
+            form_window: Duration::from_millis(self.form_window_ms),
+            remove_after: Duration::from_millis(self.remove_after_ms),
+            mdns: !self.no_mdns,
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            peer_timeout: Duration::from_millis(self.peer_timeout_ms),
+            slots: self.slots,
+            cache_bytes: mb(self.cache_mb),
+            model_cache_bytes: mb(self.model_cache_mb),
+            scrub_every: (self.scrub_every_s > 0).then(|| Duration::from_secs(self.scrub_every_s)),
+            scrub_bytes_per_s: mb(self.scrub_mb_s),
+            max_request_bytes: usize::try_from(mb(self.max_request_mb)).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// `meshml secret ...`
@@ -265,4 +279,45 @@ pub struct PredictArgs {
     /// Add one probability column per class.
     #[arg(long)]
     pub proba: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_flags_default_to_the_config_defaults() {
+        let cli = Cli::try_parse_from(["meshml", "node"]).unwrap();
+        let Command::Node(args) = cli.command else {
+            panic!("a node command")
+        };
+        assert_eq!(args.config(), NodeConfig::default());
+    }
+
+    #[test]
+    fn node_flags_map_onto_the_config() {
+        let cli = Cli::try_parse_from([
+            "meshml",
+            "node",
+            "--no-mdns",
+            "--heartbeat-ms",
+            "250",
+            "--scrub-every-s",
+            "0",
+            "--max-request-mb",
+            "2",
+            "--slots",
+            "3",
+        ])
+        .unwrap();
+        let Command::Node(args) = cli.command else {
+            panic!("a node command")
+        };
+        let c = args.config();
+        assert!(!c.mdns);
+        assert_eq!(c.heartbeat, Duration::from_millis(250));
+        assert_eq!(c.scrub_every, None);
+        assert_eq!(c.max_request_bytes, 2 << 20);
+        assert_eq!(c.slots, Some(3));
+    }
 }

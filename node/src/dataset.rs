@@ -1,6 +1,6 @@
 //! `meshml dataset ...`: datasets in this node's data directory.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -25,32 +25,10 @@ pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, NodeError> {
         .ok_or_else(|| NodeError::Usage("no --data-dir given and HOME is not set".into()))
 }
 
-/// `1.5 MiB` style sizes.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use meshml_client::human_bytes;
 
 fn dataset_name(name: Option<String>, file: &std::path::Path) -> Result<String, NodeError> {
-    match name {
-        Some(n) => Ok(n),
-        None => file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .ok_or_else(|| {
-                NodeError::Usage(format!("cannot name a dataset after {}", file.display()))
-            }),
-    }
+    Ok(meshml_client::dataset::dataset_name(name, file)?)
 }
 
 /// Runs a `dataset` subcommand.
@@ -66,26 +44,18 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         token_file,
     } = &args.command
     {
-        let name = dataset_name(name.clone(), file)?;
-        let mut query = format!("name={name}&replicas={replicas}&chunk_rows={chunk_rows}");
-        if let Some(t) = target {
-            query.push_str(&format!("&target={t}"));
-        }
-        if *regression {
-            query.push_str("&regression=true");
-        }
-        let is_parquet = file
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
-        if is_parquet {
-            query.push_str("&format=parquet");
-        }
-        let api = crate::fit::NodeApi {
+        let api = meshml_client::NodeApi {
             node: node.clone(),
             token_file: token_file.clone(),
         };
-        return crate::fit::put_dataset(&api, file, &query, out);
+        let opts = meshml_client::dataset::PutOptions {
+            name: name.clone(),
+            replicas: *replicas,
+            chunk_rows: *chunk_rows,
+            target: target.clone(),
+            regression: *regression,
+        };
+        return Ok(meshml_client::dataset::put(&api, file, &opts, out)?);
     }
     let dir = data_dir(args.data_dir)?;
     let mut store = Store::open(&dir).map_err(|e| match e {
@@ -114,28 +84,22 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             }
             let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             let started = Instant::now();
-            let tty = std::io::stderr().is_terminal();
-            let mut last = Instant::now();
+            // Drawn on a terminal only (indicatif hides it otherwise), at most 20 times a second.
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "ingesting {prefix}: {binary_bytes} / {binary_total_bytes} ({percent}%), {msg}, {binary_bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(name.clone());
+            bar.set_message("0 rows");
             let mut report = |p: Progress| {
-                if tty && last.elapsed().as_millis() >= 200 {
-                    last = Instant::now();
-                    let secs = started.elapsed().as_secs_f64().max(1e-9);
-                    let pct = if total > 0 {
-                        100.0 * p.bytes_read as f64 / total as f64
-                    } else {
-                        0.0
-                    };
-                    let mut e = std::io::stderr().lock();
-                    let _ = write!(
-                        e,
-                        "\ringesting {}: {} / {} ({pct:.0}%), {} rows, {:.1} MiB/s   ",
-                        name,
-                        human_bytes(p.bytes_read),
-                        human_bytes(total),
-                        p.rows,
-                        p.bytes_read as f64 / secs / 1048576.0
-                    );
-                }
+                bar.set_position(p.bytes_read);
+                bar.set_message(format!("{} rows", p.rows));
                 tracing::debug!(
                     rows = p.rows,
                     chunks = p.chunks,
@@ -145,9 +109,7 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             };
             let opts = IngestOptions { chunk_rows, csv };
             let result = ingest_file(&store, &file, &name, &opts, &mut report);
-            if tty {
-                let _ = write!(std::io::stderr().lock(), "\r{:80}\r", "");
-            }
+            bar.finish_and_clear();
             let m = result?;
             let secs = started.elapsed().as_secs_f64();
             store.maybe_compact()?;
@@ -168,28 +130,29 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             if all.is_empty() {
                 return w(out, format_args!("no datasets in {}\n", dir.display()));
             }
-            w(
-                out,
-                format_args!(
-                    "{:<24} {:>10} {:>8} {:>7} {:>10}  target\n",
-                    "NAME", "ROWS", "FEATURES", "CHUNKS", "SIZE"
-                ),
-            )?;
-            for m in all {
-                w(
-                    out,
-                    format_args!(
-                        "{:<24} {:>10} {:>8} {:>7} {:>10}  {}\n",
-                        m.name,
-                        m.rows,
-                        m.n_features(),
-                        m.chunks.len(),
+            use meshml_client::table::{render, Align};
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.name.clone(),
+                        m.rows.to_string(),
+                        m.n_features().to_string(),
+                        m.chunks.len().to_string(),
                         human_bytes(m.bytes()),
-                        target_summary(&m.target)
-                    ),
-                )?;
-            }
-            Ok(())
+                        target_summary(&m.target),
+                    ]
+                })
+                .collect();
+            let header = [
+                ("NAME", Align::Left),
+                ("ROWS", Align::Right),
+                ("FEATURES", Align::Right),
+                ("CHUNKS", Align::Right),
+                ("SIZE", Align::Right),
+                ("target", Align::Left),
+            ];
+            w(out, format_args!("{}", render(&header, &rows, "")))
         }
         DatasetCommand::Show { name } => {
             let m = store.dataset(&name)?;

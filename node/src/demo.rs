@@ -8,12 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser};
+use clap::Args;
 use meshml_models::model_selection::{train_test_split, TestSize};
 use meshml_models::plan::{JobKind, JobSpec};
 use meshml_models::Estimator;
 
-use crate::cli::{Cli, Command, NodeArgs};
+use meshml_client::api::StatusView;
+
+use crate::config::NodeConfig;
 use crate::fit::{follow, print_result, put_dataset, NodeApi};
 use crate::job::JobRequest;
 use crate::node::NodeHandle;
@@ -33,46 +35,20 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Arguments of an in-process node on 127.0.0.1 (no mDNS) with `slots` worker slots that
-/// expects `expect` nodes and joins through `bootstrap`.
-pub fn node_args(
-    dir: &Path,
-    expect: usize,
-    bootstrap: Option<&str>,
-    slots: usize,
-) -> Result<NodeArgs, NodeError> {
-    let mut argv: Vec<String> = [
-        "meshml",
-        "node",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http",
-        "127.0.0.1:0",
-        "--no-mdns",
-        "--heartbeat-ms",
-        "250",
-        "--peer-timeout-ms",
-        "2000",
-        "--expect",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    argv.push(expect.to_string());
-    argv.push("--slots".into());
-    argv.push(slots.to_string());
-    argv.push("--data-dir".into());
-    argv.push(dir.display().to_string());
-    if let Some(b) = bootstrap {
-        argv.push("--bootstrap".into());
-        argv.push(b.to_string());
-    }
-    match Cli::try_parse_from(argv)
-        .map_err(|e| NodeError::Usage(e.to_string()))?
-        .command
-    {
-        Command::Node(a) => Ok(a),
-        _ => unreachable!("parsed a node command"),
+/// The configuration of an in-process node on 127.0.0.1 (no mDNS, heartbeats every 250 ms)
+/// with `slots` worker slots that expects `expect` nodes and joins through `bootstrap`.
+pub fn node_config(dir: &Path, expect: usize, bootstrap: Option<&str>, slots: usize) -> NodeConfig {
+    NodeConfig {
+        data_dir: Some(dir.to_path_buf()),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap: bootstrap.map(str::to_string).into_iter().collect(),
+        http: "127.0.0.1:0".into(),
+        expect,
+        mdns: false,
+        heartbeat: Duration::from_millis(250),
+        peer_timeout: Duration::from_millis(2000),
+        slots: Some(slots),
+        ..NodeConfig::default()
     }
 }
 
@@ -104,15 +80,16 @@ fn split_csv(text: &str, dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), N
 /// Waits until the node behind `api` sees a driver and `n` recorded members.
 pub fn wait_for_cluster(api: &NodeApi, n: usize) -> Result<Duration, NodeError> {
     let t = Instant::now();
-    let token = api.token()?;
+    let client = api.client()?;
     while t.elapsed() < Duration::from_secs(60) {
-        if let Ok((200, body)) = crate::status::http_get(&api.node, "/v1/status", token.as_deref())
-        {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let members = v["raft"]["members"].as_array().map_or(0, Vec::len);
-            if v["raft"]["driver"].is_string() && members == n {
-                return Ok(t.elapsed());
-            }
+        let status: Result<StatusView, _> =
+            client.get("/v1/status", "status document", Duration::from_secs(10));
+        let formed = status
+            .ok()
+            .and_then(|s| s.raft)
+            .is_some_and(|r| r.driver.is_some() && r.members.len() == n);
+        if formed {
+            return Ok(t.elapsed());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -126,7 +103,7 @@ fn submit(api: &NodeApi, req: &JobRequest, out: &mut dyn Write) -> Result<(), No
     w(out, format_args!("\n== {} ==\n", req.job.describe()))?;
     out.flush().map_err(|e| NodeError::io("stdout", e))?;
     let view = follow(api, &id)?;
-    print_result(&view, out)
+    Ok(print_result(&view, out)?)
 }
 
 /// Runs the demo.
@@ -145,7 +122,12 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     for i in 0..n {
         let boot = nodes.first().and_then(|f| f.info().listen.first().cloned());
         let dir = root.join(format!("node-{i}"));
-        nodes.push(crate::node::spawn(node_args(&dir, n, boot.as_deref(), 1)?)?);
+        nodes.push(crate::node::spawn(node_config(
+            &dir,
+            n,
+            boot.as_deref(),
+            1,
+        ))?);
     }
     for (i, node) in nodes.iter().enumerate() {
         let info = node.info();

@@ -4,12 +4,10 @@
 
 use std::net::SocketAddr;
 
+use crate::membership::{GetPeers, Membership};
+use crate::network::Client;
 use actix::Addr;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use serde::Serialize;
-
-use crate::membership::{GetPeers, Membership, PeerView};
-use crate::network::Client;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -47,48 +45,48 @@ impl std::fmt::Debug for ApiState {
     }
 }
 
-/// `GET /v1/status`.
-#[derive(Debug, Serialize)]
-pub struct StatusView {
-    /// This node.
-    pub node: String,
-    /// Cluster name.
-    pub cluster: String,
-    /// Wire protocol version.
-    pub protocol_version: u32,
-    /// meshml version.
-    pub version: String,
-    /// Where it listens.
-    pub listen: Vec<String>,
-    /// Its peer table.
-    pub peers: Vec<PeerView>,
-    /// The Raft group (driver, term, members) as this node sees it.
-    pub raft: Option<crate::cluster::ClusterView>,
-    /// The worker: its slots and the tasks it has started.
-    pub worker: Option<WorkerView>,
-    /// The scrubber: copies checked, repaired, and damaged ones not replaced yet.
-    pub scrub: Option<crate::scrub::ScrubView>,
-}
+use meshml_client::api::{DriverView, ErrorBody, ExecutionView, Health, MemberView, RaftView};
+pub use meshml_client::api::{StatusView, WorkerView};
 
-/// The worker part of `/v1/status`.
-#[derive(Debug, Serialize)]
-pub struct WorkerView {
-    /// Concurrent tasks.
-    pub slots: usize,
-    /// Tasks started here and how often.
-    pub executed: Vec<crate::worker::Execution>,
+/// The wire view of the cluster as this node's Raft group reports it.
+fn raft_view(c: crate::cluster::ClusterView) -> RaftView {
+    RaftView {
+        node_id: c.node_id,
+        role: c.role,
+        term: c.term,
+        driver: c.driver,
+        voters: c.voters,
+        learners: c.learners,
+        applied: c.applied,
+        last_log: c.last_log,
+        members: c
+            .members
+            .into_iter()
+            .map(|m| MemberView {
+                peer_id: m.peer_id,
+                addrs: m.addrs,
+                cores: m.cores,
+                memory_bytes: m.memory_bytes,
+                free_disk_bytes: m.free_disk_bytes,
+            })
+            .collect(),
+        driving: c.driving.map(|d| DriverView {
+            term: d.term,
+            since_ms: d.since_ms,
+        }),
+    }
 }
 
 /// Reads a bearer token file (the token is its trimmed contents).
 pub fn read_token_file(path: &std::path::Path) -> Result<String, crate::NodeError> {
-    std::fs::read_to_string(path)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| crate::NodeError::io(path.display().to_string(), e))
+    Ok(meshml_client::read_token_file(path)?)
 }
 
 /// A JSON error response.
 pub fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({ "error": message }))
+    HttpResponse::build(status).json(ErrorBody {
+        error: message.to_string(),
+    })
 }
 
 /// Whether the request carries the token the API requires (if any).
@@ -111,7 +109,10 @@ async fn health(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
             "missing or wrong bearer token",
         );
     }
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "node": state.node }))
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+        node: state.node.clone(),
+    })
 }
 
 async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
@@ -147,11 +148,19 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
         peers,
         raft: state.raft.as_ref().map(|(r, sm)| {
             let driving = state.driving.lock().expect("driver slot").clone();
-            crate::cluster::view(r, sm, driving)
+            raft_view(crate::cluster::view(r, sm, driving))
         }),
         worker: state.worker.as_ref().map(|w| WorkerView {
             slots: w.slots(),
-            executed: w.executions(),
+            executed: w
+                .executions()
+                .into_iter()
+                .map(|e| ExecutionView {
+                    job: e.job,
+                    task: e.task,
+                    runs: e.runs,
+                })
+                .collect(),
         }),
         scrub: state.mesh.as_ref().map(|m| m.scrub_stats().view()),
     })

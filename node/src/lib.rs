@@ -3,15 +3,24 @@
 //! The meshml node and its command-line tool, `meshml`: the small-data path
 //! (`meshml local fit` / `predict`, no mesh), the node's dataset store (`meshml dataset`),
 //! and the long-running node (`meshml node`) with its network, membership and HTTP API.
+//! The commands that talk to a running node (`fit`, `jobs`, `job`, `status`, `predict`,
+//! `models`, `model`, `dataset put --replicas`) and the HTTP API's types live in
+//! `meshml_client`; this crate wires them into its command line, and its routes build
+//! the client's types. [`demo`] is the one place that uses both sides.
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command-line interface (clap definitions).
+//! - [`cli`]: the command-line interface (clap definitions); [`config`]: [`NodeConfig`],
+//!   the daemon's configuration that `meshml node`'s flags fill, checked by
+//!   [`NodeConfig::validate`].
 //! - [`local`]: the `local` commands, writing their report to any `io::Write`.
 //! - [`dataset`]: the `dataset` commands over the node's data directory.
 //! - [`network`]: the libp2p swarm, its event loop and client handle.
 //! - [`membership`]: the peer-table actor (liveness from heartbeats).
-//! - [`node`], [`http`], [`status`]: `meshml node`, its HTTP API, and `meshml status`.
+//! - [`node`], [`http`], [`api`]: `meshml node` and its HTTP API (routes building
+//!   `meshml_client::api` types).
+//! - [`fit`], [`predict`], [`status`], [`job`]: re-exports of `meshml_client`'s commands and
+//!   types at their old paths, for the node's internals, the demo and the simulator.
 //! - [`cluster`]: the Raft group and the driver; [`cluster::board`] is the job board, a
 //!   pure state machine the driver actor owns and the simulator drives.
 //! - [`scheduler`]: the driver's task scheduler, a state machine without sockets.
@@ -24,6 +33,7 @@ pub mod api;
 pub mod batch;
 pub mod cli;
 pub mod cluster;
+pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod error;
@@ -45,6 +55,7 @@ pub mod status;
 pub mod worker;
 
 pub use cli::{Cli, Command};
+pub use config::NodeConfig;
 
 /// Errors of the node crate.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +67,9 @@ pub enum NodeError {
     /// An error from the store.
     #[error(transparent)]
     Storage(#[from] meshml_storage::StorageError),
+    /// An error of a command that talks to a node (see `meshml_client`).
+    #[error(transparent)]
+    Client(#[from] meshml_client::ClientError),
     /// A command-line value is malformed.
     #[error("{0}")]
     Usage(String),
@@ -102,14 +116,14 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), NodeError> {
     match cli.command {
         Command::Local(local) => local::run(local, out),
         Command::Dataset(args) => dataset::run(args, out),
-        Command::Node(args) => node::run(args, out),
-        Command::Status(args) => status::run(args, out),
-        Command::Fit(cmd) => fit::fit(cmd, out),
-        Command::Jobs(cmd) => fit::jobs(cmd, out),
-        Command::Job(cmd) => fit::job(cmd, out),
-        Command::Predict(cmd) => predict::predict(cmd, out),
-        Command::Models(cmd) => predict::models(cmd, out),
-        Command::Model(cmd) => predict::model(cmd, out),
+        Command::Node(args) => node::run(args.config(), out),
+        Command::Status(args) => Ok(meshml_client::status::run(args, out)?),
+        Command::Fit(cmd) => Ok(meshml_client::fit::fit(cmd, out)?),
+        Command::Jobs(cmd) => Ok(meshml_client::fit::jobs(cmd, out)?),
+        Command::Job(cmd) => Ok(meshml_client::fit::job(cmd, out)?),
+        Command::Predict(cmd) => Ok(meshml_client::predict::predict(cmd, out)?),
+        Command::Models(cmd) => Ok(meshml_client::predict::models(cmd, out)?),
+        Command::Model(cmd) => Ok(meshml_client::predict::model(cmd, out)?),
         Command::Demo(args) => demo::run(args, out),
         Command::Secret(cli::SecretCommand::New) => out
             .write_all(network::identity::new_psk().as_bytes())

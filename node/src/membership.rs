@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use libp2p::{Multiaddr, PeerId};
 use meshml_protocol::{Announcement, ErrorCode, Heartbeat, NodeId, RemoteError, Request, Response};
-use serde::Serialize;
 
 use crate::network::{Client, Event, PeerAdvert};
 
@@ -34,39 +33,7 @@ impl Default for MembershipConfig {
 }
 
 /// Whether a peer is considered part of the mesh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeerState {
-    /// Heard from within the timeout.
-    Alive,
-    /// Not heard from within the timeout, or announced that it left.
-    Gone,
-}
-
-/// One row of the peer table, as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PeerView {
-    /// Peer id.
-    pub id: String,
-    /// State.
-    pub state: PeerState,
-    /// Whether a connection is open now.
-    pub connected: bool,
-    /// Milliseconds since last heard from.
-    pub last_seen_ms: u64,
-    /// Known listen addresses.
-    pub addrs: Vec<String>,
-    /// Worker slots it offers (0 if unknown yet).
-    pub cores: u32,
-    /// Memory it offers, bytes.
-    pub memory_bytes: u64,
-    /// Free disk, bytes.
-    pub free_disk_bytes: u64,
-    /// When its process started (milliseconds since the Unix epoch; 0 if unknown).
-    pub started_ms: u64,
-    /// Its cluster name.
-    pub cluster: String,
-}
+pub use meshml_client::api::{PeerState, PeerView};
 
 #[derive(Debug)]
 struct Entry {

@@ -49,22 +49,7 @@ pub struct LiveMember {
     pub started_ms: u64,
 }
 
-/// How `dataset put` through a node is asked for.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct PutDatasetRequest {
-    /// Dataset name.
-    pub name: String,
-    /// Copies of each chunk (capped by the live members).
-    pub replicas: usize,
-    /// Rows per chunk.
-    pub chunk_rows: usize,
-    /// Target column (default: the last).
-    pub target: Option<String>,
-    /// Treat the target as real values.
-    pub regression: bool,
-    /// `csv` or `parquet`.
-    pub format: String,
-}
+pub use meshml_client::api::PutDatasetRequest;
 
 /// Memory caps of a node's caches, bytes.
 #[derive(Debug, Clone, Copy)]

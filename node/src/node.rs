@@ -5,13 +5,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use actix::Actor;
-use libp2p::multiaddr::Protocol;
-use libp2p::Multiaddr;
 use meshml_protocol::Capabilities;
 
-use crate::cli::NodeArgs;
 use crate::cluster;
+use crate::config::NodeConfig;
 use crate::membership::{Leave, Membership, MembershipConfig, NetEvent};
+use crate::network::faults::LinkFaults;
 use crate::network::{self, identity, NetworkConfig};
 use crate::NodeError;
 use meshml_storage::raft::MemberInfo;
@@ -43,24 +42,7 @@ pub fn capabilities(dir: &Path) -> Capabilities {
     }
 }
 
-/// Splits `/ip4/.../p2p/ID` into peer id and address.
-pub fn parse_bootstrap(s: &str) -> Result<(libp2p::PeerId, Multiaddr), NodeError> {
-    let addr: Multiaddr = s
-        .parse()
-        .map_err(|e| usage(format!("--bootstrap {s}: not a multiaddr ({e})")))?;
-    match addr.iter().last() {
-        Some(Protocol::P2p(peer)) => Ok((peer, addr)),
-        _ => Err(usage(format!(
-            "--bootstrap {s}: must end with /p2p/PEER_ID (printed by the node at start-up)"
-        ))),
-    }
-}
-
-fn is_loopback(http: &str) -> bool {
-    http.parse::<std::net::SocketAddr>()
-        .map(|a| a.ip().is_loopback())
-        .unwrap_or_else(|_| http.starts_with("localhost:"))
-}
+pub use crate::config::parse_bootstrap;
 
 fn net_err(e: network::NetworkError) -> NodeError {
     NodeError::Usage(e.to_string())
@@ -166,8 +148,8 @@ pub fn read_startup(lines: impl IntoIterator<Item = String>) -> Option<Startup> 
 }
 
 /// Runs a node until SIGINT or SIGTERM. Prints its id, listen addresses and HTTP address.
-pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
-    let node = spawn(args)?;
+pub fn run(config: NodeConfig, out: &mut dyn Write) -> Result<(), NodeError> {
+    let node = spawn(config)?;
     let say = |out: &mut dyn Write, line: String| -> Result<(), NodeError> {
         writeln!(out, "{line}")
             .and_then(|()| out.flush())
@@ -194,15 +176,33 @@ pub fn run(args: NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     say(out, "stopped".to_string())
 }
 
-/// Starts a node on a thread of its own and returns once it listens.
-pub fn spawn(args: NodeArgs) -> Result<NodeHandle, NodeError> {
+/// Starts a node on a thread of its own and returns once it listens; the configuration is
+/// checked first ([`NodeConfig::validate`]).
+pub fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    spawn_inner(config, None)
+}
+
+/// [`spawn`], with simulated link faults shared with other nodes of this process (the
+/// simulator's).
+pub fn spawn_with_faults(
+    config: NodeConfig,
+    faults: std::sync::Arc<LinkFaults>,
+) -> Result<NodeHandle, NodeError> {
+    spawn_inner(config, Some(faults))
+}
+
+fn spawn_inner(
+    config: NodeConfig,
+    faults: Option<std::sync::Arc<LinkFaults>>,
+) -> Result<NodeHandle, NodeError> {
+    let addresses = config.addresses()?;
     let (info_tx, info_rx) = std::sync::mpsc::sync_channel::<Result<NodeInfo, NodeError>>(1);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<bool>();
     let thread = std::thread::Builder::new()
         .name("meshml-node".into())
         .spawn(move || {
             let failed = info_tx.clone();
-            let r = serve(args, info_tx, stop_rx);
+            let r = serve(config, addresses, faults, info_tx, stop_rx);
             if let Err(e) = &r {
                 let _ = failed.try_send(Err(usage(e.to_string())));
             }
@@ -227,36 +227,22 @@ pub fn spawn(args: NodeArgs) -> Result<NodeHandle, NodeError> {
 }
 
 fn serve(
-    args: NodeArgs,
+    cfg: NodeConfig,
+    addresses: crate::config::Addresses,
+    faults: Option<std::sync::Arc<LinkFaults>>,
     started: std::sync::mpsc::SyncSender<Result<NodeInfo, NodeError>>,
     stop: tokio::sync::oneshot::Receiver<bool>,
 ) -> Result<(), NodeError> {
-    let dir = crate::dataset::data_dir(args.data_dir.clone())?;
+    let dir = crate::dataset::data_dir(cfg.data_dir.clone())?;
     std::fs::create_dir_all(&dir).map_err(|e| NodeError::io(dir.display().to_string(), e))?;
-    let listen: Vec<Multiaddr> = args
-        .listen
-        .iter()
-        .map(|l| {
-            l.parse()
-                .map_err(|e| usage(format!("--listen {l}: not a multiaddr ({e})")))
-        })
-        .collect::<Result<_, _>>()?;
-    let bootstrap = args
-        .bootstrap
-        .iter()
-        .map(|b| parse_bootstrap(b))
-        .collect::<Result<Vec<_>, _>>()?;
-    let token = match &args.http_token_file {
-        Some(p) => Some(crate::http::read_token_file(p)?),
-        None if !is_loopback(&args.http) => {
-            return Err(usage(format!(
-                "--http {} is not a loopback address: give --http-token-file so the API is not open to the network",
-                args.http
-            )))
-        }
-        None => None,
-    };
-    let psk = args
+    let crate::config::Addresses { listen, bootstrap } = addresses;
+    // Off loopback a token file is required: `addresses` checked that.
+    let token = cfg
+        .http_token_file
+        .as_deref()
+        .map(crate::http::read_token_file)
+        .transpose()?;
+    let psk = cfg
         .secret_file
         .as_deref()
         .map(identity::read_psk)
@@ -266,15 +252,15 @@ fn serve(
     let caps = capabilities(&dir);
     let config = NetworkConfig {
         psk,
-        mdns: !args.no_mdns,
+        mdns: cfg.mdns,
         capabilities: caps.clone(),
-        cluster: args.cluster.clone(),
-        faults: args.link_faults.clone(),
+        cluster: cfg.cluster.clone(),
+        faults,
         ..NetworkConfig::default()
     };
     let membership_config = MembershipConfig {
-        heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
-        peer_timeout: Duration::from_millis(args.peer_timeout_ms.max(args.heartbeat_ms * 2)),
+        heartbeat: cfg.heartbeat,
+        peer_timeout: cfg.effective_peer_timeout(),
     };
     let store = meshml_storage::Store::open(&dir).map_err(|e| {
         usage(format!(
@@ -283,8 +269,8 @@ fn serve(
         ))
     })?;
     let mut caps = caps;
-    if let Some(slots) = args.slots {
-        caps.cores = slots.max(1) as u32;
+    if let Some(slots) = cfg.slots {
+        caps.cores = slots as u32;
     }
     let slots = caps.cores as usize;
     let system = actix_rt::System::new();
@@ -304,7 +290,7 @@ fn serve(
         let (raft_dir, raft_client, raft_cfg) = (
             dir.join("raft"),
             client.clone(),
-            cluster::default_config(&args.cluster),
+            cluster::default_config(&cfg.cluster),
         );
         raft_arbiter.spawn(async move {
             let _ = tx.send(cluster::start(&raft_dir, local, raft_client, raft_cfg).await);
@@ -314,7 +300,7 @@ fn serve(
             .map_err(|_| usage("the Raft node did not start"))?
             .map_err(|e| usage(format!("cannot start the Raft node: {e}")))?;
         let live_members = {
-            let (fm, cluster_name) = (membership.clone(), args.cluster.clone());
+            let (fm, cluster_name) = (membership.clone(), cfg.cluster.clone());
             move || {
                 let (fm, cluster_name) = (fm.clone(), cluster_name.clone());
                 let f: futures::future::BoxFuture<'static, Vec<(libp2p::PeerId, MemberInfo)>> =
@@ -360,18 +346,18 @@ fn serve(
             dir.clone(),
             alive.clone(),
             crate::mesh::CacheLimits {
-                datasets: args.cache_mb.saturating_mul(1 << 20),
-                models: args.model_cache_mb.saturating_mul(1 << 20),
+                datasets: cfg.cache_bytes,
+                models: cfg.model_cache_bytes,
             },
         );
         actix_rt::spawn(mesh.clone().preload_aliases());
-        if args.scrub_every_s > 0 {
+        if let Some(every) = cfg.scrub_every {
             actix_rt::spawn(crate::scrub::run(
                 mesh.clone(),
                 crate::scrub::ScrubConfig {
                     first_after: Duration::from_secs(2),
-                    every: Duration::from_secs(args.scrub_every_s),
-                    bytes_per_s: args.scrub_mb_s.max(1).saturating_mul(1 << 20),
+                    every,
+                    bytes_per_s: cfg.scrub_bytes_per_s,
                 },
             ));
         }
@@ -437,8 +423,8 @@ fn serve(
         });
         let formation = cluster::Formation {
             promises: formation_promises,
-            expect: args.expect.max(1),
-            window: Duration::from_millis(args.form_window_ms),
+            expect: cfg.expect,
+            window: cfg.form_window,
             poll: Duration::from_millis(200),
         };
         let alive_peers = {
@@ -482,7 +468,7 @@ fn serve(
                 local: local_info,
                 alive,
                 autopilot: cluster::autopilot::Autopilot {
-                    remove_after: Duration::from_millis(args.remove_after_ms),
+                    remove_after: cfg.remove_after,
                     tick: Duration::from_millis(500),
                 },
                 mesh: Some(mesh.clone()),
@@ -494,7 +480,7 @@ fn serve(
         let (http, http_addrs) = crate::http::start(
             crate::http::ApiState {
                 node: local.to_string(),
-                cluster: args.cluster.clone(),
+                cluster: cfg.cluster.clone(),
                 client: client.clone(),
                 membership: membership.clone(),
                 token,
@@ -502,17 +488,16 @@ fn serve(
                 driving,
                 mesh: Some(mesh.clone()),
                 worker: Some(worker.clone()),
-                max_request_bytes: usize::try_from(args.max_request_mb.saturating_mul(1 << 20))
-                    .unwrap_or(usize::MAX),
+                max_request_bytes: cfg.max_request_bytes,
             },
-            &args.http,
+            &cfg.http,
         )
-        .map_err(|e| NodeError::io(format!("--http {}", args.http), e))?;
+        .map_err(|e| NodeError::io(format!("--http {}", cfg.http), e))?;
         let _ = started.send(Ok(NodeInfo {
             peer: local,
             listen: addrs.iter().map(|a| format!("{a}/p2p/{local}")).collect(),
             http: http_addrs,
-            cluster: args.cluster.clone(),
+            cluster: cfg.cluster.clone(),
         }));
         tracing::info!(node = %local, "node running");
         // A dropped handle (the sender gone) stops cleanly too.
@@ -662,24 +647,6 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bootstrap_addresses_need_a_peer_id() {
-        let id = libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
-        let (p, a) = parse_bootstrap(&format!("/ip4/127.0.0.1/tcp/7000/p2p/{id}")).unwrap();
-        assert_eq!(p, id);
-        assert_eq!(a.to_string(), format!("/ip4/127.0.0.1/tcp/7000/p2p/{id}"));
-        assert!(parse_bootstrap("/ip4/127.0.0.1/tcp/7000")
-            .unwrap_err()
-            .to_string()
-            .contains("/p2p/PEER_ID"));
-        assert!(parse_bootstrap("nonsense").is_err());
-        assert!(
-            is_loopback("127.0.0.1:7070") && is_loopback("[::1]:1") && !is_loopback("0.0.0.0:7070")
-        );
-    }
 
     #[test]
     fn start_up_lines_give_the_node_s_addresses() {

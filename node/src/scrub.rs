@@ -10,7 +10,6 @@
 
 use crate::mesh::Mesh;
 use meshml_protocol::ChunkId;
-use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -38,22 +37,7 @@ pub struct ScrubStats {
     last_pass_ms: AtomicU64,
 }
 
-/// The scrub part of `/v1/status`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ScrubView {
-    /// Full passes finished.
-    pub passes: u64,
-    /// Copies read and checked, over all passes.
-    pub checked: u64,
-    /// Bytes read, over all passes.
-    pub bytes: u64,
-    /// Damaged copies replaced from another holder.
-    pub repaired: u64,
-    /// Damaged copies still waiting for a good copy (content addresses).
-    pub damaged: Vec<String>,
-    /// How long the last full pass took, milliseconds.
-    pub last_pass_ms: u64,
-}
+pub use meshml_client::api::ScrubView;
 
 impl ScrubStats {
     /// A snapshot for the status page.

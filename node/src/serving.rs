@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use meshml_models::meta::Output;
 use meshml_models::{Classifier, FittedModel, Matrix, ModelArtifact};
 use meshml_storage::raft::ClusterState;
-use serde::{Deserialize, Serialize};
 
 use crate::lru::Lru;
 use crate::mesh::{Mesh, MeshError};
@@ -201,67 +200,7 @@ impl Mesh {
     }
 }
 
-/// A feature value as sent: a number, or anything else (refused with its text).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Cell {
-    /// A number.
-    Number(f64),
-    /// Anything that is not a number.
-    Other(serde_json::Value),
-}
-
-/// One instance: values in the model's feature order, or values by feature name.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Instance {
-    /// Values in feature order.
-    Row(Vec<Cell>),
-    /// Values by feature name.
-    Named(BTreeMap<String, Cell>),
-    /// Neither (refused).
-    Other(serde_json::Value),
-}
-
-/// The body of a prediction request (JSON or MessagePack).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PredictRequest {
-    /// The rows to predict.
-    pub instances: Vec<Instance>,
-    /// Also return class probabilities.
-    #[serde(default)]
-    pub probabilities: bool,
-}
-
-/// One prediction.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Prediction {
-    /// A class label.
-    Label(String),
-    /// A regressor's value.
-    Value(f32),
-    /// A multi-output model's prediction for every target.
-    Outputs(BTreeMap<String, Prediction>),
-}
-
-/// The answer to a prediction request.
-#[derive(Debug, Clone, Serialize)]
-pub struct PredictResponse {
-    /// Model name.
-    pub model: String,
-    /// The version that answered.
-    pub version: u32,
-    /// One prediction per instance.
-    pub predictions: Vec<Prediction>,
-    /// Class labels, the columns of `probabilities` (classifiers).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub classes: Vec<String>,
-    /// Class probabilities per instance, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probabilities: Option<Vec<Vec<f32>>>,
-}
+pub use meshml_client::api::{Cell, Instance, PredictRequest, PredictResponse, Prediction};
 
 /// Instances a model cannot read, and why (the client's mistake: a 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -53,10 +53,10 @@ use std::time::{Duration, Instant};
 
 use meshml_models::plan::{run_job, LocalExecutor};
 use meshml_models::{Classifier, ModelArtifact};
-use meshml_node::demo::{node_args, wait_for_cluster};
+use meshml_node::demo::{node_config, wait_for_cluster};
 use meshml_node::fit::{job_from_table, put_dataset, submit, NodeApi};
 use meshml_node::network::faults::{LinkFaults, LinkRule};
-use meshml_node::node::{spawn, NodeHandle};
+use meshml_node::node::{spawn_with_faults, NodeHandle};
 use meshml_node::NodeError;
 use serde::{Deserialize, Serialize};
 
@@ -499,10 +499,9 @@ impl Run {
             .map(|n| n.listen.clone());
         let dir = self.root.join(format!("node-{i}"));
         let live = if self.hosts == Hosts::InProcess {
-            let mut args = node_args(&dir, expect, boot.as_deref(), self.sc.slots)?;
-            args.remove_after_ms = self.sc.remove_after_ms;
-            args.link_faults = Some(self.links.clone());
-            let h = spawn(args)?;
+            let mut config = node_config(&dir, expect, boot.as_deref(), self.sc.slots);
+            config.remove_after = Duration::from_millis(self.sc.remove_after_ms);
+            let h = spawn_with_faults(config, self.links.clone())?;
             Live {
                 incarnation: 0,
                 api: NodeApi {
@@ -794,7 +793,7 @@ impl Run {
 
     /// Whether every live node counts every live node as a member and names the same
     /// driver (a restarted or added node has joined).
-    fn all_follow_one_driver(&self) -> Result<String, String> {
+    fn all_follow_one_driver(&self) -> Result<String, CheckFailed> {
         let live: Vec<(usize, &Live)> = self
             .nodes
             .iter()
@@ -803,7 +802,8 @@ impl Run {
             .collect();
         let mut drivers = BTreeSet::new();
         for (i, n) in &live {
-            let v = get(&n.api, "/v1/status").ok_or(format!("node {i} does not answer"))?;
+            let v = get(&n.api, "/v1/status")
+                .ok_or_else(|| CheckFailed(format!("node {i} does not answer")))?;
             let members: BTreeSet<String> = v["raft"]["members"]
                 .as_array()
                 .map(|m| {
@@ -815,18 +815,23 @@ impl Run {
             for (j, other) in &live {
                 let peer = other.peer.to_string();
                 if !members.contains(&peer) {
-                    return Err(format!("node {i} does not count node {j} as a member"));
+                    return Err(CheckFailed(format!(
+                        "node {i} does not count node {j} as a member"
+                    )));
                 }
             }
             match v["raft"]["driver"].as_str() {
                 Some(d) => drivers.insert(d.to_string()),
-                None => return Err(format!("node {i} knows no driver")),
+                None => return Err(CheckFailed(format!("node {i} knows no driver"))),
             };
         }
         if drivers.len() == 1 {
             Ok(format!("{} live nodes, one driver", live.len()))
         } else {
-            Err(format!("the live nodes name {} drivers", drivers.len()))
+            Err(CheckFailed(format!(
+                "the live nodes name {} drivers",
+                drivers.len()
+            )))
         }
     }
 
@@ -1163,7 +1168,7 @@ pub fn run_on(
     checks.push(Check {
         name: "every live node is in the mesh and follows one driver".into(),
         ok: follow.is_ok(),
-        detail: follow.unwrap_or_else(|e| e),
+        detail: follow.unwrap_or_else(|e| e.to_string()),
     });
     checks.push(Check {
         name: "the job succeeds".into(),
@@ -1183,12 +1188,12 @@ pub fn run_on(
     // The registered model against the fault-free run of the same job.
     let same = match (job_state.as_str(), r.live_api().cloned()) {
         ("succeeded", Some(live)) => compare_model(&live, &job, &sc.name, &reference, &data),
-        _ => Err("no model to compare".into()),
+        _ => Err(CheckFailed("no model to compare".into())),
     };
     checks.push(Check {
         name: "results equal a fault-free run with the same seed".into(),
         ok: same.is_ok(),
-        detail: same.unwrap_or_else(|e| e),
+        detail: same.unwrap_or_else(|e| e.to_string()),
     });
     checks.push(Check {
         name: format!("every chunk back to {} copies", sc.replicas),
@@ -1262,7 +1267,7 @@ pub fn run_on(
                 bad.len(),
                 bad.join(", ")
             ),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         },
     });
     Ok(report)
@@ -1292,13 +1297,22 @@ fn when_released<T>(mut f: impl FnMut() -> meshml_storage::Result<T>) -> meshml_
     }
 }
 
+/// A check of the report that does not hold, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailed(pub String);
+
 /// Reads every chunk in the stores at `dirs` (closed): the copies checked, and the corrupt
 /// ones as `node N: chunk`.
-fn scrub(dirs: &[PathBuf]) -> Result<(usize, Vec<String>), String> {
+fn scrub(dirs: &[PathBuf]) -> Result<(usize, Vec<String>), CheckFailed> {
     let (mut n, mut bad) = (0, Vec::new());
     for (i, dir) in dirs.iter().enumerate() {
-        let s = open_closed_store(dir).map_err(|e| format!("node {i}: {e}"))?;
-        for id in s.chunks().ids().map_err(|e| format!("node {i}: {e}"))? {
+        let s = open_closed_store(dir).map_err(|e| CheckFailed(format!("node {i}: {e}")))?;
+        for id in s
+            .chunks()
+            .ids()
+            .map_err(|e| CheckFailed(format!("node {i}: {e}")))?
+        {
             n += 1;
             if s.chunk(&id).is_err() {
                 bad.push(format!("node {i}: {}", &id.to_string()[..12]));
@@ -1333,7 +1347,7 @@ fn compare_model(
     name: &str,
     reference: &meshml_models::plan::JobResult,
     data: &meshml_models::Dataset,
-) -> Result<String, String> {
+) -> Result<String, CheckFailed> {
     let mut bytes = Vec::new();
     let (code, _, text) = meshml_node::status::http_download(
         &api.node,
@@ -1342,32 +1356,34 @@ fn compare_model(
         &mut bytes,
         Duration::from_secs(60),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| CheckFailed(e.to_string()))?;
     if code != 200 {
-        return Err(format!("model download: HTTP {code}: {text}"));
+        return Err(CheckFailed(format!("model download: HTTP {code}: {text}")));
     }
-    let art = ModelArtifact::from_bytes(&bytes, Path::new(name)).map_err(|e| e.to_string())?;
+    let art = ModelArtifact::from_bytes(&bytes, Path::new(name))
+        .map_err(|e| CheckFailed(e.to_string()))?;
     if let Some(cv) = &reference.cv {
         let theirs: Vec<f64> = job["result"]["cv"]["mean_test_score"]
             .as_array()
             .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
             .unwrap_or_default();
         if theirs != cv.mean_test_score {
-            return Err(format!(
+            return Err(CheckFailed(format!(
                 "cross-validation scores differ: {theirs:?} against {:?}",
                 cv.mean_test_score
-            ));
+            )));
         }
     }
     let want = reference
         .model
         .as_ref()
-        .ok_or("the reference run made no model")?;
+        .ok_or_else(|| CheckFailed("the reference run made no model".into()))?;
     let (a, b) = (
         art.model
             .predict_proba(data.x())
-            .map_err(|e| e.to_string())?,
-        want.predict_proba(data.x()).map_err(|e| e.to_string())?,
+            .map_err(|e| CheckFailed(e.to_string()))?,
+        want.predict_proba(data.x())
+            .map_err(|e| CheckFailed(e.to_string()))?,
     );
     let diff = a
         .data()
@@ -1381,7 +1397,7 @@ fn compare_model(
             data.n_samples()
         ))
     } else {
-        Err(format!("probabilities differ by up to {diff}"))
+        Err(CheckFailed(format!("probabilities differ by up to {diff}")))
     }
 }
 

@@ -1,0 +1,550 @@
+//! The typed HTTP API: every request and response body a node's HTTP API takes or returns,
+//! defined once for the daemon (which builds them) and the client (which reads them).
+//!
+//! The JSON field names are the wire format, pinned by the node's tests and its OpenAPI
+//! document (`node/src/openapi.json`): a change here is a change of the API.
+
+use std::collections::BTreeMap;
+
+use meshml_models::plan::{CvResults, JobSpec};
+use serde::{Deserialize, Serialize};
+
+/// The body of every refused request: `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    /// The node's peer id.
+    pub node: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Jobs
+
+/// A job as submitted (`POST /v1/jobs`, `meshml fit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// The training dataset (on the mesh).
+    pub dataset: String,
+    /// What to do.
+    pub job: JobSpec,
+    /// Register the final model under this name (default `DATASET-KIND`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A dataset to score the final model on (accuracy and confusion matrix).
+    #[serde(default)]
+    pub test_dataset: Option<String>,
+}
+
+impl JobRequest {
+    /// The model name the result is registered under.
+    pub fn model_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let kind: String = self
+                .job
+                .describe()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            format!("{}-{}", self.dataset, kind.trim_end_matches('-'))
+        })
+    }
+}
+
+/// The answer to `POST /v1/jobs` and `POST /v1/predictions`: the new job's or batch's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    /// Its id.
+    pub id: String,
+}
+
+/// The answer to `POST /v1/jobs/{id}/cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancelled {
+    /// The job.
+    pub id: String,
+    /// Always `cancelled`.
+    pub state: String,
+}
+
+/// Accuracy and confusion matrix of a model on a test dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestReport {
+    /// The dataset.
+    pub dataset: String,
+    /// What `score` is: `accuracy` (a classifier), `r2` (a regressor), or `mean score`
+    /// (a multi-output model: the mean over targets of each one's accuracy or R²).
+    #[serde(default = "accuracy")]
+    pub metric: String,
+    /// The score.
+    #[serde(alias = "accuracy")]
+    pub score: f64,
+    /// Class labels (a classifier).
+    pub labels: Vec<String>,
+    /// `counts[true][predicted]` (a classifier).
+    pub counts: Vec<Vec<usize>>,
+}
+
+fn accuracy() -> String {
+    "accuracy".into()
+}
+
+/// What a finished job reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// Tasks the plan ran (each once, however many attempts it took).
+    pub tasks: usize,
+    /// A search's cross-validation table.
+    pub cv: Option<CvResults>,
+    /// The registered model, `name@version`.
+    pub model: Option<String>,
+    /// The model on the test dataset.
+    pub test: Option<TestReport>,
+    /// Milliseconds the driver spent ending the job, by phase: `outputs` (the last
+    /// stage's outputs fetched and decoded), `reduce` (the plan's reduce step),
+    /// `artifact` (the model artifact built and encoded), `store` (written, fsynced and
+    /// registered), `test` (scored on the test dataset).
+    #[serde(default)]
+    pub end_ms: BTreeMap<String, u64>,
+}
+
+/// A job as the API shows it (`GET /v1/jobs`, `GET /v1/jobs/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobView {
+    /// Id.
+    pub id: String,
+    /// What it does.
+    pub description: String,
+    /// running, succeeded, failed or cancelled.
+    pub state: String,
+    /// Tasks done.
+    pub done: usize,
+    /// Tasks known (later stages add theirs when they start).
+    pub total: usize,
+    /// Milliseconds since submission (until the end, once ended).
+    pub elapsed_ms: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The result, once succeeded.
+    pub result: Option<JobSummary>,
+    /// Every task (with `?tasks=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<TaskView>>,
+}
+
+/// A task as `GET /v1/jobs/{id}?tasks=true` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskView {
+    /// Task id.
+    pub id: String,
+    /// queued, running, succeeded, failed or cancelled.
+    pub state: String,
+    /// Members holding its output.
+    pub holders: Vec<u64>,
+    /// Its score, if any.
+    pub score: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Datasets
+
+/// How `dataset put` through a node is asked for (the query of `POST /v1/datasets`, and
+/// what the node passes on to the mesh).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PutDatasetRequest {
+    /// Dataset name.
+    pub name: String,
+    /// Copies of each chunk (capped by the live members).
+    pub replicas: usize,
+    /// Rows per chunk.
+    pub chunk_rows: usize,
+    /// Target column (default: the last).
+    pub target: Option<String>,
+    /// Treat the target as real values.
+    pub regression: bool,
+    /// `csv` or `parquet`.
+    pub format: String,
+}
+
+/// The answer to `POST /v1/datasets`: the stored dataset and where its chunks went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetStored {
+    /// Name.
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+    /// Feature columns.
+    pub features: usize,
+    /// Chunks.
+    pub chunks: usize,
+    /// Encoded bytes.
+    pub bytes: u64,
+    /// Chunks placed on each member (by member id).
+    pub chunks_per_member: BTreeMap<String, usize>,
+}
+
+/// A dataset as listed (`GET /v1/datasets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetView {
+    /// Name.
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+    /// Feature columns.
+    pub features: usize,
+    /// Chunks.
+    pub chunks: usize,
+    /// Encoded bytes.
+    pub bytes: u64,
+    /// Fewest copies any chunk has.
+    pub min_replicas: usize,
+    /// Classes (empty for a continuous target).
+    pub classes: Vec<String>,
+}
+
+/// One chunk of a dataset and its holders (`GET /v1/datasets/{name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkView {
+    /// Content address.
+    pub id: String,
+    /// Rows.
+    pub rows: u32,
+    /// Encoded bytes.
+    pub bytes: u64,
+    /// Members holding a copy.
+    pub holders: Vec<u64>,
+}
+
+/// `GET /v1/datasets/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetDetail {
+    /// The dataset.
+    pub dataset: DatasetView,
+    /// Its chunks, in row order.
+    pub chunks: Vec<ChunkView>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Models and online prediction
+
+/// One version of a registered model (`GET /v1/models`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelView {
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: u32,
+    /// Estimator kind.
+    pub kind: String,
+    /// Content address of the artifact.
+    pub artifact: String,
+    /// Members holding a copy.
+    pub locations: Vec<u64>,
+    /// Aliases pointing at this version.
+    pub aliases: Vec<String>,
+    /// Whether the answering node has it loaded.
+    pub loaded_here: bool,
+}
+
+/// Body of `PUT /v1/models/{name}/aliases/{alias}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasRequest {
+    /// The version the alias points at.
+    pub version: u32,
+}
+
+/// The answer to `PUT /v1/models/{name}/aliases/{alias}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasSet {
+    /// Model name.
+    pub model: String,
+    /// The alias.
+    pub alias: String,
+    /// The version it points at now.
+    pub version: u32,
+    /// Whether the answering node loaded that version.
+    pub loaded_here: bool,
+}
+
+/// A feature value as sent: a number, or anything else (refused with its text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Cell {
+    /// A number.
+    Number(f64),
+    /// Anything that is not a number.
+    Other(serde_json::Value),
+}
+
+/// One instance: values in the model's feature order, or values by feature name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Instance {
+    /// Values in feature order.
+    Row(Vec<Cell>),
+    /// Values by feature name.
+    Named(BTreeMap<String, Cell>),
+    /// Neither (refused).
+    Other(serde_json::Value),
+}
+
+/// The body of a prediction request (JSON or MessagePack), `POST
+/// /v1/models/{name}/predict`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    /// The rows to predict.
+    pub instances: Vec<Instance>,
+    /// Also return class probabilities.
+    #[serde(default)]
+    pub probabilities: bool,
+}
+
+/// One prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Prediction {
+    /// A class label.
+    Label(String),
+    /// A regressor's value.
+    Value(f32),
+    /// A multi-output model's prediction for every target.
+    Outputs(BTreeMap<String, Prediction>),
+}
+
+/// The answer to a prediction request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictResponse {
+    /// Model name.
+    pub model: String,
+    /// The version that answered.
+    pub version: u32,
+    /// One prediction per instance.
+    pub predictions: Vec<Prediction>,
+    /// Class labels, the columns of `probabilities` (classifiers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// Class probabilities per instance, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<Vec<f32>>>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Batch prediction
+
+/// A batch prediction request (`POST /v1/predictions`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// `NAME`, `NAME@VERSION` or `NAME@ALIAS`.
+    pub model: String,
+    /// The dataset to predict.
+    pub dataset: String,
+    /// Also write class probabilities.
+    #[serde(default)]
+    pub proba: bool,
+    /// Store the predictions as this new dataset instead of keeping a CSV to download.
+    #[serde(default)]
+    pub into: Option<String>,
+    /// Copies of each chunk of the `into` dataset.
+    #[serde(default)]
+    pub replicas: Option<usize>,
+}
+
+/// A batch's progress and outcome (`GET /v1/predictions/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchView {
+    /// Batch id.
+    pub id: String,
+    /// Model name.
+    pub model: String,
+    /// The version predicting.
+    pub version: u32,
+    /// The dataset.
+    pub dataset: String,
+    /// `running`, `succeeded` or `failed`.
+    pub state: String,
+    /// Rows predicted so far.
+    pub rows_done: u64,
+    /// Rows of the dataset.
+    pub rows_total: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The dataset the predictions went into, if asked.
+    pub into: Option<String>,
+    /// Size of the CSV to download, once succeeded (without `into`).
+    pub csv_bytes: Option<u64>,
+    /// Milliseconds from start to end.
+    pub elapsed_ms: u64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Status
+
+/// `GET /v1/status`: the mesh as one node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    /// This node.
+    pub node: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Wire protocol version.
+    pub protocol_version: u32,
+    /// meshml version.
+    pub version: String,
+    /// Where it listens.
+    pub listen: Vec<String>,
+    /// Its peer table.
+    pub peers: Vec<PeerView>,
+    /// The Raft group (driver, term, members) as this node sees it.
+    pub raft: Option<RaftView>,
+    /// The worker: its slots and the tasks it has started.
+    #[serde(default)]
+    pub worker: Option<WorkerView>,
+    /// The scrubber: copies checked, repaired, and damaged ones not replaced yet.
+    #[serde(default)]
+    pub scrub: Option<ScrubView>,
+}
+
+/// Whether a peer is heard from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Heard from within the timeout.
+    Alive,
+    /// Not heard from within the timeout, or announced that it left.
+    Gone,
+}
+
+/// One row of the peer table, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// Peer id.
+    pub id: String,
+    /// State.
+    pub state: PeerState,
+    /// Whether a connection is open now.
+    pub connected: bool,
+    /// Milliseconds since last heard from.
+    pub last_seen_ms: u64,
+    /// Known listen addresses.
+    pub addrs: Vec<String>,
+    /// Worker slots it offers (0 if unknown yet).
+    pub cores: u32,
+    /// Memory it offers, bytes.
+    pub memory_bytes: u64,
+    /// Free disk, bytes.
+    pub free_disk_bytes: u64,
+    /// When its process started (milliseconds since the Unix epoch; 0 if unknown).
+    #[serde(default)]
+    pub started_ms: u64,
+    /// Its cluster name.
+    pub cluster: String,
+}
+
+/// The cluster (Raft group) as one node sees it: the `raft` part of `/v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftView {
+    /// This node's Raft id.
+    #[serde(default)]
+    pub node_id: u64,
+    /// leader, follower, candidate or learner.
+    pub role: String,
+    /// Current Raft term.
+    pub term: u64,
+    /// The driver (Raft leader): its peer id, if known.
+    pub driver: Option<String>,
+    /// Voting members: peer ids.
+    pub voters: Vec<String>,
+    /// Learners: peer ids.
+    pub learners: Vec<String>,
+    /// Last log index applied here.
+    #[serde(default)]
+    pub applied: Option<u64>,
+    /// Last log index appended here (committed or not).
+    #[serde(default)]
+    pub last_log: Option<u64>,
+    /// Members and what they offer, from the replicated state.
+    #[serde(default)]
+    pub members: Vec<MemberView>,
+    /// The driver actor running on this node, if any.
+    #[serde(default)]
+    pub driving: Option<DriverView>,
+}
+
+/// A member of the cluster and what it offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Addresses it listens on.
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    /// Worker slots.
+    pub cores: u32,
+    /// Memory, bytes.
+    pub memory_bytes: u64,
+    /// Free disk, bytes.
+    #[serde(default)]
+    pub free_disk_bytes: u64,
+}
+
+/// The driver actor running on the answering node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverView {
+    /// The term it drives in.
+    pub term: u64,
+    /// When it started (milliseconds since the Unix epoch).
+    pub since_ms: u64,
+}
+
+/// The worker part of `/v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Concurrent tasks.
+    pub slots: usize,
+    /// Tasks started here and how often.
+    pub executed: Vec<ExecutionView>,
+}
+
+/// A task a worker has run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionView {
+    /// Job id.
+    pub job: String,
+    /// Task id.
+    pub task: String,
+    /// How many times this node started it.
+    pub runs: u32,
+}
+
+/// The scrubber part of `/v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubView {
+    /// Full passes finished.
+    pub passes: u64,
+    /// Copies read and checked, over all passes.
+    pub checked: u64,
+    /// Bytes read, over all passes.
+    pub bytes: u64,
+    /// Damaged copies replaced from another holder.
+    pub repaired: u64,
+    /// Damaged copies still waiting for a good copy (content addresses).
+    pub damaged: Vec<String>,
+    /// How long the last full pass took, milliseconds.
+    pub last_pass_ms: u64,
+}
