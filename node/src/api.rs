@@ -295,6 +295,7 @@ pub struct ShowQuery {
     tasks: bool,
 }
 
+#[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
 async fn submit_job(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -315,7 +316,11 @@ async fn submit_job(
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not a job request: {e}")),
     };
     match submit(&mesh, request).await {
-        Ok(id) => HttpResponse::Accepted().json(Created { id }),
+        Ok(id) => {
+            tracing::Span::current().record("job_id", id.as_str());
+            tracing::info!("job submitted");
+            HttpResponse::Accepted().json(Created { id })
+        }
         Err(e) => fail(e),
     }
 }
@@ -380,6 +385,7 @@ async fn list_jobs(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse
     }
 }
 
+#[tracing::instrument(skip_all, fields(job_id = %id))]
 async fn show_job(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -406,6 +412,7 @@ async fn show_job(
     }
 }
 
+#[tracing::instrument(skip_all, fields(job_id = %id))]
 async fn cancel_job(
     req: HttpRequest,
     state: web::Data<ApiState>,
@@ -510,6 +517,7 @@ fn is_msgpack(value: Option<&actix_web::http::header::HeaderValue>) -> bool {
 /// Rows a request predicts inline on the HTTP thread; larger ones go to the blocking pool.
 const INLINE_ROWS: usize = 256;
 
+#[tracing::instrument(skip_all, fields(model = %spec))]
 async fn serve_prediction(
     req: HttpRequest,
     spec: String,

@@ -25,6 +25,12 @@
 //!   pure state machine the driver actor owns and the simulator drives.
 //! - [`scheduler`]: the driver's task scheduler, a state machine without sockets.
 //! - [`worker`]: runs the tasks assigned to this node and reports them.
+//! - [`mesh`]: the node's services over its store and the replicated state (proposals,
+//!   chunks, datasets and their cache); [`error`]: [`error::MeshError`], what they fail
+//!   with, mapped to HTTP statuses only in the routes.
+//! - [`serving`], [`batch`]: models served over HTTP, and batch prediction over chunks.
+//! - [`scrub`]: the background read-back of every stored chunk; [`lru`]: the caches' LRU.
+//! - [`demo`]: `meshml demo`, a three-node mesh in one process.
 //! - [`logging`]: tracing set-up for the binary.
 
 #![warn(missing_docs)]

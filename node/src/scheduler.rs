@@ -22,6 +22,9 @@ use meshml_protocol::{JobId, TaskId};
 /// A member's Raft node id.
 pub type NodeId = u64;
 
+/// The longest a failed task waits before its next try, milliseconds.
+pub const MAX_BACKOFF_MS: u64 = 10_000;
+
 /// A task of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskKey {
@@ -159,6 +162,12 @@ pub struct Scheduler {
     running: HashMap<TaskKey, (NodeId, Vec<NodeId>)>,
     /// Tasks whose success is reported but not recorded, with the nodes they prefer.
     released: HashMap<TaskKey, Vec<NodeId>>,
+    /// Failed tasks waiting out their backoff, with when they are due.
+    delayed: Vec<(u64, Queued)>,
+    /// The first retry's backoff, milliseconds (doubling after each failure); 0: none.
+    backoff_ms: u64,
+    /// The time as [`Scheduler::set_now`] last gave it.
+    now_ms: u64,
     attempts: HashMap<TaskKey, u32>,
     max_attempts: u32,
 }
@@ -172,8 +181,35 @@ impl Scheduler {
             queued: HashSet::new(),
             running: HashMap::new(),
             released: HashMap::new(),
+            delayed: Vec::new(),
+            backoff_ms: 0,
+            now_ms: 0,
             attempts: HashMap::new(),
             max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// The same scheduler, making a task that failed wait `base_ms` before its second try,
+    /// twice that before its third, and so on (at most [`MAX_BACKOFF_MS`]): a task that
+    /// fails at once on a node still recovering does not use up its attempts in a moment.
+    /// The wait counts in the time [`Scheduler::set_now`] gives. A task whose node was lost
+    /// is not delayed.
+    pub fn with_backoff(mut self, base_ms: u64) -> Self {
+        self.backoff_ms = base_ms;
+        self
+    }
+
+    /// Sets the time (milliseconds, never back): tasks whose backoff has passed go to the
+    /// front of the queue.
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let now = self.now_ms;
+        let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.delayed = wait;
+        for (_, q) in due.into_iter().rev() {
+            self.queue.push_front(q);
         }
     }
 
@@ -208,7 +244,9 @@ impl Scheduler {
                 if self.running.contains_key(&key) || self.queued.contains(&key) {
                     return Vec::new();
                 }
-                self.retry(key, prefer, true, error).into_iter().collect()
+                self.retry(key, prefer, true, error, true)
+                    .into_iter()
+                    .collect()
             }
             Event::Bounced { key } => {
                 if let Some((node, prefer)) = self.running.remove(&key) {
@@ -261,7 +299,7 @@ impl Scheduler {
         let mut out = Vec::new();
         for (key, prefer) in lost.into_iter().rev() {
             self.running.remove(&key);
-            if let Some(c) = self.retry(key, prefer, true, format!("node {node} was lost")) {
+            if let Some(c) = self.retry(key, prefer, true, format!("node {node} was lost"), false) {
                 out.push(c);
             }
         }
@@ -305,6 +343,7 @@ impl Scheduler {
         // it: the queued copy leaves the queue.
         if self.queued.remove(key) {
             self.queue.retain(|q| q.key != *key);
+            self.delayed.retain(|(_, q)| q.key != *key);
         }
         match self.free(key) {
             Some(prefer) => {
@@ -319,20 +358,32 @@ impl Scheduler {
     /// abandoned.
     pub fn failed(&mut self, key: &TaskKey, retryable: bool, error: &str) -> Option<Command> {
         let prefer = self.free(key)?;
-        self.retry(key.clone(), prefer, retryable, error.to_string())
+        self.retry(key.clone(), prefer, retryable, error.to_string(), true)
     }
 
+    /// Queues a task again (after its backoff when `delay`), or abandons it when it is not
+    /// retryable or out of attempts.
     fn retry(
         &mut self,
         key: TaskKey,
         prefer: Vec<NodeId>,
         retryable: bool,
         error: String,
+        delay: bool,
     ) -> Option<Command> {
         let tried = self.attempts.get(&key).copied().unwrap_or(0);
         if retryable && tried < self.max_attempts {
             self.queued.insert(key.clone());
-            self.queue.push_front(Queued { key, prefer });
+            if delay && self.backoff_ms > 0 {
+                let wait = self
+                    .backoff_ms
+                    .saturating_mul(1 << tried.saturating_sub(1).min(16))
+                    .min(MAX_BACKOFF_MS);
+                self.delayed
+                    .push((self.now_ms + wait, Queued { key, prefer }));
+            } else {
+                self.queue.push_front(Queued { key, prefer });
+            }
             None
         } else {
             self.attempts.remove(&key);
@@ -348,6 +399,7 @@ impl Scheduler {
     /// Drops a job's queued and running tasks (their slots are free at once).
     pub fn cancel_job(&mut self, job: &JobId) {
         self.queue.retain(|q| q.key.job != *job);
+        self.delayed.retain(|(_, q)| q.key.job != *job);
         self.queued.retain(|k| k.job != *job);
         self.released.retain(|k, _| k.job != *job);
         let doomed: Vec<TaskKey> = self
@@ -363,9 +415,9 @@ impl Scheduler {
         self.attempts.retain(|k, _| k.job != *job);
     }
 
-    /// Tasks waiting for a slot.
+    /// Tasks waiting for a slot (or out their backoff).
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + self.delayed.len()
     }
 
     /// Tasks running.
@@ -660,5 +712,61 @@ mod tests {
                 "{again:?}"
             );
         }
+    }
+
+    #[test]
+    fn with_a_backoff_a_failed_task_waits_longer_after_each_failure() {
+        let mut s = Scheduler::new(3).with_backoff(100);
+        s.handle(Event::NodeUp { node: 1, slots: 1 });
+        s.set_now(1_000);
+        s.handle(Event::Submitted {
+            key: key("j", 0),
+            prefer: vec![],
+        });
+        assert_eq!(s.dispatch().len(), 1);
+        assert!(s.failed(&key("j", 0), true, "unreachable chunk").is_none());
+        assert_eq!(s.queued(), 1);
+        // The first retry waits 100 ms.
+        s.set_now(1_099);
+        assert!(s.dispatch().is_empty());
+        s.set_now(1_100);
+        assert!(matches!(
+            s.dispatch()[..],
+            [Command::Assign { attempt: 2, .. }]
+        ));
+        // The second waits 200 ms.
+        assert!(s.failed(&key("j", 0), true, "unreachable chunk").is_none());
+        s.set_now(1_299);
+        assert!(s.dispatch().is_empty());
+        s.set_now(1_300);
+        assert!(matches!(
+            s.dispatch()[..],
+            [Command::Assign { attempt: 3, .. }]
+        ));
+        // Out of attempts: abandoned at once, and a lost node's tasks are not delayed.
+        assert!(matches!(
+            s.failed(&key("j", 0), true, "unreachable chunk"),
+            Some(Command::Abandon { .. })
+        ));
+        s.handle(Event::Submitted {
+            key: key("j", 1),
+            prefer: vec![],
+        });
+        s.dispatch();
+        s.handle(Event::NodeUp { node: 2, slots: 1 });
+        assert!(s.node_down(1).is_empty());
+        assert!(matches!(
+            s.dispatch()[..],
+            [Command::Assign { node: 2, .. }]
+        ));
+        // A cancelled job's waiting tasks leave too.
+        s.handle(Event::Submitted {
+            key: key("k", 0),
+            prefer: vec![],
+        });
+        s.dispatch();
+        assert!(s.failed(&key("k", 0), true, "x").is_none());
+        s.cancel_job(&"k".into());
+        assert_eq!(s.queued(), 0);
     }
 }

@@ -37,8 +37,8 @@ use meshml_storage::raft::{
     ClusterCommand, ClusterResponse, JobRecord, JobState, Rejection, TaskRecord,
 };
 
+use crate::error::MeshError;
 use crate::job::{JobRequest, JobSummary, TaskDone, TaskSpec};
-use crate::mesh::MeshError;
 use crate::scheduler::{self, Command, NodeId, Scheduler, TaskKey};
 
 /// Attempts a task gets before its job fails.
@@ -46,6 +46,10 @@ pub const MAX_ATTEMPTS: u32 = 4;
 
 /// How long a member whose assignment could not be delivered gets no tasks, milliseconds.
 pub const UNREACHABLE_FOR_MS: u64 = 3_000;
+
+/// A task that failed waits this long before its second try (twice that before its third,
+/// ...), milliseconds: a node still recovering from a restart fails a task at once.
+pub const RETRY_BACKOFF_MS: u64 = 200;
 
 /// Commands in one proposal, at most.
 pub const MAX_BATCH: usize = 512;
@@ -378,7 +382,7 @@ impl Board {
         Self {
             term,
             me,
-            scheduler: Scheduler::new(MAX_ATTEMPTS),
+            scheduler: Scheduler::new(MAX_ATTEMPTS).with_backoff(RETRY_BACKOFF_MS),
             runs: BTreeMap::new(),
             ended: BTreeSet::new(),
             queue: VecDeque::new(),
@@ -395,7 +399,7 @@ impl Board {
 
     /// The same board giving each task `n` attempts instead of [`MAX_ATTEMPTS`].
     pub fn with_max_attempts(mut self, n: u32) -> Self {
-        self.scheduler = Scheduler::new(n);
+        self.scheduler = Scheduler::new(n).with_backoff(RETRY_BACKOFF_MS);
         self
     }
 
@@ -433,6 +437,7 @@ impl Board {
     /// in the simulator: the board reads no clock), and returns what the driver must do.
     pub fn step(&mut self, now_ms: u64, event: Event) -> Vec<Effect> {
         self.now_ms = self.now_ms.max(now_ms);
+        self.scheduler.set_now(self.now_ms);
         match event {
             Event::Tick => {}
             Event::Members { live } => self.members(live),
