@@ -824,12 +824,7 @@ impl Board {
     }
 
     fn copied(&mut self, key: TaskKey, outcome: Result<(), MeshError>) {
-        let Some(slot) = self
-            .runs
-            .get_mut(&key.job)
-            .filter(|r| r.stage == key.task.stage)
-            .and_then(|r| r.slots.get_mut(key.task.index as usize))
-        else {
+        let Some(slot) = slot_of(&mut self.runs, &key) else {
             return;
         };
         let Slot::Copying { done, from } = slot.clone() else {
@@ -924,12 +919,7 @@ impl Board {
                 }
                 self.scheduler
                     .handle(scheduler::Event::Confirmed { key: key.clone() });
-                let Some(slot) = self
-                    .runs
-                    .get_mut(&key.job)
-                    .filter(|r| r.stage == key.task.stage)
-                    .and_then(|r| r.slots.get_mut(key.task.index as usize))
-                else {
+                let Some(slot) = slot_of(&mut self.runs, &key) else {
                     return;
                 };
                 *slot = Slot::Done { done, holders };
@@ -1036,6 +1026,13 @@ impl Board {
             cmd,
         );
     }
+}
+
+/// The slot of a task of its job's current stage, if the job runs and is at that stage.
+fn slot_of<'a>(runs: &'a mut BTreeMap<JobId, Run>, key: &TaskKey) -> Option<&'a mut Slot> {
+    runs.get_mut(&key.job)
+        .filter(|r| r.stage == key.task.stage)
+        .and_then(|r| r.slots.get_mut(key.task.index as usize))
 }
 
 /// The members holding the most chunks of a dataset: tasks over it prefer them.
