@@ -22,8 +22,11 @@ use meshml_protocol::{ChunkId, ErrorCode, RemoteError, Request, Response};
 
 use meshml_storage::encoding::{f32s_from_le, le_bytes_f32};
 
-use crate::local::{column_map, csv_line, push_csv_field};
-use crate::mesh::{Mesh, MeshError, PutDatasetRequest};
+use crate::columns::{column_map, csv_line, push_csv_field};
+use crate::error::MeshError;
+use crate::services::consensus::Consensus;
+use crate::services::datasets::{Datasets, PutDatasetRequest};
+use crate::serving::Models;
 
 /// Largest answer a holder sends for one slice (a frame is 4 MiB).
 const SLICE_BYTES: usize = 3 << 20;
@@ -33,13 +36,38 @@ const KEEP_FINISHED: usize = 16;
 
 pub use meshml_client::api::{BatchRequest, BatchView};
 
-/// The batches of a node.
-#[derive(Debug, Default)]
+/// The batch-prediction service: the batches this node runs and the slices it predicts for
+/// others. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct Batches {
-    runs: Mutex<BTreeMap<String, Arc<Mutex<BatchView>>>>,
+    models: Models,
+    datasets: Datasets,
+    runs: Arc<Mutex<BTreeMap<String, Arc<Mutex<BatchView>>>>>,
 }
 
 impl Batches {
+    /// Batches predicted with `models` over `datasets` (where `--into` results go too).
+    pub fn new(models: Models, datasets: Datasets) -> Self {
+        Self {
+            models,
+            datasets,
+            runs: Arc::default(),
+        }
+    }
+
+    fn consensus(&self) -> &Consensus {
+        self.datasets.consensus()
+    }
+
+    /// The CSV file of batch `id` under the node's directory.
+    pub fn csv_path(&self, id: &str) -> PathBuf {
+        self.datasets
+            .chunks()
+            .dir()
+            .join("predictions")
+            .join(format!("{id}.csv"))
+    }
+
     /// A batch's view.
     pub fn view(&self, id: &str) -> Option<BatchView> {
         let runs = self.runs.lock().expect("batches");
@@ -53,11 +81,6 @@ impl Batches {
             .map(|v| v.lock().expect("batch").clone())
             .collect()
     }
-}
-
-/// The CSV file of batch `id` under the node's directory.
-pub fn csv_path(mesh: &Mesh, id: &str) -> PathBuf {
-    mesh.dir().join("predictions").join(format!("{id}.csv"))
 }
 
 /// One slice of one chunk.
@@ -87,7 +110,7 @@ fn refuse(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Respo
     })
 }
 
-impl Mesh {
+impl Batches {
     /// Answers `PredictChunk`: rows of a chunk this node holds, predicted with the model
     /// (loaded once; fetched from a holder if this node lacks it).
     pub async fn serve_predict_chunk(
@@ -99,11 +122,11 @@ impl Mesh {
         rows: u32,
         proba: bool,
     ) -> Response {
-        let m = match self.model(model, version).await {
+        let m = match self.models.model(model, version).await {
             Ok(m) => m,
             Err(e) => return refuse(ErrorCode::NotFound, e.to_string(), true),
         };
-        let columns = self.state().read(|s| {
+        let columns = self.consensus().state().read(|s| {
             s.datasets
                 .values()
                 .find(|d| d.chunks.iter().any(|c| c.id == chunk))
@@ -116,7 +139,12 @@ impl Mesh {
                 false,
             );
         };
-        let bytes = match self.with_store(move |s| s.chunk(&chunk)).await {
+        let bytes = match self
+            .datasets
+            .chunks()
+            .with_store(move |s| s.chunk(&chunk))
+            .await
+        {
             Ok(b) => b,
             Err(e) => return refuse(ErrorCode::NotFound, e.to_string(), true),
         };
@@ -171,11 +199,12 @@ impl Mesh {
     }
 
     /// Checks a batch request and starts it; returns its id.
-    pub async fn start_batch(&self, req: BatchRequest) -> Result<String, MeshError> {
+    pub async fn start(&self, req: BatchRequest) -> Result<String, MeshError> {
         let (name, version) = self
+            .consensus()
             .state()
             .read(|s| crate::serving::resolve(s, &req.model))?;
-        let served = self.model(&name, version).await?;
+        let served = self.models.model(&name, version).await?;
         if matches!(served.artifact.model, FittedModel::MultiOutput(_)) {
             return Err(MeshError::bad(
                 "batch prediction of a multi-output model is not supported; serve it online",
@@ -187,7 +216,7 @@ impl Mesh {
                 "a regressor has no probabilities: drop --proba",
             ));
         }
-        let (manifest, holders) = self.dataset_holders(&req.dataset)?;
+        let (manifest, holders) = self.datasets.holders(&req.dataset)?;
         column_map(
             &served.artifact.feature_names,
             &manifest.feature_names,
@@ -197,7 +226,11 @@ impl Mesh {
         if let Some(into) = &req.into {
             meshml_storage::error::check_name(into)
                 .map_err(|e| MeshError::bad(format!("--into: {e}")))?;
-            if self.state().read(|s| s.datasets.contains_key(into)) {
+            if self
+                .consensus()
+                .state()
+                .read(|s| s.datasets.contains_key(into))
+            {
                 return Err(MeshError::conflict(format!("a dataset '{into}' exists")));
             }
         }
@@ -240,7 +273,7 @@ impl Mesh {
             elapsed_ms: 0,
         }));
         {
-            let mut runs = self.batches().runs.lock().expect("batches");
+            let mut runs = self.runs.lock().expect("batches");
             // Forget the oldest finished batches (and their files).
             let finished: Vec<String> = runs
                 .iter()
@@ -252,7 +285,7 @@ impl Mesh {
                 .take(finished.len().saturating_sub(KEEP_FINISHED - 1))
             {
                 runs.remove(old);
-                let _ = std::fs::remove_file(csv_path(self, old));
+                let _ = std::fs::remove_file(self.csv_path(old));
             }
             runs.insert(id.clone(), view.clone());
         }
@@ -264,11 +297,11 @@ impl Mesh {
             slices,
             view,
         };
-        actix_rt::spawn(async move { mesh.run_batch(job).await });
+        actix_rt::spawn(async move { mesh.run(job).await });
         Ok(id)
     }
 
-    async fn run_batch(self, job: Job) {
+    async fn run(self, job: Job) {
         let started = std::time::Instant::now();
         let outcome = self.predict_all(&job).await;
         let mut v = job.view.lock().expect("batch");
@@ -282,7 +315,7 @@ impl Mesh {
                 tracing::warn!(batch = %job.id, cause = %e, "batch prediction failed");
                 v.state = "failed".into();
                 v.error = Some(e.to_string());
-                let _ = std::fs::remove_file(csv_path(&self, &job.id));
+                let _ = std::fs::remove_file(self.csv_path(&job.id));
             }
         }
         tracing::info!(batch = %job.id, state = %v.state, ms = v.elapsed_ms, "batch prediction ended");
@@ -293,7 +326,7 @@ impl Mesh {
     /// is kept for download.
     async fn predict_all(&self, job: &Job) -> Result<Option<u64>, MeshError> {
         let art = &job.served.artifact;
-        let path = csv_path(self, &job.id);
+        let path = self.csv_path(&job.id);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| MeshError::internal(format!("{}: {e}", dir.display())))?;
@@ -325,6 +358,7 @@ impl Mesh {
         let io = |e: std::io::Error| MeshError::internal(format!("{}: {e}", path.display()));
         writeln!(out, "{}", csv_line(&header)).map_err(io)?;
         let live: Vec<u64> = self
+            .consensus()
             .live_members()
             .await
             .into_iter()
@@ -381,7 +415,7 @@ impl Mesh {
             regression: art.model.is_regressor(),
             format: "csv".into(),
         };
-        let result = self.put_dataset(path.clone(), put).await;
+        let result = self.datasets.put(path.clone(), put).await;
         let _ = std::fs::remove_file(&path);
         result.map(|_| None)
     }
@@ -411,11 +445,11 @@ impl Mesh {
         let (name, version) = (job.served.name.clone(), job.served.version);
         let mut why = String::new();
         for h in holders {
-            let answer = if h == self.id() {
+            let answer = if h == self.consensus().id() {
                 self.serve_predict_chunk(&name, version, s.chunk, s.offset, s.rows, job.req.proba)
                     .await
             } else {
-                let Some(peer) = self.peer_of(h) else {
+                let Some(peer) = self.consensus().peer_of(h) else {
                     why = format!("member {h} has no address");
                     continue;
                 };
@@ -427,7 +461,7 @@ impl Mesh {
                     rows: s.rows,
                     proba: job.req.proba,
                 };
-                match self.client().request(peer, req).await {
+                match self.consensus().client().request(peer, req).await {
                     Ok(r) => r,
                     Err(e) => {
                         why = e.to_string();

@@ -46,7 +46,7 @@ pub enum Command {
     Model(meshml_client::predict::ModelCmd),
     /// A three-node mesh in this process on bundled data: replicate a dataset, run a grid
     /// search and a one-vs-rest job with progress, print the results.
-    Demo(crate::demo::DemoArgs),
+    Demo(DemoArgs),
     /// Pre-shared keys for private clusters.
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -320,4 +320,15 @@ mod tests {
         assert_eq!(c.max_request_bytes, 2 << 20);
         assert_eq!(c.slots, Some(3));
     }
+}
+
+/// `meshml demo ...`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Nodes in the mesh.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Where the nodes keep their data (default: a temporary directory, removed after).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

@@ -8,13 +8,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use meshml_models::model_selection::{train_test_split, TestSize};
 use meshml_models::plan::{JobKind, JobSpec};
 use meshml_models::Estimator;
 
 use meshml_client::api::StatusView;
 
+use crate::cli::DemoArgs;
 use crate::config::NodeConfig;
 use crate::fit::{follow, print_result, put_dataset, NodeApi};
 use crate::job::JobRequest;
@@ -23,17 +23,6 @@ use crate::{w, NodeError};
 
 /// The bundled digits data (1797 8x8 images, 10 classes).
 pub const DIGITS_CSV: &str = include_str!("../../data/digits.csv");
-
-/// `meshml demo ...`
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Nodes in the mesh.
-    #[arg(long, default_value_t = 3)]
-    pub nodes: usize,
-    /// Where the nodes keep their data (default: a temporary directory, removed after).
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
 
 /// The configuration of an in-process node on 127.0.0.1 (no mDNS, heartbeats every 250 ms)
 /// with `slots` worker slots that expects `expect` nodes and joins through `bootstrap`.

@@ -10,35 +10,46 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command-line interface (clap definitions); [`config`]: [`NodeConfig`],
-//!   the daemon's configuration that `meshml node`'s flags fill, checked by
-//!   [`NodeConfig::validate`].
-//! - [`local`]: the `local` commands, writing their report to any `io::Write`.
-//! - [`dataset`]: the `dataset` commands over the node's data directory.
-//! - [`network`]: the libp2p swarm, its event loop and client handle.
-//! - [`membership`]: the peer-table actor (liveness from heartbeats).
-//! - [`node`], [`http`], [`api`]: `meshml node` and its HTTP API (routes building
-//!   `meshml_client::api` types).
-//! - [`fit`], [`predict`], [`status`], [`job`]: re-exports of `meshml_client`'s commands and
-//!   types at their old paths, for the node's internals, the demo and the simulator.
-//! - [`cluster`]: the Raft group and the driver; [`cluster::board`] is the job board, a
-//!   pure state machine the driver actor owns and the simulator drives.
-//! - [`scheduler`]: the driver's task scheduler, a state machine without sockets.
-//! - [`worker`]: runs the tasks assigned to this node and reports them.
-//! - [`mesh`]: the node's services over its store and the replicated state (proposals,
-//!   chunks, datasets and their cache); [`error`]: [`error::MeshError`], what they fail
-//!   with, mapped to HTTP statuses only in the routes.
-//! - [`serving`], [`batch`]: models served over HTTP, and batch prediction over chunks.
-//! - [`scrub`]: the background read-back of every stored chunk; [`lru`]: the caches' LRU.
+//! From the ground up; a module imports only from the ones listed above it (no import
+//! circles):
+//!
+//! - [`error`] ([`error::MeshError`], what the services fail with, mapped to HTTP statuses
+//!   only in the routes), [`lru`] (the caches' LRU), [`job`], [`scheduler`] (the driver's
+//!   task scheduler, a state machine without sockets), [`logging`], [`cli`] (clap
+//!   definitions), [`config`] ([`NodeConfig`], the daemon's configuration that `meshml
+//!   node`'s flags fill, checked by [`NodeConfig::validate`]), [`columns`] (matching a
+//!   model's columns to a dataset's; prediction CSV lines).
+//! - [`network`]: the libp2p swarm, its event loop and client handle; [`membership`]: the
+//!   peer-table actor (liveness from heartbeats).
+//! - [`cluster`]: the Raft group, and the driver that its leader runs: [`cluster::board`] is
+//!   the job board (a pure state machine the driver actor owns and the simulator drives),
+//!   [`cluster::inbox`] how workers reach the driver, [`cluster::repair`] and
+//!   [`cluster::registry`] chunk repair and model registration.
+//! - [`services`]: the mesh services, each over the one below it: [`services::consensus`]
+//!   (the replicated state, proposals through the driver, live members),
+//!   [`services::chunks`] (the local store, verified fetches, read repair),
+//!   [`services::datasets`] (placement, ingest, datasets assembled for tasks).
+//! - [`serving`] (registered models loaded for online prediction) and [`batch`] (batch
+//!   prediction over chunks where they are), built on the services; [`scrub`] (the
+//!   background read-back of every stored chunk); [`worker`] (runs the tasks assigned to this
+//!   node and reports them).
+//! - [`mesh`]: every service of one node in one bundle, for the routes and the network bridge.
+//! - [`http`]: the HTTP API: the server, [`http::routes`] (routes building `meshml_client::api`
+//!   types) and [`http::state`].
+//! - [`local`], [`dataset`]: the `local` and `dataset` commands, writing their report to any
+//!   `io::Write`.
+//! - [`node`]: `meshml node`, where the daemon is wired: it builds the services and starts
+//!   the network, Raft, the driver's supervisor, the worker and the API.
 //! - [`demo`]: `meshml demo`, a three-node mesh in one process.
-//! - [`logging`]: tracing set-up for the binary.
+//! - [`fit`], [`predict`], [`status`]: re-exports of `meshml_client`'s commands at their old
+//!   paths, for the node's internals, the demo and the simulator.
 
 #![warn(missing_docs)]
 
-pub mod api;
 pub mod batch;
 pub mod cli;
 pub mod cluster;
+pub mod columns;
 pub mod config;
 pub mod dataset;
 pub mod demo;
@@ -56,6 +67,7 @@ pub mod node;
 pub mod predict;
 pub mod scheduler;
 pub mod scrub;
+pub mod services;
 pub mod serving;
 pub mod status;
 pub mod worker;

@@ -13,6 +13,7 @@ use meshml_storage::encoding::ChunkTargets;
 use meshml_storage::{Store, TargetSchema};
 
 use crate::cli::{FitArgs, LocalCommand, PredictArgs};
+use crate::columns::{column_map, csv_line};
 use crate::{w, NodeError};
 
 /// Runs a `local` subcommand.
@@ -464,74 +465,11 @@ fn predict_rows(
     Ok(Predicted::Classes(pred))
 }
 
-/// Appends a CSV field, quoted when it must be.
-pub(crate) fn push_csv_field(line: &mut String, f: &str) {
-    if f.contains([',', '"', '\n']) {
-        line.push('"');
-        line.push_str(&f.replace('"', "\"\""));
-        line.push('"');
-    } else {
-        line.push_str(f);
-    }
-}
-
-/// A CSV line (without its newline), fields quoted when they must be.
-pub(crate) fn csv_line(fields: &[String]) -> String {
-    let mut line = String::new();
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        push_csv_field(&mut line, f);
-    }
-    line
-}
-
 fn write_csv_row(dest: &mut dyn Write, fields: &[String]) -> Result<(), NodeError> {
     let mut line = csv_line(fields);
     line.push('\n');
     dest.write_all(line.as_bytes())
         .map_err(|e| NodeError::io("predictions", e))
-}
-
-/// A dataset that lacks some of a model's feature columns.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "dataset '{dataset}' lacks the model's feature column(s) {}; it has: {}",
-    missing.join(", "),
-    have.join(", ")
-)]
-pub struct MissingColumns {
-    /// The dataset.
-    pub dataset: String,
-    /// The model's features it lacks.
-    pub missing: Vec<String>,
-    /// Its columns.
-    pub have: Vec<String>,
-}
-
-/// The dataset column of each of the model's features, or which are missing.
-pub(crate) fn column_map(
-    model: &[String],
-    data: &[String],
-    dataset: &str,
-) -> Result<Vec<usize>, MissingColumns> {
-    let missing: Vec<String> = model
-        .iter()
-        .filter(|f| !data.contains(f))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(MissingColumns {
-            dataset: dataset.to_string(),
-            missing,
-            have: data.to_vec(),
-        });
-    }
-    Ok(model
-        .iter()
-        .map(|f| data.iter().position(|d| d == f).expect("checked"))
-        .collect())
 }
 
 fn estimators(out: &mut dyn Write) -> Result<(), NodeError> {
@@ -565,32 +503,4 @@ fn estimators(out: &mut dyn Write) -> Result<(), NodeError> {
         w(out, format_args!("  {name:<22} {what}\n"))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn features_are_found_by_name_and_fields_quoted() {
-        let data = ["b", "a", "c"].map(String::from);
-        assert_eq!(
-            column_map(&["a".into(), "c".into()], &data, "d").unwrap(),
-            vec![1, 2]
-        );
-        assert!(column_map(&["z".into(), "y".into()], &data, "d")
-            .unwrap_err()
-            .to_string()
-            .contains("dataset 'd' lacks the model's feature column(s) z, y; it has: b, a, c"));
-        let mut line = String::new();
-        push_csv_field(&mut line, "a,b");
-        line.push(',');
-        push_csv_field(&mut line, "plain");
-        push_csv_field(&mut line, "say \"hi\"");
-        assert_eq!(line, "\"a,b\",plain\"say \"\"hi\"\"\"");
-        assert_eq!(
-            csv_line(&["p_a,b".into(), "digit".into()]),
-            "\"p_a,b\",digit"
-        );
-    }
 }

@@ -7,11 +7,17 @@ use std::time::Duration;
 use actix::Actor;
 use meshml_protocol::Capabilities;
 
+use crate::batch::Batches;
 use crate::cluster;
 use crate::config::NodeConfig;
 use crate::membership::{Leave, Membership, MembershipConfig, NetEvent};
+use crate::mesh::Mesh;
 use crate::network::faults::LinkFaults;
 use crate::network::{self, identity, NetworkConfig};
+use crate::services::chunks::Chunks;
+use crate::services::consensus::Consensus;
+use crate::services::datasets::Datasets;
+use crate::serving::Models;
 use crate::NodeError;
 use meshml_storage::raft::MemberInfo;
 
@@ -332,28 +338,30 @@ fn serve(
                 f
             }
         };
-        let alive: cluster::driver::AlivePeers = std::sync::Arc::new(live_members.clone());
+        let alive: cluster::AlivePeers = std::sync::Arc::new(live_members.clone());
         raft_arbiter.spawn(cluster::election_gate(
             raft.clone(),
             alive.clone(),
             Duration::from_millis(200),
         ));
-        let mesh = crate::mesh::Mesh::new(
-            raft.clone(),
-            state.clone(),
-            client.clone(),
-            store,
-            dir.clone(),
-            alive.clone(),
-            crate::mesh::CacheLimits {
-                datasets: cfg.cache_bytes,
-                models: cfg.model_cache_bytes,
-            },
-        );
-        actix_rt::spawn(mesh.clone().preload_aliases());
+        // The mesh services, each over the one below it.
+        let consensus = Consensus::new(raft.clone(), state.clone(), client.clone(), alive.clone());
+        let chunks = Chunks::new(consensus.clone(), store, dir.clone());
+        let datasets = Datasets::new(chunks.clone(), cfg.cache_bytes);
+        let models = Models::new(chunks.clone(), cfg.model_cache_bytes);
+        let mesh = Mesh {
+            consensus,
+            chunks: chunks.clone(),
+            datasets: datasets.clone(),
+            models: models.clone(),
+            batches: Batches::new(models.clone(), datasets.clone()),
+            scrub: Default::default(),
+        };
+        actix_rt::spawn(models.preload_aliases());
         if let Some(every) = cfg.scrub_every {
             actix_rt::spawn(crate::scrub::run(
-                mesh.clone(),
+                chunks,
+                mesh.scrub.clone(),
                 crate::scrub::ScrubConfig {
                     first_after: Duration::from_secs(2),
                     every,
@@ -361,8 +369,8 @@ fn serve(
                 },
             ));
         }
-        let inbox: cluster::driver::InboxSlot = Default::default();
-        let worker = crate::worker::Worker::new(mesh.clone(), slots, inbox.clone());
+        let inbox: cluster::inbox::InboxSlot = Default::default();
+        let worker = crate::worker::Worker::new(datasets.clone(), slots, inbox.clone());
         let m = membership.clone();
         let (r, c) = (raft.clone(), client.clone());
         let promises = std::sync::Arc::new(cluster::Promises::default());
@@ -471,7 +479,7 @@ fn serve(
                     remove_after: cfg.remove_after,
                     tick: Duration::from_millis(500),
                 },
-                mesh: Some(mesh.clone()),
+                datasets: Some(datasets),
                 inbox,
                 worker: Some(worker.clone()),
             },
@@ -519,8 +527,8 @@ fn serve(
 async fn answer(
     raft: &cluster::ClusterRaft,
     promises: &cluster::Promises,
-    mesh: &crate::mesh::Mesh,
-    inbox: &cluster::driver::InboxSlot,
+    mesh: &Mesh,
+    inbox: &cluster::inbox::InboxSlot,
     peer: libp2p::PeerId,
     request: meshml_protocol::Request,
 ) -> meshml_protocol::Response {
@@ -539,17 +547,17 @@ async fn answer(
                 .await
                 .unwrap_or(Response::Ack)
         }
-        Q::Propose { command } => mesh.serve_propose(&command).await,
+        Q::Propose { command } => mesh.consensus.serve_propose(&command).await,
         Q::GetChunk {
             id,
             offset,
             max_len,
-        } => mesh.serve_get_chunk(id, offset, max_len).await,
+        } => mesh.chunks.serve_get_chunk(id, offset, max_len).await,
         Q::Replicate {
             owner,
             chunks,
             source,
-        } => mesh.serve_replicate(owner, chunks, &source).await,
+        } => mesh.chunks.serve_replicate(owner, chunks, &source).await,
         Q::PredictChunk {
             model,
             version,
@@ -558,7 +566,8 @@ async fn answer(
             rows,
             proba,
         } => {
-            mesh.serve_predict_chunk(&model, version, chunk, offset, rows, proba)
+            mesh.batches
+                .serve_predict_chunk(&model, version, chunk, offset, rows, proba)
                 .await
         }
         Q::TaskUpdate {

@@ -8,10 +8,10 @@
 //! pass reads at a bounded rate so it never starves tasks of disk, and copies that could
 //! not be replaced (no holder reachable yet) are retried with a growing pause.
 
-use crate::mesh::Mesh;
+use crate::services::chunks::Chunks;
 use meshml_protocol::ChunkId;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How the scrubber runs.
@@ -113,8 +113,8 @@ enum Checked {
 }
 
 /// Reads `id` from the local store and, if it fails its check, replaces it from a holder.
-async fn check(mesh: &Mesh, id: ChunkId) -> Checked {
-    let read = mesh
+async fn check(chunks: &Chunks, id: ChunkId) -> Checked {
+    let read = chunks
         .with_store(move |s| {
             if !s.has_chunk(&id)? {
                 return Ok(None);
@@ -126,12 +126,13 @@ async fn check(mesh: &Mesh, id: ChunkId) -> Checked {
         Ok(None) => Checked::Gone,
         Ok(Some(Ok(b))) => Checked::Sound(b.len() as u64),
         Ok(Some(Err(_))) | Err(_) => {
-            let holders = mesh
+            let holders = chunks
+                .consensus()
                 .state()
                 .read(|s| s.chunk_locations.get(&id).cloned())
                 .unwrap_or_default();
             // `chunk_from` finds the local copy damaged and replaces it from a holder.
-            match mesh.chunk_from(id, &holders).await {
+            match chunks.chunk_from(id, &holders).await {
                 Ok((b, false)) => Checked::Repaired(b.len() as u64),
                 Ok((_, true)) => Checked::Damaged("the good copy could not be stored".into()),
                 Err(why) => Checked::Damaged(why.to_string()),
@@ -140,20 +141,19 @@ async fn check(mesh: &Mesh, id: ChunkId) -> Checked {
     }
 }
 
-/// One full pass over the local chunks, at most `bytes_per_s`.
-pub async fn pass(mesh: &Mesh, bytes_per_s: u64) {
+/// One full pass over the local chunks, at most `bytes_per_s`, counted in `stats`.
+pub async fn pass(chunks: &Chunks, stats: &ScrubStats, bytes_per_s: u64) {
     let started = Instant::now();
-    let ids = match mesh.with_store(|s| s.chunks().ids()).await {
+    let ids = match chunks.with_store(|s| s.chunks().ids()).await {
         Ok(ids) => ids,
         Err(e) => {
             tracing::error!(cause = %e, "scrub: cannot list the local chunks");
             return;
         }
     };
-    let stats = mesh.scrub_stats();
     let mut read = 0u64;
     for id in ids {
-        let c = check(mesh, id).await;
+        let c = check(chunks, id).await;
         read += stats.count(id, &c);
         // Stay under the rate: sleep until the bytes read so far are due.
         let due = Duration::from_secs_f64(read as f64 / bytes_per_s.max(1) as f64);
@@ -174,15 +174,15 @@ pub async fn pass(mesh: &Mesh, bytes_per_s: u64) {
     );
 }
 
-/// Runs the scrubber for as long as the node runs.
-pub async fn run(mesh: Mesh, cfg: ScrubConfig) {
+/// Runs the scrubber over `chunks` for as long as the node runs, counting in `stats`.
+pub async fn run(chunks: Chunks, stats: Arc<ScrubStats>, cfg: ScrubConfig) {
     tokio::time::sleep(cfg.first_after).await;
-    pass(&mesh, cfg.bytes_per_s).await;
+    pass(&chunks, &stats, cfg.bytes_per_s).await;
     let mut next_pass = Instant::now() + cfg.every;
     // Damaged copies left over are retried: 1 s, then doubling up to a minute.
     let mut retry = Duration::from_secs(1);
     loop {
-        let pending: Vec<ChunkId> = mesh.scrub_stats().pending.lock().expect("scrub").clone();
+        let pending: Vec<ChunkId> = stats.pending.lock().expect("scrub").clone();
         let wait = if pending.is_empty() {
             retry = Duration::from_secs(1);
             next_pass.saturating_duration_since(Instant::now())
@@ -191,13 +191,13 @@ pub async fn run(mesh: Mesh, cfg: ScrubConfig) {
         };
         tokio::time::sleep(wait).await;
         if Instant::now() >= next_pass {
-            pass(&mesh, cfg.bytes_per_s).await;
+            pass(&chunks, &stats, cfg.bytes_per_s).await;
             next_pass = Instant::now() + cfg.every;
             continue;
         }
         for id in pending {
-            let c = check(&mesh, id).await;
-            mesh.scrub_stats().count(id, &c);
+            let c = check(&chunks, id).await;
+            stats.count(id, &c);
         }
         retry = (retry * 2).min(Duration::from_secs(60));
     }

@@ -14,14 +14,12 @@ use meshml_models::meta::Output;
 use meshml_models::{Classifier, FittedModel, Matrix, ModelArtifact};
 use meshml_storage::raft::ClusterState;
 
+use crate::error::MeshError;
 use crate::lru::Lru;
-use crate::mesh::{Mesh, MeshError};
+use crate::services::chunks::Chunks;
 
 /// The alias a bare model name resolves to when it is set.
 pub const DEFAULT_ALIAS: &str = "production";
-
-/// Default memory cap of the loaded models.
-pub const DEFAULT_MODEL_CACHE_BYTES: u64 = 1 << 30;
 
 /// A model loaded for serving.
 #[derive(Debug)]
@@ -38,14 +36,14 @@ pub struct ServedModel {
 
 /// The loaded models of a node, least recently used evicted past the cap.
 #[derive(Debug)]
-pub struct ModelCache {
+struct ModelCache {
     inner: Mutex<Lru<(String, u32), Arc<ServedModel>>>,
     loading: tokio::sync::Mutex<()>,
 }
 
 impl ModelCache {
     /// An empty cache holding at most `cap` bytes of artifacts (always at least one).
-    pub fn new(cap: u64) -> Self {
+    fn new(cap: u64) -> Self {
         Self {
             inner: Mutex::new(Lru::new(cap)),
             loading: tokio::sync::Mutex::new(()),
@@ -67,7 +65,7 @@ impl ModelCache {
     }
 
     /// Loaded models as `(name, version, bytes)`.
-    pub fn loaded(&self) -> Vec<(String, u32, u64)> {
+    fn loaded(&self) -> Vec<(String, u32, u64)> {
         let lru = self.inner.lock().expect("model cache");
         let mut v: Vec<_> = lru
             .values()
@@ -111,16 +109,44 @@ pub fn resolve(state: &ClusterState, spec: &str) -> Result<(String, u32), MeshEr
     })
 }
 
-impl Mesh {
+/// The serving service: registered models, loaded on demand and kept under a memory cap.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Models {
+    chunks: Chunks,
+    cache: Arc<ModelCache>,
+}
+
+impl Models {
+    /// Models whose artifacts come from `chunks`, at most `cap` bytes of them loaded.
+    pub fn new(chunks: Chunks, cap: u64) -> Self {
+        Self {
+            chunks,
+            cache: Arc::new(ModelCache::new(cap)),
+        }
+    }
+
+    /// Loaded models as `(name, version, bytes)`.
+    pub fn loaded(&self) -> Vec<(String, u32, u64)> {
+        self.cache.loaded()
+    }
+
+    /// The chunks the artifacts are kept in.
+    pub fn chunks(&self) -> &Chunks {
+        &self.chunks
+    }
+
     /// The encoded artifact of `name@version`: from this node's store, else from a holder,
     /// in which case this node keeps a copy and becomes a holder.
     pub async fn artifact_bytes(&self, name: &str, version: u32) -> Result<Vec<u8>, MeshError> {
-        let record = self
+        let consensus = self.chunks.consensus();
+        let record = consensus
             .state()
             .read(|s| s.models.get(name).and_then(|v| v.get(&version)).cloned())
             .ok_or_else(|| MeshError::not_found(format!("no model {name}@{version}")))?;
         let id = record.artifact;
         let (bytes, fetched) = self
+            .chunks
             .chunk_from(id, &record.locations)
             .await
             .map_err(|why| {
@@ -131,13 +157,14 @@ impl Mesh {
         if fetched {
             // Keep a copy: this node becomes a holder.
             let (owner, copy) = (format!("model.{name}"), bytes.clone());
-            self.with_store(move |s| s.put_pinned(&owner, &copy))
+            self.chunks
+                .with_store(move |s| s.put_pinned(&owner, &copy))
                 .await?;
-            let _ = self
+            let _ = consensus
                 .propose(meshml_storage::raft::ClusterCommand::AddModelLocation {
                     name: name.to_string(),
                     version,
-                    member: self.id(),
+                    member: consensus.id(),
                 })
                 .await;
         }
@@ -148,7 +175,7 @@ impl Mesh {
     /// else fetched from a member that holds it (this node then keeps a copy and is
     /// recorded as a holder).
     pub async fn model(&self, name: &str, version: u32) -> Result<Arc<ServedModel>, MeshError> {
-        let cache = self.models();
+        let cache = &self.cache;
         if let Some(m) = cache.get(name, version) {
             return Ok(m);
         }
@@ -180,7 +207,7 @@ impl Mesh {
     pub async fn preload_aliases(self) {
         let mut seen: BTreeMap<(String, String), u32> = BTreeMap::new();
         loop {
-            let now: BTreeMap<(String, String), u32> = self.state().read(|s| {
+            let now: BTreeMap<(String, String), u32> = self.chunks.consensus().state().read(|s| {
                 s.aliases
                     .iter()
                     .flat_map(|(n, a)| a.iter().map(move |(k, v)| ((n.clone(), k.clone()), *v)))

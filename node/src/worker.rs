@@ -11,34 +11,25 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meshml_client::api::ExecutionView;
 use meshml_models::plan::run_task;
 use meshml_protocol::{ErrorCode, RemoteError, Response, TaskState};
-use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::cluster::board::{Event, Report};
-use crate::cluster::driver::{InboxSlot, TermGuard};
+use crate::cluster::inbox::{InboxSlot, TermGuard};
+use crate::error::MeshError;
 use crate::job::{job_owner, TaskDone, TaskSpec};
-use crate::mesh::{Mesh, MeshError};
 use crate::scheduler::TaskKey;
+use crate::services::consensus::Consensus;
+use crate::services::datasets::Datasets;
 
 /// How long a worker keeps trying to report a finished task.
 const REPORT_FOR: Duration = Duration::from_secs(120);
 
-/// A task this worker has run, for `/v1/status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Execution {
-    /// Job id.
-    pub job: String,
-    /// Task id.
-    pub task: String,
-    /// How many times this node started it.
-    pub runs: u32,
-}
-
 /// The worker.
 pub struct Worker {
-    mesh: Mesh,
+    datasets: Datasets,
     slots: Arc<Semaphore>,
     n_slots: usize,
     accepted: AtomicUsize,
@@ -64,12 +55,13 @@ fn refuse(code: ErrorCode, message: impl Into<String>, retryable: bool) -> Respo
 }
 
 impl Worker {
-    /// A worker with `slots` concurrent tasks; when this node drives, reports go straight
-    /// to the driver's `inbox`.
-    pub fn new(mesh: Mesh, slots: usize, inbox: InboxSlot) -> Arc<Self> {
+    /// A worker with `slots` concurrent tasks over `datasets` (where it reads its data and
+    /// keeps its outputs); when this node drives, reports go straight to the driver's
+    /// `inbox`.
+    pub fn new(datasets: Datasets, slots: usize, inbox: InboxSlot) -> Arc<Self> {
         let n_slots = slots.max(1);
         Arc::new(Self {
-            mesh,
+            datasets,
             slots: Arc::new(Semaphore::new(n_slots)),
             n_slots,
             accepted: AtomicUsize::new(0),
@@ -84,13 +76,17 @@ impl Worker {
         self.n_slots
     }
 
-    /// Tasks started here, with how often each was started.
-    pub fn executions(&self) -> Vec<Execution> {
+    fn consensus(&self) -> &Consensus {
+        self.datasets.consensus()
+    }
+
+    /// Tasks started here, with how often each was started, for `/v1/status`.
+    pub fn executions(&self) -> Vec<ExecutionView> {
         self.executions
             .lock()
             .expect("executions")
             .iter()
-            .map(|(key, runs)| Execution {
+            .map(|(key, runs)| ExecutionView {
                 job: key.job.to_string(),
                 task: key.task.to_string(),
                 runs: *runs,
@@ -120,7 +116,7 @@ impl Worker {
 
     /// Refuses a driver of a stale term.
     fn admit(&self, term: u64) -> Result<(), Response> {
-        let local_term = self.mesh.raft().metrics().borrow().current_term;
+        let local_term = self.consensus().raft().metrics().borrow().current_term;
         self.guard.admit(term, local_term).map_err(Response::Error)
     }
 
@@ -153,8 +149,8 @@ impl Worker {
             .entry(key.clone())
             .or_insert(0) += 1;
         let data = self
-            .mesh
-            .load_dataset(&spec.dataset)
+            .datasets
+            .load(&spec.dataset)
             .await
             .map_err(|e| match e {
                 // No such dataset: running the task again will not help.
@@ -200,7 +196,8 @@ impl Worker {
         // back, so it is not stored (its address still names it).
         let output = if has_payload {
             let owner = job_owner(key.job.as_str());
-            self.mesh
+            self.datasets
+                .chunks()
                 .with_store(move |s| s.put_pinned(&owner, &bytes))
                 .await
                 .map_err(|e| RemoteError {
@@ -238,13 +235,13 @@ impl Worker {
         };
         let mut local = Some(Event::TaskReported(Report {
             key: key.clone(),
-            from: self.mesh.id(),
+            from: self.consensus().id(),
             outcome,
         }));
         let deadline = tokio::time::Instant::now() + REPORT_FOR;
         while tokio::time::Instant::now() < deadline {
-            let leader = self.mesh.raft().metrics().borrow().current_leader;
-            if leader == Some(self.mesh.id()) {
+            let leader = self.consensus().raft().metrics().borrow().current_leader;
+            if leader == Some(self.consensus().id()) {
                 let inbox = self.inbox.lock().expect("inbox slot").clone();
                 if let Some((_, inbox)) = inbox {
                     match local.take().map(|event| inbox.try_send(event)) {
@@ -255,8 +252,13 @@ impl Worker {
                         )) => local = Some(event),
                     }
                 }
-            } else if let Some(peer) = leader.and_then(|l| self.mesh.peer_of(l)) {
-                match self.mesh.client().request(peer, request.clone()).await {
+            } else if let Some(peer) = leader.and_then(|l| self.consensus().peer_of(l)) {
+                match self
+                    .consensus()
+                    .client()
+                    .request(peer, request.clone())
+                    .await
+                {
                     Ok(Response::Ack) => return,
                     Ok(Response::Error(e)) if !e.retryable => {
                         tracing::debug!(job_id = %key.job, task_id = %key.task, cause = %e.message, "report refused");

@@ -36,7 +36,7 @@ use meshml_models::{Dataset, Estimator};
 use meshml_node::cluster::board::{
     AssignFailure, Board, Effect, Event, JobData, LostOutputs, Member, PlantedBug, Report,
 };
-use meshml_node::cluster::driver::TermGuard;
+use meshml_node::cluster::inbox::TermGuard;
 use meshml_node::job::{JobRequest, JobSummary, TaskDone, TaskSpec};
 use meshml_node::scheduler::TaskKey;
 use meshml_protocol::{ChunkId, JobId, TaskState};
@@ -815,7 +815,7 @@ impl Sim {
                         self.nodes[i].store.insert(chunk, b);
                         Ok(())
                     }
-                    None => Err(meshml_node::mesh::MeshError::unavailable(
+                    None => Err(meshml_node::error::MeshError::unavailable(
                         "the output could not be fetched",
                     )),
                 };

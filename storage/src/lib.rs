@@ -44,6 +44,7 @@ pub mod ingest;
 pub mod parquet_rows;
 pub mod placement;
 pub mod raft;
+pub mod rows;
 pub mod store;
 
 pub use catalog::{

@@ -10,7 +10,7 @@ use parquet::record::reader::RowIter;
 use parquet::record::Field;
 
 use crate::error::{Result, StorageError};
-use crate::ingest::RowSource;
+use crate::rows::RowSource;
 
 /// Rows of a Parquet file: flat numeric feature columns and one target column.
 pub struct ParquetRows {

@@ -4,7 +4,7 @@
 //! [`Driver`] actor starts with `t`; when it stops leading, or a new term begins, that actor
 //! is stopped (and a new one started if the node leads again). Everything the driver sends
 //! to workers carries its term, and workers refuse terms older than one they have seen
-//! ([`TermGuard`]), so a deposed driver that has not noticed yet cannot assign work.
+//! ([`super::inbox::TermGuard`]), so a deposed driver that has not noticed yet cannot assign work.
 //!
 //! The driver runs the [`super::autopilot`] each tick, and re-checks its term before every
 //! round so that a driver whose term has ended does nothing more.
@@ -15,48 +15,24 @@
 //! state); each event's [`Effect`]s are carried out on tasks of their own, whose outcomes
 //! come back through the inbox. Chunk repair ([`super::repair`]) runs beside it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message};
-use libp2p::PeerId;
-use meshml_protocol::{ErrorCode, RemoteError};
+use meshml_client::api::DriverView;
 use meshml_storage::raft::{MemberInfo, StateMachine};
 use openraft::ServerState;
-use serde::Serialize;
 
 use super::autopilot::{Autopilot, Round};
 use super::board::{Board, Effect, Event, JobData, LostOutputs, Member};
-use super::ClusterRaft;
+use super::inbox::{Inbox, InboxSlot, INBOX_CAPACITY};
+use super::{AlivePeers, ClusterRaft};
+use crate::error::MeshError;
 use crate::job::{job_owner, JobRequest};
-use crate::mesh::{Mesh, MeshError};
-
-/// Lists the live peers with what they offer.
-pub type AlivePeers =
-    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Vec<(PeerId, MemberInfo)>> + Send + Sync>;
-
-/// The local driver as `/v1/status` reports it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct DriverInfo {
-    /// The term it drives in.
-    pub term: u64,
-    /// When it started (milliseconds since the Unix epoch).
-    pub since_ms: u64,
-}
+use crate::services::datasets::Datasets;
 
 /// Where the supervisor publishes whether a driver runs here.
-pub type DriverSlot = Arc<Mutex<Option<DriverInfo>>>;
-
-/// Where the running driver takes events (workers' reports, outcomes of its effects). Bounded:
-/// a report that finds it full is refused as retryable, and the worker sends it again.
-pub type Inbox = tokio::sync::mpsc::Sender<Event>;
-
-/// Events the driver's inbox holds at most.
-pub const INBOX_CAPACITY: usize = 4096;
-
-/// Where the running driver takes workers' reports: its term and inbox.
-pub type InboxSlot = Arc<Mutex<Option<(u64, Inbox)>>>;
+pub type DriverSlot = Arc<Mutex<Option<DriverView>>>;
 
 /// What a driver with jobs starts with: the board of its term, its inbox, and what carries
 /// out the board's effects.
@@ -77,8 +53,9 @@ pub struct Driver {
     round: Arc<tokio::sync::Mutex<Round>>,
     /// The job board and its inbox, until the actor starts them.
     jobs: Option<Jobs>,
-    /// The node's mesh services (jobs and repair run only with them).
-    mesh: Option<Mesh>,
+    /// The node's dataset service, and the chunks and consensus under it (jobs and repair
+    /// run only with them).
+    datasets: Option<Datasets>,
     /// Held while a repair pass runs.
     repairing: Arc<tokio::sync::Mutex<()>>,
     inbox_slot: InboxSlot,
@@ -125,7 +102,7 @@ impl Actor for Driver {
                 jobs.effects,
             )));
         }
-        if let Some(mesh) = self.mesh.clone() {
+        if let Some(chunks) = self.datasets.as_ref().map(|d| d.chunks().clone()) {
             let pass = move |this: &mut Self, ctx: &mut Context<Self>| {
                 if !Self::still_leading(&this.raft, this.term) {
                     ctx.stop();
@@ -134,9 +111,9 @@ impl Actor for Driver {
                 let Ok(guard) = this.repairing.clone().try_lock_owned() else {
                     return;
                 };
-                let mesh = mesh.clone();
+                let chunks = chunks.clone();
                 actix::spawn(async move {
-                    super::repair::repair(&mesh).await;
+                    super::repair::repair(&chunks).await;
                     drop(guard);
                 });
             };
@@ -205,8 +182,9 @@ pub struct DriverConfig {
     pub alive: AlivePeers,
     /// Autopilot settings.
     pub autopilot: Autopilot,
-    /// The node's mesh services (jobs run only when given).
-    pub mesh: Option<crate::mesh::Mesh>,
+    /// The node's dataset service, and the chunks and consensus under it (jobs run only
+    /// when given).
+    pub datasets: Option<Datasets>,
     /// Where the running driver's inbox is published.
     pub inbox: InboxSlot,
     /// This node's worker, for tasks the driver places here.
@@ -251,14 +229,14 @@ pub async fn supervise(
                 *slot.lock().expect("driver slot") = None;
             }
             if let Some(term) = drive {
-                let jobs = config.mesh.clone().map(|mesh| {
+                let jobs = config.datasets.clone().map(|datasets| {
                     let (tx, rx) = tokio::sync::mpsc::channel(INBOX_CAPACITY);
                     *config.inbox.lock().expect("inbox slot") = Some((term, tx.clone()));
                     Jobs {
-                        board: Board::new(term, mesh.id()),
+                        board: Board::new(term, datasets.consensus().id()),
                         inbox: rx,
                         effects: Effects {
-                            mesh,
+                            datasets,
                             worker: config.worker.clone(),
                             inbox: tx,
                             term,
@@ -274,13 +252,13 @@ pub async fn supervise(
                     autopilot: config.autopilot.clone(),
                     round: Arc::default(),
                     jobs,
-                    mesh: config.mesh.clone(),
+                    datasets: config.datasets.clone(),
                     repairing: Arc::default(),
                     inbox_slot: config.inbox.clone(),
                 }
                 .start();
                 running = Some((term, addr));
-                *slot.lock().expect("driver slot") = Some(DriverInfo {
+                *slot.lock().expect("driver slot") = Some(DriverView {
                     term,
                     since_ms: now_ms(),
                 });
@@ -306,7 +284,7 @@ pub async fn supervise(
 async fn drive(mut board: Board, mut inbox: tokio::sync::mpsc::Receiver<Event>, effects: Effects) {
     let mut tick = tokio::time::interval(JOB_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut changes = effects.mesh.state().subscribe();
+    let mut changes = effects.consensus().state().subscribe();
     loop {
         tokio::select! {
             event = inbox.recv() => {
@@ -332,13 +310,17 @@ async fn drive(mut board: Board, mut inbox: tokio::sync::mpsc::Receiver<Event>, 
 /// Carries out the board's effects over the mesh; each outcome goes back to the inbox.
 #[derive(Clone)]
 struct Effects {
-    mesh: Mesh,
+    datasets: Datasets,
     worker: Option<Arc<crate::worker::Worker>>,
     inbox: Inbox,
     term: u64,
 }
 
 impl Effects {
+    fn consensus(&self) -> &crate::services::consensus::Consensus {
+        self.datasets.consensus()
+    }
+
     fn run(&self, effects: Vec<Effect>) {
         for effect in effects {
             // An assignment to this node's own worker is a function call.
@@ -346,7 +328,11 @@ impl Effects {
                 key, node, spec, ..
             } = &effect
             {
-                if let Some(worker) = self.worker.as_ref().filter(|_| *node == self.mesh.id()) {
+                if let Some(worker) = self
+                    .worker
+                    .as_ref()
+                    .filter(|_| *node == self.consensus().id())
+                {
                     let answer = worker.assign_spec(key.clone(), self.term, spec.clone());
                     if let Some(event) = assign_outcome(key, *node, Ok(answer)) {
                         self.send(event);
@@ -376,12 +362,12 @@ impl Effects {
     }
 
     async fn carry_out(&self, effect: Effect) -> Option<Event> {
-        let mesh = &self.mesh;
+        let (consensus, chunks) = (self.consensus(), self.datasets.chunks());
         match effect {
             Effect::Assign {
                 key, node, spec, ..
             } => {
-                let answer = match mesh.peer_of(node) {
+                let answer = match consensus.peer_of(node) {
                     None => Err((format!("member {node} has no address"), true)),
                     Some(peer) => {
                         let request = meshml_protocol::Request::AssignTask {
@@ -390,7 +376,8 @@ impl Effects {
                             term: self.term,
                             spec: rmp_serde::to_vec_named(&spec).expect("tasks encode"),
                         };
-                        mesh.client()
+                        consensus
+                            .client()
                             .request(peer, request)
                             .await
                             .map_err(|e| (e.to_string(), true))
@@ -400,12 +387,12 @@ impl Effects {
             }
             Effect::Propose { proposal, command } => Some(Event::Committed {
                 proposal,
-                outcome: mesh.propose(command).await,
+                outcome: consensus.propose(command).await,
             }),
             Effect::CopyOutput { key, output, from } => {
                 let owner = job_owner(key.job.as_str());
-                let outcome = match mesh.chunk_from(output, &[from]).await {
-                    Ok((bytes, _)) => mesh
+                let outcome = match chunks.chunk_from(output, &[from]).await {
+                    Ok((bytes, _)) => chunks
                         .with_store(move |s| s.put_pinned(&owner, &bytes))
                         .await
                         .map(|_| ()),
@@ -418,7 +405,7 @@ impl Effects {
             }
             Effect::ReadOutputs { job, stage, wanted } => {
                 let started = std::time::Instant::now();
-                let outcome = read_outputs(mesh, &job, wanted).await;
+                let outcome = read_outputs(chunks, &job, wanted).await;
                 Some(Event::OutputsRead {
                     job,
                     stage,
@@ -432,14 +419,15 @@ impl Effects {
                 estimator,
                 result,
             } => {
-                let outcome = super::registry::register(mesh, &job, &request, *estimator, *result)
-                    .await
-                    .map(Box::new);
+                let outcome =
+                    super::registry::register(&self.datasets, &job, &request, *estimator, *result)
+                        .await
+                        .map(Box::new);
                 Some(Event::Registered { job, outcome })
             }
             Effect::Release { job } => {
                 let owner = job_owner(job.as_str());
-                let _ = mesh.with_store(move |s| s.unpin(&owner)).await;
+                let _ = chunks.with_store(move |s| s.unpin(&owner)).await;
                 None
             }
         }
@@ -449,7 +437,7 @@ impl Effects {
     /// the replicated state since the board last looked.
     async fn observe(&self, board: &Board) -> Vec<Event> {
         let mut events = vec![Event::Tick];
-        let live = self.mesh.live_members().await;
+        let live = self.consensus().live_members().await;
         events.push(Event::Members {
             live: live
                 .into_iter()
@@ -472,13 +460,13 @@ impl Effects {
         // an older state would lack completions its predecessor committed, and their tasks
         // would run again.
         let caught_up = self
-            .mesh
+            .consensus()
             .raft()
             .metrics()
             .borrow()
             .last_applied
             .is_some_and(|l| l.leader_id.term >= board.term());
-        self.mesh.state().read(|s| {
+        self.consensus().state().read(|s| {
             for (id, record) in &s.jobs {
                 if !caught_up
                     || record.state != meshml_storage::raft::JobState::Running
@@ -555,14 +543,14 @@ fn assign_outcome(
 /// Reads back and decodes a finished stage's outputs; the tasks whose outputs cannot be
 /// read (every holder gone, or a copy unreadable) are listed, to be run again.
 async fn read_outputs(
-    mesh: &Mesh,
+    chunks: &crate::services::chunks::Chunks,
     job: &meshml_protocol::JobId,
     wanted: Vec<(usize, meshml_protocol::ChunkId, Vec<u64>)>,
 ) -> Result<Vec<(usize, meshml_models::plan::TaskOutput)>, LostOutputs> {
     let mut out = Vec::with_capacity(wanted.len());
     let mut lost = LostOutputs::default();
     for (i, id, holders) in wanted {
-        let bytes = match mesh.chunk_from(id, &holders).await {
+        let bytes = match chunks.chunk_from(id, &holders).await {
             Ok((b, _)) => b,
             Err(why) => {
                 lost.tasks.push(i);
@@ -603,58 +591,5 @@ impl Handler<Stop> for Driver {
     type Result = ();
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         ctx.stop();
-    }
-}
-
-/// A worker's memory of the newest driver term it has seen: assignments from older terms
-/// are refused.
-#[derive(Debug, Default)]
-pub struct TermGuard {
-    highest: AtomicU64,
-}
-
-impl TermGuard {
-    /// Admits a command from a driver of `term`, given the local Raft node's current term.
-    /// Refuses it when either is newer: a newer term means that driver has been replaced.
-    pub fn admit(&self, term: u64, local_term: u64) -> Result<(), RemoteError> {
-        let seen = self
-            .highest
-            .fetch_max(term, Ordering::SeqCst)
-            .max(local_term);
-        if term < seen {
-            return Err(RemoteError {
-                code: ErrorCode::StaleTerm,
-                message: format!("term {term} is stale: this node has seen term {seen}"),
-                retryable: false,
-            });
-        }
-        Ok(())
-    }
-
-    /// The newest term admitted so far.
-    pub fn highest(&self) -> u64 {
-        self.highest.load(Ordering::SeqCst)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stale_terms_are_refused_and_newer_ones_raise_the_bar() {
-        let g = TermGuard::default();
-        assert!(g.admit(3, 3).is_ok());
-        assert!(g.admit(3, 3).is_ok(), "the same term again is fine");
-        let e = g.admit(2, 3).unwrap_err();
-        assert_eq!(e.code, ErrorCode::StaleTerm);
-        assert!(!e.retryable);
-        assert!(e.message.contains("term 2"), "{}", e.message);
-        // The local Raft node has moved on to term 5 (an election it heard of).
-        assert_eq!(g.admit(4, 5).unwrap_err().code, ErrorCode::StaleTerm);
-        // A driver of term 6 is admitted, after which 5 is stale even though Raft says 5.
-        assert!(g.admit(6, 5).is_ok());
-        assert_eq!(g.highest(), 6);
-        assert_eq!(g.admit(5, 5).unwrap_err().code, ErrorCode::StaleTerm);
     }
 }

@@ -8,7 +8,8 @@
 //!   know each other, the one with the lowest node id initialises the group with all of
 //!   them as voters. A node expecting 1 forms a cluster of its own.
 //! - [`driver`]: the driver actor, started on the leader for one term and stopped when
-//!   leadership is lost; workers refuse commands from older terms. It owns the term's job
+//!   leadership is lost; workers refuse commands from older terms ([`inbox`], where they
+//!   also send their reports). It owns the term's job
 //!   [`board`] (a pure state machine: events in, effects out) and carries out its effects.
 //! - [`registry`]: a finished job's model artifact stored, copied, registered and scored.
 //! - [`repair`]: chunks and artifacts short of copies replicated again.
@@ -17,6 +18,7 @@
 pub mod autopilot;
 pub mod board;
 pub mod driver;
+pub mod inbox;
 pub mod network;
 pub mod registry;
 pub mod repair;
@@ -26,13 +28,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::PeerId;
+use meshml_client::api::{DriverView, MemberView, RaftView};
 use meshml_protocol::{ConsensusKind, Response};
 use meshml_storage::raft::TypeConfig;
 use openraft::{BasicNode, Raft, ServerState};
-use serde::Serialize;
 
 /// The Raft group handle.
 pub type ClusterRaft = Raft<TypeConfig>;
+
+/// Lists the live peers with what they offer.
+pub type AlivePeers = Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Vec<(PeerId, meshml_storage::raft::MemberInfo)>>
+        + Send
+        + Sync,
+>;
 
 /// What the cluster layer fails at.
 #[derive(Debug, thiserror::Error)]
@@ -103,11 +112,7 @@ pub fn default_config(cluster: &str) -> openraft::Config {
 /// 0.9 lacks. A node cut off from the rest would otherwise start election after election,
 /// raising its term each time, and when the cut heals that term deposes the working
 /// driver. Checked every `every`; runs as long as the node does.
-pub async fn election_gate(
-    raft: ClusterRaft,
-    alive: driver::AlivePeers,
-    every: std::time::Duration,
-) {
+pub async fn election_gate(raft: ClusterRaft, alive: AlivePeers, every: std::time::Duration) {
     let mut allowed = true;
     loop {
         tokio::time::sleep(every).await;
@@ -184,7 +189,7 @@ pub async fn start(
 
 /// Answers an inbound consensus request with the local Raft node.
 pub async fn serve_consensus(raft: &ClusterRaft, kind: ConsensusKind, payload: &[u8]) -> Response {
-    fn reply<T: Serialize>(r: &T) -> Response {
+    fn reply<T: serde::Serialize>(r: &T) -> Response {
         Response::Consensus {
             payload: rmp_serde::to_vec_named(r).expect("raft replies encode"),
         }
@@ -352,37 +357,13 @@ async fn join(raft: &ClusterRaft, peer: &str) -> Result<(), ClusterError> {
     Ok(())
 }
 
-/// The cluster as one node sees it, for `/v1/status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterView {
-    /// This node's Raft id.
-    pub node_id: u64,
-    /// leader, follower, candidate or learner.
-    pub role: String,
-    /// Current Raft term.
-    pub term: u64,
-    /// The driver (Raft leader): its peer id, if known.
-    pub driver: Option<String>,
-    /// Voting and learning members: peer ids.
-    pub voters: Vec<String>,
-    /// Learners: peer ids.
-    pub learners: Vec<String>,
-    /// Last log index applied here.
-    pub applied: Option<u64>,
-    /// Last log index appended here (committed or not).
-    pub last_log: Option<u64>,
-    /// Members and what they offer, from the replicated state.
-    pub members: Vec<meshml_storage::raft::MemberInfo>,
-    /// The driver actor running on this node, if any.
-    pub driving: Option<driver::DriverInfo>,
-}
-
-/// What the local Raft node reports.
+/// What the local Raft node reports, for `/v1/status`; `driving` is the driver actor
+/// running on this node, if any.
 pub fn view(
     raft: &ClusterRaft,
     state: &meshml_storage::raft::StateMachine,
-    driving: Option<driver::DriverInfo>,
-) -> ClusterView {
+    driving: Option<DriverView>,
+) -> RaftView {
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let name = |id: &u64| {
@@ -392,7 +373,7 @@ pub fn view(
     };
     let voters: Vec<String> = membership.voter_ids().map(|id| name(&id)).collect();
     let learners: Vec<String> = membership.learner_ids().map(|id| name(&id)).collect();
-    ClusterView {
+    RaftView {
         node_id: m.id,
         role: match m.state {
             ServerState::Leader => "leader",
@@ -408,7 +389,18 @@ pub fn view(
         learners,
         applied: m.last_applied.map(|l| l.index),
         last_log: m.last_log_index,
-        members: state.state().members.into_values().collect(),
+        members: state
+            .state()
+            .members
+            .into_values()
+            .map(|m| MemberView {
+                peer_id: m.peer_id,
+                addrs: m.addrs,
+                cores: m.cores,
+                memory_bytes: m.memory_bytes,
+                free_disk_bytes: m.free_disk_bytes,
+            })
+            .collect(),
         driving,
     }
 }

@@ -9,8 +9,10 @@ use meshml_protocol::{ChunkId, JobId, Response};
 use meshml_storage::raft::{ClusterCommand, ModelRecord};
 
 use super::repair::{by_rank, replicate_to, MODEL_REPLICAS};
+use crate::error::MeshError;
 use crate::job::{JobRequest, JobSummary, TestReport};
-use crate::mesh::{Mesh, MeshError};
+use crate::services::chunks::Chunks;
+use crate::services::datasets::Datasets;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -21,7 +23,7 @@ fn now_ms() -> u64 {
 /// Registers the job's model (if any), scores it on the test dataset, and summarises.
 #[tracing::instrument(skip_all, fields(job_id = %job))]
 pub async fn register(
-    mesh: &Mesh,
+    datasets: &Datasets,
     job: &JobId,
     request: &JobRequest,
     estimator: Estimator,
@@ -37,7 +39,8 @@ pub async fn register(
     let Some(model) = result.model else {
         return Ok(summary);
     };
-    let data = mesh.load_dataset(&request.dataset).await?;
+    let chunks = datasets.chunks();
+    let data = datasets.load(&request.dataset).await?;
     let provenance = Provenance {
         created_at_unix: now_ms() / 1000,
         meshml_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -65,11 +68,13 @@ pub async fn register(
     let owner = format!("model.{name}");
     let chunk = {
         let owner = owner.clone();
-        mesh.with_store(move |s| s.put_pinned(&owner, &bytes))
+        chunks
+            .with_store(move |s| s.put_pinned(&owner, &bytes))
             .await?
     };
-    let locations = second_copies(mesh, &owner, chunk).await;
-    let r = mesh
+    let locations = second_copies(chunks, &owner, chunk).await;
+    let r = chunks
+        .consensus()
         .propose(ClusterCommand::RegisterModel {
             name: name.clone(),
             record: ModelRecord {
@@ -85,7 +90,7 @@ pub async fn register(
         .insert("store".into(), started.elapsed().as_millis() as u64);
     if let Some(test) = &request.test_dataset {
         let started = std::time::Instant::now();
-        summary.test = Some(score_on(mesh, test, &model).await?);
+        summary.test = Some(score_on(datasets, test, &model).await?);
         summary
             .end_ms
             .insert("test".into(), started.elapsed().as_millis() as u64);
@@ -99,22 +104,23 @@ pub async fn register(
 /// would otherwise take the only copy with it (the simulator's driver-kill scenario lost a
 /// model so). A member that fails is skipped; with none left the repair pass copies the
 /// artifact later.
-async fn second_copies(mesh: &Mesh, owner: &str, chunk: ChunkId) -> Vec<u64> {
-    let me = mesh.id();
+async fn second_copies(chunks: &Chunks, owner: &str, chunk: ChunkId) -> Vec<u64> {
+    let me = chunks.consensus().id();
     let mut locations = vec![me];
-    let others: Vec<u64> = mesh
+    let others: Vec<u64> = chunks
+        .consensus()
         .live_members()
         .await
         .into_iter()
         .map(|m| m.id)
         .filter(|m| *m != me)
         .collect();
-    let source = mesh.client().local_peer_id();
+    let source = chunks.consensus().client().local_peer_id();
     for target in by_rank(&chunk, &others) {
         if locations.len() >= MODEL_REPLICAS {
             break;
         }
-        match replicate_to(mesh, owner.to_string(), chunk, source, target).await {
+        match replicate_to(chunks, owner.to_string(), chunk, source, target).await {
             Response::Ack => locations.push(target),
             other => {
                 tracing::info!(member = target, answer = ?other, "artifact copy failed; trying another member")
@@ -127,11 +133,11 @@ async fn second_copies(mesh: &Mesh, owner: &str, chunk: ChunkId) -> Vec<u64> {
 /// Scores `model` on the mesh dataset `dataset`: accuracy and confusion matrix for a
 /// classifier, R² for a regressor, the mean score of a multi-output model.
 async fn score_on(
-    mesh: &Mesh,
+    datasets: &Datasets,
     dataset: &str,
     model: &FittedModel,
 ) -> Result<TestReport, MeshError> {
-    let data = mesh.load_dataset(dataset).await?;
+    let data = datasets.load(dataset).await?;
     let model = model.clone();
     let name = dataset.to_string();
     tokio::task::spawn_blocking(move || -> Result<TestReport, meshml_models::ModelError> {

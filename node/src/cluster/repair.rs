@@ -8,7 +8,7 @@
 use meshml_protocol::{ChunkId, ErrorCode, RemoteError, Request, Response};
 use meshml_storage::raft::ClusterCommand;
 
-use crate::mesh::Mesh;
+use crate::services::chunks::Chunks;
 
 /// How often the driver looks for chunks with too few copies.
 pub const REPAIR_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
@@ -29,8 +29,9 @@ enum Held {
 }
 
 /// One repair pass (see the module docs).
-pub async fn repair(mesh: &Mesh) {
-    let live: Vec<u64> = mesh
+pub async fn repair(chunks: &Chunks) {
+    let live: Vec<u64> = chunks
+        .consensus()
         .live_members()
         .await
         .into_iter()
@@ -38,7 +39,7 @@ pub async fn repair(mesh: &Mesh) {
         .collect();
     // Dataset chunks short of their replica count, and model artifacts with fewer than
     // MODEL_REPLICAS copies.
-    let short: Vec<(Held, ChunkId, Vec<u64>, usize)> = mesh.state().read(|s| {
+    let short: Vec<(Held, ChunkId, Vec<u64>, usize)> = chunks.consensus().state().read(|s| {
         let mut out = Vec::new();
         for (name, m) in &s.datasets {
             let want = s
@@ -80,14 +81,14 @@ pub async fn repair(mesh: &Mesh) {
             .take(want - holders.len())
             .collect();
         for target in targets {
-            let Some(src) = mesh.peer_of(source) else {
+            let Some(src) = chunks.consensus().peer_of(source) else {
                 continue;
             };
             let owner = match &what {
-                Held::Dataset(d) => crate::mesh::dataset_owner(d),
+                Held::Dataset(d) => crate::services::datasets::dataset_owner(d),
                 Held::Model(m, _) => format!("model.{m}"),
             };
-            let stored = replicate_to(mesh, owner, chunk, src, target).await;
+            let stored = replicate_to(chunks, owner, chunk, src, target).await;
             if stored == Response::Ack {
                 let cmd = match &what {
                     Held::Dataset(_) => ClusterCommand::AddChunkLocation {
@@ -100,7 +101,7 @@ pub async fn repair(mesh: &Mesh) {
                         member: target,
                     },
                 };
-                let r = mesh.propose(cmd).await;
+                let r = chunks.consensus().propose(cmd).await;
                 tracing::info!(?what, %chunk, member = target, ok = ?r.map(|r| r.ok), "copy made");
             } else {
                 tracing::info!(?what, %chunk, member = target, answer = ?stored, "copy failed; will retry");
@@ -112,14 +113,14 @@ pub async fn repair(mesh: &Mesh) {
 /// Has member `target` fetch `chunk` from `source` and keep it for `owner` (this node
 /// fetches it itself); the member's answer, or why it could not be asked.
 pub async fn replicate_to(
-    mesh: &Mesh,
+    chunks: &Chunks,
     owner: String,
     chunk: ChunkId,
     source: libp2p::PeerId,
     target: u64,
 ) -> Response {
-    if target == mesh.id() {
-        return mesh
+    if target == chunks.consensus().id() {
+        return chunks
             .serve_replicate(owner, vec![chunk], &source.to_string())
             .await;
     }
@@ -130,7 +131,7 @@ pub async fn replicate_to(
             retryable: true,
         })
     };
-    let Some(peer) = mesh.peer_of(target) else {
+    let Some(peer) = chunks.consensus().peer_of(target) else {
         return unavailable(format!("member {target} has no address"));
     };
     let req = Request::Replicate {
@@ -138,7 +139,9 @@ pub async fn replicate_to(
         chunks: vec![chunk],
         source: source.to_string(),
     };
-    mesh.client()
+    chunks
+        .consensus()
+        .client()
         .request(peer, req)
         .await
         .unwrap_or_else(|e| unavailable(e.to_string()))

@@ -1,7 +1,7 @@
 //! The mesh routes of the HTTP API: datasets, jobs and models.
 //!
 //! - `POST /v1/datasets?name=N&replicas=R[&chunk_rows=K][&target=T][&regression=true][&format=parquet]`
-//!   with the file as the body: stored on `R` members (see [`crate::mesh`]); `201` with the
+//!   with the file as the body: stored on `R` members (see [`crate::services::datasets`]); `201` with the
 //!   placement. `GET /v1/datasets`, `GET /v1/datasets/{name}`.
 //! - `POST /v1/jobs` with a JSON [`JobRequest`]: checked against the dataset, recorded, `202`
 //!   with the job id. `GET /v1/jobs`, `GET /v1/jobs/{id}` (progress, result),
@@ -31,15 +31,18 @@ use meshml_protocol::JobId;
 use meshml_storage::raft::{ClusterCommand, JobRecord, JobState};
 use serde::Deserialize;
 
-use crate::http::{authorized, error, ApiState};
+use super::state::{authorized, error, ApiState};
 use meshml_client::api::{
     AliasRequest, AliasSet, BatchRequest, Cancelled, ChunkView, Created, DatasetDetail,
     DatasetStored, ModelView,
 };
 pub use meshml_client::api::{DatasetView, JobView, TaskView};
 
+use crate::error::MeshError;
 use crate::job::JobRequest;
-use crate::mesh::{Mesh, MeshError, PutDatasetRequest};
+use crate::mesh::Mesh;
+use crate::services::consensus::{Consensus, REPLICA_LAG};
+use crate::services::datasets::PutDatasetRequest;
 
 /// Largest job request body.
 const MAX_JOB_BYTES: usize = 1 << 20;
@@ -110,7 +113,7 @@ async fn put_dataset(
         return error(StatusCode::BAD_REQUEST, &e.to_string());
     }
     // The body goes to a file in the data directory, never all into memory.
-    let incoming = mesh.dir().join("incoming");
+    let incoming = mesh.chunks.dir().join("incoming");
     let path = incoming.join(format!("{}.upload-{}", q.name, std::process::id()));
     let mut file =
         match std::fs::create_dir_all(&incoming).and_then(|()| std::fs::File::create(&path)) {
@@ -152,7 +155,7 @@ async fn put_dataset(
         regression: q.regression,
         format,
     };
-    let result = mesh.put_dataset(path.clone(), request).await;
+    let result = mesh.datasets.put(path.clone(), request).await;
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(path.with_extension("parquet"));
     match result {
@@ -172,7 +175,7 @@ async fn put_dataset(
 }
 
 fn dataset_views(mesh: &Mesh) -> Vec<DatasetView> {
-    mesh.state().read(|s| {
+    mesh.consensus.state().read(|s| {
         s.datasets
             .values()
             .map(|m| DatasetView {
@@ -214,7 +217,7 @@ async fn show_dataset(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let holders = mesh.state().read(|s| {
+    let holders = mesh.consensus.state().read(|s| {
         s.datasets.get(name.as_str()).map(|m| {
             m.chunks
                 .iter()
@@ -315,7 +318,7 @@ async fn submit_job(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not a job request: {e}")),
     };
-    match submit(&mesh, request).await {
+    match submit(&mesh.consensus, request).await {
         Ok(id) => {
             tracing::Span::current().record("job_id", id.as_str());
             tracing::info!("job submitted");
@@ -325,16 +328,20 @@ async fn submit_job(
     }
 }
 
-/// Checks a job against the mesh's datasets and records it; returns its id.
-pub async fn submit(mesh: &Mesh, request: JobRequest) -> Result<String, MeshError> {
-    let manifest = mesh
-        .state()
-        .read(|s| s.datasets.get(&request.dataset).cloned())
+/// Checks a job against the mesh's datasets and records it; returns its id. A dataset stored
+/// a moment ago through another node is waited for (up to [`REPLICA_LAG`]).
+pub async fn submit(consensus: &Consensus, request: JobRequest) -> Result<String, MeshError> {
+    let manifest = consensus
+        .find_soon(REPLICA_LAG, |s| s.datasets.get(&request.dataset).cloned())
+        .await
         .ok_or_else(|| {
             MeshError::not_found(format!("no dataset '{}' on the mesh", request.dataset))
         })?;
     if let Some(t) = &request.test_dataset {
-        if !mesh.state().read(|s| s.datasets.contains_key(t)) {
+        let found = consensus
+            .find_soon(REPLICA_LAG, |s| s.datasets.contains_key(t).then_some(()))
+            .await;
+        if found.is_none() {
             return Err(MeshError::not_found(format!(
                 "no test dataset '{t}' on the mesh"
             )));
@@ -345,7 +352,7 @@ pub async fn submit(mesh: &Mesh, request: JobRequest) -> Result<String, MeshErro
     meshml_storage::error::check_name(&request.model_name())
         .map_err(|e| MeshError::bad(format!("model name: {e}")))?;
     let at = now_ms();
-    let salt = blake3::hash(format!("{}{at}{}", mesh.id(), std::process::id()).as_bytes());
+    let salt = blake3::hash(format!("{}{at}{}", consensus.id(), std::process::id()).as_bytes());
     let id = JobId::new(format!("{at:x}-{}", &salt.to_hex()[..6]));
     let record = JobRecord {
         spec: rmp_serde::to_vec_named(&request).expect("requests encode"),
@@ -357,7 +364,7 @@ pub async fn submit(mesh: &Mesh, request: JobRequest) -> Result<String, MeshErro
         error: None,
         result: Vec::new(),
     };
-    let r = mesh
+    let r = consensus
         .propose(ClusterCommand::SubmitJob {
             id: id.clone(),
             record,
@@ -366,14 +373,14 @@ pub async fn submit(mesh: &Mesh, request: JobRequest) -> Result<String, MeshErro
     if !r.ok {
         return Err(MeshError::conflict(r.error.unwrap_or_default()));
     }
-    mesh.wait_applied(|s| s.jobs.contains_key(&id)).await?;
+    consensus.wait_applied(|s| s.jobs.contains_key(&id)).await?;
     Ok(id.to_string())
 }
 
 async fn list_jobs(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     match guard(&req, &state) {
         Ok(mesh) => {
-            let jobs: Vec<JobView> = mesh.state().read(|s| {
+            let jobs: Vec<JobView> = mesh.consensus.state().read(|s| {
                 s.jobs
                     .iter()
                     .map(|(id, j)| job_view(id.as_str(), j))
@@ -397,7 +404,7 @@ async fn show_job(
         Err(r) => return r,
     };
     let with_tasks = query.tasks;
-    let view = mesh.state().read(|s| {
+    let view = mesh.consensus.state().read(|s| {
         s.jobs.get(id.as_str()).map(|j| {
             let mut v = job_view(&id, j);
             if with_tasks {
@@ -422,7 +429,11 @@ async fn cancel_job(
         Ok(m) => m,
         Err(r) => return r,
     };
-    if !mesh.state().read(|s| s.jobs.contains_key(id.as_str())) {
+    if !mesh
+        .consensus
+        .state()
+        .read(|s| s.jobs.contains_key(id.as_str()))
+    {
         return error(StatusCode::NOT_FOUND, &format!("no job '{id}'"));
     }
     let cmd = ClusterCommand::FinishJob {
@@ -437,8 +448,8 @@ async fn cancel_job(
             .get(id.as_str())
             .is_some_and(|j| j.state != JobState::Running)
     };
-    match mesh.propose(cmd).await {
-        Ok(r) if r.ok => match mesh.wait_applied(ended).await {
+    match mesh.consensus.propose(cmd).await {
+        Ok(r) if r.ok => match mesh.consensus.wait_applied(ended).await {
             Ok(()) => HttpResponse::Ok().json(Cancelled {
                 id: id.to_string(),
                 state: "cancelled".into(),
@@ -453,9 +464,9 @@ async fn cancel_job(
 async fn list_models(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     match guard(&req, &state) {
         Ok(mesh) => {
-            let loaded = mesh.models().loaded();
+            let loaded = mesh.models.loaded();
             let loaded = &loaded;
-            let models = mesh.state().read(|s| {
+            let models = mesh.consensus.state().read(|s| {
                 s.models
                     .iter()
                     .flat_map(|(name, versions)| {
@@ -555,11 +566,15 @@ async fn serve_prediction(
             }
         }
     };
-    let (name, version) = match mesh.state().read(|s| crate::serving::resolve(s, &spec)) {
+    let (name, version) = match mesh
+        .consensus
+        .state()
+        .read(|s| crate::serving::resolve(s, &spec))
+    {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let model = match mesh.model(&name, version).await {
+    let model = match mesh.models.model(&name, version).await {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
@@ -619,11 +634,15 @@ async fn model_artifact(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let (name, version) = match mesh.state().read(|s| crate::serving::resolve(s, &path)) {
+    let (name, version) = match mesh
+        .consensus
+        .state()
+        .read(|s| crate::serving::resolve(s, &path))
+    {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    match mesh.artifact_bytes(&name, version).await {
+    match mesh.models.artifact_bytes(&name, version).await {
         Ok(bytes) => HttpResponse::Ok()
             .content_type("application/octet-stream")
             .insert_header(("x-meshml-model", format!("{name}@{version}")))
@@ -666,20 +685,21 @@ async fn set_alias(
         alias: alias.clone(),
         version: b.version,
     };
-    match mesh.propose(cmd).await {
+    match mesh.consensus.propose(cmd).await {
         Ok(r) if r.ok => {}
         Ok(r) => return error(StatusCode::NOT_FOUND, &r.error.unwrap_or_default()),
         Err(e) => return fail(e),
     }
     let (n, a, v) = (name.clone(), alias.clone(), b.version);
     if let Err(e) = mesh
+        .consensus
         .wait_applied(move |s| s.aliases.get(&n).and_then(|m| m.get(&a)) == Some(&v))
         .await
     {
         return fail(e);
     }
     // Load it here now rather than on the next request.
-    let loaded = mesh.model(&name, b.version).await.is_ok();
+    let loaded = mesh.models.model(&name, b.version).await.is_ok();
     HttpResponse::Ok().json(AliasSet {
         model: name,
         alias,
@@ -706,7 +726,7 @@ async fn start_batch(
             )
         }
     };
-    match mesh.start_batch(b).await {
+    match mesh.batches.start(b).await {
         Ok(id) => HttpResponse::Accepted().json(Created { id }),
         Err(e) => fail(e),
     }
@@ -714,7 +734,7 @@ async fn start_batch(
 
 async fn list_batches(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     match guard(&req, &state) {
-        Ok(mesh) => HttpResponse::Ok().json(mesh.batches().list()),
+        Ok(mesh) => HttpResponse::Ok().json(mesh.batches.list()),
         Err(r) => r,
     }
 }
@@ -728,7 +748,7 @@ async fn show_batch(
         Ok(m) => m,
         Err(r) => return r,
     };
-    match mesh.batches().view(&path) {
+    match mesh.batches.view(&path) {
         Some(v) => HttpResponse::Ok().json(v),
         None => error(
             StatusCode::NOT_FOUND,
@@ -746,7 +766,7 @@ async fn batch_csv(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let Some(v) = mesh.batches().view(&path) else {
+    let Some(v) = mesh.batches.view(&path) else {
         return error(
             StatusCode::NOT_FOUND,
             &format!("no batch '{path}' on this node"),
@@ -766,7 +786,7 @@ async fn batch_csv(
             ),
         );
     };
-    let file = match std::fs::File::open(crate::batch::csv_path(&mesh, &path)) {
+    let file = match std::fs::File::open(mesh.batches.csv_path(&path)) {
         Ok(f) => f,
         Err(e) => return error(StatusCode::GONE, &format!("the predictions are gone: {e}")),
     };

@@ -1,0 +1,313 @@
+//! Datasets: replicated, checksummed tables on the mesh, and their rows in memory.
+//!
+//! `dataset put` through a node ingests the file, places each chunk on `replicas` live
+//! members by rendezvous hashing, has them fetch their copies, and only then records the
+//! dataset and its chunk locations in the replicated state. A task's dataset is assembled
+//! from its chunks (local ones read here, others fetched from a holder and verified) and
+//! cached within a memory cap.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use meshml_models::Dataset;
+use meshml_protocol::{ChunkId, NodeId, Request, Response};
+use meshml_storage::ingest::{ingest_file, IngestOptions};
+use meshml_storage::raft::{ClusterCommand, ClusterState};
+use meshml_storage::{DatasetManifest, Store};
+
+use super::chunks::Chunks;
+use super::consensus::Consensus;
+use crate::error::MeshError;
+
+pub use meshml_client::api::PutDatasetRequest;
+
+/// Owner under which a node keeps its replicas of a mesh dataset.
+pub fn dataset_owner(name: &str) -> String {
+    format!("dataset.{name}")
+}
+
+struct Inner {
+    chunks: Chunks,
+    cache: Mutex<crate::lru::Lru<String, Arc<Dataset>>>,
+    loading: tokio::sync::Mutex<()>,
+}
+
+/// The dataset service. Cheap to clone.
+#[derive(Clone)]
+pub struct Datasets {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Datasets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datasets").finish_non_exhaustive()
+    }
+}
+
+impl Datasets {
+    /// Datasets over `chunks`, with at most `cache_bytes` of them kept in memory.
+    pub fn new(chunks: Chunks, cache_bytes: u64) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                chunks,
+                cache: Mutex::new(crate::lru::Lru::new(cache_bytes)),
+                loading: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The chunks the datasets are made of.
+    pub fn chunks(&self) -> &Chunks {
+        &self.inner.chunks
+    }
+
+    /// The consensus service that records them.
+    pub fn consensus(&self) -> &Consensus {
+        self.inner.chunks.consensus()
+    }
+
+    /// Ingests `file` as a mesh dataset: chunks on `replicas` live members each (chosen by
+    /// rendezvous hashing), then the manifest and locations in the replicated state.
+    pub async fn put(
+        &self,
+        file: PathBuf,
+        req: PutDatasetRequest,
+    ) -> Result<(DatasetManifest, BTreeMap<u64, usize>), MeshError> {
+        meshml_storage::error::check_name(&req.name).map_err(|e| MeshError::bad(e.to_string()))?;
+        if req.replicas == 0 {
+            return Err(MeshError::bad("replicas must be at least 1"));
+        }
+        if req.chunk_rows == 0 {
+            return Err(MeshError::bad("chunk_rows must be at least 1"));
+        }
+        if self
+            .consensus()
+            .state()
+            .read(|s| s.datasets.contains_key(&req.name))
+        {
+            return Err(MeshError::conflict(format!(
+                "dataset '{}' exists on the mesh",
+                req.name
+            )));
+        }
+        // 1. Ingest into a staging store of its own (any failure leaves nothing behind).
+        let staging_dir = self.chunks().dir().join("incoming").join(format!(
+            "{}-{}",
+            req.name,
+            std::process::id()
+        ));
+        let (dir2, req2, file2) = (staging_dir.clone(), req.clone(), file.clone());
+        let ingested = tokio::task::spawn_blocking(move || -> Result<_, MeshError> {
+            let bad = |e: &dyn std::fmt::Display| MeshError::bad(e.to_string());
+            let _ = std::fs::remove_dir_all(&dir2);
+            let staging = Store::open(&dir2).map_err(|e| bad(&e))?;
+            let mut csv = meshml_models::io::CsvOptions::default();
+            if let Some(t) = &req2.target {
+                csv.target = Some(t.clone());
+            }
+            if req2.regression {
+                csv.kind = meshml_models::io::TargetKind::Regression;
+            }
+            let opts = IngestOptions {
+                chunk_rows: req2.chunk_rows,
+                csv,
+            };
+            let path = if req2.format == "parquet" {
+                let p = file2.with_extension("parquet");
+                std::fs::rename(&file2, &p).map_err(|e| bad(&e))?;
+                p
+            } else {
+                file2
+            };
+            let m = ingest_file(&staging, &path, &req2.name, &opts, &mut |_| {})
+                .map_err(|e| bad(&e))?;
+            let chunks = m
+                .chunks
+                .iter()
+                .map(|c| staging.chunk(&c.id).map(|b| (c.id, b)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(&e))?;
+            Ok((m, chunks))
+        })
+        .await
+        .map_err(|e| MeshError::internal(e.to_string()))?;
+        let _ = std::fs::remove_dir_all(&staging_dir);
+        let (manifest, chunks) = ingested?;
+
+        // 2. Place every chunk; stage all of them here so that replicas can fetch them.
+        let members = self.consensus().live_members().await;
+        let ids: Vec<NodeId> = members
+            .iter()
+            .map(|m| NodeId::new(m.id.to_string()))
+            .collect();
+        let r = req.replicas.min(members.len());
+        let me = self.consensus().id();
+        let staging_owner = format!("staging.{}", req.name);
+        let owner = dataset_owner(&req.name);
+        let mut per_node: BTreeMap<u64, Vec<ChunkId>> = BTreeMap::new();
+        let mut locations = Vec::with_capacity(chunks.len());
+        for (id, _) in &chunks {
+            let holders: Vec<u64> = meshml_storage::placement::place(id, &ids, r)
+                .iter()
+                .filter_map(|n| n.as_str().parse().ok())
+                .collect();
+            for h in &holders {
+                per_node.entry(*h).or_default().push(*id);
+            }
+            locations.push((*id, holders));
+        }
+        let (so, o, mine) = (
+            staging_owner.clone(),
+            owner.clone(),
+            per_node.get(&me).cloned().unwrap_or_default(),
+        );
+        self.chunks()
+            .with_store(move |s| {
+                let mut pins = Vec::new();
+                for (_, bytes) in &chunks {
+                    let id = s.put_pinned(&so, bytes)?;
+                    pins.push((id, bytes.len() as u64));
+                }
+                let keep: Vec<(ChunkId, u64)> = pins
+                    .iter()
+                    .filter(|(id, _)| mine.contains(id))
+                    .copied()
+                    .collect();
+                if !keep.is_empty() {
+                    s.pin(&o, &keep)?;
+                }
+                Ok(())
+            })
+            .await?;
+
+        // 3. Every other holder fetches its copies from here, in batches.
+        let source = self.consensus().client().local_peer_id().to_string();
+        let mut counts = BTreeMap::new();
+        let mut result = Ok(());
+        for (node, list) in &per_node {
+            counts.insert(*node, list.len());
+            if *node == me {
+                continue;
+            }
+            let Some(peer) = self.consensus().peer_of(*node) else {
+                result = Err(MeshError::unavailable(format!(
+                    "member {node} has no address"
+                )));
+                break;
+            };
+            for batch in list.chunks(16) {
+                let req = Request::Replicate {
+                    owner: owner.clone(),
+                    chunks: batch.to_vec(),
+                    source: source.clone(),
+                };
+                match self.consensus().client().request(peer, req).await {
+                    Ok(Response::Ack) => {}
+                    Ok(other) => {
+                        result = Err(MeshError::unavailable(format!(
+                            "member {peer} did not take its replicas: {other:?}"
+                        )));
+                    }
+                    Err(e) => {
+                        result = Err(MeshError::unavailable(format!(
+                            "member {peer} did not take its replicas: {e}"
+                        )));
+                    }
+                }
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        // 4. Record the dataset once every copy is stored.
+        if result.is_ok() {
+            let cmd = ClusterCommand::PutDataset {
+                manifest: manifest.clone(),
+                locations,
+                replicas: req.replicas,
+            };
+            let name = req.name.clone();
+            result = match self.consensus().propose(cmd).await {
+                Ok(r) if r.ok => {
+                    self.consensus()
+                        .wait_applied(|s| s.datasets.contains_key(&name))
+                        .await
+                }
+                Ok(r) => Err(MeshError::conflict(r.error.unwrap_or_default())),
+                Err(e) => Err(e),
+            };
+        }
+        let so = staging_owner.clone();
+        let o = owner.clone();
+        let failed = result.is_err();
+        self.chunks()
+            .with_store(move |s| {
+                if failed {
+                    s.unpin(&o)?;
+                }
+                s.unpin(&so)
+            })
+            .await?;
+        result.map(|()| (manifest, counts))
+    }
+
+    /// The dataset `name` in memory, from the cache or assembled from chunks (local ones
+    /// read here, others fetched from a replica and verified).
+    pub async fn load(&self, name: &str) -> Result<Arc<Dataset>, MeshError> {
+        let key = name.to_string();
+        if let Some(d) = self.inner.cache.lock().expect("cache").get(&key) {
+            return Ok(d);
+        }
+        let _one_at_a_time = self.inner.loading.lock().await;
+        if let Some(d) = self.inner.cache.lock().expect("cache").get(&key) {
+            return Ok(d);
+        }
+        let (manifest, holders) = self.holders(name)?;
+        let mut decoded = Vec::with_capacity(manifest.chunks.len());
+        for (c, hs) in manifest.chunks.iter().zip(holders) {
+            let id = c.id;
+            let (bytes, _) = self.chunks().chunk_from(id, &hs).await.map_err(|why| {
+                MeshError::unavailable(format!("chunk {id} of '{name}' is unreachable: {why}"))
+            })?;
+            let chunk = tokio::task::spawn_blocking(move || {
+                meshml_storage::encoding::Chunk::decode(&id, &bytes)
+            })
+            .await
+            .map_err(|e| MeshError::internal(e.to_string()))?
+            .map_err(|e| MeshError::internal(e.to_string()))?;
+            decoded.push(chunk);
+        }
+        let d = tokio::task::spawn_blocking(move || manifest.assemble(decoded))
+            .await
+            .map_err(|e| MeshError::internal(e.to_string()))?
+            .map_err(|e| MeshError::internal(e.to_string()))?;
+        let d = Arc::new(d);
+        let bytes = (d.n_samples() * (d.n_features() + 1) * 4) as u64;
+        self.inner
+            .cache
+            .lock()
+            .expect("cache")
+            .put(key, d.clone(), bytes);
+        Ok(d)
+    }
+
+    /// A dataset's manifest and the holders of each of its chunks.
+    pub fn holders(&self, name: &str) -> Result<(DatasetManifest, Vec<Vec<u64>>), MeshError> {
+        self.consensus()
+            .state()
+            .read(|s: &ClusterState| {
+                let m = s.datasets.get(name)?.clone();
+                let h: Vec<Vec<u64>> = m
+                    .chunks
+                    .iter()
+                    .map(|c| s.chunk_locations.get(&c.id).cloned().unwrap_or_default())
+                    .collect();
+                Some((m, h))
+            })
+            .ok_or_else(|| MeshError::not_found(format!("no dataset '{name}' on the mesh")))
+    }
+}
