@@ -7,7 +7,7 @@
 //! `cargo bench -p meshml-node --bench scheduler`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use meshml_node::scheduler::{Command, Scheduler, TaskKey};
+use meshml_node::driver::scheduler::{Command, Scheduler, TaskKey};
 use meshml_protocol::TaskId;
 
 fn drain(tasks: usize, nodes: u64) -> usize {

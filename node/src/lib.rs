@@ -10,32 +10,33 @@
 //!
 //! # Layout
 //!
-//! From the ground up; a module imports only from the ones listed above it (no import
-//! circles):
+//! From the ground up; a module imports only from the ones listed before it (no import
+//! circles, between files or between folders):
 //!
 //! - [`error`] ([`error::MeshError`], what the services fail with, mapped to HTTP statuses
-//!   only in the routes), [`lru`] (the caches' LRU), [`job`], [`scheduler`] (the driver's
-//!   task scheduler, a state machine without sockets), [`logging`], [`cli`] (clap
-//!   definitions), [`config`] ([`NodeConfig`], the daemon's configuration that `meshml
-//!   node`'s flags fill, checked by [`NodeConfig::validate`]), [`columns`] (matching a
-//!   model's columns to a dataset's; prediction CSV lines).
+//!   only in the routes), [`lru`] (the caches' LRU), [`job`] (job requests, task specs and
+//!   reports), [`logging`], [`cli`] (clap definitions), [`config`] ([`NodeConfig`], the
+//!   daemon's configuration that `meshml node`'s flags fill, checked by
+//!   [`NodeConfig::validate`]), [`columns`] (a model's columns matched to a dataset's;
+//!   prediction CSV lines).
 //! - [`network`]: the libp2p swarm, its event loop and client handle; [`membership`]: the
 //!   peer-table actor (liveness from heartbeats).
-//! - [`cluster`]: the Raft group, and the driver that its leader runs: [`cluster::board`] is
-//!   the job board (a pure state machine the driver actor owns and the simulator drives),
-//!   [`cluster::inbox`] how workers reach the driver, [`cluster::repair`] and
-//!   [`cluster::registry`] chunk repair and model registration.
+//! - [`raft`]: the Raft group (start, formation, the election gate, membership changes, the
+//!   autopilot, the status view).
 //! - [`services`]: the mesh services, each over the one below it: [`services::consensus`]
 //!   (the replicated state, proposals through the driver, live members),
 //!   [`services::chunks`] (the local store, verified fetches, read repair),
 //!   [`services::datasets`] (placement, ingest, datasets assembled for tasks).
-//! - [`serving`] (registered models loaded for online prediction) and [`batch`] (batch
-//!   prediction over chunks where they are), built on the services; [`scrub`] (the
-//!   background read-back of every stored chunk); [`worker`] (runs the tasks assigned to this
-//!   node and reports them).
+//! - [`serving`] (registered models loaded for online prediction), [`batch`] (batch
+//!   prediction over chunks where they are) and [`scrub`] (the background read-back of every
+//!   stored chunk), built on the services.
+//! - [`driver`]: what the Raft leader runs for its term and what it drives: the job board
+//!   ([`driver::board`], a pure state machine the simulator drives too) and its
+//!   [`driver::scheduler`], the [`driver::inbox`] workers report through, the
+//!   [`driver::worker`] every node runs, model registration and chunk repair.
 //! - [`mesh`]: every service of one node in one bundle, for the routes and the network bridge.
-//! - [`http`]: the HTTP API: the server, [`http::routes`] (routes building `meshml_client::api`
-//!   types) and [`http::state`].
+//! - [`http`]: the HTTP API: the server, [`http::routes`] (routes building
+//!   `meshml_client::api` types) and [`http::state`].
 //! - [`local`], [`dataset`]: the `local` and `dataset` commands, writing their report to any
 //!   `io::Write`.
 //! - [`node`]: `meshml node`, where the daemon is wired: it builds the services and starts
@@ -48,11 +49,11 @@
 
 pub mod batch;
 pub mod cli;
-pub mod cluster;
 pub mod columns;
 pub mod config;
 pub mod dataset;
 pub mod demo;
+pub mod driver;
 pub mod error;
 pub mod fit;
 pub mod http;
@@ -65,12 +66,11 @@ pub mod mesh;
 pub mod network;
 pub mod node;
 pub mod predict;
-pub mod scheduler;
+pub mod raft;
 pub mod scrub;
 pub mod services;
 pub mod serving;
 pub mod status;
-pub mod worker;
 
 pub use cli::{Cli, Command};
 pub use config::NodeConfig;

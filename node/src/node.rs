@@ -8,12 +8,13 @@ use actix::Actor;
 use meshml_protocol::Capabilities;
 
 use crate::batch::Batches;
-use crate::cluster;
 use crate::config::NodeConfig;
+use crate::driver;
 use crate::membership::{Leave, Membership, MembershipConfig, NetEvent};
 use crate::mesh::Mesh;
 use crate::network::faults::LinkFaults;
 use crate::network::{self, identity, NetworkConfig};
+use crate::raft;
 use crate::services::chunks::Chunks;
 use crate::services::consensus::Consensus;
 use crate::services::datasets::Datasets;
@@ -296,10 +297,10 @@ fn serve(
         let (raft_dir, raft_client, raft_cfg) = (
             dir.join("raft"),
             client.clone(),
-            cluster::default_config(&cfg.cluster),
+            raft::default_config(&cfg.cluster),
         );
         raft_arbiter.spawn(async move {
-            let _ = tx.send(cluster::start(&raft_dir, local, raft_client, raft_cfg).await);
+            let _ = tx.send(raft::start(&raft_dir, local, raft_client, raft_cfg).await);
         });
         let (raft, state) = rx
             .await
@@ -338,8 +339,8 @@ fn serve(
                 f
             }
         };
-        let alive: cluster::AlivePeers = std::sync::Arc::new(live_members.clone());
-        raft_arbiter.spawn(cluster::election_gate(
+        let alive: raft::AlivePeers = std::sync::Arc::new(live_members.clone());
+        raft_arbiter.spawn(raft::election_gate(
             raft.clone(),
             alive.clone(),
             Duration::from_millis(200),
@@ -369,11 +370,11 @@ fn serve(
                 },
             ));
         }
-        let inbox: cluster::inbox::InboxSlot = Default::default();
-        let worker = crate::worker::Worker::new(datasets.clone(), slots, inbox.clone());
+        let inbox: driver::inbox::InboxSlot = Default::default();
+        let worker = crate::driver::worker::Worker::new(datasets.clone(), slots, inbox.clone());
         let m = membership.clone();
         let (r, c) = (raft.clone(), client.clone());
-        let promises = std::sync::Arc::new(cluster::Promises::default());
+        let promises = std::sync::Arc::new(raft::Promises::default());
         let formation_promises = promises.clone();
         let (bridge_mesh, bridge_worker, bridge_inbox) =
             (mesh.clone(), worker.clone(), inbox.clone());
@@ -416,7 +417,7 @@ fn serve(
                         term,
                         spec,
                     } => {
-                        let key = crate::scheduler::TaskKey::new(job, task);
+                        let key = crate::driver::scheduler::TaskKey::new(job, task);
                         let resp = worker.assign(key, term, &spec);
                         let _ = c.respond(channel, resp).await;
                     }
@@ -429,7 +430,7 @@ fn serve(
                 }
             }
         });
-        let formation = cluster::Formation {
+        let formation = raft::Formation {
             promises: formation_promises,
             expect: cfg.expect,
             window: cfg.form_window,
@@ -468,14 +469,14 @@ fn serve(
             free_disk_bytes: caps.free_disk_bytes,
             started_ms: caps.started_ms,
         };
-        let driving = cluster::driver::DriverSlot::default();
-        actix_rt::spawn(cluster::driver::supervise(
+        let driving = driver::DriverSlot::default();
+        actix_rt::spawn(driver::supervise(
             raft.clone(),
             state.clone(),
-            cluster::driver::DriverConfig {
+            driver::DriverConfig {
                 local: local_info,
                 alive,
-                autopilot: cluster::autopilot::Autopilot {
+                autopilot: raft::autopilot::Autopilot {
                     remove_after: cfg.remove_after,
                     tick: Duration::from_millis(500),
                 },
@@ -525,10 +526,10 @@ fn serve(
 
 /// Answers the requests that neither membership nor the worker takes.
 async fn answer(
-    raft: &cluster::ClusterRaft,
-    promises: &cluster::Promises,
+    raft: &raft::ClusterRaft,
+    promises: &raft::Promises,
     mesh: &Mesh,
-    inbox: &cluster::inbox::InboxSlot,
+    inbox: &driver::inbox::InboxSlot,
     peer: libp2p::PeerId,
     request: meshml_protocol::Request,
 ) -> meshml_protocol::Response {
@@ -541,9 +542,9 @@ async fn answer(
         })
     };
     match request {
-        Q::Consensus { kind, payload } => cluster::serve_consensus(raft, kind, &payload).await,
+        Q::Consensus { kind, payload } => raft::serve_consensus(raft, kind, &payload).await,
         request @ (Q::ClusterInfo | Q::JoinCluster { .. } | Q::PromiseFormation { .. }) => {
-            cluster::serve_membership(raft, promises, &request)
+            raft::serve_membership(raft, promises, &request)
                 .await
                 .unwrap_or(Response::Ack)
         }
@@ -598,12 +599,12 @@ async fn answer(
                     retryable: true,
                 }),
             };
-            let report = cluster::board::Report {
-                key: crate::scheduler::TaskKey::new(job, task),
-                from: cluster::node_id(&peer),
+            let report = driver::board::Report {
+                key: crate::driver::scheduler::TaskKey::new(job, task),
+                from: raft::node_id(&peer),
                 outcome,
             };
-            match inbox.try_send(cluster::board::Event::TaskReported(report)) {
+            match inbox.try_send(driver::board::Event::TaskReported(report)) {
                 Ok(()) => Response::Ack,
                 Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => refuse(
                     ErrorCode::Unavailable,

@@ -2,7 +2,7 @@
 //! in virtual time with Raft's election and commit rules, from one seed.
 //!
 //! Every node runs the pieces the real node runs, with no sockets and no wall clock:
-//! - the driver: the production [`Board`] (with its [`meshml_node::scheduler::Scheduler`]),
+//! - the driver: the production [`Board`] (with its [`meshml_node::driver::scheduler::Scheduler`]),
 //!   created by each new leader and fed the same events the driver actor feeds it (ticks,
 //!   live members, jobs recorded in the replicated state, workers' reports, the outcomes of
 //!   its effects). Its effects are carried out here: assignments and output fetches travel
@@ -33,12 +33,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use meshml_models::plan::{run_task, DataSummary, JobKind, JobSpec, Task, TaskOutput};
 use meshml_models::{Dataset, Estimator};
-use meshml_node::cluster::board::{
+use meshml_node::driver::board::{
     AssignFailure, Board, Effect, Event, JobData, LostOutputs, Member, PlantedBug, Report,
 };
-use meshml_node::cluster::inbox::TermGuard;
+use meshml_node::driver::inbox::TermGuard;
+use meshml_node::driver::scheduler::TaskKey;
 use meshml_node::job::{JobRequest, JobSummary, TaskDone, TaskSpec};
-use meshml_node::scheduler::TaskKey;
 use meshml_protocol::{ChunkId, JobId, TaskState};
 use meshml_storage::raft::{ClusterCommand, ClusterState, JobRecord, JobState};
 use serde::Serialize;
@@ -936,7 +936,7 @@ impl Sim {
         }
     }
 
-    /// What the driver's tick brings its board (as [`meshml_node::cluster::driver`] does).
+    /// What the driver's tick brings its board (as [`meshml_node::driver`] does).
     fn observe(&mut self, i: usize) -> Vec<Event> {
         let now = self.now();
         let timing = self.cfg.timing;

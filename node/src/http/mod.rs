@@ -64,7 +64,7 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
         peers,
         raft: state.raft.as_ref().map(|(r, sm)| {
             let driving = state.driving.lock().expect("driver slot").clone();
-            crate::cluster::view(r, sm, driving)
+            crate::raft::view(r, sm, driving)
         }),
         worker: state.worker.as_ref().map(|w| WorkerView {
             slots: w.slots(),

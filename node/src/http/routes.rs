@@ -347,7 +347,7 @@ pub async fn submit(consensus: &Consensus, request: JobRequest) -> Result<String
             )));
         }
     }
-    let summary = crate::cluster::board::summary_of(&manifest);
+    let summary = crate::driver::board::summary_of(&manifest);
     Planner::new(request.job.clone(), summary).map_err(|e| MeshError::bad(e.to_string()))?;
     meshml_storage::error::check_name(&request.model_name())
         .map_err(|e| MeshError::bad(format!("model name: {e}")))?;

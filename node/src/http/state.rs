@@ -21,16 +21,13 @@ pub struct ApiState {
     /// Required bearer token, if any.
     pub token: Option<String>,
     /// The Raft group and its state machine.
-    pub raft: Option<(
-        crate::cluster::ClusterRaft,
-        meshml_storage::raft::StateMachine,
-    )>,
+    pub raft: Option<(crate::raft::ClusterRaft, meshml_storage::raft::StateMachine)>,
     /// The driver actor running here, if any.
-    pub driving: crate::cluster::driver::DriverSlot,
+    pub driving: crate::driver::DriverSlot,
     /// The mesh services (datasets, jobs, models).
     pub mesh: Option<crate::mesh::Mesh>,
     /// The worker, for its counters.
-    pub worker: Option<std::sync::Arc<crate::worker::Worker>>,
+    pub worker: Option<std::sync::Arc<crate::driver::worker::Worker>>,
     /// Largest prediction request body.
     pub max_request_bytes: usize,
 }

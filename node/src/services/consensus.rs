@@ -12,9 +12,9 @@ use meshml_protocol::{ErrorCode, RemoteError, Request, Response};
 use meshml_storage::raft::{ClusterCommand, ClusterResponse, ClusterState, StateMachine};
 use openraft::error::{ClientWriteError, RaftError};
 
-use crate::cluster::{node_id, AlivePeers, ClusterRaft};
 use crate::error::MeshError;
 use crate::network::Client;
+use crate::raft::{node_id, AlivePeers, ClusterRaft};
 
 /// A member alive now, as [`Consensus::live_members`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

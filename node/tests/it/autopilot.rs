@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use meshml_node::cluster::autopilot::{Autopilot, Round};
+use meshml_node::raft::autopilot::{Autopilot, Round};
 use meshml_sim::raft_cluster::{fast_config, RaftCluster};
 use meshml_storage::raft::MemberInfo;
 

@@ -4,7 +4,7 @@
 
 #![allow(clippy::print_stderr)]
 
-use meshml_node::cluster::board::PlantedBug;
+use meshml_node::driver::board::PlantedBug;
 use meshml_sim::det::{run, run_checked, DetConfig, DetFault};
 use meshml_sim::LinkConfig;
 

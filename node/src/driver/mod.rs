@@ -1,19 +1,34 @@
-//! The driver: an actor that lives on the Raft leader for exactly one term.
+//! The driver: an actor that lives on the Raft leader for exactly one term, and what it
+//! drives.
 //!
 //! [`supervise`] watches the local Raft node. When it becomes leader in term `t`, a
 //! [`Driver`] actor starts with `t`; when it stops leading, or a new term begins, that actor
 //! is stopped (and a new one started if the node leads again). Everything the driver sends
 //! to workers carries its term, and workers refuse terms older than one they have seen
-//! ([`super::inbox::TermGuard`]), so a deposed driver that has not noticed yet cannot assign work.
+//! ([`inbox::TermGuard`]), so a deposed driver that has not noticed yet cannot assign work.
 //!
-//! The driver runs the [`super::autopilot`] each tick, and re-checks its term before every
+//! The driver runs the [`crate::raft::autopilot`] each tick, and re-checks its term before every
 //! round so that a driver whose term has ended does nothing more.
 //!
 //! With jobs (a node with mesh services), the driver owns the term's job [`Board`] outright
 //! and runs it in one task: events come from a bounded inbox (workers' reports, outcomes
 //! of effects) and from the tick (live members, jobs recorded or ended in the replicated
 //! state); each event's [`Effect`]s are carried out on tasks of their own, whose outcomes
-//! come back through the inbox. Chunk repair ([`super::repair`]) runs beside it.
+//! come back through the inbox. Chunk repair ([`self::repair`]) runs beside it.
+//!
+//! - [`board`]: the job board, a pure state machine (events in, effects out), and
+//!   [`scheduler`], the task placement and retries it keeps;
+//! - [`inbox`]: where workers' reports reach the driver, and the term guard;
+//! - [`worker`]: the worker every node runs, which the driver assigns tasks to;
+//! - [`registry`]: a finished job's model artifact stored, copied, registered and scored;
+//! - [`repair`]: chunks and artifacts short of copies replicated again.
+
+pub mod board;
+pub mod inbox;
+pub mod registry;
+pub mod repair;
+pub mod scheduler;
+pub mod worker;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,12 +38,12 @@ use meshml_client::api::DriverView;
 use meshml_storage::raft::{MemberInfo, StateMachine};
 use openraft::ServerState;
 
-use super::autopilot::{Autopilot, Round};
-use super::board::{Board, Effect, Event, JobData, LostOutputs, Member};
-use super::inbox::{Inbox, InboxSlot, INBOX_CAPACITY};
-use super::{AlivePeers, ClusterRaft};
+use self::board::{Board, Effect, Event, JobData, LostOutputs, Member};
+use self::inbox::{Inbox, InboxSlot, INBOX_CAPACITY};
 use crate::error::MeshError;
 use crate::job::{job_owner, JobRequest};
+use crate::raft::autopilot::{Autopilot, Round};
+use crate::raft::{AlivePeers, ClusterRaft};
 use crate::services::datasets::Datasets;
 
 /// Where the supervisor publishes whether a driver runs here.
@@ -113,12 +128,12 @@ impl Actor for Driver {
                 };
                 let chunks = chunks.clone();
                 actix::spawn(async move {
-                    super::repair::repair(&chunks).await;
+                    self::repair::repair(&chunks).await;
                     drop(guard);
                 });
             };
             pass(self, ctx);
-            ctx.run_interval(super::repair::REPAIR_EVERY, pass);
+            ctx.run_interval(self::repair::REPAIR_EVERY, pass);
         }
         ctx.run_interval(self.autopilot.tick, |this, ctx| {
             if !Self::still_leading(&this.raft, this.term) {
@@ -141,7 +156,7 @@ impl Actor for Driver {
                 let peers = alive()
                     .await
                     .into_iter()
-                    .map(|(p, info)| (super::node_id(&p), info))
+                    .map(|(p, info)| (crate::raft::node_id(&p), info))
                     .collect();
                 if Self::still_leading(&raft, term) {
                     autopilot
@@ -188,7 +203,7 @@ pub struct DriverConfig {
     /// Where the running driver's inbox is published.
     pub inbox: InboxSlot,
     /// This node's worker, for tasks the driver places here.
-    pub worker: Option<Arc<crate::worker::Worker>>,
+    pub worker: Option<Arc<self::worker::Worker>>,
 }
 
 impl std::fmt::Debug for DriverConfig {
@@ -311,7 +326,7 @@ async fn drive(mut board: Board, mut inbox: tokio::sync::mpsc::Receiver<Event>, 
 #[derive(Clone)]
 struct Effects {
     datasets: Datasets,
-    worker: Option<Arc<crate::worker::Worker>>,
+    worker: Option<Arc<self::worker::Worker>>,
     inbox: Inbox,
     term: u64,
 }
@@ -420,7 +435,7 @@ impl Effects {
                 result,
             } => {
                 let outcome =
-                    super::registry::register(&self.datasets, &job, &request, *estimator, *result)
+                    self::registry::register(&self.datasets, &job, &request, *estimator, *result)
                         .await
                         .map(Box::new);
                 Some(Event::Registered { job, outcome })
@@ -484,8 +499,8 @@ impl Effects {
                             .map(|c| s.chunk_locations.get(&c.id).map_or(&[][..], |h| &h[..]))
                             .collect();
                         Some(Box::new(JobData {
-                            summary: super::board::summary_of(m),
-                            prefer: super::board::preferred_holders(holders),
+                            summary: self::board::summary_of(m),
+                            prefer: self::board::preferred_holders(holders),
                         }))
                     });
                 events.push(Event::JobRecorded {
@@ -509,11 +524,11 @@ impl Effects {
 
 /// The event an assignment's answer makes: none when the member took it.
 fn assign_outcome(
-    key: &crate::scheduler::TaskKey,
+    key: &self::scheduler::TaskKey,
     node: u64,
     answer: Result<meshml_protocol::Response, (String, bool)>,
 ) -> Option<Event> {
-    use super::board::AssignFailure;
+    use self::board::AssignFailure;
     use meshml_protocol::{ErrorCode, Response};
     let (error, failure) = match answer {
         Ok(Response::Ack) => return None,

@@ -4,7 +4,7 @@
 //! [`Board::step`] takes one [`Event`] (and the time) and returns the [`Effect`]s it causes.
 //! The board does no I/O, reads no clock, awaits nothing, takes no locks and holds no
 //! handle on the mesh: the driver actor
-//! ([`super::driver`]) owns it, carries out its effects and feeds their outcomes back as
+//! ([`crate::driver`]) owns it, carries out its effects and feeds their outcomes back as
 //! events, and the deterministic simulator (`meshml-sim det`) drives the same board over a
 //! simulated network.
 //!
@@ -37,9 +37,9 @@ use meshml_storage::raft::{
     ClusterCommand, ClusterResponse, JobRecord, JobState, Rejection, TaskRecord,
 };
 
+use super::scheduler::{self, Command, NodeId, Scheduler, TaskKey};
 use crate::error::MeshError;
 use crate::job::{JobRequest, JobSummary, TaskDone, TaskSpec};
-use crate::scheduler::{self, Command, NodeId, Scheduler, TaskKey};
 
 /// Attempts a task gets before its job fails.
 pub const MAX_ATTEMPTS: u32 = 4;

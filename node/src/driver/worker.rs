@@ -16,11 +16,11 @@ use meshml_models::plan::run_task;
 use meshml_protocol::{ErrorCode, RemoteError, Response, TaskState};
 use tokio::sync::Semaphore;
 
-use crate::cluster::board::{Event, Report};
-use crate::cluster::inbox::{InboxSlot, TermGuard};
+use super::board::{Event, Report};
+use super::inbox::{InboxSlot, TermGuard};
+use super::scheduler::TaskKey;
 use crate::error::MeshError;
 use crate::job::{job_owner, TaskDone, TaskSpec};
-use crate::scheduler::TaskKey;
 use crate::services::consensus::Consensus;
 use crate::services::datasets::Datasets;
 

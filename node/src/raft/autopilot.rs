@@ -1,4 +1,4 @@
-//! Autopilot, run by the driver ([`super::driver`]) each tick: removes members unreachable
+//! Autopilot, run by the driver ([`crate::driver`]) each tick: removes members unreachable
 //! for `remove_after`, keeps up to [`super::MAX_VOTERS`] voters by promoting live learners,
 //! and records every member's capabilities in the replicated state.
 

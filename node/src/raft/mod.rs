@@ -1,4 +1,4 @@
-//! The cluster: the Raft group whose leader is the driver.
+//! The Raft group whose leader is the driver ([`crate::driver`]).
 //!
 //! - Node ids are derived from libp2p peer ids ([`node_id`]); a member's `BasicNode.addr`
 //!   holds its peer id, so Raft RPCs find their way over the existing network.
@@ -7,21 +7,11 @@
 //! - Formation ([`Formation`]): with `--expect N`, once N meshml nodes of the same cluster
 //!   know each other, the one with the lowest node id initialises the group with all of
 //!   them as voters. A node expecting 1 forms a cluster of its own.
-//! - [`driver`]: the driver actor, started on the leader for one term and stopped when
-//!   leadership is lost; workers refuse commands from older terms ([`inbox`], where they
-//!   also send their reports). It owns the term's job
-//!   [`board`] (a pure state machine: events in, effects out) and carries out its effects.
-//! - [`registry`]: a finished job's model artifact stored, copied, registered and scored.
-//! - [`repair`]: chunks and artifacts short of copies replicated again.
 //! - [`autopilot`]: run by the driver, removes unreachable members and promotes learners.
+//! - [`view`]: the group as `/v1/status` reports it.
 
 pub mod autopilot;
-pub mod board;
-pub mod driver;
-pub mod inbox;
 pub mod network;
-pub mod registry;
-pub mod repair;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
