@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
-use crate::estimator::FittedModel;
 use crate::matrix::Matrix;
 use crate::rng::Rng;
 use crate::traits::{
-    argmax_rows, check_input, parse_bool, parse_value, Checked, Classifier, Fit, Model, Params,
+    argmax_rows, check_input, parse_bool, parse_value, Checked, Classifier, Fit, Member, Model,
+    Params,
 };
 use crate::tree::{Criterion, DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
 
@@ -176,13 +176,13 @@ impl RandomForestParams {
     ///
     /// This is the entry point of a forest task: it checks the forest's parameters but not
     /// the criterion's task (the trees of a regressor's forest use `squared_error`).
-    pub fn fit_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<FittedEnsemble> {
+    pub fn fit_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<Forest> {
         self.validate_forest(Self::NAME)?;
         self.grow_trees(data, from, to)
     }
 
     /// Grows trees `from..to` from parameters already checked.
-    fn grow_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<FittedEnsemble> {
+    fn grow_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<Forest> {
         let n_classes = if self.tree.criterion == Criterion::SquaredError {
             0
         } else {
@@ -213,7 +213,7 @@ impl RandomForestParams {
                 w
             });
             let t: FittedDecisionTree = tree.grow(data, weights.as_deref())?;
-            members.push(FittedModel::DecisionTree(t));
+            members.push(t);
         }
         Ok(FittedEnsemble {
             combine: Combine::Average,
@@ -224,7 +224,7 @@ impl RandomForestParams {
     }
 
     /// Grows the whole forest from parameters already checked.
-    fn grow_forest(&self, data: &Dataset) -> Result<FittedEnsemble> {
+    fn grow_forest(&self, data: &Dataset) -> Result<Forest> {
         let mut p = self.clone();
         p.tree.random_state = Some(self.seed());
         p.grow_trees(data, 0, self.n_estimators)
@@ -233,18 +233,18 @@ impl RandomForestParams {
 
 /// Grows the whole forest.
 impl Fit for Checked<RandomForestParams> {
-    type Fitted = FittedEnsemble;
+    type Fitted = Forest;
 
-    fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+    fn fit(&self, data: &Dataset) -> Result<Forest> {
         self.grow_forest(data)
     }
 }
 
 /// Grows the whole forest.
 impl Fit for Checked<RandomForestRegressorParams> {
-    type Fitted = FittedEnsemble;
+    type Fitted = Forest;
 
-    fn fit(&self, data: &Dataset) -> Result<FittedEnsemble> {
+    fn fit(&self, data: &Dataset) -> Result<Forest> {
         self.forest.grow_forest(data)
     }
 }
@@ -279,20 +279,37 @@ pub enum Combine {
 }
 
 /// Independently fitted members combined into one model: a classifier, or a regressor
-/// (`n_classes` 0) whose members' predictions are averaged.
+/// (`n_classes` 0) whose members' predictions are averaged. Generic over its members: a
+/// forest's are trees ([`Forest`]); the model enum holds ensembles of any fitted model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FittedEnsemble {
+pub struct FittedEnsemble<M> {
     /// How members are combined.
     pub combine: Combine,
     /// The members.
-    pub members: Vec<FittedModel>,
+    pub members: Vec<M>,
     /// Classes of the whole problem; 0 for a regressor.
     pub n_classes: usize,
     /// Feature columns.
     pub n_features: usize,
 }
 
-impl FittedEnsemble {
+/// A random forest as grown: an ensemble of trees.
+pub type Forest = FittedEnsemble<FittedDecisionTree>;
+
+impl<M> FittedEnsemble<M> {
+    /// The same ensemble with each member turned into another type (a forest's trees into
+    /// the model enum, say).
+    pub fn map_members<N>(self, f: impl FnMut(M) -> N) -> FittedEnsemble<N> {
+        FittedEnsemble {
+            combine: self.combine,
+            members: self.members.into_iter().map(f).collect(),
+            n_classes: self.n_classes,
+            n_features: self.n_features,
+        }
+    }
+}
+
+impl<M: Member> FittedEnsemble<M> {
     /// True for an ensemble of regressors.
     pub fn is_regressor(&self) -> bool {
         self.n_classes == 0
@@ -318,7 +335,7 @@ impl FittedEnsemble {
     }
 
     /// Joins batches of one ensemble (trees grown by different tasks), in order.
-    pub fn concat(parts: Vec<FittedEnsemble>) -> Result<FittedEnsemble> {
+    pub fn concat(parts: Vec<Self>) -> Result<Self> {
         let mut it = parts.into_iter();
         let mut first = it
             .next()
@@ -339,7 +356,7 @@ impl FittedEnsemble {
     }
 }
 
-impl Classifier for FittedEnsemble {
+impl<M: Member> Classifier for FittedEnsemble<M> {
     fn n_features(&self) -> usize {
         self.n_features
     }
@@ -361,19 +378,7 @@ impl Classifier for FittedEnsemble {
         match self.combine {
             Combine::Average => {
                 for m in &self.members {
-                    match m {
-                        // A forest's tree adds its leaves' fractions straight into the sum
-                        // (the same additions in the same order, without a matrix per tree).
-                        FittedModel::DecisionTree(t) if t.n_classes() == k => {
-                            t.add_proba(x, &mut acc)?
-                        }
-                        m => {
-                            let p = m.predict_proba(x)?;
-                            for (a, v) in acc.iter_mut().zip(p.data().iter()) {
-                                *a += f64::from(*v);
-                            }
-                        }
-                    }
+                    m.add_proba(x, &mut acc)?;
                 }
                 let m = self.members.len().max(1) as f64;
                 acc.iter_mut().for_each(|a| *a /= m);
@@ -448,17 +453,17 @@ impl Classifier for FittedEnsemble {
     }
 }
 
-impl Model for FittedEnsemble {
+impl<M: Member> Model for FittedEnsemble<M> {
     fn as_classifier(&self) -> Result<&dyn Classifier> {
         Ok(self)
     }
 
     fn is_regressor(&self) -> bool {
-        FittedEnsemble::is_regressor(self)
+        FittedEnsemble::<M>::is_regressor(self)
     }
 
     fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
-        FittedEnsemble::predict_values(self, x)
+        FittedEnsemble::<M>::predict_values(self, x)
     }
 }
 

@@ -11,7 +11,7 @@
 //!   errors that name the line and column.
 //! - [`traits`]: [`Params`] (names, aliases, validation, [`Params::check`] into
 //!   [`Checked`]), [`Fit`], [`Classifier`], [`Transformer`], and [`Model`], what every
-//!   fitted kind implements.
+//!   fitted kind implements; [`traits::Member`], what an ensemble or meta-estimator holds.
 //! - Families, one module each: [`linear`] (logistic regression with L2 or L1, linear and
 //!   ridge regression), [`naive_bayes`] (Gaussian NB), [`tree`] (classification and
 //!   regression trees), [`ensemble`] (random forests for both, combined members),
@@ -19,7 +19,10 @@
 //! - [`estimator`]: the registry, one list from which a macro generates [`Estimator`]
 //!   (estimators by name, with pipelines), [`FittedModel`] and their dispatch; what jobs
 //!   and artifacts carry.
-//! - [`meta`]: the fitted stacking, cascade and multi-output models.
+//! - [`meta`]: the fitted stacking, cascade and multi-output models. These and
+//!   [`ensemble::FittedEnsemble`] are generic over their members ([`traits::Member`]), so
+//!   they never name [`FittedModel`], which holds them with members of its own type: no
+//!   module imports one that imports it back.
 //! - [`plan`]: jobs (searches, one-vs-rest, one-vs-one, bagging, voting, stacking,
 //!   cascades, multi-output, forests) as plans of independent tasks, and the local
 //!   executor; a folder by concern (`data`, `task`, `job`, `planner`, `cv`, `executor`).
@@ -47,7 +50,9 @@
 //!    Its parameters are already valid, so it does not validate them again; plain
 //!    `FooParams` fits through a blanket implementation that checks first. The fitted
 //!    type `FittedFoo` is serde too, implements [`Classifier`] (or predicts values) and
-//!    [`Model`] (what [`FittedModel`] dispatches to).
+//!    [`Model`] (what [`FittedModel`] dispatches to). When `Fitted` is not the type the
+//!    registry's `fitted` list names (a forest grows a `FittedEnsemble` of trees), add a
+//!    `From` into [`FittedModel`] beside the registry.
 //! 3. **Registry line** (`src/estimator/mod.rs`): `Foo(FooParams),` under `classifiers`
 //!    or `regressors`, and `Foo(FittedFoo),` under `fitted` unless it shares a fitted
 //!    kind. The variant name is the wire name in job files and artifacts: never rename

@@ -1,14 +1,14 @@
 //! Fitted meta-estimators assembled from members that were fitted apart: stacking, a
 //! two-step cascade, and multi-output models. The plan ([`crate::plan`]) fits their parts
-//! as independent tasks and assembles them here.
+//! as independent tasks and assembles them here. Each is generic over its members
+//! ([`Member`]); the model enum holds them with members of its own type.
 
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
-use crate::estimator::FittedModel;
 use crate::matrix::Matrix;
-use crate::traits::{argmax_rows, check_input, Classifier, Model};
+use crate::traits::{argmax_rows, check_input, Classifier, Member, Model};
 
 /// Columns a member adds to a stacked training set for `k` classes.
 pub(crate) fn stack_width(k: usize) -> usize {
@@ -22,18 +22,18 @@ pub(crate) fn stack_width(k: usize) -> usize {
 /// A stacking classifier (scikit-learn's `StackingClassifier`): the final estimator
 /// reads the members' class probabilities (for two classes, only the second column).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FittedStacking {
+pub struct FittedStacking<M> {
     /// The members, each fitted on every row.
-    pub members: Vec<FittedModel>,
+    pub members: Vec<M>,
     /// The final estimator, fitted on the members' out-of-fold probabilities.
-    pub final_estimator: Box<FittedModel>,
+    pub final_estimator: Box<M>,
     /// Classes.
     pub n_classes: usize,
     /// Feature columns.
     pub n_features: usize,
 }
 
-impl FittedStacking {
+impl<M: Member> FittedStacking<M> {
     /// The members' stacked probabilities for `x`.
     pub fn stacked(&self, x: &Matrix) -> Result<Matrix> {
         check_input(x, self.n_features, "stacking")?;
@@ -52,7 +52,7 @@ impl FittedStacking {
     }
 }
 
-impl Classifier for FittedStacking {
+impl<M: Member> Classifier for FittedStacking<M> {
     fn n_features(&self) -> usize {
         self.n_features
     }
@@ -70,20 +70,20 @@ impl Classifier for FittedStacking {
 /// own classifier picks the class within it. Probabilities multiply:
 /// `P(c) = P(group of c) · P(c | group)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FittedCascade {
+pub struct FittedCascade<M> {
     /// Predicts the group.
-    pub router: Box<FittedModel>,
+    pub router: Box<M>,
     /// The class ids of each group.
     pub groups: Vec<Vec<u32>>,
     /// Each group's classifier (`None` for a group of one class).
-    pub members: Vec<Option<FittedModel>>,
+    pub members: Vec<Option<M>>,
     /// Classes.
     pub n_classes: usize,
     /// Feature columns.
     pub n_features: usize,
 }
 
-impl Classifier for FittedCascade {
+impl<M: Member> Classifier for FittedCascade<M> {
     fn n_features(&self) -> usize {
         self.n_features
     }
@@ -126,7 +126,7 @@ impl Classifier for FittedCascade {
 /// feature columns that are not targets (the dataset's own target column is never a
 /// feature).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FittedMultiOutput {
+pub struct FittedMultiOutput<M> {
     /// The target columns, in order.
     pub targets: Vec<String>,
     /// The feature columns the members read.
@@ -134,7 +134,7 @@ pub struct FittedMultiOutput {
     /// The class labels of each classification target (empty for a regression target).
     pub labels: Vec<Vec<String>>,
     /// One model per target.
-    pub members: Vec<FittedModel>,
+    pub members: Vec<M>,
 }
 
 /// One target's predictions.
@@ -146,7 +146,7 @@ pub enum Output {
     Values(Vec<f32>),
 }
 
-impl FittedMultiOutput {
+impl<M: Member> FittedMultiOutput<M> {
     /// Predictions of every target for `x` (whose columns are [`FittedMultiOutput::features`]).
     pub fn predict_outputs(&self, x: &Matrix) -> Result<Vec<Output>> {
         self.members
@@ -223,19 +223,19 @@ impl FittedMultiOutput {
     }
 }
 
-impl Model for FittedStacking {
+impl<M: Member> Model for FittedStacking<M> {
     fn as_classifier(&self) -> Result<&dyn Classifier> {
         Ok(self)
     }
 }
 
-impl Model for FittedCascade {
+impl<M: Member> Model for FittedCascade<M> {
     fn as_classifier(&self) -> Result<&dyn Classifier> {
         Ok(self)
     }
 }
 
-impl Model for FittedMultiOutput {
+impl<M: Member> Model for FittedMultiOutput<M> {
     fn as_classifier(&self) -> Result<&dyn Classifier> {
         Err(ModelError::data(
             "model",
@@ -248,6 +248,6 @@ impl Model for FittedMultiOutput {
     }
 
     fn evaluate(&self, data: &Dataset) -> Result<f64> {
-        Ok(FittedMultiOutput::evaluate(self, data)?.0)
+        Ok(FittedMultiOutput::<M>::evaluate(self, data)?.0)
     }
 }

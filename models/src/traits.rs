@@ -164,6 +164,31 @@ pub trait Transformer {
     }
 }
 
+/// A fitted model that an ensemble or a meta-estimator holds as a member: it predicts
+/// class probabilities or values. [`FittedModel`](crate::FittedModel) is one, and so is a
+/// bare tree. Ensembles and meta-estimators are generic over their members, so that they
+/// need not name the enum of every model that in turn contains them.
+pub trait Member: Classifier + Model {
+    /// Adds this member's class probabilities for `x` into `acc` (`x.rows()` rows of the
+    /// ensemble's classes, row major), as an averaging ensemble sums them.
+    fn add_proba(&self, x: &Matrix, acc: &mut [f64]) -> Result<()> {
+        add_predicted_proba(self, x, acc)
+    }
+}
+
+/// [`Member::add_proba`] by way of [`Classifier::predict_proba`].
+pub fn add_predicted_proba<C: Classifier + ?Sized>(
+    member: &C,
+    x: &Matrix,
+    acc: &mut [f64],
+) -> Result<()> {
+    let p = member.predict_proba(x)?;
+    for (a, v) in acc.iter_mut().zip(p.data().iter()) {
+        *a += f64::from(*v);
+    }
+    Ok(())
+}
+
 /// A fitted model of any kind, as [`FittedModel`](crate::FittedModel) dispatches to it:
 /// a classifier, a regressor, or a model that predicts several targets.
 pub trait Model {

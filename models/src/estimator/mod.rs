@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
-use crate::ensemble::{FittedEnsemble, RandomForestParams, RandomForestRegressorParams};
+use crate::ensemble::{FittedEnsemble, Forest, RandomForestParams, RandomForestRegressorParams};
 use crate::error::{ModelError, Result};
 use crate::linear::{
     FittedLinearRegression, FittedLogisticRegression, LinearRegressionParams,
@@ -28,7 +28,7 @@ use crate::naive_bayes::{FittedGaussianNb, GaussianNbParams};
 use crate::preprocessing::{
     FittedSelectFromModel, FittedStandardScaler, SelectFromModelParams, StandardScalerParams,
 };
-use crate::traits::{Classifier, Fit, Model, Params, Transformer};
+use crate::traits::{Classifier, Fit, Member, Model, Params, Transformer};
 use crate::tree::{DecisionTreeClassifierParams, DecisionTreeRegressorParams, FittedDecisionTree};
 
 mod pipeline;
@@ -75,13 +75,13 @@ registry::registry! {
         /// Pipeline.
         Pipeline(FittedPipeline),
         /// An ensemble: a forest, or members a meta-estimator fitted apart.
-        Ensemble(FittedEnsemble),
+        Ensemble(FittedEnsemble<FittedModel>),
         /// A stacking classifier.
-        Stacking(FittedStacking),
+        Stacking(FittedStacking<FittedModel>),
         /// A two-step (cascade) classifier.
-        Cascade(FittedCascade),
+        Cascade(FittedCascade<FittedModel>),
         /// One model per target column.
-        MultiOutput(FittedMultiOutput),
+        MultiOutput(FittedMultiOutput<FittedModel>),
     }
 }
 
@@ -163,6 +163,47 @@ impl FittedModel {
     /// The default score on a dataset, as scikit-learn's `score`: accuracy for a
     /// classifier, R² for a regressor.
     pub fn evaluate(&self, data: &Dataset) -> Result<f64> {
+        self.inner().evaluate(data)
+    }
+}
+
+/// A forest as the model enum holds it: an ensemble whose members are trees (the serialised
+/// form of each member names its kind).
+impl From<Forest> for FittedModel {
+    fn from(forest: Forest) -> Self {
+        FittedModel::Ensemble(forest.map_members(FittedModel::DecisionTree))
+    }
+}
+
+/// Any model can be a member of an ensemble or a meta-estimator; a tree adds its
+/// probabilities straight into an averaging ensemble's sum.
+impl Member for FittedModel {
+    fn add_proba(&self, x: &Matrix, acc: &mut [f64]) -> Result<()> {
+        match self {
+            FittedModel::DecisionTree(t) => Member::add_proba(t, x, acc),
+            m => crate::traits::add_predicted_proba(m, x, acc),
+        }
+    }
+}
+
+impl Model for FittedModel {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        self.inner().as_classifier()
+    }
+
+    fn n_inputs(&self) -> usize {
+        self.inner().n_inputs()
+    }
+
+    fn is_regressor(&self) -> bool {
+        self.inner().is_regressor()
+    }
+
+    fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
+        self.inner().predict_values(x)
+    }
+
+    fn evaluate(&self, data: &Dataset) -> Result<f64> {
         self.inner().evaluate(data)
     }
 }

@@ -133,7 +133,7 @@ pub fn run_task(task: &Task, data: &Dataset) -> Result<TaskOutput> {
             let part = forest.fit_trees(data, *from as usize, *to as usize)?;
             Ok(TaskOutput {
                 score: None,
-                model: Some(FittedModel::Ensemble(part)),
+                model: Some(FittedModel::from(part)),
                 fit_ms: ms(),
                 predictions: None,
                 labels: Vec::new(),

@@ -897,6 +897,18 @@ impl Fit for Checked<DecisionTreeRegressorParams> {
     }
 }
 
+/// A forest's tree adds its leaves' fractions straight into the ensemble's sum (the same
+/// additions in the same order, without a matrix per tree).
+impl crate::traits::Member for FittedDecisionTree {
+    fn add_proba(&self, x: &Matrix, acc: &mut [f64]) -> Result<()> {
+        if self.n_classes() * x.rows() == acc.len() {
+            FittedDecisionTree::add_proba(self, x, acc)
+        } else {
+            crate::traits::add_predicted_proba(self, x, acc)
+        }
+    }
+}
+
 impl Model for FittedDecisionTree {
     fn as_classifier(&self) -> Result<&dyn Classifier> {
         Ok(self)
