@@ -177,7 +177,7 @@ pub trait Member: Classifier + Model {
 }
 
 /// [`Member::add_proba`] by way of [`Classifier::predict_proba`].
-pub fn add_predicted_proba<C: Classifier + ?Sized>(
+pub(crate) fn add_predicted_proba<C: Classifier + ?Sized>(
     member: &C,
     x: &Matrix,
     acc: &mut [f64],

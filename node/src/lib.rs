@@ -15,10 +15,11 @@
 //!
 //! - [`error`] ([`error::MeshError`], what the services fail with, mapped to HTTP statuses
 //!   only in the routes), [`lru`] (the caches' LRU), [`job`] (job requests, task specs and
-//!   reports), [`logging`], [`cli`] (clap definitions), [`config`] ([`NodeConfig`], the
-//!   daemon's configuration that `meshml node`'s flags fill, checked by
-//!   [`NodeConfig::validate`]), [`columns`] (a model's columns matched to a dataset's;
-//!   prediction CSV lines).
+//!   reports), [`logging`], [`config`] ([`NodeConfig`], the daemon's configuration that
+//!   `meshml node`'s flags fill, checked by [`NodeConfig::validate`]), [`cli`] (clap
+//!   definitions), [`columns`] (a model's columns matched to a dataset's; prediction CSV
+//!   lines), and [`fit`], [`predict`], [`status`]: re-exports of `meshml_client`'s commands
+//!   at their old paths, for the node's internals, the demo and the simulator.
 //! - [`network`]: the libp2p swarm, its event loop and client handle; [`membership`]: the
 //!   peer-table actor (liveness from heartbeats).
 //! - [`raft`]: the Raft group (start, formation, the election gate, membership changes, the
@@ -37,13 +38,11 @@
 //! - [`mesh`]: every service of one node in one bundle, for the routes and the network bridge.
 //! - [`http`]: the HTTP API: the server, [`http::routes`] (routes building
 //!   `meshml_client::api` types) and [`http::state`].
-//! - [`local`], [`dataset`]: the `local` and `dataset` commands, writing their report to any
+//! - [`dataset`], [`local`]: the `dataset` and `local` commands, writing their report to any
 //!   `io::Write`.
 //! - [`node`]: `meshml node`, where the daemon is wired: it builds the services and starts
 //!   the network, Raft, the driver's supervisor, the worker and the API.
 //! - [`demo`]: `meshml demo`, a three-node mesh in one process.
-//! - [`fit`], [`predict`], [`status`]: re-exports of `meshml_client`'s commands at their old
-//!   paths, for the node's internals, the demo and the simulator.
 
 #![warn(missing_docs)]
 

@@ -1,6 +1,7 @@
-//! A node's mesh services, bundled for those that use most of them (the HTTP routes, the
-//! network bridge, the driver). Each is built in `node.rs`, where the daemon is wired; code
-//! that needs one service takes that one (a worker its datasets, the scrubber its chunks).
+//! A node's mesh services, bundled for those that use most of them (the HTTP routes and the
+//! network bridge). Each is built in `node.rs`, where the daemon is wired; code that needs
+//! one service takes that one (the driver and a worker their datasets, the scrubber its
+//! chunks).
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The scrubber: every node reads back the chunks it stores, checks each against its
 //! content address, and replaces a copy that fails from another holder.
 //!
-//! Read repair (`Mesh::chunk_from`) only finds damage in chunks a task happens to read on
+//! Read repair (`Chunks::chunk_from`) only finds damage in chunks a task happens to read on
 //! this node; a copy no task reads here could rot unnoticed until the other copies are
 //! gone. The scrubber closes that gap: a pass starts shortly after the node starts (a
 //! restart after a crash is when damage is most likely) and then once per interval. A

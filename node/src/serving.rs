@@ -131,11 +131,6 @@ impl Models {
         self.cache.loaded()
     }
 
-    /// The chunks the artifacts are kept in.
-    pub fn chunks(&self) -> &Chunks {
-        &self.chunks
-    }
-
     /// The encoded artifact of `name@version`: from this node's store, else from a holder,
     /// in which case this node keeps a copy and becomes a holder.
     pub async fn artifact_bytes(&self, name: &str, version: u32) -> Result<Vec<u8>, MeshError> {

@@ -319,4 +319,43 @@ mod tests {
             m.predict_proba(data.x()).unwrap()
         );
     }
+
+    #[test]
+    fn a_forest_predicts_the_same_as_a_tree_ensemble_and_as_a_model() {
+        // The trees add their probabilities straight into the sum (Member for a tree), and
+        // in the model enum through Member for FittedModel: both are the average of what
+        // each tree predicts.
+        let data = crate::io::iris();
+        let mut p = RandomForestParams::default();
+        p.set_param("n_estimators", "6").unwrap();
+        p.set_param("random_state", "4").unwrap();
+        let forest = p.fit(&data).unwrap();
+        let want = forest.predict_proba(data.x()).unwrap();
+        let model = FittedModel::from(forest.clone());
+        assert_eq!(model.predict_proba(data.x()).unwrap(), want);
+        let mut sum = vec![0.0f64; want.data().len()];
+        for t in &forest.members {
+            for (s, v) in sum
+                .iter_mut()
+                .zip(t.predict_proba(data.x()).unwrap().data().iter())
+            {
+                *s += f64::from(*v);
+            }
+        }
+        let mean: Vec<f32> = sum.iter().map(|s| (s / 6.0) as f32).collect();
+        assert_eq!(want.to_vec(), mean);
+        // A regression tree in a classifier's sum is refused, whatever the rows.
+        let reg = DecisionTreeRegressorParams::default();
+        let values = Dataset::new(
+            data.x().clone(),
+            crate::dataset::Target::Values((0..data.n_samples()).map(|i| i as f32).collect()),
+            data.feature_names().to_vec(),
+            "v",
+        )
+        .unwrap();
+        let t = reg.fit(&values).unwrap();
+        let none = Matrix::from_vec(0, 4, Vec::new()).unwrap();
+        assert!(Member::add_proba(&t, &none, &mut []).is_err());
+        assert!(Member::add_proba(&t, data.x(), &mut []).is_err());
+    }
 }

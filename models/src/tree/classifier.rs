@@ -901,7 +901,7 @@ impl Fit for Checked<DecisionTreeRegressorParams> {
 /// additions in the same order, without a matrix per tree).
 impl crate::traits::Member for FittedDecisionTree {
     fn add_proba(&self, x: &Matrix, acc: &mut [f64]) -> Result<()> {
-        if self.n_classes() * x.rows() == acc.len() {
+        if self.n_classes() > 0 && self.n_classes() * x.rows() == acc.len() {
             FittedDecisionTree::add_proba(self, x, acc)
         } else {
             crate::traits::add_predicted_proba(self, x, acc)
