@@ -177,6 +177,10 @@ pub struct PutDatasetRequest {
     pub regression: bool,
     /// `csv` or `parquet`.
     pub format: String,
+    /// What to call the input in error messages (the uploaded file's name); by default
+    /// `upload of 'NAME'`.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// The answer to `POST /v1/datasets`: the stored dataset and where its chunks went.
@@ -363,6 +367,10 @@ pub struct BatchRequest {
     /// Copies of each chunk of the `into` dataset.
     #[serde(default)]
     pub replicas: Option<usize>,
+    /// Predict even though the dataset has feature columns the model was not fitted on
+    /// (they are dropped); refused otherwise.
+    #[serde(default)]
+    pub ignore_extra_columns: bool,
 }
 
 /// A batch's progress and outcome (`GET /v1/predictions/{id}`).

@@ -45,12 +45,21 @@ pub fn put(
     out: &mut dyn Write,
 ) -> Result<(), ClientError> {
     let name = dataset_name(opts.name.clone(), file)?;
+    let enc = |v: &str| {
+        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
     let mut query = format!(
-        "name={name}&replicas={}&chunk_rows={}",
-        opts.replicas, opts.chunk_rows
+        "name={}&replicas={}&chunk_rows={}",
+        enc(&name),
+        opts.replicas,
+        opts.chunk_rows
     );
     if let Some(t) = &opts.target {
-        query.push_str(&format!("&target={t}"));
+        query.push_str(&format!("&target={}", enc(t)));
+    }
+    // Errors in the file name it as the user knows it, not as the node stores the upload.
+    if let Some(f) = file.file_name() {
+        query.push_str(&format!("&source={}", enc(&f.to_string_lossy())));
     }
     if opts.regression {
         query.push_str("&regression=true");

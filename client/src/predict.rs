@@ -42,6 +42,10 @@ pub struct PredictCmd {
     /// Also write class probabilities (`p_<class>` columns).
     #[arg(long)]
     pub proba: bool,
+    /// Predict even though the dataset has feature columns the model was not fitted on
+    /// (they are dropped); refused otherwise.
+    #[arg(long)]
+    pub ignore_extra_columns: bool,
     /// The node.
     #[command(flatten)]
     pub api: NodeApi,
@@ -56,6 +60,7 @@ pub fn predict(cmd: PredictCmd, out: &mut dyn Write) -> Result<(), ClientError> 
         proba: cmd.proba,
         into: cmd.into.clone(),
         replicas: cmd.replicas,
+        ignore_extra_columns: cmd.ignore_extra_columns,
     };
     let client = cmd.api.client()?;
     let created: Created = client.send_json(

@@ -2,9 +2,15 @@
 //!
 //! The file must have a header. The target column is chosen by name (default: the last
 //! column); every other column is a numeric feature.
+//!
+//! Memory stays bounded on any input: a record (a line, or a quoted field that spans lines)
+//! longer than [`CsvOptions::max_line_bytes`] and a header wider than
+//! [`CsvOptions::max_columns`] are refused with an error that names the limit, as soon as
+//! the reader gets there (a file of gigabytes without a line break fails after reading the
+//! limit, not after reading the file).
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::Path;
 
 use crate::dataset::{parse_int, Classes, Dataset, Target};
@@ -21,13 +27,35 @@ pub enum TargetKind {
     Regression,
 }
 
+/// Default cap on one CSV record: 4 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 4 << 20;
+
+/// Default cap on the columns of a header.
+pub const DEFAULT_MAX_COLUMNS: usize = 65_536;
+
 /// Options for [`read_csv`] and [`load_csv`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CsvOptions {
     /// Name of the target column; `None` means the last column.
     pub target: Option<String>,
     /// How to read the target.
     pub kind: TargetKind,
+    /// Longest record read, in bytes: a line, or a quoted field that spans lines (default
+    /// [`DEFAULT_MAX_LINE_BYTES`]).
+    pub max_line_bytes: u64,
+    /// Most columns a header may name (default [`DEFAULT_MAX_COLUMNS`]).
+    pub max_columns: usize,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            target: None,
+            kind: TargetKind::default(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_columns: DEFAULT_MAX_COLUMNS,
+        }
+    }
 }
 
 impl CsvOptions {
@@ -51,21 +79,91 @@ pub fn load_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
     read_csv(file, &path.display().to_string(), opts)
 }
 
-fn reader<R: Read>(rdr: R) -> csv::Reader<R> {
+/// The error a [`LineLimit`] gives when a record grows past its cap.
+#[derive(Debug)]
+struct LineTooLong {
+    limit: u64,
+}
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a record longer than {} bytes", self.limit)
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+/// Gives the CSV reader at most `limit` bytes between two finished records (the reader
+/// calls `record_done` after each): what keeps a file without line breaks, or
+/// with a quote never closed, from growing one record without bound. The CSV reader reads
+/// ahead a buffer (8 KiB), so the cap holds to within that.
+#[derive(Debug)]
+pub struct LineLimit<R> {
+    inner: R,
+    since_record: u64,
+    limit: u64,
+}
+
+impl<R: Read> LineLimit<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        Self {
+            inner,
+            since_record: 0,
+            limit: limit.max(1),
+        }
+    }
+
+    fn record_done(&mut self) {
+        self.since_record = 0;
+    }
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let room = self.limit.saturating_sub(self.since_record);
+        if room == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                LineTooLong { limit: self.limit },
+            ));
+        }
+        let take = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..take])?;
+        self.since_record += n as u64;
+        Ok(n)
+    }
+}
+
+type Csv<R> = csv::Reader<LineLimit<R>>;
+
+fn reader<R: Read>(rdr: R, opts: &CsvOptions) -> Csv<R> {
     csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(rdr)
+        .from_reader(LineLimit::new(rdr, opts.max_line_bytes))
 }
 
-fn header(rdr: &mut csv::Reader<impl Read>, source: &str) -> Result<Vec<String>> {
-    let headers = rdr
-        .headers()
-        .map_err(|e| csv_error(source, e))?
-        .iter()
-        .map(str::to_string)
-        .collect::<Vec<_>>();
+fn header<R: Read>(rdr: &mut Csv<R>, source: &str, opts: &CsvOptions) -> Result<Vec<String>> {
+    let record = match rdr.headers() {
+        Ok(r) => r,
+        Err(e) => return Err(read_error(source, e, 1)),
+    };
+    if record.len() > opts.max_columns {
+        return Err(ModelError::data(
+            format!("{source}:1"),
+            format!(
+                "the header names {} columns; at most {} are read (raise the limit with --max-columns)",
+                record.len(),
+                opts.max_columns
+            ),
+        ));
+    }
+    let headers = record.iter().map(str::to_string).collect::<Vec<_>>();
+    rdr.get_mut().record_done();
     if headers.is_empty() || headers.iter().all(String::is_empty) {
         return Err(ModelError::data(
             source,
@@ -89,6 +187,23 @@ fn header(rdr: &mut csv::Reader<impl Read>, source: &str) -> Result<Vec<String>>
     Ok(headers)
 }
 
+/// A read error at the record that starts on `line`: a record over the cap says which cap,
+/// others are the CSV reader's.
+fn read_error(source: &str, e: csv::Error, line: u64) -> ModelError {
+    if let csv::ErrorKind::Io(io) = e.kind() {
+        if let Some(too_long) = io.get_ref().and_then(|x| x.downcast_ref::<LineTooLong>()) {
+            return ModelError::data(
+                format!("{source}:{line}"),
+                format!(
+                    "{too_long} (a file without line breaks, or a quote that is never closed?); \
+                     raise the limit with --max-line-bytes"
+                ),
+            );
+        }
+    }
+    csv_error(source, e)
+}
+
 fn csv_error(source: &str, e: csv::Error) -> ModelError {
     let location = match e.position() {
         Some(p) => format!("{source}:{}", p.line()),
@@ -104,16 +219,17 @@ fn csv_error(source: &str, e: csv::Error) -> ModelError {
 /// Reads the next non-blank record into `record`, checking it has `fields` fields; returns
 /// its line number, or `None` at the end of the input.
 fn next_record<R: Read>(
-    rdr: &mut csv::Reader<R>,
+    rdr: &mut Csv<R>,
     record: &mut csv::StringRecord,
     source: &str,
     fields: usize,
 ) -> Result<Option<u64>> {
     loop {
+        let at = rdr.position().line();
         match rdr.read_record(record) {
             Ok(false) => return Ok(None),
-            Ok(true) => {}
-            Err(e) => return Err(csv_error(source, e)),
+            Ok(true) => rdr.get_mut().record_done(),
+            Err(e) => return Err(read_error(source, e, at)),
         }
         let line = record.position().map_or(0, |p| p.line());
         if record.len() == 1 && record[0].is_empty() {
@@ -163,7 +279,7 @@ pub enum RawTarget {
 /// so both report bad input the same way.
 #[derive(Debug)]
 pub struct CsvRows<R: Read> {
-    rdr: csv::Reader<R>,
+    rdr: Csv<R>,
     source: String,
     headers: Vec<String>,
     feature_cols: Vec<usize>,
@@ -175,8 +291,8 @@ pub struct CsvRows<R: Read> {
 impl<R: Read> CsvRows<R> {
     /// Reads and checks the header; `source` names the input in error messages.
     pub fn new(rdr: R, source: &str, opts: &CsvOptions) -> Result<Self> {
-        let mut rdr = reader(rdr);
-        let headers = header(&mut rdr, source)?;
+        let mut rdr = reader(rdr, opts);
+        let headers = header(&mut rdr, source, opts)?;
         let target_col = match &opts.target {
             None => headers.len() - 1,
             Some(t) => headers.iter().position(|h| h == t).ok_or_else(|| {
@@ -400,16 +516,20 @@ pub fn read_csv<R: Read>(rdr: R, source: &str, opts: &CsvOptions) -> Result<Data
 }
 
 /// Reads feature columns for prediction: the columns named in `feature_names` are taken in
-/// that order (other columns are ignored). Returns the matrix and, if the file also has a
-/// column called `target_name`, its raw values.
+/// that order. Returns the matrix and, if the file also has a column called `target_name`,
+/// its raw values. Other columns are refused (naming them), as scikit-learn refuses feature
+/// names unseen in fit, unless `ignore_extra` drops them. Of `limits`, only the caps on
+/// records and columns apply.
 pub fn read_features<R: Read>(
     rdr: R,
     source: &str,
     feature_names: &[String],
     target_name: Option<&str>,
+    limits: &CsvOptions,
+    ignore_extra: bool,
 ) -> Result<(Matrix, Option<Vec<String>>)> {
-    let mut rdr = reader(rdr);
-    let headers = header(&mut rdr, source)?;
+    let mut rdr = reader(rdr, limits);
+    let headers = header(&mut rdr, source, limits)?;
     let mut cols = Vec::with_capacity(feature_names.len());
     let mut missing = Vec::new();
     for f in feature_names {
@@ -425,6 +545,22 @@ pub fn read_features<R: Read>(
                 "the model needs feature column(s) {} that the header lacks; header: {}",
                 missing.join(", "),
                 headers.join(", ")
+            ),
+        ));
+    }
+    let extra: Vec<&str> = headers
+        .iter()
+        .filter(|h| !feature_names.contains(h) && Some(h.as_str()) != target_name)
+        .map(String::as_str)
+        .collect();
+    if !extra.is_empty() && !ignore_extra {
+        return Err(ModelError::data(
+            format!("{source}:1"),
+            format!(
+                "column(s) {} are not features the model was fitted on (it reads {}); to \
+                 predict anyway, drop them with --ignore-extra-columns",
+                extra.join(", "),
+                feature_names.join(", ")
             ),
         ));
     }
@@ -574,13 +710,167 @@ mod tests {
             "p.csv",
             &names,
             Some("y"),
+            &CsvOptions::default(),
+            false,
         )
         .unwrap();
         assert_eq!(x.to_vec(), vec![2., 1., 4., 3.]);
         assert_eq!(t.unwrap(), vec!["p", "q"]);
-        let e = read_features("a,y\n1,2\n".as_bytes(), "p.csv", &names, None)
+        // A column the model was not fitted on is refused, unless dropped on request.
+        let extra = "a,b,z,y\n1,2,0,p\n".as_bytes();
+        let e = read_features(
+            extra,
+            "p.csv",
+            &names,
+            Some("y"),
+            &CsvOptions::default(),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "p.csv:1: column(s) z are not features the model was fitted on (it reads b, a); to \
+             predict anyway, drop them with --ignore-extra-columns"
+        );
+        let (x, _) = read_features(
+            extra,
+            "p.csv",
+            &names,
+            Some("y"),
+            &CsvOptions::default(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(x.to_vec(), vec![2., 1.]);
+        let e = read_features(
+            "a,y\n1,2\n".as_bytes(),
+            "p.csv",
+            &names,
+            None,
+            &CsvOptions::default(),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("feature column(s) b"), "{e}");
+    }
+
+    /// A reader of `n` bytes of `b`, counting what is read from it.
+    struct Endless {
+        byte: u8,
+        left: u64,
+        read: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.left as usize);
+            buf[..n].fill(self.byte);
+            self.left -= n as u64;
+            self.read.set(self.read.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    fn limited(max_line_bytes: u64) -> CsvOptions {
+        CsvOptions {
+            max_line_bytes,
+            ..CsvOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_line_past_the_cap_is_refused_after_reading_about_the_cap() {
+        // 1 GiB of zeros (no line break): refused at the header, having read ~the cap.
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let input = Endless {
+            byte: 0,
+            left: 1 << 30,
+            read: read.clone(),
+        };
+        let e = read_csv(input, "big.csv", &limited(1 << 20))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("feature column(s) b"), "{e}");
+        assert_eq!(
+            e,
+            "big.csv:1: a record longer than 1048576 bytes (a file without line breaks, or a \
+             quote that is never closed?); raise the limit with --max-line-bytes"
+        );
+        assert!(
+            read.get() <= (1 << 20) + (64 << 10),
+            "read {} bytes",
+            read.get()
+        );
+
+        // A long data line after good ones names its line; the good ones were fine.
+        // (The CSV reader reads ahead 8 KiB, so a line is caught once it is that much longer
+        // than the cap.)
+        let mut text = String::from("a,y\n1,p\n2,q\n3,");
+        text.push_str(&"p".repeat(50_000));
+        text.push('\n');
+        let e = read_csv(text.as_bytes(), "t.csv", &limited(4096))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.csv:4: a record longer than 4096 bytes"),
+            "{e}"
+        );
+        // The same file under the default cap reads.
+        assert_eq!(
+            read_csv(text.as_bytes(), "t.csv", &CsvOptions::default())
+                .unwrap()
+                .n_samples(),
+            3
+        );
+
+        // A quote never closed: short lines, one endless record.
+        let mut text = String::from("a,y\n\"");
+        text.push_str(&"x\n".repeat(10_000));
+        let e = read_csv(text.as_bytes(), "q.csv", &limited(4096))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("q.csv:2: a record longer than 4096 bytes"),
+            "{e}"
+        );
+        // Prediction input is capped the same way.
+        let e = read_features(
+            "a,y\n".as_bytes().chain(Endless {
+                byte: b'1',
+                left: 1 << 24,
+                read: read.clone(),
+            }),
+            "p.csv",
+            &["a".to_string()],
+            Some("y"),
+            &limited(1 << 16),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("p.csv:2: a record longer than 65536 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_header_past_the_column_cap_is_refused_naming_both_numbers() {
+        let header = (0..300)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let opts = CsvOptions {
+            max_columns: 256,
+            ..CsvOptions::default()
+        };
+        let e = read_csv(format!("{header}\n").as_bytes(), "w.csv", &opts)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "w.csv:1: the header names 300 columns; at most 256 are read (raise the limit with --max-columns)"
+        );
     }
 }

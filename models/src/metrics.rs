@@ -52,6 +52,23 @@ pub fn r2_score(y_true: &[f32], y_pred: &[f32]) -> Result<f64> {
     })
 }
 
+/// The mean of `|truth - prediction|` (scikit-learn's `mean_absolute_error`).
+pub fn mean_absolute_error(y_true: &[f32], y_pred: &[f32]) -> Result<f64> {
+    if y_true.len() != y_pred.len() || y_true.is_empty() {
+        return Err(ModelError::Shape(format!(
+            "mean_absolute_error needs equal, non-zero lengths; got {} and {}",
+            y_true.len(),
+            y_pred.len()
+        )));
+    }
+    let sum: f64 = y_true
+        .iter()
+        .zip(y_pred)
+        .map(|(&t, &p)| (f64::from(t) - f64::from(p)).abs())
+        .sum();
+    Ok(sum / y_true.len() as f64)
+}
+
 /// Fraction of predictions equal to the truth.
 pub fn accuracy(y_true: &[u32], y_pred: &[u32]) -> Result<f64> {
     check_lengths(y_true, y_pred)?;
@@ -320,6 +337,14 @@ pub fn classification_report(y_true: &[u32], y_pred: &[u32], labels: &[String]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_absolute_error_by_hand() {
+        // scikit-learn: mean_absolute_error([3, -0.5, 2, 7], [2.5, 0.0, 2, 8]) == 0.5
+        let e = mean_absolute_error(&[3.0, -0.5, 2.0, 7.0], &[2.5, 0.0, 2.0, 8.0]).unwrap();
+        assert!((e - 0.5).abs() < 1e-12, "{e}");
+        assert!(mean_absolute_error(&[1.0], &[]).is_err());
+    }
 
     #[test]
     fn hand_computed_scores() {

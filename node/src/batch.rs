@@ -22,7 +22,7 @@ use meshml_protocol::{ChunkId, ErrorCode, RemoteError, Request, Response};
 
 use meshml_storage::encoding::{f32s_from_le, le_bytes_f32};
 
-use crate::columns::{column_map, csv_line, push_csv_field};
+use crate::columns::{column_map, csv_line, push_csv_field, refuse_extra};
 use crate::error::MeshError;
 use crate::services::consensus::Consensus;
 use crate::services::datasets::{Datasets, PutDatasetRequest};
@@ -92,7 +92,35 @@ struct Slice {
     rows: u32,
     /// Position in the dataset of its first row.
     first_row: u64,
-    n: usize,
+}
+
+/// Orders each slice's holders so that the first is the one it is meant for: the holder
+/// with the fewest rows given so far, and at a tie the one holding fewer of the dataset's
+/// chunks (else rendezvous rank). Every holder gets a share of the work, and a member that
+/// holds few chunks is not left out behind its busier neighbours; the other holders stay
+/// behind it, in rank order, for when it fails.
+fn balance(slices: &mut [Slice]) {
+    let mut held: BTreeMap<u64, usize> = BTreeMap::new();
+    for s in slices.iter() {
+        for h in &s.holders {
+            *held.entry(*h).or_default() += 1;
+        }
+    }
+    let mut given: BTreeMap<u64, u64> = BTreeMap::new();
+    for s in slices.iter_mut() {
+        let Some(best) = s
+            .holders
+            .iter()
+            .enumerate()
+            .min_by_key(|(rank, h)| (given.get(h).copied().unwrap_or(0), held[h], *rank))
+            .map(|(rank, _)| rank)
+        else {
+            continue;
+        };
+        let chosen = s.holders.remove(best);
+        *given.entry(chosen).or_default() += u64::from(s.rows);
+        s.holders.insert(0, chosen);
+    }
 }
 
 /// What a holder answered for a slice.
@@ -223,6 +251,14 @@ impl Batches {
             &req.dataset,
         )
         .map_err(|e| MeshError::bad(e.to_string()))?;
+        if !req.ignore_extra_columns {
+            refuse_extra(
+                &served.artifact.feature_names,
+                &manifest.feature_names,
+                &req.dataset,
+            )
+            .map_err(|e| MeshError::bad(e.to_string()))?;
+        }
         if let Some(into) = &req.into {
             meshml_storage::error::check_name(into)
                 .map_err(|e| MeshError::bad(format!("--into: {e}")))?;
@@ -249,12 +285,12 @@ impl Batches {
                     offset: offset as u32,
                     rows: rows as u32,
                     first_row: first_row + offset as u64,
-                    n: slices.len(),
                 });
                 offset += rows;
             }
             first_row += u64::from(c.rows);
         }
+        balance(&mut slices);
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -414,6 +450,7 @@ impl Batches {
             target: None,
             regression: art.model.is_regressor(),
             format: "csv".into(),
+            source: Some(format!("predictions of batch {}", job.id)),
         };
         let result = self.datasets.put(path.clone(), put).await;
         let _ = std::fs::remove_file(&path);
@@ -428,7 +465,7 @@ impl Batches {
         s: Slice,
         live: Vec<u64>,
     ) -> Result<(Slice, Answer), MeshError> {
-        let mut holders: Vec<u64> = s
+        let holders: Vec<u64> = s
             .holders
             .iter()
             .copied()
@@ -440,8 +477,7 @@ impl Batches {
                 s.chunk
             )));
         }
-        let turn = s.n % holders.len();
-        holders.rotate_left(turn);
+        // `balance` put the holder this slice is meant for first; the others are fallbacks.
         let (name, version) = (job.served.name.clone(), job.served.version);
         let mut why = String::new();
         for h in holders {
@@ -520,4 +556,39 @@ fn rand_suffix() -> u16 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     (t ^ std::process::id()) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(i: u8, holders: &[u64]) -> Slice {
+        Slice {
+            chunk: ChunkId::from_bytes([i; 32]),
+            holders: holders.to_vec(),
+            offset: 0,
+            rows: 100,
+            first_row: u64::from(i) * 100,
+        }
+    }
+
+    #[test]
+    fn every_holder_gets_a_share_and_a_member_with_few_chunks_is_not_left_out() {
+        // Member 3 holds two chunks, each ranked second: taking each chunk's first holder
+        // (or alternating) would leave it out.
+        let mut s = vec![
+            slice(0, &[1, 2]),
+            slice(1, &[1, 3]),
+            slice(2, &[2, 1]),
+            slice(3, &[2, 3]),
+            slice(4, &[1, 2]),
+            slice(5, &[2, 1]),
+        ];
+        balance(&mut s);
+        let first: Vec<u64> = s.iter().map(|s| s.holders[0]).collect();
+        assert_eq!(first, vec![1, 3, 2, 3, 1, 2]);
+        // Every holder stays, the chosen first and the rest in rank order.
+        assert_eq!(s[1].holders, vec![3, 1]);
+        assert_eq!(s[2].holders, vec![2, 1]);
+    }
 }

@@ -194,6 +194,9 @@ pub enum DatasetCommand {
         /// Bearer token file, for a node that requires one.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Caps on what is read (a node storing it on the mesh applies its defaults).
+        #[command(flatten)]
+        limits: CsvLimits,
     },
     /// List datasets.
     Ls,
@@ -228,6 +231,37 @@ pub enum LocalCommand {
     Estimators,
 }
 
+/// Caps that keep reading a CSV file within bounded memory whatever it holds.
+#[derive(Debug, Clone, Args)]
+pub struct CsvLimits {
+    /// Longest CSV record read, in bytes (a line, or a quoted field spanning lines).
+    #[arg(long, value_name = "BYTES", default_value_t = meshml_models::io::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: u64,
+    /// Most columns a CSV header may name.
+    #[arg(long, value_name = "N", default_value_t = meshml_models::io::DEFAULT_MAX_COLUMNS)]
+    pub max_columns: usize,
+}
+
+impl Default for CsvLimits {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: meshml_models::io::DEFAULT_MAX_LINE_BYTES,
+            max_columns: meshml_models::io::DEFAULT_MAX_COLUMNS,
+        }
+    }
+}
+
+impl CsvLimits {
+    /// `opts` with these caps.
+    pub fn apply(&self, opts: meshml_models::io::CsvOptions) -> meshml_models::io::CsvOptions {
+        meshml_models::io::CsvOptions {
+            max_line_bytes: self.max_line_bytes,
+            max_columns: self.max_columns,
+            ..opts
+        }
+    }
+}
+
 /// Arguments of `meshml local fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
@@ -243,9 +277,17 @@ pub struct FitArgs {
     /// A parameter as NAME=VALUE with scikit-learn's names (repeatable), e.g. --set C=0.5.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
-    /// Fraction of rows held out for testing, in (0, 1).
+    /// Fraction of rows held out for testing, in [0, 1): 0 trains on every row and
+    /// evaluates on none.
     #[arg(long, default_value_t = 0.2)]
     pub test_size: f64,
+    /// Evaluate on this CSV file instead of holding rows out (a fixed train/test split):
+    /// it has the training file's feature columns (by name) and target column.
+    #[arg(long, value_name = "FILE", conflicts_with = "test_size")]
+    pub test_data: Option<PathBuf>,
+    /// Read the target as real values and fit a regressor (scored with R² and MAE).
+    #[arg(long)]
+    pub regression: bool,
     /// Seed for the split and for randomised estimators.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -255,6 +297,9 @@ pub struct FitArgs {
     /// Where to save the model (default: `DATA_NAME.mlm` in the current directory).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Caps on what is read.
+    #[command(flatten)]
+    pub limits: CsvLimits,
 }
 
 /// Arguments of `meshml local predict`.
@@ -279,6 +324,13 @@ pub struct PredictArgs {
     /// Add one probability column per class.
     #[arg(long)]
     pub proba: bool,
+    /// Predict even though the data has columns the model was not fitted on (they are
+    /// dropped); refused otherwise, as scikit-learn refuses unseen feature names.
+    #[arg(long)]
+    pub ignore_extra_columns: bool,
+    /// Caps on what is read.
+    #[command(flatten)]
+    pub limits: CsvLimits,
 }
 
 #[cfg(test)]

@@ -41,6 +41,41 @@ pub struct MissingColumns {
     pub have: Vec<String>,
 }
 
+/// A dataset with columns a model was not fitted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "dataset '{dataset}' has column(s) {} that the model was not fitted on (it reads {}); \
+     to predict anyway, drop them with --ignore-extra-columns",
+    extra.join(", "),
+    model.join(", ")
+)]
+pub struct ExtraColumns {
+    /// The dataset.
+    pub dataset: String,
+    /// Its columns the model does not read.
+    pub extra: Vec<String>,
+    /// The model's features.
+    pub model: Vec<String>,
+}
+
+/// Refuses a dataset whose feature columns include some the model was not fitted on, as
+/// scikit-learn refuses feature names that differ from those seen in fit.
+pub fn refuse_extra(model: &[String], data: &[String], dataset: &str) -> Result<(), ExtraColumns> {
+    let extra: Vec<String> = data
+        .iter()
+        .filter(|d| !model.contains(d))
+        .cloned()
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    Err(ExtraColumns {
+        dataset: dataset.to_string(),
+        extra,
+        model: model.to_vec(),
+    })
+}
+
 /// The dataset column of each of the model's features, or which are missing.
 pub fn column_map(
     model: &[String],
@@ -68,6 +103,18 @@ pub fn column_map(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_the_model_was_not_fitted_on_are_named() {
+        let model = ["a", "b"].map(String::from);
+        assert!(refuse_extra(&model, &["b", "a"].map(String::from), "d").is_ok());
+        let e = refuse_extra(&model, &["a", "q", "b", "r"].map(String::from), "d").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dataset 'd' has column(s) q, r that the model was not fitted on (it reads a, b); \
+             to predict anyway, drop them with --ignore-extra-columns"
+        );
+    }
 
     #[test]
     fn features_are_found_by_name_and_fields_quoted() {

@@ -42,6 +42,7 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         replicas: Some(replicas),
         node,
         token_file,
+        limits: _,
     } = &args.command
     {
         let api = meshml_client::NodeApi {
@@ -72,10 +73,11 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             chunk_rows,
             target,
             regression,
+            limits,
             ..
         } => {
             let name = dataset_name(name, &file)?;
-            let mut csv = CsvOptions::default();
+            let mut csv = limits.apply(CsvOptions::default());
             if let Some(t) = target {
                 csv = csv.with_target(t);
             }
@@ -107,7 +109,11 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                     "ingest progress"
                 );
             };
-            let opts = IngestOptions { chunk_rows, csv };
+            let opts = IngestOptions {
+                chunk_rows,
+                csv,
+                source: None,
+            };
             let result = ingest_file(&store, &file, &name, &opts, &mut report);
             bar.finish_and_clear();
             let m = result?;

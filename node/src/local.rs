@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use meshml_models::dataset::Target;
 use meshml_models::estimator::{CLASSIFIERS, REGRESSORS, TRANSFORMERS};
-use meshml_models::io::{iris, load_csv, read_features, CsvOptions, IRIS_CSV};
+use meshml_models::io::{iris, load_csv, read_features, CsvOptions, TargetKind, IRIS_CSV};
 use meshml_models::metrics::{classification_report, ConfusionMatrix};
 use meshml_models::model_selection::{train_test_split, TestSize};
 use meshml_models::{Classifier, Dataset, Estimator, Fit, Matrix, ModelArtifact, Provenance};
@@ -37,13 +38,21 @@ pub fn apply_settings(est: &mut Estimator, settings: &[String]) -> Result<(), No
     Ok(())
 }
 
-fn load(data: Option<&Path>, target: Option<&str>) -> Result<(Dataset, String), NodeError> {
-    let mut opts = CsvOptions::default();
+fn load(
+    data: Option<&Path>,
+    target: Option<&str>,
+    regression: bool,
+    limits: &crate::cli::CsvLimits,
+) -> Result<(Dataset, String), NodeError> {
+    let mut opts = limits.apply(CsvOptions::default());
     if let Some(t) = target {
         opts = opts.with_target(t);
     }
+    if regression {
+        opts = opts.with_kind(TargetKind::Regression);
+    }
     match data {
-        None if target.is_none() => Ok((iris(), "iris".to_string())),
+        None if target.is_none() && !regression => Ok((iris(), "iris".to_string())),
         None => Ok((
             meshml_models::io::read_csv(IRIS_CSV.as_bytes(), "iris.csv (bundled)", &opts)?,
             "iris".to_string(),
@@ -57,45 +66,134 @@ fn load(data: Option<&Path>, target: Option<&str>) -> Result<(Dataset, String), 
     }
 }
 
+/// The test file of a fixed split, read like the training data and put in its terms: the
+/// same feature columns in the same order (taken by name), and for a classifier the
+/// training data's class ids (a class the training data lacks is refused).
+fn load_test(args: &FitArgs, path: &Path, train: &Dataset) -> Result<Dataset, NodeError> {
+    let source = path.display().to_string();
+    let mut opts = args.limits.apply(CsvOptions::default());
+    opts = opts.with_target(train.target_name());
+    if args.regression {
+        opts = opts.with_kind(TargetKind::Regression);
+    }
+    let test = load_csv(path, &opts)?;
+    let cols = crate::columns::column_map(train.feature_names(), test.feature_names(), &source)
+        .map_err(|e| NodeError::Usage(e.to_string()))?;
+    let x = test.x().select_cols(&cols)?;
+    let target = match train.target() {
+        Target::Values(_) => test.target().clone(),
+        Target::Classes { classes, .. } => {
+            let (ids, theirs) = test.class_target()?;
+            let mut unseen = Vec::new();
+            let mapped: Vec<u32> = ids
+                .iter()
+                .map(|&c| {
+                    let label = theirs.label(c);
+                    classes.id_of(label).unwrap_or_else(|| {
+                        if !unseen.iter().any(|u: &String| u == label) {
+                            unseen.push(label.to_string());
+                        }
+                        0
+                    })
+                })
+                .collect();
+            if !unseen.is_empty() {
+                return Err(NodeError::Usage(format!(
+                    "{source}: class(es) {} are not in the training data (classes: {})",
+                    unseen.join(", "),
+                    classes.labels().join(", ")
+                )));
+            }
+            Target::Classes {
+                ids: mapped,
+                classes: classes.clone(),
+            }
+        }
+    };
+    Ok(Dataset::new(
+        x,
+        target,
+        train.feature_names().to_vec(),
+        train.target_name(),
+    )?)
+}
+
 /// What `meshml local fit` produced.
 #[derive(Debug)]
 pub struct FitReport {
-    /// Accuracy on the held-out rows.
-    pub test_accuracy: f64,
+    /// Accuracy on the test rows (a classifier evaluated on some).
+    pub test_accuracy: Option<f64>,
+    /// R² on the test rows (a regressor evaluated on some).
+    pub test_r2: Option<f64>,
     /// Where the model was saved.
     pub saved: PathBuf,
 }
 
-/// `meshml local fit`: split, fit, evaluate on the held-out rows, save an artifact.
+/// `meshml local fit`: split (or read the test file), fit, evaluate on the test rows, save
+/// an artifact.
 pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> {
     let mut est = Estimator::from_name(&args.model)?;
     apply_settings(&mut est, &args.set)?;
     est.seed_unset(args.seed);
     let started = Instant::now();
-    let (data, stem) = load(args.data.as_deref(), args.target.as_deref())?;
-    let load_time = started.elapsed();
-    let (ids, classes) = data.class_target()?;
-    let stratify = (!args.no_stratify).then_some(ids);
-    let (train_idx, test_idx) = train_test_split(
-        data.n_samples(),
-        TestSize::Fraction(args.test_size),
-        args.seed,
-        stratify,
+    let (data, stem) = load(
+        args.data.as_deref(),
+        args.target.as_deref(),
+        args.regression,
+        &args.limits,
     )?;
-    let train = data.select(&train_idx)?;
-    let test = data.select(&test_idx)?;
     let source = args.data.as_ref().map_or_else(
         || "iris.csv (bundled)".to_string(),
         |p| p.display().to_string(),
     );
+    let regression = args.regression;
+    let (train, test, split) = if let Some(path) = &args.test_data {
+        let test = load_test(args, path, &data)?;
+        (
+            data,
+            Some(test),
+            format!("test rows from {}", path.display()),
+        )
+    } else if args.test_size == 0.0 {
+        (
+            data,
+            None,
+            "every row trains, none tests (--test-size 0)".to_string(),
+        )
+    } else {
+        let stratify = if args.no_stratify || regression {
+            None
+        } else {
+            Some(data.class_target()?.0)
+        };
+        let (train_idx, test_idx) = train_test_split(
+            data.n_samples(),
+            TestSize::Fraction(args.test_size),
+            args.seed,
+            stratify,
+        )?;
+        let how = if stratify.is_some() {
+            "stratified"
+        } else {
+            "shuffled"
+        };
+        (
+            data.select(&train_idx)?,
+            Some(data.select(&test_idx)?),
+            format!("{how}, seed {}", args.seed),
+        )
+    };
+    let load_time = started.elapsed();
+    let what = match train.classes() {
+        Some(c) => format!("{} classes ({})", c.len(), c.labels().join(", ")),
+        None => format!("target '{}' (values)", train.target_name()),
+    };
+    let rows = train.n_samples() + test.as_ref().map_or(0, Dataset::n_samples);
     w(
         out,
         format_args!(
-            "data:      {source}: {} rows, {} features, {} classes ({})\n",
-            data.n_samples(),
-            data.n_features(),
-            classes.len(),
-            classes.labels().join(", ")
+            "data:      {source}: {rows} rows, {} features, {what}\n",
+            train.n_features(),
         ),
     )?;
     let params = serde_json::to_value(&est)
@@ -106,25 +204,15 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
     w(
         out,
         format_args!(
-            "split:     {} train / {} test ({}, seed {})\n",
+            "split:     {} train / {} test ({split})\n",
             train.n_samples(),
-            test.n_samples(),
-            if args.no_stratify {
-                "shuffled"
-            } else {
-                "stratified"
-            },
-            args.seed
+            test.as_ref().map_or(0, Dataset::n_samples),
         ),
     )?;
 
     let t = Instant::now();
     let model = est.fit(&train)?;
     let fit_time = t.elapsed();
-    let y_test = test.class_target()?.0;
-    let pred = model.predict(test.x())?;
-    let acc = meshml_models::metrics::accuracy(y_test, &pred)?;
-    let hits = pred.iter().zip(y_test).filter(|(a, b)| a == b).count();
     w(
         out,
         format_args!(
@@ -133,25 +221,56 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
             fit_time.as_secs_f64() * 1e3
         ),
     )?;
-    w(
-        out,
-        format_args!(
-            "accuracy:  {acc:.4} ({hits}/{} test rows)\n\n",
-            y_test.len()
-        ),
-    )?;
-    let cm = ConfusionMatrix::new(y_test, &pred, classes.labels())?;
-    w(
-        out,
-        format_args!("confusion matrix (rows: true class, columns: predicted class)\n{cm}\n"),
-    )?;
-    w(
-        out,
-        format_args!(
-            "{}\n",
-            classification_report(y_test, &pred, classes.labels())?
-        ),
-    )?;
+    let mut metrics: Vec<(&str, f64)> = Vec::new();
+    let (mut test_accuracy, mut test_r2) = (None, None);
+    match (&test, regression) {
+        (None, _) => {}
+        (Some(test), false) => {
+            let (y_test, classes) = test.class_target()?;
+            let pred = model.predict(test.x())?;
+            let acc = meshml_models::metrics::accuracy(y_test, &pred)?;
+            let hits = pred.iter().zip(y_test).filter(|(a, b)| a == b).count();
+            w(
+                out,
+                format_args!(
+                    "accuracy:  {acc:.4} ({hits}/{} test rows)\n\n",
+                    y_test.len()
+                ),
+            )?;
+            let cm = ConfusionMatrix::new(y_test, &pred, classes.labels())?;
+            w(
+                out,
+                format_args!(
+                    "confusion matrix (rows: true class, columns: predicted class)\n{cm}\n"
+                ),
+            )?;
+            w(
+                out,
+                format_args!(
+                    "{}\n",
+                    classification_report(y_test, &pred, classes.labels())?
+                ),
+            )?;
+            metrics.push(("test_accuracy", acc));
+            test_accuracy = Some(acc);
+        }
+        (Some(test), true) => {
+            let y = test.value_target()?;
+            let pred = model.predict_values(test.x())?;
+            let r2 = meshml_models::metrics::r2_score(&y, &pred)?;
+            let mae = meshml_models::metrics::mean_absolute_error(&y, &pred)?;
+            w(
+                out,
+                format_args!(
+                    "r2:        {r2:.4} ({} test rows)\nmae:       {mae:.4}\n",
+                    y.len()
+                ),
+            )?;
+            metrics.push(("test_r2", r2));
+            metrics.push(("test_mae", mae));
+            test_r2 = Some(r2);
+        }
+    }
 
     let mut art = ModelArtifact::new(
         est,
@@ -159,11 +278,21 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
         &train,
         Provenance::now(Some(source), train.n_samples(), Some(args.seed)),
     )?;
-    art.metrics.insert("test_accuracy".into(), acc);
-    art.metrics.insert(
-        "train_accuracy".into(),
-        art.model.score(train.x(), train.class_target()?.0)?,
-    );
+    for (k, v) in metrics {
+        art.metrics.insert(k.into(), v);
+    }
+    if regression {
+        let r2 = meshml_models::metrics::r2_score(
+            &train.value_target()?,
+            &art.model.predict_values(train.x())?,
+        )?;
+        art.metrics.insert("train_r2".into(), r2);
+    } else {
+        art.metrics.insert(
+            "train_accuracy".into(),
+            art.model.score(train.x(), train.class_target()?.0)?,
+        );
+    }
     let saved = args
         .out
         .clone()
@@ -171,7 +300,8 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
     art.save(&saved)?;
     w(out, format_args!("saved:     {}\n", saved.display()))?;
     Ok(FitReport {
-        test_accuracy: acc,
+        test_accuracy,
+        test_r2,
         saved,
     })
 }
@@ -225,6 +355,10 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         let m = store.dataset(name)?;
         let cols = column_map(&art.feature_names, &m.feature_names, name)
             .map_err(|e| NodeError::Usage(e.to_string()))?;
+        if !args.ignore_extra_columns {
+            crate::columns::refuse_extra(&art.feature_names, &m.feature_names, name)
+                .map_err(|e| NodeError::Usage(e.to_string()))?;
+        }
         let same_target = m.target_name == art.target_name;
         // The model's class id of each stored label, when the dataset has the model's target.
         let label_ids: Option<Vec<Option<u32>>> = match &m.target {
@@ -279,6 +413,8 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
                 "iris.csv (bundled)",
                 &art.feature_names,
                 Some(&art.target_name),
+                &args.limits.apply(CsvOptions::default()),
+                args.ignore_extra_columns,
             )?,
             Some(p) => {
                 let f = std::fs::File::open(p)
@@ -288,6 +424,8 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
                     &p.display().to_string(),
                     &art.feature_names,
                     Some(&art.target_name),
+                    &args.limits.apply(CsvOptions::default()),
+                    args.ignore_extra_columns,
                 )?
             }
         };

@@ -26,6 +26,8 @@ pub struct IngestOptions {
     pub chunk_rows: usize,
     /// Target column and kind.
     pub csv: CsvOptions,
+    /// What to call the input in error messages (default: the file's path).
+    pub source: Option<String>,
 }
 
 impl Default for IngestOptions {
@@ -33,6 +35,7 @@ impl Default for IngestOptions {
         Self {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             csv: CsvOptions::default(),
+            source: None,
         }
     }
 }
@@ -76,9 +79,12 @@ pub fn ingest_parquet_file(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<DatasetManifest> {
-    let source = path.display().to_string();
+    let source = opts
+        .source
+        .clone()
+        .unwrap_or_else(|| path.display().to_string());
     ingest_rows(store, &source, name, opts, progress, || {
-        crate::parquet_rows::ParquetRows::open(path, &opts.csv)
+        crate::parquet_rows::ParquetRows::open(path, &source, &opts.csv)
     })
 }
 
@@ -91,7 +97,11 @@ pub fn ingest_csv_file(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<DatasetManifest> {
     let f = File::open(path).map_err(|e| StorageError::io(path, e))?;
-    ingest_csv(store, f, &path.display().to_string(), name, opts, progress)
+    let source = opts
+        .source
+        .clone()
+        .unwrap_or_else(|| path.display().to_string());
+    ingest_csv(store, f, &source, name, opts, progress)
 }
 
 /// Ingests CSV text from `rdr` as dataset `name`; `source` names it in errors.

@@ -39,10 +39,10 @@ fn pq_err(source: &str, e: parquet::errors::ParquetError) -> StorageError {
 }
 
 impl ParquetRows {
-    /// Opens `path` and checks its schema.
-    pub fn open(path: &Path, opts: &CsvOptions) -> Result<Self> {
-        let source = path.display().to_string();
-        let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
+    /// Opens `path` and checks its schema; `source` names it in errors.
+    pub fn open(path: &Path, source: &str, opts: &CsvOptions) -> Result<Self> {
+        let source = source.to_string();
+        let file = File::open(path).map_err(|e| StorageError::io(&source, e))?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         let reader = SerializedFileReader::new(file).map_err(|e| pq_err(&source, e))?;
         let meta = reader.metadata().file_metadata();

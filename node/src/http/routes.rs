@@ -85,6 +85,8 @@ pub struct PutQuery {
     regression: bool,
     #[serde(default)]
     format: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
 }
 
 fn one() -> usize {
@@ -154,6 +156,7 @@ async fn put_dataset(
         target: q.target,
         regression: q.regression,
         format,
+        source: q.source,
     };
     let result = mesh.datasets.put(path.clone(), request).await;
     let _ = std::fs::remove_file(&path);

@@ -109,9 +109,16 @@ impl Datasets {
             if req2.regression {
                 csv.kind = meshml_models::io::TargetKind::Regression;
             }
+            // Errors name the input as the user knows it, never the staging path.
+            let source = req2
+                .source
+                .clone()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| format!("upload of '{}'", req2.name));
             let opts = IngestOptions {
                 chunk_rows: req2.chunk_rows,
                 csv,
+                source: Some(source),
             };
             let path = if req2.format == "parquet" {
                 let p = file2.with_extension("parquet");

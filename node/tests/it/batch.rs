@@ -114,10 +114,18 @@ fn every_holder_predicts_its_chunks_and_the_rows_come_back_in_order() {
             .find(|m| m["name"] == "digits-lr")
             .map_or(0, |m| m["locations"].as_array().unwrap().len())
     };
-    assert!(
-        common::wait_for(Duration::from_secs(5), || lr_holders() == 3).is_some(),
-        "every member holds the model after predicting its chunks"
-    );
+    let all_hold = common::wait_for(Duration::from_secs(5), || lr_holders() == 3).is_some();
+    if !all_hold {
+        let (_, models) = call(&nodes[0], "GET", "/v1/models", None);
+        let (_, datasets) = call(&nodes[0], "GET", "/v1/datasets/digits", None);
+        let peers: Vec<_> = nodes
+            .iter()
+            .map(|n| call(n, "GET", "/v1/status", None).1["peers"].clone())
+            .collect();
+        panic!(
+            "every member holds the model after predicting its chunks\nmodels: {models}\ndigits: {datasets}\npeers: {peers:?}"
+        );
+    }
 
     // A regressor, to standard output.
     let values = load_csv(

@@ -180,6 +180,308 @@ fn bad_input_gets_a_clear_error_and_exit_code_1() {
     }
 }
 
+/// The number after `key` on the report line that starts with it.
+fn figure(report: &str, key: &str) -> f64 {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no '{key}' line in:\n{report}"));
+    line[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn local_fit_with_a_fixed_test_file_no_test_rows_or_a_regressor() {
+    use meshml_models::io::{load_csv, read_csv, CsvOptions, TargetKind};
+    use meshml_models::model_selection::{train_test_split, TestSize};
+    use meshml_models::{Classifier, Estimator, Fit};
+    let dir = tempfile::tempdir().unwrap();
+    let iris = std::fs::read_to_string(data("iris.csv")).unwrap();
+    let lines: Vec<&str> = iris.lines().collect();
+    // A fixed split: every fifth row tests. The test file's columns come in another order.
+    let (mut train, mut test) = (vec![lines[0].to_string()], Vec::new());
+    test.push("species,petal_width,petal_length,sepal_width,sepal_length".to_string());
+    for (i, l) in lines[1..].iter().enumerate() {
+        if i % 5 == 0 {
+            let f: Vec<&str> = l.split(',').collect();
+            test.push(format!("{},{},{},{},{}", f[4], f[3], f[2], f[1], f[0]));
+        } else {
+            train.push(l.to_string());
+        }
+    }
+    std::fs::write(dir.path().join("train.csv"), train.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("test.csv"), test.join("\n") + "\n").unwrap();
+    let o = meshml(
+        dir.path(),
+        &[
+            "local",
+            "fit",
+            "--data",
+            "train.csv",
+            "--test-data",
+            "test.csv",
+            "--model",
+            "gaussian_nb",
+        ],
+    );
+    let report = text_of(&o);
+    assert!(o.status.success(), "{report}");
+    assert!(
+        report.contains("120 train / 30 test (test rows from test.csv)"),
+        "{report}"
+    );
+    // The same fit in process, on the same rows, scores the same.
+    let opts = CsvOptions::default();
+    let tr = load_csv(dir.path().join("train.csv"), &opts).unwrap();
+    let model = Estimator::from_name("gaussian_nb")
+        .unwrap()
+        .fit(&tr)
+        .unwrap();
+    let plain: Vec<String> = lines[1..]
+        .iter()
+        .step_by(5)
+        .map(|l| l.to_string())
+        .collect();
+    let te = read_csv(
+        format!("{}\n{}\n", lines[0], plain.join("\n")).as_bytes(),
+        "test",
+        &opts,
+    )
+    .unwrap();
+    let want = model.score(te.x(), te.class_target().unwrap().0).unwrap();
+    assert!(
+        (figure(&report, "accuracy:") - want).abs() < 1e-4,
+        "{report} vs {want}"
+    );
+    // A class the training rows lack is refused, naming it.
+    std::fs::write(
+        dir.path().join("odd.csv"),
+        format!(
+            "{}\n5.0,3.0,1.5,0.2,setosa\n5.0,3.0,1.5,0.2,tulip\n",
+            lines[0]
+        ),
+    )
+    .unwrap();
+    let o = meshml(
+        dir.path(),
+        &[
+            "local",
+            "fit",
+            "--data",
+            "train.csv",
+            "--test-data",
+            "odd.csv",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("class(es) tulip are not in the training data"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // --test-size 0: every row trains, nothing is scored.
+    let o = meshml(
+        dir.path(),
+        &["local", "fit", "--test-size", "0", "--out", "all.mlm"],
+    );
+    let report = text_of(&o);
+    assert!(o.status.success(), "{report}");
+    assert!(report.contains("150 train / 0 test"), "{report}");
+    assert!(!report.contains("accuracy:"), "{report}");
+    assert!(dir.path().join("all.mlm").exists());
+
+    // A regressor: petal width from the other measurements, R² and MAE on the held-out rows.
+    let numeric: Vec<String> = lines
+        .iter()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect();
+    std::fs::write(dir.path().join("iris4.csv"), numeric.join("\n") + "\n").unwrap();
+    let o = meshml(
+        dir.path(),
+        &[
+            "local",
+            "fit",
+            "--data",
+            "iris4.csv",
+            "--target",
+            "petal_width",
+            "--regression",
+            "--model",
+            "linear_regression",
+        ],
+    );
+    let report = text_of(&o);
+    assert!(o.status.success(), "{report}");
+    let all = load_csv(
+        dir.path().join("iris4.csv"),
+        &CsvOptions::default()
+            .with_target("petal_width")
+            .with_kind(TargetKind::Regression),
+    )
+    .unwrap();
+    let (tr_idx, te_idx) = train_test_split(150, TestSize::Fraction(0.2), 42, None).unwrap();
+    let (tr, te) = (all.select(&tr_idx).unwrap(), all.select(&te_idx).unwrap());
+    let m = Estimator::from_name("linear_regression")
+        .unwrap()
+        .fit(&tr)
+        .unwrap();
+    let pred = m.predict_values(te.x()).unwrap();
+    let y = te.value_target().unwrap();
+    let r2 = meshml_models::metrics::r2_score(&y, &pred).unwrap();
+    let mae = meshml_models::metrics::mean_absolute_error(&y, &pred).unwrap();
+    assert!(r2 > 0.9, "{r2}");
+    assert!(
+        (figure(&report, "r2:") - r2).abs() < 1e-4,
+        "{report} vs {r2}"
+    );
+    assert!(
+        (figure(&report, "mae:") - mae).abs() < 1e-4,
+        "{report} vs {mae}"
+    );
+}
+
+fn text_of(o: &Output) -> String {
+    format!("{}{}", text(&o.stdout), text(&o.stderr))
+}
+
+/// Runs `meshml` with its address space capped at `mib` MiB (`ulimit -v`), so a reader that
+/// grows without bound fails the test instead of the machine.
+fn meshml_capped(dir: &Path, mib: u64, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", mib * 1024))
+        .arg(env!("CARGO_BIN_EXE_meshml"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("meshml runs")
+}
+
+#[test]
+fn a_multi_gigabyte_file_without_a_line_break_is_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3 GiB of zero bytes and no line break, sparse: no disk is used.
+    let big = std::fs::File::create(dir.path().join("big.csv")).unwrap();
+    big.set_len(3 << 30).unwrap();
+    drop(big);
+    assert!(meshml(dir.path(), &["local", "fit", "--out", "iris.mlm"])
+        .status
+        .success());
+    let store = dir.path().join("store");
+    let cases: &[&[&str]] = &[
+        &["local", "fit", "--data", "big.csv"],
+        &[
+            "local", "predict", "--model", "iris.mlm", "--data", "big.csv",
+        ],
+        &[
+            "dataset",
+            "--data-dir",
+            store.to_str().unwrap(),
+            "put",
+            "big.csv",
+        ],
+    ];
+    for args in cases {
+        // The whole line in memory would be 3 GiB and more (it was: 11.5 GB for `local fit`,
+        // a 2 GiB allocation that aborted for `dataset put`); the cap is half of that.
+        let o = meshml_capped(dir.path(), 1536, args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("big.csv:1: a record longer than 4194304 bytes"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("--max-line-bytes"), "{args:?}: {err}");
+    }
+    // Nothing was stored.
+    let ls = meshml(
+        dir.path(),
+        &["dataset", "ls", "--data-dir", store.to_str().unwrap()],
+    );
+    assert!(!text(&ls.stdout).contains("big"), "{}", text(&ls.stdout));
+    // A smaller cap is the user's to set, and names itself.
+    std::fs::write(
+        dir.path().join("wide.csv"),
+        format!("{}\n", "x,".repeat(3000) + "y"),
+    )
+    .unwrap();
+    let o = meshml(
+        dir.path(),
+        &[
+            "local",
+            "fit",
+            "--data",
+            "wide.csv",
+            "--max-columns",
+            "1000",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("the header names 3001 columns; at most 1000 are read"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn predict_refuses_columns_the_model_was_not_fitted_on_unless_told_to_drop_them() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(meshml(dir.path(), &["local", "fit", "--out", "iris.mlm"])
+        .status
+        .success());
+    let iris = std::fs::read_to_string(data("iris.csv")).unwrap();
+    let wide: Vec<String> = iris
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("{l},{}", if i == 0 { "row_id" } else { "7" }))
+        .collect();
+    std::fs::write(dir.path().join("wide.csv"), wide.join("\n") + "\n").unwrap();
+    let o = meshml(
+        dir.path(),
+        &[
+            "local", "predict", "--model", "iris.mlm", "--data", "wide.csv",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("wide.csv:1: column(s) row_id are not features the model was fitted on"),
+        "{err}"
+    );
+    let dropped = meshml(
+        dir.path(),
+        &[
+            "local",
+            "predict",
+            "--model",
+            "iris.mlm",
+            "--data",
+            "wide.csv",
+            "--ignore-extra-columns",
+        ],
+    );
+    let plain = meshml(
+        dir.path(),
+        &[
+            "local",
+            "predict",
+            "--model",
+            "iris.mlm",
+            "--data",
+            &data("iris.csv"),
+        ],
+    );
+    assert!(dropped.status.success(), "{}", text(&dropped.stderr));
+    assert_eq!(text(&dropped.stdout), text(&plain.stdout));
+}
+
 #[test]
 fn predict_refuses_data_without_the_model_features() {
     let dir = tempfile::tempdir().unwrap();

@@ -302,6 +302,31 @@ fn the_cli_stores_datasets_and_runs_jobs_through_a_node() {
         out.contains("stored 'iris' on the mesh: 150 rows, 4 features, 3 chunks"),
         "{out}"
     );
+    // A bad file's error names the file as the user knows it, not the node's upload path.
+    let ragged = tmp.path().join("my ragged&data.csv");
+    std::fs::write(&ragged, "a,b,y\n1,2,x\n3,y\n").unwrap();
+    let (ok, out, err) = meshml(&[
+        "dataset",
+        "put",
+        ragged.to_str().unwrap(),
+        "--name",
+        "ragged",
+        "--target",
+        "y",
+        "--replicas",
+        "1",
+        "--node",
+        &url,
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("my ragged&data.csv:3: expected 3 fields as in the header, found 2"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("incoming") && !err.contains("upload-"),
+        "{err}"
+    );
     let job = tmp.path().join("job.toml");
     std::fs::write(
         &job,

@@ -228,6 +228,7 @@ fn regression_targets_round_trip() {
         csv: CsvOptions::default()
             .with_kind(TargetKind::Regression)
             .with_target("price"),
+        source: None,
     };
     let csv = "price,size\n1.5,10\n2.25,20\n3,30\n";
     ingest_csv(&store, csv.as_bytes(), "r.csv", "r", &o, &mut |_| {}).unwrap();
@@ -397,6 +398,7 @@ fn parquet_ingest_equals_the_csv() {
     let o = IngestOptions {
         chunk_rows: 10,
         csv: CsvOptions::default().with_target("nope"),
+        source: None,
     };
     let e = ingest_file(&store, &fixture("iris.parquet"), "x", &o, &mut |_| {})
         .unwrap_err()
