@@ -10,7 +10,8 @@
 //!   node has it loaded).
 //! - `POST /v1/models/{name}/predict` and `POST /v1/models/{name}/versions/{v}/predict`:
 //!   online prediction (see [`crate::serving`]); `{name}` may be `NAME@VERSION` or
-//!   `NAME@ALIAS`. JSON or MessagePack (`application/msgpack`) bodies and answers.
+//!   `NAME@ALIAS`. JSON or MessagePack (`application/msgpack`) bodies; the answer comes as
+//!   `Accept` asks (else in the body's format), and so do errors (else as JSON).
 //! - `PUT /v1/models/{name}/aliases/{alias}` with `{"version": N}`: points an alias
 //!   (`production`, `staging`) at a version on every node.
 //! - `POST /v1/predictions` with a JSON [`crate::batch::BatchRequest`]: batch prediction
@@ -49,6 +50,15 @@ const MAX_JOB_BYTES: usize = 1 << 20;
 
 fn fail(e: MeshError) -> HttpResponse {
     error(
+        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.to_string(),
+    )
+}
+
+/// [`fail`] in the negotiated format.
+fn fail_as(msgpack: bool, e: MeshError) -> HttpResponse {
+    refuse_as(
+        msgpack,
         StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &e.to_string(),
     )
@@ -528,6 +538,37 @@ fn is_msgpack(value: Option<&actix_web::http::header::HeaderValue>) -> bool {
         .is_some_and(|v| v.contains("application/msgpack") || v.contains("application/x-msgpack"))
 }
 
+/// What `Accept` asks for: `Some(true)` MessagePack, `Some(false)` JSON, `None` neither or
+/// both.
+fn accepts_msgpack(req: &HttpRequest) -> Option<bool> {
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match (
+        is_msgpack(req.headers().get("accept")),
+        accept.contains("application/json"),
+    ) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
+/// An error answer in the negotiated format: `{"error": "..."}` as JSON or MessagePack.
+fn refuse_as(msgpack: bool, status: StatusCode, message: &str) -> HttpResponse {
+    if !msgpack {
+        return error(status, message);
+    }
+    let body = meshml_client::api::ErrorBody {
+        error: message.to_string(),
+    };
+    HttpResponse::build(status)
+        .content_type("application/msgpack")
+        .body(rmp_serde::to_vec_named(&body).expect("errors encode"))
+}
+
 /// Rows a request predicts inline on the HTTP thread; larger ones go to the blocking pool.
 const INLINE_ROWS: usize = 256;
 
@@ -546,13 +587,17 @@ async fn serve_prediction(
         Ok(b) => b,
         Err(r) => return r,
     };
+    // Answers come as `Accept` asks, else in the request's format; errors as `Accept` asks,
+    // else as JSON.
     let msgpack_in = is_msgpack(req.headers().get("content-type"));
-    let msgpack_out = is_msgpack(req.headers().get("accept")) || msgpack_in;
+    let msgpack_out = accepts_msgpack(&req).unwrap_or(msgpack_in);
+    let msgpack_err = accepts_msgpack(&req).unwrap_or(false);
     let request: meshml_client::api::PredictRequest = if msgpack_in {
         match rmp_serde::from_slice(&body) {
             Ok(r) => r,
             Err(e) => {
-                return error(
+                return refuse_as(
+                    msgpack_err,
                     StatusCode::BAD_REQUEST,
                     &format!("invalid MessagePack body: {e}; expected {{\"instances\": [...]}}"),
                 )
@@ -562,7 +607,8 @@ async fn serve_prediction(
         match serde_json::from_slice(&body) {
             Ok(r) => r,
             Err(e) => {
-                return error(
+                return refuse_as(
+                    msgpack_err,
                     StatusCode::BAD_REQUEST,
                     &format!("invalid JSON body: {e}; expected {{\"instances\": [...]}}"),
                 )
@@ -575,11 +621,11 @@ async fn serve_prediction(
         .read(|s| crate::serving::resolve(s, &spec))
     {
         Ok(v) => v,
-        Err(e) => return fail(e),
+        Err(e) => return fail_as(msgpack_err, e),
     };
     let model = match mesh.models.model(&name, version).await {
         Ok(m) => m,
-        Err(e) => return fail(e),
+        Err(e) => return fail_as(msgpack_err, e),
     };
     let answer = if request.instances.len() <= INLINE_ROWS {
         crate::serving::predict(&model, &request)
@@ -594,7 +640,7 @@ async fn serve_prediction(
             .content_type("application/msgpack")
             .body(rmp_serde::to_vec_named(&a).expect("answers encode")),
         Ok(a) => HttpResponse::Ok().json(a),
-        Err(m) => error(StatusCode::BAD_REQUEST, &m.to_string()),
+        Err(m) => refuse_as(msgpack_err, StatusCode::BAD_REQUEST, &m.to_string()),
     }
 }
 

@@ -165,6 +165,49 @@ fn any_node_serves_any_model_and_refuses_bad_input_with_a_reason() {
         serde_json::from_value::<Vec<String>>(r["predictions"].clone()).unwrap(),
         v1
     );
+    // `Accept` picks the answer's format: MessagePack in, JSON out.
+    let (code, headers, bytes) = raw_call(
+        &nodes[2],
+        "POST",
+        "/v1/models/iris-lr@1/predict",
+        &[
+            ("Content-Type", "application/msgpack"),
+            ("Accept", "application/json"),
+        ],
+        &body,
+    );
+    assert_eq!(code, 200);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.contains("application/json")));
+    let r: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        serde_json::from_value::<Vec<String>>(r["predictions"].clone()).unwrap(),
+        v1
+    );
+    // An error follows it too: a bad JSON request that asks for MessagePack gets its error so.
+    let (code, headers, bytes) = raw_call(
+        &nodes[2],
+        "POST",
+        "/v1/models/iris-lr@1/predict",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/msgpack"),
+        ],
+        b"{not json",
+    );
+    assert_eq!(code, 400);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.contains("msgpack")));
+    let e: Value = rmp_serde::from_slice(&bytes).unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body"),
+        "{e}"
+    );
 
     // Aliases: production wins over the newest version; NAME@ALIAS names one.
     let (code, r) = call(
