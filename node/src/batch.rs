@@ -393,13 +393,7 @@ impl Batches {
         }
         let io = |e: std::io::Error| MeshError::internal(format!("{}: {e}", path.display()));
         writeln!(out, "{}", csv_line(&header)).map_err(io)?;
-        let live: Vec<u64> = self
-            .consensus()
-            .live_members()
-            .await
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
+        let live = self.consensus().live_ids().await;
         let in_flight = (2 * live.len()).clamp(2, 16);
         let mut answers = futures::stream::iter(job.slices.iter().cloned())
             .map(|s| self.predict_slice(job, s, live.clone()))

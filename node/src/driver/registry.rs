@@ -107,14 +107,8 @@ pub async fn register(
 async fn second_copies(chunks: &Chunks, owner: &str, chunk: ChunkId) -> Vec<u64> {
     let me = chunks.consensus().id();
     let mut locations = vec![me];
-    let others: Vec<u64> = chunks
-        .consensus()
-        .live_members()
-        .await
-        .into_iter()
-        .map(|m| m.id)
-        .filter(|m| *m != me)
-        .collect();
+    let mut others = chunks.consensus().live_ids().await;
+    others.retain(|m| *m != me);
     let source = chunks.consensus().client().local_peer_id();
     for target in by_rank(&chunk, &others) {
         if locations.len() >= MODEL_REPLICAS {

@@ -30,13 +30,7 @@ enum Held {
 
 /// One repair pass (see the module docs).
 pub async fn repair(chunks: &Chunks) {
-    let live: Vec<u64> = chunks
-        .consensus()
-        .live_members()
-        .await
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
+    let live = chunks.consensus().live_ids().await;
     // Dataset chunks short of their replica count, and model artifacts with fewer than
     // MODEL_REPLICAS copies.
     let short: Vec<(Held, ChunkId, Vec<u64>, usize)> = chunks.consensus().state().read(|s| {

@@ -532,24 +532,22 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, H
     Ok(body)
 }
 
-fn is_msgpack(value: Option<&actix_web::http::header::HeaderValue>) -> bool {
-    value
+fn header_text<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
+    req.headers()
+        .get(name)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/msgpack") || v.contains("application/x-msgpack"))
+        .unwrap_or("")
+}
+
+fn is_msgpack(value: &str) -> bool {
+    value.contains("application/msgpack") || value.contains("application/x-msgpack")
 }
 
 /// What `Accept` asks for: `Some(true)` MessagePack, `Some(false)` JSON, `None` neither or
 /// both.
 fn accepts_msgpack(req: &HttpRequest) -> Option<bool> {
-    let accept = req
-        .headers()
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match (
-        is_msgpack(req.headers().get("accept")),
-        accept.contains("application/json"),
-    ) {
+    let accept = header_text(req, "accept");
+    match (is_msgpack(accept), accept.contains("application/json")) {
         (true, false) => Some(true),
         (false, true) => Some(false),
         _ => None,
@@ -589,9 +587,10 @@ async fn serve_prediction(
     };
     // Answers come as `Accept` asks, else in the request's format; errors as `Accept` asks,
     // else as JSON.
-    let msgpack_in = is_msgpack(req.headers().get("content-type"));
-    let msgpack_out = accepts_msgpack(&req).unwrap_or(msgpack_in);
-    let msgpack_err = accepts_msgpack(&req).unwrap_or(false);
+    let msgpack_in = is_msgpack(header_text(&req, "content-type"));
+    let accepts = accepts_msgpack(&req);
+    let msgpack_out = accepts.unwrap_or(msgpack_in);
+    let msgpack_err = accepts.unwrap_or(false);
     let request: meshml_client::api::PredictRequest = if msgpack_in {
         match rmp_serde::from_slice(&body) {
             Ok(r) => r,

@@ -131,6 +131,15 @@ impl Consensus {
         out
     }
 
+    /// The node ids of the live members, this node included, in order.
+    pub async fn live_ids(&self) -> Vec<u64> {
+        self.live_members()
+            .await
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
     /// The peer id of member `id`, from the replicated state or the Raft membership.
     pub fn peer_of(&self, id: u64) -> Option<PeerId> {
         if id == self.id() {
@@ -197,16 +206,11 @@ impl Consensus {
         &self,
         done: impl Fn(&ClusterState) -> bool,
     ) -> Result<(), MeshError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !self.inner.state.read(&done) {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(MeshError::unavailable(
-                    "the change was committed but has not reached this node yet",
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
+        self.find_soon(Duration::from_secs(5), |s| done(s).then_some(()))
+            .await
+            .ok_or_else(|| {
+                MeshError::unavailable("the change was committed but has not reached this node yet")
+            })
     }
 
     /// What `find` finds in the applied state, waiting up to `within` for it to appear: a
