@@ -16,6 +16,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Checks that the command `what` was refused the way a user should see it: exit code 1, an
+/// error saying `says`, no panic. Returns the error text.
+fn assert_refused(o: &Output, what: &dyn std::fmt::Debug, says: &str) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{what:?}: {err}");
+    assert!(err.contains(says), "{what:?}: {err}");
+    assert!(!err.contains("panicked"), "{what:?}: {err}");
+    err
+}
+
 fn data(name: &str) -> String {
     format!("{}/../data/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -172,11 +182,7 @@ fn bad_input_gets_a_clear_error_and_exit_code_1() {
         ),
     ];
     for (args, expected) in cases {
-        let o = meshml(dir.path(), args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
-        let err = text(&o.stderr);
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_refused(&meshml(dir.path(), args), args, expected);
     }
 }
 
@@ -266,22 +272,18 @@ fn local_fit_with_a_fixed_test_file_no_test_rows_or_a_regressor() {
         ),
     )
     .unwrap();
-    let o = meshml(
-        dir.path(),
-        &[
-            "local",
-            "fit",
-            "--data",
-            "train.csv",
-            "--test-data",
-            "odd.csv",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("class(es) tulip are not in the training data"),
-        "{}",
-        text(&o.stderr)
+    let args = [
+        "local",
+        "fit",
+        "--data",
+        "train.csv",
+        "--test-data",
+        "odd.csv",
+    ];
+    assert_refused(
+        &meshml(dir.path(), &args),
+        &args,
+        "class(es) tulip are not in the training data",
     );
 
     // --test-size 0: every row trains, nothing is scored.
@@ -391,12 +393,7 @@ fn a_multi_gigabyte_file_without_a_line_break_is_refused_in_bounded_memory() {
         // The whole line in memory would be 3 GiB and more (it was: 11.5 GB for `local fit`,
         // a 2 GiB allocation that aborted for `dataset put`); the cap is half of that.
         let o = meshml_capped(dir.path(), 1536, args);
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
-        assert!(
-            err.contains("big.csv:1: a record longer than 4194304 bytes"),
-            "{args:?}: {err}"
-        );
+        let err = assert_refused(&o, args, "big.csv:1: a record longer than 4194304 bytes");
         assert!(err.contains("--max-line-bytes"), "{args:?}: {err}");
     }
     // Nothing was stored.
@@ -411,22 +408,18 @@ fn a_multi_gigabyte_file_without_a_line_break_is_refused_in_bounded_memory() {
         format!("{}\n", "x,".repeat(3000) + "y"),
     )
     .unwrap();
-    let o = meshml(
-        dir.path(),
-        &[
-            "local",
-            "fit",
-            "--data",
-            "wide.csv",
-            "--max-columns",
-            "1000",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("the header names 3001 columns; at most 1000 are read"),
-        "{}",
-        text(&o.stderr)
+    let args = [
+        "local",
+        "fit",
+        "--data",
+        "wide.csv",
+        "--max-columns",
+        "1000",
+    ];
+    assert_refused(
+        &meshml(dir.path(), &args),
+        &args,
+        "the header names 3001 columns; at most 1000 are read",
     );
 }
 
@@ -443,17 +436,13 @@ fn predict_refuses_columns_the_model_was_not_fitted_on_unless_told_to_drop_them(
         .map(|(i, l)| format!("{l},{}", if i == 0 { "row_id" } else { "7" }))
         .collect();
     std::fs::write(dir.path().join("wide.csv"), wide.join("\n") + "\n").unwrap();
-    let o = meshml(
-        dir.path(),
-        &[
-            "local", "predict", "--model", "iris.mlm", "--data", "wide.csv",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("wide.csv:1: column(s) row_id are not features the model was fitted on"),
-        "{err}"
+    let args = [
+        "local", "predict", "--model", "iris.mlm", "--data", "wide.csv",
+    ];
+    assert_refused(
+        &meshml(dir.path(), &args),
+        &args,
+        "wide.csv:1: column(s) row_id are not features the model was fitted on",
     );
     let dropped = meshml(
         dir.path(),
