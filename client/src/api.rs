@@ -237,8 +237,44 @@ pub struct ChunkView {
 pub struct DatasetDetail {
     /// The dataset.
     pub dataset: DatasetView,
+    /// Feature column names, in order.
+    #[serde(default)]
+    pub feature_names: Vec<String>,
+    /// Target column name.
+    #[serde(default)]
+    pub target: String,
+    /// Copies each chunk should have.
+    #[serde(default)]
+    pub replicas: usize,
+    /// Where the rows came from (the file name given at upload).
+    #[serde(default)]
+    pub source: String,
     /// Its chunks, in row order.
     pub chunks: Vec<ChunkView>,
+}
+
+/// `DELETE /v1/datasets/{name}`: what was removed. Every holder frees its copies within a
+/// second or two of the answer (chunks another dataset shares stay).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRemoved {
+    /// Name.
+    pub name: String,
+    /// Rows it had.
+    pub rows: u64,
+    /// Chunks it had.
+    pub chunks: usize,
+    /// Members that held copies.
+    pub holders: Vec<u64>,
+}
+
+/// What a node's chunk store keeps (`/v1/status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreView {
+    /// Chunks stored.
+    pub chunks: u64,
+    /// What keeps them: each owner (`dataset.NAME`, `model.NAME`, `job.ID`) with its
+    /// chunk count.
+    pub owners: std::collections::BTreeMap<String, u64>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -426,6 +462,9 @@ pub struct StatusView {
     /// The scrubber: copies checked, repaired, and damaged ones not replaced yet.
     #[serde(default)]
     pub scrub: Option<ScrubView>,
+    /// The chunk store: chunks kept and by whom.
+    #[serde(default)]
+    pub store: Option<StoreView>,
 }
 
 /// Whether a peer is heard from.

@@ -1,11 +1,11 @@
-//! `meshml dataset put FILE --replicas R`: a CSV or Parquet file stored on the mesh
-//! through a node's API (the node chunks it and places the copies).
+//! Datasets on the mesh through any node's API: `meshml dataset put FILE --replicas R`
+//! (the node chunks the file and places the copies), `dataset ls|show|export|rm --node URL`.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::api::DatasetStored;
+use crate::api::{DatasetDetail, DatasetRemoved, DatasetStored, DatasetView};
 use crate::node_api::NodeApi;
 use crate::{w, ClientError};
 
@@ -45,9 +45,6 @@ pub fn put(
     out: &mut dyn Write,
 ) -> Result<(), ClientError> {
     let name = dataset_name(opts.name.clone(), file)?;
-    let enc = |v: &str| {
-        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
     let mut query = format!(
         "name={}&replicas={}&chunk_rows={}",
         enc(&name),
@@ -108,4 +105,163 @@ pub fn put_dataset(
         w(out, format_args!("  member {member}: {n} chunks\n"))?;
     }
     Ok(())
+}
+
+fn enc(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// `meshml dataset ls --node URL`: the mesh's datasets.
+pub fn list(api: &NodeApi, out: &mut dyn Write) -> Result<(), ClientError> {
+    let all: Vec<DatasetView> =
+        api.client()?
+            .get("/v1/datasets", "dataset list", Duration::from_secs(30))?;
+    if all.is_empty() {
+        return w(out, format_args!("no datasets on the mesh\n"));
+    }
+    use crate::table::{render, Align};
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                d.rows.to_string(),
+                d.features.to_string(),
+                d.chunks.to_string(),
+                crate::human_bytes(d.bytes),
+                d.min_replicas.to_string(),
+                classes_summary(&d.classes),
+            ]
+        })
+        .collect();
+    let header = [
+        ("NAME", Align::Left),
+        ("ROWS", Align::Right),
+        ("FEATURES", Align::Right),
+        ("CHUNKS", Align::Right),
+        ("SIZE", Align::Right),
+        ("COPIES", Align::Right),
+        ("target", Align::Left),
+    ];
+    w(out, format_args!("{}", render(&header, &rows, "")))
+}
+
+fn classes_summary(classes: &[String]) -> String {
+    if classes.is_empty() {
+        return "real values".into();
+    }
+    let mut labels = classes
+        .iter()
+        .take(6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if classes.len() > 6 {
+        labels.push_str(", ...");
+    }
+    format!("{} classes: {labels}", classes.len())
+}
+
+/// `meshml dataset show NAME --node URL`: a dataset's columns and its chunks' holders.
+pub fn show(api: &NodeApi, name: &str, out: &mut dyn Write) -> Result<(), ClientError> {
+    let d: DatasetDetail = api.client()?.get(
+        &format!("/v1/datasets/{}", enc(name)),
+        "dataset",
+        Duration::from_secs(30),
+    )?;
+    let v = &d.dataset;
+    w(
+        out,
+        format_args!(
+            "name:      {}\nsource:    {}\nrows:      {}\nfeatures:  {} ({})\ntarget:    {} ({})\n",
+            v.name,
+            d.source,
+            v.rows,
+            v.features,
+            d.feature_names.join(", "),
+            d.target,
+            classes_summary(&v.classes)
+        ),
+    )?;
+    w(
+        out,
+        format_args!(
+            "chunks:    {} ({}), {} copies wanted, fewest now {}\n",
+            v.chunks,
+            crate::human_bytes(v.bytes),
+            d.replicas,
+            v.min_replicas
+        ),
+    )?;
+    for (i, c) in d.chunks.iter().enumerate() {
+        let holders: Vec<String> = c.holders.iter().map(u64::to_string).collect();
+        w(
+            out,
+            format_args!(
+                "  {i:>5}  {}  {:>8} rows  {:>10}  on {}\n",
+                c.id,
+                c.rows,
+                crate::human_bytes(c.bytes),
+                holders.join(", ")
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// `meshml dataset export NAME --node URL [--out FILE] [--format csv|parquet]`: the rows
+/// streamed from the holders in row order, written as they arrive (bounded memory). A file
+/// appears only whole. `format` is `csv` or `parquet`.
+pub fn export(
+    api: &NodeApi,
+    name: &str,
+    format: &str,
+    dest: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let path = format!("/v1/datasets/{}/rows?format={}", enc(name), enc(format));
+    let client = api.client()?;
+    let wait = Duration::from_secs(24 * 3600);
+    let started = Instant::now();
+    match dest {
+        None => {
+            client.download(&path, out, wait)?;
+            Ok(())
+        }
+        Some(p) => {
+            let mut file = crate::output::OutputFile::create(p)?;
+            let n = client.download(&path, &mut file, wait)?;
+            file.commit()?;
+            w(
+                out,
+                format_args!(
+                    "exported '{name}' from the mesh as {format}: {} -> {} in {:.1}s\n",
+                    crate::human_bytes(n),
+                    p.display(),
+                    started.elapsed().as_secs_f64()
+                ),
+            )
+        }
+    }
+}
+
+/// `meshml dataset rm NAME --node URL`: the dataset leaves the mesh; every holder frees
+/// its copies.
+pub fn remove(api: &NodeApi, name: &str, out: &mut dyn Write) -> Result<(), ClientError> {
+    let r: DatasetRemoved = api.client()?.delete(
+        &format!("/v1/datasets/{}", enc(name)),
+        "answer to a dataset removal",
+        Duration::from_secs(60),
+    )?;
+    let holders: Vec<String> = r.holders.iter().map(u64::to_string).collect();
+    w(
+        out,
+        format_args!(
+            "removed dataset '{}' from the mesh: {} rows, {} chunks; members {} free their copies\n",
+            r.name,
+            r.rows,
+            r.chunks,
+            holders.join(", ")
+        ),
+    )
 }

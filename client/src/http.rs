@@ -206,6 +206,16 @@ impl Client {
         )
     }
 
+    /// `DELETE path`, its JSON answer read as `T`.
+    pub fn delete<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &'static str,
+        wait: Duration,
+    ) -> Result<T, ClientError> {
+        self.exchange("DELETE", path, None, what, wait)
+    }
+
     /// `POST path` without a body, its JSON answer read as `T`.
     pub fn post_empty<T: DeserializeOwned>(
         &self,

@@ -3,7 +3,7 @@
 //! Everything needed to talk to a meshml node over its HTTP API, without the daemon:
 //! the typed API (the request and response bodies the node's routes build and return),
 //! one HTTP client, and the `meshml` commands that go through a node (`fit`, `jobs`,
-//! `job`, `status`, `predict`, `models`, `model`, and `dataset put --replicas`).
+//! `job`, `status`, `predict`, `models`, `model`, and `dataset put|ls|show|export|rm` on the mesh).
 //!
 //! Its dependency tree holds no actix, libp2p, openraft or sled (CI checks it): a tool or
 //! a test that only talks to nodes links this crate alone.
@@ -18,7 +18,9 @@
 //! - [`fit`]: `meshml fit`, `jobs`, `job show|cancel`, and job files (TOML).
 //! - [`predict`]: `meshml predict` (batch prediction), `models`, `model alias|get`.
 //! - [`status`]: `meshml status`.
-//! - [`dataset`]: `meshml dataset put --replicas` (a file stored on the mesh through a node).
+//! - [`dataset`]: `meshml dataset put --replicas|ls|show|export|rm --node`: datasets on the
+//!   mesh, in and out through any node.
+//! - [`output`]: output files that appear only whole (a failed `--out` leaves nothing).
 //! - [`progress`]: the progress display of commands that follow work on the mesh.
 //! - [`table`]: the plain-text tables of listings.
 //!
@@ -41,6 +43,7 @@ mod error;
 pub mod fit;
 pub mod http;
 pub mod node_api;
+pub mod output;
 pub mod predict;
 pub mod progress;
 pub mod status;

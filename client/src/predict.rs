@@ -109,12 +109,9 @@ pub fn predict(cmd: PredictCmd, out: &mut dyn Write) -> Result<(), ClientError> 
     let wait = Duration::from_secs(600);
     let n = match &cmd.out {
         Some(p) => {
-            let f = std::fs::File::create(p)
-                .map_err(|e| ClientError::io(p.display().to_string(), e))?;
-            let mut f = std::io::BufWriter::new(f);
+            let mut f = crate::output::OutputFile::create(p)?;
             let n = client.download(&path, &mut f, wait)?;
-            f.flush()
-                .map_err(|e| ClientError::io(p.display().to_string(), e))?;
+            f.commit()?;
             n
         }
         None => client.download(&path, out, wait)?,

@@ -198,26 +198,56 @@ pub enum DatasetCommand {
         #[command(flatten)]
         limits: CsvLimits,
     },
-    /// List datasets.
-    Ls,
-    /// Show a dataset's columns, classes and chunks.
+    /// List datasets (in the data directory, or on the mesh with --node).
+    Ls {
+        /// Where the datasets are.
+        #[command(flatten)]
+        mesh: MeshTarget,
+    },
+    /// Show a dataset's columns, classes and chunks (on the mesh: the chunks' holders).
     Show {
         /// Dataset name.
         name: String,
+        /// Where the dataset is.
+        #[command(flatten)]
+        mesh: MeshTarget,
     },
-    /// Write a dataset as CSV.
+    /// Write a dataset as CSV or Parquet (from the mesh: streamed from the holders).
     Export {
         /// Dataset name.
         name: String,
-        /// Output file (default: standard output).
+        /// Output file (default: standard output); written whole or not at all.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// csv or parquet (default: from the --out file's extension, else csv).
+        #[arg(long, value_parser = ["csv", "parquet"])]
+        format: Option<String>,
+        /// Where the dataset is.
+        #[command(flatten)]
+        mesh: MeshTarget,
     },
-    /// Remove a dataset (chunks shared with another dataset stay).
+    /// Remove a dataset (chunks shared with another dataset stay; on the mesh, every holder
+    /// frees its copies).
     Rm {
         /// Dataset name.
         name: String,
+        /// Where the dataset is.
+        #[command(flatten)]
+        mesh: MeshTarget,
     },
+}
+
+/// `--node` for the dataset commands that work either on the local data directory or,
+/// with it, on the mesh.
+#[derive(Debug, Clone, Args)]
+pub struct MeshTarget {
+    /// Work on the mesh through the node at this URL (e.g. http://127.0.0.1:7070) instead
+    /// of the local data directory.
+    #[arg(long, value_name = "URL")]
+    pub node: Option<String>,
+    /// Bearer token file, for a node that requires one.
+    #[arg(long, value_name = "FILE", requires = "node")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `meshml local ...`

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use meshml_models::io::{CsvOptions, TargetKind};
-use meshml_storage::export::export_csv;
+use meshml_storage::export::{export, TableFormat};
 use meshml_storage::ingest::{ingest_file, IngestOptions, Progress};
 use meshml_storage::{Store, TargetSchema};
 
@@ -58,11 +58,15 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         };
         return Ok(meshml_client::dataset::put(&api, file, &opts, out)?);
     }
+    if let Some(done) = on_mesh(&args.command, out) {
+        return done;
+    }
     let dir = data_dir(args.data_dir)?;
     let mut store = Store::open(&dir).map_err(|e| match e {
         meshml_storage::StorageError::Locked(d) => NodeError::Usage(format!(
-            "{} is in use (by a running `meshml node`?); to store a dataset on the mesh through that node, add --replicas N",
-            d.display()
+            "{} is in use (by a running `meshml node`?); {}",
+            d.display(),
+            through_node(&args.command)
         )),
         other => other.into(),
     })?;
@@ -131,7 +135,7 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
                 total as f64 / secs.max(1e-9) / 1048576.0
             ))
         }
-        DatasetCommand::Ls => {
+        DatasetCommand::Ls { .. } => {
             let all = store.datasets()?;
             if all.is_empty() {
                 return w(out, format_args!("no datasets in {}\n", dir.display()));
@@ -160,7 +164,7 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             ];
             w(out, format_args!("{}", render(&header, &rows, "")))
         }
-        DatasetCommand::Show { name } => {
+        DatasetCommand::Show { name, .. } => {
             let m = store.dataset(&name)?;
             w(
                 out,
@@ -206,27 +210,36 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             }
             Ok(())
         }
-        DatasetCommand::Export { name, out: path } => match path {
-            Some(p) => {
-                let f = std::fs::File::create(&p)
-                    .map_err(|e| NodeError::io(p.display().to_string(), e))?;
-                let m = export_csv(&store, &name, std::io::BufWriter::new(f))?;
-                w(
-                    out,
-                    format_args!(
-                        "exported '{}': {} rows -> {}\n",
-                        m.name,
-                        m.rows,
-                        p.display()
-                    ),
-                )
+        DatasetCommand::Export {
+            name,
+            out: path,
+            format,
+            ..
+        } => {
+            let format = export_format(format.as_deref(), path.as_deref());
+            match path {
+                Some(p) => {
+                    let mut file = meshml_client::output::OutputFile::create(&p)?;
+                    let m = export(&store, &name, format, &mut file)?;
+                    file.commit()?;
+                    w(
+                        out,
+                        format_args!(
+                            "exported '{}' as {}: {} rows -> {}\n",
+                            m.name,
+                            format.name(),
+                            m.rows,
+                            p.display()
+                        ),
+                    )
+                }
+                None => {
+                    export(&store, &name, format, &mut *out)?;
+                    Ok(())
+                }
             }
-            None => {
-                export_csv(&store, &name, &mut *out)?;
-                Ok(())
-            }
-        },
-        DatasetCommand::Rm { name } => {
+        }
+        DatasetCommand::Rm { name, .. } => {
             let r = store.remove_dataset(&name)?;
             w(out, format_args!(
                 "removed dataset '{name}': {} chunks deleted, {} kept (shared with other datasets)\n",
@@ -234,6 +247,65 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             ))
         }
     }
+}
+
+/// The format of an export: `--format`, else the `--out` file's extension, else CSV.
+fn export_format(flag: Option<&str>, out: Option<&std::path::Path>) -> TableFormat {
+    flag.and_then(TableFormat::parse)
+        .or_else(|| out.map(TableFormat::from_path))
+        .unwrap_or_default()
+}
+
+/// Runs a dataset command given `--node` on the mesh; `None` when it is local.
+fn on_mesh(cmd: &DatasetCommand, out: &mut dyn Write) -> Option<Result<(), NodeError>> {
+    use meshml_client::dataset as remote;
+    let mesh = match cmd {
+        DatasetCommand::Put { .. } => return None,
+        DatasetCommand::Ls { mesh }
+        | DatasetCommand::Show { mesh, .. }
+        | DatasetCommand::Export { mesh, .. }
+        | DatasetCommand::Rm { mesh, .. } => mesh,
+    };
+    let api = meshml_client::NodeApi {
+        node: mesh.node.clone()?,
+        token_file: mesh.token_file.clone(),
+    };
+    let done = match cmd {
+        DatasetCommand::Put { .. } => return None,
+        DatasetCommand::Ls { .. } => remote::list(&api, out),
+        DatasetCommand::Show { name, .. } => remote::show(&api, name, out),
+        DatasetCommand::Export {
+            name,
+            out: path,
+            format,
+            ..
+        } => {
+            let format = export_format(format.as_deref(), path.as_deref());
+            remote::export(&api, name, format.name(), path.as_deref(), out)
+        }
+        DatasetCommand::Rm { name, .. } => remote::remove(&api, name, out),
+    };
+    Some(done.map_err(NodeError::from))
+}
+
+/// What to run instead when a node holds the data directory.
+fn through_node(cmd: &DatasetCommand) -> String {
+    const NODE: &str = "http://127.0.0.1:7070";
+    let form = match cmd {
+        DatasetCommand::Put { .. } => {
+            return "to store a dataset on the mesh through that node, add --replicas N (and --node URL)".into()
+        }
+        DatasetCommand::Ls { .. } => format!("meshml dataset ls --node {NODE}"),
+        DatasetCommand::Show { name, .. } => format!("meshml dataset show {name} --node {NODE}"),
+        DatasetCommand::Export { name, out, .. } => format!(
+            "meshml dataset export {name} --node {NODE}{}",
+            out.as_ref()
+                .map(|p| format!(" --out {}", p.display()))
+                .unwrap_or_default()
+        ),
+        DatasetCommand::Rm { name, .. } => format!("meshml dataset rm {name} --node {NODE}"),
+    };
+    format!("to reach the datasets through that node, run `{form}` (with its HTTP address)")
 }
 
 fn target_summary(t: &TargetSchema) -> String {

@@ -335,10 +335,9 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         fit: Residuals::default(),
     };
     let mut has_truth = true;
+    // Written whole or not at all: an error below drops it, and no partial file is left.
     let mut file = match &args.out {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| NodeError::io(p.display().to_string(), e))?,
-        )),
+        Some(p) => Some(meshml_client::output::OutputFile::create(p)?),
         None => None,
     };
     let dest: &mut dyn Write = match file.as_mut() {
@@ -452,7 +451,9 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         tally.rows = pred.len();
     }
     dest.flush().map_err(|e| NodeError::io("predictions", e))?;
-    drop(file);
+    if let Some(f) = file {
+        f.commit()?;
+    }
     if let Some(path) = &args.out {
         w(
             out,

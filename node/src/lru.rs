@@ -59,6 +59,14 @@ impl<K: Eq + Hash + Clone, V: Clone> Lru<K, V> {
         evicted
     }
 
+    /// Drops `key`; returns its value.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        self.entries.remove(key).map(|(v, b, _)| {
+            self.used -= b;
+            v
+        })
+    }
+
     /// Every value, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.entries.values().map(|e| &e.0)

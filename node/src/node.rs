@@ -359,6 +359,7 @@ fn serve(
             scrub: Default::default(),
         };
         actix_rt::spawn(models.preload_aliases());
+        actix_rt::spawn(datasets.clone().release_forever());
         if let Some(every) = cfg.scrub_every {
             actix_rt::spawn(crate::scrub::run(
                 chunks,

@@ -693,6 +693,46 @@ impl Store {
             .collect()
     }
 
+    /// Every owner that keeps chunks here, with how many chunks and bytes it keeps.
+    pub fn owners(&self) -> Result<std::collections::BTreeMap<String, (u64, u64)>> {
+        let mut out = std::collections::BTreeMap::<String, (u64, u64)>::new();
+        for kv in self.i().pins.iter() {
+            let (k, v) = kv?;
+            let Some(at) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let owner = String::from_utf8_lossy(&k[..at]).into_owned();
+            let len = v.as_ref().try_into().map(u64::from_le_bytes).unwrap_or(0);
+            let e = out.entry(owner).or_default();
+            e.0 += 1;
+            e.1 += len;
+        }
+        Ok(out)
+    }
+
+    /// Drops `owner`'s pins of `chunks`, and those of them nothing else keeps; returns how
+    /// many chunks were removed.
+    pub fn unpin_chunks(&self, owner: &str, chunks: &[ChunkId]) -> Result<usize> {
+        let mine: HashSet<ChunkId> = self.pinned(owner)?.into_iter().collect();
+        let dropped: Vec<ChunkId> = chunks
+            .iter()
+            .filter(|c| mine.contains(c))
+            .copied()
+            .collect();
+        for id in &dropped {
+            self.i().pins.remove(pin_key(owner, id))?;
+        }
+        self.commit()?;
+        let live = self.referenced_chunks()?;
+        let mut removed = 0;
+        for id in dropped {
+            if !live.contains(&id) && self.chunks().remove(&id)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Drops every pin of `owner`, and the chunks nothing else keeps; returns how many
     /// chunks were removed.
     pub fn unpin(&self, owner: &str) -> Result<usize> {

@@ -55,6 +55,18 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
         .iter()
         .map(ToString::to_string)
         .collect();
+    let store = match &state.mesh {
+        Some(m) => m
+            .chunks
+            .with_store(|s| {
+                let chunks = s.chunks().ids()?.len() as u64;
+                let owners = s.owners()?.into_iter().map(|(o, (n, _))| (o, n)).collect();
+                Ok(meshml_client::api::StoreView { chunks, owners })
+            })
+            .await
+            .ok(),
+        None => None,
+    };
     HttpResponse::Ok().json(StatusView {
         node: state.node.clone(),
         cluster: state.cluster.clone(),
@@ -71,6 +83,7 @@ async fn status(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
             executed: w.executions(),
         }),
         scrub: state.mesh.as_ref().map(|m| m.scrub.view()),
+        store,
     })
 }
 

@@ -2,7 +2,9 @@
 //!
 //! - `POST /v1/datasets?name=N&replicas=R[&chunk_rows=K][&target=T][&regression=true][&format=parquet]`
 //!   with the file as the body: stored on `R` members (see [`crate::services::datasets`]); `201` with the
-//!   placement. `GET /v1/datasets`, `GET /v1/datasets/{name}`.
+//!   placement. `GET /v1/datasets`, `GET /v1/datasets/{name}`; `DELETE /v1/datasets/{name}`
+//!   (through Raft; every holder frees its copies); `GET /v1/datasets/{name}/rows?format=csv|parquet`
+//!   (the rows as a file, streamed chunk by chunk from the holders in row order).
 //! - `POST /v1/jobs` with a JSON [`JobRequest`]: checked against the dataset, recorded, `202`
 //!   with the job id. `GET /v1/jobs`, `GET /v1/jobs/{id}` (progress, result),
 //!   `POST /v1/jobs/{id}/cancel`.
@@ -29,13 +31,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use meshml_models::plan::Planner;
 use meshml_protocol::JobId;
+use meshml_storage::export::TableFormat;
 use meshml_storage::raft::{ClusterCommand, JobRecord, JobState};
 use serde::Deserialize;
 
 use super::state::{authorized, error, ApiState};
 use meshml_client::api::{
     AliasRequest, AliasSet, BatchRequest, Cancelled, ChunkView, Created, DatasetDetail,
-    DatasetStored, ModelView,
+    DatasetRemoved, DatasetStored, ModelView,
 };
 pub use meshml_client::api::{DatasetView, JobView, TaskView};
 
@@ -247,10 +250,29 @@ async fn show_dataset(
         dataset_views(&mesh).into_iter().find(|d| d.name == *name),
         holders,
     ) {
-        (Some(view), Some(chunks)) => HttpResponse::Ok().json(DatasetDetail {
-            dataset: view,
-            chunks,
-        }),
+        (Some(view), Some(chunks)) => {
+            let (feature_names, target, replicas, source) = mesh.consensus.state().read(|s| {
+                s.datasets
+                    .get(name.as_str())
+                    .map(|m| {
+                        (
+                            m.feature_names.clone(),
+                            m.target_name.clone(),
+                            s.dataset_replicas.get(&m.name).copied().unwrap_or(1),
+                            m.source.clone(),
+                        )
+                    })
+                    .unwrap_or_default()
+            });
+            HttpResponse::Ok().json(DatasetDetail {
+                dataset: view,
+                feature_names,
+                target,
+                replicas,
+                source,
+                chunks,
+            })
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             &format!("no dataset '{name}' on the mesh"),
@@ -856,6 +878,77 @@ async fn batch_csv(
         .streaming(stream)
 }
 
+/// `DELETE /v1/datasets/{name}`.
+async fn remove_dataset(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    name: web::Path<String>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let holders: Vec<u64> = match mesh.datasets.holders(&name) {
+        Ok((_, hs)) => {
+            let mut all: Vec<u64> = hs.into_iter().flatten().collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        }
+        Err(e) => return fail(e),
+    };
+    match mesh.datasets.remove(&name).await {
+        Ok(m) => HttpResponse::Ok().json(DatasetRemoved {
+            name: m.name.clone(),
+            rows: m.rows,
+            chunks: m.chunks.len(),
+            holders,
+        }),
+        Err(e) => fail(e),
+    }
+}
+
+/// Query of `GET /v1/datasets/{name}/rows`.
+#[derive(Debug, Deserialize)]
+struct RowsQuery {
+    /// `csv` (the default) or `parquet`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /v1/datasets/{name}/rows?format=csv|parquet`: the dataset as a file, streamed
+/// chunk by chunk in row order.
+async fn dataset_rows(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    name: web::Path<String>,
+    query: web::Query<RowsQuery>,
+) -> HttpResponse {
+    let mesh = match guard(&req, &state) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let format = match query.format.as_deref() {
+        None => TableFormat::Csv,
+        Some(f) => match TableFormat::parse(f) {
+            Some(f) => f,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown format '{f}'; use csv or parquet"),
+                )
+            }
+        },
+    };
+    match mesh.datasets.export(&name, format).await {
+        Ok((m, stream)) => HttpResponse::Ok()
+            .content_type(format.content_type())
+            .insert_header(("x-meshml-rows", m.rows.to_string()))
+            .streaming(stream.map(|piece| piece.map(web::Bytes::from))),
+        Err(e) => fail(e),
+    }
+}
+
 /// The OpenAPI description of the HTTP API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -870,6 +963,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/datasets", web::get().to(list_datasets))
         .route("/v1/datasets", web::post().to(put_dataset))
         .route("/v1/datasets/{name}", web::get().to(show_dataset))
+        .route("/v1/datasets/{name}", web::delete().to(remove_dataset))
+        .route("/v1/datasets/{name}/rows", web::get().to(dataset_rows))
         .route("/v1/jobs", web::get().to(list_jobs))
         .route("/v1/jobs", web::post().to(submit_job))
         .route("/v1/jobs/{id}", web::get().to(show_job))

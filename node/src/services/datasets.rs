@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use meshml_models::Dataset;
 use meshml_protocol::{ChunkId, NodeId, Request, Response};
+use meshml_storage::export::{TableFormat, TableWriter};
 use meshml_storage::ingest::{ingest_file, IngestOptions};
 use meshml_storage::raft::{ClusterCommand, ClusterState};
 use meshml_storage::{DatasetManifest, Store};
@@ -316,5 +317,269 @@ impl Datasets {
                 Some((m, h))
             })
             .ok_or_else(|| MeshError::not_found(format!("no dataset '{name}' on the mesh")))
+    }
+}
+
+/// How often a node looks for copies of datasets removed from the mesh.
+pub const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a node keeps copies of a dataset the replicated state neither records nor
+/// remembers removing (the removal is older than the state remembers). An ingest in
+/// progress pins its copies before the dataset is recorded, so these wait much longer than
+/// any ingest takes.
+pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A removal the replicated state remembers: the dataset's name and chunks.
+type Removal = (String, Vec<ChunkId>);
+
+/// What the release pass remembers between looks.
+#[derive(Debug, Default)]
+pub struct ReleaseTracker {
+    /// Removals already applied here.
+    applied: std::collections::BTreeSet<Removal>,
+    /// Datasets with copies here but neither recorded nor removed, since when.
+    absent_since: BTreeMap<String, std::time::Instant>,
+}
+
+impl Datasets {
+    /// Removes dataset `name` from the mesh: the removal goes through Raft, and every
+    /// holder then frees its copies (see [`Datasets::release`]). Refused while an
+    /// unfinished job reads it.
+    pub async fn remove(&self, name: &str) -> Result<DatasetManifest, MeshError> {
+        let (manifest, _) = self.holders(name)?;
+        let users: Vec<String> = self.consensus().state().read(|s| {
+            s.jobs
+                .iter()
+                .filter(|(_, j)| j.state == meshml_storage::raft::JobState::Running)
+                .filter(|(_, j)| {
+                    rmp_serde::from_slice::<meshml_client::api::JobRequest>(&j.spec)
+                        .is_ok_and(|r| r.dataset == name || r.test_dataset.as_deref() == Some(name))
+                })
+                .map(|(id, _)| id.to_string())
+                .collect()
+        });
+        if !users.is_empty() {
+            return Err(MeshError::conflict(format!(
+                "dataset '{name}' is in use by running job(s) {}; cancel them or wait",
+                users.join(", ")
+            )));
+        }
+        let r = self
+            .consensus()
+            .propose(ClusterCommand::RemoveDataset {
+                name: name.to_string(),
+            })
+            .await?;
+        if !r.ok {
+            let why = r.error.unwrap_or_default();
+            return Err(match r.rejection {
+                Some(meshml_storage::raft::Rejection::NotFound) => MeshError::not_found(why),
+                _ => MeshError::conflict(why),
+            });
+        }
+        self.consensus()
+            .wait_applied(|s| !s.datasets.contains_key(name))
+            .await?;
+        // This node frees its copies now; the others within RELEASE_EVERY.
+        self.release(&mut ReleaseTracker::default()).await;
+        Ok(manifest)
+    }
+
+    /// Frees this node's copies of datasets no longer on the mesh: the chunks of each
+    /// removal the replicated state remembers (once per removal), and, after
+    /// [`ORPHAN_GRACE`], copies of a dataset the state neither records nor remembers. Also
+    /// drops removed datasets from the in-memory cache.
+    pub async fn release(&self, tracker: &mut ReleaseTracker) {
+        let (recorded, removals): (BTreeMap<String, Vec<ChunkId>>, Vec<Removal>) =
+            self.consensus().state().read(|s| {
+                (
+                    s.datasets
+                        .iter()
+                        .map(|(n, m)| (n.clone(), m.chunks.iter().map(|c| c.id).collect()))
+                        .collect(),
+                    s.removed_datasets
+                        .iter()
+                        .map(|r| (r.name.clone(), r.chunks.clone()))
+                        .collect(),
+                )
+            });
+        let owners = match self.chunks().with_store(|s| s.owners()).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the chunk owners");
+                return;
+            }
+        };
+        let held: std::collections::BTreeSet<String> = owners
+            .keys()
+            .filter_map(|o| o.strip_prefix("dataset.").map(str::to_string))
+            .collect();
+        // Forget removals the state no longer remembers (bounded memory on a long-lived node).
+        tracker.applied.retain(|r| removals.contains(r));
+        for removal in removals {
+            if tracker.applied.contains(&removal) {
+                continue;
+            }
+            let (name, chunks) = removal.clone();
+            self.inner.cache.lock().expect("cache").remove(&name);
+            if held.contains(&name) {
+                // A dataset stored again under the name keeps the chunks it shares.
+                let keep = recorded.get(&name).cloned().unwrap_or_default();
+                let free: Vec<ChunkId> = chunks.into_iter().filter(|c| !keep.contains(c)).collect();
+                let owner = dataset_owner(&name);
+                match self
+                    .chunks()
+                    .with_store(move |s| s.unpin_chunks(&owner, &free))
+                    .await
+                {
+                    Ok(freed) => {
+                        tracing::info!(dataset = %name, freed, "freed the copies of a removed dataset")
+                    }
+                    Err(e) => {
+                        tracing::warn!(dataset = %name, error = %e, "cannot free a removed dataset's copies");
+                        continue;
+                    }
+                }
+            }
+            tracker.applied.insert(removal);
+        }
+        // Copies of a dataset neither recorded nor remembered: freed after the grace.
+        let clock = std::time::Instant::now();
+        let remembered: std::collections::BTreeSet<&String> =
+            tracker.applied.iter().map(|(n, _)| n).collect();
+        let mut orphans = Vec::new();
+        tracker.absent_since.retain(|n, _| held.contains(n));
+        for n in &held {
+            if recorded.contains_key(n) || remembered.contains(n) {
+                tracker.absent_since.remove(n);
+                continue;
+            }
+            let since = *tracker.absent_since.entry(n.clone()).or_insert(clock);
+            if clock.duration_since(since) >= ORPHAN_GRACE {
+                orphans.push(n.clone());
+            }
+        }
+        for name in orphans {
+            tracker.absent_since.remove(&name);
+            let owner = dataset_owner(&name);
+            match self.chunks().with_store(move |s| s.unpin(&owner)).await {
+                Ok(freed) => {
+                    tracing::info!(dataset = %name, freed, "freed copies of a dataset the mesh does not record")
+                }
+                Err(e) => {
+                    tracing::warn!(dataset = %name, error = %e, "cannot free orphaned copies")
+                }
+            }
+        }
+    }
+
+    /// Runs [`Datasets::release`] every [`RELEASE_EVERY`], forever.
+    pub async fn release_forever(self) {
+        let mut tracker = ReleaseTracker::default();
+        loop {
+            tokio::time::sleep(RELEASE_EVERY).await;
+            self.release(&mut tracker).await;
+        }
+    }
+}
+
+/// A dataset being written out, chunk by chunk (see [`Datasets::export`]).
+struct Export {
+    datasets: Datasets,
+    manifest: DatasetManifest,
+    holders: Vec<Vec<u64>>,
+    next: usize,
+    writer: Option<TableWriter<Vec<u8>>>,
+}
+
+impl Export {
+    /// The next piece of the file: a chunk's rows, then the end of the file, then `None`.
+    async fn step(&mut self) -> Result<Option<Vec<u8>>, MeshError> {
+        let Some(mut writer) = self.writer.take() else {
+            return Ok(None);
+        };
+        let name = self.manifest.name.clone();
+        if self.next == self.manifest.chunks.len() {
+            return tokio::task::spawn_blocking(move || writer.finish())
+                .await
+                .map_err(|e| MeshError::internal(e.to_string()))?
+                .map(Some)
+                .map_err(|e| MeshError::internal(e.to_string()));
+        }
+        let i = self.next;
+        let id = self.manifest.chunks[i].id;
+        let (bytes, _) = self
+            .datasets
+            .chunks()
+            .chunk_from(id, &self.holders[i])
+            .await
+            .map_err(|why| {
+                MeshError::unavailable(format!("chunk {id} of '{name}' is unreachable: {why}"))
+            })?;
+        let (writer, out) = tokio::task::spawn_blocking(move || {
+            let chunk = meshml_storage::encoding::Chunk::decode(&id, &bytes)?;
+            writer.write_chunk(&chunk)?;
+            let out = std::mem::take(writer.output()?);
+            Ok::<_, meshml_storage::StorageError>((writer, out))
+        })
+        .await
+        .map_err(|e| MeshError::internal(e.to_string()))?
+        .map_err(|e| MeshError::internal(e.to_string()))?;
+        self.writer = Some(writer);
+        self.next += 1;
+        Ok(Some(out))
+    }
+}
+
+impl Datasets {
+    /// Dataset `name` written in `format` as a stream of pieces: one chunk at a time,
+    /// fetched from a live holder (verified, with read repair) in row order, so memory stays
+    /// at about one chunk whatever the dataset's size. Refused up front when a chunk has no
+    /// live holder; a failure later ends the stream with the error.
+    pub async fn export(
+        &self,
+        name: &str,
+        format: TableFormat,
+    ) -> Result<
+        (
+            DatasetManifest,
+            impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + 'static,
+        ),
+        MeshError,
+    > {
+        let (manifest, holders) = self.holders(name)?;
+        let live = self.consensus().live_ids().await;
+        if let Some((c, _)) = manifest
+            .chunks
+            .iter()
+            .zip(&holders)
+            .find(|(_, hs)| !hs.iter().any(|h| live.contains(h)))
+        {
+            return Err(MeshError::unavailable(format!(
+                "chunk {} of '{name}' has no live holder; start a member that holds it",
+                c.id
+            )));
+        }
+        let first = TableWriter::new(format, &manifest, Vec::new())
+            .map_err(|e| MeshError::internal(e.to_string()))?;
+        let state = Export {
+            datasets: self.clone(),
+            manifest: manifest.clone(),
+            holders,
+            next: 0,
+            writer: Some(first),
+        };
+        let stream = futures::stream::unfold(Some(state), |state| async move {
+            let mut st = state?;
+            match st.step().await {
+                Ok(Some(piece)) => Some((Ok(piece), Some(st))),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(dataset = %st.manifest.name, error = %e, "export failed");
+                    Some((Err(std::io::Error::other(e.to_string())), None))
+                }
+            }
+        });
+        Ok((manifest, stream))
     }
 }

@@ -472,6 +472,61 @@ fn predict_refuses_columns_the_model_was_not_fitted_on_unless_told_to_drop_them(
 }
 
 #[test]
+fn a_failed_out_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(meshml(dir.path(), &["local", "fit", "--out", "iris.mlm"])
+        .status
+        .success());
+    // Good rows first (written before the bad one is read), then a ragged row.
+    let iris = std::fs::read_to_string(data("iris.csv")).unwrap();
+    let mut lines: Vec<&str> = iris.lines().collect();
+    lines.insert(120, "5.0,3.1");
+    std::fs::write(dir.path().join("ragged.csv"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("kept.csv"), "earlier output\n").unwrap();
+    for out in ["fresh.csv", "kept.csv"] {
+        let args = [
+            "local",
+            "predict",
+            "--model",
+            "iris.mlm",
+            "--data",
+            "ragged.csv",
+            "--out",
+            out,
+        ];
+        assert_refused(
+            &meshml(dir.path(), &args),
+            &args,
+            "ragged.csv:121: expected 5 fields",
+        );
+    }
+    assert!(!dir.path().join("fresh.csv").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("kept.csv")).unwrap(),
+        "earlier output\n"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["iris.mlm", "kept.csv", "ragged.csv"]);
+
+    // The same for a dataset export that fails.
+    let args = [
+        "dataset",
+        "export",
+        "nope",
+        "--data-dir",
+        "store",
+        "--out",
+        "fresh.csv",
+    ];
+    assert_refused(&meshml(dir.path(), &args), &args, "no dataset named 'nope'");
+    assert!(!dir.path().join("fresh.csv").exists());
+}
+
+#[test]
 fn predict_refuses_data_without_the_model_features() {
     let dir = tempfile::tempdir().unwrap();
     assert!(meshml(dir.path(), &["local", "fit"]).status.success());

@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod common;
 mod crash;
+mod datasets;
 mod failover_jobs;
 mod jobs;
 mod mdns;

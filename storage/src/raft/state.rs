@@ -117,6 +117,18 @@ impl JobRecord {
     }
 }
 
+/// How many dataset removals the state remembers (see [`ClusterState::removed_datasets`]).
+pub const REMEMBERED_REMOVALS: usize = 256;
+
+/// A dataset removed from the mesh: its holders free these chunks of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedDataset {
+    /// Its name.
+    pub name: String,
+    /// Its chunks.
+    pub chunks: Vec<ChunkId>,
+}
+
 /// Everything the cluster agrees on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterState {
@@ -135,6 +147,11 @@ pub struct ClusterState {
     pub aliases: BTreeMap<String, BTreeMap<String, u32>>,
     /// Jobs by id.
     pub jobs: BTreeMap<JobId, JobRecord>,
+    /// The last [`REMEMBERED_REMOVALS`] datasets removed, oldest first, so that every
+    /// holder frees its copies, however briefly the dataset lived and even if the holder
+    /// was down when it was removed. Storing a dataset of the same name again forgets it.
+    #[serde(default)]
+    pub removed_datasets: Vec<RemovedDataset>,
 }
 
 /// A change to the cluster state.
@@ -349,6 +366,7 @@ impl ClusterState {
                     }
                     holders.sort_unstable();
                 }
+                self.removed_datasets.retain(|r| r.name != manifest.name);
                 self.datasets
                     .insert(manifest.name.clone(), manifest.clone());
                 self.dataset_replicas
@@ -363,6 +381,14 @@ impl ClusterState {
                     );
                 };
                 self.dataset_replicas.remove(name);
+                self.removed_datasets.push(RemovedDataset {
+                    name: name.clone(),
+                    chunks: m.chunks.iter().map(|c| c.id).collect(),
+                });
+                if self.removed_datasets.len() > REMEMBERED_REMOVALS {
+                    let extra = self.removed_datasets.len() - REMEMBERED_REMOVALS;
+                    self.removed_datasets.drain(..extra);
+                }
                 let still: std::collections::BTreeSet<ChunkId> = self
                     .datasets
                     .values()
@@ -606,6 +632,61 @@ mod tests {
             })
             .ok
         );
+    }
+
+    fn manifest(name: &str, chunk: u8) -> DatasetManifest {
+        DatasetManifest {
+            name: name.into(),
+            feature_names: vec!["x".into()],
+            target_name: "y".into(),
+            target: crate::catalog::TargetSchema::Values,
+            rows: 1,
+            chunks: vec![crate::catalog::ChunkRef {
+                id: ChunkId::from_bytes([chunk; 32]),
+                rows: 1,
+                bytes: 10,
+            }],
+            created_at_unix: 0,
+            source: "t".into(),
+        }
+    }
+
+    #[test]
+    fn removed_datasets_are_remembered_for_their_holders() {
+        let mut s = ClusterState::default();
+        let put = |s: &mut ClusterState, name: &str, chunk| {
+            s.apply(&ClusterCommand::PutDataset {
+                manifest: manifest(name, chunk),
+                locations: vec![(ChunkId::from_bytes([chunk; 32]), vec![1, 2])],
+                replicas: 2,
+            })
+            .ok
+        };
+        let rm = |s: &mut ClusterState, name: &str| {
+            s.apply(&ClusterCommand::RemoveDataset { name: name.into() })
+        };
+        assert!(put(&mut s, "a", 1));
+        assert!(rm(&mut s, "a").ok);
+        assert_eq!(
+            s.removed_datasets,
+            vec![RemovedDataset {
+                name: "a".into(),
+                chunks: vec![ChunkId::from_bytes([1; 32])]
+            }]
+        );
+        assert!(s.chunk_locations.is_empty());
+        assert_eq!(rm(&mut s, "a").rejection, Some(Rejection::NotFound));
+        // Stored again: the removal is forgotten (its holders must keep the new copies).
+        assert!(put(&mut s, "a", 1));
+        assert!(s.removed_datasets.is_empty());
+        // At most REMEMBERED_REMOVALS, the oldest forgotten first.
+        for i in 0..REMEMBERED_REMOVALS + 3 {
+            let name = format!("d{i}");
+            assert!(put(&mut s, &name, 2));
+            assert!(rm(&mut s, &name).ok);
+        }
+        assert_eq!(s.removed_datasets.len(), REMEMBERED_REMOVALS);
+        assert_eq!(s.removed_datasets[0].name, "d3");
     }
 
     #[test]

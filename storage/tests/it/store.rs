@@ -243,6 +243,65 @@ fn regression_targets_round_trip() {
 }
 
 #[test]
+fn parquet_exports_read_back_as_the_same_dataset() {
+    use meshml_storage::export::{export, TableFormat};
+    use meshml_storage::ingest::ingest_file;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Classes: labels as strings, one row group per chunk (4 of them).
+    put(&store, "iris.csv", "iris", 40);
+    let pq = dir.path().join("iris.parquet");
+    export(
+        &store,
+        "iris",
+        TableFormat::Parquet,
+        std::fs::File::create(&pq).unwrap(),
+    )
+    .unwrap();
+    let opts = IngestOptions {
+        chunk_rows: 64,
+        csv: CsvOptions::default(),
+        source: None,
+    };
+    let m = ingest_file(&store, &pq, "back", &opts, &mut |_| {}).unwrap();
+    assert_eq!(m.rows, 150);
+    assert_eq!(
+        store.load_dataset("back").unwrap(),
+        store.load_dataset("iris").unwrap()
+    );
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    export(&store, "iris", TableFormat::Csv, &mut a).unwrap();
+    export(&store, "back", TableFormat::Csv, &mut b).unwrap();
+    assert_eq!(a, b);
+
+    // Real values: the target column stays a float column.
+    let o = IngestOptions {
+        chunk_rows: 2,
+        csv: CsvOptions::default()
+            .with_kind(TargetKind::Regression)
+            .with_target("price"),
+        source: None,
+    };
+    let csv = "price,size\n1.5,10\n2.25,20\n3,30\n";
+    ingest_csv(&store, csv.as_bytes(), "r.csv", "r", &o, &mut |_| {}).unwrap();
+    let rq = dir.path().join("r.parquet");
+    export(
+        &store,
+        "r",
+        TableFormat::Parquet,
+        std::fs::File::create(&rq).unwrap(),
+    )
+    .unwrap();
+    ingest_file(&store, &rq, "r2", &o, &mut |_| {}).unwrap();
+    let mut out = Vec::new();
+    export(&store, "r2", TableFormat::Csv, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "size,price\n10,1.5\n20,2.25\n30,3\n"
+    );
+}
+
+#[test]
 fn model_artifacts_are_versioned() {
     use meshml_models::{Estimator, Fit, ModelArtifact, Provenance};
     let dir = tempfile::tempdir().unwrap();
