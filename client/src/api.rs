@@ -119,6 +119,10 @@ pub struct JobSummary {
     /// registered), `test` (scored on the test dataset).
     #[serde(default)]
     pub end_ms: BTreeMap<String, u64>,
+    /// Warnings the job's fits raised, as scikit-learn's `ConvergenceWarning` (a solver
+    /// that stopped at `max_iter`), each once with a count. Empty when none.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A job as the API shows it (`GET /v1/jobs`, `GET /v1/jobs/{id}`).

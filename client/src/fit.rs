@@ -442,6 +442,9 @@ pub fn print_result(v: &JobView, out: &mut dyn Write) -> Result<(), ClientError>
         w(out, format_args!("error: {e}\n"))?;
     }
     let Some(r) = &v.result else { return Ok(()) };
+    for warning in &r.warnings {
+        w(out, format_args!("warning: {warning}\n"))?;
+    }
     if let Some(cv) = &r.cv {
         let best = cv
             .best_params()

@@ -113,6 +113,7 @@ pub mod preprocessing;
 pub mod rng;
 pub mod traits;
 pub mod tree;
+pub mod warnings;
 
 pub use artifact::{ModelArtifact, Provenance};
 pub use dataset::{Classes, Dataset, Target};

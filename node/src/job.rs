@@ -30,6 +30,9 @@ pub struct TaskDone {
     pub has_payload: bool,
     /// Fit time, milliseconds.
     pub fit_ms: u64,
+    /// Warnings the fit raised (a solver stopped at `max_iter`).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Owner under which a worker keeps a job's task outputs.

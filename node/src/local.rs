@@ -127,6 +127,8 @@ pub struct FitReport {
     pub test_r2: Option<f64>,
     /// Where the model was saved.
     pub saved: PathBuf,
+    /// Warnings the fit raised (a solver stopped at `max_iter`), as printed.
+    pub warnings: Vec<String>,
 }
 
 /// `meshml local fit`: split (or read the test file), fit, evaluate on the test rows, save
@@ -211,7 +213,8 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
     )?;
 
     let t = Instant::now();
-    let model = est.fit(&train)?;
+    let (model, warnings) = meshml_models::warnings::catch(|| est.fit(&train));
+    let model = model?;
     let fit_time = t.elapsed();
     w(
         out,
@@ -221,6 +224,9 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
             fit_time.as_secs_f64() * 1e3
         ),
     )?;
+    for warning in &warnings {
+        w(out, format_args!("warning:   {warning}\n"))?;
+    }
     let mut metrics: Vec<(&str, f64)> = Vec::new();
     let (mut test_accuracy, mut test_r2) = (None, None);
     match (&test, regression) {
@@ -303,6 +309,7 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
         test_accuracy,
         test_r2,
         saved,
+        warnings,
     })
 }
 

@@ -605,7 +605,7 @@ async fn answer(
                 from: raft::node_id(&peer),
                 outcome,
             };
-            match inbox.try_send(driver::board::Event::TaskReported(report)) {
+            match inbox.try_send(driver::board::Event::TaskReported(Box::new(report))) {
                 Ok(()) => Response::Ack,
                 Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => refuse(
                     ErrorCode::Unavailable,

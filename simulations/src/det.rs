@@ -648,6 +648,7 @@ impl Sim {
                     model: Some(format!("{}@1", request.model_name())),
                     test: None,
                     end_ms: BTreeMap::new(),
+                    warnings: result.warnings,
                 };
                 let at = now + 1_000;
                 if let Some(lead) = self.nodes[i].lead.as_mut() {
@@ -1208,11 +1209,11 @@ impl Sim {
                 self.net.send(to, from, Msg::DoneAck { key: key.clone() });
                 self.feed(
                     to,
-                    Event::TaskReported(Report {
+                    Event::TaskReported(Box::new(Report {
                         key,
                         from: from as u64,
                         outcome: Ok(done),
-                    }),
+                    })),
                 );
             }
             Msg::DoneAck { key } => {
@@ -1250,6 +1251,7 @@ impl Sim {
             score: out.score,
             has_payload,
             fit_ms: 0,
+            warnings: out.warnings.clone(),
         };
         n.reports.push((t, w.key, done));
         self.report_again(i, t);

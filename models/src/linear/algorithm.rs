@@ -297,10 +297,11 @@ impl Fit for Checked<LogisticRegressionParams> {
             let lambda = 1.0 / (self.c * n as f64);
             let res = fista(&obj, &x64, lambda, self.max_iter, self.tol)?;
             if !res.converged {
-                tracing::warn!(
-                    max_iter = self.max_iter,
-                    "l1 logistic regression did not converge; raise max_iter or scale the features"
-                );
+                crate::warnings::warn(crate::warnings::not_converged(
+                    "LogisticRegression(penalty='l1')",
+                    "FISTA",
+                    self.max_iter,
+                ));
             }
             let d = x.cols();
             let intercept = if self.fit_intercept {
@@ -349,11 +350,12 @@ impl Fit for Checked<LogisticRegressionParams> {
             );
         }
         if !res.converged() {
-            tracing::warn!(
-                max_iter = self.max_iter,
-                gradient = res.gnorm_inf,
-                "logistic regression did not converge; raise max_iter or scale the features"
-            );
+            tracing::debug!(gradient = res.gnorm_inf, "L-BFGS stopped short");
+            crate::warnings::warn(crate::warnings::not_converged(
+                "LogisticRegression",
+                "lbfgs",
+                self.max_iter,
+            ));
         }
         tracing::debug!(n_iter = res.n_iter, loss = res.f, termination = ?res.termination, "lbfgs done");
         let d = x.cols();

@@ -17,6 +17,10 @@ pub struct CvResults {
     pub rank_test_score: Vec<u32>,
     /// The best candidate (the first of those ranked 1).
     pub best_index: usize,
+    /// Warnings each candidate's fits raised over its folds (a solver that stopped at
+    /// `max_iter`), each once with a count; empty for a clean candidate.
+    #[serde(default)]
+    pub warnings: Vec<Vec<String>>,
 }
 
 impl CvResults {
@@ -47,6 +51,7 @@ impl CvResults {
             std_test_score: std,
             rank_test_score: rank,
             best_index,
+            warnings: Vec::new(),
         }
     }
 
@@ -68,16 +73,30 @@ impl CvResults {
             "{:>4}  {:>10}  {:>8}  params\n",
             "rank", "mean score", "std"
         );
+        let mut notes = Vec::new();
         for i in order {
             let p = self.params[i]
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(" ");
+            let warned = self.warnings.get(i).filter(|w| !w.is_empty());
+            let mark = if let Some(w) = warned {
+                notes.push(format!("[{}] {p}: {}\n", notes.len() + 1, w.join("; ")));
+                format!("  [{}]", notes.len())
+            } else {
+                String::new()
+            };
             out.push_str(&format!(
-                "{:>4}  {:>10.4}  {:>8.4}  {p}\n",
+                "{:>4}  {:>10.4}  {:>8.4}  {p}{mark}\n",
                 self.rank_test_score[i], self.mean_test_score[i], self.std_test_score[i]
             ));
+        }
+        if !notes.is_empty() {
+            out.push_str("warnings:\n");
+            for n in notes {
+                out.push_str(&n);
+            }
         }
         out
     }

@@ -83,11 +83,19 @@ pub struct TaskOutput {
     /// The class labels of a target the task made from a column (multi-output).
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Warnings the fit raised (a solver stopped at `max_iter`), each once with a count.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Runs one task on the dataset it refers to. Deterministic: the same task on the same
 /// data gives the same output wherever it runs.
 pub fn run_task(task: &Task, data: &Dataset) -> Result<TaskOutput> {
+    let (output, warnings) = crate::warnings::catch(|| run_work(task, data));
+    output.map(|o| TaskOutput { warnings, ..o })
+}
+
+fn run_work(task: &Task, data: &Dataset) -> Result<TaskOutput> {
     let started = std::time::Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
     match &task.work {
@@ -127,6 +135,7 @@ pub fn run_task(task: &Task, data: &Dataset) -> Result<TaskOutput> {
                 fit_ms,
                 predictions,
                 labels,
+                warnings: Vec::new(),
             })
         }
         Work::Trees { forest, from, to } => {
@@ -137,6 +146,7 @@ pub fn run_task(task: &Task, data: &Dataset) -> Result<TaskOutput> {
                 fit_ms: ms(),
                 predictions: None,
                 labels: Vec::new(),
+                warnings: Vec::new(),
             })
         }
         Work::Stack {
@@ -153,6 +163,7 @@ pub fn run_task(task: &Task, data: &Dataset) -> Result<TaskOutput> {
                 fit_ms: ms(),
                 predictions: None,
                 labels: Vec::new(),
+                warnings: Vec::new(),
             })
         }
     }

@@ -113,6 +113,50 @@ fn a_search_is_one_task_per_candidate_and_fold_then_a_refit() {
 }
 
 #[test]
+fn fits_that_stop_at_max_iter_say_so_per_candidate_and_in_the_result() {
+    let data = iris();
+    let spec = JobSpec {
+        kind: JobKind::GridSearch {
+            estimator: lr(),
+            grid: vec![("max_iter".into(), vec!["2".into(), "1000".into()])],
+            cv: 5,
+            refit: true,
+        },
+        seed: 0,
+    };
+    let result = run_job(&spec, &data, &LocalExecutor::new(2), &|_| {}).unwrap();
+    let cv = result.cv.unwrap();
+    let stopped = crate::warnings::not_converged("LogisticRegression", "lbfgs", 2);
+    assert_eq!(cv.warnings.len(), 2);
+    assert_eq!(cv.warnings[0], [format!("{stopped} (5 times)")]);
+    assert!(cv.warnings[1].is_empty(), "{:?}", cv.warnings[1]);
+    // The refit (max_iter=1000) converges: the job's warnings are the folds'.
+    assert_eq!(cv.best_params(), &[("max_iter".into(), "1000".into())][..]);
+    assert_eq!(result.warnings, [format!("{stopped} (5 times)")]);
+    let table = cv.table();
+    assert!(table.contains("max_iter=2  [1]"), "{table}");
+    assert!(
+        table.contains(&format!("warnings:\n[1] max_iter=2: {stopped} (5 times)")),
+        "{table}"
+    );
+
+    // A plain fit that converges raises nothing.
+    let mut lr_long = lr();
+    lr_long.set_param("max_iter", "1000").unwrap();
+    let long = run_job(
+        &JobSpec {
+            kind: JobKind::Fit { estimator: lr_long },
+            seed: 0,
+        },
+        &data,
+        &LocalExecutor::new(1),
+        &|_| {},
+    )
+    .unwrap();
+    assert!(long.warnings.is_empty(), "{:?}", long.warnings);
+}
+
+#[test]
 fn thread_count_does_not_change_any_result() {
     let data = iris();
     let mut forest = Estimator::from_name("random_forest").unwrap();

@@ -148,7 +148,7 @@ pub enum Event {
         id: JobId,
     },
     /// A worker reported a task.
-    TaskReported(Report),
+    TaskReported(Box<Report>),
     /// An assignment did not reach its member, or the member refused it.
     AssignFailed {
         /// The task.
@@ -448,7 +448,7 @@ impl Board {
                 }
                 self.scheduler.cancel_job(&id);
             }
-            Event::TaskReported(report) => self.reported(report),
+            Event::TaskReported(report) => self.reported(*report),
             Event::AssignFailed {
                 key,
                 node,
@@ -609,6 +609,7 @@ impl Board {
                     output: Some(output),
                     holders,
                     score,
+                    warnings,
                     ..
                 }) => Slot::Done {
                     done: TaskDone {
@@ -616,6 +617,7 @@ impl Board {
                         score: *score,
                         has_payload: task_has_payload(task),
                         fit_ms: 0,
+                        warnings: warnings.clone(),
                     },
                     holders: holders.clone(),
                 },
@@ -738,6 +740,7 @@ impl Board {
                     fit_ms: done.fit_ms,
                     predictions: None,
                     labels: Vec::new(),
+                    warnings: done.warnings.clone(),
                 }),
                 None => {
                     missing = Some(i);
@@ -818,6 +821,7 @@ impl Board {
                 score: done.score,
                 attempts: 1,
                 error: None,
+                warnings: done.warnings.clone(),
             },
         };
         self.propose(Purpose::Record { key, done, holders }, cmd);

@@ -35,6 +35,7 @@ pub async fn register(
         model: None,
         test: None,
         end_ms: Default::default(),
+        warnings: result.warnings.clone(),
     };
     let Some(model) = result.model else {
         return Ok(summary);

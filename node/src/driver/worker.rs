@@ -187,10 +187,11 @@ impl Worker {
         })?;
         // The CPU work is done: storing the output does not hold a slot.
         drop(slot);
-        let (score, has_payload, fit_ms) = (
+        let (score, has_payload, fit_ms, warnings) = (
             out.score,
             out.model.is_some() || out.predictions.is_some(),
             out.fit_ms,
+            out.warnings.clone(),
         );
         // An output without payload is its score, which the report carries: nothing reads it
         // back, so it is not stored (its address still names it).
@@ -213,6 +214,7 @@ impl Worker {
             score,
             has_payload,
             fit_ms,
+            warnings,
         })
     }
 
@@ -233,11 +235,11 @@ impl Worker {
             },
             error: outcome.as_ref().err().cloned(),
         };
-        let mut local = Some(Event::TaskReported(Report {
+        let mut local = Some(Event::TaskReported(Box::new(Report {
             key: key.clone(),
             from: self.consensus().id(),
             outcome,
-        }));
+        })));
         let deadline = tokio::time::Instant::now() + REPORT_FOR;
         while tokio::time::Instant::now() < deadline {
             let leader = self.consensus().raft().metrics().borrow().current_leader;

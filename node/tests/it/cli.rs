@@ -472,6 +472,35 @@ fn predict_refuses_columns_the_model_was_not_fitted_on_unless_told_to_drop_them(
 }
 
 #[test]
+fn local_fit_says_when_a_solver_stops_at_max_iter() {
+    let dir = tempfile::tempdir().unwrap();
+    let fit = |max_iter: &str| {
+        meshml(
+            dir.path(),
+            &[
+                "local",
+                "fit",
+                "--model",
+                "logistic_regression",
+                "--set",
+                &format!("max_iter={max_iter}"),
+            ],
+        )
+    };
+    let o = fit("2");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let report = text(&o.stdout);
+    assert!(
+        report.contains("warning:   ConvergenceWarning: LogisticRegression (lbfgs) did not converge within max_iter=2 iterations"),
+        "{report}"
+    );
+    // Piped, so no colour codes anywhere.
+    assert!(!report.contains('\u{1b}') && !text(&o.stderr).contains('\u{1b}'));
+    let o = fit("1000");
+    assert!(!text(&o.stdout).contains("warning"), "{}", text(&o.stdout));
+}
+
+#[test]
 fn a_failed_out_leaves_no_partial_file() {
     let dir = tempfile::tempdir().unwrap();
     assert!(meshml(dir.path(), &["local", "fit", "--out", "iris.mlm"])

@@ -353,6 +353,47 @@ fn the_cli_stores_datasets_and_runs_jobs_through_a_node() {
     ] {
         assert!(out.contains(want), "'{want}' missing from:\n{out}");
     }
+    // A search whose folds stop at max_iter says so: in the result, per candidate in the
+    // table, and in the job's JSON.
+    let (ok, out, err) = meshml(&[
+        "fit",
+        "--dataset",
+        "iris",
+        "--model",
+        "logistic_regression",
+        "--grid",
+        "max_iter=2,1000",
+        "--cv",
+        "3",
+        "--node",
+        &url,
+    ]);
+    assert!(ok, "{out}{err}");
+    let stopped = "ConvergenceWarning: LogisticRegression (lbfgs) did not converge within max_iter=2 iterations; increase max_iter or scale the features (3 times)";
+    assert!(out.contains(&format!("warning: {stopped}")), "{out}");
+    assert!(out.contains("max_iter=2  [1]"), "{out}");
+    let (_, jobs) = common::call(&nodes[0], "GET", "/v1/jobs", None);
+    let warned: Vec<&serde_json::Value> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| {
+            j["result"]["warnings"]
+                .as_array()
+                .is_some_and(|w| !w.is_empty())
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{jobs}");
+    assert_eq!(warned[0]["result"]["warnings"][0], stopped);
+    assert_eq!(warned[0]["result"]["cv"]["warnings"][0][0], stopped);
+    assert_eq!(
+        warned[0]["result"]["cv"]["warnings"][1],
+        serde_json::json!([])
+    );
+    let id = warned[0]["id"].as_str().unwrap();
+    let (ok, out, _) = meshml(&["job", "show", id, "--node", &url]);
+    assert!(ok && out.contains(&format!("warning: {stopped}")), "{out}");
+
     let (ok, out, _) = meshml(&[
         "fit",
         "--dataset",
@@ -374,7 +415,7 @@ fn the_cli_stores_datasets_and_runs_jobs_through_a_node() {
     .contains("succeeded"))
     .is_some());
     let (ok, out, _) = meshml(&["jobs", "--node", &url]);
-    assert!(ok && out.lines().count() == 3, "{out}");
+    assert!(ok && out.lines().count() == 4, "{out}");
     assert!(out.contains("one_vs_rest(gaussian_nb) on iris"), "{out}");
     let (ok, _, err) = meshml(&[
         "fit",

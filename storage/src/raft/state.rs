@@ -66,6 +66,10 @@ pub struct TaskRecord {
     pub attempts: u32,
     /// The last failure.
     pub error: Option<String>,
+    /// Warnings its fit raised (a solver stopped at `max_iter`), kept for a scoring task
+    /// whose record is all of its output.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl TaskRecord {
@@ -78,6 +82,7 @@ impl TaskRecord {
             score: None,
             attempts: 0,
             error: None,
+            warnings: Vec::new(),
         }
     }
 }

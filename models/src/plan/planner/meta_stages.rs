@@ -110,6 +110,7 @@ impl Planner {
                     })),
                     cv: None,
                     tasks: self.tasks_run(),
+                    warnings: Vec::new(),
                 })))
             }
         }
@@ -165,6 +166,7 @@ impl Planner {
             })),
             cv: None,
             tasks: self.tasks_run(),
+            warnings: Vec::new(),
         })))
     }
 
@@ -207,6 +209,7 @@ impl Planner {
             })),
             cv: None,
             tasks: self.tasks_run(),
+            warnings: Vec::new(),
         })))
     }
 }

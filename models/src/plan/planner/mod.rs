@@ -28,6 +28,8 @@ pub struct JobResult {
     pub cv: Option<CvResults>,
     /// Tasks the plan ran.
     pub tasks: usize,
+    /// Warnings its fits raised (every stage's, each once with a count).
+    pub warnings: Vec<String>,
 }
 
 /// The next thing a job needs.
@@ -326,7 +328,19 @@ impl Planner {
     /// Records the outputs of the current stage (in task order) and says what comes next.
     pub fn complete(&mut self, outputs: Vec<TaskOutput>) -> Result<Step> {
         self.done.push(outputs);
-        self.step()
+        let step = self.step()?;
+        Ok(match step {
+            Step::Done(mut result) => {
+                result.warnings = crate::warnings::summarize(
+                    self.done
+                        .iter()
+                        .flatten()
+                        .flat_map(|o| o.warnings.iter().cloned()),
+                );
+                Step::Done(result)
+            }
+            run => run,
+        })
     }
 
     fn seeded(&self, e: &Estimator) -> Estimator {
@@ -447,7 +461,12 @@ impl Planner {
                     .collect::<Result<Vec<f64>>>()
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(CvResults::from_scores(self.candidates.clone(), scores))
+        let mut cv = CvResults::from_scores(self.candidates.clone(), scores);
+        cv.warnings = outputs
+            .chunks(k)
+            .map(|c| crate::warnings::summarize(c.iter().flat_map(|o| o.warnings.iter().cloned())))
+            .collect();
+        Ok(cv)
     }
 
     /// The estimator of a search candidate, with the candidate's parameters.
@@ -495,6 +514,7 @@ impl Planner {
             model,
             cv: Some(table),
             tasks: self.tasks_run(),
+            warnings: Vec::new(),
         })))
     }
 
@@ -570,6 +590,7 @@ impl Planner {
                     model,
                     cv: None,
                     tasks: self.tasks_run(),
+                    warnings: Vec::new(),
                 })))
             }
             (
@@ -665,6 +686,7 @@ impl Planner {
                     model: Some(self.ensemble(combine, self.models(0)?)?),
                     cv: None,
                     tasks: self.tasks_run(),
+                    warnings: Vec::new(),
                 })))
             }
         }
