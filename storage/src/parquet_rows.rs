@@ -38,15 +38,112 @@ fn pq_err(source: &str, e: parquet::errors::ParquetError) -> StorageError {
     ModelError::data(source, format!("cannot read Parquet: {e}")).into()
 }
 
+/// Largest Parquet footer (file metadata) read: a hostile footer cannot make the reader
+/// allocate more. Real footers are kilobytes to a few MiB.
+pub const MAX_FOOTER_BYTES: u64 = 64 << 20;
+
+/// Largest column chunk (compressed or not) read: the reader holds one page of one at a
+/// time, and a page is at most its column chunk. Writers default to row groups of 128 MiB
+/// or less in all.
+pub const MAX_COLUMN_CHUNK_BYTES: i64 = 512 << 20;
+
+/// Checks the footer's length (the file's last 8 bytes) before the reader trusts it.
+fn check_footer(file: &File, file_bytes: u64, source: &str) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let refuse = |why: String| -> StorageError { ModelError::data(source, why).into() };
+    if file_bytes < 12 {
+        return Err(refuse(format!(
+            "not a Parquet file ({file_bytes} bytes; a Parquet file has at least 12)"
+        )));
+    }
+    let mut tail = [0u8; 8];
+    let mut f = file;
+    f.seek(SeekFrom::End(-8))
+        .and_then(|_| f.read_exact(&mut tail))
+        .and_then(|()| f.seek(SeekFrom::Start(0)))
+        .map_err(|e| StorageError::io(source, e))?;
+    if &tail[4..] != b"PAR1" {
+        return Err(refuse(
+            "not a Parquet file (no PAR1 magic at its end)".into(),
+        ));
+    }
+    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer > file_bytes - 12 {
+        return Err(refuse(format!(
+            "the Parquet footer claims {footer} bytes of metadata in a file of {file_bytes}"
+        )));
+    }
+    if footer > MAX_FOOTER_BYTES {
+        return Err(refuse(format!(
+            "the Parquet footer is {footer} bytes; at most {MAX_FOOTER_BYTES} are read"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks what the footer says about the row groups against the file and the caps.
+fn check_row_groups(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    file_bytes: u64,
+    source: &str,
+) -> Result<()> {
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let (compressed, raw) = (c.compressed_size(), c.uncompressed_size());
+            let (start, _) = c.byte_range();
+            let bad = compressed < 0
+                || raw < 0
+                || start.saturating_add(compressed.max(0) as u64) > file_bytes;
+            if bad {
+                return Err(ModelError::data(
+                    source,
+                    format!(
+                        "row group {g}, column '{}': the footer places it outside the file",
+                        c.column_path().string()
+                    ),
+                )
+                .into());
+            }
+            if compressed.max(raw) > MAX_COLUMN_CHUNK_BYTES {
+                return Err(ModelError::data(
+                    source,
+                    format!(
+                        "row group {g}, column '{}': a column chunk of {} bytes; at most {MAX_COLUMN_CHUNK_BYTES} are read (write smaller row groups)",
+                        c.column_path().string(),
+                        compressed.max(raw)
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ParquetRows {
-    /// Opens `path` and checks its schema; `source` names it in errors.
+    /// Opens `path` and checks its schema; `source` names it in errors. The footer, the
+    /// column count and every column chunk's size are checked against the file and caps
+    /// before anything is decoded, so a hostile file cannot make the reader allocate much.
     pub fn open(path: &Path, source: &str, opts: &CsvOptions) -> Result<Self> {
         let source = source.to_string();
         let file = File::open(path).map_err(|e| StorageError::io(&source, e))?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        check_footer(&file, file_bytes, &source)?;
         let reader = SerializedFileReader::new(file).map_err(|e| pq_err(&source, e))?;
+        check_row_groups(reader.metadata(), file_bytes, &source)?;
         let meta = reader.metadata().file_metadata();
         let schema = meta.schema_descr();
+        if schema.num_columns() > opts.max_columns {
+            return Err(ModelError::data(
+                &source,
+                format!(
+                    "the file has {} columns; at most {} are read (--max-columns)",
+                    schema.num_columns(),
+                    opts.max_columns
+                ),
+            )
+            .into());
+        }
         let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
         if schema.root_schema().get_fields().len() != names.len() {
             return Err(

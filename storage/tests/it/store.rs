@@ -473,7 +473,63 @@ fn parquet_ingest_equals_the_csv() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("cannot read Parquet"), "{e}");
+    assert!(
+        e.contains("not a Parquet file (no PAR1 magic at its end)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_hostile_parquet_footer_is_refused_before_it_is_read() {
+    use meshml_storage::ingest::ingest_file;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let opts = |cols: usize| IngestOptions {
+        chunk_rows: 10,
+        csv: CsvOptions {
+            max_columns: cols,
+            ..CsvOptions::default()
+        },
+        source: None,
+    };
+    let refused = |path: &Path, cols: usize| {
+        ingest_file(&store, path, "x", &opts(cols), &mut |_| {})
+            .unwrap_err()
+            .to_string()
+    };
+    // A sparse 3 GiB file whose footer claims 2.9 GiB of metadata: refused from its last
+    // 8 bytes, without reading (or allocating) the claim.
+    let big = dir.path().join("big.parquet");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(&big).unwrap();
+        f.write_all(b"PAR1").unwrap();
+        f.seek(SeekFrom::Start((3u64 << 30) - 8)).unwrap();
+        f.write_all(&(2_900_000_000u32).to_le_bytes()).unwrap();
+        f.write_all(b"PAR1").unwrap();
+    }
+    let e = refused(&big, 65_536);
+    assert!(
+        e.contains("the Parquet footer is 2900000000 bytes; at most 67108864 are read"),
+        "{e}"
+    );
+    // A footer longer than the file.
+    let short = dir.path().join("short.parquet");
+    let mut bytes = b"PAR1xxxx".to_vec();
+    bytes.extend_from_slice(&1000u32.to_le_bytes());
+    bytes.extend_from_slice(b"PAR1");
+    std::fs::write(&short, &bytes).unwrap();
+    let e = refused(&short, 65_536);
+    assert!(
+        e.contains("the Parquet footer claims 1000 bytes of metadata in a file of 16"),
+        "{e}"
+    );
+    // More columns than --max-columns.
+    let e = refused(&fixture("iris.parquet"), 3);
+    assert!(
+        e.contains("the file has 5 columns; at most 3 are read"),
+        "{e}"
+    );
 }
 
 #[test]
