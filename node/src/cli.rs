@@ -98,6 +98,10 @@ pub struct NodeArgs {
     /// A peer silent this long (milliseconds) is reported gone.
     #[arg(long, default_value_t = 5000)]
     pub peer_timeout_ms: u64,
+    /// A peer gone this long (milliseconds) is forgotten: out of the peer table and the
+    /// routing table, never redialed.
+    #[arg(long, default_value_t = 600_000)]
+    pub forget_after_ms: u64,
     /// Tasks this node runs at once (default: its cores).
     #[arg(long)]
     pub slots: Option<usize>,
@@ -137,6 +141,7 @@ impl NodeArgs {
             mdns: !self.no_mdns,
             heartbeat: Duration::from_millis(self.heartbeat_ms),
             peer_timeout: Duration::from_millis(self.peer_timeout_ms),
+            forget_after: Duration::from_millis(self.forget_after_ms),
             slots: self.slots,
             cache_bytes: mb(self.cache_mb),
             model_cache_bytes: mb(self.model_cache_mb),

@@ -49,6 +49,9 @@ pub struct NodeConfig {
     /// A peer silent this long is reported gone; longer than `heartbeat` (a node uses at
     /// least two heartbeats). Default 5 s.
     pub peer_timeout: Duration,
+    /// A peer gone this long is forgotten (out of the peer table and the routing table).
+    /// Default 10 minutes.
+    pub forget_after: Duration,
     /// Tasks this node runs at once; `None`: its cores. Default `None`.
     pub slots: Option<usize>,
     /// Memory for datasets materialised for tasks, bytes (least recently used go first).
@@ -82,6 +85,7 @@ impl Default for NodeConfig {
             mdns: true,
             heartbeat: Duration::from_millis(1000),
             peer_timeout: Duration::from_millis(5000),
+            forget_after: Duration::from_secs(600),
             slots: None,
             cache_bytes: 1 << 30,
             model_cache_bytes: 1 << 30,

@@ -21,6 +21,10 @@ pub struct MembershipConfig {
     pub heartbeat: Duration,
     /// A peer silent this long is gone (default 5 s).
     pub peer_timeout: Duration,
+    /// A peer gone this long is forgotten: out of the peer table and the routing table, so
+    /// nothing redials it (default 10 minutes). A forgotten peer that comes back joins
+    /// again as new.
+    pub forget_after: Duration,
 }
 
 impl Default for MembershipConfig {
@@ -28,6 +32,7 @@ impl Default for MembershipConfig {
         Self {
             heartbeat: Duration::from_secs(1),
             peer_timeout: Duration::from_secs(5),
+            forget_after: Duration::from_secs(600),
         }
     }
 }
@@ -147,6 +152,24 @@ impl Membership {
         }
     }
 
+    /// Drops peers gone (and disconnected) for longer than `forget_after`; returns them.
+    fn forget(&mut self) -> Vec<PeerId> {
+        let after = self.config.forget_after;
+        let old: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| {
+                e.state == PeerState::Gone && !e.connected && e.last_seen.elapsed() > after
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &old {
+            self.peers.remove(p);
+            tracing::info!(peer = %p, after_ms = after.as_millis() as u64, "forgot a peer gone this long");
+        }
+        old
+    }
+
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         if self.leaving {
             return;
@@ -178,6 +201,18 @@ impl Actor for Membership {
         ctx.run_interval(self.config.heartbeat, |act, ctx| {
             act.heartbeat(ctx);
             act.expire();
+            let forgotten = act.forget();
+            if !forgotten.is_empty() {
+                let client = act.client.clone();
+                ctx.spawn(
+                    async move {
+                        for p in forgotten {
+                            let _ = client.forget(p).await;
+                        }
+                    }
+                    .into_actor(act),
+                );
+            }
         });
     }
 }
@@ -225,7 +260,11 @@ impl Handler<NetEvent> for Membership {
                 request,
                 channel,
             } => {
-                self.seen(peer);
+                // A request refreshes a peer the table knows; it does not add one (a peer
+                // enters the table once identified, or by its heartbeats).
+                if self.peers.contains_key(&peer) {
+                    self.seen(peer);
+                }
                 let response = match request {
                     Request::Heartbeat(_) => Response::Ack,
                     other => Response::Error(RemoteError {

@@ -268,6 +268,7 @@ fn serve(
     let membership_config = MembershipConfig {
         heartbeat: cfg.heartbeat,
         peer_timeout: cfg.effective_peer_timeout(),
+        forget_after: cfg.forget_after,
     };
     let store = meshml_storage::Store::open(&dir).map_err(|e| {
         usage(format!(

@@ -1,14 +1,17 @@
 //! The task that owns the swarm.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::upgrade::Version;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{gossipsub, identify, kad, mdns, noise, ping, tcp, yamux, Swarm, Transport};
+use libp2p::{
+    connection_limits, gossipsub, identify, kad, mdns, noise, ping, tcp, yamux, Multiaddr, PeerId,
+    Swarm, Transport,
+};
 use meshml_protocol::{decode, encode, Announcement, Response, PROTOCOL_VERSION};
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,6 +35,10 @@ pub(crate) fn build_swarm(
     };
     let mdns_on = config.mdns;
     let request_timeout = config.request_timeout;
+    let (max_per_peer, max_total) = (
+        config.max_connections_per_peer.max(1),
+        config.max_connections.max(1),
+    );
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_other_transport(
@@ -92,7 +99,13 @@ pub(crate) fn build_swarm(
                     [(codec::PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default().with_request_timeout(request_timeout),
                 );
+                let limits = connection_limits::ConnectionLimits::default()
+                    .with_max_established_per_peer(Some(max_per_peer))
+                    .with_max_established(Some(max_total))
+                    .with_max_pending_incoming(Some(max_total.min(128)));
                 Ok(Behaviour {
+                    blocked: Default::default(),
+                    limits: connection_limits::Behaviour::new(limits),
                     identify,
                     ping: ping::Behaviour::new(ping::Config::new()),
                     kad,
@@ -115,6 +128,16 @@ pub struct EventLoop {
     events: mpsc::Sender<Event>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetworkError>>>,
     pending_dials: HashMap<libp2p::swarm::ConnectionId, oneshot::Sender<Result<(), NetworkError>>>,
+    /// This node's cluster: peers of another are refused.
+    cluster: String,
+    /// Connected peers that have not identified yet, since when, and where they came from.
+    unidentified: HashMap<PeerId, (Instant, Multiaddr)>,
+    /// Connected peers identified as meshml nodes of this cluster.
+    identified: HashSet<PeerId>,
+    /// Peers refused (blocked) until then.
+    refused: HashMap<PeerId, Instant>,
+    identify_timeout: Duration,
+    refuse_for: Duration,
     topic: gossipsub::IdentTopic,
     dropped_events: u64,
     faults: Option<std::sync::Arc<super::faults::LinkFaults>>,
@@ -134,7 +157,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
-        faults: Option<std::sync::Arc<super::faults::LinkFaults>>,
+        config: &NetworkConfig,
     ) -> Self {
         Self {
             swarm,
@@ -142,16 +165,96 @@ impl EventLoop {
             events,
             pending_requests: HashMap::new(),
             pending_dials: HashMap::new(),
+            cluster: config.cluster.clone(),
+            unidentified: HashMap::new(),
+            identified: HashSet::new(),
+            refused: HashMap::new(),
+            identify_timeout: config.identify_timeout,
+            refuse_for: config.refuse_for,
             topic: gossipsub::IdentTopic::new(super::CONTROL_TOPIC),
             dropped_events: 0,
-            faults,
+            faults: config.faults.clone(),
         }
+    }
+
+    /// Drops peers that have not identified in time, and lifts refusals that expired.
+    fn check_peers(&mut self) {
+        let now = Instant::now();
+        let late: Vec<PeerId> = self
+            .unidentified
+            .iter()
+            .filter(|(_, (since, _))| now.duration_since(*since) >= self.identify_timeout)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in late {
+            tracing::info!(%peer, timeout_ms = self.identify_timeout.as_millis() as u64, "peer did not identify in time; disconnecting");
+            self.unidentified.remove(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let expired: Vec<PeerId> = self
+            .refused
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.refused.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
+    /// Refuses a peer that is not a meshml node of this cluster: closed, out of the routing
+    /// table, and blocked for a while (at most a bounded number of them are remembered).
+    fn refuse(&mut self, peer: PeerId, why: &str) {
+        tracing::info!(%peer, why, "refusing a peer");
+        self.unidentified.remove(&peer);
+        self.identified.remove(&peer);
+        self.swarm.behaviour_mut().kad.remove_peer(&peer);
+        const MAX_REFUSED: usize = 4096;
+        if self.refused.len() >= MAX_REFUSED {
+            // Forget the refusal closest to its end.
+            if let Some(first) = self
+                .refused
+                .iter()
+                .min_by_key(|(_, u)| **u)
+                .map(|(p, _)| *p)
+            {
+                self.refused.remove(&first);
+                self.swarm.behaviour_mut().blocked.unblock_peer(first);
+            }
+        }
+        self.refused.insert(peer, Instant::now() + self.refuse_for);
+        // Blocking closes its connections and denies new ones.
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+    }
+
+    /// Why a peer's identify refuses it, if it does.
+    fn foreign(&self, advert: Option<&PeerAdvert>) -> Option<String> {
+        match advert {
+            None => Some("not a meshml node".into()),
+            Some(a) if a.protocol_version != PROTOCOL_VERSION => Some(format!(
+                "speaks meshml protocol {}, this node {}",
+                a.protocol_version, PROTOCOL_VERSION
+            )),
+            Some(a) if a.cluster != self.cluster => Some(format!(
+                "belongs to cluster '{}', this node to '{}'",
+                a.cluster, self.cluster
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// Whether requests and announcements from `peer` are taken: it identified as one of
+    /// this cluster's nodes, or its identify is still on the way (a request can race it).
+    fn accepts(&self, peer: &PeerId) -> bool {
+        !self.refused.contains_key(peer)
     }
 
     /// Runs the loop.
     #[tracing::instrument(skip(self), fields(peer = %self.swarm.local_peer_id()))]
     pub async fn run(mut self) {
         let mut bootstrap_tick = tokio::time::interval(Duration::from_secs(10));
+        let mut peer_tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -162,6 +265,7 @@ impl EventLoop {
                         return;
                     }
                 },
+                _ = peer_tick.tick() => self.check_peers(),
                 _ = bootstrap_tick.tick() => {
                     // Refresh the routing table; finds peers that joined through others.
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -287,6 +391,11 @@ impl EventLoop {
             Command::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::Forget { peer } => {
+                if !self.swarm.is_connected(&peer) {
+                    self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                }
+            }
         }
     }
 
@@ -306,13 +415,14 @@ impl EventLoop {
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
                 }
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .add_address(&peer_id, endpoint.get_remote_address().clone());
-                if num_established.get() == 1 {
-                    tracing::debug!(peer = %peer_id, "connected");
-                    self.emit(Event::Connected(peer_id));
+                // Nothing learns of the peer until it identifies as one of this cluster's
+                // nodes (or it is dropped after `identify_timeout`).
+                if num_established.get() == 1 && !self.identified.contains(&peer_id) {
+                    tracing::debug!(peer = %peer_id, "connected; waiting for identify");
+                    self.unidentified.insert(
+                        peer_id,
+                        (Instant::now(), endpoint.get_remote_address().clone()),
+                    );
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -320,8 +430,11 @@ impl EventLoop {
                 num_established: 0,
                 ..
             } => {
-                tracing::debug!(peer = %peer_id, "disconnected");
-                self.emit(Event::Disconnected(peer_id));
+                self.unidentified.remove(&peer_id);
+                if self.identified.remove(&peer_id) {
+                    tracing::debug!(peer = %peer_id, "disconnected");
+                    self.emit(Event::Disconnected(peer_id));
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -350,16 +463,19 @@ impl EventLoop {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 let advert = PeerAdvert::parse(&info.agent_version);
-                if advert.is_none() {
-                    tracing::info!(peer = %peer_id, agent = %info.agent_version, "not a meshml node; disconnecting");
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                if let Some(why) = self.foreign(advert.as_ref()) {
+                    tracing::info!(peer = %peer_id, agent = %info.agent_version, "{why}");
+                    self.refuse(peer_id, &why);
                     return;
                 }
-                for a in &info.listen_addrs {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer_id, a.clone());
+                let from = self.unidentified.remove(&peer_id).map(|(_, a)| a);
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                for a in info.listen_addrs.iter().chain(from.iter()) {
+                    kad.add_address(&peer_id, a.clone());
+                }
+                if self.identified.insert(peer_id) {
+                    tracing::debug!(peer = %peer_id, "connected and identified");
+                    self.emit(Event::Connected(peer_id));
                 }
                 self.emit(Event::Identified {
                     peer: peer_id,
@@ -367,6 +483,11 @@ impl EventLoop {
                     agent: info.agent_version,
                     info: advert,
                 });
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })
+                if self.refused.contains_key(&peer) =>
+            {
+                self.swarm.behaviour_mut().kad.remove_peer(&peer);
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
@@ -378,7 +499,7 @@ impl EventLoop {
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
                 for (peer, addr) in list {
-                    if !self.swarm.is_connected(&peer) {
+                    if !self.swarm.is_connected(&peer) && !self.refused.contains_key(&peer) {
                         tracing::debug!(%peer, %addr, "mDNS discovered");
                         self.swarm
                             .behaviour_mut()
@@ -400,6 +521,9 @@ impl EventLoop {
                 if self.cut_from(&from) || self.cut_from(&propagation_source) {
                     return;
                 }
+                if !self.accepts(&from) || !self.accepts(&propagation_source) {
+                    return;
+                }
                 match decode::<Announcement>(&message.data, MAX_GOSSIP) {
                     Ok(m) => self.emit(Event::Announcement { from, message: m }),
                     Err(e) => {
@@ -412,7 +536,7 @@ impl EventLoop {
                     request_response::Message::Request {
                         request, channel, ..
                     } => {
-                        if self.cut_from(&peer) {
+                        if self.cut_from(&peer) || !self.accepts(&peer) {
                             // Unanswered: the sender sees the stream closed.
                             drop(channel);
                             return;

@@ -28,7 +28,8 @@ pub mod identity;
 use std::time::Duration;
 
 use libp2p::{
-    gossipsub, identify, kad, mdns, ping, request_response, swarm::behaviour::toggle::Toggle,
+    allow_block_list, connection_limits, gossipsub, identify, kad, mdns, ping, request_response,
+    swarm::behaviour::toggle::Toggle,
 };
 use libp2p::{Multiaddr, PeerId};
 use meshml_protocol::{Announcement, Capabilities, Request, Response};
@@ -62,6 +63,17 @@ pub struct NetworkConfig {
     pub cluster: String,
     /// Simulated link faults (the simulator's); `None` for a real node.
     pub faults: Option<std::sync::Arc<faults::LinkFaults>>,
+    /// A connected peer that has not identified itself as a meshml node of this cluster
+    /// within this time is disconnected (default 5 s). Until it has, it is in no peer
+    /// list, routing table or redial set.
+    pub identify_timeout: Duration,
+    /// A peer that identified as another protocol family or cluster is refused this long
+    /// (default 10 minutes).
+    pub refuse_for: Duration,
+    /// Established connections at most per peer (default 4) and in all (default 512).
+    pub max_connections_per_peer: u32,
+    /// See `max_connections_per_peer`.
+    pub max_connections: u32,
 }
 
 impl Default for NetworkConfig {
@@ -80,6 +92,10 @@ impl Default for NetworkConfig {
             },
             cluster: "meshml".into(),
             faults: None,
+            identify_timeout: Duration::from_secs(5),
+            refuse_for: Duration::from_secs(600),
+            max_connections_per_peer: 4,
+            max_connections: 512,
         }
     }
 }
@@ -272,6 +288,9 @@ pub(crate) enum Command {
     Disconnect {
         peer: PeerId,
     },
+    Forget {
+        peer: PeerId,
+    },
 }
 
 /// A cloneable handle to the network.
@@ -417,11 +436,24 @@ impl Client {
             .await
             .map_err(|_| NetworkError::Stopped)
     }
+
+    /// Drops a peer gone for good from the routing table, so that nothing redials it.
+    pub async fn forget(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::Forget { peer })
+            .await
+            .map_err(|_| NetworkError::Stopped)
+    }
 }
 
 /// The behaviours of a meshml swarm.
 #[derive(libp2p::swarm::NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Peers refused for a while (another protocol family or cluster): their connections
+    /// are closed and new ones denied.
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Caps on connections, per peer and in all.
+    limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -453,7 +485,7 @@ pub fn new(
             faults: config.faults.clone(),
         },
         ev_rx,
-        EventLoop::new(swarm, cmd_rx, ev_tx, config.faults.clone()),
+        EventLoop::new(swarm, cmd_rx, ev_tx, &config),
     ))
 }
 

@@ -53,6 +53,36 @@ fn three_nodes_from_one_bootstrap_address_then_one_is_killed() {
 }
 
 #[test]
+fn a_peer_gone_longer_than_forget_after_leaves_the_peer_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let forget = ["--forget-after-ms", "2000"];
+    let a = start(&tmp.path().join("a"), &forget);
+    let b = start(
+        &tmp.path().join("b"),
+        &["--bootstrap", &a.addr, "--forget-after-ms", "2000"],
+    );
+    let b_id = b.id.clone();
+    assert!(wait_for(Duration::from_secs(20), || alive(&a) == [b_id.clone()]).is_some());
+    let listed = |n| {
+        status(n)["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == b_id.as_str())
+    };
+    drop(b);
+    // Gone after the peer timeout, still listed (as gone) for a while...
+    assert!(wait_for(Duration::from_secs(5), || !alive(&a).contains(&b_id)).is_some());
+    assert!(listed(&a), "a gone peer stays listed until forget-after");
+    // ...then forgotten.
+    assert!(
+        wait_for(Duration::from_secs(8), || !listed(&a)).is_some(),
+        "{}",
+        status(&a)["peers"]
+    );
+}
+
+#[test]
 fn private_network_keys_keep_other_nodes_out() {
     let tmp = tempfile::tempdir().unwrap();
     let key1 = tmp.path().join("k1");
