@@ -519,7 +519,7 @@ pub fn read_csv<R: Read>(rdr: R, source: &str, opts: &CsvOptions) -> Result<Data
 /// that order. Returns the matrix and, if the file also has a column called `target_name`,
 /// its raw values. Other columns are refused (naming them), as scikit-learn refuses feature
 /// names unseen in fit, unless `ignore_extra` drops them. Of `limits`, only the caps on
-/// records and columns apply.
+/// records and columns apply. All rows in memory: [`FeatureReader`] reads them in batches.
 pub fn read_features<R: Read>(
     rdr: R,
     source: &str,
@@ -528,63 +528,145 @@ pub fn read_features<R: Read>(
     limits: &CsvOptions,
     ignore_extra: bool,
 ) -> Result<(Matrix, Option<Vec<String>>)> {
-    let mut rdr = reader(rdr, limits);
-    let headers = header(&mut rdr, source, limits)?;
-    let mut cols = Vec::with_capacity(feature_names.len());
-    let mut missing = Vec::new();
-    for f in feature_names {
-        match headers.iter().position(|h| h == f) {
-            Some(i) => cols.push(i),
-            None => missing.push(f.as_str()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(ModelError::data(
-            format!("{source}:1"),
-            format!(
-                "the model needs feature column(s) {} that the header lacks; header: {}",
-                missing.join(", "),
-                headers.join(", ")
-            ),
-        ));
-    }
-    let extra: Vec<&str> = headers
-        .iter()
-        .filter(|h| !feature_names.contains(h) && Some(h.as_str()) != target_name)
-        .map(String::as_str)
-        .collect();
-    if !extra.is_empty() && !ignore_extra {
-        return Err(ModelError::data(
-            format!("{source}:1"),
-            format!(
-                "column(s) {} are not features the model was fitted on (it reads {}); to \
-                 predict anyway, drop them with --ignore-extra-columns",
-                extra.join(", "),
-                feature_names.join(", ")
-            ),
-        ));
-    }
-    let tcol = target_name.and_then(|t| headers.iter().position(|h| h == t));
-    let mut x = Vec::new();
-    let mut targets = tcol.map(|_| Vec::new());
-    let mut record = csv::StringRecord::new();
-    let mut n = 0usize;
-    while let Some(line) = next_record(&mut rdr, &mut record, source, headers.len())? {
-        for &c in &cols {
-            x.push(parse_feature(&record[c], source, line, c, &headers[c])?);
-        }
-        if let (Some(c), Some(t)) = (tcol, targets.as_mut()) {
-            t.push(record[c].to_string());
-        }
-        n += 1;
-    }
-    if n == 0 {
+    let mut r = FeatureReader::new(
+        rdr,
+        source,
+        feature_names,
+        target_name,
+        limits,
+        ignore_extra,
+    )?;
+    let Some((x, t)) = r.next_batch(usize::MAX)? else {
         return Err(ModelError::data(
             source,
             "no data rows after the header line",
         ));
+    };
+    Ok((x, t))
+}
+
+/// A CSV file's feature columns for prediction, read a batch of rows at a time (bounded
+/// memory whatever the file's size); see [`read_features`] for the columns it takes.
+pub struct FeatureReader<R: Read> {
+    rdr: Csv<R>,
+    source: String,
+    headers: Vec<String>,
+    cols: Vec<usize>,
+    tcol: Option<usize>,
+    record: csv::StringRecord,
+    rows: u64,
+}
+
+impl<R: Read> std::fmt::Debug for FeatureReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FeatureReader({}, {} rows read)", self.source, self.rows)
     }
-    Ok((Matrix::from_vec(n, cols.len(), x)?, targets))
+}
+
+impl<R: Read> FeatureReader<R> {
+    /// Reads the header and checks it against the model's columns.
+    pub fn new(
+        rdr: R,
+        source: &str,
+        feature_names: &[String],
+        target_name: Option<&str>,
+        limits: &CsvOptions,
+        ignore_extra: bool,
+    ) -> Result<Self> {
+        let mut rdr = reader(rdr, limits);
+        let headers = header(&mut rdr, source, limits)?;
+        let mut cols = Vec::with_capacity(feature_names.len());
+        let mut missing = Vec::new();
+        for f in feature_names {
+            match headers.iter().position(|h| h == f) {
+                Some(i) => cols.push(i),
+                None => missing.push(f.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(ModelError::data(
+                format!("{source}:1"),
+                format!(
+                    "the model needs feature column(s) {} that the header lacks; header: {}",
+                    missing.join(", "),
+                    headers.join(", ")
+                ),
+            ));
+        }
+        let extra: Vec<&str> = headers
+            .iter()
+            .filter(|h| !feature_names.contains(h) && Some(h.as_str()) != target_name)
+            .map(String::as_str)
+            .collect();
+        if !extra.is_empty() && !ignore_extra {
+            return Err(ModelError::data(
+                format!("{source}:1"),
+                format!(
+                    "column(s) {} are not features the model was fitted on (it reads {}); to \
+                     predict anyway, drop them with --ignore-extra-columns",
+                    extra.join(", "),
+                    feature_names.join(", ")
+                ),
+            ));
+        }
+        let tcol = target_name.and_then(|t| headers.iter().position(|h| h == t));
+        Ok(Self {
+            rdr,
+            source: source.to_string(),
+            headers,
+            cols,
+            tcol,
+            record: csv::StringRecord::new(),
+            rows: 0,
+        })
+    }
+
+    /// Whether the file has the target column (its values come with each batch).
+    pub fn has_target(&self) -> bool {
+        self.tcol.is_some()
+    }
+
+    /// Data rows read so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The next at most `max_rows` rows: their features and, with a target column, its raw
+    /// values; `None` at the end of the file.
+    pub fn next_batch(&mut self, max_rows: usize) -> Result<Option<(Matrix, Option<Vec<String>>)>> {
+        let mut x = Vec::new();
+        let mut targets = self.tcol.map(|_| Vec::new());
+        let mut n = 0usize;
+        while n < max_rows.max(1) {
+            let Some(line) = next_record(
+                &mut self.rdr,
+                &mut self.record,
+                &self.source,
+                self.headers.len(),
+            )?
+            else {
+                break;
+            };
+            for &c in &self.cols {
+                x.push(parse_feature(
+                    &self.record[c],
+                    &self.source,
+                    line,
+                    c,
+                    &self.headers[c],
+                )?);
+            }
+            if let (Some(c), Some(t)) = (self.tcol, targets.as_mut()) {
+                t.push(self.record[c].to_string());
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        self.rows += n as u64;
+        Ok(Some((Matrix::from_vec(n, self.cols.len(), x)?, targets)))
+    }
 }
 
 /// The iris dataset (150 rows, 4 features, 3 species), bundled in the binary.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use meshml_models::dataset::Target;
 use meshml_models::estimator::{CLASSIFIERS, REGRESSORS, TRANSFORMERS};
-use meshml_models::io::{iris, load_csv, read_features, CsvOptions, TargetKind, IRIS_CSV};
+use meshml_models::io::{iris, load_csv, CsvOptions, FeatureReader, TargetKind, IRIS_CSV};
 use meshml_models::metrics::{classification_report, ConfusionMatrix};
 use meshml_models::model_selection::{train_test_split, TestSize};
 use meshml_models::{Classifier, Dataset, Estimator, Fit, Matrix, ModelArtifact, Provenance};
@@ -313,6 +313,9 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
     })
 }
 
+/// Rows of a file predicted at a time by `local predict`.
+const PREDICT_BATCH_ROWS: usize = 8192;
+
 /// `meshml local predict`: class names (and optionally probabilities) for every row, in
 /// input order. Rows are predicted a chunk at a time, so a stored dataset of any size runs
 /// in bounded memory. When the input has the model's target column, accuracy and a
@@ -341,7 +344,7 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         rows: 0,
         fit: Residuals::default(),
     };
-    let mut has_truth = true;
+    let mut has_truth;
     // Written whole or not at all: an error below drops it, and no partial file is left.
     let mut file = match &args.out {
         Some(p) => Some(meshml_client::output::OutputFile::create(p)?),
@@ -413,49 +416,60 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
             tally.rows += pred.len();
         }
     } else {
-        let (x, truth) = match &args.data {
-            None => read_features(
-                IRIS_CSV.as_bytes(),
-                "iris.csv (bundled)",
-                &art.feature_names,
-                Some(&art.target_name),
-                &args.limits.apply(CsvOptions::default()),
-                args.ignore_extra_columns,
-            )?,
-            Some(p) => {
-                let f = std::fs::File::open(p)
-                    .map_err(|e| NodeError::io(p.display().to_string(), e))?;
-                read_features(
-                    f,
-                    &p.display().to_string(),
-                    &art.feature_names,
-                    Some(&art.target_name),
-                    &args.limits.apply(CsvOptions::default()),
-                    args.ignore_extra_columns,
-                )?
-            }
+        // A file is read a batch of rows at a time: memory stays bounded whatever its size.
+        let limits = args.limits.apply(CsvOptions::default());
+        let target = Some(art.target_name.as_str());
+        let (input, source): (Box<dyn std::io::Read>, String) = match &args.data {
+            None => (
+                Box::new(IRIS_CSV.as_bytes()),
+                "iris.csv (bundled)".to_string(),
+            ),
+            Some(p) => (
+                Box::new(
+                    std::fs::File::open(p)
+                        .map_err(|e| NodeError::io(p.display().to_string(), e))?,
+                ),
+                p.display().to_string(),
+            ),
         };
-        let pred = predict_rows(&art, &x, args.proba, dest)?;
-        match (truth, &pred) {
-            (Some(t), Predicted::Classes(p)) => {
-                for (row, (label, &p)) in t.iter().zip(p).enumerate() {
-                    tally.add(art.classes.id_of(label), p, row);
+        let mut rows = FeatureReader::new(
+            std::io::BufReader::with_capacity(256 << 10, input),
+            &source,
+            &art.feature_names,
+            target,
+            &limits,
+            args.ignore_extra_columns,
+        )?;
+        has_truth = rows.has_target();
+        while let Some((x, truth)) = rows.next_batch(PREDICT_BATCH_ROWS)? {
+            let pred = predict_rows(&art, &x, args.proba, dest)?;
+            match (truth, &pred) {
+                (Some(t), Predicted::Classes(p)) => {
+                    for (row, (label, &p)) in t.iter().zip(p).enumerate() {
+                        tally.add(art.classes.id_of(label), p, tally.rows + row);
+                    }
                 }
-            }
-            (Some(t), Predicted::Values(p)) => {
-                let vals: Option<Vec<f64>> =
-                    t.iter().map(|l| l.trim().parse::<f64>().ok()).collect();
-                match vals {
-                    Some(v) => v
-                        .iter()
-                        .zip(p)
-                        .for_each(|(&v, &p)| tally.fit.add(v, f64::from(p))),
-                    None => has_truth = false,
+                (Some(t), Predicted::Values(p)) if has_truth => {
+                    let vals: Option<Vec<f64>> =
+                        t.iter().map(|l| l.trim().parse::<f64>().ok()).collect();
+                    match vals {
+                        Some(v) => v
+                            .iter()
+                            .zip(p)
+                            .for_each(|(&v, &p)| tally.fit.add(v, f64::from(p))),
+                        None => has_truth = false,
+                    }
                 }
+                _ => {}
             }
-            (None, _) => has_truth = false,
+            tally.rows += pred.len();
         }
-        tally.rows = pred.len();
+        if rows.rows() == 0 {
+            return Err(NodeError::from(meshml_models::ModelError::data(
+                source,
+                "no data rows after the header line",
+            )));
+        }
     }
     dest.flush().map_err(|e| NodeError::io("predictions", e))?;
     if let Some(f) = file {

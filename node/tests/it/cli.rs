@@ -424,6 +424,45 @@ fn a_multi_gigabyte_file_without_a_line_break_is_refused_in_bounded_memory() {
 }
 
 #[test]
+fn local_predict_streams_a_large_file_in_bounded_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(meshml(dir.path(), &["local", "fit", "--out", "iris.mlm"])
+        .status
+        .success());
+    // A million rows (25 MB): features and labels held whole would take about 100 MB more
+    // than the program itself; read in batches, they fit in its own 40.
+    let iris = std::fs::read_to_string(data("iris.csv")).unwrap();
+    let mut lines = iris.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.path().join("big.csv")).unwrap());
+    writeln!(f, "{header}").unwrap();
+    for i in 0..1_000_000 {
+        writeln!(f, "{}", rows[i % rows.len()]).unwrap();
+    }
+    drop(f);
+    let args = [
+        "local", "predict", "--model", "iris.mlm", "--data", "big.csv", "--out", "p.csv",
+    ];
+    let o = meshml_capped(dir.path(), 64, &args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let report = text(&o.stdout);
+    assert!(report.contains("predicted: 1000000 rows"), "{report}");
+    assert!(report.contains("accuracy:"), "{report}");
+    let written = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();
+    assert_eq!(written.lines().count(), 1_000_001);
+    // The same predictions as the bundled iris rows predicted at once, row for row.
+    let small = meshml(dir.path(), &["local", "predict", "--model", "iris.mlm"]);
+    let small = text(&small.stdout);
+    let once: Vec<&str> = small.lines().skip(1).collect();
+    assert_eq!(once.len(), 150);
+    for (i, line) in written.lines().skip(1).take(450).enumerate() {
+        assert_eq!(line, once[i % once.len()], "row {i}");
+    }
+}
+
+#[test]
 fn predict_refuses_columns_the_model_was_not_fitted_on_unless_told_to_drop_them() {
     let dir = tempfile::tempdir().unwrap();
     assert!(meshml(dir.path(), &["local", "fit", "--out", "iris.mlm"])
