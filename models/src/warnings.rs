@@ -34,17 +34,24 @@ pub fn warn(message: impl Into<String>) {
 /// when it was raised more than once (`... (3 times)`), in the order first raised. A
 /// [`catch`] inside `f` passes its warnings on to this one as well.
 pub fn catch<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
-    let outer = CAUGHT.with(|c| c.borrow_mut().replace(Vec::new()));
-    let value = f();
-    let raised = CAUGHT.with(|c| {
-        let mut slot = c.borrow_mut();
-        let raised = slot.take().unwrap_or_default();
-        if let Some(mut o) = outer {
-            o.extend(raised.iter().cloned());
-            *slot = Some(o);
+    /// Puts the outer collector back however `f` ends (a panic in a task is caught by its
+    /// runner, and the thread runs other tasks after).
+    struct Restore(Option<Option<Vec<String>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                CAUGHT.with(|c| *c.borrow_mut() = outer);
+            }
         }
-        raised
-    });
+    }
+    let mut restore = Restore(Some(CAUGHT.with(|c| c.borrow_mut().replace(Vec::new()))));
+    let value = f();
+    let raised = CAUGHT.with(|c| c.borrow_mut().take().unwrap_or_default());
+    let mut outer = restore.0.take().expect("set above");
+    if let Some(o) = outer.as_mut() {
+        o.extend(raised.iter().cloned());
+    }
+    CAUGHT.with(|c| *c.borrow_mut() = outer);
     (value, summarize(raised))
 }
 
@@ -102,6 +109,18 @@ mod tests {
         assert_eq!(outer, ["a (2 times)", "b (2 times)"]);
         let ((), none) = catch(|| ());
         assert!(none.is_empty());
+        // A panic inside leaves no collector behind: a warning after it is only logged,
+        // and the next catch starts empty.
+        let panicked = std::panic::catch_unwind(|| {
+            catch(|| {
+                warn("lost");
+                panic!("a task panics");
+            })
+        });
+        assert!(panicked.is_err());
+        assert!(CAUGHT.with(|c| c.borrow().is_none()));
+        let ((), after) = catch(|| warn("c"));
+        assert_eq!(after, ["c"]);
         assert_eq!(
             summarize(["x (3 times)".to_string(), "x".into(), "y".into()]),
             ["x (4 times)", "y"]

@@ -90,10 +90,16 @@ fn check_row_groups(
     for (g, rg) in meta.row_groups().iter().enumerate() {
         for c in rg.columns() {
             let (compressed, raw) = (c.compressed_size(), c.uncompressed_size());
-            let (start, _) = c.byte_range();
+            // Where the chunk starts, as the reader will compute it (not through
+            // `byte_range`, which panics on the negative values a hostile footer holds).
+            let start = match c.dictionary_page_offset() {
+                Some(d) => d,
+                None => c.data_page_offset(),
+            };
             let bad = compressed < 0
                 || raw < 0
-                || start.saturating_add(compressed.max(0) as u64) > file_bytes;
+                || start < 0
+                || (start as u64).saturating_add(compressed as u64) > file_bytes;
             if bad {
                 return Err(ModelError::data(
                     source,

@@ -79,7 +79,7 @@ pub async fn repair(chunks: &Chunks) {
                 continue;
             };
             let owner = match &what {
-                Held::Dataset(d) => crate::services::datasets::dataset_owner(d),
+                Held::Dataset(d) => chunks.consensus().state().read(|s| s.dataset_owner(d)),
                 Held::Model(m, _) => format!("model.{m}"),
             };
             let stored = replicate_to(chunks, owner, chunk, src, target).await;

@@ -19,6 +19,9 @@ use super::{
     codec, Behaviour, BehaviourEvent, Command, Event, NetworkConfig, NetworkError, PeerAdvert,
 };
 
+/// How long a peer that connected and never identified is refused.
+const SILENT_REFUSED_FOR: Duration = Duration::from_secs(60);
+
 /// Largest gossip message: control traffic only.
 const MAX_GOSSIP: usize = 64 * 1024;
 
@@ -187,9 +190,9 @@ impl EventLoop {
             .map(|(p, _)| *p)
             .collect();
         for peer in late {
-            tracing::info!(%peer, timeout_ms = self.identify_timeout.as_millis() as u64, "peer did not identify in time; disconnecting");
-            self.unidentified.remove(&peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
+            tracing::info!(%peer, timeout_ms = self.identify_timeout.as_millis() as u64, "peer did not identify in time");
+            // Refused for a minute, so that it cannot hold a connection by redialing.
+            self.refuse(peer, "did not identify in time", SILENT_REFUSED_FOR);
         }
         let expired: Vec<PeerId> = self
             .refused
@@ -205,10 +208,13 @@ impl EventLoop {
 
     /// Refuses a peer that is not a meshml node of this cluster: closed, out of the routing
     /// table, and blocked for a while (at most a bounded number of them are remembered).
-    fn refuse(&mut self, peer: PeerId, why: &str) {
+    fn refuse(&mut self, peer: PeerId, why: &str, ban: Duration) {
         tracing::info!(%peer, why, "refusing a peer");
         self.unidentified.remove(&peer);
-        self.identified.remove(&peer);
+        if self.identified.remove(&peer) {
+            // It was reported connected: report it gone.
+            self.emit(Event::Disconnected(peer));
+        }
         self.swarm.behaviour_mut().kad.remove_peer(&peer);
         const MAX_REFUSED: usize = 4096;
         if self.refused.len() >= MAX_REFUSED {
@@ -223,7 +229,7 @@ impl EventLoop {
                 self.swarm.behaviour_mut().blocked.unblock_peer(first);
             }
         }
-        self.refused.insert(peer, Instant::now() + self.refuse_for);
+        self.refused.insert(peer, Instant::now() + ban);
         // Blocking closes its connections and denies new ones.
         self.swarm.behaviour_mut().blocked.block_peer(peer);
     }
@@ -465,7 +471,7 @@ impl EventLoop {
                 let advert = PeerAdvert::parse(&info.agent_version);
                 if let Some(why) = self.foreign(advert.as_ref()) {
                     tracing::info!(peer = %peer_id, agent = %info.agent_version, "{why}");
-                    self.refuse(peer_id, &why);
+                    self.refuse(peer_id, &why, self.refuse_for);
                     return;
                 }
                 let from = self.unidentified.remove(&peer_id).map(|(_, a)| a);

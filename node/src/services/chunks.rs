@@ -50,6 +50,9 @@ struct Inner {
     store: Arc<Mutex<Store>>,
     dir: PathBuf,
     pieces: Mutex<PieceCache>,
+    /// When each owner last had copies pinned for it here (a dataset being stored is not
+    /// recorded yet: the release pass leaves its copies alone while they keep coming).
+    touched: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 /// The chunk service. Cheap to clone.
@@ -75,6 +78,7 @@ impl Chunks {
                 store: Arc::new(Mutex::new(store)),
                 dir,
                 pieces: Mutex::new(PieceCache::default()),
+                touched: Mutex::new(Default::default()),
             }),
         }
     }
@@ -136,6 +140,28 @@ impl Chunks {
         }
     }
 
+    /// Notes that copies were pinned for `owner` now.
+    pub fn touch(&self, owner: &str) {
+        let mut t = self.inner.touched.lock().expect("touched");
+        // Bounded: the owner touched longest ago goes first.
+        if t.len() >= 4096 && !t.contains_key(owner) {
+            if let Some(oldest) = t.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone()) {
+                t.remove(&oldest);
+            }
+        }
+        t.insert(owner.to_string(), std::time::Instant::now());
+    }
+
+    /// When copies were last pinned for `owner` here, if this process saw it.
+    pub fn last_touched(&self, owner: &str) -> Option<std::time::Instant> {
+        self.inner
+            .touched
+            .lock()
+            .expect("touched")
+            .get(owner)
+            .copied()
+    }
+
     /// Answers `Replicate`: fetches the chunks this node lacks from `source` (verified)
     /// and keeps them all for `owner`.
     pub async fn serve_replicate(
@@ -147,6 +173,7 @@ impl Chunks {
         let Ok(source) = source.parse::<PeerId>() else {
             return remote(ErrorCode::BadRequest, "source is not a peer id", false);
         };
+        self.touch(&owner);
         for id in chunks {
             let have = self.with_store(move |s| s.has_chunk(&id)).await;
             let sized = match have {
@@ -177,6 +204,7 @@ impl Chunks {
                 Err(e) => return remote(ErrorCode::Internal, e.to_string(), true),
             }
         }
+        self.touch(&owner);
         Response::Ack
     }
 

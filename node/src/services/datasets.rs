@@ -23,15 +23,25 @@ use crate::error::MeshError;
 
 pub use meshml_client::api::PutDatasetRequest;
 
-/// Owner under which a node keeps its replicas of a mesh dataset.
-pub fn dataset_owner(name: &str) -> String {
-    format!("dataset.{name}")
+/// A new owner for the copies of dataset `name` being stored: `dataset.NAME.NONCE`, unique
+/// to this put (the replicated state records it with the dataset).
+fn new_dataset_owner(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let nonce = blake3::hash(format!("{name} {nanos} {}", std::process::id()).as_bytes());
+    format!("dataset.{name}.{}", &nonce.to_hex()[..16])
 }
 
 struct Inner {
     chunks: Chunks,
+    /// Datasets in memory, by owner (unique to each time a dataset is stored).
     cache: Mutex<crate::lru::Lru<String, Arc<Dataset>>>,
     loading: tokio::sync::Mutex<()>,
+    /// Owners of the datasets this node is storing now (not recorded yet).
+    storing: Mutex<std::collections::HashSet<String>>,
+    /// The release pass's memory, one for the node (a removal is applied once).
+    tracker: tokio::sync::Mutex<ReleaseTracker>,
 }
 
 /// The dataset service. Cheap to clone.
@@ -54,6 +64,8 @@ impl Datasets {
                 chunks,
                 cache: Mutex::new(crate::lru::Lru::new(cache_bytes)),
                 loading: tokio::sync::Mutex::new(()),
+                storing: Mutex::new(Default::default()),
+                tracker: tokio::sync::Mutex::new(ReleaseTracker::default()),
             }),
         }
     }
@@ -152,7 +164,12 @@ impl Datasets {
         let r = req.replicas.min(members.len());
         let me = self.consensus().id();
         let staging_owner = format!("staging.{}", req.name);
-        let owner = dataset_owner(&req.name);
+        let owner = new_dataset_owner(&req.name);
+        self.inner
+            .storing
+            .lock()
+            .expect("storing")
+            .insert(owner.clone());
         let mut per_node: BTreeMap<u64, Vec<ChunkId>> = BTreeMap::new();
         let mut locations = Vec::with_capacity(chunks.len());
         for (id, _) in &chunks {
@@ -237,6 +254,7 @@ impl Datasets {
                 manifest: manifest.clone(),
                 locations,
                 replicas: req.replicas,
+                owner: Some(owner.clone()),
             };
             let name = req.name.clone();
             result = match self.consensus().propose(cmd).await {
@@ -252,21 +270,29 @@ impl Datasets {
         let so = staging_owner.clone();
         let o = owner.clone();
         let failed = result.is_err();
-        self.chunks()
+        let unpinned = self
+            .chunks()
             .with_store(move |s| {
                 if failed {
                     s.unpin(&o)?;
                 }
                 s.unpin(&so)
             })
-            .await?;
+            .await;
+        self.inner.storing.lock().expect("storing").remove(&owner);
+        unpinned?;
         result.map(|()| (manifest, counts))
     }
 
     /// The dataset `name` in memory, from the cache or assembled from chunks (local ones
     /// read here, others fetched from a replica and verified).
     pub async fn load(&self, name: &str) -> Result<Arc<Dataset>, MeshError> {
-        let key = name.to_string();
+        // By owner: a dataset removed and stored again under its name is another dataset.
+        let key = self
+            .consensus()
+            .state()
+            .read(|s| s.datasets.contains_key(name).then(|| s.dataset_owner(name)))
+            .ok_or_else(|| MeshError::not_found(format!("no dataset '{name}' on the mesh")))?;
         if let Some(d) = self.inner.cache.lock().expect("cache").get(&key) {
             return Ok(d);
         }
@@ -324,20 +350,17 @@ impl Datasets {
 pub const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a node keeps copies of a dataset the replicated state neither records nor
-/// remembers removing (the removal is older than the state remembers). An ingest in
-/// progress pins its copies before the dataset is recorded, so these wait much longer than
-/// any ingest takes.
-pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// A removal the replicated state remembers: the dataset's name and chunks.
-type Removal = (String, Vec<ChunkId>);
+/// remembers removing (the removal is older than the state remembers), counted from the
+/// last copy pinned for it here: a dataset being stored pins its copies before it is
+/// recorded, and the node storing it never frees them meanwhile.
+pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(1800);
 
 /// What the release pass remembers between looks.
 #[derive(Debug, Default)]
-pub struct ReleaseTracker {
-    /// Removals already applied here.
-    applied: std::collections::BTreeSet<Removal>,
-    /// Datasets with copies here but neither recorded nor removed, since when.
+struct ReleaseTracker {
+    /// Removals already applied here, by number.
+    applied: std::collections::BTreeSet<u64>,
+    /// Owners of copies here that the state neither records nor remembers, since when.
     absent_since: BTreeMap<String, std::time::Instant>,
 }
 
@@ -380,29 +403,98 @@ impl Datasets {
         self.consensus()
             .wait_applied(|s| !s.datasets.contains_key(name))
             .await?;
-        // This node frees its copies now; the others within RELEASE_EVERY.
-        self.release(&mut ReleaseTracker::default()).await;
+        // This node frees its copies now (its release pass would within RELEASE_EVERY, as
+        // the other holders' do).
+        self.release().await;
         Ok(manifest)
     }
 
-    /// Frees this node's copies of datasets no longer on the mesh: the chunks of each
-    /// removal the replicated state remembers (once per removal), and, after
-    /// [`ORPHAN_GRACE`], copies of a dataset the state neither records nor remembers. Also
-    /// drops removed datasets from the in-memory cache.
-    pub async fn release(&self, tracker: &mut ReleaseTracker) {
-        let (recorded, removals): (BTreeMap<String, Vec<ChunkId>>, Vec<Removal>) =
+    /// Frees this node's copies of datasets no longer on the mesh: for each removal the
+    /// replicated state remembers (once), the copies kept for the removed dataset's owner,
+    /// except chunks another recorded dataset has here, which move to that dataset's owner;
+    /// and, after [`ORPHAN_GRACE`] without new copies, those of an owner the state neither
+    /// records nor remembers. Also drops removed datasets from the in-memory cache.
+    pub async fn release(&self) {
+        // One pass at a time, with the node's memory of what it applied.
+        let mut tracker = self.inner.tracker.lock().await;
+        let me = self.consensus().id();
+        // Recorded owners; each removal with the chunks of it that a recorded dataset has
+        // on this node (with that dataset's owner).
+        type Keep = Vec<(String, Vec<(ChunkId, u64)>)>;
+        let (recorded, removals): (std::collections::BTreeSet<String>, Vec<(u64, String, Keep)>) =
             self.consensus().state().read(|s| {
-                (
-                    s.datasets
-                        .iter()
-                        .map(|(n, m)| (n.clone(), m.chunks.iter().map(|c| c.id).collect()))
-                        .collect(),
-                    s.removed_datasets
-                        .iter()
-                        .map(|r| (r.name.clone(), r.chunks.clone()))
-                        .collect(),
-                )
+                let recorded = s.datasets.keys().map(|n| s.dataset_owner(n)).collect();
+                let removals = s
+                    .removed_datasets
+                    .iter()
+                    .filter(|r| !tracker.applied.contains(&r.id))
+                    .map(|r| {
+                        let removed: std::collections::BTreeSet<ChunkId> =
+                            r.chunks.iter().copied().collect();
+                        let keep: Keep = s
+                            .datasets
+                            .iter()
+                            .map(|(n, m)| {
+                                let mine = m
+                                    .chunks
+                                    .iter()
+                                    .filter(|c| removed.contains(&c.id))
+                                    .filter(|c| {
+                                        s.chunk_locations
+                                            .get(&c.id)
+                                            .is_some_and(|h| h.contains(&me))
+                                    })
+                                    .map(|c| (c.id, c.bytes))
+                                    .collect::<Vec<_>>();
+                                (s.dataset_owner(n), mine)
+                            })
+                            .filter(|(_, mine)| !mine.is_empty())
+                            .collect();
+                        (r.id, r.owner.clone(), keep)
+                    })
+                    .collect();
+                (recorded, removals)
             });
+        // Forget removals the state no longer remembers (bounded memory on a long-lived node).
+        let remembered: std::collections::BTreeSet<u64> = self
+            .consensus()
+            .state()
+            .read(|s| s.removed_datasets.iter().map(|r| r.id).collect());
+        tracker.applied.retain(|id| remembered.contains(id));
+        for (id, owner, keep) in removals {
+            self.inner.cache.lock().expect("cache").remove(&owner);
+            let o = owner.clone();
+            let freed = self
+                .chunks()
+                .with_store(move |s| {
+                    for (other, chunks) in &keep {
+                        // Still listed here for another dataset: kept for it.
+                        let have: Vec<(ChunkId, u64)> = chunks
+                            .iter()
+                            .filter(|(c, _)| s.has_chunk(c).unwrap_or(false))
+                            .copied()
+                            .collect();
+                        if !have.is_empty() {
+                            s.pin(other, &have)?;
+                        }
+                    }
+                    s.unpin(&o)
+                })
+                .await;
+            match freed {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(%owner, freed = n, "freed the copies of a removed dataset");
+                    }
+                    tracker.applied.insert(id);
+                }
+                Err(e) => {
+                    tracing::warn!(%owner, error = %e, "cannot free a removed dataset's copies")
+                }
+            }
+        }
+        // Copies of an owner neither recorded nor being stored: freed once no copy came for
+        // ORPHAN_GRACE (an ingest in progress pins copies before its dataset is recorded).
         let owners = match self.chunks().with_store(|s| s.owners()).await {
             Ok(o) => o,
             Err(e) => {
@@ -410,75 +502,44 @@ impl Datasets {
                 return;
             }
         };
-        let held: std::collections::BTreeSet<String> = owners
-            .keys()
-            .filter_map(|o| o.strip_prefix("dataset.").map(str::to_string))
-            .collect();
-        // Forget removals the state no longer remembers (bounded memory on a long-lived node).
-        tracker.applied.retain(|r| removals.contains(r));
-        for removal in removals {
-            if tracker.applied.contains(&removal) {
-                continue;
-            }
-            let (name, chunks) = removal.clone();
-            self.inner.cache.lock().expect("cache").remove(&name);
-            if held.contains(&name) {
-                // A dataset stored again under the name keeps the chunks it shares.
-                let keep = recorded.get(&name).cloned().unwrap_or_default();
-                let free: Vec<ChunkId> = chunks.into_iter().filter(|c| !keep.contains(c)).collect();
-                let owner = dataset_owner(&name);
-                match self
-                    .chunks()
-                    .with_store(move |s| s.unpin_chunks(&owner, &free))
-                    .await
-                {
-                    Ok(freed) => {
-                        tracing::info!(dataset = %name, freed, "freed the copies of a removed dataset")
-                    }
-                    Err(e) => {
-                        tracing::warn!(dataset = %name, error = %e, "cannot free a removed dataset's copies");
-                        continue;
-                    }
-                }
-            }
-            tracker.applied.insert(removal);
-        }
-        // Copies of a dataset neither recorded nor remembered: freed after the grace.
+        let storing = self.inner.storing.lock().expect("storing").clone();
         let clock = std::time::Instant::now();
-        let remembered: std::collections::BTreeSet<&String> =
-            tracker.applied.iter().map(|(n, _)| n).collect();
+        let held: Vec<String> = owners
+            .into_keys()
+            .filter(|o| o.starts_with("dataset."))
+            .collect();
+        tracker.absent_since.retain(|o, _| held.contains(o));
         let mut orphans = Vec::new();
-        tracker.absent_since.retain(|n, _| held.contains(n));
-        for n in &held {
-            if recorded.contains_key(n) || remembered.contains(n) {
-                tracker.absent_since.remove(n);
+        for o in held {
+            if recorded.contains(&o) || storing.contains(&o) {
+                tracker.absent_since.remove(&o);
                 continue;
             }
-            let since = *tracker.absent_since.entry(n.clone()).or_insert(clock);
-            if clock.duration_since(since) >= ORPHAN_GRACE {
-                orphans.push(n.clone());
+            let since = tracker.absent_since.entry(o.clone()).or_insert(clock);
+            if let Some(t) = self.chunks().last_touched(&o) {
+                *since = (*since).max(t);
+            }
+            if clock.duration_since(*since) >= ORPHAN_GRACE {
+                orphans.push(o);
             }
         }
-        for name in orphans {
-            tracker.absent_since.remove(&name);
-            let owner = dataset_owner(&name);
-            match self.chunks().with_store(move |s| s.unpin(&owner)).await {
+        for owner in orphans {
+            tracker.absent_since.remove(&owner);
+            let o = owner.clone();
+            match self.chunks().with_store(move |s| s.unpin(&o)).await {
                 Ok(freed) => {
-                    tracing::info!(dataset = %name, freed, "freed copies of a dataset the mesh does not record")
+                    tracing::info!(%owner, freed, "freed copies of a dataset the mesh does not record")
                 }
-                Err(e) => {
-                    tracing::warn!(dataset = %name, error = %e, "cannot free orphaned copies")
-                }
+                Err(e) => tracing::warn!(%owner, error = %e, "cannot free orphaned copies"),
             }
         }
     }
 
     /// Runs [`Datasets::release`] every [`RELEASE_EVERY`], forever.
     pub async fn release_forever(self) {
-        let mut tracker = ReleaseTracker::default();
         loop {
             tokio::time::sleep(RELEASE_EVERY).await;
-            self.release(&mut tracker).await;
+            self.release().await;
         }
     }
 }

@@ -20,20 +20,60 @@ fn records(text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Chunks each node keeps for `owner`, and in all.
-fn kept(nodes: &[crate::common::Node], owner: &str) -> Vec<(u64, u64)> {
+/// Chunks each node keeps for dataset `name` (its owners are `dataset.NAME.NONCE`), and
+/// chunks it stores in all.
+fn kept(nodes: &[crate::common::Node], name: &str) -> Vec<(u64, u64)> {
+    let prefix = format!("dataset.{name}.");
     nodes
         .iter()
         .map(|n| {
             let s = status(n);
+            let mine = s["store"]["owners"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| k.starts_with(&prefix))
+                        .map(|(_, v)| v.as_u64().unwrap_or(0))
+                        .sum()
+                })
+                .unwrap_or(0);
             (
-                s["store"]["owners"][owner].as_u64().unwrap_or(0),
+                mine,
                 s["store"]["chunks"]
                     .as_u64()
                     .expect("the store's chunk count"),
             )
         })
         .collect()
+}
+
+/// Copies of `name`'s chunks the mesh lists (chunk, holder pairs).
+fn listed(node: &crate::common::Node, name: &str) -> u64 {
+    let (code, v) = crate::common::call(node, "GET", &format!("/v1/datasets/{name}"), None);
+    assert_eq!(code, 200, "{v}");
+    v["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["holders"].as_array().unwrap().len() as u64)
+        .sum()
+}
+
+fn put(url: &str, name: &str, replicas: &str) {
+    let (ok, out, err) = meshml(&[
+        "dataset",
+        "put",
+        &data_path("iris"),
+        "--name",
+        name,
+        "--replicas",
+        replicas,
+        "--chunk-rows",
+        "40",
+        "--node",
+        url,
+    ]);
+    assert!(ok, "{out}{err}");
 }
 
 #[test]
@@ -62,7 +102,7 @@ fn datasets_leave_the_mesh_whole_and_rm_frees_every_copy() {
         "{err}"
     );
 
-    let before = kept(&nodes, "dataset.iris");
+    let before = kept(&nodes, "iris");
     let (ok, out, err) = meshml(&[
         "dataset",
         "put",
@@ -77,7 +117,7 @@ fn datasets_leave_the_mesh_whole_and_rm_frees_every_copy() {
         &url[2],
     ]);
     assert!(ok, "{out}{err}");
-    let stored = kept(&nodes, "dataset.iris");
+    let stored = kept(&nodes, "iris");
     // 4 chunks, 2 copies each, spread over the members.
     assert_eq!(stored.iter().map(|k| k.0).sum::<u64>(), 8, "{stored:?}");
 
@@ -198,7 +238,7 @@ fn datasets_leave_the_mesh_whole_and_rm_frees_every_copy() {
     );
     let mut now = Vec::new();
     let freed = wait_for(Duration::from_secs(10), || {
-        now = kept(&nodes, "dataset.iris");
+        now = kept(&nodes, "iris");
         now.iter().zip(&before).all(|(n, b)| n.0 == 0 && n.1 == b.1)
     });
     assert!(freed.is_some(), "before {before:?}, after rm {now:?}");
@@ -211,4 +251,39 @@ fn datasets_leave_the_mesh_whole_and_rm_frees_every_copy() {
         err.contains("no dataset 'iris'") && err.contains("404"),
         "{err}"
     );
+
+    // Removed and stored again at once, from the same file (the same chunks): the second
+    // dataset's copies are its own, and the first removal never frees them.
+    put(&url[0], "iris", "2");
+    let (ok, _, err) = meshml(&["dataset", "rm", "iris", "--node", &url[1]]);
+    assert!(ok, "{err}");
+    put(&url[2], "iris", "2");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(kept(&nodes, "iris").iter().map(|k| k.0).sum::<u64>(), 8);
+    assert_eq!(listed(&nodes[0], "iris"), 8);
+    let (ok, out, err) = meshml(&["dataset", "export", "iris", "--node", &url[1]]);
+    assert!(ok, "{err}");
+    assert_eq!(out, exported);
+
+    // Two datasets of the same chunks: removing one leaves every copy the mesh lists for
+    // the other on the node that lists it.
+    put(&url[1], "twin", "1");
+    let (ok, _, err) = meshml(&["dataset", "rm", "iris", "--node", &url[2]]);
+    assert!(ok, "{err}");
+    let mut now = Vec::new();
+    let consistent = wait_for(Duration::from_secs(10), || {
+        now = kept(&nodes, "twin");
+        kept(&nodes, "iris").iter().all(|k| k.0 == 0)
+            && now.iter().map(|k| k.0).sum::<u64>() == listed(&nodes[0], "twin")
+    });
+    assert!(
+        consistent.is_some(),
+        "twin kept {now:?}, listed {}",
+        listed(&nodes[0], "twin")
+    );
+    for u in &url {
+        let (ok, out, err) = meshml(&["dataset", "export", "twin", "--node", u]);
+        assert!(ok, "{err}");
+        assert_eq!(out, exported);
+    }
 }

@@ -125,13 +125,23 @@ impl JobRecord {
 /// How many dataset removals the state remembers (see [`ClusterState::removed_datasets`]).
 pub const REMEMBERED_REMOVALS: usize = 256;
 
-/// A dataset removed from the mesh: its holders free these chunks of it.
+/// A dataset removed from the mesh: its holders free the copies they keep for its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovedDataset {
+    /// Which removal this is (they are numbered from 1 in the order applied).
+    pub id: u64,
     /// Its name.
     pub name: String,
+    /// The owner its holders kept its copies for (see [`ClusterState::dataset_owners`]).
+    pub owner: String,
     /// Its chunks.
     pub chunks: Vec<ChunkId>,
+}
+
+/// The owner a holder keeps a dataset's copies for when the state does not record one (a
+/// dataset stored before owners were recorded).
+pub fn legacy_dataset_owner(name: &str) -> String {
+    format!("dataset.{name}")
 }
 
 /// Everything the cluster agrees on.
@@ -157,6 +167,24 @@ pub struct ClusterState {
     /// was down when it was removed. Storing a dataset of the same name again forgets it.
     #[serde(default)]
     pub removed_datasets: Vec<RemovedDataset>,
+    /// Removals applied so far (numbers them).
+    #[serde(default)]
+    pub removals: u64,
+    /// The owner under which each dataset's holders keep its copies: unique to each time a
+    /// dataset is stored, so that removing one never touches the copies of another stored
+    /// later under the same name.
+    #[serde(default)]
+    pub dataset_owners: BTreeMap<String, String>,
+}
+
+impl ClusterState {
+    /// The owner of dataset `name`'s copies on its holders.
+    pub fn dataset_owner(&self, name: &str) -> String {
+        self.dataset_owners
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| legacy_dataset_owner(name))
+    }
 }
 
 /// A change to the cluster state.
@@ -185,6 +213,9 @@ pub enum ClusterCommand {
         locations: Vec<(ChunkId, Vec<u64>)>,
         /// Copies each chunk should have (the driver restores them after a member leaves).
         replicas: usize,
+        /// The owner its holders keep the copies for (absent: `dataset.NAME`).
+        #[serde(default)]
+        owner: Option<String>,
     },
     /// Removes a dataset.
     RemoveDataset {
@@ -355,6 +386,7 @@ impl ClusterState {
                 manifest,
                 locations,
                 replicas,
+                owner,
             } => {
                 if self.datasets.contains_key(&manifest.name) {
                     return ClusterResponse::fail(
@@ -371,7 +403,9 @@ impl ClusterState {
                     }
                     holders.sort_unstable();
                 }
-                self.removed_datasets.retain(|r| r.name != manifest.name);
+                if let Some(o) = owner {
+                    self.dataset_owners.insert(manifest.name.clone(), o.clone());
+                }
                 self.datasets
                     .insert(manifest.name.clone(), manifest.clone());
                 self.dataset_replicas
@@ -386,8 +420,15 @@ impl ClusterState {
                     );
                 };
                 self.dataset_replicas.remove(name);
+                let owner = self
+                    .dataset_owners
+                    .remove(name)
+                    .unwrap_or_else(|| legacy_dataset_owner(name));
+                self.removals += 1;
                 self.removed_datasets.push(RemovedDataset {
+                    id: self.removals,
                     name: name.clone(),
+                    owner,
                     chunks: m.chunks.iter().map(|c| c.id).collect(),
                 });
                 if self.removed_datasets.len() > REMEMBERED_REMOVALS {
@@ -664,6 +705,7 @@ mod tests {
                 manifest: manifest(name, chunk),
                 locations: vec![(ChunkId::from_bytes([chunk; 32]), vec![1, 2])],
                 replicas: 2,
+                owner: Some(format!("dataset.{name}.{chunk}")),
             })
             .ok
         };
@@ -671,19 +713,32 @@ mod tests {
             s.apply(&ClusterCommand::RemoveDataset { name: name.into() })
         };
         assert!(put(&mut s, "a", 1));
+        assert_eq!(s.dataset_owner("a"), "dataset.a.1");
+        assert_eq!(
+            s.dataset_owner("old"),
+            "dataset.old",
+            "stored before owners were"
+        );
         assert!(rm(&mut s, "a").ok);
         assert_eq!(
             s.removed_datasets,
             vec![RemovedDataset {
+                id: 1,
                 name: "a".into(),
+                owner: "dataset.a.1".into(),
                 chunks: vec![ChunkId::from_bytes([1; 32])]
             }]
         );
-        assert!(s.chunk_locations.is_empty());
+        assert!(s.chunk_locations.is_empty() && s.dataset_owners.is_empty());
         assert_eq!(rm(&mut s, "a").rejection, Some(Rejection::NotFound));
-        // Stored again: the removal is forgotten (its holders must keep the new copies).
+        // Stored again and removed again: a second removal, with its own number; the copies
+        // of the second put have an owner of their own (the removal of the first cannot
+        // touch them).
         assert!(put(&mut s, "a", 1));
-        assert!(s.removed_datasets.is_empty());
+        assert_eq!(s.removed_datasets.len(), 1);
+        assert!(rm(&mut s, "a").ok);
+        assert_eq!(s.removed_datasets[1].id, 2);
+        s.removed_datasets.clear();
         // At most REMEMBERED_REMOVALS, the oldest forgotten first.
         for i in 0..REMEMBERED_REMOVALS + 3 {
             let name = format!("d{i}");
@@ -692,6 +747,7 @@ mod tests {
         }
         assert_eq!(s.removed_datasets.len(), REMEMBERED_REMOVALS);
         assert_eq!(s.removed_datasets[0].name, "d3");
+        assert_eq!(s.removals, 2 + REMEMBERED_REMOVALS as u64 + 3);
     }
 
     #[test]
