@@ -19,6 +19,8 @@ pub struct ParquetRows {
     target_col: usize,
     kind: TargetKind,
     rows: RowIter<'static>,
+    /// The Parquet reader panicked on this file: no more rows are read.
+    broken: bool,
     row: u64,
     total_rows: u64,
     file_bytes: u64,
@@ -135,7 +137,17 @@ impl ParquetRows {
         let file = File::open(path).map_err(|e| StorageError::io(&source, e))?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         check_footer(&file, file_bytes, &source)?;
-        let reader = SerializedFileReader::new(file).map_err(|e| pq_err(&source, e))?;
+        // The Parquet crate panics on some corrupt inputs: a corrupt file, not a crash.
+        let reader = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            SerializedFileReader::new(file)
+        }))
+        .map_err(|_| {
+            StorageError::from(ModelError::data(
+                &source,
+                "cannot read Parquet: the file is corrupt (its footer could not be decoded)",
+            ))
+        })?
+        .map_err(|e| pq_err(&source, e))?;
         check_row_groups(reader.metadata(), file_bytes, &source)?;
         let meta = reader.metadata().file_metadata();
         let schema = meta.schema_descr();
@@ -182,6 +194,7 @@ impl ParquetRows {
             target_col,
             kind: opts.kind,
             rows: reader.into_iter(),
+            broken: false,
             row: 0,
             total_rows,
             file_bytes,
@@ -259,7 +272,24 @@ impl RowSource for ParquetRows {
     }
 
     fn next_into(&mut self, x: &mut Vec<f32>) -> Result<Option<(u64, RawTarget)>> {
-        let Some(row) = self.rows.next() else {
+        if self.broken {
+            return Err(
+                ModelError::data(&self.source, "cannot read Parquet: the file is corrupt").into(),
+            );
+        }
+        // The Parquet crate panics on some corrupt pages (e.g. "Num of bytes exceed
+        // MAX_VLQ_BYTE_LEN" in its RLE decoder, found by fuzzing): that is a corrupt file,
+        // not a crash.
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.rows.next()));
+        let Ok(next) = next else {
+            self.broken = true;
+            return Err(ModelError::data(
+                format!("{}: row {}", self.source, self.row + 1),
+                "cannot read Parquet: the file is corrupt (its reader failed on a page)",
+            )
+            .into());
+        };
+        let Some(row) = next else {
             return Ok(None);
         };
         self.row += 1;

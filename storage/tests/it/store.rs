@@ -530,6 +530,17 @@ fn a_hostile_parquet_footer_is_refused_before_it_is_read() {
         e.contains("the file has 5 columns; at most 3 are read"),
         "{e}"
     );
+    // Found by the Parquet fuzz target: a column chunk whose footer offset is negative
+    // made the Parquet crate panic ("column start and length should not be negative").
+    let e = refused(&fixture("fuzz_negative_column_start.parquet"), 65_536);
+    assert!(e.contains("the footer places it outside the file"), "{e}");
+    // Also found by fuzzing: a corrupt page on which the Parquet crate's RLE decoder
+    // panics ("Num of bytes exceed MAX_VLQ_BYTE_LEN"); an error, not a crash.
+    let e = refused(&fixture("fuzz_corrupt_rle_page.parquet"), 65_536);
+    assert!(
+        e.contains("cannot read Parquet: the file is corrupt"),
+        "{e}"
+    );
 }
 
 #[test]
