@@ -146,7 +146,9 @@ pub fn list(api: &NodeApi, out: &mut dyn Write) -> Result<(), ClientError> {
     w(out, format_args!("{}", render(&header, &rows, "")))
 }
 
-fn classes_summary(classes: &[String]) -> String {
+/// A target's classes as listings show them: `3 classes: a, b, c` (at most six named), or
+/// `real values` when there are none.
+pub fn classes_summary(classes: &[String]) -> String {
     if classes.is_empty() {
         return "real values".into();
     }

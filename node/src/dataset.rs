@@ -311,17 +311,7 @@ fn through_node(cmd: &DatasetCommand) -> String {
 fn target_summary(t: &TargetSchema) -> String {
     match t {
         TargetSchema::Classes { classes, .. } => {
-            let mut labels = classes
-                .labels()
-                .iter()
-                .take(6)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if classes.len() > 6 {
-                labels.push_str(", ...");
-            }
-            format!("{} classes: {labels}", classes.len())
+            meshml_client::dataset::classes_summary(classes.labels())
         }
         TargetSchema::Values => "real values".to_string(),
     }

@@ -10,23 +10,7 @@ use meshml_protocol::{
 use tokio::sync::mpsc;
 
 async fn node() -> (Client, mpsc::Receiver<Event>, libp2p::Multiaddr) {
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let cfg = NetworkConfig {
-        mdns: false,
-        ..NetworkConfig::default()
-    };
-    let (client, mut events, event_loop) = network::new(key, cfg).unwrap();
-    tokio::spawn(event_loop.run());
-    client
-        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = loop {
-        if let Some(Event::Listening(a)) = events.recv().await {
-            break a;
-        }
-    };
-    (client, events, addr)
+    node_with(NetworkConfig::default()).await
 }
 
 /// Serves one object by pieces and answers heartbeats, until the events end.
