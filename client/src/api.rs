@@ -1,23 +1,25 @@
 //! The typed HTTP API: every request and response body a node's HTTP API takes or returns,
 //! defined once for the daemon (which builds them) and the client (which reads them).
 //!
-//! The JSON field names are the wire format, pinned by the node's tests and its OpenAPI
-//! document (`node/src/openapi.json`): a change here is a change of the API.
+//! The JSON field names are the wire format, pinned by the node's tests. The node's OpenAPI
+//! document is generated from these types (their `JsonSchema` derives; doc comments become
+//! its descriptions): a change here is a change of the API.
 
 use std::collections::BTreeMap;
 
 use meshml_models::plan::{CvResults, JobSpec};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The body of every refused request: `{"error": "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: String,
 }
 
 /// `GET /v1/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
     /// Always `ok`.
     pub status: String,
@@ -29,7 +31,7 @@ pub struct Health {
 // Jobs
 
 /// A job as submitted (`POST /v1/jobs`, `meshml fit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobRequest {
     /// The training dataset (on the mesh).
     pub dataset: String,
@@ -65,14 +67,14 @@ impl JobRequest {
 }
 
 /// The answer to `POST /v1/jobs` and `POST /v1/predictions`: the new job's or batch's id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Created {
     /// Its id.
     pub id: String,
 }
 
 /// The answer to `POST /v1/jobs/{id}/cancel`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Cancelled {
     /// The job.
     pub id: String,
@@ -81,7 +83,7 @@ pub struct Cancelled {
 }
 
 /// Accuracy and confusion matrix of a model on a test dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TestReport {
     /// The dataset.
     pub dataset: String,
@@ -103,7 +105,7 @@ fn accuracy() -> String {
 }
 
 /// What a finished job reports.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobSummary {
     /// Tasks the plan ran (each once, however many attempts it took).
     pub tasks: usize,
@@ -126,7 +128,7 @@ pub struct JobSummary {
 }
 
 /// A job as the API shows it (`GET /v1/jobs`, `GET /v1/jobs/{id}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct JobView {
     /// Id.
     pub id: String,
@@ -150,7 +152,7 @@ pub struct JobView {
 }
 
 /// A task as `GET /v1/jobs/{id}?tasks=true` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TaskView {
     /// Task id.
     pub id: String,
@@ -167,7 +169,7 @@ pub struct TaskView {
 
 /// How `dataset put` through a node is asked for (the query of `POST /v1/datasets`, and
 /// what the node passes on to the mesh).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PutDatasetRequest {
     /// Dataset name.
     pub name: String,
@@ -188,7 +190,7 @@ pub struct PutDatasetRequest {
 }
 
 /// The answer to `POST /v1/datasets`: the stored dataset and where its chunks went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DatasetStored {
     /// Name.
     pub name: String,
@@ -205,7 +207,7 @@ pub struct DatasetStored {
 }
 
 /// A dataset as listed (`GET /v1/datasets`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DatasetView {
     /// Name.
     pub name: String,
@@ -224,7 +226,7 @@ pub struct DatasetView {
 }
 
 /// One chunk of a dataset and its holders (`GET /v1/datasets/{name}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChunkView {
     /// Content address.
     pub id: String,
@@ -237,7 +239,7 @@ pub struct ChunkView {
 }
 
 /// `GET /v1/datasets/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DatasetDetail {
     /// The dataset.
     pub dataset: DatasetView,
@@ -259,7 +261,7 @@ pub struct DatasetDetail {
 
 /// `DELETE /v1/datasets/{name}`: what was removed. Every holder frees its copies within a
 /// second or two of the answer (chunks another dataset shares stay).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DatasetRemoved {
     /// Name.
     pub name: String,
@@ -272,7 +274,7 @@ pub struct DatasetRemoved {
 }
 
 /// What a node's chunk store keeps (`/v1/status`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StoreView {
     /// Chunks stored.
     pub chunks: u64,
@@ -285,7 +287,7 @@ pub struct StoreView {
 // Models and online prediction
 
 /// One version of a registered model (`GET /v1/models`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ModelView {
     /// Model name.
     pub name: String,
@@ -304,7 +306,7 @@ pub struct ModelView {
 }
 
 /// Body of `PUT /v1/models/{name}/aliases/{alias}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AliasRequest {
     /// The version the alias points at.
@@ -312,7 +314,7 @@ pub struct AliasRequest {
 }
 
 /// The answer to `PUT /v1/models/{name}/aliases/{alias}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AliasSet {
     /// Model name.
     pub model: String,
@@ -325,7 +327,7 @@ pub struct AliasSet {
 }
 
 /// A feature value as sent: a number, or anything else (refused with its text).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Cell {
     /// A number.
@@ -335,7 +337,7 @@ pub enum Cell {
 }
 
 /// One instance: values in the model's feature order, or values by feature name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Instance {
     /// Values in feature order.
@@ -348,7 +350,7 @@ pub enum Instance {
 
 /// The body of a prediction request (JSON or MessagePack), `POST
 /// /v1/models/{name}/predict`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
     /// The rows to predict.
@@ -359,7 +361,7 @@ pub struct PredictRequest {
 }
 
 /// One prediction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Prediction {
     /// A class label.
@@ -371,7 +373,7 @@ pub enum Prediction {
 }
 
 /// The answer to a prediction request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PredictResponse {
     /// Model name.
     pub model: String,
@@ -391,7 +393,7 @@ pub struct PredictResponse {
 // Batch prediction
 
 /// A batch prediction request (`POST /v1/predictions`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// `NAME`, `NAME@VERSION` or `NAME@ALIAS`.
@@ -414,7 +416,7 @@ pub struct BatchRequest {
 }
 
 /// A batch's progress and outcome (`GET /v1/predictions/{id}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BatchView {
     /// Batch id.
     pub id: String,
@@ -444,7 +446,7 @@ pub struct BatchView {
 // Status
 
 /// `GET /v1/status`: the mesh as one node sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct StatusView {
     /// This node.
     pub node: String,
@@ -472,7 +474,7 @@ pub struct StatusView {
 }
 
 /// Whether a peer is heard from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerState {
     /// Heard from within the timeout.
@@ -482,7 +484,7 @@ pub enum PeerState {
 }
 
 /// One row of the peer table, as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PeerView {
     /// Peer id.
     pub id: String,
@@ -508,7 +510,7 @@ pub struct PeerView {
 }
 
 /// The cluster (Raft group) as one node sees it: the `raft` part of `/v1/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RaftView {
     /// This node's Raft id.
     #[serde(default)]
@@ -538,7 +540,7 @@ pub struct RaftView {
 }
 
 /// A member of the cluster and what it offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MemberView {
     /// Its libp2p peer id.
     pub peer_id: String,
@@ -555,7 +557,7 @@ pub struct MemberView {
 }
 
 /// The driver actor running on the answering node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DriverView {
     /// The term it drives in.
     pub term: u64,
@@ -564,7 +566,7 @@ pub struct DriverView {
 }
 
 /// The worker part of `/v1/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkerView {
     /// Concurrent tasks.
     pub slots: usize,
@@ -573,7 +575,7 @@ pub struct WorkerView {
 }
 
 /// A task a worker has run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ExecutionView {
     /// Job id.
     pub job: String,
@@ -584,7 +586,7 @@ pub struct ExecutionView {
 }
 
 /// The scrubber part of `/v1/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ScrubView {
     /// Full passes finished.
     pub passes: u64,

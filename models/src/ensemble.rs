@@ -30,7 +30,7 @@ use crate::traits::{
 use crate::tree::{Criterion, DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
 
 /// Hyperparameters of a random-forest classifier (scikit-learn's names and defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RandomForestParams {
     /// Number of trees.
     pub n_estimators: usize,
@@ -85,7 +85,7 @@ impl Params for RandomForestParams {
 /// Hyperparameters of a random-forest regressor (scikit-learn's
 /// `RandomForestRegressor`): a forest of `squared_error` trees over every feature, whose
 /// predictions are averaged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct RandomForestRegressorParams {
     /// The forest; its trees' criterion is `squared_error`.

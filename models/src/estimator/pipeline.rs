@@ -10,7 +10,7 @@ use crate::traits::{Classifier, Fit, Model, Transformer};
 
 /// A pipeline: each transformer is fitted on the output of the previous one, and the final
 /// classifier on the output of the last.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PipelineParams {
     /// The transformers, in order.
     pub steps: Vec<TransformerSpec>,

@@ -46,7 +46,7 @@ macro_rules! registry {
         ];
 
         /// An estimator specification: which algorithm, with which parameters.
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
         #[serde(tag = "kind", content = "params", rename_all = "snake_case")]
         #[non_exhaustive]
         pub enum Estimator {
@@ -142,7 +142,7 @@ macro_rules! registry {
         }
 
         /// A transformer specification.
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
         #[serde(tag = "kind", content = "params", rename_all = "snake_case")]
         #[non_exhaustive]
         pub enum TransformerSpec {

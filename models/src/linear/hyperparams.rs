@@ -4,7 +4,7 @@ use crate::error::{ModelError, Result};
 use crate::traits::{parse_bool, parse_value, unknown_param, Params};
 
 /// The regularisation term.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Penalty {
     /// `0.5 * ||w||²`, weighted by `1 / C`.
@@ -17,7 +17,7 @@ pub enum Penalty {
 }
 
 /// Hyperparameters of logistic regression, with scikit-learn's names and defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogisticRegressionParams {
     /// Inverse regularisation strength; must be > 0. Default 1.0.
     #[serde(rename = "C")]

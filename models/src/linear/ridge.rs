@@ -13,7 +13,7 @@ use crate::traits::{
 };
 
 /// Hyperparameters of ordinary least squares (scikit-learn's `LinearRegression`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinearRegressionParams {
     /// Fit an intercept (centre the data first). Default true.
     pub fit_intercept: bool,
@@ -29,7 +29,7 @@ impl Default for LinearRegressionParams {
 
 /// Hyperparameters of ridge regression (scikit-learn's `Ridge`): least squares plus
 /// `alpha * ||w||²`, the intercept unpenalised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RidgeParams {
     /// Penalty strength, >= 0. Default 1.0.
     pub alpha: f64,

@@ -8,7 +8,7 @@ use crate::traits::{
 };
 
 /// Hyperparameters of Gaussian naive Bayes (scikit-learn's names and defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GaussianNbParams {
     /// Fraction of the largest feature variance added to all variances. Default 1e-9.
     pub var_smoothing: f64,

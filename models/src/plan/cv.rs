@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Cross-validation results of a search, as scikit-learn's `cv_results_`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CvResults {
     /// Each candidate's parameters.
     pub params: Vec<Vec<(String, String)>>,

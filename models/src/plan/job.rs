@@ -11,7 +11,7 @@ use crate::rng::Rng;
 pub type Grid = Vec<(String, Vec<String>)>;
 
 /// A distribution to sample a parameter from in a random search.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Distribution {
     /// One of these values, uniformly.
@@ -78,7 +78,7 @@ impl Distribution {
 }
 
 /// What a job does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobKind {
     /// Fit one estimator on every row (a random forest grows in batches of trees).
@@ -184,7 +184,7 @@ pub enum JobKind {
 }
 
 /// A job: what to do, and the seed that makes it reproducible.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobSpec {
     /// What to do.
     #[serde(flatten)]

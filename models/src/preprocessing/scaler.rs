@@ -6,7 +6,7 @@ use crate::matrix::Matrix;
 use crate::traits::{check_input, parse_bool, unknown_param, Checked, Fit, Params, Transformer};
 
 /// Hyperparameters of the standard scaler.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StandardScalerParams {
     /// Subtract the mean. Default true.
     pub with_mean: bool,

@@ -9,7 +9,7 @@ use crate::traits::{check_input, parse_value, Checked, Fit, Params, Transformer}
 /// Hyperparameters of model-based feature selection (scikit-learn's `SelectFromModel`
 /// around a `LogisticRegression`): fit the model, keep the features whose weight norm over
 /// the classes reaches `threshold`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SelectFromModelParams {
     /// The model whose weights rank the features. Default: L1 logistic regression.
     pub estimator: LogisticRegressionParams,

@@ -4,7 +4,7 @@ use crate::error::{ModelError, Result};
 use crate::traits::{parse_opt_usize, parse_value, Params};
 
 /// Impurity measure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Criterion {
     /// Gini impurity `1 - Σ p²`.
@@ -17,7 +17,7 @@ pub enum Criterion {
 
 /// A count of samples given as a number or as a fraction of the training rows (written as
 /// a plain integer or float, as in scikit-learn).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SampleCount {
     /// An absolute number of samples.
@@ -52,7 +52,7 @@ impl SampleCount {
 }
 
 /// How many features to consider at each split.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MaxFeatures {
     /// Every feature (scikit-learn's `None`).
@@ -81,7 +81,7 @@ impl MaxFeatures {
 }
 
 /// Hyperparameters of a decision-tree classifier (scikit-learn's names and defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DecisionTreeClassifierParams {
     /// Impurity measure. Default gini.
     pub criterion: Criterion,
@@ -304,7 +304,7 @@ impl DecisionTreeClassifierParams {
 
 /// Hyperparameters of a regression tree (scikit-learn's `DecisionTreeRegressor`): the
 /// classifier's parameters with the `squared_error` criterion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct DecisionTreeRegressorParams {
     /// The tree's parameters; `criterion` is `squared_error`.

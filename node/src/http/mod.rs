@@ -4,6 +4,7 @@
 //!
 //! Binds 127.0.0.1 by default; bound to any other address it requires a bearer token.
 
+pub mod openapi;
 pub mod routes;
 pub mod state;
 
@@ -103,8 +104,28 @@ pub fn start(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .route("/v1/health", web::get().to(health))
-            .route("/v1/status", web::get().to(status))
+            // A query or path that does not parse is refused with the JSON error body
+            // every other refusal has (actix answers text/plain by default).
+            .app_data(web::QueryConfig::default().error_handler(|e, req| {
+                let why = match &e {
+                    actix_web::error::QueryPayloadError::Deserialize(d) => d.to_string(),
+                    other => other.to_string(),
+                };
+                let message = format!("bad query '{}': {why}", req.query_string());
+                actix_web::error::InternalError::from_response(
+                    e,
+                    error(actix_web::http::StatusCode::BAD_REQUEST, &message),
+                )
+                .into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                let message = format!("bad path: {e}");
+                actix_web::error::InternalError::from_response(
+                    e,
+                    error(actix_web::http::StatusCode::NOT_FOUND, &message),
+                )
+                .into()
+            }))
             .configure(routes::configure)
             .default_service(web::to(not_found))
     })

@@ -33,12 +33,14 @@ use meshml_models::plan::Planner;
 use meshml_protocol::JobId;
 use meshml_storage::export::TableFormat;
 use meshml_storage::raft::{ClusterCommand, JobRecord, JobState};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::openapi::{ok, ok_with, refused, register, schema, Access, Body, Method, Operation};
 use super::state::{authorized, error, ApiState};
 use meshml_client::api::{
-    AliasRequest, AliasSet, BatchRequest, Cancelled, ChunkView, Created, DatasetDetail,
-    DatasetRemoved, DatasetStored, ModelView,
+    AliasRequest, AliasSet, BatchRequest, BatchView, Cancelled, ChunkView, Created, DatasetDetail,
+    DatasetRemoved, DatasetStored, Health, ModelView, PredictRequest, PredictResponse, StatusView,
 };
 pub use meshml_client::api::{DatasetView, JobView, TaskView};
 
@@ -85,19 +87,30 @@ fn guard(req: &HttpRequest, state: &ApiState) -> Result<Mesh, HttpResponse> {
 }
 
 /// Query of `POST /v1/datasets`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct PutQuery {
+    /// Dataset name.
     name: String,
+    /// Copies of each chunk (capped by the live members).
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     replicas: usize,
+    /// Rows per chunk (default: sized to about 8 MiB).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     chunk_rows: Option<usize>,
+    /// Target column (default: the last).
     #[serde(default)]
     target: Option<String>,
+    /// Treat the target as real values (a regression target).
     #[serde(default)]
     regression: bool,
+    /// The body's format (default csv).
     #[serde(default)]
+    #[schemars(extend("enum" = ["csv", "parquet"]))]
     format: Option<String>,
+    /// What to call the uploaded file in error messages (its name); default `upload of
+    /// 'NAME'`.
     #[serde(default)]
     source: Option<String>,
 }
@@ -327,8 +340,9 @@ fn task_views(j: &JobRecord) -> Vec<TaskView> {
 }
 
 /// Query of `GET /v1/jobs/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ShowQuery {
+    /// Also list every task.
     #[serde(default)]
     tasks: bool,
 }
@@ -909,10 +923,11 @@ async fn remove_dataset(
 }
 
 /// Query of `GET /v1/datasets/{name}/rows`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 struct RowsQuery {
     /// `csv` (the default) or `parquet`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["csv", "parquet"]))]
     format: Option<String>,
 }
 
@@ -949,40 +964,399 @@ async fn dataset_rows(
     }
 }
 
-/// The OpenAPI description of the HTTP API.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(OPENAPI)
+        .body(super::openapi::served())
 }
 
-/// Adds the mesh routes.
+const MODEL_NAME: (&str, &str) = (
+    "name",
+    "model name (its production alias, else its newest version); NAME@VERSION or \
+     NAME@ALIAS also accepted",
+);
+const BAD_INSTANCES: &str = "bad instances: wrong feature count, unknown or missing feature, \
+    non-numeric, NaN or infinite value, no instances, probabilities of a regressor, malformed \
+    body";
+
+/// Every route of the HTTP API: served from this table ([`configure`]) and described from
+/// it ([`super::openapi`]), each body by the type its handler reads or writes.
+pub const OPERATIONS: &[Operation] = &[
+    Operation {
+        id: "health",
+        method: Method::Get,
+        path: "/v1/health",
+        summary: "liveness",
+        access: Access::Token,
+        path_params: &[],
+        query: None,
+        body: Body::Empty,
+        answers: &[ok(200, "the node answers", Body::Json(schema::<Health>))],
+        handler: |r| r.to(super::health),
+    },
+    Operation {
+        id: "status",
+        method: Method::Get,
+        path: "/v1/status",
+        summary: "the mesh as this node sees it: peers, driver, term, members, worker, \
+                  scrubber, chunk store",
+        access: Access::Token,
+        path_params: &[],
+        query: None,
+        body: Body::Empty,
+        answers: &[
+            ok(200, "status", Body::Json(schema::<StatusView>)),
+            refused(503, "membership unavailable"),
+        ],
+        handler: |r| r.to(super::status),
+    },
+    Operation {
+        id: "openapi",
+        method: Method::Get,
+        path: "/v1/openapi.json",
+        summary: "this document",
+        access: Access::Open,
+        path_params: &[],
+        query: None,
+        body: Body::Empty,
+        answers: &[ok(200, "the OpenAPI 3.1 document", Body::AnyJson)],
+        handler: |r| r.to(openapi),
+    },
+    Operation {
+        id: "listDatasets",
+        method: Method::Get,
+        path: "/v1/datasets",
+        summary: "datasets on the mesh",
+        access: Access::Mesh,
+        path_params: &[],
+        query: None,
+        body: Body::Empty,
+        answers: &[ok(200, "datasets", Body::Json(schema::<Vec<DatasetView>>))],
+        handler: |r| r.to(list_datasets),
+    },
+    Operation {
+        id: "putDataset",
+        method: Method::Post,
+        path: "/v1/datasets",
+        summary: "store a dataset (the body: a CSV or Parquet file) on `replicas` members, \
+                  streamed chunk by chunk",
+        access: Access::Mesh,
+        path_params: &[],
+        query: Some(schema::<PutQuery>),
+        body: Body::File(&[
+            "text/csv",
+            "application/vnd.apache.parquet",
+            "application/octet-stream",
+        ]),
+        answers: &[
+            ok(
+                201,
+                "stored; where the chunks went",
+                Body::Json(schema::<DatasetStored>),
+            ),
+            refused(400, "bad file or parameters"),
+            refused(409, "a dataset of that name exists"),
+            refused(503, "not enough members"),
+        ],
+        handler: |r| r.to(put_dataset),
+    },
+    Operation {
+        id: "showDataset",
+        method: Method::Get,
+        path: "/v1/datasets/{name}",
+        summary: "one dataset: columns, chunks and their holders",
+        access: Access::Mesh,
+        path_params: &[("name", "dataset name")],
+        query: None,
+        body: Body::Empty,
+        answers: &[
+            ok(200, "the dataset", Body::Json(schema::<DatasetDetail>)),
+            refused(404, "no such dataset"),
+        ],
+        handler: |r| r.to(show_dataset),
+    },
+    Operation {
+        id: "removeDataset",
+        method: Method::Delete,
+        path: "/v1/datasets/{name}",
+        summary: "remove a dataset from the mesh (through Raft; every holder frees its copies \
+                  within seconds; chunks another dataset shares stay)",
+        access: Access::Mesh,
+        path_params: &[("name", "dataset name")],
+        query: None,
+        body: Body::Empty,
+        answers: &[
+            ok(200, "removed", Body::Json(schema::<DatasetRemoved>)),
+            refused(404, "no such dataset"),
+            refused(409, "a running job reads it"),
+            refused(
+                503,
+                "no driver elected, or the change has not reached this node",
+            ),
+        ],
+        handler: |r| r.to(remove_dataset),
+    },
+    Operation {
+        id: "datasetRows",
+        method: Method::Get,
+        path: "/v1/datasets/{name}/rows",
+        summary: "the dataset's rows as a file, streamed chunk by chunk from its holders in \
+                  row order (bounded memory)",
+        access: Access::Mesh,
+        path_params: &[("name", "dataset name")],
+        query: Some(schema::<RowsQuery>),
+        body: Body::Empty,
+        answers: &[
+            ok_with(
+                200,
+                "the rows: CSV with a header (features, then the target) or Parquet (FLOAT \
+                 features; the target FLOAT or a UTF-8 label; a row group per chunk)",
+                Body::File(&["text/csv", "application/vnd.apache.parquet"]),
+                &[("x-meshml-rows", "the number of rows")],
+            ),
+            refused(400, "unknown format"),
+            refused(404, "no such dataset"),
+            refused(503, "a chunk has no live holder"),
+        ],
+        handler: |r| r.to(dataset_rows),
+    },
+    Operation {
+        id: "listJobs",
+        method: Method::Get,
+        path: "/v1/jobs",
+        summary: "every job with its progress",
+        access: Access::Mesh,
+        path_params: &[],
+        query: None,
+        body: Body::Empty,
+        answers: &[ok(200, "jobs", Body::Json(schema::<Vec<JobView>>))],
+        handler: |r| r.to(list_jobs),
+    },
+    Operation {
+        id: "submitJob",
+        method: Method::Post,
+        path: "/v1/jobs",
+        summary: "submit a job: its kind, estimators and parameters are checked against the \
+                  dataset before it is recorded",
+        access: Access::Mesh,
+        path_params: &[],
+        query: None,
+        body: Body::Json(schema::<JobRequest>),
+        answers: &[
+            ok(202, "accepted; the job id", Body::Json(schema::<Created>)),
+            refused(400, "a malformed job, or one that does not fit the dataset"),
+            refused(404, "no such dataset"),
+            refused(413, "body over 1 MiB"),
+        ],
+        handler: |r| r.to(submit_job),
+    },
+    Operation {
+        id: "showJob",
+        method: Method::Get,
+        path: "/v1/jobs/{id}",
+        summary: "a job: state, progress, result",
+        access: Access::Mesh,
+        path_params: &[("id", "job id")],
+        query: Some(schema::<ShowQuery>),
+        body: Body::Empty,
+        answers: &[
+            ok(200, "the job", Body::Json(schema::<JobView>)),
+            refused(404, "no such job"),
+        ],
+        handler: |r| r.to(show_job),
+    },
+    Operation {
+        id: "cancelJob",
+        method: Method::Post,
+        path: "/v1/jobs/{id}/cancel",
+        summary: "cancel a running job",
+        access: Access::Mesh,
+        path_params: &[("id", "job id")],
+        query: None,
+        body: Body::Empty,
+        answers: &[
+            ok(200, "cancelled", Body::Json(schema::<Cancelled>)),
+            refused(404, "no such job"),
+            refused(409, "the job has ended"),
+        ],
+        handler: |r| r.to(cancel_job),
+    },
+    Operation {
+        id: "listModels",
+        method: Method::Get,
+        path: "/v1/models",
+        summary: "the model registry",
+        access: Access::Mesh,
+        path_params: &[],
+        query: None,
+        body: Body::Empty,
+        answers: &[ok(
+            200,
+            "every version of every model",
+            Body::Json(schema::<Vec<ModelView>>),
+        )],
+        handler: |r| r.to(list_models),
+    },
+    Operation {
+        id: "predict",
+        method: Method::Post,
+        path: "/v1/models/{name}/predict",
+        summary: "predict with a model's production alias (else its newest version)",
+        access: Access::Mesh,
+        path_params: &[MODEL_NAME],
+        query: None,
+        body: Body::Negotiated(schema::<PredictRequest>),
+        answers: &[
+            ok(
+                200,
+                "one prediction per instance",
+                Body::Negotiated(schema::<PredictResponse>),
+            ),
+            refused(400, BAD_INSTANCES),
+            refused(404, "no such model, version or alias"),
+            refused(413, "body over the node's --max-request-mb"),
+            refused(503, "the model's artifact is on no reachable member"),
+        ],
+        handler: |r| r.to(predict_model),
+    },
+    Operation {
+        id: "modelArtifact",
+        method: Method::Get,
+        path: "/v1/models/{name}/artifact",
+        summary: "download a model's artifact (the file `meshml local predict --model` reads)",
+        access: Access::Mesh,
+        path_params: &[MODEL_NAME],
+        query: None,
+        body: Body::Empty,
+        answers: &[
+            ok_with(
+                200,
+                "the encoded artifact",
+                Body::File(&["application/octet-stream"]),
+                &[("x-meshml-model", "the version sent, NAME@VERSION")],
+            ),
+            refused(404, "no such model, version or alias"),
+            refused(503, "no member holding the artifact answered"),
+        ],
+        handler: |r| r.to(model_artifact),
+    },
+    Operation {
+        id: "predictVersion",
+        method: Method::Post,
+        path: "/v1/models/{name}/versions/{version}/predict",
+        summary: "predict with one version",
+        access: Access::Mesh,
+        path_params: &[("name", "model name"), ("version", "model version")],
+        query: None,
+        body: Body::Negotiated(schema::<PredictRequest>),
+        answers: &[
+            ok(
+                200,
+                "one prediction per instance",
+                Body::Negotiated(schema::<PredictResponse>),
+            ),
+            refused(400, BAD_INSTANCES),
+            refused(404, "no such model, version or alias"),
+            refused(413, "body over the node's --max-request-mb"),
+            refused(503, "the model's artifact is on no reachable member"),
+        ],
+        handler: |r| r.to(predict_version),
+    },
+    Operation {
+        id: "setAlias",
+        method: Method::Put,
+        path: "/v1/models/{name}/aliases/{alias}",
+        summary: "point an alias (production, staging) at a version, on every node",
+        access: Access::Mesh,
+        path_params: &[("name", "model name"), ("alias", "alias name")],
+        query: None,
+        body: Body::Json(schema::<AliasRequest>),
+        answers: &[
+            ok(
+                200,
+                "the alias points at the version",
+                Body::Json(schema::<AliasSet>),
+            ),
+            refused(400, "bad alias name or body"),
+            refused(404, "no such model version"),
+        ],
+        handler: |r| r.to(set_alias),
+    },
+    Operation {
+        id: "startBatch",
+        method: Method::Post,
+        path: "/v1/predictions",
+        summary: "batch prediction of a dataset: each holder of a chunk predicts it; \
+                  answered at once with the batch id",
+        access: Access::Mesh,
+        path_params: &[],
+        query: None,
+        body: Body::Json(schema::<BatchRequest>),
+        answers: &[
+            ok(202, "started", Body::Json(schema::<Created>)),
+            refused(
+                400,
+                "bad body, a dataset without the model's features, probabilities of a \
+                 regressor, a multi-output model",
+            ),
+            refused(404, "no such model or dataset"),
+            refused(409, "the `into` dataset exists"),
+            refused(503, "the model's artifact is unreachable"),
+        ],
+        handler: |r| r.to(start_batch),
+    },
+    Operation {
+        id: "listBatches",
+        method: Method::Get,
+        path: "/v1/predictions",
+        summary: "the batches this node ran",
+        access: Access::Mesh,
+        path_params: &[],
+        query: None,
+        body: Body::Empty,
+        answers: &[ok(200, "batches", Body::Json(schema::<Vec<BatchView>>))],
+        handler: |r| r.to(list_batches),
+    },
+    Operation {
+        id: "showBatch",
+        method: Method::Get,
+        path: "/v1/predictions/{id}",
+        summary: "a batch's progress",
+        access: Access::Mesh,
+        path_params: &[("id", "batch id")],
+        query: None,
+        body: Body::Empty,
+        answers: &[
+            ok(200, "the batch", Body::Json(schema::<BatchView>)),
+            refused(404, "no such batch on this node"),
+        ],
+        handler: |r| r.to(show_batch),
+    },
+    Operation {
+        id: "batchCsv",
+        method: Method::Get,
+        path: "/v1/predictions/{id}/csv",
+        summary: "a finished batch's predictions, in the dataset's row order",
+        access: Access::Mesh,
+        path_params: &[("id", "batch id")],
+        query: None,
+        body: Body::Empty,
+        answers: &[
+            ok(
+                200,
+                "CSV: the prediction (named after the model's target), then p_<class> \
+                 columns when asked",
+                Body::File(&["text/csv"]),
+            ),
+            refused(404, "no such batch on this node"),
+            refused(409, "the batch is running, failed, or went into a dataset"),
+            refused(410, "the file is gone"),
+        ],
+        handler: |r| r.to(batch_csv),
+    },
+];
+
+/// Adds every route of [`OPERATIONS`].
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/datasets", web::get().to(list_datasets))
-        .route("/v1/datasets", web::post().to(put_dataset))
-        .route("/v1/datasets/{name}", web::get().to(show_dataset))
-        .route("/v1/datasets/{name}", web::delete().to(remove_dataset))
-        .route("/v1/datasets/{name}/rows", web::get().to(dataset_rows))
-        .route("/v1/jobs", web::get().to(list_jobs))
-        .route("/v1/jobs", web::post().to(submit_job))
-        .route("/v1/jobs/{id}", web::get().to(show_job))
-        .route("/v1/jobs/{id}/cancel", web::post().to(cancel_job))
-        .route("/v1/models", web::get().to(list_models))
-        .route("/v1/models/{name}/predict", web::post().to(predict_model))
-        .route("/v1/models/{name}/artifact", web::get().to(model_artifact))
-        .route(
-            "/v1/models/{name}/versions/{version}/predict",
-            web::post().to(predict_version),
-        )
-        .route(
-            "/v1/models/{name}/aliases/{alias}",
-            web::put().to(set_alias),
-        )
-        .route("/v1/predictions", web::post().to(start_batch))
-        .route("/v1/predictions", web::get().to(list_batches))
-        .route("/v1/predictions/{id}", web::get().to(show_batch))
-        .route("/v1/predictions/{id}/csv", web::get().to(batch_csv))
-        .route("/v1/openapi.json", web::get().to(openapi));
+    register(OPERATIONS, cfg);
 }

@@ -7,6 +7,8 @@
 
 use crate::common;
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::{
@@ -480,7 +482,11 @@ fn the_openapi_document_describes_every_route_as_it_behaves() {
     let n = common::start(&tmp.path().join("a"), &[]);
     let (code, doc) = call(&n, "GET", "/v1/openapi.json", None);
     assert_eq!(code, 200);
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let api = Api {
+        doc: doc.clone(),
+        covered: Default::default(),
+    };
     let paths = doc["paths"].as_object().unwrap();
     let mut checked = 0;
     for (path, ops) in paths {
@@ -496,16 +502,14 @@ fn the_openapi_document_describes_every_route_as_it_behaves() {
                 .keys()
                 .map(|k| k.parse().unwrap())
                 .collect();
-            let (code, r) = call(
+            let (code, r) = api.exchange(
                 &n,
                 &method.to_uppercase(),
                 &concrete,
-                Some(("application/json", b"")),
+                &[("content-type", "application/json")],
+                b"",
             );
-            assert!(
-                documented.contains(&code),
-                "{method} {path} answered {code} ({r}), documented: {documented:?}"
-            );
+            assert!(documented.contains(&code));
             assert_ne!(
                 r["error"].as_str().map(|e| e.starts_with("no such route")),
                 Some(true),
@@ -518,4 +522,331 @@ fn the_openapi_document_describes_every_route_as_it_behaves() {
     // And an undocumented route is not served.
     let (code, _) = call(&n, "GET", "/v1/nothing", None);
     assert_eq!(code, 404);
+}
+
+/// The OpenAPI document a node serves, and a check of real exchanges against it.
+struct Api {
+    doc: Value,
+    /// `METHOD /template` of every operation that answered 2xx.
+    covered: RefCell<BTreeSet<String>>,
+}
+
+impl Api {
+    fn fetch(n: &Node) -> Api {
+        let (code, doc) = call(n, "GET", "/v1/openapi.json", None);
+        assert_eq!(code, 200);
+        Api {
+            doc,
+            covered: RefCell::default(),
+        }
+    }
+
+    /// The documented operation a request goes to: its path template and description.
+    fn operation(&self, method: &str, path: &str) -> (String, &Value) {
+        let path = path.split('?').next().unwrap();
+        let parts: Vec<&str> = path.split('/').collect();
+        for (template, item) in self.doc["paths"].as_object().unwrap() {
+            let t: Vec<&str> = template.split('/').collect();
+            let matches = t.len() == parts.len()
+                && t.iter()
+                    .zip(&parts)
+                    .all(|(a, b)| a == b || a.starts_with('{'));
+            if let Some(op) = item.get(method.to_lowercase()).filter(|_| matches) {
+                return (template.clone(), op);
+            }
+        }
+        panic!("{method} {path} is not in the document")
+    }
+
+    /// Whether `instance` is valid under `schema`, a schema of the document.
+    fn check(&self, schema: &Value, instance: &Value) -> Result<(), String> {
+        let mut root = schema.clone();
+        root["components"] = self.doc["components"].clone();
+        let v = jsonschema::draft202012::new(&root).map_err(|e| e.to_string())?;
+        let errors: Vec<String> = v.iter_errors(instance).map(|e| e.to_string()).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// Sends a request and checks the exchange against the document: the answer's status
+    /// and media type are documented for the operation and its body (JSON or MessagePack)
+    /// is valid under the documented schema; a request body the document allows is what
+    /// a 2xx answer needs, and one it forbids is refused. Returns the status and the
+    /// decoded body (`Null` for a file).
+    fn exchange(
+        &self,
+        n: &Node,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Value) {
+        let (template, op) = self.operation(method, path);
+        let what = format!("{method} {path}");
+        let (code, answer_headers, bytes) = common::raw_call(n, method, path, headers, body);
+        let header = |h: &[(String, String)], name: &str| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.split(';').next().unwrap().trim().to_string())
+        };
+        let decode = |media: &str, bytes: &[u8]| -> Option<Value> {
+            match media {
+                "application/json" => serde_json::from_slice(bytes).ok(),
+                "application/msgpack" => rmp_serde::from_slice(bytes).ok(),
+                _ => None,
+            }
+        };
+        // The request body, as the document describes it.
+        if let Some(media) = header(
+            &headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+            "content-type",
+        ) {
+            let schema = &op["requestBody"]["content"][&media]["schema"];
+            if let (false, Some(sent)) = (schema.is_null(), decode(&media, body)) {
+                match self.check(schema, &sent) {
+                    Ok(()) => {}
+                    Err(e) => assert!(
+                        (400..500).contains(&code),
+                        "{what}: the document forbids the body ({e}) but the node answered {code}"
+                    ),
+                }
+                if (200..300).contains(&code) {
+                    self.check(schema, &sent).unwrap();
+                }
+            }
+        }
+        let documented = &op["responses"][code.to_string()];
+        assert!(
+            documented.is_object(),
+            "{what} answered {code} ({}), not documented",
+            String::from_utf8_lossy(&bytes)
+        );
+        let media = header(&answer_headers, "content-type").unwrap_or_default();
+        let content = &documented["content"][&media];
+        assert!(
+            content.is_object(),
+            "{what} answered {code} as '{media}', documented: {}",
+            documented["content"]
+        );
+        let value = match decode(&media, &bytes) {
+            Some(v) => {
+                if let Err(e) = self.check(&content["schema"], &v) {
+                    panic!("{what} answered {code} with {v}, against the document: {e}");
+                }
+                v
+            }
+            None if media.starts_with("application/json") || media.contains("msgpack") => {
+                panic!("{what}: {code} body does not decode as {media}")
+            }
+            None => Value::Null,
+        };
+        for h in documented["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            assert!(
+                header(&answer_headers, h).is_some(),
+                "{what}: no {h} header"
+            );
+        }
+        if (200..300).contains(&code) {
+            self.covered
+                .borrow_mut()
+                .insert(format!("{} {template}", method.to_lowercase()));
+        }
+        (code, value)
+    }
+
+    fn json(&self, n: &Node, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        self.exchange(
+            n,
+            method,
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    fn get(&self, n: &Node, path: &str) -> (u16, Value) {
+        self.exchange(n, "GET", path, &[], b"")
+    }
+}
+
+/// A whole session through the API of a real node, every answer checked against the
+/// OpenAPI document it serves: each operation answers 2xx at least once, and refusals
+/// (JSON and MessagePack) are documented error bodies.
+#[test]
+fn every_answer_of_a_session_conforms_to_the_openapi_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = common::start(&tmp.path().join("a"), &["--slots", "1"]);
+    let api = Api::fetch(&n);
+    api.get(&n, "/v1/health");
+    api.get(&n, "/v1/status");
+    api.get(&n, "/v1/openapi.json");
+
+    // Datasets.
+    let iris = std::fs::read(data_path("iris")).unwrap();
+    let put = "/v1/datasets?name=iris&replicas=1&chunk_rows=40&source=iris.csv";
+    let csv = [("content-type", "text/csv")];
+    assert_eq!(api.exchange(&n, "POST", put, &csv, &iris).0, 201);
+    assert_eq!(api.exchange(&n, "POST", put, &csv, &iris).0, 409);
+    let (code, refusal) = api.exchange(&n, "POST", "/v1/datasets?replicas=two", &csv, &iris);
+    assert_eq!(code, 400);
+    assert!(
+        refusal["error"].as_str().unwrap().contains("replicas"),
+        "{refusal}"
+    );
+    let bad = "/v1/datasets?name=bad&replicas=1";
+    assert_eq!(api.exchange(&n, "POST", bad, &csv, b"a,b\n1\n").0, 400);
+    let (_, listed) = api.get(&n, "/v1/datasets");
+    assert_eq!(listed[0]["rows"], 150);
+    assert_eq!(
+        api.get(&n, "/v1/datasets/iris").1["chunks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(api.get(&n, "/v1/datasets/iris/rows").0, 200);
+    assert_eq!(api.get(&n, "/v1/datasets/iris/rows?format=parquet").0, 200);
+    assert_eq!(api.get(&n, "/v1/datasets/iris/rows?format=xlsx").0, 400);
+    assert_eq!(api.get(&n, "/v1/datasets/nothing").0, 404);
+
+    // Jobs: a search that stops at max_iter (warnings, a cv table), a refused one, and
+    // a long one cancelled.
+    let mut lr = Estimator::from_name("logistic_regression").unwrap();
+    lr.set_param("max_iter", "3").unwrap();
+    let search = json!({
+        "dataset": "iris",
+        "name": "iris-lr",
+        "test_dataset": "iris",
+        "job": { "kind": "grid_search", "estimator": lr, "grid": [["C", ["0.1", "1"]]],
+                 "cv": 3, "refit": true, "seed": 1 },
+    });
+    let (code, created) = api.json(&n, "POST", "/v1/jobs", &search);
+    assert_eq!(code, 202);
+    let id = created["id"].as_str().unwrap().to_string();
+    let mut unseeded = search.clone();
+    unseeded["job"].as_object_mut().unwrap().remove("seed");
+    assert_eq!(api.json(&n, "POST", "/v1/jobs", &unseeded).0, 400);
+    let mut view = Value::Null;
+    common::wait_for(Duration::from_secs(120), || {
+        view = api.get(&n, &format!("/v1/jobs/{id}?tasks=true")).1;
+        view["state"] != "running"
+    });
+    assert_eq!(view["state"], "succeeded", "{view}");
+    assert!(
+        !view["result"]["warnings"].as_array().unwrap().is_empty(),
+        "{view}"
+    );
+    assert_eq!(view["result"]["cv"]["params"].as_array().unwrap().len(), 2);
+    let mut forest = Estimator::from_name("random_forest").unwrap();
+    forest.set_param("n_estimators", "400").unwrap();
+    let long = json!({
+        "dataset": "iris",
+        "job": { "kind": "grid_search", "estimator": forest,
+                 "grid": [["max_depth", ["2", "3", "4", "5", "6", "7"]]],
+                 "cv": 5, "refit": true, "seed": 1 },
+    });
+    let long_id = api.json(&n, "POST", "/v1/jobs", &long).1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cancel = format!("/v1/jobs/{long_id}/cancel");
+    assert_eq!(api.json(&n, "POST", &cancel, &json!({})).0, 200);
+    assert_eq!(api.json(&n, "POST", &cancel, &json!({})).0, 409);
+    assert_eq!(api.get(&n, "/v1/jobs").1.as_array().unwrap().len(), 2);
+
+    // Models and online prediction, in JSON and in MessagePack.
+    assert_eq!(api.get(&n, "/v1/models").1[0]["name"], "iris-lr");
+    let instances = json!({ "instances": [[5.1, 3.5, 1.4, 0.2], {"sepal_length": 6.7,
+        "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}], "probabilities": true });
+    let (code, answer) = api.json(&n, "POST", "/v1/models/iris-lr/predict", &instances);
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["probabilities"].as_array().unwrap().len(), 2);
+    let msgpack = [
+        ("content-type", "application/msgpack"),
+        ("accept", "application/msgpack"),
+    ];
+    let packed = rmp_serde::to_vec_named(&instances).unwrap();
+    let path = "/v1/models/iris-lr/versions/1/predict";
+    let (code, packed_answer) = api.exchange(&n, "POST", path, &msgpack, &packed);
+    assert_eq!(code, 200);
+    assert_eq!(packed_answer["predictions"], answer["predictions"]);
+    let p = |a: &Value| a["probabilities"][1][2].as_f64().unwrap();
+    assert!((p(&packed_answer) - p(&answer)).abs() < 1e-6);
+    let wrong = rmp_serde::to_vec_named(&json!({ "instances": [["a", 1]] })).unwrap();
+    let (code, refusal) = api.exchange(&n, "POST", path, &msgpack, &wrong);
+    assert_eq!(code, 400);
+    assert!(refusal["error"].is_string());
+    let not_json = [
+        ("content-type", "application/json"),
+        ("accept", "application/msgpack"),
+    ];
+    assert_eq!(api.exchange(&n, "POST", path, &not_json, b"{").0, 400);
+    assert_eq!(
+        api.json(&n, "POST", "/v1/models/nope/predict", &instances)
+            .0,
+        404
+    );
+    assert_eq!(api.get(&n, "/v1/models/iris-lr/artifact").0, 200);
+    let alias = "/v1/models/iris-lr/aliases/production";
+    assert_eq!(api.json(&n, "PUT", alias, &json!({ "version": 1 })).0, 200);
+    assert_eq!(
+        api.json(&n, "PUT", alias, &json!({ "version": "one" })).0,
+        400
+    );
+
+    // Batch prediction.
+    let (code, batch) = api.json(
+        &n,
+        "POST",
+        "/v1/predictions",
+        &json!({ "model": "iris-lr", "dataset": "iris", "proba": true }),
+    );
+    assert_eq!(code, 202, "{batch}");
+    let batch = batch["id"].as_str().unwrap().to_string();
+    let mut view = Value::Null;
+    common::wait_for(Duration::from_secs(60), || {
+        view = api.get(&n, &format!("/v1/predictions/{batch}")).1;
+        view["state"] != "running"
+    });
+    assert_eq!(view["state"], "succeeded", "{view}");
+    assert_eq!(
+        api.get(&n, "/v1/predictions").1.as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(api.get(&n, &format!("/v1/predictions/{batch}/csv")).0, 200);
+
+    // Removal, once the cancelled job has ended.
+    common::wait_for(Duration::from_secs(30), || {
+        api.get(&n, &format!("/v1/jobs/{long_id}")).1["state"] != "running"
+    });
+    assert_eq!(
+        api.exchange(&n, "DELETE", "/v1/datasets/iris", &[], b"").0,
+        200
+    );
+    assert_eq!(
+        api.exchange(&n, "DELETE", "/v1/datasets/iris", &[], b"").0,
+        404
+    );
+
+    // Every operation of the document answered 2xx at least once.
+    let mut all = BTreeSet::new();
+    for (path, item) in api.doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            all.insert(format!("{method} {path}"));
+        }
+    }
+    let covered = api.covered.borrow();
+    let missed: Vec<&String> = all.difference(&covered).collect();
+    assert!(missed.is_empty(), "never answered 2xx: {missed:?}");
 }
