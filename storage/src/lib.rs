@@ -12,8 +12,8 @@
 //!   [`SledStore`] (paged into sled) and [`MemStore`].
 //! - [`catalog`]: [`Store`], a data directory's database: manifests, chunks, models,
 //!   removal with shared-chunk accounting, garbage collection after a crash.
-//! - [`ingest`], [`parquet_rows`], [`export`]: CSV and Parquet in, CSV out, with bounded
-//!   memory.
+//! - [`ingest`], [`parquet_rows`] (with [`parquet_pages`]), [`export`]: CSV and Parquet in,
+//!   CSV and Parquet out, with bounded memory.
 //! - [`placement`]: which nodes hold a chunk's replicas.
 //! - [`raft`]: the consensus log and replicated cluster state (openraft) in sled.
 //!
@@ -41,6 +41,7 @@ pub mod encoding;
 pub mod error;
 pub mod export;
 pub mod ingest;
+pub mod parquet_pages;
 pub mod parquet_rows;
 pub mod placement;
 pub mod raft;

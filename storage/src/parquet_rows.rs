@@ -130,13 +130,15 @@ fn check_row_groups(
 
 impl ParquetRows {
     /// Opens `path` and checks its schema; `source` names it in errors. The footer, the
-    /// column count and every column chunk's size are checked against the file and caps
-    /// before anything is decoded, so a hostile file cannot make the reader allocate much.
+    /// column count, every column chunk's size and every page header
+    /// ([`crate::parquet_pages`]) are checked against the file and caps before anything is
+    /// decoded, so a hostile file cannot make the reader allocate much.
     pub fn open(path: &Path, source: &str, opts: &CsvOptions) -> Result<Self> {
         let source = source.to_string();
         let file = File::open(path).map_err(|e| StorageError::io(&source, e))?;
         let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         check_footer(&file, file_bytes, &source)?;
+        let pages = file.try_clone().map_err(|e| StorageError::io(&source, e))?;
         // The Parquet crate panics on some corrupt inputs: a corrupt file, not a crash.
         let reader = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             SerializedFileReader::new(file)
@@ -149,6 +151,8 @@ impl ParquetRows {
         })?
         .map_err(|e| pq_err(&source, e))?;
         check_row_groups(reader.metadata(), file_bytes, &source)?;
+        crate::parquet_pages::check_pages(&pages, reader.metadata())
+            .map_err(|why| StorageError::from(ModelError::data(&source, why)))?;
         let meta = reader.metadata().file_metadata();
         let schema = meta.schema_descr();
         if schema.num_columns() > opts.max_columns {

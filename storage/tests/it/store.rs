@@ -536,9 +536,30 @@ fn a_hostile_parquet_footer_is_refused_before_it_is_read() {
     assert!(e.contains("the footer places it outside the file"), "{e}");
     // Also found by fuzzing: a corrupt page on which the Parquet crate's RLE decoder
     // panics ("Num of bytes exceed MAX_VLQ_BYTE_LEN"); an error, not a crash.
+    // (The page header scan now refuses it before the decoder runs.)
     let e = refused(&fixture("fuzz_corrupt_rle_page.parquet"), 65_536);
+    assert!(e.contains("the file is corrupt"), "{e}");
+    // Also found by fuzzing: a page header whose compressed size has the wrong Thrift
+    // type; the Parquet crate read on into garbage and allocated a dictionary of 1 GiB.
+    // Every page header is read (and checked) before the crate sees the file now.
+    let e = refused(&fixture("fuzz_dictionary_values.parquet"), 65_536);
     assert!(
-        e.contains("cannot read Parquet: the file is corrupt"),
+        e.contains("row group 1, column 'sepal_width': the file is corrupt: the page header at byte 971 is unreadable"),
+        "{e}"
+    );
+    // A dictionary page listing more values than its bytes hold (63 doubles in 104
+    // bytes: iris.parquet with one byte of its first page header changed).
+    let mut bytes = std::fs::read(fixture("iris.parquet")).unwrap();
+    assert_eq!(
+        bytes[14], 0x1a,
+        "num_values 13 of the first dictionary page"
+    );
+    bytes[14] = 0x7e;
+    let patched = dir.path().join("dictionary.parquet");
+    std::fs::write(&patched, &bytes).unwrap();
+    let e = refused(&patched, 65_536);
+    assert!(
+        e.contains("row group 0, column 'sepal_length': the page at byte 4 is a dictionary of 63 values in 104 bytes: the file is corrupt"),
         "{e}"
     );
 }
