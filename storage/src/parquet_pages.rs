@@ -104,7 +104,26 @@ impl Compact<'_> {
         Ok(())
     }
 
-    /// Skips one value of compact type `t`.
+    /// Reads a container's element count, which cannot exceed the bytes left (every
+    /// element takes at least `min_bytes`).
+    fn count(&mut self, n: u64, min_bytes: u64) -> Result<u64, HeaderError> {
+        let left = (self.bytes.len() - self.at) as u64;
+        if n.saturating_mul(min_bytes) > left {
+            return Err(HeaderError::Short);
+        }
+        Ok(n)
+    }
+
+    /// Skips one element of compact type `t` inside a list, set or map, where a boolean
+    /// takes a byte of its own.
+    fn skip_element(&mut self, t: u8, depth: u32) -> Result<(), HeaderError> {
+        match t {
+            1 | 2 => self.advance(1),
+            t => self.skip(t, depth),
+        }
+    }
+
+    /// Skips one field value of compact type `t` (a boolean field's value is its type).
     fn skip(&mut self, t: u8, depth: u32) -> Result<(), HeaderError> {
         if depth > 32 {
             return Err(HeaderError::Bad("nested too deeply"));
@@ -124,14 +143,8 @@ impl Compact<'_> {
                     15 => self.varint()?,
                     n => u64::from(n),
                 };
-                let elem = h & 0x0f;
-                for _ in 0..n {
-                    // A boolean element takes a byte of its own.
-                    if elem == 1 || elem == 2 {
-                        self.advance(1)?;
-                    } else {
-                        self.skip(elem, depth + 1)?;
-                    }
+                for _ in 0..self.count(n, 1)? {
+                    self.skip_element(h & 0x0f, depth + 1)?;
                 }
                 Ok(())
             }
@@ -141,25 +154,30 @@ impl Compact<'_> {
                     return Ok(());
                 }
                 let kv = self.byte()?;
-                for _ in 0..n {
-                    self.skip(kv >> 4, depth + 1)?;
-                    self.skip(kv & 0x0f, depth + 1)?;
+                for _ in 0..self.count(n, 2)? {
+                    self.skip_element(kv >> 4, depth + 1)?;
+                    self.skip_element(kv & 0x0f, depth + 1)?;
                 }
                 Ok(())
             }
-            12 => self.fields(depth + 1, |_, _, _| Ok(false)),
+            12 => self.fields(depth + 1, &[], |_, _| Ok(())),
             _ => Err(HeaderError::Bad("an unknown Thrift type")),
         }
     }
 
-    /// Reads a struct's fields to its stop byte: `field(reader, id, type)` reads the
-    /// fields it wants (returning true); the others are skipped.
+    /// Reads a struct's fields to its stop byte. Each field `known` lists (id and compact
+    /// type; 1 stands for either boolean) must have that type and appear at most once, and
+    /// is read by `field(reader, id)`; other fields are skipped. Strict, because the
+    /// Parquet crate reads known fields by id whatever type they declare: a header this
+    /// module read one way must not be read another way there.
     fn fields(
         &mut self,
         depth: u32,
-        mut field: impl FnMut(&mut Self, i16, u8) -> Result<bool, HeaderError>,
+        known: &[(i16, u8)],
+        mut field: impl FnMut(&mut Self, i16) -> Result<(), HeaderError>,
     ) -> Result<(), HeaderError> {
         let mut id: i16 = 0;
+        let mut seen = 0u32;
         loop {
             let h = self.byte()?;
             if h == 0 {
@@ -170,66 +188,135 @@ impl Compact<'_> {
                 0 => i16::try_from(self.zigzag()?).map_err(|_| HeaderError::Bad("a field id"))?,
                 delta => id.wrapping_add(i16::from(delta)),
             };
-            if !field(self, id, t)? {
-                self.skip(t, depth)?;
+            match known.iter().position(|(k, _)| *k == id) {
+                Some(i) => {
+                    let want = known[i].1;
+                    if !(t == want || (want == 1 && t == 2)) {
+                        return Err(HeaderError::Bad("a field of the wrong type"));
+                    }
+                    if seen & (1 << i) != 0 {
+                        return Err(HeaderError::Bad("a repeated field"));
+                    }
+                    seen |= 1 << i;
+                    field(self, id)?;
+                }
+                None => self.skip(t, depth)?,
             }
         }
     }
 }
 
+/// Compact types.
+const BOOL: u8 = 1;
+const I32: u8 = 5;
+const I64: u8 = 6;
+const BINARY: u8 = 8;
+const STRUCT: u8 = 12;
+
+/// The fields of the Parquet format's `Statistics`.
+const STATISTICS: &[(i16, u8)] = &[
+    (1, BINARY),
+    (2, BINARY),
+    (3, I64),
+    (4, I64),
+    (5, BINARY),
+    (6, BINARY),
+    (7, BOOL),
+    (8, BOOL),
+];
+
 /// Reads a page header from the start of `bytes`.
 pub fn read_page_header(bytes: &[u8]) -> Result<PageHeader, HeaderError> {
+    // PageHeader: type, sizes, crc, then one of the data, index, dictionary and data v2
+    // page headers.
+    const PAGE: &[(i16, u8)] = &[
+        (1, I32),
+        (2, I32),
+        (3, I32),
+        (4, I32),
+        (5, STRUCT),
+        (6, STRUCT),
+        (7, STRUCT),
+        (8, STRUCT),
+    ];
+    const DATA: &[(i16, u8)] = &[(1, I32), (2, I32), (3, I32), (4, I32), (5, STRUCT)];
+    const DICTIONARY: &[(i16, u8)] = &[(1, I32), (2, I32), (3, BOOL)];
+    const DATA_V2: &[(i16, u8)] = &[
+        (1, I32),
+        (2, I32),
+        (3, I32),
+        (4, I32),
+        (5, I32),
+        (6, I32),
+        (7, BOOL),
+        (8, STRUCT),
+    ];
     let mut r = Compact { bytes, at: 0 };
     let mut h = PageHeader::default();
-    let (mut has_type, mut has_sizes) = (false, 0);
-    r.fields(0, |r, id, t| {
-        Ok(match (id, t) {
-            (1, 5) => {
+    let (mut has_type, mut sizes, mut kinds) = (false, 0, 0);
+    r.fields(0, PAGE, |r, id| {
+        match id {
+            1 => {
                 h.page_type = r.i32()?;
                 has_type = true;
-                true
             }
-            (2, 5) => {
+            2 => {
                 h.uncompressed = r.i32()?;
-                has_sizes += 1;
-                true
+                sizes += 1;
             }
-            (3, 5) => {
+            3 => {
                 h.compressed = r.i32()?;
-                has_sizes += 1;
-                true
+                sizes += 1;
             }
-            // The data, dictionary and data v2 page headers all start with num_values.
-            (5 | 7 | 8, 12) => {
-                r.fields(1, |r, id, t| {
-                    Ok(if (id, t) == (1, 5) {
-                        h.num_values = r.i32()?;
-                        true
-                    } else {
-                        false
-                    })
+            4 => drop(r.i32()?),
+            _ => {
+                kinds += 1;
+                let known = match id {
+                    5 => DATA,
+                    7 => DICTIONARY,
+                    8 => DATA_V2,
+                    _ => &[],
+                };
+                // Each starts with num_values; the data pages' statistics are checked too.
+                r.fields(1, known, |r, field| {
+                    match (field, id) {
+                        (1, _) => h.num_values = r.i32()?,
+                        (5, 5) | (8, 8) => r.fields(2, STATISTICS, |r, s| match s {
+                            3 | 4 => r.zigzag().map(drop),
+                            7 | 8 => Ok(()),
+                            _ => r.skip(BINARY, 3),
+                        })?,
+                        (_, 7) if field == 3 => {}
+                        (7, 8) => {}
+                        _ => drop(r.i32()?),
+                    }
+                    Ok(())
                 })?;
-                true
             }
-            _ => false,
-        })
+        }
+        Ok(())
     })?;
-    if !has_type || has_sizes != 2 {
+    if !has_type || sizes != 2 {
         return Err(HeaderError::Bad("a page header without its type or sizes"));
+    }
+    if kinds > 1 {
+        return Err(HeaderError::Bad("a page header of several kinds"));
     }
     h.header_len = r.at;
     Ok(h)
 }
 
-/// Bytes a dictionary entry takes at least, PLAIN-encoded.
-fn entry_bytes(t: PhysicalType, type_length: i32) -> i64 {
-    match t {
-        PhysicalType::BOOLEAN => 1,
+/// Bytes `n` dictionary entries take at least, PLAIN-encoded.
+fn dictionary_bytes(n: i64, t: PhysicalType, type_length: i32) -> i64 {
+    let entry = match t {
+        // Bit-packed.
+        PhysicalType::BOOLEAN => return n.saturating_add(7) / 8,
         PhysicalType::INT32 | PhysicalType::FLOAT | PhysicalType::BYTE_ARRAY => 4,
         PhysicalType::INT64 | PhysicalType::DOUBLE => 8,
         PhysicalType::INT96 => 12,
         PhysicalType::FIXED_LEN_BYTE_ARRAY => i64::from(type_length.max(1)),
-    }
+    };
+    n.saturating_mul(entry)
 }
 
 fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
@@ -259,7 +346,7 @@ pub fn check_pages(file: &File, meta: &ParquetMetaData) -> Result<(), String> {
             };
             let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset()) as u64;
             let end = start + c.compressed_size() as u64;
-            let entry = entry_bytes(c.column_type(), c.column_descr().type_length());
+            let (physical, width) = (c.column_type(), c.column_descr().type_length());
             let mut offset = start;
             while offset < end {
                 let left = (end - offset) as usize;
@@ -309,7 +396,7 @@ pub fn check_pages(file: &File, meta: &ParquetMetaData) -> Result<(), String> {
                             "is a dictionary of {n} values; at most {MAX_DICTIONARY_VALUES} are read"
                         )));
                     }
-                    if n.saturating_mul(entry) > uncompressed {
+                    if dictionary_bytes(n, physical, width) > uncompressed {
                         return Err(page(format!(
                             "is a dictionary of {n} values in {uncompressed} bytes: the file is corrupt"
                         )));
@@ -379,18 +466,19 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_skipped_and_damage_is_refused() {
-        // A crc (field 4), then statistics-like nested data in field 5 with a list and
-        // a binary before num_values.
+        // A crc (field 4), then a data page header (field 5) with fields this reader does
+        // not know (a binary and a list, as a newer format version may add) before
+        // num_values.
         let mut h = Vec::new();
         i32_field(1, DATA_PAGE, &mut h);
         i32_field(1, 10, &mut h);
         i32_field(1, 10, &mut h);
         i32_field(1, 1234, &mut h); // crc
         h.push((1 << 4) | 12); // field 5: data page header
-        h.push((2 << 4) | 8); // its field 2: a binary of 3 bytes
+        h.push((9 << 4) | 8); // its field 9: a binary of 3 bytes
         varint(3, &mut h);
         h.extend_from_slice(b"abc");
-        h.push((1 << 4) | 9); // its field 3: a list of two i32
+        h.push((1 << 4) | 9); // its field 10: a list of two i32
         h.push((2 << 4) | 5);
         varint(2, &mut h);
         varint(4, &mut h);
@@ -413,6 +501,56 @@ mod tests {
             Err(HeaderError::Bad(_))
         ));
         assert!(matches!(read_page_header(&[0]), Err(HeaderError::Bad(_))));
+        // A size given twice, or with another type, and a header of two kinds: the
+        // Parquet crate would read them differently, so they are refused.
+        let mut h = Vec::new();
+        i32_field(1, DICTIONARY_PAGE, &mut h);
+        i32_field(1, 800, &mut h);
+        i32_field(1, 800, &mut h);
+        h.push((15 << 4) | 6); // field 18 (3 + 15), unknown: an i64, skipped
+        varint(2, &mut h);
+        h.push(0);
+        assert!(read_page_header(&h).is_ok(), "an unknown field is skipped");
+        let mut h = Vec::new();
+        i32_field(1, DICTIONARY_PAGE, &mut h);
+        i32_field(1, 800, &mut h);
+        h.push((1 << 4) | 6); // field 3 as an i64
+        varint(2, &mut h);
+        h.push(0);
+        assert_eq!(
+            read_page_header(&h),
+            Err(HeaderError::Bad("a field of the wrong type"))
+        );
+        let mut h = Vec::new();
+        i32_field(1, DICTIONARY_PAGE, &mut h);
+        i32_field(1, 800, &mut h);
+        i32_field(1, 800, &mut h);
+        h.push(5); // field 3 again, its id given in full (zigzag 3)
+        varint(6, &mut h);
+        varint(200, &mut h);
+        h.push(0);
+        assert_eq!(
+            read_page_header(&h),
+            Err(HeaderError::Bad("a repeated field"))
+        );
+        let mut h = dictionary_header(800, 800, 1);
+        h.pop(); // reopen the page header after its dictionary struct (field 7)
+        h.push((1 << 4) | 12); // field 8: a data page v2 header too
+        i32_field(1, 1, &mut h);
+        h.push(0);
+        h.push(0);
+        assert_eq!(
+            read_page_header(&h),
+            Err(HeaderError::Bad("a page header of several kinds"))
+        );
+        // A map of booleans claiming 2^60 entries in a few bytes ends at once.
+        let mut h = Vec::new();
+        i32_field(1, DICTIONARY_PAGE, &mut h);
+        h.push((9 << 4) | 11); // field 10, a map
+        varint(1 << 60, &mut h);
+        h.push(0x11);
+        h.extend_from_slice(&[0; 8]);
+        assert_eq!(read_page_header(&h), Err(HeaderError::Short));
         let deep: Vec<u8> = std::iter::repeat_n(0x1c, 100).collect();
         assert!(read_page_header(&deep).is_err());
     }

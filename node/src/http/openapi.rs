@@ -280,8 +280,11 @@ fn path_parameter(name: &str, description: &str) -> Value {
 
 /// The OpenAPI 3.1 document of these operations.
 pub fn document(operations: &[Operation]) -> Value {
-    let mut generator = settings().into_generator();
-    let error = generator.subschema_for::<ErrorBody>();
+    // Requests are described as the node reads them (a field with a default may be left
+    // out), answers as it writes them (every field it always writes is required).
+    let mut reads = settings().into_generator();
+    let mut writes = settings().for_serialize().into_generator();
+    let error = writes.subschema_for::<ErrorBody>();
     let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
     for op in operations {
         let mut o = Map::new();
@@ -298,21 +301,35 @@ pub fn document(operations: &[Operation]) -> Value {
         if !parameters.is_empty() {
             o.insert("parameters".into(), parameters.into());
         }
-        if let Some(c) = content(&mut generator, op.body) {
+        if let Some(c) = content(&mut reads, op.body) {
             o.insert(
                 "requestBody".into(),
                 json!({ "required": true, "content": c }),
             );
         }
         let mut answers: Vec<Answer> = op.answers.to_vec();
+        // The refusals every call of the route may get, whatever it does.
+        if op.query.is_some() {
+            answers.push(refused(400, "a query parameter does not parse"));
+        }
         if op.access != Access::Open {
             answers.push(refused(401, "missing or wrong bearer token"));
+        }
+        if op.access == Access::Mesh {
+            answers.push(refused(
+                500,
+                "an internal error (the data directory, the consensus log)",
+            ));
+            answers.push(refused(
+                503,
+                "this node does not run the mesh services, or no driver is reachable",
+            ));
         }
         let mut responses = Map::new();
         for a in &answers {
             let mut r = json!({ "description": a.description });
             let body = match a.body {
-                Some(b) => content(&mut generator, b),
+                Some(b) => content(&mut writes, b),
                 None if op.negotiates() => Some(json!({
                     "application/json": { "schema": error },
                     "application/msgpack": { "schema": error },
@@ -335,20 +352,20 @@ pub fn document(operations: &[Operation]) -> Value {
                     .collect();
                 r["headers"] = headers.into();
             }
-            responses.insert(a.status.to_string(), r);
-        }
-        if op.access == Access::Mesh {
-            const NO_MESH: &str = "this node does not run the mesh services";
-            let r = responses.entry("503").or_insert_with(|| {
-                json!({ "description": "", "content": {
-                    "application/json": { "schema": error } } })
-            });
-            let d = r["description"].as_str().unwrap_or_default();
-            r["description"] = if d.is_empty() {
-                NO_MESH.into()
-            } else {
-                format!("{d}; or {NO_MESH}").into()
-            };
+            match responses.get_mut(&a.status.to_string()) {
+                // A refusal added above for a status the route documents already.
+                Some(earlier) => {
+                    let d = format!(
+                        "{}; or {}",
+                        earlier["description"].as_str().unwrap_or(""),
+                        a.description
+                    );
+                    earlier["description"] = d.into();
+                }
+                None => {
+                    responses.insert(a.status.to_string(), r);
+                }
+            }
         }
         o.insert("responses".into(), responses.into());
         if op.access != Access::Open {
@@ -358,6 +375,14 @@ pub fn document(operations: &[Operation]) -> Value {
             .entry(op.path)
             .or_default()
             .insert(op.method.key().into(), o.into());
+    }
+    let (schemas, renamed) = components(&mut reads, &mut writes);
+    for item in paths.values_mut() {
+        for op in item.values_mut() {
+            if let Some(body) = op.get_mut("requestBody") {
+                rename_refs(body, &renamed);
+            }
+        }
     }
     json!({
         "openapi": "3.1.0",
@@ -372,10 +397,88 @@ pub fn document(operations: &[Operation]) -> Value {
         },
         "paths": paths,
         "components": {
-            "schemas": generator.take_definitions(true),
+            "schemas": schemas,
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
         },
     })
+}
+
+const INPUT: &str = "Input";
+
+/// Points each reference to a schema in `renamed` at its `...Input` form.
+fn rename_refs(v: &mut Value, renamed: &std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get_mut("$ref") {
+                let renamed_to = r
+                    .strip_prefix(SCHEMAS)
+                    .and_then(|n| n.strip_prefix('/'))
+                    .filter(|n| renamed.contains(*n))
+                    .map(|n| format!("{SCHEMAS}/{n}{INPUT}"));
+                if let Some(to) = renamed_to {
+                    *r = to;
+                }
+            }
+            m.values_mut().for_each(|x| rename_refs(x, renamed));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| rename_refs(x, renamed)),
+        _ => {}
+    }
+}
+
+fn names_referenced(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(n) = m
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix(SCHEMAS))
+                .and_then(|n| n.strip_prefix('/'))
+            {
+                out.push(n.to_string());
+            }
+            m.values().for_each(|x| names_referenced(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| names_referenced(x, out)),
+        _ => {}
+    }
+}
+
+/// The component schemas: every type as written, and as read where that differs (or
+/// references a type whose forms differ), named `TypeInput`. Returns them and the
+/// renamed types.
+fn components(
+    reads: &mut SchemaGenerator,
+    writes: &mut SchemaGenerator,
+) -> (Map<String, Value>, std::collections::BTreeSet<String>) {
+    let read = reads.take_definitions(true);
+    let mut all = writes.take_definitions(true);
+    let mut renamed = std::collections::BTreeSet::new();
+    loop {
+        let before = renamed.len();
+        for (name, schema) in &read {
+            let Some(written) = all.get(name) else {
+                continue;
+            };
+            let mut refs = Vec::new();
+            names_referenced(schema, &mut refs);
+            if written != schema || refs.iter().any(|r| renamed.contains(r)) {
+                renamed.insert(name.clone());
+            }
+        }
+        if renamed.len() == before {
+            break;
+        }
+    }
+    for (name, mut schema) in read {
+        rename_refs(&mut schema, &renamed);
+        if renamed.contains(&name) {
+            all.insert(format!("{name}{INPUT}"), schema);
+        } else if !all.contains_key(&name) {
+            all.insert(name, schema);
+        }
+    }
+    (all, renamed)
 }
 
 /// The document of [`super::routes::OPERATIONS`] as served, built once.

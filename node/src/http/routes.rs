@@ -351,18 +351,16 @@ pub struct ShowQuery {
 async fn submit_job(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let mesh = match guard(&req, &state) {
         Ok(m) => m,
         Err(r) => return r,
     };
-    if body.len() > MAX_JOB_BYTES {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "a job request is at most 1 MiB",
-        );
-    }
+    let body = match read_body(payload, MAX_JOB_BYTES, "a job request is at most 1 MiB").await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let request: JobRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not a job request: {e}")),
@@ -549,11 +547,17 @@ async fn list_models(req: HttpRequest, state: web::Data<ApiState>) -> HttpRespon
 /// Reads a request body of at most `limit` bytes.
 // The error is the response itself.
 #[allow(clippy::result_large_err)]
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
+/// Reads a request body of at most `limit` bytes; a longer one is refused (413, the JSON
+/// error body) with `why` the limit is what it is.
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    why: &str,
+) -> Result<Vec<u8>, HttpResponse> {
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body is over this node's limit of {limit} bytes (--max-request-mb)"),
+            &format!("the body is over this node's limit of {limit} bytes ({why})"),
         )
     };
     let mut body = Vec::new();
@@ -617,7 +621,7 @@ async fn serve_prediction(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let body = match read_body(payload, state.max_request_bytes).await {
+    let body = match read_body(payload, state.max_request_bytes, "--max-request-mb").await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -738,11 +742,15 @@ async fn model_artifact(
 async fn set_alias(
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let mesh = match guard(&req, &state) {
         Ok(m) => m,
+        Err(r) => return r,
+    };
+    let body = match read_body(payload, MAX_JOB_BYTES, "a request is at most 1 MiB").await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let (name, alias) = path.into_inner();
@@ -794,11 +802,15 @@ async fn set_alias(
 
 async fn start_batch(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let mesh = match guard(&req, &state) {
         Ok(m) => m,
+        Err(r) => return r,
+    };
+    let body = match read_body(payload, MAX_JOB_BYTES, "a request is at most 1 MiB").await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let b: BatchRequest = match serde_json::from_slice(&body) {
@@ -1146,6 +1158,7 @@ pub const OPERATIONS: &[Operation] = &[
             ok(202, "accepted; the job id", Body::Json(schema::<Created>)),
             refused(400, "a malformed job, or one that does not fit the dataset"),
             refused(404, "no such dataset"),
+            refused(409, "a job with that id exists"),
             refused(413, "body over 1 MiB"),
         ],
         handler: |r| r.to(submit_job),
@@ -1279,6 +1292,7 @@ pub const OPERATIONS: &[Operation] = &[
             ),
             refused(400, "bad alias name or body"),
             refused(404, "no such model version"),
+            refused(413, "body over 1 MiB"),
         ],
         handler: |r| r.to(set_alias),
     },
@@ -1301,6 +1315,7 @@ pub const OPERATIONS: &[Operation] = &[
             ),
             refused(404, "no such model or dataset"),
             refused(409, "the `into` dataset exists"),
+            refused(413, "body over 1 MiB"),
             refused(503, "the model's artifact is unreachable"),
         ],
         handler: |r| r.to(start_batch),
