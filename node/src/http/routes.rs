@@ -36,7 +36,9 @@ use meshml_storage::raft::{ClusterCommand, JobRecord, JobState};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::openapi::{ok, ok_with, refused, register, schema, Access, Body, Method, Operation};
+use super::openapi::{
+    ok, ok_with, refused, register, schema, Access, Answer, Body, Method, Operation,
+};
 use super::state::{authorized, error, ApiState};
 use meshml_client::api::{
     AliasRequest, AliasSet, BatchRequest, BatchView, Cancelled, ChunkView, Created, DatasetDetail,
@@ -991,6 +993,19 @@ const BAD_INSTANCES: &str = "bad instances: wrong feature count, unknown or miss
     non-numeric, NaN or infinite value, no instances, probabilities of a regressor, malformed \
     body";
 
+/// What both prediction routes answer.
+const PREDICT_ANSWERS: &[Answer] = &[
+    ok(
+        200,
+        "one prediction per instance",
+        Body::Negotiated(schema::<PredictResponse>),
+    ),
+    refused(400, BAD_INSTANCES),
+    refused(404, "no such model, version or alias"),
+    refused(413, "body over the node's --max-request-mb"),
+    refused(503, "the model's artifact is on no reachable member"),
+];
+
 /// Every route of the HTTP API: served from this table ([`configure`]) and described from
 /// it ([`super::openapi`]), each body by the type its handler reads or writes.
 pub const OPERATIONS: &[Operation] = &[
@@ -1219,17 +1234,7 @@ pub const OPERATIONS: &[Operation] = &[
         path_params: &[MODEL_NAME],
         query: None,
         body: Body::Negotiated(schema::<PredictRequest>),
-        answers: &[
-            ok(
-                200,
-                "one prediction per instance",
-                Body::Negotiated(schema::<PredictResponse>),
-            ),
-            refused(400, BAD_INSTANCES),
-            refused(404, "no such model, version or alias"),
-            refused(413, "body over the node's --max-request-mb"),
-            refused(503, "the model's artifact is on no reachable member"),
-        ],
+        answers: PREDICT_ANSWERS,
         handler: |r| r.to(predict_model),
     },
     Operation {
@@ -1262,17 +1267,7 @@ pub const OPERATIONS: &[Operation] = &[
         path_params: &[("name", "model name"), ("version", "model version")],
         query: None,
         body: Body::Negotiated(schema::<PredictRequest>),
-        answers: &[
-            ok(
-                200,
-                "one prediction per instance",
-                Body::Negotiated(schema::<PredictResponse>),
-            ),
-            refused(400, BAD_INSTANCES),
-            refused(404, "no such model, version or alias"),
-            refused(413, "body over the node's --max-request-mb"),
-            refused(503, "the model's artifact is on no reachable member"),
-        ],
+        answers: PREDICT_ANSWERS,
         handler: |r| r.to(predict_version),
     },
     Operation {
