@@ -331,6 +331,12 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     Ok(done)
 }
 
+/// Where a column chunk starts, as the Parquet reader computes it (not through
+/// `byte_range`, which panics on the negative values a hostile footer holds).
+pub fn chunk_start(c: &parquet::file::metadata::ColumnChunkMetaData) -> i64 {
+    c.dictionary_page_offset().unwrap_or(c.data_page_offset())
+}
+
 /// Checks every page header of every column chunk (see the module docs). The footer's
 /// chunk offsets and sizes must have been checked against the file first. Errors say
 /// where and what, for the user.
@@ -344,7 +350,7 @@ pub fn check_pages(file: &File, meta: &ParquetMetaData) -> Result<(), String> {
                     c.column_path().string()
                 )
             };
-            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset()) as u64;
+            let start = chunk_start(c) as u64;
             let end = start + c.compressed_size() as u64;
             let (physical, width) = (c.column_type(), c.column_descr().type_length());
             let mut offset = start;

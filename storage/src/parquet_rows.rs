@@ -92,12 +92,7 @@ fn check_row_groups(
     for (g, rg) in meta.row_groups().iter().enumerate() {
         for c in rg.columns() {
             let (compressed, raw) = (c.compressed_size(), c.uncompressed_size());
-            // Where the chunk starts, as the reader will compute it (not through
-            // `byte_range`, which panics on the negative values a hostile footer holds).
-            let start = match c.dictionary_page_offset() {
-                Some(d) => d,
-                None => c.data_page_offset(),
-            };
+            let start = crate::parquet_pages::chunk_start(c);
             let bad = compressed < 0
                 || raw < 0
                 || start < 0
