@@ -20,13 +20,18 @@ use crate::dataset::{Classes, Dataset};
 use crate::error::{ModelError, Result};
 use crate::estimator::{Estimator, FittedModel};
 use crate::matrix::Matrix;
+use crate::schema::ColumnKind;
 use crate::traits::Classifier;
 
 /// The artifact format this build writes and the newest it reads.
 ///
 /// v2 stores decision trees column by column; a v1 artifact of any other model still
-/// reads.
-pub const ARTIFACT_FORMAT_VERSION: u32 = 2;
+/// reads. v3 adds the kinds of the input columns (categories of text columns); a model of
+/// numeric columns only is still written as v2, so older builds read it.
+pub const ARTIFACT_FORMAT_VERSION: u32 = 3;
+
+/// The version an artifact of numbers-only input is written with.
+const NUMERIC_FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"MESHMLM\0";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
@@ -74,6 +79,10 @@ pub struct ModelArtifact {
     pub model: FittedModel,
     /// Feature column names, in the order the model expects them.
     pub feature_names: Vec<String>,
+    /// What each feature column holds (categories of text columns); empty when every
+    /// column is numeric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_kinds: Vec<ColumnKind>,
     /// Name of the target column.
     pub target_name: String,
     /// Class labels, indexed by class id (none for a regressor).
@@ -98,16 +107,38 @@ impl ModelArtifact {
             FittedModel::MultiOutput(m) => m.features.clone(),
             _ => data.feature_names().to_vec(),
         };
+        let feature_kinds: Vec<ColumnKind> = feature_names
+            .iter()
+            .map(|n| {
+                let j = data.feature_names().iter().position(|f| f == n);
+                j.map_or(ColumnKind::Numeric, |j| data.kind(j).clone())
+            })
+            .collect();
+        let numeric = feature_kinds.iter().all(|k| *k == ColumnKind::Numeric);
         Ok(Self {
-            format_version: ARTIFACT_FORMAT_VERSION,
+            format_version: if numeric {
+                NUMERIC_FORMAT_VERSION
+            } else {
+                ARTIFACT_FORMAT_VERSION
+            },
             estimator,
             model,
             feature_names,
+            feature_kinds: if numeric { Vec::new() } else { feature_kinds },
             target_name: data.target_name().to_string(),
             classes,
             metrics: BTreeMap::new(),
             provenance,
         })
+    }
+
+    /// What each feature column holds, in the order of [`ModelArtifact::feature_names`].
+    pub fn feature_kinds(&self) -> Vec<ColumnKind> {
+        if self.feature_kinds.is_empty() {
+            vec![ColumnKind::Numeric; self.feature_names.len()]
+        } else {
+            self.feature_kinds.clone()
+        }
     }
 
     /// The estimator's name.

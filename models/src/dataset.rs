@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
+use crate::schema::{ColumnKind, ColumnSchema};
 
 /// How class labels were written in the source data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LabelKind {
     /// Every label is an integer (`0`, `1`, `7`); ordered numerically.
@@ -16,7 +17,7 @@ pub enum LabelKind {
 }
 
 /// The ordered set of class labels of a classification target. Class id `i` is `labels[i]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Classes {
     labels: Vec<String>,
     kind: LabelKind,
@@ -47,6 +48,12 @@ impl Classes {
                 kind: LabelKind::Text,
             }
         }
+    }
+
+    /// Labels already sorted the way [`Classes::from_labels`] sorts them (integers
+    /// normalised and by value, text by code point), without duplicates.
+    pub fn from_parts(labels: Vec<String>, kind: LabelKind) -> Self {
+        Self { labels, kind }
     }
 
     /// Class labels `0..n` as integers.
@@ -84,13 +91,19 @@ impl Classes {
 
     /// The class id of a raw label, if it is one of the classes.
     pub fn id_of(&self, raw: &str) -> Option<u32> {
-        let key = match self.kind {
-            LabelKind::Integer => parse_int(raw)?.to_string(),
-            LabelKind::Text => raw.to_string(),
-        };
         match self.kind {
-            LabelKind::Integer => self.labels.iter().position(|l| *l == key).map(|i| i as u32),
-            LabelKind::Text => self.labels.binary_search(&key).ok().map(|i| i as u32),
+            LabelKind::Integer => {
+                let key = parse_int(raw)?;
+                self.labels
+                    .binary_search_by_key(&key, |l| l.parse::<i64>().unwrap_or(i64::MIN))
+                    .ok()
+                    .map(|i| i as u32)
+            }
+            LabelKind::Text => self
+                .labels
+                .binary_search_by(|l| l.as_str().cmp(raw))
+                .ok()
+                .map(|i| i as u32),
         }
     }
 }
@@ -139,14 +152,21 @@ impl Target {
     }
 }
 
-/// Features, feature names, and a target.
+/// Features, feature names, and a target; and what each feature column holds (numbers,
+/// category codes, booleans: see [`crate::schema`]), all numbers when not said.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
     x: Matrix,
     target: Target,
     feature_names: Vec<String>,
     target_name: String,
+    /// One kind per feature column; empty means every column is numeric (and is how a
+    /// dataset written before kinds existed reads).
+    #[serde(default)]
+    kinds: Vec<ColumnKind>,
 }
+
+static NUMERIC: ColumnKind = ColumnKind::Numeric;
 
 impl Dataset {
     /// Assembles a dataset, checking that the pieces agree.
@@ -183,7 +203,69 @@ impl Dataset {
             target,
             feature_names,
             target_name: target_name.into(),
+            kinds: Vec::new(),
         })
+    }
+
+    /// The same dataset with the given column kinds (one per feature column).
+    pub fn with_kinds(mut self, kinds: Vec<ColumnKind>) -> Result<Self> {
+        if kinds.len() != self.x.cols() {
+            return Err(ModelError::Shape(format!(
+                "{} column kinds for {} columns",
+                kinds.len(),
+                self.x.cols()
+            )));
+        }
+        self.kinds = if kinds.iter().all(|k| *k == ColumnKind::Numeric) {
+            Vec::new()
+        } else {
+            kinds
+        };
+        Ok(self)
+    }
+
+    /// What feature column `j` holds.
+    pub fn kind(&self, j: usize) -> &ColumnKind {
+        self.kinds.get(j).unwrap_or(&NUMERIC)
+    }
+
+    /// The kinds of every feature column.
+    pub fn kinds(&self) -> Vec<ColumnKind> {
+        (0..self.n_features())
+            .map(|j| self.kind(j).clone())
+            .collect()
+    }
+
+    /// True when every feature column is numeric.
+    pub fn is_all_numeric(&self) -> bool {
+        self.kinds.iter().all(|k| *k == ColumnKind::Numeric)
+    }
+
+    /// Missing (NaN) cells of each feature column.
+    pub fn missing_counts(&self) -> Vec<u64> {
+        let d = self.n_features();
+        let mut m = vec![0u64; d];
+        if d == 0 {
+            return m;
+        }
+        for row in self.x.data().chunks_exact(d) {
+            for (c, v) in m.iter_mut().zip(row) {
+                *c += u64::from(v.is_nan());
+            }
+        }
+        m
+    }
+
+    /// The schema of the feature columns: names, kinds and missing cells.
+    pub fn schema(&self) -> Vec<ColumnSchema> {
+        let missing = self.missing_counts();
+        (0..self.n_features())
+            .map(|j| ColumnSchema {
+                name: self.feature_names[j].clone(),
+                kind: self.kind(j).clone(),
+                missing: missing[j],
+            })
+            .collect()
     }
 
     /// A classification dataset with integer classes `0..k` and generated names
@@ -280,10 +362,21 @@ impl Dataset {
             target: self.target.select(idx),
             feature_names: self.feature_names.clone(),
             target_name: self.target_name.clone(),
+            kinds: self.kinds.clone(),
         })
     }
 
-    /// The same rows and target with new features (e.g. after a transformer).
+    /// The same rows and target with new features and their kinds (after a transformer).
+    pub fn with_x_kinds(
+        &self,
+        x: Matrix,
+        feature_names: Vec<String>,
+        kinds: Vec<ColumnKind>,
+    ) -> Result<Self> {
+        self.with_x(x, feature_names)?.with_kinds(kinds)
+    }
+
+    /// The same rows and target with new, numeric features.
     pub fn with_x(&self, x: Matrix, feature_names: Vec<String>) -> Result<Self> {
         Self::new(
             x,

@@ -111,6 +111,7 @@ pub mod optim;
 pub mod plan;
 pub mod preprocessing;
 pub mod rng;
+pub mod schema;
 pub mod traits;
 pub mod tree;
 pub mod warnings;

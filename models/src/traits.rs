@@ -162,6 +162,11 @@ pub trait Transformer {
     fn feature_names_out(&self, names: &[String]) -> Vec<String> {
         names.to_vec()
     }
+
+    /// The kinds of the output columns, given the input's (by default, the same).
+    fn kinds_out(&self, kinds: &[crate::schema::ColumnKind]) -> Vec<crate::schema::ColumnKind> {
+        kinds.to_vec()
+    }
 }
 
 /// A fitted model that an ensemble or a meta-estimator holds as a member: it predicts

@@ -266,7 +266,8 @@ pub enum LocalCommand {
     Estimators,
 }
 
-/// Caps that keep reading a CSV file within bounded memory whatever it holds.
+/// How a CSV file is read: caps that keep memory bounded whatever it holds, and the column
+/// types (inferred from the cells unless given).
 #[derive(Debug, Clone, Args)]
 pub struct CsvLimits {
     /// Longest CSV record read, in bytes (a line, or a quoted field spanning lines).
@@ -275,6 +276,20 @@ pub struct CsvLimits {
     /// Most columns a CSV header may name.
     #[arg(long, value_name = "N", default_value_t = meshml_models::io::DEFAULT_MAX_COLUMNS)]
     pub max_columns: usize,
+    /// Read these columns as categorical whatever their cells (integer codes, say);
+    /// comma-separated, repeatable.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub categorical: Vec<String>,
+    /// Read these columns as numbers (a text cell is then an error); comma-separated.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub numeric: Vec<String>,
+    /// Cells read as missing, comma-separated, instead of NA, NaN, nan, null and None (an
+    /// empty cell is always missing).
+    #[arg(long, value_name = "VALUES", value_delimiter = ',')]
+    pub na_values: Option<Vec<String>>,
+    /// Most distinct categories one column may have.
+    #[arg(long, value_name = "N", default_value_t = meshml_models::schema::DEFAULT_MAX_CATEGORIES)]
+    pub max_categories: usize,
 }
 
 impl Default for CsvLimits {
@@ -282,16 +297,30 @@ impl Default for CsvLimits {
         Self {
             max_line_bytes: meshml_models::io::DEFAULT_MAX_LINE_BYTES,
             max_columns: meshml_models::io::DEFAULT_MAX_COLUMNS,
+            categorical: Vec::new(),
+            numeric: Vec::new(),
+            na_values: None,
+            max_categories: meshml_models::schema::DEFAULT_MAX_CATEGORIES,
         }
     }
 }
 
 impl CsvLimits {
-    /// `opts` with these caps.
+    /// `opts` with these caps and column types.
     pub fn apply(&self, opts: meshml_models::io::CsvOptions) -> meshml_models::io::CsvOptions {
+        let na_values = match &self.na_values {
+            Some(v) => std::iter::once(String::new())
+                .chain(v.iter().cloned())
+                .collect(),
+            None => opts.na_values,
+        };
         meshml_models::io::CsvOptions {
             max_line_bytes: self.max_line_bytes,
             max_columns: self.max_columns,
+            categorical: self.categorical.clone(),
+            numeric: self.numeric.clone(),
+            na_values,
+            max_categories: self.max_categories,
             ..opts
         }
     }

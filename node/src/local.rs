@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use meshml_models::dataset::Target;
 use meshml_models::estimator::{CLASSIFIERS, REGRESSORS, TRANSFORMERS};
-use meshml_models::io::{iris, load_csv, CsvOptions, FeatureReader, TargetKind, IRIS_CSV};
+use meshml_models::io::{
+    iris, load_csv, load_csv_like, CsvOptions, FeatureReader, TargetKind, IRIS_CSV,
+};
 use meshml_models::metrics::{classification_report, ConfusionMatrix};
 use meshml_models::model_selection::{train_test_split, TestSize};
 use meshml_models::{Classifier, Dataset, Estimator, Fit, Matrix, ModelArtifact, Provenance};
@@ -76,7 +78,7 @@ fn load_test(args: &FitArgs, path: &Path, train: &Dataset) -> Result<Dataset, No
     if args.regression {
         opts = opts.with_kind(TargetKind::Regression);
     }
-    let test = load_csv(path, &opts)?;
+    let test = load_csv_like(path, &opts, train)?;
     let cols = crate::columns::column_map(train.feature_names(), test.feature_names(), &source)
         .map_err(|e| NodeError::Usage(e.to_string()))?;
     let x = test.x().select_cols(&cols)?;
@@ -115,7 +117,8 @@ fn load_test(args: &FitArgs, path: &Path, train: &Dataset) -> Result<Dataset, No
         target,
         train.feature_names().to_vec(),
         train.target_name(),
-    )?)
+    )?
+    .with_kinds(train.kinds())?)
 }
 
 /// What `meshml local fit` produced.
@@ -362,6 +365,14 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
     if let Some(name) = &args.dataset {
         let store = Store::open(crate::dataset::data_dir(args.data_dir.clone())?)?;
         let m = store.dataset(name)?;
+        if let Some(j) = art.feature_kinds().iter().position(|k| !k.is_numeric()) {
+            return Err(NodeError::Usage(format!(
+                "{} reads column '{}' as {}, and stored datasets hold numbers only: predict                  from the CSV file with --data",
+                args.model.display(),
+                art.feature_names[j],
+                art.feature_kinds()[j].type_name()
+            )));
+        }
         let cols = column_map(&art.feature_names, &m.feature_names, name)
             .map_err(|e| NodeError::Usage(e.to_string()))?;
         if !args.ignore_extra_columns {
@@ -439,7 +450,8 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
             target,
             &limits,
             args.ignore_extra_columns,
-        )?;
+        )?
+        .with_kinds(&art.feature_kinds())?;
         has_truth = rows.has_target();
         while let Some((x, truth)) = rows.next_batch(PREDICT_BATCH_ROWS)? {
             let pred = predict_rows(&art, &x, args.proba, dest)?;

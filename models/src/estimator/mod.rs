@@ -26,7 +26,9 @@ use crate::matrix::Matrix;
 use crate::meta::{FittedCascade, FittedMultiOutput, FittedStacking};
 use crate::naive_bayes::{FittedGaussianNb, GaussianNbParams};
 use crate::preprocessing::{
-    FittedSelectFromModel, FittedStandardScaler, SelectFromModelParams, StandardScalerParams,
+    FittedOneHotEncoder, FittedOrdinalEncoder, FittedSelectFromModel, FittedSimpleImputer,
+    FittedStandardScaler, OneHotEncoderParams, OrdinalEncoderParams, SelectFromModelParams,
+    SimpleImputerParams, StandardScalerParams,
 };
 use crate::traits::{Classifier, Fit, Member, Model, Params, Transformer};
 use crate::tree::{DecisionTreeClassifierParams, DecisionTreeRegressorParams, FittedDecisionTree};
@@ -62,6 +64,12 @@ registry::registry! {
         StandardScaler(StandardScalerParams => FittedStandardScaler),
         /// Model-based feature selection.
         SelectFromModel(SelectFromModelParams => FittedSelectFromModel),
+        /// Missing-value imputation.
+        SimpleImputer(SimpleImputerParams => FittedSimpleImputer),
+        /// One-hot encoding of categorical columns.
+        OneHotEncoder(OneHotEncoderParams => FittedOneHotEncoder),
+        /// Ordinal encoding of categorical columns.
+        OrdinalEncoder(OrdinalEncoderParams => FittedOrdinalEncoder),
     }
     fitted {
         /// Logistic regression.
@@ -90,6 +98,13 @@ fn names(list: &[(&str, &str)]) -> String {
 }
 
 impl Estimator {
+    /// True for an estimator that fits on missing cells as they are. None does yet: every
+    /// estimator refuses missing cells before any work (see
+    /// [`crate::schema::check_model_input`]), naming `simple_imputer` as the fix.
+    pub fn takes_missing(&self) -> bool {
+        false
+    }
+
     /// An estimator with default parameters from its name. `a+b+c` builds a pipeline of
     /// transformers `a`, `b` ending in classifier `c` (e.g. `standard_scaler+logistic_regression`).
     pub fn from_name(name: &str) -> Result<Self> {
@@ -146,6 +161,10 @@ impl Transformer for FittedTransformer {
 
     fn feature_names_out(&self, names: &[String]) -> Vec<String> {
         self.inner().feature_names_out(names)
+    }
+
+    fn kinds_out(&self, kinds: &[crate::schema::ColumnKind]) -> Vec<crate::schema::ColumnKind> {
+        self.inner().kinds_out(kinds)
     }
 }
 

@@ -100,7 +100,8 @@ impl PipelineParams {
             let fitted = s.fit(&current)?;
             let x = fitted.transform(current.x())?;
             let names = fitted.feature_names_out(current.feature_names());
-            current = current.with_x(x, names)?;
+            let kinds = fitted.kinds_out(&current.kinds());
+            current = current.with_x_kinds(x, names, kinds)?;
             steps.push(fitted);
         }
         let estimator = Box::new(self.estimator.fit(&current)?);

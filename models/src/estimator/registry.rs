@@ -133,6 +133,9 @@ macro_rules! registry {
             ///
             /// [`Checked`]: crate::traits::Checked
             fn fit(&self, data: &Dataset) -> Result<FittedModel> {
+                if !matches!(self, Self::Pipeline(_)) {
+                    crate::schema::check_model_input(data, &self.name(), self.takes_missing())?;
+                }
                 Ok(match self {
                     $( Self::$c(p) => Fit::fit(p, data)?.into(), )*
                     $( Self::$r(p) => Fit::fit(p, data)?.into(), )*

@@ -3,7 +3,10 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
-use crate::traits::{check_input, parse_bool, unknown_param, Checked, Fit, Params, Transformer};
+use crate::schema::ColumnKind;
+use crate::traits::{parse_bool, unknown_param, Checked, Fit, Params, Transformer};
+
+use super::columns::{check_width, parse_columns, select};
 
 /// Hyperparameters of the standard scaler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -12,6 +15,10 @@ pub struct StandardScalerParams {
     pub with_mean: bool,
     /// Divide by the standard deviation. Default true.
     pub with_std: bool,
+    /// The columns to scale; `None` means the numeric ones (categorical codes, booleans
+    /// and encoders' indicator columns pass through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
 }
 
 impl Default for StandardScalerParams {
@@ -19,6 +26,7 @@ impl Default for StandardScalerParams {
         Self {
             with_mean: true,
             with_std: true,
+            columns: None,
         }
     }
 }
@@ -27,7 +35,7 @@ impl Params for StandardScalerParams {
     const NAME: &'static str = "standard_scaler";
     const ALIASES: &'static [&'static str] = &["StandardScaler"];
     const DESCRIPTION: &'static str = "remove the mean and scale to unit variance";
-    const PARAM_NAMES: &'static [&'static str] = &["with_mean", "with_std"];
+    const PARAM_NAMES: &'static [&'static str] = &["with_mean", "with_std", "columns"];
 
     fn validate(&self) -> Result<()> {
         Ok(())
@@ -37,6 +45,7 @@ impl Params for StandardScalerParams {
         match key {
             "with_mean" => self.with_mean = parse_bool(Self::NAME, key, value)?,
             "with_std" => self.with_std = parse_bool(Self::NAME, key, value)?,
+            "columns" => self.columns = parse_columns(value),
             _ => return Err(unknown_param::<Self>(key)),
         }
         Ok(())
@@ -56,45 +65,78 @@ impl Fit for Checked<StandardScalerParams> {
     type Fitted = FittedStandardScaler;
 
     fn fit(&self, data: &Dataset) -> Result<FittedStandardScaler> {
-        self.learn(data.x())
+        let cols = select(
+            data,
+            self.columns.as_deref(),
+            StandardScalerParams::NAME,
+            |k| *k == ColumnKind::Numeric,
+            ColumnKind::is_numeric,
+            "numeric columns",
+        )?;
+        let mut scale = vec![false; data.n_features()];
+        cols.iter().for_each(|&j| scale[j] = true);
+        self.learn(data.x(), &scale)
     }
 }
 
 impl StandardScalerParams {
     /// Learns column means and standard deviations (in `f64`) of a matrix.
     pub fn fit_matrix(&self, x: &Matrix) -> Result<FittedStandardScaler> {
-        self.check_ref()?.learn(x)
+        self.check_ref()?.learn(x, &vec![true; x.cols()])
     }
 }
 
 impl Checked<StandardScalerParams> {
-    fn learn(&self, x: &Matrix) -> Result<FittedStandardScaler> {
-        x.check_finite("training data")?;
+    /// Learns the columns marked in `scaled`; the others keep mean 0 and scale 1, so they
+    /// pass through unchanged. Missing cells (NaN) are left out of the statistics and stay
+    /// missing, as in scikit-learn.
+    fn learn(&self, x: &Matrix, scaled: &[bool]) -> Result<FittedStandardScaler> {
         let (n, d) = (x.rows(), x.cols());
         if n == 0 {
             return Err(ModelError::data("training data", "no rows"));
         }
         let xd = x.data();
         let mut mean = vec![0.0f64; d];
+        let mut count = vec![0u64; d];
         for row in xd.chunks_exact(d) {
-            for (m, &v) in mean.iter_mut().zip(row) {
-                *m += v as f64;
+            for j in 0..d {
+                let v = row[j];
+                if scaled[j] && !v.is_nan() {
+                    mean[j] += v as f64;
+                    count[j] += 1;
+                }
             }
         }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
+        for j in 0..d {
+            mean[j] = if count[j] > 0 {
+                mean[j] / count[j] as f64
+            } else {
+                0.0
+            };
+        }
+        if let Some(j) = (0..d).find(|&j| scaled[j] && !mean[j].is_finite()) {
+            return Err(ModelError::data(
+                format!("training data, column {j}"),
+                "infinite values are not supported",
+            ));
+        }
         let mut var = vec![0.0f64; d];
         for row in xd.chunks_exact(d) {
             for j in 0..d {
-                let diff = row[j] as f64 - mean[j];
-                var[j] += diff * diff;
+                if scaled[j] && !row[j].is_nan() {
+                    let diff = row[j] as f64 - mean[j];
+                    var[j] += diff * diff;
+                }
             }
         }
         // A (near-)constant column keeps scale 1, as in scikit-learn.
-        let scale = var
-            .iter()
-            .zip(&mean)
-            .map(|(&v, &m)| {
-                let s = (v / n as f64).sqrt();
+        let scale = (0..d)
+            .map(|j| {
+                if !scaled[j] || count[j] == 0 {
+                    return 1.0;
+                }
+                let (v, m) = (var[j], mean[j]);
+                let s = (v / count[j] as f64).sqrt();
                 if s < 10.0 * f64::EPSILON * m.abs().max(1.0) {
                     1.0
                 } else {
@@ -129,7 +171,7 @@ impl Transformer for FittedStandardScaler {
     }
 
     fn transform(&self, x: &Matrix) -> Result<Matrix> {
-        check_input(x, self.mean.len(), StandardScalerParams::NAME)?;
+        check_width(x, self.mean.len(), StandardScalerParams::NAME)?;
         let d = self.mean.len();
         let mut out = x.to_vec();
         for row in out.chunks_exact_mut(d.max(1)) {
@@ -163,5 +205,37 @@ mod tests {
         approx::assert_abs_diff_eq!(t[0], (-1.5 / 1.25f64.sqrt()) as f32, epsilon = 1e-6);
         assert_eq!(t[1], 0.0);
         assert!(s.transform(&Matrix::zeros(1, 3)).is_err());
+    }
+
+    #[test]
+    fn scales_numeric_columns_only_and_skips_missing_cells() {
+        use crate::dataset::{Classes, Target};
+        let nan = f32::NAN;
+        let x = Matrix::from_vec(3, 2, vec![1., 0., nan, 1., 3., 1.]).unwrap();
+        let d = Dataset::new(
+            x,
+            Target::Values(vec![0.; 3]),
+            vec!["a".into(), "c".into()],
+            "y",
+        )
+        .unwrap()
+        .with_kinds(vec![
+            ColumnKind::Numeric,
+            ColumnKind::Categorical {
+                categories: Classes::from_labels(&["p", "q"]),
+            },
+        ])
+        .unwrap();
+        let s = StandardScalerParams::default().fit(&d).unwrap();
+        // a: mean 2, std 1 over its two values; c passes through.
+        assert_eq!(s.mean(), &[2.0, 0.0]);
+        assert_eq!(s.scale(), &[1.0, 1.0]);
+        let t = s.transform(d.x()).unwrap().to_vec();
+        assert_eq!((t[0], t[1], t[3], t[4], t[5]), (-1., 0., 1., 1., 1.));
+        assert!(t[2].is_nan());
+        let mut p = StandardScalerParams::default();
+        p.set_param("columns", "c").unwrap();
+        let e = p.fit(&d).unwrap_err().to_string();
+        assert!(e.contains("column 'c' is categorical"), "{e}");
     }
 }

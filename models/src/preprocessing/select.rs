@@ -141,6 +141,10 @@ impl Transformer for FittedSelectFromModel {
     fn feature_names_out(&self, names: &[String]) -> Vec<String> {
         self.support.iter().map(|&j| names[j].clone()).collect()
     }
+
+    fn kinds_out(&self, kinds: &[crate::schema::ColumnKind]) -> Vec<crate::schema::ColumnKind> {
+        self.support.iter().map(|&j| kinds[j].clone()).collect()
+    }
 }
 
 #[cfg(test)]

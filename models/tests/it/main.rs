@@ -6,3 +6,4 @@ mod compat;
 mod meta_parity;
 mod more_parity;
 mod sklearn_parity;
+mod tables_parity;

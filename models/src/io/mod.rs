@@ -1,7 +1,10 @@
 //! Reading datasets from CSV with errors that point at the offending line and column.
 //!
 //! The file must have a header. The target column is chosen by name (default: the last
-//! column); every other column is a numeric feature.
+//! column); every other column is a feature, numeric, categorical or boolean as its cells
+//! say ([`infer`]; overrides in [`CsvOptions`]). Missing cells (empty, or one of
+//! [`CsvOptions::na_values`]) are NaN in the feature matrix; see [`crate::schema`] for how
+//! each kind is stored.
 //!
 //! Memory stays bounded on any input: a record (a line, or a quoted field that spans lines)
 //! longer than [`CsvOptions::max_line_bytes`] and a header wider than
@@ -16,6 +19,11 @@ use std::path::Path;
 use crate::dataset::{parse_int, Classes, Dataset, Target};
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
+use crate::schema::{ColumnKind, DEFAULT_MAX_CATEGORIES, DEFAULT_NA_VALUES, UNKNOWN_CODE};
+
+pub mod infer;
+
+pub use infer::KindScan;
 
 /// Whether the target holds class labels or continuous values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,6 +53,15 @@ pub struct CsvOptions {
     pub max_line_bytes: u64,
     /// Most columns a header may name (default [`DEFAULT_MAX_COLUMNS`]).
     pub max_columns: usize,
+    /// Cells read as missing (default [`DEFAULT_NA_VALUES`]: empty, `NA`, `NaN`, `nan`,
+    /// `null`, `None`).
+    pub na_values: Vec<String>,
+    /// Columns read as categorical whatever their cells (integer codes, say).
+    pub categorical: Vec<String>,
+    /// Columns read as numeric whatever their cells (a text cell is then an error).
+    pub numeric: Vec<String>,
+    /// Most distinct categories of one column (default [`DEFAULT_MAX_CATEGORIES`]).
+    pub max_categories: usize,
 }
 
 impl Default for CsvOptions {
@@ -54,6 +71,10 @@ impl Default for CsvOptions {
             kind: TargetKind::default(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             max_columns: DEFAULT_MAX_COLUMNS,
+            na_values: DEFAULT_NA_VALUES.iter().map(|s| s.to_string()).collect(),
+            categorical: Vec::new(),
+            numeric: Vec::new(),
+            max_categories: DEFAULT_MAX_CATEGORIES,
         }
     }
 }
@@ -72,11 +93,97 @@ impl CsvOptions {
     }
 }
 
-/// Loads a dataset from a CSV file.
+/// Loads a dataset from a CSV file: one pass infers the column kinds (two when a column
+/// shows text after numbers), the last reads the rows.
 pub fn load_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
     let path = path.as_ref();
+    let source = path.display().to_string();
+    let open = || File::open(path).map_err(|e| ModelError::io(path, e));
+    let kinds = infer_kinds(&mut || open(), &source, opts)?;
+    read_rows(
+        CsvRows::new(open()?, &source, opts)?.with_kinds(kinds)?,
+        opts,
+    )
+}
+
+/// Loads a CSV file in the terms of another dataset (a test file for a model fitted on a
+/// training file): each feature column named like one of `like`'s is read as that column's
+/// kind, so categories get the same codes (one `like` never saw becomes [`UNKNOWN_CODE`]);
+/// other columns are read as numbers.
+pub fn load_csv_like(path: impl AsRef<Path>, opts: &CsvOptions, like: &Dataset) -> Result<Dataset> {
+    let path = path.as_ref();
     let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
-    read_csv(file, &path.display().to_string(), opts)
+    let mut rows = CsvRows::new(file, &path.display().to_string(), opts)?;
+    let kinds = rows
+        .feature_names()
+        .iter()
+        .map(|n| {
+            like.feature_names()
+                .iter()
+                .position(|f| f == n)
+                .map_or(ColumnKind::Numeric, |j| like.kind(j).clone())
+        })
+        .collect();
+    rows = rows.with_kinds(kinds)?;
+    rows.lenient = true;
+    read_rows(rows, opts)
+}
+
+/// Infers the kinds of a CSV file's feature columns ([`infer`]), reading what `open` gives
+/// once, or twice when a column shows text after numbers.
+pub fn infer_kinds<R: Read>(
+    open: &mut dyn FnMut() -> Result<R>,
+    source: &str,
+    opts: &CsvOptions,
+) -> Result<Vec<ColumnKind>> {
+    let rows = CsvRows::new(open()?, source, opts)?;
+    let (scan, _) = scan_kinds(rows, opts)?;
+    rescan_kinds(scan, &mut || CsvRows::new(open()?, source, opts))
+}
+
+/// The first pass of kind inference over `rows`; gives the reader back.
+fn scan_kinds<R: Read>(mut rows: CsvRows<R>, opts: &CsvOptions) -> Result<(KindScan, R)> {
+    let names = rows.feature_names();
+    let mut scan = KindScan::new(
+        &rows.source,
+        &names,
+        &rows.feature_cols,
+        rows.target_name(),
+        opts,
+    )?;
+    while let Some(line) = rows.next_raw()? {
+        scan.observe(rows.feature_cells(), line)?;
+    }
+    Ok((scan, rows.into_inner()))
+}
+
+/// The second pass, when the first asks for it.
+fn rescan_kinds<R: Read>(
+    mut scan: KindScan,
+    open: &mut dyn FnMut() -> Result<CsvRows<R>>,
+) -> Result<Vec<ColumnKind>> {
+    if scan.needs_rescan() {
+        let mut rows = open()?;
+        while rows.next_raw()?.is_some() {
+            scan.observe_again(rows.feature_cells())?;
+        }
+    }
+    Ok(scan.finish())
+}
+
+/// Copies what it reads into a buffer, so a stream read once to infer the column kinds can
+/// be read again from memory.
+struct Tee<R> {
+    inner: R,
+    copy: Vec<u8>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The error a [`LineLimit`] gives when a record grows past its cap.
@@ -115,6 +222,10 @@ impl<R: Read> LineLimit<R> {
 
     fn record_done(&mut self) {
         self.since_record = 0;
+    }
+
+    fn into_inner(self) -> R {
+        self.inner
     }
 }
 
@@ -248,11 +359,9 @@ fn next_record<R: Read>(
     }
 }
 
-fn parse_feature(s: &str, source: &str, line: u64, col: usize, name: &str) -> Result<f32> {
+/// Reads a regression target value: a finite number.
+fn parse_value(s: &str, source: &str, line: u64, col: usize, name: &str) -> Result<f32> {
     let at = || format!("{source}:{line}, column '{name}' ({})", col + 1);
-    if s.is_empty() {
-        return Err(ModelError::data(at(), "missing value"));
-    }
     let v: f32 = s
         .parse()
         .map_err(|_| ModelError::data(at(), format!("'{s}' is not a number")))?;
@@ -260,6 +369,32 @@ fn parse_feature(s: &str, source: &str, line: u64, col: usize, name: &str) -> Re
         return Err(ModelError::data(
             at(),
             format!("'{s}': NaN and infinite values are not supported"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Reads one feature cell of kind `kind`; `strict` refuses a category the kind does not
+/// list (while reading training data, whose categories were all scanned).
+#[allow(clippy::too_many_arguments)]
+fn parse_cell(
+    kind: &ColumnKind,
+    s: &str,
+    na_values: &[String],
+    strict: bool,
+    source: &str,
+    line: u64,
+    col: usize,
+    name: &str,
+) -> Result<f32> {
+    let at = || format!("{source}:{line}, column '{name}' ({})", col + 1);
+    let v = kind
+        .parse_cell(s, na_values)
+        .map_err(|m| ModelError::data(at(), m))?;
+    if strict && v == UNKNOWN_CODE && matches!(kind, ColumnKind::Categorical { .. }) {
+        return Err(ModelError::data(
+            at(),
+            format!("'{s}' is not one of the column's categories (did the file change while it was read?)"),
         ));
     }
     Ok(v)
@@ -286,6 +421,10 @@ pub struct CsvRows<R: Read> {
     target_col: usize,
     kind: TargetKind,
     record: csv::StringRecord,
+    kinds: Vec<ColumnKind>,
+    na_values: Vec<String>,
+    /// Unknown categories become [`UNKNOWN_CODE`] instead of an error.
+    lenient: bool,
 }
 
 impl<R: Read> CsvRows<R> {
@@ -320,7 +459,54 @@ impl<R: Read> CsvRows<R> {
             target_col,
             kind: opts.kind,
             record: csv::StringRecord::new(),
+            kinds: Vec::new(),
+            na_values: opts.na_values.clone(),
+            lenient: false,
         })
+    }
+
+    /// Reads the feature columns as `kinds` (one per feature column, from
+    /// [`infer_kinds`] or a stored schema) instead of all numeric.
+    pub fn with_kinds(mut self, kinds: Vec<ColumnKind>) -> Result<Self> {
+        if kinds.len() != self.feature_cols.len() {
+            return Err(ModelError::Shape(format!(
+                "{} column kinds for {} feature columns",
+                kinds.len(),
+                self.feature_cols.len()
+            )));
+        }
+        self.kinds = kinds;
+        Ok(self)
+    }
+
+    /// The kinds the feature columns are read as.
+    pub fn kinds(&self) -> Vec<ColumnKind> {
+        if self.kinds.is_empty() {
+            vec![ColumnKind::Numeric; self.feature_cols.len()]
+        } else {
+            self.kinds.clone()
+        }
+    }
+
+    /// Reads the next data row without parsing it; its cells are then
+    /// [`CsvRows::feature_cells`]. Returns its line, or `None` at the end.
+    pub fn next_raw(&mut self) -> Result<Option<u64>> {
+        next_record(
+            &mut self.rdr,
+            &mut self.record,
+            &self.source,
+            self.headers.len(),
+        )
+    }
+
+    /// The feature cells of the row [`CsvRows::next_raw`] read, in feature order.
+    pub fn feature_cells(&self) -> impl Iterator<Item = &str> + '_ {
+        self.feature_cols.iter().map(|&c| &self.record[c])
+    }
+
+    /// The reader underneath.
+    fn into_inner(self) -> R {
+        self.rdr.into_inner().into_inner()
     }
 
     /// Names of the feature columns, in file order.
@@ -374,9 +560,13 @@ impl<R: Read> CsvRows<R> {
 
     fn parse_row(&self, x: &mut Vec<f32>, line: u64) -> Result<RawTarget> {
         let (record, source) = (&self.record, self.source.as_str());
-        for &c in &self.feature_cols {
-            x.push(parse_feature(
+        for (j, &c) in self.feature_cols.iter().enumerate() {
+            let kind = self.kinds.get(j).unwrap_or(&ColumnKind::Numeric);
+            x.push(parse_cell(
+                kind,
                 &record[c],
+                &self.na_values,
+                !self.lenient,
                 source,
                 line,
                 c,
@@ -385,7 +575,7 @@ impl<R: Read> CsvRows<R> {
         }
         let t = &record[self.target_col];
         let tname = &self.headers[self.target_col];
-        if t.is_empty() {
+        if self.na_values.iter().any(|na| na == t) {
             return Err(ModelError::data(
                 format!(
                     "{source}:{line}, column '{tname}' ({})",
@@ -397,7 +587,7 @@ impl<R: Read> CsvRows<R> {
         Ok(match self.kind {
             TargetKind::Classification => RawTarget::Label(t.to_string()),
             TargetKind::Regression => {
-                RawTarget::Value(parse_feature(t, source, line, self.target_col, tname)?)
+                RawTarget::Value(parse_value(t, source, line, self.target_col, tname)?)
             }
         })
     }
@@ -475,9 +665,31 @@ impl LabelTable {
     }
 }
 
-/// Reads a dataset from CSV text. `source` names the input in error messages.
+/// Reads a dataset from CSV text. `source` names the input in error messages. The column
+/// kinds are inferred while a copy of the input is kept in memory, then the copy is read;
+/// [`load_csv`] reads a file twice instead.
 pub fn read_csv<R: Read>(rdr: R, source: &str, opts: &CsvOptions) -> Result<Dataset> {
-    let mut rows = CsvRows::new(rdr, source, opts)?;
+    let rows = CsvRows::new(
+        Tee {
+            inner: rdr,
+            copy: Vec::new(),
+        },
+        source,
+        opts,
+    )?;
+    let (scan, tee) = scan_kinds(rows, opts)?;
+    let copy = tee.copy;
+    let kinds = rescan_kinds(scan, &mut || CsvRows::new(copy.as_slice(), source, opts))?;
+    read_rows(
+        CsvRows::new(copy.as_slice(), source, opts)?.with_kinds(kinds)?,
+        opts,
+    )
+}
+
+/// Reads every row of `rows` into a dataset.
+fn read_rows<R: Read>(mut rows: CsvRows<R>, opts: &CsvOptions) -> Result<Dataset> {
+    let source = rows.source.clone();
+    let source = source.as_str();
     let mut x = Vec::new();
     let mut provisional: Vec<u32> = Vec::new();
     let mut values: Vec<f32> = Vec::new();
@@ -512,7 +724,8 @@ pub fn read_csv<R: Read>(rdr: R, source: &str, opts: &CsvOptions) -> Result<Data
         target,
         rows.feature_names(),
         target_name,
-    )
+    )?
+    .with_kinds(rows.kinds())
 }
 
 /// Reads feature columns for prediction: the columns named in `feature_names` are taken in
@@ -555,6 +768,8 @@ pub struct FeatureReader<R: Read> {
     tcol: Option<usize>,
     record: csv::StringRecord,
     rows: u64,
+    kinds: Vec<ColumnKind>,
+    na_values: Vec<String>,
 }
 
 impl<R: Read> std::fmt::Debug for FeatureReader<R> {
@@ -618,7 +833,24 @@ impl<R: Read> FeatureReader<R> {
             tcol,
             record: csv::StringRecord::new(),
             rows: 0,
+            kinds: Vec::new(),
+            na_values: limits.na_values.clone(),
         })
+    }
+
+    /// Reads the columns as the model's input kinds (one per feature name): categories
+    /// become their codes in the model's schema, an unseen one [`UNKNOWN_CODE`] (the
+    /// model's encoder decides what to do with it), missing cells NaN.
+    pub fn with_kinds(mut self, kinds: &[ColumnKind]) -> Result<Self> {
+        if kinds.len() != self.cols.len() {
+            return Err(ModelError::Shape(format!(
+                "{} column kinds for {} features",
+                kinds.len(),
+                self.cols.len()
+            )));
+        }
+        self.kinds = kinds.to_vec();
+        Ok(self)
     }
 
     /// Whether the file has the target column (its values come with each batch).
@@ -647,9 +879,12 @@ impl<R: Read> FeatureReader<R> {
             else {
                 break;
             };
-            for &c in &self.cols {
-                x.push(parse_feature(
+            for (j, &c) in self.cols.iter().enumerate() {
+                x.push(parse_cell(
+                    self.kinds.get(j).unwrap_or(&ColumnKind::Numeric),
                     &self.record[c],
+                    &self.na_values,
+                    false,
                     &self.source,
                     line,
                     c,
@@ -680,7 +915,7 @@ pub fn iris() -> Dataset {
 }
 
 /// The bundled iris CSV text.
-pub const IRIS_CSV: &str = include_str!("../../data/iris.csv");
+pub const IRIS_CSV: &str = include_str!("../../../data/iris.csv");
 
 #[cfg(test)]
 mod tests {
@@ -735,6 +970,73 @@ mod tests {
     }
 
     #[test]
+    fn kinds_are_inferred_from_the_cells() {
+        // n: numbers with holes; t: text; b: booleans; m: numbers, then text (read again);
+        // e: nothing at all.
+        let text = "n,t,b,m,e,y\n1.5,x,True,3,,p\nNA,y,false,10,,q\n2,,TRUE,a,NaN,p\n";
+        let d = read(text).unwrap();
+        let kinds = d.kinds();
+        assert_eq!(kinds[0], ColumnKind::Numeric);
+        let ColumnKind::Categorical { categories } = &kinds[1] else {
+            panic!("t is text: {:?}", kinds[1])
+        };
+        assert_eq!(categories.labels(), ["x", "y"]);
+        assert_eq!(kinds[2], ColumnKind::Boolean);
+        let ColumnKind::Categorical { categories } = &kinds[3] else {
+            panic!("m is text: {:?}", kinds[3])
+        };
+        assert_eq!(categories.labels(), ["10", "3", "a"]);
+        assert_eq!(kinds[4], ColumnKind::Numeric);
+        let x = d.x().to_vec();
+        assert_eq!(&x[..4], &[1.5, 0.0, 1.0, 1.0]);
+        assert!(x[4].is_nan() && x[5].is_nan() && x[11].is_nan() && x[14].is_nan());
+        assert_eq!((x[6], x[7], x[8], x[13]), (1.0, 0.0, 0.0, 2.0));
+        assert_eq!(d.missing_counts(), vec![1, 1, 0, 0, 3]);
+
+        // Overrides: integer codes as categories (sorted as numbers), other NA markers.
+        let opts = CsvOptions {
+            categorical: vec!["code".into()],
+            na_values: vec!["?".into()],
+            ..CsvOptions::default()
+        };
+        let d = read_csv(
+            "code,v,y\n10,?,p\n9,NA,q\n10,1,p\n".as_bytes(),
+            "t.csv",
+            &opts,
+        )
+        .unwrap();
+        let ColumnKind::Categorical { categories } = d.kind(0) else {
+            panic!("code is categorical")
+        };
+        assert_eq!(categories.labels(), ["9", "10"]);
+        assert_eq!(d.x().row(0)[0], 1.0);
+        let ColumnKind::Categorical { categories } = d.kind(1) else {
+            panic!("'NA' is text once only '?' is missing")
+        };
+        assert_eq!(categories.labels(), ["1", "NA"]);
+    }
+
+    #[test]
+    fn a_column_past_the_category_cap_fails_naming_it() {
+        let mut text = String::from("id,y\n");
+        for i in 0..50 {
+            text.push_str(&format!("u{i},{}\n", i % 2));
+        }
+        let opts = CsvOptions {
+            max_categories: 20,
+            ..CsvOptions::default()
+        };
+        let e = read_csv(text.as_bytes(), "t.csv", &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.csv, column 'id': has more than 20 distinct categories"),
+            "{e}"
+        );
+        assert!(e.contains("--max-categories"), "{e}");
+    }
+
+    #[test]
     fn bad_input_names_line_and_column() {
         assert_eq!(
             err(""),
@@ -745,19 +1047,32 @@ mod tests {
             err("a,b,y\n1,2,x\n1,2\n"),
             "t.csv:3: expected 3 fields as in the header, found 2"
         );
+        let numeric_b = CsvOptions {
+            numeric: vec!["b".into()],
+            ..CsvOptions::default()
+        };
         assert_eq!(
-            err("a,b,y\n1,2,x\n1,zz,y\n"),
-            "t.csv:3, column 'b' (2): 'zz' is not a number"
-        );
-        assert_eq!(
-            err("a,b,y\n1,NaN,x\n1,2,y\n"),
-            "t.csv:2, column 'b' (2): 'NaN': NaN and infinite values are not supported"
+            read_csv("a,b,y\n1,2,x\n1,zz,y\n".as_bytes(), "t.csv", &numeric_b)
+                .unwrap_err()
+                .to_string(),
+            "t.csv:3, column 'b' (2): 'zz' is not a number (the column is given as numeric)"
         );
         assert!(err("a,y\n1,x\ninf,y\n").starts_with("t.csv:3, column 'a' (1): 'inf'"));
         assert_eq!(
-            err("a,y\n1,x\n,y\n"),
-            "t.csv:3, column 'a' (1): missing value"
+            err("a,y\n1,x\nNA,\n"),
+            "t.csv:3, column 'y' (2): missing target value"
         );
+        let e = read_csv(
+            "a,y\n1,x\n2,y\n".as_bytes(),
+            "t.csv",
+            &CsvOptions {
+                categorical: vec!["y".into()],
+                ..CsvOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "t.csv: column 'y' given as categorical is the target");
         assert_eq!(
             err("a,y\n1,x\n2,x\n"),
             "t.csv, column 'y': the target has a single class ('x'); a classifier needs at least two"
