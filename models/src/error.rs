@@ -17,6 +17,16 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// A cell read as a number holds text. A reader that assumed every column numeric (the
+    /// one-pass fast path of [`crate::io::load_csv`]) reads the file again, inferring the
+    /// column kinds, when it meets one.
+    #[error("{location}: '{value}' is not a number")]
+    TextCell {
+        /// Where, e.g. `t.csv:3, column 'b' (2)`.
+        location: String,
+        /// The cell.
+        value: String,
+    },
     /// A hyperparameter is out of range, unknown, or of the wrong type.
     #[error("invalid parameter '{param}' for {estimator}: {message}")]
     InvalidParam {

@@ -196,12 +196,83 @@ pub fn check_model_input(data: &Dataset, estimator: &str, allow_missing: bool) -
             "training data",
             format!(
                 "column(s) {} have missing cells; {estimator} cannot take them: fill them \
-                 first, e.g. --model simple_imputer+{estimator}",
+                 first, e.g. --model simple_imputer+{estimator} (trees and forests take \
+                 them as they are)",
                 with_missing.join(", ")
             ),
         ));
     }
     Ok(())
+}
+
+/// Re-expresses the cells of `x`, written in `from` kinds (a dataset's), in `to` kinds (a
+/// model's input): a category becomes its code in `to`'s categories, [`UNKNOWN_CODE`] where
+/// `to` lacks it; numbers read as categories by their text. Columns of equal kinds are left
+/// as they are. `names` name the columns in errors.
+pub fn recode(
+    x: crate::matrix::Matrix,
+    from: &[ColumnKind],
+    to: &[ColumnKind],
+    names: &[String],
+) -> Result<crate::matrix::Matrix> {
+    if from == to {
+        return Ok(x);
+    }
+    if from.len() != x.cols() || to.len() != x.cols() {
+        return Err(ModelError::Shape(format!(
+            "{} and {} column kinds for {} columns",
+            from.len(),
+            to.len(),
+            x.cols()
+        )));
+    }
+    let maps: Vec<Option<Vec<f32>>> = from
+        .iter()
+        .zip(to)
+        .enumerate()
+        .map(|(j, (f, t))| {
+            if f == t {
+                return Ok(None);
+            }
+            match (f.categories(), t.categories()) {
+                (Some(fc), Some(tc)) => Ok(Some(
+                    fc.labels()
+                        .iter()
+                        .map(|l| tc.id_of(l).map_or(UNKNOWN_CODE, |c| c as f32))
+                        .collect(),
+                )),
+                (None, Some(_)) => Ok(Some(Vec::new())), // numbers: looked up by their text
+                (Some(_), None) => Err(ModelError::data(
+                    format!("column '{}'", names.get(j).map_or("?", String::as_str)),
+                    format!(
+                        "holds categories, and the model reads it as {}",
+                        t.type_name()
+                    ),
+                )),
+                (None, None) => Ok(None),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let d = x.cols();
+    let (rows, mut data) = (x.rows(), x.to_vec());
+    for row in data.chunks_exact_mut(d.max(1)) {
+        for (j, v) in row.iter_mut().enumerate() {
+            let Some(map) = &maps[j] else { continue };
+            if v.is_nan() {
+                continue;
+            }
+            *v = if map.is_empty() {
+                let cats = to[j].categories().expect("a categorical target kind");
+                cats.id_of(&v.to_string())
+                    .map_or(UNKNOWN_CODE, |c| c as f32)
+            } else if *v >= 0.0 && (*v as usize) < map.len() {
+                map[*v as usize]
+            } else {
+                UNKNOWN_CODE
+            };
+        }
+    }
+    crate::matrix::Matrix::from_vec(rows, d, data)
 }
 
 fn list(names: &[&str]) -> String {
@@ -249,6 +320,34 @@ mod tests {
         assert_eq!(
             ColumnKind::Boolean.categories().unwrap().labels(),
             ["False", "True"]
+        );
+    }
+
+    #[test]
+    fn recode_moves_codes_between_category_lists() {
+        let from = ColumnKind::Categorical {
+            categories: Classes::from_labels(&["a", "b", "c"]),
+        };
+        let to = ColumnKind::Categorical {
+            categories: Classes::from_labels(&["b", "c", "d"]),
+        };
+        let x = crate::matrix::Matrix::from_vec(4, 1, vec![0., 1., 2., f32::NAN]).unwrap();
+        let y = recode(x, std::slice::from_ref(&from), &[to], &["c".into()])
+            .unwrap()
+            .to_vec();
+        assert_eq!(&y[..3], &[UNKNOWN_CODE, 0., 1.]);
+        assert!(y[3].is_nan());
+        let ints = ColumnKind::Categorical {
+            categories: Classes::from_labels(&["3", "7"]),
+        };
+        let x = crate::matrix::Matrix::from_vec(2, 1, vec![7., 5.]).unwrap();
+        let y = recode(x, &[ColumnKind::Numeric], &[ints], &["n".into()]).unwrap();
+        assert_eq!(y.to_vec(), vec![1., UNKNOWN_CODE]);
+        let x = crate::matrix::Matrix::from_vec(1, 1, vec![0.]).unwrap();
+        let e = recode(x, &[from], &[ColumnKind::Numeric], &["c".into()]).unwrap_err();
+        assert!(
+            e.to_string().contains("column 'c': holds categories"),
+            "{e}"
         );
     }
 

@@ -33,9 +33,14 @@ use crate::preprocessing::{
 use crate::traits::{Classifier, Fit, Member, Model, Params, Transformer};
 use crate::tree::{DecisionTreeClassifierParams, DecisionTreeRegressorParams, FittedDecisionTree};
 
+mod compose;
 mod pipeline;
 mod registry;
 
+pub use compose::{
+    ColumnPart, ColumnSelector, ColumnTransformerParams, FittedColumnTransformer, KindSelector,
+    Remainder,
+};
 pub use pipeline::{FittedPipeline, PipelineParams};
 
 registry::registry! {
@@ -70,6 +75,8 @@ registry::registry! {
         OneHotEncoder(OneHotEncoderParams => FittedOneHotEncoder),
         /// Ordinal encoding of categorical columns.
         OrdinalEncoder(OrdinalEncoderParams => FittedOrdinalEncoder),
+        /// Per-column pipelines side by side.
+        ColumnTransformer(ColumnTransformerParams => FittedColumnTransformer),
     }
     fitted {
         /// Logistic regression.
@@ -98,11 +105,18 @@ fn names(list: &[(&str, &str)]) -> String {
 }
 
 impl Estimator {
-    /// True for an estimator that fits on missing cells as they are. None does yet: every
-    /// estimator refuses missing cells before any work (see
+    /// True for an estimator that fits on missing cells as they are: trees and forests
+    /// (scikit-learn's rule since 1.3: a split sends missing cells to the side that lowers
+    /// impurity most). The others refuse them before any work (see
     /// [`crate::schema::check_model_input`]), naming `simple_imputer` as the fix.
     pub fn takes_missing(&self) -> bool {
-        false
+        matches!(
+            self,
+            Estimator::DecisionTree(_)
+                | Estimator::DecisionTreeRegressor(_)
+                | Estimator::RandomForest(_)
+                | Estimator::RandomForestRegressor(_)
+        )
     }
 
     /// An estimator with default parameters from its name. `a+b+c` builds a pipeline of

@@ -93,12 +93,20 @@ impl CsvOptions {
     }
 }
 
-/// Loads a dataset from a CSV file: one pass infers the column kinds (two when a column
-/// shows text after numbers), the last reads the rows.
+/// Loads a dataset from a CSV file. The file is first read as if every column were
+/// numeric (one pass, the common case of a numbers-only file); at the first text cell, and
+/// whenever a column is declared categorical, one pass infers the column kinds (two when a
+/// column shows text after numbers) and the last reads the rows.
 pub fn load_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
     let path = path.as_ref();
     let source = path.display().to_string();
     let open = || File::open(path).map_err(|e| ModelError::io(path, e));
+    if opts.categorical.is_empty() {
+        match read_rows(CsvRows::new(open()?, &source, opts)?, opts) {
+            Err(ModelError::TextCell { .. }) => {}
+            done => return done,
+        }
+    }
     let kinds = infer_kinds(&mut || open(), &source, opts)?;
     read_rows(
         CsvRows::new(open()?, &source, opts)?.with_kinds(kinds)?,
@@ -388,6 +396,15 @@ fn parse_cell(
     name: &str,
 ) -> Result<f32> {
     let at = || format!("{source}:{line}, column '{name}' ({})", col + 1);
+    if *kind == ColumnKind::Numeric
+        && !na_values.iter().any(|na| na == s)
+        && s.trim().parse::<f32>().is_err()
+    {
+        return Err(ModelError::TextCell {
+            location: at(),
+            value: s.to_string(),
+        });
+    }
     let v = kind
         .parse_cell(s, na_values)
         .map_err(|m| ModelError::data(at(), m))?;

@@ -514,17 +514,47 @@ pub struct OrdinalEncoderParams {
     pub handle_unknown: OrdinalUnknown,
     /// The value of an unknown category with `use_encoded_value` (an integer, or NaN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unknown_value: Option<f64>,
+    pub unknown_value: Option<Encoded>,
     /// The value of a missing cell. Default NaN.
-    #[serde(default = "nan")]
-    pub encoded_missing_value: f64,
+    #[serde(default)]
+    pub encoded_missing_value: Encoded,
     /// The columns to encode; `None` means the categorical and boolean ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
 }
 
-fn nan() -> f64 {
-    f64::NAN
+/// A value an encoder writes: an integer, or NaN (written `"nan"` in job files, where JSON
+/// has no NaN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Encoded {
+    /// An integer.
+    Code(i64),
+    /// NaN.
+    Nan(NanWord),
+}
+
+/// The word `nan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NanWord {
+    /// NaN.
+    Nan,
+}
+
+impl Default for Encoded {
+    fn default() -> Self {
+        Encoded::Nan(NanWord::Nan)
+    }
+}
+
+impl Encoded {
+    fn value(self) -> f32 {
+        match self {
+            Encoded::Code(c) => c as f32,
+            Encoded::Nan(_) => f32::NAN,
+        }
+    }
 }
 
 impl Default for OrdinalEncoderParams {
@@ -532,16 +562,16 @@ impl Default for OrdinalEncoderParams {
         Self {
             handle_unknown: OrdinalUnknown::Error,
             unknown_value: None,
-            encoded_missing_value: f64::NAN,
+            encoded_missing_value: Encoded::default(),
             columns: None,
         }
     }
 }
 
-fn parse_float_or_nan(step: &'static str, key: &str, value: &str) -> Result<f64> {
+fn parse_encoded(step: &'static str, key: &str, value: &str) -> Result<Encoded> {
     match value.trim() {
-        "nan" | "NaN" | "np.nan" => Ok(f64::NAN),
-        v => parse_value(step, key, v, "a number or nan"),
+        "nan" | "NaN" | "np.nan" => Ok(Encoded::Nan(NanWord::Nan)),
+        v => parse_value(step, key, v, "an integer or nan").map(Encoded::Code),
     }
 }
 
@@ -569,11 +599,6 @@ impl Params for OrdinalEncoderParams {
                 "unknown_value",
                 "is only used when handle_unknown=use_encoded_value",
             )),
-            (_, Some(u)) if !u.is_nan() && u.fract() != 0.0 => Err(ModelError::param(
-                Self::NAME,
-                "unknown_value",
-                format!("must be an integer or nan, got {u}"),
-            )),
             _ => Ok(()),
         }
     }
@@ -596,11 +621,11 @@ impl Params for OrdinalEncoderParams {
             "unknown_value" => {
                 self.unknown_value = match value.trim() {
                     "None" | "none" | "null" => None,
-                    v => Some(parse_float_or_nan(Self::NAME, key, v)?),
+                    v => Some(parse_encoded(Self::NAME, key, v)?),
                 }
             }
             "encoded_missing_value" => {
-                self.encoded_missing_value = parse_float_or_nan(Self::NAME, key, value)?
+                self.encoded_missing_value = parse_encoded(Self::NAME, key, value)?
             }
             "columns" => self.columns = parse_columns(value),
             _ => return Err(unknown_param::<Self>(key)),
@@ -641,8 +666,8 @@ impl Fit for Checked<OrdinalEncoderParams> {
             let kind = data.kind(j);
             let n_cats = kind.categories().map_or(0, |c| c.len());
             let s = seen(data, j, n_cats);
-            if let Some(u) = self.unknown_value.filter(|u| !u.is_nan()) {
-                if u >= 0.0 && (u as usize) < s.codes.len() {
+            if let Some(Encoded::Code(u)) = self.unknown_value {
+                if u >= 0 && (u as usize) < s.codes.len() {
                     return Err(ModelError::param(
                         step,
                         "unknown_value",
@@ -675,8 +700,8 @@ impl Fit for Checked<OrdinalEncoderParams> {
             n_in: d,
             columns,
             encoded,
-            unknown_value: self.unknown_value.map(|u| u as f32),
-            encoded_missing_value: self.encoded_missing_value as f32,
+            unknown_value: self.unknown_value.map(Encoded::value),
+            encoded_missing_value: self.encoded_missing_value.value(),
             names: data.feature_names().to_vec(),
             kinds_in: data.kinds(),
         })
@@ -897,5 +922,17 @@ mod tests {
         assert_eq!(t, vec![-1., 1.5, -2., 1.5]);
         p.set_param("unknown_value", "1").unwrap();
         assert!(p.fit(&d).is_err(), "1 is a category's code");
+        // NaN travels in job files as the word nan.
+        let json = serde_json::to_string(&OrdinalEncoderParams::default()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"handle_unknown":"error","encoded_missing_value":"nan"}"#
+        );
+        let back: OrdinalEncoderParams = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, OrdinalEncoderParams::default());
+        p.set_param("unknown_value", "nan").unwrap();
+        let back: OrdinalEncoderParams =
+            serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 }

@@ -5,7 +5,7 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
 use crate::rng::Rng;
-use crate::traits::{check_input, Checked, Classifier, Fit, Model, Params};
+use crate::traits::{Checked, Classifier, Fit, Model, Params};
 
 /// Values closer than this are treated as equal when looking for split points
 /// (scikit-learn's `FEATURE_THRESHOLD`).
@@ -22,6 +22,16 @@ struct Node {
     right: u32,
     impurity: f64,
     weighted_samples: f64,
+    /// Rows missing `x[feature]` (NaN) go left. Learnt where training rows had missing
+    /// cells; elsewhere the side with more training weight, as scikit-learn does (1.3+).
+    missing_left: bool,
+}
+
+impl Node {
+    /// The side a missing cell takes when training saw none: the heavier child.
+    fn heavier_left(nodes: &[Node], left: u32, right: u32) -> bool {
+        nodes[left as usize].weighted_samples > nodes[right as usize].weighted_samples
+    }
 }
 
 /// A fitted decision tree: a classifier, or a regressor when grown with the
@@ -348,6 +358,10 @@ struct TreeRepr {
     n_features: usize,
     depth: usize,
     feature_importances: Vec<f64>,
+    /// One byte per node (1: missing cells go left); written only when some split learnt
+    /// its side from missing cells, else every split sends them to its heavier child.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    missing_left: Vec<u8>,
 }
 
 fn column<T, const N: usize>(
@@ -399,6 +413,14 @@ impl Serialize for FittedDecisionTree {
             n_features: self.n_features,
             depth: self.depth,
             feature_importances: self.feature_importances.clone(),
+            missing_left: if self.nodes.iter().all(|v| {
+                v.feature == LEAF
+                    || v.missing_left == Node::heavier_left(&self.nodes, v.left, v.right)
+            }) {
+                Vec::new()
+            } else {
+                nodes().map(|v| u8::from(v.missing_left)).collect()
+            },
         }
         .serialize(s)
     }
@@ -432,6 +454,7 @@ impl TryFrom<TreeRepr> for FittedDecisionTree {
                 right: u32::from_le_bytes(right[i]),
                 impurity: f64::from_le_bytes(impurity[i]),
                 weighted_samples: f64::from_le_bytes(weighted[i]),
+                missing_left: false,
             };
             // Children come after their parent, so every walk ends at a leaf.
             let link_ok = |c: u32| (c as usize) > i && (c as usize) < n;
@@ -446,6 +469,23 @@ impl TryFrom<TreeRepr> for FittedDecisionTree {
         }
         if n == 0 {
             return Err("a tree without nodes".into());
+        }
+        if r.missing_left.is_empty() {
+            for i in 0..n {
+                if nodes[i].feature != LEAF {
+                    nodes[i].missing_left =
+                        Node::heavier_left(&nodes, nodes[i].left, nodes[i].right);
+                }
+            }
+        } else if r.missing_left.len() != n {
+            return Err(format!(
+                "tree column 'missing_left' has {} bytes for {n} entries",
+                r.missing_left.len()
+            ));
+        } else {
+            for (node, &m) in nodes.iter_mut().zip(&r.missing_left) {
+                node.missing_left = m != 0;
+            }
         }
         Ok(Self::assemble(
             nodes,
@@ -482,14 +522,47 @@ impl FittedDecisionTree {
     /// Adds each row's leaf values (class fractions) to `acc` (`rows x n_classes`): how a
     /// forest averages its trees without a matrix per tree.
     pub(crate) fn add_proba(&self, x: &Matrix, acc: &mut [f64]) -> Result<()> {
-        check_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
+        check_tree_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
         let d = self.n_features.max(1);
-        self.walk.add_values(
-            &x.data()[..x.rows() * d],
-            d,
-            &mut acc[..x.rows() * self.walk.width],
-        );
+        let rows = &x.data()[..x.rows() * d];
+        let width = self.walk.width;
+        if !rows.iter().any(|v| v.is_nan()) {
+            self.walk.add_values(rows, d, &mut acc[..x.rows() * width]);
+            return Ok(());
+        }
+        // Rows with missing cells walk the nodes, where each split knows their side.
+        for (i, row) in rows.chunks_exact(d).enumerate() {
+            let out = &mut acc[i * width..(i + 1) * width];
+            let values = if row.iter().any(|v| v.is_nan()) {
+                self.node_values(row)
+            } else {
+                self.walk.values(row)
+            };
+            out.iter_mut()
+                .zip(values)
+                .for_each(|(a, v)| *a += f64::from(*v));
+        }
         Ok(())
+    }
+
+    /// The values of the leaf `row` reaches walking the nodes themselves: the slow walk,
+    /// for rows with missing cells.
+    fn node_values(&self, row: &[f32]) -> &[f32] {
+        let mut at = 0usize;
+        loop {
+            let n = &self.nodes[at];
+            if n.feature == LEAF {
+                let w = self.walk.width;
+                return &self.values[at * w..(at + 1) * w];
+            }
+            let v = row[n.feature as usize];
+            let left = if v.is_nan() {
+                n.missing_left
+            } else {
+                f64::from(v) <= n.threshold
+            };
+            at = if left { n.left } else { n.right } as usize;
+        }
     }
 
     /// Depth of the deepest leaf (the root alone has depth 0).
@@ -519,7 +592,7 @@ impl FittedDecisionTree {
 
     /// A regression tree's prediction (the mean target of each row's leaf).
     pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
-        check_input(x, self.n_features, "decision_tree_regressor")?;
+        check_tree_input(x, self.n_features, "decision_tree_regressor")?;
         if !self.is_regressor() {
             return Err(ModelError::data(
                 "model",
@@ -529,9 +602,38 @@ impl FittedDecisionTree {
         Ok(x.data()
             .chunks_exact(self.n_features.max(1))
             .take(x.rows())
-            .map(|row| self.walk.values(row)[0])
+            .map(|row| {
+                if row.iter().any(|v| v.is_nan()) {
+                    self.node_values(row)[0]
+                } else {
+                    self.walk.values(row)[0]
+                }
+            })
             .collect())
     }
+}
+
+/// Trees take missing cells (NaN) but not infinities.
+fn check_no_infinity(x: &Matrix, what: &str) -> Result<()> {
+    let c = x.cols().max(1);
+    if let Some(pos) = x.data().iter().position(|v| v.is_infinite()) {
+        return Err(ModelError::data(
+            format!("{what}, row {}, column {}", pos / c, pos % c),
+            "infinite values are not supported",
+        ));
+    }
+    Ok(())
+}
+
+/// A tree's input: the columns it was fitted on; missing cells allowed.
+fn check_tree_input(x: &Matrix, expected: usize, model: &str) -> Result<()> {
+    if x.cols() != expected {
+        return Err(ModelError::Shape(format!(
+            "{model} was fitted on {expected} features, got {}",
+            x.cols()
+        )));
+    }
+    check_no_infinity(x, "input")
 }
 
 impl Classifier for FittedDecisionTree {
@@ -544,7 +646,7 @@ impl Classifier for FittedDecisionTree {
     }
 
     fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
-        check_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
+        check_tree_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
         if self.is_regressor() {
             return Err(ModelError::data(
                 "model",
@@ -554,7 +656,11 @@ impl Classifier for FittedDecisionTree {
         let k = self.n_classes;
         let mut out = Vec::with_capacity(x.rows() * k);
         for row in x.data().chunks_exact(self.n_features.max(1)).take(x.rows()) {
-            out.extend_from_slice(self.walk.values(row));
+            if row.iter().any(|v| v.is_nan()) {
+                out.extend_from_slice(self.node_values(row));
+            } else {
+                out.extend_from_slice(self.walk.values(row));
+            }
         }
         Matrix::from_vec(x.rows(), k, out)
     }
@@ -593,6 +699,8 @@ struct Best {
     threshold: f64,
     /// Negated weighted child impurity (higher is better).
     proxy: f64,
+    /// Where rows missing the feature go.
+    missing_left: bool,
 }
 
 /// The training target.
@@ -668,6 +776,7 @@ impl Builder<'_> {
             right: LEAF,
             impurity: imp,
             weighted_samples: total,
+            missing_left: false,
         });
         match self.y {
             Y::Classes(_) => self.values.extend(counts.iter().map(|&c| {
@@ -696,9 +805,14 @@ impl Builder<'_> {
             return id;
         };
         // Weighted impurity decrease of this split, relative to all training weight.
-        let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = rows
-            .iter()
-            .partition(|&&i| (self.x[i as usize * self.d + best.feature] as f64) <= best.threshold);
+        let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = rows.iter().partition(|&&i| {
+            let v = self.x[i as usize * self.d + best.feature];
+            if v.is_nan() {
+                best.missing_left
+            } else {
+                (v as f64) <= best.threshold
+            }
+        });
         let (lc, lt) = self.counts(&left_rows);
         let (rc, rt) = self.counts(&right_rows);
         let decrease = (total / self.total_weight)
@@ -722,11 +836,16 @@ impl Builder<'_> {
         node.threshold = best.threshold;
         node.left = left;
         node.right = right;
+        node.missing_left = best.missing_left;
         id
     }
 
+    /// The best split of `rows`, scikit-learn's `BestSplitter` (1.3+) over features drawn
+    /// in random order. Rows missing the feature (NaN) are set apart: the thresholds
+    /// between the sorted values are tried with them on the right, then (if there are any)
+    /// on the left, and last the split of present against missing; the first best wins. A
+    /// feature whose present values are all equal (or that has none) is constant.
     fn best_split(&mut self, rows: &[u32], counts: &[f64], total: f64) -> Option<Best> {
-        let n = rows.len();
         let mut best: Option<Best> = None;
         // Draw candidate features without replacement (a lazy Fisher-Yates), until
         // `max_features` have been visited and at least one of them was not constant.
@@ -736,6 +855,7 @@ impl Builder<'_> {
         let mut constant = 0usize;
         let mut remaining = self.d;
         let mut left = vec![0.0f64; self.k];
+        let mut missing = vec![0.0f64; self.k];
         while remaining > 0 && (visited < self.max_features || visited <= constant) {
             let j = self.rng.below(remaining);
             remaining -= 1;
@@ -743,46 +863,99 @@ impl Builder<'_> {
             let f = self.features[remaining];
             visited += 1;
             self.pairs.clear();
-            self.pairs
-                .extend(rows.iter().map(|&i| (self.x[i as usize * self.d + f], i)));
+            missing.iter_mut().for_each(|v| *v = 0.0);
+            let mut missing_w = 0.0;
+            for &i in rows {
+                let v = self.x[i as usize * self.d + f];
+                if v.is_nan() {
+                    let w = self.weight(i);
+                    self.add(&mut missing, i, w);
+                    missing_w += w;
+                } else {
+                    self.pairs.push((v, i));
+                }
+            }
+            let n = self.pairs.len();
+            let n_missing = rows.len() - n;
             self.pairs
                 .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            if self.pairs[n - 1].0 <= self.pairs[0].0 + FEATURE_THRESHOLD {
+            if n == 0 || self.pairs[n - 1].0 <= self.pairs[0].0 + FEATURE_THRESHOLD {
                 constant += 1;
                 continue;
             }
-            left.iter_mut().for_each(|v| *v = 0.0);
-            let mut lw = 0.0;
-            for p in 1..n {
-                let (_, i) = self.pairs[p - 1];
-                let w = self.weight(i);
-                self.add(&mut left, i, w);
-                lw += w;
-                if self.pairs[p].0 <= self.pairs[p - 1].0 + FEATURE_THRESHOLD {
-                    continue;
+            let searches: &[bool] = if n_missing > 0 {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for &missing_go_left in searches {
+                if missing_go_left {
+                    left.copy_from_slice(&missing);
+                } else {
+                    left.iter_mut().for_each(|v| *v = 0.0);
                 }
-                if p < self.min_leaf || n - p < self.min_leaf {
-                    continue;
-                }
-                let rw = total - lw;
-                let right: Vec<f64> = counts.iter().zip(&left).map(|(t, l)| t - l).collect();
-                let proxy = -(lw * impurity(self.criterion, &left, lw)
-                    + rw * impurity(self.criterion, &right, rw));
-                if best.as_ref().is_none_or(|b| proxy > b.proxy) {
-                    let (a, b) = (self.pairs[p - 1].0, self.pairs[p].0);
-                    let mut threshold = a as f64 / 2.0 + b as f64 / 2.0;
-                    if threshold >= b as f64 || !threshold.is_finite() {
-                        threshold = a as f64;
+                let mut lw = if missing_go_left { missing_w } else { 0.0 };
+                for p in 1..n {
+                    let (_, i) = self.pairs[p - 1];
+                    let w = self.weight(i);
+                    self.add(&mut left, i, w);
+                    lw += w;
+                    if self.pairs[p].0 <= self.pairs[p - 1].0 + FEATURE_THRESHOLD {
+                        continue;
                     }
+                    let (n_left, n_right) = if missing_go_left {
+                        (p + n_missing, n - p)
+                    } else {
+                        (p, n - p + n_missing)
+                    };
+                    if n_left < self.min_leaf || n_right < self.min_leaf {
+                        continue;
+                    }
+                    let proxy = self.proxy(&left, lw, counts, total);
+                    if best.as_ref().is_none_or(|b| proxy > b.proxy) {
+                        let (a, b) = (self.pairs[p - 1].0, self.pairs[p].0);
+                        let mut threshold = a as f64 / 2.0 + b as f64 / 2.0;
+                        if threshold >= b as f64 || !threshold.is_finite() {
+                            threshold = a as f64;
+                        }
+                        best = Some(Best {
+                            feature: f,
+                            threshold,
+                            proxy,
+                            missing_left: if n_missing == 0 {
+                                n_left > n_right
+                            } else {
+                                missing_go_left
+                            },
+                        });
+                    }
+                }
+            }
+            // Every present value left, every missing one right.
+            if n_missing > 0 && n >= self.min_leaf && n_missing >= self.min_leaf {
+                left.iter_mut()
+                    .zip(counts.iter().zip(&missing))
+                    .for_each(|(l, (t, m))| *l = t - m);
+                let proxy = self.proxy(&left, total - missing_w, counts, total);
+                if best.as_ref().is_none_or(|b| proxy > b.proxy) {
                     best = Some(Best {
                         feature: f,
-                        threshold,
+                        threshold: f64::INFINITY,
                         proxy,
+                        missing_left: false,
                     });
                 }
             }
         }
         best
+    }
+
+    /// scikit-learn's proxy of a split's impurity improvement: the negated weighted
+    /// impurities of the children, the left one's statistics `left` (weight `lw`).
+    fn proxy(&self, left: &[f64], lw: f64, counts: &[f64], total: f64) -> f64 {
+        let rw = total - lw;
+        let right: Vec<f64> = counts.iter().zip(left).map(|(t, l)| t - l).collect();
+        -(lw * impurity(self.criterion, left, lw) + rw * impurity(self.criterion, &right, rw))
     }
 }
 
@@ -822,7 +995,7 @@ impl DecisionTreeClassifierParams {
             (Y::Classes(ids), classes.len(), classes.len())
         };
         let x = data.x();
-        x.check_finite("training data")?;
+        check_no_infinity(x, "training data")?;
         let (n, d) = (x.rows(), x.cols());
         if n == 0 {
             return Err(ModelError::data("training data", "no rows"));
@@ -1047,6 +1220,55 @@ mod tests {
         assert!(DecisionTreeClassifierParams::default()
             .with_criterion(Criterion::SquaredError)
             .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn missing_cells_take_the_side_that_lowers_impurity() {
+        let nan = f32::NAN;
+        // Class 1 exactly where x0 is missing: the best split is present against missing.
+        let x = Matrix::from_vec(6, 1, vec![1., 2., 3., nan, nan, nan]).unwrap();
+        let d = Dataset::from_classes(x, vec![0, 0, 0, 1, 1, 1]).unwrap();
+        let t = DecisionTreeClassifierParams::default()
+            .with_random_state(Some(0))
+            .fit(&d)
+            .unwrap();
+        assert_eq!(t.node_count(), 3);
+        assert_eq!(t.nodes[0].threshold, f64::INFINITY);
+        assert!(!t.nodes[0].missing_left);
+        let q = Matrix::from_vec(2, 1, vec![nan, 2.5]).unwrap();
+        assert_eq!(t.predict(&q).unwrap(), vec![1, 0]);
+        // Missing rows that look like the small values go left with them.
+        let x = Matrix::from_vec(6, 1, vec![1., 2., 8., 9., nan, nan]).unwrap();
+        let d = Dataset::from_classes(x, vec![0, 0, 1, 1, 0, 0]).unwrap();
+        let t = DecisionTreeClassifierParams::default()
+            .with_random_state(Some(0))
+            .fit(&d)
+            .unwrap();
+        assert_eq!(t.node_count(), 3);
+        assert_eq!(t.nodes[0].threshold, 5.0);
+        assert!(t.nodes[0].missing_left);
+        let q = Matrix::from_vec(3, 1, vec![nan, 1.5, 8.5]).unwrap();
+        assert_eq!(t.predict(&q).unwrap(), vec![0, 0, 1]);
+        // The learnt sides survive encoding; a tree without them reads them back as the
+        // heavier child.
+        let bytes = rmp_serde::to_vec_named(&t).unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<FittedDecisionTree>(&bytes).unwrap(),
+            t
+        );
+        // A tree that never saw a missing cell sends one to its heavier child (4 rows
+        // against 2 here: x <= 2.5 holds the two class-0 rows).
+        let x = Matrix::from_vec(6, 1, vec![1., 2., 3., 4., 5., 6.]).unwrap();
+        let d = Dataset::from_classes(x, vec![0, 0, 1, 1, 1, 1]).unwrap();
+        let t = DecisionTreeClassifierParams::default()
+            .with_random_state(Some(0))
+            .fit(&d)
+            .unwrap();
+        let q = Matrix::from_vec(1, 1, vec![nan]).unwrap();
+        assert_eq!(t.predict(&q).unwrap(), vec![1]);
+        assert!(t
+            .predict(&Matrix::from_vec(1, 1, vec![f32::INFINITY]).unwrap())
             .is_err());
     }
 
