@@ -187,6 +187,18 @@ pub struct PutDatasetRequest {
     /// `upload of 'NAME'`.
     #[serde(default)]
     pub source: Option<String>,
+    /// Columns read as categorical whatever their cells.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// Columns read as numbers whatever their cells.
+    #[serde(default)]
+    pub numeric: Vec<String>,
+    /// Cells read as missing instead of the default set (an empty cell always is).
+    #[serde(default)]
+    pub na_values: Option<Vec<String>>,
+    /// Most distinct categories of one column.
+    #[serde(default)]
+    pub max_categories: Option<usize>,
 }
 
 /// The answer to `POST /v1/datasets`: the stored dataset and where its chunks went.
@@ -255,8 +267,27 @@ pub struct DatasetDetail {
     /// Where the rows came from (the file name given at upload).
     #[serde(default)]
     pub source: String,
+    /// Its feature columns: kinds, missing cells, categories.
+    #[serde(default)]
+    pub columns: Vec<ColumnView>,
     /// Its chunks, in row order.
     pub chunks: Vec<ChunkView>,
+}
+
+/// One feature column of a dataset (`GET /v1/datasets/{name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ColumnView {
+    /// The column's name.
+    pub name: String,
+    /// `numeric`, `categorical` or `boolean`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Missing cells.
+    pub missing: u64,
+    /// Distinct categories (0 for numbers).
+    pub categories: usize,
+    /// The most frequent categories with their counts, most frequent first.
+    pub top: Vec<(String, u64)>,
 }
 
 /// `DELETE /v1/datasets/{name}`: what was removed. Every holder frees its copies within a

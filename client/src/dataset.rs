@@ -5,8 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::api::{DatasetDetail, DatasetRemoved, DatasetStored, DatasetView};
+use crate::api::{ColumnView, DatasetDetail, DatasetRemoved, DatasetStored, DatasetView};
 use crate::node_api::NodeApi;
+use crate::table::{render, Align};
 use crate::{w, ClientError};
 
 /// What `dataset put` through a node asks for.
@@ -22,6 +23,14 @@ pub struct PutOptions {
     pub target: Option<String>,
     /// Read the target as real values.
     pub regression: bool,
+    /// Columns read as categorical whatever their cells.
+    pub categorical: Vec<String>,
+    /// Columns read as numbers whatever their cells.
+    pub numeric: Vec<String>,
+    /// Cells read as missing instead of the default set.
+    pub na_values: Option<Vec<String>>,
+    /// Most distinct categories of one column.
+    pub max_categories: Option<usize>,
 }
 
 /// The dataset name: the one given, else the file's stem.
@@ -60,6 +69,20 @@ pub fn put(
     }
     if opts.regression {
         query.push_str("&regression=true");
+    }
+    for (key, list) in [
+        ("categorical", &opts.categorical),
+        ("numeric", &opts.numeric),
+    ] {
+        if !list.is_empty() {
+            query.push_str(&format!("&{key}={}", enc(&list.join(","))));
+        }
+    }
+    if let Some(na) = &opts.na_values {
+        query.push_str(&format!("&na_values={}", enc(&na.join(","))));
+    }
+    if let Some(m) = opts.max_categories {
+        query.push_str(&format!("&max_categories={m}"));
     }
     let is_parquet = file
         .extension()
@@ -164,6 +187,36 @@ pub fn classes_summary(classes: &[String]) -> String {
     format!("{} classes: {labels}", classes.len())
 }
 
+/// The schema table `dataset show` prints: one line per feature column with its type,
+/// missing cells, number of categories and the most frequent ones.
+pub fn schema_table(columns: &[ColumnView]) -> String {
+    let rows: Vec<Vec<String>> = columns
+        .iter()
+        .map(|c| {
+            let top: Vec<String> = c.top.iter().map(|(v, n)| format!("{v} ({n})")).collect();
+            vec![
+                c.name.clone(),
+                c.kind.clone(),
+                c.missing.to_string(),
+                if c.kind == "numeric" {
+                    String::new()
+                } else {
+                    c.categories.to_string()
+                },
+                top.join(", "),
+            ]
+        })
+        .collect();
+    let header = [
+        ("COLUMN", Align::Left),
+        ("TYPE", Align::Left),
+        ("MISSING", Align::Right),
+        ("CATEGORIES", Align::Right),
+        ("MOST FREQUENT", Align::Left),
+    ];
+    render(&header, &rows, "  ")
+}
+
 /// `meshml dataset show NAME --node URL`: a dataset's columns and its chunks' holders.
 pub fn show(api: &NodeApi, name: &str, out: &mut dyn Write) -> Result<(), ClientError> {
     let d: DatasetDetail = api.client()?.get(
@@ -185,6 +238,9 @@ pub fn show(api: &NodeApi, name: &str, out: &mut dyn Write) -> Result<(), Client
             classes_summary(&v.classes)
         ),
     )?;
+    if !d.columns.is_empty() {
+        w(out, format_args!("columns:\n{}", schema_table(&d.columns)))?;
+    }
     w(
         out,
         format_args!(

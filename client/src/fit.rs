@@ -173,6 +173,9 @@ struct JobFile {
     name: Option<String>,
     kind: Option<String>,
     model: Option<String>,
+    /// The estimator in full, as the API's job spec writes it (a pipeline with a
+    /// `column_transformer`, say): instead of `model`.
+    estimator: Option<Estimator>,
     models: Option<Vec<String>>,
     #[serde(default)]
     set: BTreeMap<String, Value>,
@@ -212,10 +215,24 @@ impl JobFile {
             .dataset
             .ok_or_else(|| bad("no dataset: give --dataset or `dataset = ...` in the job file"))?;
         let model = || {
-            self.model
-                .as_deref()
-                .ok_or_else(|| bad("no model: give --model or `model = ...` in the job file"))
-                .and_then(|m| estimator(m, &self.set))
+            match (&self.estimator, self.model.as_deref()) {
+            (Some(_), Some(_)) => Err(bad(
+                "give the model once: `model = ...` or an [estimator] table, not both",
+            )),
+            (Some(e), None) => {
+                let mut e = e.clone();
+                for (k, v) in &self.set {
+                    e.set_param(k, &v.text())?;
+                }
+                e.validate()?;
+                Ok(e)
+            }
+            (None, m) => m
+                .ok_or_else(|| {
+                    bad("no model: give --model, `model = ...` or an [estimator] table in the job file")
+                })
+                .and_then(|m| estimator(m, &self.set)),
+        }
         };
         let kind = self.kind.clone().unwrap_or_else(|| {
             if self.grid.is_empty() {
@@ -390,7 +407,9 @@ fn request(cmd: &FitCmd) -> Result<JobRequest, ClientError> {
         f.dataset.clone_from(&cmd.dataset);
     }
     if cmd.model.is_some() {
+        // The flag overrides the file's model, whichever way the file gave it.
         f.model.clone_from(&cmd.model);
+        f.estimator = None;
     }
     if cmd.name.is_some() {
         f.name.clone_from(&cmd.name);
@@ -581,6 +600,42 @@ pub fn job(cmd: JobCmd, out: &mut dyn Write) -> Result<(), ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_file_may_give_the_estimator_in_full() {
+        let f: JobFile = toml::from_str(
+            r#"
+dataset = "nass"
+kind = "grid_search"
+cv = 3
+[grid]
+"column_transformer__cat__one_hot_encoder__min_frequency" = [1, 100]
+[estimator]
+kind = "pipeline"
+[[estimator.params.steps]]
+kind = "column_transformer"
+[[estimator.params.steps.params.transformers]]
+name = "cat"
+columns = "categorical"
+steps = [{ kind = "one_hot_encoder", params = { handle_unknown = "ignore" } }]
+[estimator.params.estimator]
+kind = "ridge"
+params = { alpha = 1.0, fit_intercept = true }
+"#,
+        )
+        .unwrap();
+        let r = f.into_request().unwrap();
+        let JobKind::GridSearch { estimator, .. } = r.job.kind else {
+            panic!()
+        };
+        assert_eq!(estimator.name(), "column_transformer+ridge");
+        let both: JobFile = toml::from_str(
+            "dataset = \"d\"\nmodel = \"ridge\"\n[estimator]\nkind = \"ridge\"\nparams = { alpha = 1.0, fit_intercept = true }\n",
+        )
+        .unwrap();
+        let e = both.into_request().unwrap_err().to_string();
+        assert!(e.contains("give the model once"), "{e}");
+    }
 
     #[test]
     fn a_job_file_becomes_a_request() {

@@ -158,9 +158,9 @@ impl Batches {
             s.datasets
                 .values()
                 .find(|d| d.chunks.iter().any(|c| c.id == chunk))
-                .map(|d| (d.name.clone(), d.feature_names.clone()))
+                .map(|d| (d.name.clone(), d.feature_names.clone(), d.kinds()))
         });
-        let Some((dataset, columns)) = columns else {
+        let Some((dataset, columns, kinds)) = columns else {
             return refuse(
                 ErrorCode::NotFound,
                 format!("chunk {chunk} is in no dataset"),
@@ -197,6 +197,15 @@ impl Batches {
                     x.select_cols(&cols)
                 }
             })?;
+            // The dataset's category codes in the model's terms (its training data may have
+            // had other categories).
+            let from: Vec<_> = cols.iter().map(|&j| kinds[j].clone()).collect();
+            let x = meshml_models::schema::recode(
+                x,
+                &from,
+                &m.artifact.feature_kinds(),
+                &m.artifact.feature_names,
+            )?;
             let model = &m.artifact.model;
             Ok(if model.is_regressor() {
                 Response::ChunkPredictions {
@@ -445,6 +454,10 @@ impl Batches {
             regression: art.model.is_regressor(),
             format: "csv".into(),
             source: Some(format!("predictions of batch {}", job.id)),
+            categorical: Vec::new(),
+            numeric: Vec::new(),
+            na_values: None,
+            max_categories: None,
         };
         let result = self.datasets.put(path.clone(), put).await;
         let _ = std::fs::remove_file(&path);

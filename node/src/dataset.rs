@@ -42,7 +42,7 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         replicas: Some(replicas),
         node,
         token_file,
-        limits: _,
+        limits,
     } = &args.command
     {
         let api = meshml_client::NodeApi {
@@ -55,6 +55,10 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             chunk_rows: *chunk_rows,
             target: target.clone(),
             regression: *regression,
+            categorical: limits.categorical.clone(),
+            numeric: limits.numeric.clone(),
+            na_values: limits.na_values.clone(),
+            max_categories: Some(limits.max_categories),
         };
         return Ok(meshml_client::dataset::put(&api, file, &opts, out)?);
     }
@@ -192,6 +196,13 @@ pub fn run(args: DatasetArgs, out: &mut dyn Write) -> Result<(), NodeError> {
             w(
                 out,
                 format_args!(
+                    "columns:\n{}",
+                    meshml_client::dataset::schema_table(&column_views(&m))
+                ),
+            )?;
+            w(
+                out,
+                format_args!(
                     "chunks:    {} ({})\n",
                     m.chunks.len(),
                     human_bytes(m.bytes())
@@ -315,4 +326,24 @@ fn target_summary(t: &TargetSchema) -> String {
         }
         TargetSchema::Values => "real values".to_string(),
     }
+}
+
+/// A stored dataset's feature columns as `dataset show` and `GET /v1/datasets/{name}` give
+/// them (a dataset stored before column kinds shows numeric columns without counts).
+pub fn column_views(m: &meshml_storage::DatasetManifest) -> Vec<meshml_client::api::ColumnView> {
+    let kinds = m.kinds();
+    m.feature_names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let summary = m.columns.get(j);
+            meshml_client::api::ColumnView {
+                name: name.clone(),
+                kind: kinds[j].type_name().to_string(),
+                missing: summary.map_or(0, |c| c.missing),
+                categories: kinds[j].categories().map_or(0, |c| c.len()),
+                top: summary.map_or_else(Vec::new, |c| c.top.clone()),
+            }
+        })
+        .collect()
 }

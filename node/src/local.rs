@@ -194,10 +194,30 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
         None => format!("target '{}' (values)", train.target_name()),
     };
     let rows = train.n_samples() + test.as_ref().map_or(0, Dataset::n_samples);
+    // A table with text or missing cells says so: which steps it needs depends on it.
+    let mut kinds = Vec::new();
+    let categorical = (0..train.n_features())
+        .filter(|&j| !train.kind(j).is_numeric())
+        .count();
+    if categorical > 0 {
+        kinds.push(format!("{categorical} categorical"));
+    }
+    let missing: u64 = train.missing_counts().iter().sum::<u64>()
+        + test
+            .as_ref()
+            .map_or(0, |t| t.missing_counts().iter().sum::<u64>());
+    if missing > 0 {
+        kinds.push(format!("{missing} missing cells"));
+    }
+    let kinds = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
     w(
         out,
         format_args!(
-            "data:      {source}: {rows} rows, {} features, {what}\n",
+            "data:      {source}: {rows} rows, {} features{kinds}, {what}\n",
             train.n_features(),
         ),
     )?;
@@ -365,20 +385,16 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
     if let Some(name) = &args.dataset {
         let store = Store::open(crate::dataset::data_dir(args.data_dir.clone())?)?;
         let m = store.dataset(name)?;
-        if let Some(j) = art.feature_kinds().iter().position(|k| !k.is_numeric()) {
-            return Err(NodeError::Usage(format!(
-                "{} reads column '{}' as {}, and stored datasets hold numbers only: predict                  from the CSV file with --data",
-                args.model.display(),
-                art.feature_names[j],
-                art.feature_kinds()[j].type_name()
-            )));
-        }
         let cols = column_map(&art.feature_names, &m.feature_names, name)
             .map_err(|e| NodeError::Usage(e.to_string()))?;
         if !args.ignore_extra_columns {
             crate::columns::refuse_extra(&art.feature_names, &m.feature_names, name)
                 .map_err(|e| NodeError::Usage(e.to_string()))?;
         }
+        // Categories in the model's codes (its training data may have had other ones).
+        let stored = m.kinds();
+        let from: Vec<_> = cols.iter().map(|&j| stored[j].clone()).collect();
+        let to = art.feature_kinds();
         let same_target = m.target_name == art.target_name;
         // The model's class id of each stored label, when the dataset has the model's target.
         let label_ids: Option<Vec<Option<u32>>> = match &m.target {
@@ -401,6 +417,7 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         for i in 0..m.chunks.len() {
             let c = store.read_chunk(&m, i)?;
             let x = Matrix::from_vec(c.rows, c.cols, c.features)?.select_cols(&cols)?;
+            let x = meshml_models::schema::recode(x, &from, &to, &art.feature_names)?;
             let pred = predict_rows(&art, &x, args.proba, dest)?;
             match (&pred, &c.targets) {
                 (Predicted::Classes(p), ChunkTargets::Labels(l)) => {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use meshml_models::meta::Output;
+use meshml_models::schema::ColumnKind;
 use meshml_models::{Classifier, FittedModel, Matrix, ModelArtifact};
 use meshml_storage::raft::ClusterState;
 
@@ -247,20 +248,68 @@ impl From<meshml_models::ModelError> for BadInstances {
     }
 }
 
-fn number(cell: &Cell, at: impl Fn() -> String) -> Result<f32, BadInstances> {
-    match cell {
-        Cell::Number(v) if v.is_finite() => Ok(*v as f32),
-        Cell::Number(v) => Err(format!("{}: {v} is not a finite number", at()).into()),
-        Cell::Other(serde_json::Value::String(s)) => {
+/// One cell in the model's terms: a number for a numeric column, a category's code (by its
+/// text; [`UNKNOWN_CODE`] for one the model never saw) for a categorical one, 1 or 0 for a
+/// boolean; `null` (MessagePack nil) is a missing cell (NaN) in any column.
+///
+/// [`UNKNOWN_CODE`]: meshml_models::schema::UNKNOWN_CODE
+fn cell_value(
+    cell: &Cell,
+    kind: &ColumnKind,
+    at: impl Fn() -> String,
+) -> Result<f32, BadInstances> {
+    use serde_json::Value;
+    match (cell, kind) {
+        (Cell::Other(Value::Null), _) => Ok(f32::NAN),
+        (Cell::Number(v), _) if !v.is_finite() => {
+            Err(format!("{}: {v} is not a finite number", at()).into())
+        }
+        (Cell::Number(v), ColumnKind::Numeric | ColumnKind::Indicator) => Ok(*v as f32),
+        (Cell::Number(v), ColumnKind::Boolean) if *v == 0.0 || *v == 1.0 => Ok(*v as f32),
+        (Cell::Other(Value::Bool(b)), ColumnKind::Boolean) => Ok(f32::from(u8::from(*b))),
+        (Cell::Other(Value::String(s)), ColumnKind::Boolean) => {
+            match meshml_models::schema::parse_bool_cell(s) {
+                Some(b) => Ok(f32::from(u8::from(b))),
+                None => Err(format!("{}: '{s}' is not true or false", at()).into()),
+            }
+        }
+        (Cell::Number(v), ColumnKind::Categorical { categories }) => {
+            let text = if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                format!("{}", *v as i64)
+            } else {
+                v.to_string()
+            };
+            Ok(categories
+                .id_of(&text)
+                .map_or(meshml_models::schema::UNKNOWN_CODE, |c| c as f32))
+        }
+        (Cell::Other(Value::String(s)), ColumnKind::Categorical { categories }) => Ok(categories
+            .id_of(s)
+            .map_or(meshml_models::schema::UNKNOWN_CODE, |c| c as f32)),
+        (Cell::Other(Value::String(s)), _) => {
             Err(format!("{}: '{s}' is not a number", at()).into())
         }
-        Cell::Other(v) => Err(format!("{}: {v} is not a number", at()).into()),
+        (Cell::Other(v), k) => Err(format!(
+            "{}: {v} is not a {}",
+            at(),
+            match k {
+                ColumnKind::Categorical { .. } => "category (a string)",
+                ColumnKind::Boolean => "boolean",
+                _ => "number",
+            }
+        )
+        .into()),
+        (Cell::Number(v), _) => Err(format!("{}: {v} is not true or false", at()).into()),
     }
 }
 
 /// The feature matrix of the instances, in the model's feature order; the error says
 /// which instance and feature is wrong.
-pub fn features(instances: &[Instance], names: &[String]) -> Result<Matrix, BadInstances> {
+pub fn features(
+    instances: &[Instance],
+    names: &[String],
+    kinds: &[ColumnKind],
+) -> Result<Matrix, BadInstances> {
     if instances.is_empty() {
         return Err("no instances: send {\"instances\": [[...], ...]}".into());
     }
@@ -278,7 +327,7 @@ pub fn features(instances: &[Instance], names: &[String]) -> Result<Matrix, BadI
                     .into());
                 }
                 for (j, c) in values.iter().enumerate() {
-                    x.push(number(c, || {
+                    x.push(cell_value(c, &kinds[j], || {
                         format!("instance {i}, feature '{}'", names[j])
                     })?);
                 }
@@ -291,11 +340,13 @@ pub fn features(instances: &[Instance], names: &[String]) -> Result<Matrix, BadI
                     )
                     .into());
                 }
-                for name in names {
+                for (name, kind) in names.iter().zip(kinds) {
                     let c = map.get(name).ok_or_else(|| {
                         BadInstances(format!("instance {i} lacks feature '{name}'"))
                     })?;
-                    x.push(number(c, || format!("instance {i}, feature '{name}'"))?);
+                    x.push(cell_value(c, kind, || {
+                        format!("instance {i}, feature '{name}'")
+                    })?);
                 }
             }
             Instance::Other(v) => {
@@ -315,7 +366,7 @@ pub fn predict(
     request: &PredictRequest,
 ) -> Result<PredictResponse, BadInstances> {
     let art = &model.artifact;
-    let x = features(&request.instances, &art.feature_names)?;
+    let x = features(&request.instances, &art.feature_names, &art.feature_kinds())?;
     let mut response = PredictResponse {
         model: model.name.clone(),
         version: model.version,
@@ -382,6 +433,10 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    fn numeric() -> Vec<ColumnKind> {
+        vec![ColumnKind::Numeric; 2]
+    }
+
     fn names() -> Vec<String> {
         ["a", "b"].map(String::from).to_vec()
     }
@@ -389,22 +444,51 @@ mod tests {
     #[test]
     fn instances_by_position_and_by_name_give_the_same_matrix() {
         let r = request(r#"{"instances": [[1, 2.5], {"b": 4, "a": 3}]}"#);
-        let x = features(&r.instances, &names()).unwrap();
+        let x = features(&r.instances, &names(), &numeric()).unwrap();
         assert_eq!(x.to_vec(), vec![1.0, 2.5, 3.0, 4.0]);
         assert!(!r.probabilities);
     }
 
     #[test]
+    fn text_cells_become_category_codes_and_null_is_missing() {
+        let kinds = vec![
+            ColumnKind::Categorical {
+                categories: meshml_models::Classes::from_labels(&["f", "m"]),
+            },
+            ColumnKind::Boolean,
+        ];
+        let r = request(r#"{"instances": [["m", true], {"a": null, "b": "False"}, ["x", 0]]}"#);
+        let x = features(&r.instances, &names(), &kinds).unwrap().to_vec();
+        assert_eq!((x[0], x[1], x[3]), (1.0, 1.0, 0.0));
+        assert!(x[2].is_nan(), "null is missing");
+        assert_eq!(
+            x[4],
+            meshml_models::schema::UNKNOWN_CODE,
+            "an unseen category"
+        );
+        let e = features(
+            &request(r#"{"instances": [["m", "maybe"]]}"#).instances,
+            &names(),
+            &kinds,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("feature 'b': 'maybe' is not true or false"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_instances_say_what_is_wrong() {
         let err = |json: &str| {
-            features(&request(json).instances, &names())
+            features(&request(json).instances, &names(), &numeric())
                 .unwrap_err()
                 .to_string()
         };
         assert!(err(r#"{"instances": []}"#).contains("no instances"));
         assert!(err(r#"{"instances": [[1]]}"#).contains("has 1 values; the model reads 2"));
         assert!(err(r#"{"instances": [[1, "x"]]}"#).contains("feature 'b': 'x' is not a number"));
-        assert!(err(r#"{"instances": [[1, null]]}"#).contains("null is not a number"));
         assert!(err(r#"{"instances": [{"a": 1, "c": 2}]}"#).contains("unknown feature 'c'"));
         assert!(err(r#"{"instances": [{"a": 1}]}"#).contains("lacks feature 'b'"));
         assert!(err(r#"{"instances": [7]}"#).contains("neither a list"));
@@ -417,7 +501,7 @@ mod tests {
             Cell::Number(1.0),
             Cell::Number(f64::NAN),
         ])];
-        assert!(features(&r.instances, &names())
+        assert!(features(&r.instances, &names(), &numeric())
             .unwrap_err()
             .to_string()
             .contains("NaN is not a finite number"));

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use meshml_models::schema::ColumnKind;
 use meshml_models::{Classes, Dataset, Matrix, ModelArtifact, Target};
 use meshml_protocol::ChunkId;
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,22 @@ pub enum TargetSchema {
     Values,
 }
 
+/// What a feature column holds, as ingest found it: its kind (categories included), its
+/// missing cells, and its most frequent categories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnSummary {
+    /// The column's kind; chunks store categories as their codes into its categories.
+    pub kind: ColumnKind,
+    /// Missing cells (NaN in the chunks).
+    pub missing: u64,
+    /// The most frequent categories and their counts, most frequent first (at most
+    /// [`TOP_CATEGORIES`]); empty for numbers.
+    pub top: Vec<(String, u64)>,
+}
+
+/// How many of a column's most frequent categories a manifest keeps.
+pub const TOP_CATEGORIES: usize = 5;
+
 /// A dataset's description: everything but the rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetManifest {
@@ -68,6 +85,10 @@ pub struct DatasetManifest {
     pub created_at_unix: u64,
     /// Where the rows came from (a path).
     pub source: String,
+    /// One summary per feature column; empty in a dataset stored before column kinds
+    /// existed, whose columns are all numeric.
+    #[serde(default)]
+    pub columns: Vec<ColumnSummary>,
 }
 
 impl DatasetManifest {
@@ -79,6 +100,15 @@ impl DatasetManifest {
     /// Number of feature columns.
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
+    }
+
+    /// The kind of each feature column.
+    pub fn kinds(&self) -> Vec<ColumnKind> {
+        if self.columns.len() == self.n_features() {
+            self.columns.iter().map(|c| c.kind.clone()).collect()
+        } else {
+            vec![ColumnKind::Numeric; self.n_features()]
+        }
     }
 
     /// Converts decoded chunks' targets to the dataset's target.
@@ -144,7 +174,8 @@ impl DatasetManifest {
             target,
             self.feature_names.clone(),
             self.target_name.clone(),
-        )?)
+        )?
+        .with_kinds(self.kinds())?)
     }
 }
 

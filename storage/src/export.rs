@@ -9,8 +9,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use meshml_models::schema::ColumnKind;
 use parquet::basic::{Compression, ConvertedType, LogicalType, Repetition, Type as PhysicalType};
-use parquet::data_type::{ByteArray, ByteArrayType, FloatType};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, FloatType};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
@@ -118,6 +119,9 @@ fn label<'a>(name: &str, table: &'a [String], id: u32) -> Result<&'a str> {
 pub struct TableWriter<W: Write + Send> {
     name: String,
     target: TargetSchema,
+    kinds: Vec<ColumnKind>,
+    /// Feature columns with missing cells: optional in Parquet.
+    optional: Vec<bool>,
     cols: usize,
     rows: u64,
     sink: Sink<W>,
@@ -129,6 +133,8 @@ impl<W: Write + Send> std::fmt::Debug for TableWriter<W> {
     }
 }
 
+/// The Parquet schema of a dataset: numeric features as FLOAT, categorical ones as UTF-8
+/// strings, booleans as BOOLEAN (each optional where it has missing cells), the target last.
 fn parquet_schema(m: &DatasetManifest) -> Result<Type> {
     let float = |name: &str| {
         Type::primitive_type_builder(name, PhysicalType::FLOAT)
@@ -136,10 +142,30 @@ fn parquet_schema(m: &DatasetManifest) -> Result<Type> {
             .build()
             .map(Arc::new)
     };
+    let kinds = m.kinds();
     let mut fields = m
         .feature_names
         .iter()
-        .map(|n| float(n))
+        .enumerate()
+        .map(|(j, n)| {
+            let repetition = if m.columns.get(j).is_some_and(|c| c.missing > 0) {
+                Repetition::OPTIONAL
+            } else {
+                Repetition::REQUIRED
+            };
+            let b = match &kinds[j] {
+                ColumnKind::Categorical { .. } => {
+                    Type::primitive_type_builder(n, PhysicalType::BYTE_ARRAY)
+                        .with_logical_type(Some(LogicalType::String))
+                        .with_converted_type(ConvertedType::UTF8)
+                }
+                ColumnKind::Boolean => Type::primitive_type_builder(n, PhysicalType::BOOLEAN),
+                ColumnKind::Numeric | ColumnKind::Indicator => {
+                    Type::primitive_type_builder(n, PhysicalType::FLOAT)
+                }
+            };
+            b.with_repetition(repetition).build().map(Arc::new)
+        })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(pq_err)?;
     let target = match &m.target {
@@ -190,6 +216,10 @@ impl<W: Write + Send> TableWriter<W> {
         Ok(Self {
             name: m.name.clone(),
             target: m.target.clone(),
+            kinds: m.kinds(),
+            optional: (0..m.n_features())
+                .map(|j| m.columns.get(j).is_some_and(|c| c.missing > 0))
+                .collect(),
             cols: m.n_features(),
             rows: 0,
             sink,
@@ -223,6 +253,7 @@ impl<W: Write + Send> TableWriter<W> {
             _ => return Err(self.bad("chunk targets do not match the manifest")),
         };
         let name = self.name.as_str();
+        let (kinds, optional) = (&self.kinds, &self.optional);
         match &mut self.sink {
             Sink::Csv(out, buf, record) => {
                 buf.clear();
@@ -238,7 +269,8 @@ impl<W: Write + Send> TableWriter<W> {
                     record.extend(
                         c.features[r * c.cols..(r + 1) * c.cols]
                             .iter()
-                            .map(f32::to_string),
+                            .zip(kinds)
+                            .map(|(v, k)| k.format_cell(*v)),
                     );
                     record.push(target);
                     w.write_record(&*record).map_err(csv_err)?;
@@ -257,16 +289,55 @@ impl<W: Write + Send> TableWriter<W> {
                     ChunkTargets::Values(_) => Vec::new(),
                 };
                 let mut group = w.next_row_group().map_err(pq_err)?;
-                let mut column = vec![0f32; c.rows];
                 let mut j = 0;
                 while let Some(mut col) = group.next_column().map_err(pq_err)? {
                     if j < c.cols {
-                        for (r, v) in column.iter_mut().enumerate() {
-                            *v = c.features[r * c.cols + j];
+                        let cells = (0..c.rows).map(|r| c.features[r * c.cols + j]);
+                        // Definition levels: 1 for a value, 0 for a missing cell (read only
+                        // by an optional column, which a column with missing cells is).
+                        let levels: Vec<i16> =
+                            cells.clone().map(|v| i16::from(!v.is_nan())).collect();
+                        let present = cells.filter(|v| !v.is_nan());
+                        let def = optional[j].then_some(levels.as_slice());
+                        if !optional[j] && levels.contains(&0) {
+                            return Err(bad(
+                                name,
+                                "a missing cell in a column the manifest says has none",
+                            ));
                         }
-                        col.typed::<FloatType>()
-                            .write_batch(&column, None, None)
-                            .map_err(pq_err)?;
+                        match &kinds[j] {
+                            ColumnKind::Categorical { categories } => {
+                                let values = present
+                                    .map(|v| {
+                                        categories
+                                            .labels()
+                                            .get(v as usize)
+                                            .map(|l| ByteArray::from(l.as_str()))
+                                            .ok_or_else(|| {
+                                                bad(
+                                                    name,
+                                                    format!("category code {v} outside the schema"),
+                                                )
+                                            })
+                                    })
+                                    .collect::<Result<Vec<_>>>()?;
+                                col.typed::<ByteArrayType>()
+                                    .write_batch(&values, def, None)
+                                    .map_err(pq_err)?;
+                            }
+                            ColumnKind::Boolean => {
+                                let values: Vec<bool> = present.map(|v| v != 0.0).collect();
+                                col.typed::<BoolType>()
+                                    .write_batch(&values, def, None)
+                                    .map_err(pq_err)?;
+                            }
+                            ColumnKind::Numeric | ColumnKind::Indicator => {
+                                let values: Vec<f32> = present.collect();
+                                col.typed::<FloatType>()
+                                    .write_batch(&values, def, None)
+                                    .map_err(pq_err)?;
+                            }
+                        };
                     } else {
                         match &c.targets {
                             ChunkTargets::Labels(_) => col

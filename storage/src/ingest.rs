@@ -2,17 +2,27 @@
 //! `chunk_rows` rows, so memory stays bounded by one chunk whatever the file size. Bad
 //! input is reported with its line (or row) and column, with the same checks as
 //! `meshml local`, and a failed ingest leaves no dataset and no chunks behind.
+//!
+//! A CSV file is first read as numbers only: a numbers-only file is one pass. At the first
+//! text cell (or when a column is declared categorical) its chunks so far are dropped and
+//! the file is read again: once to infer the column kinds and the categories of text
+//! columns ([`meshml_models::io::infer`], bounded by the category caps; twice when a column
+//! shows text after numbers), then to write the chunks, categories as their codes into the
+//! sorted categories the manifest keeps.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use meshml_models::io::{CsvOptions, CsvRows, LabelTable, RawTarget};
+use meshml_models::io::{infer_kinds, CsvOptions, CsvRows, LabelTable, RawTarget};
+use meshml_models::schema::ColumnKind;
 
 pub use crate::rows::RowSource;
 use meshml_models::ModelError;
 
-use crate::catalog::{now_unix, ChunkRef, DatasetManifest, Store, TargetSchema};
+use crate::catalog::{
+    now_unix, ChunkRef, ColumnSummary, DatasetManifest, Store, TargetSchema, TOP_CATEGORIES,
+};
 use crate::encoding::{Chunk, ChunkTargets};
 use crate::error::{check_name, Result, StorageError};
 
@@ -96,26 +106,47 @@ pub fn ingest_csv_file(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<DatasetManifest> {
-    let f = File::open(path).map_err(|e| StorageError::io(path, e))?;
     let source = opts
         .source
         .clone()
         .unwrap_or_else(|| path.display().to_string());
-    ingest_csv(store, f, &source, name, opts, progress)
+    let open = || File::open(path).map_err(|e| meshml_models::ModelError::io(path, e));
+    // First as numbers only (one pass over a numbers-only file); at the first text cell
+    // the chunks written so far are dropped and the kinds are inferred.
+    if opts.csv.categorical.is_empty() {
+        let numeric = ingest_rows(store, &source, name, opts, progress, || {
+            Ok(CsvRows::new(open()?, &source, &opts.csv)?)
+        });
+        match numeric {
+            Err(StorageError::Model(meshml_models::ModelError::TextCell { .. })) => {}
+            done => return done,
+        }
+    }
+    ingest_rows(store, &source, name, opts, progress, || {
+        let kinds = infer_kinds(&mut || open(), &source, &opts.csv)?;
+        Ok(CsvRows::new(open()?, &source, &opts.csv)?.with_kinds(kinds)?)
+    })
 }
 
-/// Ingests CSV text from `rdr` as dataset `name`; `source` names it in errors.
+/// Ingests CSV text from `rdr` as dataset `name`; `source` names it in errors. The text is
+/// spooled to a temporary file in the store's directory first, since kinds are inferred
+/// in a pass of their own.
 pub fn ingest_csv<R: Read>(
     store: &Store,
-    rdr: R,
+    mut rdr: R,
     source: &str,
     name: &str,
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<DatasetManifest> {
-    ingest_rows(store, source, name, opts, progress, || {
-        Ok(CsvRows::new(rdr, source, &opts.csv)?)
-    })
+    let dir = store.dir();
+    let mut spool = tempfile::NamedTempFile::new_in(dir).map_err(|e| StorageError::io(dir, e))?;
+    std::io::copy(&mut rdr, spool.as_file_mut()).map_err(|e| StorageError::io(spool.path(), e))?;
+    let opts = IngestOptions {
+        source: Some(source.to_string()),
+        ..opts.clone()
+    };
+    ingest_csv_file(store, spool.path(), name, &opts, progress)
 }
 
 /// Checks the name, writes the chunks of the rows `open` yields, then the manifest; on any
@@ -169,6 +200,7 @@ fn write_chunks<S: RowSource>(
     let mut table = LabelTable::default();
     let mut chunks = Vec::new();
     let mut total: u64 = 0;
+    let mut tally = ColumnTally::new(rows.kinds());
     let mut flush_chunk = |x: &mut Vec<f32>,
                            labels: &mut Vec<u32>,
                            values: &mut Vec<f32>,
@@ -183,6 +215,7 @@ fn write_chunks<S: RowSource>(
         } else {
             ChunkTargets::Values(std::mem::take(values))
         };
+        tally.add(x);
         let chunk = Chunk {
             rows: n,
             cols: d,
@@ -243,7 +276,69 @@ fn write_chunks<S: RowSource>(
         chunks,
         created_at_unix: now_unix(),
         source: source.to_string(),
+        columns: tally.finish(),
     };
     store.put_manifest(&manifest)?;
     Ok(manifest)
+}
+
+/// Missing cells and category counts of each feature column, as chunks are written.
+struct ColumnTally {
+    kinds: Vec<ColumnKind>,
+    missing: Vec<u64>,
+    /// Per column, the count of each category code (empty for numbers).
+    counts: Vec<Vec<u64>>,
+}
+
+impl ColumnTally {
+    fn new(kinds: Vec<ColumnKind>) -> Self {
+        let counts = kinds
+            .iter()
+            .map(|k| vec![0; k.categories().map_or(0, |c| c.len())])
+            .collect();
+        Self {
+            missing: vec![0; kinds.len()],
+            kinds,
+            counts,
+        }
+    }
+
+    /// Counts the cells of a chunk's row-major features.
+    fn add(&mut self, x: &[f32]) {
+        let d = self.kinds.len();
+        if d == 0 {
+            return;
+        }
+        for row in x.chunks_exact(d) {
+            for (j, &v) in row.iter().enumerate() {
+                if v.is_nan() {
+                    self.missing[j] += 1;
+                } else if let Some(c) = self.counts[j].get_mut(v as usize) {
+                    *c += 1;
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<ColumnSummary> {
+        self.kinds
+            .into_iter()
+            .zip(self.missing)
+            .zip(self.counts)
+            .map(|((kind, missing), counts)| {
+                let mut order: Vec<usize> = (0..counts.len()).collect();
+                order.sort_by_key(|&c| std::cmp::Reverse(counts[c]));
+                let top = match kind.categories() {
+                    Some(cats) => order
+                        .iter()
+                        .take(TOP_CATEGORIES)
+                        .filter(|&&c| counts[c] > 0)
+                        .map(|&c| (cats.label(c as u32).to_string(), counts[c]))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                ColumnSummary { kind, missing, top }
+            })
+            .collect()
+    }
 }

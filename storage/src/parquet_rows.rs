@@ -1,10 +1,17 @@
 //! Reading Parquet files row by row for ingest (one row group decoded at a time).
+//!
+//! Column kinds come from the Parquet schema: strings are categorical, booleans boolean,
+//! numbers numeric (`--categorical` and `--numeric` override), nulls are missing cells. The
+//! categories of categorical columns are gathered in a first pass over the rows, capped as
+//! for CSV (`--max-categories`).
 
 use std::fs::File;
 use std::path::Path;
 
 use meshml_models::io::{CsvOptions, RawTarget, TargetKind};
-use meshml_models::ModelError;
+use meshml_models::schema::{ColumnKind, UNKNOWN_CODE};
+use meshml_models::{Classes, ModelError};
+use parquet::basic::Type as PhysicalType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::reader::RowIter;
 use parquet::record::Field;
@@ -24,6 +31,8 @@ pub struct ParquetRows {
     row: u64,
     total_rows: u64,
     file_bytes: u64,
+    /// The kind of every column (the target's is unused).
+    kinds: Vec<ColumnKind>,
 }
 
 impl std::fmt::Debug for ParquetRows {
@@ -187,6 +196,61 @@ impl ParquetRows {
             })?,
         };
         let total_rows = meta.num_rows().max(0) as u64;
+        for (list, what) in [
+            (&opts.categorical, "categorical"),
+            (&opts.numeric, "numeric"),
+        ] {
+            for n in list {
+                if !names.contains(n) || *n == names[target_col] {
+                    return Err(ModelError::data(
+                        &source,
+                        format!(
+                            "column '{n}' given as {what} is not a feature column; columns are: {}",
+                            names.join(", ")
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        // Strings are categories, booleans booleans, the rest numbers, unless told.
+        let mut categorical = vec![false; names.len()];
+        let mut kinds: Vec<ColumnKind> = schema
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                let name = &names[j];
+                if opts.numeric.contains(name) {
+                    return ColumnKind::Numeric;
+                }
+                let text = c.physical_type() == PhysicalType::BYTE_ARRAY
+                    || c.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY;
+                if j != target_col && (text || opts.categorical.contains(name)) {
+                    categorical[j] = true;
+                    return ColumnKind::Categorical {
+                        categories: Classes::from_labels::<&str>(&[]),
+                    };
+                }
+                if c.physical_type() == PhysicalType::BOOLEAN {
+                    ColumnKind::Boolean
+                } else {
+                    ColumnKind::Numeric
+                }
+            })
+            .collect();
+        if categorical.iter().any(|&c| c) {
+            let scan = file_for_scan(path, &source)?;
+            let sets = categories(scan, &names, &categorical, opts.max_categories, &source)?;
+            for (j, set) in sets.into_iter().enumerate() {
+                if let Some(set) = set {
+                    let labels: Vec<String> = set.into_iter().collect();
+                    kinds[j] = ColumnKind::Categorical {
+                        categories: Classes::from_labels(&labels),
+                    };
+                }
+            }
+        }
         Ok(Self {
             source,
             names,
@@ -197,6 +261,7 @@ impl ParquetRows {
             row: 0,
             total_rows,
             file_bytes,
+            kinds,
         })
     }
 
@@ -208,6 +273,33 @@ impl ParquetRows {
             self.names[col],
             col + 1
         )
+    }
+
+    /// A feature cell in its column's kind: NaN for null, a category's code, 1 or 0.
+    fn cell(&self, f: &Field, col: usize) -> Result<f32> {
+        if matches!(f, Field::Null) {
+            return Ok(f32::NAN);
+        }
+        match &self.kinds[col] {
+            ColumnKind::Categorical { categories } => {
+                let text = field_text(f).ok_or_else(|| {
+                    StorageError::from(ModelError::data(
+                        self.at(col),
+                        format!("{f} is not a category"),
+                    ))
+                })?;
+                let code = categories.id_of(&text).map_or(UNKNOWN_CODE, |c| c as f32);
+                if code == UNKNOWN_CODE {
+                    return Err(ModelError::data(
+                        self.at(col),
+                        format!("'{text}' is not one of the column's categories (did the file change while it was read?)"),
+                    )
+                    .into());
+                }
+                Ok(code)
+            }
+            _ => self.number(f, col).map(|v| v as f32),
+        }
     }
 
     fn number(&self, f: &Field, col: usize) -> Result<f64> {
@@ -262,6 +354,13 @@ impl RowSource for ParquetRows {
         self.names.len() - 1
     }
 
+    fn kinds(&self) -> Vec<ColumnKind> {
+        (0..self.names.len())
+            .filter(|&c| c != self.target_col)
+            .map(|c| self.kinds[c].clone())
+            .collect()
+    }
+
     fn bytes_read(&self) -> u64 {
         if self.total_rows == 0 {
             0
@@ -311,7 +410,7 @@ impl RowSource for ParquetRows {
                 };
                 t.map(|t| target = Some(t))
             } else {
-                self.number(field, col).map(|v| x.push(v as f32))
+                self.cell(field, col).map(|v| x.push(v))
             };
             if let Err(e) = parsed {
                 x.truncate(start);
@@ -320,4 +419,101 @@ impl RowSource for ParquetRows {
         }
         Ok(target.map(|t| (self.row, t)))
     }
+}
+
+/// A second reader of the file, for the pass that gathers categories (its footer and pages
+/// were checked by [`ParquetRows::open`]).
+fn file_for_scan(path: &Path, source: &str) -> Result<SerializedFileReader<File>> {
+    let file = File::open(path).map_err(|e| StorageError::io(source, e))?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        SerializedFileReader::new(file)
+    }))
+    .map_err(|_| {
+        StorageError::from(ModelError::data(
+            source,
+            "cannot read Parquet: the file is corrupt",
+        ))
+    })?
+    .map_err(|e| pq_err(source, e))
+}
+
+/// The text of a cell read as a category: a string as it is, a number as written
+/// (integers without a decimal point), a boolean as `True`/`False`.
+fn field_text(f: &Field) -> Option<String> {
+    Some(match f {
+        Field::Str(s) => s.clone(),
+        Field::Bytes(b) => String::from_utf8(b.data().to_vec()).ok()?,
+        Field::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+        Field::Byte(v) => v.to_string(),
+        Field::Short(v) => v.to_string(),
+        Field::Int(v) => v.to_string(),
+        Field::Long(v) => v.to_string(),
+        Field::UByte(v) => v.to_string(),
+        Field::UShort(v) => v.to_string(),
+        Field::UInt(v) => v.to_string(),
+        Field::ULong(v) => v.to_string(),
+        Field::Float(v) => v.to_string(),
+        Field::Double(v) => v.to_string(),
+        _ => return None,
+    })
+}
+
+/// The distinct values of the `categorical` columns, at most `max` each (an error names
+/// the column past it).
+fn categories(
+    reader: SerializedFileReader<File>,
+    names: &[String],
+    categorical: &[bool],
+    max: usize,
+    source: &str,
+) -> Result<Vec<Option<std::collections::HashSet<String>>>> {
+    let mut sets: Vec<Option<std::collections::HashSet<String>>> = categorical
+        .iter()
+        .map(|&c| c.then(std::collections::HashSet::new))
+        .collect();
+    let mut rows = reader.into_iter();
+    let mut row_no = 0u64;
+    loop {
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rows.next())).map_err(
+            |_| {
+                StorageError::from(ModelError::data(
+                    format!("{source}: row {}", row_no + 1),
+                    "cannot read Parquet: the file is corrupt (its reader failed on a page)",
+                ))
+            },
+        )?;
+        let Some(row) = next else { break };
+        row_no += 1;
+        let row = row.map_err(|e| pq_err(source, e))?;
+        for (j, (_, field)) in row.get_column_iter().enumerate() {
+            let Some(set) = sets.get_mut(j).and_then(Option::as_mut) else {
+                continue;
+            };
+            if matches!(field, Field::Null) {
+                continue;
+            }
+            let Some(text) = field_text(field) else {
+                return Err(ModelError::data(
+                    format!("{source}: row {row_no}, column '{}'", names[j]),
+                    format!("{field} is not a category"),
+                )
+                .into());
+            };
+            if !set.contains(&text) {
+                if set.len() >= max {
+                    return Err(ModelError::data(
+                        format!("{source}, column '{}'", names[j]),
+                        format!(
+                            "has more than {max} distinct categories (an id or free text?); \
+                             drop the column, declare it numeric with --numeric, or raise \
+                             the cap with --max-categories"
+                        ),
+                    )
+                    .into());
+                }
+                set.insert(text);
+            }
+        }
+    }
+    Ok(sets)
 }

@@ -4,6 +4,7 @@
 use std::io::Read;
 
 use meshml_models::io::{CsvRows, RawTarget};
+use meshml_models::schema::ColumnKind;
 
 use crate::error::Result;
 
@@ -22,6 +23,10 @@ pub trait RowSource {
     /// Appends the next row's features to `x` and returns its line (or row) number and
     /// target; `None` at the end.
     fn next_into(&mut self, x: &mut Vec<f32>) -> Result<Option<(u64, RawTarget)>>;
+    /// The kind of each feature column (all numeric unless the source says otherwise).
+    fn kinds(&self) -> Vec<ColumnKind> {
+        vec![ColumnKind::Numeric; self.n_features()]
+    }
 }
 
 impl<R: Read> RowSource for CsvRows<R> {
@@ -42,5 +47,8 @@ impl<R: Read> RowSource for CsvRows<R> {
     }
     fn next_into(&mut self, x: &mut Vec<f32>) -> Result<Option<(u64, RawTarget)>> {
         Ok(CsvRows::next_into(self, x)?)
+    }
+    fn kinds(&self) -> Vec<ColumnKind> {
+        CsvRows::kinds(self)
     }
 }

@@ -570,9 +570,13 @@ mod tests {
         assert_eq!(
             names,
             [
+                "categorical",
                 "chunk_rows",
                 "format",
+                "max_categories",
+                "na_values",
                 "name",
+                "numeric",
                 "regression",
                 "replicas",
                 "source",

@@ -115,6 +115,30 @@ pub struct PutQuery {
     /// 'NAME'`.
     #[serde(default)]
     source: Option<String>,
+    /// Columns read as categorical whatever their cells, comma-separated.
+    #[serde(default)]
+    categorical: Option<String>,
+    /// Columns read as numbers whatever their cells, comma-separated.
+    #[serde(default)]
+    numeric: Option<String>,
+    /// Cells read as missing, comma-separated, instead of NA, NaN, nan, null and None (an
+    /// empty cell always is).
+    #[serde(default)]
+    na_values: Option<String>,
+    /// Most distinct categories of one column (default 100000).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    max_categories: Option<usize>,
+}
+
+fn comma_list(v: Option<&str>) -> Vec<String> {
+    v.map(|s| {
+        s.split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn one() -> usize {
@@ -185,6 +209,13 @@ async fn put_dataset(
         regression: q.regression,
         format,
         source: q.source,
+        categorical: comma_list(q.categorical.as_deref()),
+        numeric: comma_list(q.numeric.as_deref()),
+        na_values: q
+            .na_values
+            .as_deref()
+            .map(|s| s.split(',').map(str::to_string).collect()),
+        max_categories: q.max_categories,
     };
     let result = mesh.datasets.put(path.clone(), request).await;
     let _ = std::fs::remove_file(&path);
@@ -266,25 +297,28 @@ async fn show_dataset(
         holders,
     ) {
         (Some(view), Some(chunks)) => {
-            let (feature_names, target, replicas, source) = mesh.consensus.state().read(|s| {
-                s.datasets
-                    .get(name.as_str())
-                    .map(|m| {
-                        (
-                            m.feature_names.clone(),
-                            m.target_name.clone(),
-                            s.dataset_replicas.get(&m.name).copied().unwrap_or(1),
-                            m.source.clone(),
-                        )
-                    })
-                    .unwrap_or_default()
-            });
+            let (feature_names, target, replicas, source, columns) =
+                mesh.consensus.state().read(|s| {
+                    s.datasets
+                        .get(name.as_str())
+                        .map(|m| {
+                            (
+                                m.feature_names.clone(),
+                                m.target_name.clone(),
+                                s.dataset_replicas.get(&m.name).copied().unwrap_or(1),
+                                m.source.clone(),
+                                crate::dataset::column_views(m),
+                            )
+                        })
+                        .unwrap_or_default()
+                });
             HttpResponse::Ok().json(DatasetDetail {
                 dataset: view,
                 feature_names,
                 target,
                 replicas,
                 source,
+                columns,
                 chunks,
             })
         }

@@ -122,6 +122,16 @@ impl Datasets {
             if req2.regression {
                 csv.kind = meshml_models::io::TargetKind::Regression;
             }
+            csv.categorical = req2.categorical.clone();
+            csv.numeric = req2.numeric.clone();
+            if let Some(na) = &req2.na_values {
+                csv.na_values = std::iter::once(String::new())
+                    .chain(na.iter().cloned())
+                    .collect();
+            }
+            if let Some(m) = req2.max_categories {
+                csv.max_categories = m;
+            }
             // Errors name the input as the user knows it, never the staging path.
             let source = req2
                 .source

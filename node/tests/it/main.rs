@@ -14,3 +14,4 @@ mod mesh;
 mod network;
 mod partition;
 mod serving;
+mod tables;

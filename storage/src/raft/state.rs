@@ -694,6 +694,7 @@ mod tests {
             }],
             created_at_unix: 0,
             source: "t".into(),
+            columns: Vec::new(),
         }
     }
 

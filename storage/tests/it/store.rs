@@ -159,22 +159,19 @@ fn pinned_chunks_survive_reopening_and_go_with_their_last_owner() {
 fn a_failed_ingest_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    // A regression target is read while the chunks are written: the bad value on the last
+    // line fails the ingest after 50 chunks.
     let mut csv = String::from("a,b,y\n");
     for i in 0..5000 {
-        csv.push_str(&format!("{i},{},c{}\n", i * 2, i % 3));
+        csv.push_str(&format!("{i},{},{}\n", i * 2, i % 3));
     }
-    csv.push_str("1,oops,c1\n");
-    let e = ingest_csv(
-        &store,
-        csv.as_bytes(),
-        "bad.csv",
-        "bad",
-        &opts(100),
-        &mut |_| {},
-    )
-    .unwrap_err()
-    .to_string();
-    assert_eq!(e, "bad.csv:5002, column 'b' (2): 'oops' is not a number");
+    csv.push_str("1,2,oops\n");
+    let mut o = opts(100);
+    o.csv = o.csv.with_kind(TargetKind::Regression);
+    let e = ingest_csv(&store, csv.as_bytes(), "bad.csv", "bad", &o, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "bad.csv:5002, column 'y' (3): 'oops' is not a number");
     assert!(!store.has_dataset("bad").unwrap());
     assert!(
         store.chunks().ids().unwrap().is_empty(),
@@ -434,23 +431,40 @@ fn parquet_ingest_equals_the_csv() {
         load_csv(data("iris.csv"), &CsvOptions::default()).unwrap()
     );
 
-    let e = ingest_file(
+    // A null is a missing cell (NaN), counted in the manifest.
+    let m = ingest_file(
         &store,
         &fixture("iris_null.parquet"),
         "n",
         &opts(64),
         &mut |_| {},
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap();
+    assert_eq!(m.columns[3].missing, 1);
+    assert!(store.load_dataset("n").unwrap().x().row(76)[3].is_nan());
+    // Numbers read as categories: past the cap, the ingest fails naming the column and
+    // leaves nothing behind.
+    let o = IngestOptions {
+        chunk_rows: 64,
+        csv: CsvOptions {
+            categorical: vec!["sepal_length".into()],
+            max_categories: 10,
+            ..CsvOptions::default()
+        },
+        source: None,
+    };
+    let before = store.chunks().ids().unwrap().len();
+    let e = ingest_file(&store, &fixture("iris.parquet"), "c", &o, &mut |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(
-        e.ends_with("iris_null.parquet: row 77, column 'petal_width' (4): missing value"),
+        e.contains("column 'sepal_length': has more than 10 distinct categories"),
         "{e}"
     );
-    assert!(!store.has_dataset("n").unwrap());
+    assert!(!store.has_dataset("c").unwrap());
     assert_eq!(
         store.chunks().ids().unwrap().len(),
-        3,
+        before,
         "the failed ingest's chunks are gone"
     );
 
@@ -601,5 +615,71 @@ fn a_damaged_copy_is_reported_then_repaired_from_a_good_one() {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.chunk(&id).unwrap(), good, "{backend:?}: repaired on disk");
         assert_eq!(s.pinned("job.a").unwrap().len(), 2, "still pinned");
+    }
+}
+
+/// The same rows, kinds and missing cells (NaN compared as NaN).
+fn assert_same_table(a: &meshml_models::Dataset, b: &meshml_models::Dataset) {
+    assert_eq!(a.feature_names(), b.feature_names());
+    assert_eq!(a.kinds(), b.kinds());
+    assert_eq!(a.target(), b.target());
+    let (x, y) = (a.x().to_vec(), b.x().to_vec());
+    assert_eq!(x.len(), y.len());
+    for (i, (p, q)) in x.iter().zip(&y).enumerate() {
+        assert!(p == q || (p.is_nan() && q.is_nan()), "cell {i}: {p} vs {q}");
+    }
+}
+
+#[test]
+fn a_mixed_table_keeps_its_kinds_through_ingest_and_both_exports() {
+    use meshml_models::schema::ColumnKind;
+    use meshml_storage::export::{export, TableFormat};
+    use meshml_storage::ingest::ingest_file;
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(data("tables/nassCDS.csv.gz")).unwrap())
+        .read_to_end(&mut text)
+        .unwrap();
+    let here = read_csv(text.as_slice(), "nassCDS.csv", &CsvOptions::default()).unwrap();
+    let m = ingest_csv(
+        &store,
+        text.as_slice(),
+        "nassCDS.csv",
+        "nass",
+        &opts(5000),
+        &mut |_| {},
+    )
+    .unwrap();
+    // The schema: kinds, missing cells, the most frequent categories.
+    assert_eq!(m.kinds(), here.kinds());
+    let col = |name: &str| &m.columns[m.feature_names.iter().position(|f| f == name).unwrap()];
+    assert_eq!(col("injSeverity").missing, 153);
+    assert_eq!(col("yearVeh").missing, 1);
+    assert_eq!(
+        col("sex").top,
+        vec![("m".to_string(), 13969), ("f".to_string(), 12248)]
+    );
+    assert!(matches!(col("dvcat").kind, ColumnKind::Categorical { .. }));
+    assert_same_table(&store.load_dataset("nass").unwrap(), &here);
+    // Exported as CSV (categories as text, missing cells empty) and as Parquet (strings,
+    // optional columns with nulls), each reads back as the same table.
+    for (format, file) in [
+        (TableFormat::Csv, "back.csv"),
+        (TableFormat::Parquet, "back.parquet"),
+    ] {
+        let path = dir.path().join(file);
+        export(
+            &store,
+            "nass",
+            format,
+            std::fs::File::create(&path).unwrap(),
+        )
+        .unwrap();
+        let name = format!("back-{}", format.name());
+        let back = ingest_file(&store, &path, &name, &opts(5000), &mut |_| {}).unwrap();
+        assert_eq!(back.columns, m.columns, "{file}");
+        assert_same_table(&store.load_dataset(&name).unwrap(), &here);
     }
 }
