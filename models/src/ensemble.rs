@@ -24,8 +24,8 @@ use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
 use crate::rng::Rng;
 use crate::traits::{
-    argmax_rows, check_input, parse_bool, parse_value, Checked, Classifier, Fit, Member, Model,
-    Params,
+    argmax_rows, check_input_missing_ok, parse_bool, parse_value, Checked, Classifier, Fit, Member,
+    Model, Params,
 };
 use crate::tree::{Criterion, DecisionTreeClassifierParams, FittedDecisionTree, MaxFeatures};
 
@@ -178,6 +178,7 @@ impl RandomForestParams {
     /// the criterion's task (the trees of a regressor's forest use `squared_error`).
     pub fn fit_trees(&self, data: &Dataset, from: usize, to: usize) -> Result<Forest> {
         self.validate_forest(Self::NAME)?;
+        crate::schema::check_model_input(data, Self::NAME, true)?;
         self.grow_trees(data, from, to)
     }
 
@@ -317,7 +318,7 @@ impl<M: Member> FittedEnsemble<M> {
 
     /// A regressor's prediction: the mean of its members'.
     pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
-        check_input(x, self.n_features, "ensemble")?;
+        check_input_missing_ok(x, self.n_features, "ensemble")?;
         if !self.is_regressor() {
             return Err(ModelError::data(
                 "model",
@@ -366,7 +367,7 @@ impl<M: Member> Classifier for FittedEnsemble<M> {
     }
 
     fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
-        check_input(x, self.n_features, "ensemble")?;
+        check_input_missing_ok(x, self.n_features, "ensemble")?;
         if self.is_regressor() {
             return Err(ModelError::data(
                 "model",

@@ -33,6 +33,8 @@ pub struct ParquetRows {
     file_bytes: u64,
     /// The kind of every column (the target's is unused).
     kinds: Vec<ColumnKind>,
+    /// Strings read as missing.
+    na_values: Vec<String>,
 }
 
 impl std::fmt::Debug for ParquetRows {
@@ -224,8 +226,8 @@ impl ParquetRows {
                 if opts.numeric.contains(name) {
                     return ColumnKind::Numeric;
                 }
-                let text = c.physical_type() == PhysicalType::BYTE_ARRAY
-                    || c.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY;
+                // Strings (BYTE_ARRAY); FIXED_LEN_BYTE_ARRAY holds float16 and decimals.
+                let text = c.physical_type() == PhysicalType::BYTE_ARRAY;
                 if j != target_col && (text || opts.categorical.contains(name)) {
                     categorical[j] = true;
                     return ColumnKind::Categorical {
@@ -241,7 +243,7 @@ impl ParquetRows {
             .collect();
         if categorical.iter().any(|&c| c) {
             let scan = file_for_scan(path, &source)?;
-            let sets = categories(scan, &names, &categorical, opts.max_categories, &source)?;
+            let sets = categories(scan, &names, &categorical, opts, &source)?;
             for (j, set) in sets.into_iter().enumerate() {
                 if let Some(set) = set {
                     let labels: Vec<String> = set.into_iter().collect();
@@ -262,6 +264,7 @@ impl ParquetRows {
             total_rows,
             file_bytes,
             kinds,
+            na_values: opts.na_values.clone(),
         })
     }
 
@@ -277,8 +280,14 @@ impl ParquetRows {
 
     /// A feature cell in its column's kind: NaN for null, a category's code, 1 or 0.
     fn cell(&self, f: &Field, col: usize) -> Result<f32> {
-        if matches!(f, Field::Null) {
-            return Ok(f32::NAN);
+        // Null, a NaN float (as some writers mark missing) and a string among the missing
+        // markers (`NA`, ...) are missing cells, as in a CSV file.
+        match f {
+            Field::Null => return Ok(f32::NAN),
+            Field::Float(v) if v.is_nan() => return Ok(f32::NAN),
+            Field::Double(v) if v.is_nan() => return Ok(f32::NAN),
+            Field::Str(s) if self.na_values.iter().any(|na| na == s) => return Ok(f32::NAN),
+            _ => {}
         }
         match &self.kinds[col] {
             ColumnKind::Categorical { categories } => {
@@ -464,9 +473,11 @@ fn categories(
     reader: SerializedFileReader<File>,
     names: &[String],
     categorical: &[bool],
-    max: usize,
+    opts: &CsvOptions,
     source: &str,
 ) -> Result<Vec<Option<std::collections::HashSet<String>>>> {
+    let max = opts.max_categories;
+    let mut bytes = 0usize;
     let mut sets: Vec<Option<std::collections::HashSet<String>>> = categorical
         .iter()
         .map(|&c| c.then(std::collections::HashSet::new))
@@ -489,7 +500,14 @@ fn categories(
             let Some(set) = sets.get_mut(j).and_then(Option::as_mut) else {
                 continue;
             };
-            if matches!(field, Field::Null) {
+            let missing = match field {
+                Field::Null => true,
+                Field::Float(v) => v.is_nan(),
+                Field::Double(v) => v.is_nan(),
+                Field::Str(s) => opts.na_values.iter().any(|na| na == s),
+                _ => false,
+            };
+            if missing {
                 continue;
             }
             let Some(text) = field_text(field) else {
@@ -507,6 +525,18 @@ fn categories(
                             "has more than {max} distinct categories (an id or free text?); \
                              drop the column, declare it numeric with --numeric, or raise \
                              the cap with --max-categories"
+                        ),
+                    )
+                    .into());
+                }
+                bytes += text.len() + 32;
+                if bytes > meshml_models::io::infer::MAX_CATEGORY_BYTES {
+                    return Err(ModelError::data(
+                        format!("{source}, column '{}'", names[j]),
+                        format!(
+                            "the categories of all text columns take more than {} MiB; drop \
+                             high-cardinality text columns or declare them numeric",
+                            meshml_models::io::infer::MAX_CATEGORY_BYTES >> 20
                         ),
                     )
                     .into());

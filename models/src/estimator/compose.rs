@@ -221,7 +221,13 @@ impl Fit for Checked<ColumnTransformerParams> {
             cols.iter().for_each(|&j| used[j] = true);
             let mut current = columns_of(data, &cols)?;
             let mut steps = Vec::with_capacity(p.steps.len());
-            for s in &p.steps {
+            // A part that selects no column is skipped, as scikit-learn skips it.
+            let steps_to_fit = if cols.is_empty() {
+                &[][..]
+            } else {
+                &p.steps[..]
+            };
+            for s in steps_to_fit {
                 let fitted = s.fit(&current)?;
                 let x = fitted.transform(current.x())?;
                 let names = fitted.feature_names_out(current.feature_names());
@@ -266,7 +272,7 @@ impl Transformer for FittedColumnTransformer {
             )));
         }
         let mut blocks = Vec::with_capacity(self.parts.len() + 1);
-        for p in &self.parts {
+        for p in self.parts.iter().filter(|p| !p.cols.is_empty()) {
             let mut cur = x.select_cols(&p.cols)?;
             for s in &p.steps {
                 cur = s.transform(&cur)?;
@@ -306,5 +312,63 @@ impl Transformer for FittedColumnTransformer {
         let mut out: Vec<ColumnKind> = self.parts.iter().flat_map(|p| p.kinds.clone()).collect();
         out.extend(self.remainder.iter().map(|&j| self.kinds_in[j].clone()));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Classes, Target};
+
+    #[test]
+    fn parts_side_by_side_and_an_empty_part_is_skipped() {
+        let x = Matrix::from_vec(3, 2, vec![0., 1., 1., 2., 0., 3.]).unwrap();
+        let d = Dataset::new(
+            x,
+            Target::Values(vec![0.; 3]),
+            vec!["c".into(), "n".into()],
+            "y",
+        )
+        .unwrap()
+        .with_kinds(vec![
+            ColumnKind::Categorical {
+                categories: Classes::from_labels(&["p", "q"]),
+            },
+            ColumnKind::Numeric,
+        ])
+        .unwrap();
+        let part = |name: &str, columns: ColumnSelector, step: &str| ColumnPart {
+            name: name.into(),
+            steps: vec![TransformerSpec::from_name(step).unwrap()],
+            columns,
+        };
+        let p = ColumnTransformerParams {
+            transformers: vec![
+                part(
+                    "cat",
+                    ColumnSelector::Kind(KindSelector::Categorical),
+                    "one_hot_encoder",
+                ),
+                part("none", ColumnSelector::Names(Vec::new()), "standard_scaler"),
+            ],
+            remainder: Remainder::Passthrough,
+        };
+        let f = p.fit(&d).unwrap();
+        assert_eq!(
+            f.feature_names_out(&[]),
+            ["cat__c_p", "cat__c_q", "remainder__n"]
+        );
+        assert_eq!(
+            f.transform(d.x()).unwrap().to_vec(),
+            vec![1., 0., 1., 0., 1., 2., 1., 0., 3.]
+        );
+        assert_eq!(
+            f.kinds_out(&[]),
+            [
+                ColumnKind::Indicator,
+                ColumnKind::Indicator,
+                ColumnKind::Numeric
+            ]
+        );
     }
 }

@@ -592,7 +592,8 @@ impl<R: Read> CsvRows<R> {
         }
         let t = &record[self.target_col];
         let tname = &self.headers[self.target_col];
-        if self.na_values.iter().any(|na| na == t) {
+        // Only an empty cell is a missing target: `None` or `NA` may be class labels.
+        if t.is_empty() {
             return Err(ModelError::data(
                 format!(
                     "{source}:{line}, column '{tname}' ({})",
@@ -1078,6 +1079,12 @@ mod tests {
         assert_eq!(
             err("a,y\n1,x\nNA,\n"),
             "t.csv:3, column 'y' (2): missing target value"
+        );
+        let d = read("a,y\n1,None\n2,x\n").unwrap();
+        assert_eq!(
+            d.classes().unwrap().labels(),
+            ["None", "x"],
+            "a label, not missing"
         );
         let e = read_csv(
             "a,y\n1,x\n2,y\n".as_bytes(),

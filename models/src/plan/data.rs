@@ -187,6 +187,16 @@ pub enum Relabel {
 }
 
 pub(crate) fn relabel(data: Dataset, how: &Relabel) -> Result<Dataset> {
+    // The features keep their kinds (categories, booleans) whatever the new target.
+    let kinds = data.kinds();
+    match how {
+        Relabel::None => Ok(data),
+        Relabel::Column { .. } => relabel_target(data, how),
+        _ => relabel_target(data, how)?.with_kinds(kinds),
+    }
+}
+
+fn relabel_target(data: Dataset, how: &Relabel) -> Result<Dataset> {
     let classes_of = |data: &Dataset, ids: Vec<u32>, classes: Classes, rows: Option<&[usize]>| {
         let x = match rows {
             Some(r) => data.x().select_rows(r)?,
@@ -271,6 +281,7 @@ pub(crate) fn column_target(
         .collect();
     let x = data.x().select_cols(&keep)?;
     let kept: Vec<String> = keep.iter().map(|&j| names[j].clone()).collect();
+    let kept_kinds: Vec<_> = keep.iter().map(|&j| data.kind(j).clone()).collect();
     let new_target = if target == data.target_name() {
         if classes {
             data.target().clone()
@@ -290,8 +301,33 @@ pub(crate) fn column_target(
             .chunks_exact(names.len())
             .map(|r| r[j])
             .collect();
+        if let (true, Some(cats)) = (classes, data.kind(j).categories()) {
+            // A categorical column's labels are its categories (a missing cell is refused).
+            if col.iter().any(|v| v.is_nan()) {
+                return Err(ModelError::data(
+                    "multi_output",
+                    format!("column '{target}' has missing cells: a target cannot"),
+                ));
+            }
+            let present: Vec<String> = col
+                .iter()
+                .map(|&v| cats.label(v as u32).to_string())
+                .collect();
+            let c = Classes::from_labels(&present);
+            let ids = present
+                .iter()
+                .map(|l| c.id_of(l).expect("a label of the column"))
+                .collect();
+            return Dataset::new(
+                x,
+                Target::Classes { ids, classes: c },
+                kept,
+                target.to_string(),
+            )?
+            .with_kinds(kept_kinds);
+        }
         if classes {
-            if let Some(v) = col.iter().find(|v| v.fract() != 0.0) {
+            if let Some(v) = col.iter().find(|v| v.fract() != 0.0 || v.is_nan()) {
                 return Err(ModelError::data(
                     "multi_output",
                     format!(
@@ -310,5 +346,5 @@ pub(crate) fn column_target(
             Target::Values(col)
         }
     };
-    Dataset::new(x, new_target, kept, target.to_string())
+    Dataset::new(x, new_target, kept, target.to_string())?.with_kinds(kept_kinds)
 }

@@ -395,3 +395,26 @@ fn a_failing_task_fails_the_job_with_its_error() {
     let e = run_job(&spec, &setosa, &LocalExecutor::new(2), &|_| {}).unwrap_err();
     assert!(e.to_string().contains("two classes"), "{e}");
 }
+
+#[test]
+fn relabelled_datasets_keep_their_column_kinds() {
+    use crate::schema::ColumnKind;
+    let text = "c,n,y\np,1,a\nq,2,b\np,3,c\nq,4,a\n";
+    let d = crate::io::read_csv(text.as_bytes(), "t.csv", &Default::default()).unwrap();
+    let kinds = d.kinds();
+    assert!(matches!(kinds[0], ColumnKind::Categorical { .. }));
+    for how in [
+        data::Relabel::OneVsRest { class: 0 },
+        data::Relabel::Pair { a: 0, b: 1 },
+        data::Relabel::Within {
+            classes: vec![0, 2],
+        },
+    ] {
+        let r = data::relabel(d.clone(), &how).unwrap();
+        assert_eq!(r.kinds(), kinds, "{how:?}");
+    }
+    // A categorical column as a multi-output target: its categories are the labels.
+    let r = data::column_target(&d, "c", &["c".to_string()], true).unwrap();
+    assert_eq!(r.classes().unwrap().labels(), ["p", "q"]);
+    assert_eq!(r.kinds(), vec![ColumnKind::Numeric]);
+}

@@ -358,9 +358,11 @@ impl Fit for Checked<OneHotEncoderParams> {
                 suffixes.push("infrequent_sklearn".into());
             }
             let width = suffixes.len();
+            // scikit-learn drops the first column after grouping: the first frequent
+            // category, or the infrequent column when every category is infrequent.
             let dropped = match self.drop {
-                Drop::First => Some(slot_of_seen[0] as u32),
-                Drop::IfBinary if width == 2 => Some(slot_of_seen[0] as u32),
+                Drop::First => Some(0),
+                Drop::IfBinary if width == 2 => Some(0),
                 _ => None,
             };
             let mut slot_of_code = vec![UNKNOWN; n_cats];
@@ -678,6 +680,18 @@ impl Fit for Checked<OrdinalEncoderParams> {
                     ));
                 }
             }
+            if let Encoded::Code(m) = self.encoded_missing_value {
+                if s.missing > 0 && m >= 0 && (m as usize) < s.codes.len() {
+                    return Err(ModelError::param(
+                        step,
+                        "encoded_missing_value",
+                        format!(
+                            "{m} is already the code of a category of column '{}'",
+                            data.feature_names()[j]
+                        ),
+                    ));
+                }
+            }
             let mut slot_of_code = vec![UNKNOWN; n_cats];
             for (k, &c) in s.codes.iter().enumerate() {
                 slot_of_code[c as usize] = k as i32;
@@ -853,6 +867,20 @@ mod tests {
         assert_eq!(t, vec![0., 0., 1., 1.5, 0., 0., 1., 1.5]);
         // max_categories=2: the rarest two become infrequent.
         let f = one_hot(&[("max_categories", "2")], &[0., 1., 1., 2., 2., 2.]);
+        assert_eq!(
+            f.feature_names_out(&["color".into(), "size".into()]),
+            ["color_red", "color_infrequent_sklearn", "size"]
+        );
+    }
+
+    #[test]
+    fn drop_takes_the_first_column_after_grouping() {
+        // blue is infrequent: scikit-learn drops green (the first frequent), not the
+        // infrequent column.
+        let f = one_hot(
+            &[("min_frequency", "2"), ("drop", "first")],
+            &[0., 1., 1., 2., 2., 2.],
+        );
         assert_eq!(
             f.feature_names_out(&["color".into(), "size".into()]),
             ["color_red", "color_infrequent_sklearn", "size"]

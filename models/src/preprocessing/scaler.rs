@@ -92,8 +92,11 @@ impl Checked<StandardScalerParams> {
     /// missing, as in scikit-learn.
     fn learn(&self, x: &Matrix, scaled: &[bool]) -> Result<FittedStandardScaler> {
         let (n, d) = (x.rows(), x.cols());
-        if n == 0 {
-            return Err(ModelError::data("training data", "no rows"));
+        if n == 0 || d == 0 {
+            return Err(ModelError::data(
+                "training data",
+                if n == 0 { "no rows" } else { "no columns" },
+            ));
         }
         let xd = x.data();
         let mut mean = vec![0.0f64; d];

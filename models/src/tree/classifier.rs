@@ -5,7 +5,9 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
 use crate::rng::Rng;
-use crate::traits::{Checked, Classifier, Fit, Model, Params};
+use crate::traits::{
+    check_input_missing_ok, check_no_infinity, Checked, Classifier, Fit, Model, Params,
+};
 
 /// Values closer than this are treated as equal when looking for split points
 /// (scikit-learn's `FEATURE_THRESHOLD`).
@@ -522,7 +524,7 @@ impl FittedDecisionTree {
     /// Adds each row's leaf values (class fractions) to `acc` (`rows x n_classes`): how a
     /// forest averages its trees without a matrix per tree.
     pub(crate) fn add_proba(&self, x: &Matrix, acc: &mut [f64]) -> Result<()> {
-        check_tree_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
+        check_input_missing_ok(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
         let d = self.n_features.max(1);
         let rows = &x.data()[..x.rows() * d];
         let width = self.walk.width;
@@ -592,7 +594,7 @@ impl FittedDecisionTree {
 
     /// A regression tree's prediction (the mean target of each row's leaf).
     pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
-        check_tree_input(x, self.n_features, "decision_tree_regressor")?;
+        check_input_missing_ok(x, self.n_features, "decision_tree_regressor")?;
         if !self.is_regressor() {
             return Err(ModelError::data(
                 "model",
@@ -613,29 +615,6 @@ impl FittedDecisionTree {
     }
 }
 
-/// Trees take missing cells (NaN) but not infinities.
-fn check_no_infinity(x: &Matrix, what: &str) -> Result<()> {
-    let c = x.cols().max(1);
-    if let Some(pos) = x.data().iter().position(|v| v.is_infinite()) {
-        return Err(ModelError::data(
-            format!("{what}, row {}, column {}", pos / c, pos % c),
-            "infinite values are not supported",
-        ));
-    }
-    Ok(())
-}
-
-/// A tree's input: the columns it was fitted on; missing cells allowed.
-fn check_tree_input(x: &Matrix, expected: usize, model: &str) -> Result<()> {
-    if x.cols() != expected {
-        return Err(ModelError::Shape(format!(
-            "{model} was fitted on {expected} features, got {}",
-            x.cols()
-        )));
-    }
-    check_no_infinity(x, "input")
-}
-
 impl Classifier for FittedDecisionTree {
     fn n_features(&self) -> usize {
         self.n_features
@@ -646,7 +625,7 @@ impl Classifier for FittedDecisionTree {
     }
 
     fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
-        check_tree_input(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
+        check_input_missing_ok(x, self.n_features, DecisionTreeClassifierParams::NAME)?;
         if self.is_regressor() {
             return Err(ModelError::data(
                 "model",

@@ -417,8 +417,18 @@ fn trees_with_missing_cells_predict_like_scikit_learn_at_depths_1_to_4() {
         );
     }
     // Missing cells reach the tree: injSeverity is missing in 153 rows, and the model
-    // fits on them as they are.
+    // fits on them as they are; a forest's trees too, and it predicts rows with them.
     assert!(nass().missing_counts().iter().sum::<u64>() > 0);
+    let mut e = Estimator::from_name("ordinal_encoder+random_forest").unwrap();
+    e.set_param("random_forest__n_estimators", "5").unwrap();
+    e.set_param("random_forest__random_state", "0").unwrap();
+    let forest = e.fit(&train).unwrap();
+    let with_missing: Vec<usize> = (0..test.n_samples())
+        .filter(|&i| test.x().row(i).iter().any(|v| v.is_nan()))
+        .collect();
+    assert!(!with_missing.is_empty());
+    let acc = forest.evaluate(&test).unwrap();
+    assert!(acc > 0.95, "{acc}");
 }
 
 /// The bench's pipeline exactly as it is written for scikit-learn: a column transformer

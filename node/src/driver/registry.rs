@@ -54,6 +54,7 @@ pub async fn register(
     // driver's thread.
     let started = std::time::Instant::now();
     let fitted = model.clone();
+    let train_kinds = data.kinds();
     let (kind, bytes) = tokio::task::spawn_blocking(move || {
         let artifact = ModelArtifact::new(estimator, fitted, &data, provenance)?;
         Ok::<_, meshml_models::ModelError>((artifact.kind(), artifact.to_bytes()?))
@@ -91,7 +92,7 @@ pub async fn register(
         .insert("store".into(), started.elapsed().as_millis() as u64);
     if let Some(test) = &request.test_dataset {
         let started = std::time::Instant::now();
-        summary.test = Some(score_on(datasets, test, &model).await?);
+        summary.test = Some(score_on(datasets, test, &model, train_kinds).await?);
         summary
             .end_ms
             .insert("test".into(), started.elapsed().as_millis() as u64);
@@ -126,16 +127,30 @@ async fn second_copies(chunks: &Chunks, owner: &str, chunk: ChunkId) -> Vec<u64>
 }
 
 /// Scores `model` on the mesh dataset `dataset`: accuracy and confusion matrix for a
-/// classifier, R² for a regressor, the mean score of a multi-output model.
+/// classifier, R² for a regressor, the mean score of a multi-output model. `kinds` are the
+/// training data's column kinds: the test data's categories are read in their codes.
 async fn score_on(
     datasets: &Datasets,
     dataset: &str,
     model: &FittedModel,
+    kinds: Vec<meshml_models::schema::ColumnKind>,
 ) -> Result<TestReport, MeshError> {
     let data = datasets.load(dataset).await?;
     let model = model.clone();
     let name = dataset.to_string();
     tokio::task::spawn_blocking(move || -> Result<TestReport, meshml_models::ModelError> {
+        let data = if data.kinds() == kinds {
+            data
+        } else {
+            let x = meshml_models::schema::recode(
+                data.x().clone(),
+                &data.kinds(),
+                &kinds,
+                data.feature_names(),
+            )?;
+            let names = data.feature_names().to_vec();
+            std::sync::Arc::new(data.with_x_kinds(x, names, kinds)?)
+        };
         let report = |metric: &str, score: f64| TestReport {
             dataset: name.clone(),
             metric: metric.to_string(),

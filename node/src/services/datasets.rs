@@ -19,6 +19,11 @@ use meshml_storage::{DatasetManifest, Store};
 
 use super::chunks::Chunks;
 use super::consensus::Consensus;
+
+/// Largest encoded manifest (with its columns' categories) a mesh dataset may have: it is
+/// proposed to the replicated log, whose messages fit in a frame
+/// ([`meshml_protocol::codec::MAX_FRAME`], 4 MiB) with room to spare.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
 use crate::error::MeshError;
 
 pub use meshml_client::api::PutDatasetRequest;
@@ -164,6 +169,32 @@ impl Datasets {
         .map_err(|e| MeshError::internal(e.to_string()))?;
         let _ = std::fs::remove_dir_all(&staging_dir);
         let (manifest, chunks) = ingested?;
+        // The manifest, categories included, travels in the replicated log, whose messages
+        // are at most a frame: a dataset whose schema would not fit is refused here.
+        let manifest_bytes = rmp_serde::to_vec_named(&manifest)
+            .map_err(|e| MeshError::internal(e.to_string()))?
+            .len();
+        if manifest_bytes > MAX_MANIFEST_BYTES {
+            let widest = manifest
+                .columns
+                .iter()
+                .zip(&manifest.feature_names)
+                .max_by_key(|(c, _)| c.kind.categories().map_or(0, |c| c.len()))
+                .map(|(c, n)| {
+                    format!(
+                        "'{n}' has {} categories",
+                        c.kind.categories().map_or(0, |c| c.len())
+                    )
+                })
+                .unwrap_or_default();
+            return Err(MeshError::bad(format!(
+                "the schema of '{}' takes {manifest_bytes} bytes (its categories; {widest}); \
+                 a mesh dataset's schema is replicated to every member and may take at most \
+                 {MAX_MANIFEST_BYTES}: drop high-cardinality text columns (ids, free text), or \
+                 declare them --numeric",
+                req.name
+            )));
+        }
 
         // 2. Place every chunk; stage all of them here so that replicas can fetch them.
         let members = self.consensus().live_members().await;
