@@ -14,6 +14,9 @@ pub enum LabelKind {
     Integer,
     /// Labels are text (`setosa`); ordered by code point, as numpy's `unique` orders them.
     Text,
+    /// Numbers, some not integers (a float column read as categories): ordered by value
+    /// and written as Rust writes the value (`2.5`), as scikit-learn orders a float column.
+    Decimal,
 }
 
 /// The ordered set of class labels of a classification target. Class id `i` is `labels[i]`.
@@ -38,6 +41,18 @@ impl Classes {
             Self {
                 labels: v.into_iter().map(|i| i.to_string()).collect(),
                 kind: LabelKind::Integer,
+            }
+        } else if let Some(mut v) = raw
+            .iter()
+            .map(|s| parse_decimal(s.as_ref()))
+            .collect::<Option<Vec<f64>>>()
+            .filter(|v| !v.is_empty())
+        {
+            v.sort_unstable_by(f64::total_cmp);
+            v.dedup();
+            Self {
+                labels: v.into_iter().map(|x| x.to_string()).collect(),
+                kind: LabelKind::Decimal,
             }
         } else {
             let mut v: Vec<String> = raw.iter().map(|s| s.as_ref().to_string()).collect();
@@ -99,6 +114,13 @@ impl Classes {
                     .ok()
                     .map(|i| i as u32)
             }
+            LabelKind::Decimal => {
+                let key = parse_decimal(raw)?;
+                self.labels
+                    .binary_search_by(|l| l.parse::<f64>().unwrap_or(f64::NAN).total_cmp(&key))
+                    .ok()
+                    .map(|i| i as u32)
+            }
             LabelKind::Text => self
                 .labels
                 .binary_search_by(|l| l.as_str().cmp(raw))
@@ -106,6 +128,11 @@ impl Classes {
                 .map(|i| i as u32),
         }
     }
+}
+
+/// Parses a finite number label (`"2.50"` is 2.5).
+fn parse_decimal(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// Parses an integer label; `"3"`, `"3.0"` and `" 3 "` are all 3.
@@ -398,6 +425,12 @@ mod tests {
         assert_eq!(c.kind(), LabelKind::Text);
         assert_eq!(c.id_of("virginica"), Some(2));
         assert_eq!(c.id_of("rose"), None);
+
+        let f = Classes::from_labels(&["10.5", "2.5", "2.50", "-1"]);
+        assert_eq!(f.labels(), ["-1", "2.5", "10.5"]);
+        assert_eq!(f.kind(), LabelKind::Decimal);
+        assert_eq!(f.id_of("10.50"), Some(2));
+        assert_eq!(f.id_of("x"), None);
 
         let n = Classes::from_labels(&["10", "9", "2.0", "9"]);
         assert_eq!(n.labels(), ["2", "9", "10"]);

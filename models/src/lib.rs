@@ -7,15 +7,21 @@
 //! # Layout
 //!
 //! - [`matrix`]: [`Matrix`], a dense `f32` matrix on a candle tensor.
-//! - [`dataset`], [`io`]: [`Dataset`] (features, names, class labels) and CSV loading with
-//!   errors that name the line and column.
+//! - [`dataset`], [`io`]: [`Dataset`] (features, names, class labels, column kinds) and
+//!   CSV loading with errors that name the line and column; [`io::infer`] infers column
+//!   kinds.
+//! - [`schema`]: column kinds (numeric, categorical, boolean, indicator), how each is
+//!   written into the `f32` matrix (categories as codes, missing cells as NaN), the check
+//!   that refuses what an estimator cannot take, and [`schema::recode`] between two
+//!   tables' categories.
 //! - [`traits`]: [`Params`] (names, aliases, validation, [`Params::check`] into
 //!   [`Checked`]), [`Fit`], [`Classifier`], [`Transformer`], and [`Model`], what every
 //!   fitted kind implements; [`traits::Member`], what an ensemble or meta-estimator holds.
 //! - Families, one module each: [`linear`] (logistic regression with L2 or L1, linear and
 //!   ridge regression), [`naive_bayes`] (Gaussian NB), [`tree`] (classification and
 //!   regression trees), [`ensemble`] (random forests for both, combined members),
-//!   [`preprocessing`] (standard scaler, model-based feature selection).
+//!   [`preprocessing`] (standard scaler, model-based feature selection, simple imputer,
+//!   one-hot and ordinal encoders).
 //! - [`estimator`]: the registry, one list from which a macro generates [`Estimator`]
 //!   (estimators by name, with pipelines), [`FittedModel`] and their dispatch; what jobs
 //!   and artifacts carry.
@@ -32,7 +38,8 @@
 //! - [`optim`], [`rng`]: L-BFGS and a portable seeded generator; `linalg` (internal):
 //!   Cholesky solves, the symmetric eigen-decomposition and the SVD over faer.
 //! - `tests/it/`: the one integration-test binary: parity with scikit-learn
-//!   (`sklearn_parity`, `meta_parity`, `more_parity`, numbers in `tests/reference/` from
+//!   (`sklearn_parity`, `meta_parity`, `more_parity`, `tables_parity`, numbers in
+//!   `tests/reference/` from
 //!   the scripts in `tools/`) and format compatibility (`compat`, bytes pinned in
 //!   `tests/fixtures/`).
 //!

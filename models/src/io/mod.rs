@@ -1035,6 +1035,24 @@ mod tests {
     }
 
     #[test]
+    fn decimal_categories_sort_by_value() {
+        let opts = CsvOptions {
+            categorical: vec!["p".into()],
+            ..CsvOptions::default()
+        };
+        let d = read_csv("p,y\n10.5,a\n2.5,b\n2.50,a\n".as_bytes(), "t.csv", &opts).unwrap();
+        let ColumnKind::Categorical { categories } = d.kind(0) else {
+            panic!("p is categorical")
+        };
+        assert_eq!(
+            categories.labels(),
+            ["2.5", "10.5"],
+            "as scikit-learn orders floats"
+        );
+        assert_eq!(d.x().to_vec(), vec![1., 0., 0.]);
+    }
+
+    #[test]
     fn a_column_past_the_category_cap_fails_naming_it() {
         let mut text = String::from("id,y\n");
         for i in 0..50 {
