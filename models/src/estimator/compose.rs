@@ -219,22 +219,14 @@ impl Fit for Checked<ColumnTransformerParams> {
         for p in &self.transformers {
             let cols = resolve(data, &p.columns, &p.name)?;
             cols.iter().for_each(|&j| used[j] = true);
-            let mut current = columns_of(data, &cols)?;
-            let mut steps = Vec::with_capacity(p.steps.len());
             // A part that selects no column is skipped, as scikit-learn skips it.
             let steps_to_fit = if cols.is_empty() {
                 &[][..]
             } else {
                 &p.steps[..]
             };
-            for s in steps_to_fit {
-                let fitted = s.fit(&current)?;
-                let x = fitted.transform(current.x())?;
-                let names = fitted.feature_names_out(current.feature_names());
-                let kinds = fitted.kinds_out(&current.kinds());
-                current = current.with_x_kinds(x, names, kinds)?;
-                steps.push(fitted);
-            }
+            let (steps, current) =
+                super::pipeline::fit_steps(steps_to_fit, columns_of(data, &cols)?)?;
             parts.push(FittedPart {
                 name: p.name.clone(),
                 cols,

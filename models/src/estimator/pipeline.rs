@@ -94,19 +94,30 @@ impl PipelineParams {
     /// validated before the first step is fitted.
     pub fn fit(&self, data: &Dataset) -> Result<FittedPipeline> {
         self.validate()?;
-        let mut steps = Vec::with_capacity(self.steps.len());
-        let mut current = data.clone();
-        for s in &self.steps {
-            let fitted = s.fit(&current)?;
-            let x = fitted.transform(current.x())?;
-            let names = fitted.feature_names_out(current.feature_names());
-            let kinds = fitted.kinds_out(&current.kinds());
-            current = current.with_x_kinds(x, names, kinds)?;
-            steps.push(fitted);
-        }
+        let (steps, current) = fit_steps(&self.steps, data.clone())?;
         let estimator = Box::new(self.estimator.fit(&current)?);
         Ok(FittedPipeline { steps, estimator })
     }
+}
+
+/// Fits `steps` one after the other, each on the previous one's output (names and column
+/// kinds carried along); returns the fitted steps and the last output. A pipeline and each
+/// part of a column transformer fit their steps this way.
+pub(super) fn fit_steps(
+    steps: &[TransformerSpec],
+    data: Dataset,
+) -> Result<(Vec<FittedTransformer>, Dataset)> {
+    let mut fitted_steps = Vec::with_capacity(steps.len());
+    let mut current = data;
+    for s in steps {
+        let fitted = s.fit(&current)?;
+        let x = fitted.transform(current.x())?;
+        let names = fitted.feature_names_out(current.feature_names());
+        let kinds = fitted.kinds_out(&current.kinds());
+        current = current.with_x_kinds(x, names, kinds)?;
+        fitted_steps.push(fitted);
+    }
+    Ok((fitted_steps, current))
 }
 
 /// A fitted pipeline.
