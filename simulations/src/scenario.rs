@@ -1288,9 +1288,12 @@ fn when_released<T>(mut f: impl FnMut() -> meshml_storage::Result<T>) -> meshml_
     loop {
         match f() {
             Err(StorageError::Locked(_)) if Instant::now() < until => {}
+            // sled reports its held lock as an `Other` error that names it.
             Err(StorageError::Db {
                 source: sled::Error::Io(e),
-            }) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < until => {}
+            }) if (e.kind() == std::io::ErrorKind::WouldBlock
+                || e.to_string().contains("could not acquire lock"))
+                && Instant::now() < until => {}
             r => return r,
         }
         std::thread::sleep(Duration::from_millis(50));
