@@ -396,18 +396,18 @@ fn parse_cell(
     name: &str,
 ) -> Result<f32> {
     let at = || format!("{source}:{line}, column '{name}' ({})", col + 1);
-    if *kind == ColumnKind::Numeric
-        && !na_values.iter().any(|na| na == s)
-        && s.trim().parse::<f32>().is_err()
-    {
-        return Err(ModelError::TextCell {
-            location: at(),
-            value: s.to_string(),
-        });
-    }
-    let v = kind
-        .parse_cell(s, na_values)
-        .map_err(|m| ModelError::data(at(), m))?;
+    // Each cell is parsed once; only a refused cell is looked at again, to tell text (the
+    // column is categorical after all) from an infinite number.
+    let v = kind.parse_cell(s, na_values).map_err(|m| {
+        if *kind == ColumnKind::Numeric && s.trim().parse::<f32>().is_err() {
+            ModelError::TextCell {
+                location: at(),
+                value: s.to_string(),
+            }
+        } else {
+            ModelError::data(at(), m)
+        }
+    })?;
     if strict && v == UNKNOWN_CODE && matches!(kind, ColumnKind::Categorical { .. }) {
         return Err(ModelError::data(
             at(),
