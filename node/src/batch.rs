@@ -158,9 +158,14 @@ impl Batches {
             s.datasets
                 .values()
                 .find(|d| d.chunks.iter().any(|c| c.id == chunk))
-                .map(|d| (d.name.clone(), d.feature_names.clone(), d.kinds()))
+                .cloned()
         });
-        let Some((dataset, columns, kinds)) = columns else {
+        // The layout is built outside the state's lock (it indexes the label table).
+        let columns = columns.map(|d| {
+            let layout = d.layout();
+            (d.name.clone(), d.feature_names.clone(), d.kinds(), layout)
+        });
+        let Some((dataset, columns, kinds, layout)) = columns else {
             return refuse(
                 ErrorCode::NotFound,
                 format!("chunk {chunk} is in no dataset"),
@@ -177,7 +182,7 @@ impl Batches {
             Err(e) => return refuse(ErrorCode::NotFound, e.to_string(), true),
         };
         let work = move || -> Result<Response, MeshError> {
-            let c = meshml_storage::encoding::Chunk::decode(&chunk, &bytes)?;
+            let c = layout?.decode(&chunk, &bytes)?;
             let (start, n) = (offset as usize, rows as usize);
             if start + n > c.rows {
                 return Err(MeshError::bad(format!(

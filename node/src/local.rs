@@ -414,8 +414,9 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         has_truth = label_ids.is_some()
             || label_values.is_some()
             || (regressor && same_target && matches!(m.target, TargetSchema::Values));
+        let layout = m.layout()?;
         for i in 0..m.chunks.len() {
-            let c = store.read_chunk(&m, i)?;
+            let c = store.read_chunk(&m, &layout, i)?;
             let x = Matrix::from_vec(c.rows, c.cols, c.features)?.select_cols(&cols)?;
             let x = meshml_models::schema::recode(x, &from, &to, &art.feature_names)?;
             let pred = predict_rows(&art, &x, args.proba, dest)?;

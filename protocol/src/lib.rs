@@ -36,4 +36,7 @@ pub use message::{
 
 /// The wire-format version. Bump it on any release that changes how messages are encoded
 /// or what they mean; peers with a different version refuse each other's `Hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: chunks are Arrow IPC record batches (storage chunk format 2) and dataset manifests
+/// carry column kinds; a version-1 node would take every new chunk for a corrupt one.
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -15,13 +15,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = args.get(2).map_or(Ok(3), |r| r.parse())?;
     let store = Store::open(&args[0])?;
     let m = store.dataset(&args[1])?;
+    let layout = m.layout()?;
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     for round in 0..rounds {
         let t = Instant::now();
         let mut rows = 0;
         for i in 0..m.chunks.len() {
-            rows += store.read_chunk(&m, i)?.rows;
+            rows += store.read_chunk(&m, &layout, i)?.rows;
         }
         let s = t.elapsed().as_secs_f64();
         writeln!(

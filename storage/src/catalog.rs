@@ -14,7 +14,7 @@ use meshml_models::{Classes, Dataset, Matrix, ModelArtifact, Target};
 use meshml_protocol::ChunkId;
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::{Chunk, ChunkTargets};
+use crate::encoding::{Chunk, ChunkLayout, ChunkTargets};
 use crate::error::{check_name, Result, StorageError};
 use crate::store::{ChunkStore, FileStore, SledStore};
 
@@ -89,6 +89,14 @@ pub struct DatasetManifest {
     /// existed, whose columns are all numeric.
     #[serde(default)]
     pub columns: Vec<ColumnSummary>,
+    /// The chunks' format ([`crate::encoding::ARROW_FORMAT`]); a manifest written before
+    /// the field existed is [`crate::encoding::ROWS_FORMAT`].
+    #[serde(default = "rows_format")]
+    pub chunk_format: u8,
+}
+
+fn rows_format() -> u8 {
+    crate::encoding::ROWS_FORMAT
 }
 
 impl DatasetManifest {
@@ -109,6 +117,34 @@ impl DatasetManifest {
         } else {
             vec![ColumnKind::Numeric; self.n_features()]
         }
+    }
+
+    /// The layout that decodes the dataset's chunks. A format this build does not know (a
+    /// newer meshml's) is refused with what to do.
+    pub fn layout(&self) -> Result<ChunkLayout> {
+        use crate::encoding::{ARROW_FORMAT, ROWS_FORMAT};
+        if !(ROWS_FORMAT..=ARROW_FORMAT).contains(&self.chunk_format) {
+            return Err(StorageError::Model(meshml_models::ModelError::data(
+                format!("dataset '{}'", self.name),
+                format!(
+                    "its chunks are in format {}, and this meshml reads formats \
+                     {ROWS_FORMAT} to {ARROW_FORMAT}: upgrade meshml, or store the dataset \
+                     again from its source with `meshml dataset put`",
+                    self.chunk_format
+                ),
+            )));
+        }
+        let labels = match &self.target {
+            TargetSchema::Classes { label_table, .. } => Some(label_table.clone()),
+            TargetSchema::Values => None,
+        };
+        Ok(ChunkLayout::new(
+            &self.feature_names,
+            &self.kinds(),
+            &self.target_name,
+            labels,
+        )
+        .in_format(self.chunk_format))
     }
 
     /// Converts decoded chunks' targets to the dataset's target.
@@ -155,27 +191,54 @@ impl DatasetManifest {
         }
     }
 
-    /// Builds a [`Dataset`] from decoded chunks (all of them, or a contiguous subset).
-    pub fn assemble(&self, chunks: Vec<Chunk>) -> Result<Dataset> {
-        let d = self.n_features();
-        let rows: usize = chunks.iter().map(|c| c.rows).sum();
-        let mut x = Vec::with_capacity(rows * d);
-        let mut targets = Vec::with_capacity(chunks.len());
-        for c in chunks {
-            if c.cols != d {
-                return Err(self.corrupt(&format!("a chunk has {} columns, not {d}", c.cols)));
-            }
-            x.extend_from_slice(&c.features);
-            targets.push(c.targets);
-        }
-        let target = self.target_of(targets)?;
+    /// An [`Assembler`] for this dataset's chunks.
+    pub fn assembler(&self) -> Result<Assembler> {
+        let rows: usize = self.chunks.iter().map(|c| c.rows as usize).sum();
+        // Reserved as the manifest says, up to 1 GiB; past that the matrix grows as chunks
+        // arrive (a manifest's counts are not a reason to allocate).
+        let cells = rows.saturating_mul(self.n_features()).min(1 << 28);
+        Ok(Assembler {
+            layout: self.layout()?,
+            x: Vec::with_capacity(cells),
+            rows: 0,
+            targets: Vec::with_capacity(self.chunks.len()),
+            manifest: self.clone(),
+        })
+    }
+}
+
+/// Builds a dataset's [`Dataset`] chunk by chunk: each chunk's rows are decoded straight
+/// into the one row-major matrix, so loading holds the matrix and one chunk, not every
+/// decoded chunk and then a copy.
+#[derive(Debug)]
+pub struct Assembler {
+    manifest: DatasetManifest,
+    layout: ChunkLayout,
+    x: Vec<f32>,
+    rows: usize,
+    targets: Vec<ChunkTargets>,
+}
+
+impl Assembler {
+    /// Appends the rows of chunk `id` (its bytes, hash-checked), in the dataset's order.
+    pub fn push(&mut self, id: &ChunkId, bytes: &[u8]) -> Result<()> {
+        let (rows, targets) = self.layout.decode_into(id, bytes, &mut self.x)?;
+        self.rows += rows;
+        self.targets.push(targets);
+        Ok(())
+    }
+
+    /// The dataset of the rows pushed.
+    pub fn finish(self) -> Result<Dataset> {
+        let m = &self.manifest;
+        let target = m.target_of(self.targets)?;
         Ok(Dataset::new(
-            Matrix::from_vec(rows, d, x)?,
+            Matrix::from_vec(self.rows, m.n_features(), self.x)?,
             target,
-            self.feature_names.clone(),
-            self.target_name.clone(),
+            m.feature_names.clone(),
+            m.target_name.clone(),
         )?
-        .with_kinds(self.kinds())?)
+        .with_kinds(m.kinds())?)
     }
 }
 
@@ -879,20 +942,22 @@ impl Store {
             .collect()
     }
 
-    /// Reads and decodes chunk `i` of a dataset.
-    pub fn read_chunk(&self, m: &DatasetManifest, i: usize) -> Result<Chunk> {
+    /// Reads and decodes chunk `i` of a dataset whose layout is `layout`
+    /// ([`DatasetManifest::layout`]).
+    pub fn read_chunk(&self, m: &DatasetManifest, layout: &ChunkLayout, i: usize) -> Result<Chunk> {
         let c = &m.chunks[i];
         let bytes = self.chunks().get(&c.id)?;
-        Chunk::decode(&c.id, &bytes)
+        layout.decode(&c.id, &bytes)
     }
 
     /// Materialises a whole dataset in memory.
     pub fn load_dataset(&self, name: &str) -> Result<Dataset> {
         let m = self.dataset(name)?;
-        let chunks = (0..m.chunks.len())
-            .map(|i| self.read_chunk(&m, i))
-            .collect::<Result<Vec<_>>>()?;
-        m.assemble(chunks)
+        let mut data = m.assembler()?;
+        for c in &m.chunks {
+            data.push(&c.id, &self.chunks().get(&c.id)?)?;
+        }
+        data.finish()
     }
 
     /// Removes a dataset; its chunks go unless another dataset shares them.

@@ -400,8 +400,9 @@ pub fn export(
     let m = store.dataset(name)?;
     let io = |e| StorageError::io("output", e);
     let mut w = TableWriter::new(format, &m, Vec::new())?;
+    let layout = m.layout()?;
     for i in 0..m.chunks.len() {
-        w.write_chunk(&store.read_chunk(&m, i)?)?;
+        w.write_chunk(&store.read_chunk(&m, &layout, i)?)?;
         let piece = w.output()?;
         out.write_all(piece).map_err(io)?;
         piece.clear();

@@ -23,7 +23,7 @@ use meshml_models::ModelError;
 use crate::catalog::{
     now_unix, ChunkRef, ColumnSummary, DatasetManifest, Store, TargetSchema, TOP_CATEGORIES,
 };
-use crate::encoding::{Chunk, ChunkTargets};
+use crate::encoding::{Chunk, ChunkLayout, ChunkTargets, ARROW_FORMAT};
 use crate::error::{check_name, Result, StorageError};
 
 /// Default rows per chunk.
@@ -201,8 +201,16 @@ fn write_chunks<S: RowSource>(
     let mut chunks = Vec::new();
     let mut total: u64 = 0;
     let mut tally = ColumnTally::new(rows.kinds());
+    let classes = matches!(opts.csv.kind, meshml_models::io::TargetKind::Classification);
+    let mut layout = ChunkLayout::new(
+        &rows.feature_names(),
+        &rows.kinds(),
+        rows.target_name(),
+        classes.then(Vec::new),
+    );
     let mut flush_chunk = |x: &mut Vec<f32>,
                            labels: &mut Vec<u32>,
+                           table: &LabelTable,
                            values: &mut Vec<f32>,
                            bytes_read: u64|
      -> Result<()> {
@@ -222,7 +230,23 @@ fn write_chunks<S: RowSource>(
             features: std::mem::take(x),
             targets,
         };
-        let bytes = chunk.encode();
+        if classes {
+            layout.set_labels(table.labels());
+        }
+        let bytes = layout.encode(&chunk)?;
+        // The buffers go back for the next chunk's rows (no fresh pages each chunk).
+        *x = chunk.features;
+        x.clear();
+        match chunk.targets {
+            ChunkTargets::Labels(mut l) => {
+                l.clear();
+                *labels = l;
+            }
+            ChunkTargets::Values(mut v) => {
+                v.clear();
+                *values = v;
+            }
+        }
         let id = store.chunks().write(&bytes)?;
         written.push(id);
         chunks.push(ChunkRef {
@@ -231,7 +255,6 @@ fn write_chunks<S: RowSource>(
             bytes: bytes.len() as u64,
         });
         total += n as u64;
-        x.reserve(opts.chunk_rows * d);
         progress(Progress {
             bytes_read,
             rows: total,
@@ -247,11 +270,11 @@ fn write_chunks<S: RowSource>(
         }
         in_chunk += 1;
         if in_chunk == opts.chunk_rows {
-            flush_chunk(&mut x, &mut labels, &mut values, rows.bytes_read())?;
+            flush_chunk(&mut x, &mut labels, &table, &mut values, rows.bytes_read())?;
             in_chunk = 0;
         }
     }
-    flush_chunk(&mut x, &mut labels, &mut values, rows.bytes_read())?;
+    flush_chunk(&mut x, &mut labels, &table, &mut values, rows.bytes_read())?;
     if total == 0 {
         return Err(ModelError::data(source, "no data rows after the header line").into());
     }
@@ -277,6 +300,7 @@ fn write_chunks<S: RowSource>(
         created_at_unix: now_unix(),
         source: source.to_string(),
         columns: tally.finish(),
+        chunk_format: ARROW_FORMAT,
     };
     store.put_manifest(&manifest)?;
     Ok(manifest)

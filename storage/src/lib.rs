@@ -7,11 +7,15 @@
 //! # Layout
 //!
 //! - [`chunk`]: chunk ids (BLAKE3 of the bytes) and verification.
-//! - [`encoding`]: the chunk format (features and targets as raw little-endian bytes).
+//! - [`encoding`]: the chunk formats: Arrow record batches in Arrow's IPC stream format
+//!   (typed, nullable, text dictionary-encoded), and the row-major MessagePack chunks of
+//!   datasets stored before, still read; [`encoding::ChunkLayout`] encodes and decodes a
+//!   dataset's chunks.
 //! - [`store`]: the [`ChunkStore`] trait, [`FileStore`] (fsynced files, the default),
 //!   [`SledStore`] (paged into sled) and [`MemStore`].
 //! - [`catalog`]: [`Store`], a data directory's database: manifests, chunks, models,
-//!   removal with shared-chunk accounting, garbage collection after a crash.
+//!   removal with shared-chunk accounting, garbage collection after a crash;
+//!   [`Assembler`] builds a dataset's matrix chunk by chunk.
 //! - [`ingest`], [`parquet_rows`] (with [`parquet_pages`]), [`export`]: CSV and Parquet in,
 //!   CSV and Parquet out, with bounded memory.
 //! - [`placement`]: which nodes hold a chunk's replicas.
@@ -49,8 +53,8 @@ pub mod rows;
 pub mod store;
 
 pub use catalog::{
-    damage_chunk, Backend, ChunkRef, Compaction, DatasetManifest, ModelEntry, Removal, Store,
-    StoreOptions, TargetSchema,
+    damage_chunk, Assembler, Backend, ChunkRef, Compaction, DatasetManifest, ModelEntry, Removal,
+    Store, StoreOptions, TargetSchema,
 };
 pub use chunk::{chunk_id, verify};
 pub use error::{Result, StorageError};

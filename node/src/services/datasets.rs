@@ -342,21 +342,24 @@ impl Datasets {
             return Ok(d);
         }
         let (manifest, holders) = self.holders(name)?;
-        let mut decoded = Vec::with_capacity(manifest.chunks.len());
+        let mut data = manifest
+            .assembler()
+            .map_err(|e| MeshError::internal(e.to_string()))?;
         for (c, hs) in manifest.chunks.iter().zip(holders) {
             let id = c.id;
             let (bytes, _) = self.chunks().chunk_from(id, &hs).await.map_err(|why| {
                 MeshError::unavailable(format!("chunk {id} of '{name}' is unreachable: {why}"))
             })?;
-            let chunk = tokio::task::spawn_blocking(move || {
-                meshml_storage::encoding::Chunk::decode(&id, &bytes)
+            // Each chunk is decoded into the dataset's matrix as it arrives.
+            data = tokio::task::spawn_blocking(move || {
+                let mut data = data;
+                data.push(&id, &bytes).map(|()| data)
             })
             .await
             .map_err(|e| MeshError::internal(e.to_string()))?
             .map_err(|e| MeshError::internal(e.to_string()))?;
-            decoded.push(chunk);
         }
-        let d = tokio::task::spawn_blocking(move || manifest.assemble(decoded))
+        let d = tokio::task::spawn_blocking(move || data.finish())
             .await
             .map_err(|e| MeshError::internal(e.to_string()))?
             .map_err(|e| MeshError::internal(e.to_string()))?;
@@ -589,6 +592,7 @@ impl Datasets {
 struct Export {
     datasets: Datasets,
     manifest: DatasetManifest,
+    layout: Arc<meshml_storage::encoding::ChunkLayout>,
     holders: Vec<Vec<u64>>,
     next: usize,
     writer: Option<TableWriter<Vec<u8>>>,
@@ -618,8 +622,9 @@ impl Export {
             .map_err(|why| {
                 MeshError::unavailable(format!("chunk {id} of '{name}' is unreachable: {why}"))
             })?;
+        let layout = self.layout.clone();
         let (writer, out) = tokio::task::spawn_blocking(move || {
-            let chunk = meshml_storage::encoding::Chunk::decode(&id, &bytes)?;
+            let chunk = layout.decode(&id, &bytes)?;
             writer.write_chunk(&chunk)?;
             let out = std::mem::take(writer.output()?);
             Ok::<_, meshml_storage::StorageError>((writer, out))
@@ -664,9 +669,15 @@ impl Datasets {
         }
         let first = TableWriter::new(format, &manifest, Vec::new())
             .map_err(|e| MeshError::internal(e.to_string()))?;
+        let layout = Arc::new(
+            manifest
+                .layout()
+                .map_err(|e| MeshError::internal(e.to_string()))?,
+        );
         let state = Export {
             datasets: self.clone(),
             manifest: manifest.clone(),
+            layout,
             holders,
             next: 0,
             writer: Some(first),

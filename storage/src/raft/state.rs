@@ -695,6 +695,7 @@ mod tests {
             created_at_unix: 0,
             source: "t".into(),
             columns: Vec::new(),
+            chunk_format: crate::encoding::ARROW_FORMAT,
         }
     }
 

@@ -630,28 +630,31 @@ fn assert_same_table(a: &meshml_models::Dataset, b: &meshml_models::Dataset) {
     }
 }
 
+/// The bundled nassCDS table's CSV text.
+fn nass_csv() -> Vec<u8> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(data("tables/nassCDS.csv.gz")).unwrap())
+        .read_to_end(&mut text)
+        .unwrap();
+    text
+}
+
+/// nassCDS stored as `nass`, in chunks of 5,000 rows.
+fn put_nass(store: &Store, text: &[u8]) -> meshml_storage::DatasetManifest {
+    ingest_csv(store, text, "nassCDS.csv", "nass", &opts(5000), &mut |_| {}).unwrap()
+}
+
 #[test]
 fn a_mixed_table_keeps_its_kinds_through_ingest_and_both_exports() {
     use meshml_models::schema::ColumnKind;
     use meshml_storage::export::{export, TableFormat};
     use meshml_storage::ingest::ingest_file;
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
-    let mut text = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(data("tables/nassCDS.csv.gz")).unwrap())
-        .read_to_end(&mut text)
-        .unwrap();
+    let text = nass_csv();
     let here = read_csv(text.as_slice(), "nassCDS.csv", &CsvOptions::default()).unwrap();
-    let m = ingest_csv(
-        &store,
-        text.as_slice(),
-        "nassCDS.csv",
-        "nass",
-        &opts(5000),
-        &mut |_| {},
-    )
-    .unwrap();
+    let m = put_nass(&store, &text);
     // The schema: kinds, missing cells, the most frequent categories.
     assert_eq!(m.kinds(), here.kinds());
     let col = |name: &str| &m.columns[m.feature_names.iter().position(|f| f == name).unwrap()];
@@ -682,4 +685,80 @@ fn a_mixed_table_keeps_its_kinds_through_ingest_and_both_exports() {
         assert_eq!(back.columns, m.columns, "{file}");
         assert_same_table(&store.load_dataset(&name).unwrap(), &here);
     }
+}
+
+#[test]
+fn chunks_are_arrow_batches_and_format_one_datasets_still_read() {
+    use arrow_array::cast::AsArray;
+    use arrow_schema::DataType;
+    use meshml_storage::encoding::{read_batch, ARROW_FORMAT, ROWS_FORMAT};
+    use meshml_storage::export::{export, TableFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let text = nass_csv();
+    let m = put_nass(&store, &text);
+    assert_eq!(m.chunk_format, ARROW_FORMAT);
+    // Each chunk is one record batch any Arrow reader takes: typed, nullable, text as
+    // dictionary-encoded strings, the target last.
+    let (mut rows, mut missing_severity) = (0, 0);
+    for c in &m.chunks {
+        let b = read_batch(&c.id, &store.chunks().get(&c.id).unwrap()).unwrap();
+        assert_eq!(b.num_rows(), c.rows as usize);
+        assert_eq!(b.num_columns(), m.n_features() + 1);
+        let schema = b.schema();
+        let (j, field) = schema.column_with_name("injSeverity").unwrap();
+        assert_eq!(field.data_type(), &DataType::Float32);
+        missing_severity += b.column(j).null_count();
+        let (j, field) = schema.column_with_name("dvcat").unwrap();
+        assert_eq!(
+            field.data_type(),
+            &DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8))
+        );
+        let dvcat = b.column(j).as_dictionary::<arrow_array::types::Int8Type>();
+        assert!(dvcat
+            .values()
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .all(|s| ["1-9km/h", "10-24", "25-39", "40-54", "55+"].contains(&s)));
+        assert_eq!(schema.field(m.n_features()).name(), &m.target_name);
+        rows += b.num_rows();
+    }
+    assert_eq!((rows as u64, missing_severity), (m.rows, 153));
+
+    // A dataset stored in format 1 (row-major MessagePack chunks) still loads and exports
+    // as the same table.
+    let layout = m.layout().unwrap();
+    let mut old = m.clone();
+    old.name = "old".into();
+    old.chunk_format = ROWS_FORMAT;
+    for (i, c) in old.chunks.iter_mut().enumerate() {
+        let bytes = store.read_chunk(&m, &layout, i).unwrap().encode_rows();
+        c.id = store.chunks().write(&bytes).unwrap();
+        c.bytes = bytes.len() as u64;
+    }
+    store.put_manifest(&old).unwrap();
+    let now = store.load_dataset("nass").unwrap();
+    assert_same_table(&store.load_dataset("old").unwrap(), &now);
+    let csv = |name: &str| {
+        let mut out = Vec::new();
+        export(&store, name, TableFormat::Csv, &mut out).unwrap();
+        out
+    };
+    assert_eq!(csv("old"), csv("nass"));
+    // A manifest written before the field existed is format 1.
+    let mut json = serde_json::to_value(&old).unwrap();
+    json.as_object_mut().unwrap().remove("chunk_format");
+    let back: meshml_storage::DatasetManifest = serde_json::from_value(json).unwrap();
+    assert_eq!(back, old);
+    // A format this build does not know says what to do.
+    let mut future = m.clone();
+    future.name = "future".into();
+    future.chunk_format = 3;
+    store.put_manifest(&future).unwrap();
+    let e = store.load_dataset("future").unwrap_err().to_string();
+    assert!(
+        e.contains("format 3") && e.contains("store the dataset again"),
+        "{e}"
+    );
 }
