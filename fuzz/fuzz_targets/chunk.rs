@@ -7,6 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use meshml_models::dataset::LabelKind;
+use meshml_models::io::LabelTable;
 use meshml_models::schema::{Categories, ColumnKind};
 use meshml_storage::encoding::{Chunk, ChunkLayout, ROWS_FORMAT};
 
@@ -20,7 +21,7 @@ fn layout(labels: bool) -> ChunkLayout {
             ColumnKind::Boolean,
         ],
         "y",
-        labels.then(|| vec!["yes".into(), "no".into()]),
+        labels.then(|| LabelTable::from_labels(&["yes".into(), "no".into()])),
     )
 }
 

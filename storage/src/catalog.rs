@@ -135,7 +135,9 @@ impl DatasetManifest {
             )));
         }
         let labels = match &self.target {
-            TargetSchema::Classes { label_table, .. } => Some(label_table.clone()),
+            TargetSchema::Classes { label_table, .. } => {
+                Some(meshml_models::io::LabelTable::from_labels(label_table))
+            }
             TargetSchema::Values => None,
         };
         Ok(ChunkLayout::new(

@@ -17,7 +17,6 @@
 //! as their codes into the manifest's categories and missing cells as NaN.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -28,6 +27,7 @@ use arrow_array::{
 };
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use meshml_models::io::LabelTable;
 use meshml_models::schema::ColumnKind;
 use serde::{Deserialize, Serialize};
 
@@ -180,9 +180,7 @@ pub struct ChunkLayout {
     schema: SchemaRef,
     kinds: Vec<ColumnKind>,
     /// Class labels as written (the manifest's label table), or `None` for values.
-    labels: Option<Vec<String>>,
-    /// Label -> its index in `labels`.
-    label_index: HashMap<String, u32>,
+    labels: Option<LabelTable>,
     /// The format the dataset's chunks are in.
     format: u8,
 }
@@ -205,12 +203,12 @@ fn dictionary(key: DataType) -> DataType {
 impl ChunkLayout {
     /// The layout of a dataset with these feature columns and target; `labels` are the
     /// label table of a classification target (`None` for regression). At ingest the label
-    /// table grows chunk by chunk: [`ChunkLayout::set_labels`] brings it up to date.
+    /// table grows as rows arrive ([`ChunkLayout::labels_mut`]).
     pub fn new(
         feature_names: &[String],
         kinds: &[ColumnKind],
         target_name: &str,
-        labels: Option<Vec<String>>,
+        labels: Option<LabelTable>,
     ) -> Self {
         let mut fields: Vec<Field> = feature_names
             .iter()
@@ -226,22 +224,17 @@ impl ChunkLayout {
                 Field::new(name, t, true)
             })
             .collect();
-        let target = match labels {
+        let target = match &labels {
             Some(_) => Field::new(target_name, dictionary(DataType::Int32), false),
             None => Field::new(target_name, DataType::Float32, false),
         };
         fields.push(target);
-        let mut layout = Self {
+        Self {
             schema: Arc::new(Schema::new(fields)),
             kinds: kinds.to_vec(),
-            labels: None,
-            label_index: HashMap::new(),
+            labels,
             format: ARROW_FORMAT,
-        };
-        if let Some(l) = labels {
-            layout.set_labels(&l);
         }
-        layout
     }
 
     /// The layout of a dataset whose chunks are in `format` ([`ROWS_FORMAT`] or
@@ -251,14 +244,14 @@ impl ChunkLayout {
         self
     }
 
-    /// Brings the label table up to date with `labels` (a table only grows: labels keep
-    /// their indexes, and only the new ones are added).
-    pub fn set_labels(&mut self, labels: &[String]) {
-        let table = self.labels.get_or_insert_with(Vec::new);
-        for l in &labels[table.len().min(labels.len())..] {
-            self.label_index.insert(l.clone(), table.len() as u32);
-            table.push(l.clone());
-        }
+    /// The label table of a classification target (`None` for values).
+    pub fn labels(&self) -> Option<&LabelTable> {
+        self.labels.as_ref()
+    }
+
+    /// The label table, to add labels as rows arrive (a label keeps its id).
+    pub fn labels_mut(&mut self) -> Option<&mut LabelTable> {
+        self.labels.as_mut()
     }
 
     /// The chunks' Arrow schema: the feature columns, then the target.
@@ -305,30 +298,24 @@ impl ChunkLayout {
                     Arc::new(BooleanArray::new(values, nulls()))
                 }
                 ColumnKind::Categorical { categories } => {
-                    let names = categories.labels();
-                    let codes = cells().map(|v| {
-                        (!v.is_nan())
-                            .then(|| {
-                                (v >= 0.0 && v.fract() == 0.0 && (v as usize) < names.len())
-                                    .then_some(v as u32)
-                                    .ok_or_else(|| {
-                                        bad(format!(
-                                            "code {v} in column {j} of {} categories",
-                                            names.len()
-                                        ))
-                                    })
-                            })
-                            .transpose()
-                    });
-                    let codes = codes.collect::<Result<Vec<Option<u32>>>>()?;
-                    let key = key_type(names.len());
-                    dictionary_column(&key, &codes, names)
+                    let (names, n) = (categories.labels(), categories.len());
+                    let codes = cells()
+                        .map(|v| match v {
+                            v if v.is_nan() => Ok(None),
+                            v if v >= 0.0 && v.fract() == 0.0 && (v as usize) < n => {
+                                Ok(Some(v as u32))
+                            }
+                            v => Err(bad(format!("code {v} in column {j} of {n} categories"))),
+                        })
+                        .collect::<Result<Vec<Option<u32>>>>()?;
+                    dictionary_column(&key_type(n), &codes, names)
                 }
             };
             columns.push(array);
         }
         let target: ArrayRef = match (&chunk.targets, &self.labels) {
-            (ChunkTargets::Labels(ids), Some(labels)) => {
+            (ChunkTargets::Labels(ids), Some(table)) => {
+                let labels = table.labels();
                 if let Some(&id) = ids.iter().find(|&&i| i as usize >= labels.len()) {
                     return Err(bad(format!(
                         "label id {id} outside a table of {}",
@@ -487,8 +474,8 @@ impl ChunkLayout {
         }
         let t = batch.column(d);
         let targets = match &self.labels {
-            Some(_) => {
-                let codes = dictionary_codes(t.as_ref(), &|s| self.label_index.get(s).copied())
+            Some(table) => {
+                let codes = dictionary_codes(t.as_ref(), &|s| table.id_of(s))
                     .map_err(|m| damaged(format!("the target: {m}")))?;
                 let ids = codes
                     .into_iter()
@@ -677,7 +664,7 @@ mod tests {
                 ColumnKind::Boolean,
             ],
             "y",
-            labels.then(|| vec!["yes".into(), "no".into()]),
+            labels.then(|| LabelTable::from_labels(&["yes".into(), "no".into()])),
         )
     }
 
@@ -761,7 +748,7 @@ mod tests {
                 ColumnKind::Boolean,
             ],
             "y",
-            Some(vec!["yes".into(), "no".into()]),
+            Some(LabelTable::from_labels(&["yes".into(), "no".into()])),
         );
         let e = l.decode(&id, &bytes).unwrap_err().to_string();
         assert!(e.contains("column 1: the category \"c\""), "{e}");
@@ -770,7 +757,7 @@ mod tests {
             &["x".into(), "colour".into(), "flag".into()],
             &vec![ColumnKind::Numeric; 3],
             "y",
-            Some(vec!["yes".into(), "no".into()]),
+            Some(LabelTable::from_labels(&["yes".into(), "no".into()])),
         )
         .decode(&id, &bytes)
         .unwrap_err()
@@ -800,7 +787,7 @@ mod tests {
             &["wide".into()],
             &[ColumnKind::Categorical { categories: cats }],
             "y",
-            Some(vec!["first".into()]),
+            Some(LabelTable::from_labels(&["first".into()])),
         );
         assert_eq!(
             l.schema().field(0).data_type(),
@@ -814,7 +801,7 @@ mod tests {
         };
         let b1 = l.encode(&c1).unwrap();
         // A label first seen in the second chunk.
-        l.set_labels(&["first".into(), "later".into()]);
+        assert_eq!(l.labels_mut().unwrap().intern("later", 9), 1);
         let c2 = Chunk {
             targets: ChunkTargets::Labels(vec![1, 0]),
             ..c1.clone()

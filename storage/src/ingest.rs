@@ -197,7 +197,6 @@ fn write_chunks<S: RowSource>(
     let mut x: Vec<f32> = Vec::with_capacity(opts.chunk_rows * d);
     let mut labels: Vec<u32> = Vec::with_capacity(opts.chunk_rows);
     let mut values: Vec<f32> = Vec::new();
-    let mut table = LabelTable::default();
     let mut chunks = Vec::new();
     let mut total: u64 = 0;
     let mut tally = ColumnTally::new(rows.kinds());
@@ -206,11 +205,11 @@ fn write_chunks<S: RowSource>(
         &rows.feature_names(),
         &rows.kinds(),
         rows.target_name(),
-        classes.then(Vec::new),
+        classes.then(LabelTable::default),
     );
-    let mut flush_chunk = |x: &mut Vec<f32>,
+    let mut flush_chunk = |layout: &ChunkLayout,
+                           x: &mut Vec<f32>,
                            labels: &mut Vec<u32>,
-                           table: &LabelTable,
                            values: &mut Vec<f32>,
                            bytes_read: u64|
      -> Result<()> {
@@ -230,9 +229,6 @@ fn write_chunks<S: RowSource>(
             features: std::mem::take(x),
             targets,
         };
-        if classes {
-            layout.set_labels(table.labels());
-        }
         let bytes = layout.encode(&chunk)?;
         // The buffers go back for the next chunk's rows (no fresh pages each chunk).
         *x = chunk.features;
@@ -264,23 +260,31 @@ fn write_chunks<S: RowSource>(
     };
     let mut in_chunk = 0usize;
     while let Some((line, t)) = rows.next_into(&mut x)? {
-        match t {
-            RawTarget::Label(l) => labels.push(table.intern(&l, line)),
-            RawTarget::Value(v) => values.push(v),
+        match (t, layout.labels_mut()) {
+            (RawTarget::Label(l), Some(table)) => labels.push(table.intern(&l, line)),
+            (RawTarget::Value(v), _) => values.push(v),
+            (RawTarget::Label(_), None) => {
+                return Err(
+                    ModelError::Shape("a class label for a regression target".into()).into(),
+                )
+            }
         }
         in_chunk += 1;
         if in_chunk == opts.chunk_rows {
-            flush_chunk(&mut x, &mut labels, &table, &mut values, rows.bytes_read())?;
+            flush_chunk(&layout, &mut x, &mut labels, &mut values, rows.bytes_read())?;
             in_chunk = 0;
         }
     }
-    flush_chunk(&mut x, &mut labels, &table, &mut values, rows.bytes_read())?;
+    flush_chunk(&layout, &mut x, &mut labels, &mut values, rows.bytes_read())?;
     if total == 0 {
         return Err(ModelError::data(source, "no data rows after the header line").into());
     }
     let target = match opts.csv.kind {
         meshml_models::io::TargetKind::Regression => TargetSchema::Values,
         meshml_models::io::TargetKind::Classification => {
+            let table = layout
+                .labels()
+                .ok_or_else(|| ModelError::Shape("class labels without a table".into()))?;
             let (classes, class_of_label) =
                 table.finish(source, rows.target_name(), rows.target_col())?;
             TargetSchema::Classes {

@@ -638,6 +638,20 @@ impl LabelTable {
         &self.labels
     }
 
+    /// A table of these labels in this order (a stored dataset's label table).
+    pub fn from_labels(labels: &[String]) -> Self {
+        let mut t = Self::default();
+        for l in labels {
+            t.intern(l, 0);
+        }
+        t
+    }
+
+    /// The provisional id of `label`, if the table holds it.
+    pub fn id_of(&self, label: &str) -> Option<u32> {
+        self.index.get(label).copied()
+    }
+
     /// The sorted classes and, for each provisional id, its class id. Fails for a single
     /// class, or for numeric labels that are not integers (a continuous target).
     /// `target_col` is the 0-based column of the target.
