@@ -201,11 +201,25 @@ impl Matrix {
 
     /// Checks that every value is finite, naming the first offending cell.
     pub fn check_finite(&self, what: &str) -> Result<()> {
+        self.refuse_cell(
+            what,
+            |v| !v.is_finite(),
+            "NaN or infinite values are not supported",
+        )
+    }
+
+    /// Refuses an infinite value, naming its cell; missing cells (NaN) pass.
+    pub fn check_no_infinity(&self, what: &str) -> Result<()> {
+        self.refuse_cell(what, f32::is_infinite, "infinite values are not supported")
+    }
+
+    /// The first cell `bad` says is bad, as an error `why` that names it.
+    fn refuse_cell(&self, what: &str, bad: impl Fn(f32) -> bool, why: &str) -> Result<()> {
         let c = self.cols().max(1);
-        if let Some(pos) = self.data().iter().position(|v| !v.is_finite()) {
+        if let Some(pos) = self.data().iter().position(|&v| bad(v)) {
             return Err(ModelError::data(
                 format!("{what}, row {}, column {}", pos / c, pos % c),
-                "NaN or infinite values are not supported",
+                why,
             ));
         }
         Ok(())

@@ -251,36 +251,24 @@ pub fn argmax_rows(p: &Matrix) -> Vec<u32> {
 /// Checks that `x` has the column count a model that takes missing cells expects (a tree,
 /// a forest, an ensemble whose members check for themselves), and no infinite value.
 pub fn check_input_missing_ok(x: &Matrix, expected: usize, model: &str) -> Result<()> {
-    if x.cols() != expected {
-        return Err(ModelError::Shape(format!(
-            "{model} was fitted on {expected} features, got {}",
-            x.cols()
-        )));
-    }
-    check_no_infinity(x, "input")
-}
-
-/// Refuses an infinite value (naming its cell); missing cells (NaN) pass.
-pub fn check_no_infinity(x: &Matrix, what: &str) -> Result<()> {
-    let c = x.cols().max(1);
-    if let Some(pos) = x.data().iter().position(|v| v.is_infinite()) {
-        return Err(ModelError::data(
-            format!("{what}, row {}, column {}", pos / c, pos % c),
-            "infinite values are not supported",
-        ));
-    }
-    Ok(())
+    check_width(x, expected, model)?;
+    x.check_no_infinity("input")
 }
 
 /// Checks that `x` has the column count a fitted model expects and finite values.
 pub fn check_input(x: &Matrix, expected: usize, model: &str) -> Result<()> {
+    check_width(x, expected, model)?;
+    x.check_finite("input")
+}
+
+fn check_width(x: &Matrix, expected: usize, model: &str) -> Result<()> {
     if x.cols() != expected {
         return Err(ModelError::Shape(format!(
             "{model} was fitted on {expected} features, got {}",
             x.cols()
         )));
     }
-    x.check_finite("input")
+    Ok(())
 }
 
 /// The classes seen in a training set, mapped to and from the dataset's class ids.

@@ -280,14 +280,8 @@ impl ParquetRows {
 
     /// A feature cell in its column's kind: NaN for null, a category's code, 1 or 0.
     fn cell(&self, f: &Field, col: usize) -> Result<f32> {
-        // Null, a NaN float (as some writers mark missing) and a string among the missing
-        // markers (`NA`, ...) are missing cells, as in a CSV file.
-        match f {
-            Field::Null => return Ok(f32::NAN),
-            Field::Float(v) if v.is_nan() => return Ok(f32::NAN),
-            Field::Double(v) if v.is_nan() => return Ok(f32::NAN),
-            Field::Str(s) if self.na_values.iter().any(|na| na == s) => return Ok(f32::NAN),
-            _ => {}
+        if is_missing(f, &self.na_values) {
+            return Ok(f32::NAN);
         }
         match &self.kinds[col] {
             ColumnKind::Categorical { categories } => {
@@ -446,6 +440,18 @@ fn file_for_scan(path: &Path, source: &str) -> Result<SerializedFileReader<File>
     .map_err(|e| pq_err(source, e))
 }
 
+/// Whether a cell is missing: null, a NaN float (as some writers mark missing) or a string
+/// among the missing markers (`NA`, ...), as in a CSV file.
+fn is_missing(f: &Field, na_values: &[String]) -> bool {
+    match f {
+        Field::Null => true,
+        Field::Float(v) => v.is_nan(),
+        Field::Double(v) => v.is_nan(),
+        Field::Str(s) => na_values.iter().any(|na| na == s),
+        _ => false,
+    }
+}
+
 /// The text of a cell read as a category: a string as it is, a number as written
 /// (integers without a decimal point), a boolean as `True`/`False`.
 fn field_text(f: &Field) -> Option<String> {
@@ -500,14 +506,7 @@ fn categories(
             let Some(set) = sets.get_mut(j).and_then(Option::as_mut) else {
                 continue;
             };
-            let missing = match field {
-                Field::Null => true,
-                Field::Float(v) => v.is_nan(),
-                Field::Double(v) => v.is_nan(),
-                Field::Str(s) => opts.na_values.iter().any(|na| na == s),
-                _ => false,
-            };
-            if missing {
+            if is_missing(field, &opts.na_values) {
                 continue;
             }
             let Some(text) = field_text(field) else {

@@ -668,28 +668,26 @@ impl Fit for Checked<OrdinalEncoderParams> {
             let kind = data.kind(j);
             let n_cats = kind.categories().map_or(0, |c| c.len());
             let s = seen(data, j, n_cats);
-            if let Some(Encoded::Code(u)) = self.unknown_value {
-                if u >= 0 && (u as usize) < s.codes.len() {
+            // A code given for unknown or missing cells must not be a category's.
+            let taken = |param: &str, v: i64| {
+                if v >= 0 && (v as usize) < s.codes.len() {
                     return Err(ModelError::param(
                         step,
-                        "unknown_value",
+                        param,
                         format!(
-                            "{u} is already the code of a category of column '{}'",
+                            "{v} is already the code of a category of column '{}'",
                             data.feature_names()[j]
                         ),
                     ));
                 }
+                Ok(())
+            };
+            if let Some(Encoded::Code(u)) = self.unknown_value {
+                taken("unknown_value", u)?;
             }
             if let Encoded::Code(m) = self.encoded_missing_value {
-                if s.missing > 0 && m >= 0 && (m as usize) < s.codes.len() {
-                    return Err(ModelError::param(
-                        step,
-                        "encoded_missing_value",
-                        format!(
-                            "{m} is already the code of a category of column '{}'",
-                            data.feature_names()[j]
-                        ),
-                    ));
+                if s.missing > 0 {
+                    taken("encoded_missing_value", m)?;
                 }
             }
             let mut slot_of_code = vec![UNKNOWN; n_cats];

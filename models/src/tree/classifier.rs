@@ -5,9 +5,7 @@ use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
 use crate::rng::Rng;
-use crate::traits::{
-    check_input_missing_ok, check_no_infinity, Checked, Classifier, Fit, Model, Params,
-};
+use crate::traits::{check_input_missing_ok, Checked, Classifier, Fit, Model, Params};
 
 /// Values closer than this are treated as equal when looking for split points
 /// (scikit-learn's `FEATURE_THRESHOLD`).
@@ -974,7 +972,7 @@ impl DecisionTreeClassifierParams {
             (Y::Classes(ids), classes.len(), classes.len())
         };
         let x = data.x();
-        check_no_infinity(x, "training data")?;
+        x.check_no_infinity("training data")?;
         let (n, d) = (x.rows(), x.cols());
         if n == 0 {
             return Err(ModelError::data("training data", "no rows"));
