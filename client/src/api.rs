@@ -43,6 +43,15 @@ pub struct JobRequest {
     /// A dataset to score the final model on (accuracy and confusion matrix).
     #[serde(default)]
     pub test_dataset: Option<String>,
+    /// Fit data-parallel: in passes over the dataset's chunks where they are stored, no
+    /// node holding more than one chunk at a time (`true`), in memory on one node
+    /// (`false`), or as the node that takes the job decides (unset): data-parallel when
+    /// the dataset is larger than its training memory (`--train-memory-mb`).
+    #[serde(default)]
+    pub data_parallel: Option<bool>,
+    /// Why the job runs the way it does, as the node that took it decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 impl JobRequest {
@@ -71,6 +80,9 @@ impl JobRequest {
 pub struct Created {
     /// Its id.
     pub id: String,
+    /// How a job runs and why (`data-parallel: ...`, `in memory: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// The answer to `POST /v1/jobs/{id}/cancel`.
@@ -125,6 +137,13 @@ pub struct JobSummary {
     /// that stopped at `max_iter`), each once with a count. Empty when none.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// A data-parallel fit's passes over the data, with their timing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passes: Option<PassesView>,
+    /// A data-parallel fit's objective after each evaluation (logistic regression's
+    /// penalised mean log-loss), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub losses: Vec<f64>,
 }
 
 /// A job as the API shows it (`GET /v1/jobs`, `GET /v1/jobs/{id}`).
@@ -149,6 +168,33 @@ pub struct JobView {
     /// Every task (with `?tasks=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<TaskView>>,
+    /// How it runs and why (`data-parallel: ...`, `in memory: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// A data-parallel fit's progress, as its driver last checkpointed it (its result's,
+    /// once it has ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passes: Option<PassesView>,
+}
+
+/// A data-parallel fit's progress (`JobView::passes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PassesView {
+    /// Passes over the data done.
+    pub passes: u64,
+    /// What the fit was doing (`lbfgs iteration 12`).
+    pub stage: String,
+    /// The objective after the last pass, where there is one.
+    pub loss: Option<f64>,
+    /// Its gradient's largest component.
+    pub gradient: Option<f64>,
+    /// Wall time of the passes, summed, milliseconds (in a finished job's result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<u64>,
+    /// The slowest member's compute time of each pass, summed, milliseconds: the rest of
+    /// the wall time is the passes' overhead (messages, merging, the driver's step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_ms: Option<u64>,
 }
 
 /// A task as `GET /v1/jobs/{id}?tasks=true` shows it.

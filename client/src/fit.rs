@@ -39,7 +39,7 @@ use meshml_models::plan::{Distribution, JobKind, JobSpec};
 use meshml_models::Estimator;
 use serde::Deserialize;
 
-use crate::api::{Cancelled, Created, JobRequest, JobView};
+use crate::api::{Cancelled, Created, JobRequest, JobView, PassesView};
 use crate::node_api::NodeApi;
 use crate::table::{self, Align};
 use crate::{w, ClientError};
@@ -77,6 +77,14 @@ pub struct FitCmd {
     /// The whole job as a TOML file (flags given as well override its fields).
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
+    /// Fit data-parallel: passes over the dataset's chunks on the members that store them,
+    /// no member holding more than a chunk at a time (default: when the dataset is larger
+    /// than the node's training memory, `meshml node --train-memory-mb`).
+    #[arg(long, conflicts_with = "in_memory")]
+    pub data_parallel: bool,
+    /// Fit in memory on one member, however large the dataset.
+    #[arg(long)]
+    pub in_memory: bool,
     /// Print the job id and return without waiting.
     #[arg(long)]
     pub detach: bool,
@@ -195,6 +203,8 @@ struct JobFile {
     seed: Option<u64>,
     #[serde(default)]
     search: Vec<SearchFile>,
+    /// Fit data-parallel (`true`), in memory (`false`), or as the node decides (unset).
+    data_parallel: Option<bool>,
 }
 
 fn bad(m: impl Into<String>) -> ClientError {
@@ -374,6 +384,8 @@ impl JobFile {
             },
             name: self.name,
             test_dataset: self.test_dataset,
+            data_parallel: self.data_parallel,
+            mode: None,
         })
     }
 }
@@ -436,6 +448,9 @@ fn request(cmd: &FitCmd) -> Result<JobRequest, ClientError> {
     if cmd.one_vs_rest {
         f.kind = Some("one_vs_rest".into());
     }
+    if cmd.data_parallel || cmd.in_memory {
+        f.data_parallel = Some(cmd.data_parallel);
+    }
     if cmd.job.is_none() || cmd.seed != 0 {
         f.seed = Some(cmd.seed);
     }
@@ -448,15 +463,30 @@ pub fn print_result(v: &JobView, out: &mut dyn Write) -> Result<(), ClientError>
         out,
         format_args!("job {}: {} ({})\n", v.id, v.state, v.description),
     )?;
-    w(
-        out,
-        format_args!(
-            "tasks: {}/{} in {:.1}s\n",
-            v.done,
-            v.total,
-            v.elapsed_ms as f64 / 1000.0
-        ),
-    )?;
+    if let Some(mode) = &v.mode {
+        w(out, format_args!("mode: {mode}\n"))?;
+    }
+    match &v.passes {
+        Some(p) => w(
+            out,
+            format_args!(
+                "passes over the data: {} in {:.1}s{}{}\n",
+                p.passes,
+                v.elapsed_ms as f64 / 1000.0,
+                loss_text(p),
+                pass_times(p)
+            ),
+        )?,
+        None => w(
+            out,
+            format_args!(
+                "tasks: {}/{} in {:.1}s\n",
+                v.done,
+                v.total,
+                v.elapsed_ms as f64 / 1000.0
+            ),
+        )?,
+    }
     if let Some(e) = &v.error {
         w(out, format_args!("error: {e}\n"))?;
     }
@@ -499,16 +529,46 @@ pub fn print_result(v: &JobView, out: &mut dyn Write) -> Result<(), ClientError>
     Ok(())
 }
 
+/// `, loss 0.1234 (max |gradient| 1.2e-4)` of a data-parallel fit's progress, where it has
+/// a loss.
+fn loss_text(p: &PassesView) -> String {
+    match (p.loss, p.gradient) {
+        (Some(l), Some(g)) => format!(", loss {l:.6} (max |gradient| {g:.2e})"),
+        (Some(l), None) => format!(", loss {l:.6}"),
+        _ => String::new(),
+    }
+}
+
+/// `; a pass: 9.6 ms, 1.2 ms of it beyond the slowest member's compute` of a finished
+/// data-parallel fit.
+fn pass_times(p: &PassesView) -> String {
+    match (p.wall_ms, p.compute_ms) {
+        (Some(wall), Some(compute)) if p.passes > 0 => {
+            let n = p.passes as f64;
+            format!(
+                "; a pass: {:.1} ms, {:.1} ms of it beyond the slowest member's compute",
+                wall as f64 / n,
+                wall.saturating_sub(compute) as f64 / n
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 /// Submits a job through the node; returns its id.
 pub fn submit(api: &NodeApi, req: &JobRequest) -> Result<String, ClientError> {
-    let created: Created = api.client()?.send_json(
+    Ok(submit_created(api, req)?.id)
+}
+
+/// Submits a job through the node; returns its id and how it runs.
+pub fn submit_created(api: &NodeApi, req: &JobRequest) -> Result<Created, ClientError> {
+    api.client()?.send_json(
         "POST",
         "/v1/jobs",
         req,
         "answer to a job submission",
         Duration::from_secs(60),
-    )?;
-    Ok(created.id)
+    )
 }
 
 /// A job's progress and result.
@@ -520,11 +580,16 @@ pub fn get_job(api: &NodeApi, id: &str) -> Result<JobView, ClientError> {
     )
 }
 
-/// Follows a job until it ends, showing its progress on a terminal; returns its view.
+/// Follows a job until it ends, showing its progress on a terminal (tasks, or a
+/// data-parallel fit's passes with its loss); returns its view.
 pub fn follow(api: &NodeApi, id: &str) -> Result<JobView, ClientError> {
+    follow_unit(api, id, "tasks")
+}
+
+fn follow_unit(api: &NodeApi, id: &str, unit: &str) -> Result<JobView, ClientError> {
     let client = api.client()?;
-    crate::progress::follow_with(
-        "tasks",
+    crate::progress::follow_with_message(
+        unit,
         || {
             client.get(
                 &format!("/v1/jobs/{id}"),
@@ -532,18 +597,36 @@ pub fn follow(api: &NodeApi, id: &str) -> Result<JobView, ClientError> {
                 Duration::from_secs(30),
             )
         },
-        |v: &JobView| (v.done, v.total, v.state == "running"),
+        |v: &JobView| match &v.passes {
+            Some(p) => (p.passes as usize, 0, v.state == "running"),
+            None => (v.done, v.total, v.state == "running"),
+        },
+        |v: &JobView| match &v.passes {
+            Some(p) => format!(", {}{}", p.stage, loss_text(p)),
+            None => String::new(),
+        },
     )
 }
 
 /// `meshml fit`.
 pub fn fit(cmd: FitCmd, out: &mut dyn Write) -> Result<(), ClientError> {
     let req = request(&cmd)?;
-    let id = submit(&cmd.api, &req)?;
+    let created = submit_created(&cmd.api, &req)?;
+    let id = created.id;
     if cmd.detach {
         return w(out, format_args!("{id}\n"));
     }
-    let view = follow(&cmd.api, &id)?;
+    if let Some(mode) = &created.mode {
+        // Said before the wait: which way it runs, and why.
+        w(out, format_args!("job {id}: {mode}\n"))?;
+        out.flush()
+            .map_err(|e| ClientError::io("standard output", e))?;
+    }
+    let parallel = created
+        .mode
+        .as_deref()
+        .is_some_and(|m| m.starts_with("data-parallel"));
+    let view = follow_unit(&cmd.api, &id, if parallel { "passes" } else { "tasks" })?;
     print_result(&view, out)?;
     if view.state == "failed" {
         return Err(bad(format!("job {id} failed")));

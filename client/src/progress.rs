@@ -13,7 +13,7 @@ use crate::ClientError;
 /// The bar's look: `[###############---------------] 5/10 tasks, 2.0s, eta 2.0s` (no eta
 /// before the first unit is done, nor after the last).
 pub fn style(unit: &str) -> ProgressStyle {
-    let template = format!("[{{bar:30}}] {{pos}}/{{len}} {unit}, {{secs}}{{eta_part}}");
+    let template = format!("[{{bar:30}}] {{pos}}/{{len}} {unit}, {{secs}}{{eta_part}}{{msg}}");
     // A unit with template braces in it cannot be shown; the counts still can.
     ProgressStyle::with_template(&template)
         .or_else(|_| ProgressStyle::with_template("[{bar:30}] {pos}/{len}, {secs}{eta_part}"))
@@ -54,14 +54,30 @@ pub fn follow_with<T>(
     fetch: impl FnMut() -> Result<T, ClientError>,
     progress: impl Fn(&T) -> (usize, usize, bool),
 ) -> Result<T, ClientError> {
-    follow_on(bar(unit, ProgressDrawTarget::stderr()), fetch, progress)
+    follow_with_message(unit, fetch, progress, |_| String::new())
 }
 
-/// [`follow_with`] on a given bar.
+/// [`follow_with`], with `message` drawn after the counts (a fit's loss).
+pub fn follow_with_message<T>(
+    unit: &str,
+    fetch: impl FnMut() -> Result<T, ClientError>,
+    progress: impl Fn(&T) -> (usize, usize, bool),
+    message: impl Fn(&T) -> String,
+) -> Result<T, ClientError> {
+    follow_on(
+        bar(unit, ProgressDrawTarget::stderr()),
+        fetch,
+        progress,
+        message,
+    )
+}
+
+/// [`follow_with_message`] on a given bar.
 fn follow_on<T>(
     bar: ProgressBar,
     mut fetch: impl FnMut() -> Result<T, ClientError>,
     progress: impl Fn(&T) -> (usize, usize, bool),
+    message: impl Fn(&T) -> String,
 ) -> Result<T, ClientError> {
     let mut pause = Duration::from_millis(10);
     loop {
@@ -73,6 +89,7 @@ fn follow_on<T>(
             }
         };
         let (done, total, running) = progress(&v);
+        bar.set_message(message(&v));
         if total > 0 {
             bar.set_length(total as u64);
         } else {
@@ -196,6 +213,7 @@ mod tests {
             hidden.clone(),
             || Ok(answers.next().expect("polled after the end")),
             |&(d, t, r)| (d, t, r),
+            |_| String::new(),
         )
         .unwrap();
         assert_eq!(last, (4, 4, false));

@@ -115,6 +115,7 @@ pub mod metrics;
 pub mod model_selection;
 pub mod naive_bayes;
 pub mod optim;
+pub mod parallel;
 pub mod plan;
 pub mod preprocessing;
 pub mod rng;

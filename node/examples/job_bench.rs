@@ -117,6 +117,8 @@ fn main() {
                 job: spec,
                 name: Some("bench".into()),
                 test_dataset: Some("test".into()),
+                data_parallel: None,
+                mode: None,
             };
             let t = Instant::now();
             let id = meshml_node::fit::submit(&api, &req).unwrap();

@@ -111,6 +111,11 @@ pub struct NodeArgs {
     /// Memory for models loaded to serve predictions, MiB (least recently used go first).
     #[arg(long, default_value_t = 1024)]
     pub model_cache_mb: u64,
+    /// Memory a fit may take for its training data, MiB: a job whose dataset is larger runs
+    /// data-parallel, in passes over the chunks where they are stored (default: half the
+    /// memory available at start).
+    #[arg(long)]
+    pub train_memory_mb: Option<f64>,
     /// Read back every stored chunk this often (seconds) and replace copies that fail their
     /// check from another holder; a pass also runs shortly after start. 0 turns it off.
     #[arg(long, default_value_t = 86_400)]
@@ -145,6 +150,9 @@ impl NodeArgs {
             slots: self.slots,
             cache_bytes: mb(self.cache_mb),
             model_cache_bytes: mb(self.model_cache_mb),
+            train_memory_bytes: self
+                .train_memory_mb
+                .map(|m| (m.max(0.0) * f64::from(1u32 << 20)) as u64),
             scrub_every: (self.scrub_every_s > 0).then(|| Duration::from_secs(self.scrub_every_s)),
             scrub_bytes_per_s: mb(self.scrub_mb_s),
             max_request_bytes: usize::try_from(mb(self.max_request_mb)).unwrap_or(usize::MAX),

@@ -59,6 +59,9 @@ pub struct NodeConfig {
     pub cache_bytes: u64,
     /// Memory for models loaded to serve predictions, bytes. Default 1 GiB.
     pub model_cache_bytes: u64,
+    /// Memory a fit may take for its training data, bytes: a job whose dataset is larger
+    /// runs data-parallel. `None`: half the memory available at start. Default `None`.
+    pub train_memory_bytes: Option<u64>,
     /// Read back every stored chunk this often and replace copies that fail their check
     /// (a pass also runs shortly after start); `None` turns it off. Default one day.
     pub scrub_every: Option<Duration>,
@@ -89,6 +92,7 @@ impl Default for NodeConfig {
             slots: None,
             cache_bytes: 1 << 30,
             model_cache_bytes: 1 << 30,
+            train_memory_bytes: None,
             scrub_every: Some(Duration::from_secs(86_400)),
             scrub_bytes_per_s: 64 << 20,
             max_request_bytes: 16 << 20,

@@ -178,6 +178,8 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         },
         name: Some("digits-lr".into()),
         test_dataset: Some("digits-test".into()),
+        data_parallel: None,
+        mode: None,
     };
     submit(&api, &grid, out)?;
     let ovr = JobRequest {
@@ -190,6 +192,8 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         },
         name: Some("iris-ovr".into()),
         test_dataset: Some("iris-test".into()),
+        data_parallel: None,
+        mode: None,
     };
     submit(&api, &ovr, out)?;
     w(

@@ -58,6 +58,8 @@ mod tests {
             },
             name: None,
             test_dataset: None,
+            data_parallel: None,
+            mode: None,
         };
         let n = r.model_name();
         assert!(meshml_storage::error::check_name(&n).is_ok(), "{n}");

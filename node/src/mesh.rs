@@ -27,4 +27,7 @@ pub struct Mesh {
     pub batches: Batches,
     /// What the scrubber has checked and repaired.
     pub scrub: Arc<ScrubStats>,
+    /// Memory a fit may take for its training data, bytes (larger datasets are fitted
+    /// data-parallel).
+    pub train_memory: u64,
 }

@@ -358,6 +358,9 @@ fn serve(
             models: models.clone(),
             batches: Batches::new(models.clone(), datasets.clone()),
             scrub: Default::default(),
+            train_memory: cfg
+                .train_memory_bytes
+                .unwrap_or_else(|| (capabilities(&dir).memory_bytes / 2).max(64 << 20)),
         };
         actix_rt::spawn(models.preload_aliases());
         actix_rt::spawn(datasets.clone().release_forever());
@@ -422,6 +425,18 @@ fn serve(
                         let key = crate::driver::scheduler::TaskKey::new(job, task);
                         let resp = worker.assign(key, term, &spec);
                         let _ = c.respond(channel, resp).await;
+                    }
+                    Q::TrainChunks {
+                        term,
+                        dataset,
+                        chunks,
+                        spec,
+                        ..
+                    } => {
+                        actix_rt::spawn(async move {
+                            let resp = worker.train_chunks(term, &dataset, chunks, &spec).await;
+                            let _ = c.respond(channel, resp).await;
+                        });
                     }
                     request => {
                         actix_rt::spawn(async move {

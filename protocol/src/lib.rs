@@ -39,4 +39,5 @@ pub use message::{
 ///
 /// 2: chunks are Arrow IPC record batches (storage chunk format 2) and dataset manifests
 /// carry column kinds; a version-1 node would take every new chunk for a corrupt one.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: data-parallel fits (`TrainChunks`, `Trained`, checkpoints in the replicated state).
+pub const PROTOCOL_VERSION: u32 = 3;

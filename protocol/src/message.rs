@@ -291,6 +291,24 @@ pub enum Request {
         /// Also return class probabilities.
         proba: bool,
     },
+    /// Asks a member to run one pass of a data-parallel fit over `chunks` of `dataset`
+    /// (chunks it holds, or fetches from a holder), one chunk at a time; answered with
+    /// `Trained`, one partial result per chunk.
+    TrainChunks {
+        /// The job.
+        job: JobId,
+        /// Raft term of the driver that asks.
+        term: u64,
+        /// The dataset.
+        dataset: String,
+        /// The pass's number in the fit.
+        pass: u64,
+        /// The chunks, by their index in the dataset.
+        chunks: Vec<(u32, ChunkId)>,
+        /// What to compute (MessagePack of the models crate's data-parallel pass).
+        #[serde(with = "serde_bytes")]
+        spec: Vec<u8>,
+    },
 }
 
 /// Responses.
@@ -340,6 +358,14 @@ pub enum Response {
         /// Probabilities, `rows x n_classes` little-endian f32, when asked for.
         #[serde(with = "serde_bytes")]
         proba: Vec<u8>,
+    },
+    /// A data-parallel pass's partial results, one per chunk asked for (by index), and
+    /// how long the member computed, milliseconds.
+    Trained {
+        /// (chunk index, MessagePack of the partial result).
+        partials: Vec<(u32, serde_bytes::ByteBuf)>,
+        /// Compute time, milliseconds.
+        ms: u64,
     },
     /// Chunks held.
     Chunks {

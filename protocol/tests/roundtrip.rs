@@ -190,6 +190,24 @@ fn request() -> impl Strategy<Value = Request> {
                     proba,
                 }
             }),
+        (
+            text(),
+            any::<u64>(),
+            text(),
+            any::<u64>(),
+            proptest::collection::vec((any::<u32>(), chunk_id()), 0..8),
+            bytes()
+        )
+            .prop_map(|(job, term, dataset, pass, chunks, spec)| {
+                Request::TrainChunks {
+                    job: JobId::new(job),
+                    term,
+                    dataset,
+                    pass,
+                    chunks,
+                    spec,
+                }
+            }),
     ]
 }
 
@@ -236,6 +254,14 @@ fn response() -> impl Strategy<Value = Response> {
             }
         ),
         bytes().prop_map(|payload| Response::Consensus { payload }),
+        (
+            proptest::collection::vec(
+                (any::<u32>(), bytes().prop_map(serde_bytes::ByteBuf::from)),
+                0..8
+            ),
+            any::<u64>()
+        )
+            .prop_map(|(partials, ms)| Response::Trained { partials, ms }),
         error().prop_map(Response::Error),
     ]
 }

@@ -428,6 +428,8 @@ fn job_request(cfg: &DetConfig) -> JobRequest {
         },
         name: Some("det".into()),
         test_dataset: None,
+        data_parallel: None,
+        mode: None,
     }
 }
 
@@ -649,6 +651,8 @@ impl Sim {
                     test: None,
                     end_ms: BTreeMap::new(),
                     warnings: result.warnings,
+                    passes: None,
+                    losses: Vec::new(),
                 };
                 let at = now + 1_000;
                 if let Some(lead) = self.nodes[i].lead.as_mut() {
@@ -662,6 +666,7 @@ impl Sim {
                 }
             }
             Effect::Release { .. } => {}
+            Effect::Train { .. } => unreachable!("the simulated job does not run data-parallel"),
         }
     }
 
@@ -966,6 +971,8 @@ impl Sim {
                     data: Some(Box::new(JobData {
                         summary: self.summary.clone(),
                         prefer: (0..self.cfg.nodes as u64).collect(),
+                        chunks: Vec::new(),
+                        schema: None,
                     })),
                 });
             }
@@ -1387,6 +1394,7 @@ pub fn run(cfg: &DetConfig) -> DetReport {
             tasks: BTreeMap::new(),
             error: None,
             result: Vec::new(),
+            checkpoint: None,
         },
     };
     let first = Entry {

@@ -199,6 +199,26 @@ impl DatasetManifest {
         // Reserved as the manifest says, up to 1 GiB; past that the matrix grows as chunks
         // arrive (a manifest's counts are not a reason to allocate).
         let cells = rows.saturating_mul(self.n_features()).min(1 << 28);
+        self.assembler_with(cells)
+    }
+
+    /// An assembler that reserves nothing: for [`Assembler::chunk`], one chunk at a time,
+    /// or for the dataset's schema alone (`finish` with no chunk pushed: no rows).
+    pub fn chunk_reader(&self) -> Result<Assembler> {
+        self.assembler_with(0)
+    }
+
+    fn dataset(&self, rows: usize, x: Vec<f32>, targets: Vec<ChunkTargets>) -> Result<Dataset> {
+        Ok(Dataset::new(
+            Matrix::from_vec(rows, self.n_features(), x)?,
+            self.target_of(targets)?,
+            self.feature_names.clone(),
+            self.target_name.clone(),
+        )?
+        .with_kinds(self.kinds())?)
+    }
+
+    fn assembler_with(&self, cells: usize) -> Result<Assembler> {
         Ok(Assembler {
             layout: self.layout()?,
             x: Vec::with_capacity(cells),
@@ -232,15 +252,15 @@ impl Assembler {
 
     /// The dataset of the rows pushed.
     pub fn finish(self) -> Result<Dataset> {
-        let m = &self.manifest;
-        let target = m.target_of(self.targets)?;
-        Ok(Dataset::new(
-            Matrix::from_vec(self.rows, m.n_features(), self.x)?,
-            target,
-            m.feature_names.clone(),
-            m.target_name.clone(),
-        )?
-        .with_kinds(m.kinds())?)
+        self.manifest.dataset(self.rows, self.x, self.targets)
+    }
+
+    /// The rows of chunk `id` alone, as a dataset with the whole dataset's schema (a
+    /// data-parallel pass reads one chunk at a time); nothing is kept here.
+    pub fn chunk(&self, id: &ChunkId, bytes: &[u8]) -> Result<Dataset> {
+        let mut x = Vec::new();
+        let (rows, targets) = self.layout.decode_into(id, bytes, &mut x)?;
+        self.manifest.dataset(rows, x, vec![targets])
     }
 }
 

@@ -41,6 +41,7 @@ pub use compose::{
     ColumnPart, ColumnSelector, ColumnTransformerParams, FittedColumnTransformer, KindSelector,
     Remainder,
 };
+pub(crate) use pipeline::apply_step;
 pub use pipeline::{FittedPipeline, PipelineParams};
 
 registry::registry! {

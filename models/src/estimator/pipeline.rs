@@ -100,6 +100,14 @@ impl PipelineParams {
     }
 }
 
+/// `data` through a fitted step, its column names and kinds carried along.
+pub(crate) fn apply_step(step: &FittedTransformer, data: Dataset) -> Result<Dataset> {
+    let x = step.transform(data.x())?;
+    let names = step.feature_names_out(data.feature_names());
+    let kinds = step.kinds_out(&data.kinds());
+    data.with_x_kinds(x, names, kinds)
+}
+
 /// Fits `steps` one after the other, each on the previous one's output (names and column
 /// kinds carried along); returns the fitted steps and the last output. A pipeline and each
 /// part of a column transformer fit their steps this way.
@@ -111,10 +119,7 @@ pub(super) fn fit_steps(
     let mut current = data;
     for s in steps {
         let fitted = s.fit(&current)?;
-        let x = fitted.transform(current.x())?;
-        let names = fitted.feature_names_out(current.feature_names());
-        let kinds = fitted.kinds_out(&current.kinds());
-        current = current.with_x_kinds(x, names, kinds)?;
+        current = apply_step(&fitted, current)?;
         fitted_steps.push(fitted);
     }
     Ok((fitted_steps, current))

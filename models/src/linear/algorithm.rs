@@ -183,6 +183,9 @@ struct Objective<'a> {
     d: usize,
     fit_intercept: bool,
     l2: f64,
+    /// One over the number of rows of the whole training set (a chunk's share of the mean
+    /// is its sum scaled by it).
+    inv_n: f64,
 }
 
 impl Objective<'_> {
@@ -194,7 +197,7 @@ impl Objective<'_> {
     fn loss_grad<T: Real>(&self, x: &Tensor, w: &[f64], g: &mut [f64]) -> Result<f64> {
         let (k, d) = (self.k, self.d);
         let n = self.y.len();
-        let inv_n = 1.0 / n as f64;
+        let inv_n = self.inv_n;
         let wt: Vec<T> = w[..k * d].iter().map(|&v| T::from_f64(v)).collect();
         let wm = Tensor::from_vec(wt, (k, d), &Device::Cpu)?;
         let b: Vec<T> = (0..k)
@@ -267,6 +270,96 @@ impl Objective<'_> {
     }
 }
 
+impl Checked<LogisticRegressionParams> {
+    /// The L2 penalty's weight in the mean loss over `n` rows.
+    pub(crate) fn l2(&self, n: usize) -> f64 {
+        match self.penalty {
+            Penalty::L2 => 1.0 / (self.c * n as f64),
+            Penalty::None | Penalty::L1 => 0.0,
+        }
+    }
+}
+
+/// The data part of the objective on some of the training rows: their log-loss summed and
+/// scaled by `inv_n` (one over all training rows), with its gradient. `y` holds the rows'
+/// classes as indices into the present classes; `k` is 1 for a binary problem. The
+/// products run in `f64` when `wide`, else in `f32` as an in-memory fit starts. A
+/// data-parallel fit adds these up over chunks, then the penalty ([`add_penalty`]).
+pub(crate) fn log_loss_part(
+    x: &Matrix,
+    y: &[u32],
+    k: usize,
+    fit_intercept: bool,
+    w: &[f64],
+    inv_n: f64,
+    wide: bool,
+) -> Result<(f64, Vec<f64>)> {
+    let obj = Objective {
+        y,
+        k,
+        d: x.cols(),
+        fit_intercept,
+        l2: 0.0,
+        inv_n,
+    };
+    if w.len() != obj.n_params() {
+        return Err(crate::error::ModelError::Shape(format!(
+            "{} weights for {} parameters",
+            w.len(),
+            obj.n_params()
+        )));
+    }
+    let mut g = vec![0.0; obj.n_params()];
+    let f = if wide {
+        obj.loss_grad::<f64>(&x.tensor().to_dtype(DType::F64)?, w, &mut g)?
+    } else {
+        obj.loss_grad::<f32>(x.tensor(), w, &mut g)?
+    };
+    Ok((f, g))
+}
+
+/// Adds the L2 penalty `l2 ||W||² / 2` (the `k x d` weights, not the intercepts) to a
+/// summed objective and its gradient.
+pub(crate) fn add_penalty(f: &mut f64, g: &mut [f64], w: &[f64], l2: f64, kd: usize) {
+    let mut reg = 0.0;
+    for (gi, wi) in g[..kd].iter_mut().zip(&w[..kd]) {
+        *gi += l2 * wi;
+        reg += wi * wi;
+    }
+    *f += 0.5 * l2 * reg;
+}
+
+impl FittedLogisticRegression {
+    /// The model from the solver's parameters: `k x d` weights, then (with an intercept)
+    /// `k` intercepts.
+    pub(crate) fn from_solution(
+        w: &[f64],
+        d: usize,
+        fit_intercept: bool,
+        classes: ClassMap,
+        n_iter: usize,
+        converged: bool,
+    ) -> Self {
+        let k = if classes.present.len() == 2 {
+            1
+        } else {
+            classes.present.len()
+        };
+        Self {
+            coef: w[..k * d].to_vec(),
+            intercept: if fit_intercept {
+                w[k * d..].to_vec()
+            } else {
+                vec![0.0; k]
+            },
+            n_features: d,
+            classes,
+            n_iter,
+            converged,
+        }
+    }
+}
+
 impl Fit for Checked<LogisticRegressionParams> {
     type Fitted = FittedLogisticRegression;
 
@@ -287,10 +380,8 @@ impl Fit for Checked<LogisticRegressionParams> {
             k,
             d: x.cols(),
             fit_intercept: self.fit_intercept,
-            l2: match self.penalty {
-                Penalty::L2 => 1.0 / (self.c * n as f64),
-                Penalty::None | Penalty::L1 => 0.0,
-            },
+            l2: self.l2(n),
+            inv_n: 1.0 / n as f64,
         };
         if self.penalty == Penalty::L1 {
             let x64 = x.tensor().to_dtype(DType::F64)?;
@@ -507,6 +598,7 @@ mod tests {
                 d: 2,
                 fit_intercept: true,
                 l2: 0.3,
+                inv_n: 1.0 / y.len() as f64,
             };
             let x = x.tensor().to_dtype(DType::F64).unwrap();
             let w: Vec<f64> = (0..obj.n_params()).map(|i| 0.1 * i as f64 - 0.2).collect();
@@ -584,6 +676,7 @@ mod tests {
             d: 4,
             fit_intercept: true,
             l2: 0.0,
+            inv_n: 1.0 / ids.len() as f64,
         };
         let mut w = m.coef().to_vec();
         w.extend_from_slice(m.intercept());

@@ -21,5 +21,7 @@ mod hyperparams;
 mod ridge;
 
 pub use algorithm::FittedLogisticRegression;
+pub(crate) use algorithm::{add_penalty, log_loss_part};
 pub use hyperparams::{LogisticRegressionParams, Penalty};
+pub(crate) use ridge::solve_normal;
 pub use ridge::{FittedLinearRegression, LinearRegressionParams, RidgeParams};

@@ -184,16 +184,34 @@ fn least_squares(
     )?;
     let gram = xc.t()?.matmul(&xc)?.to_vec2::<f64>()?;
     let rhs: Vec<f64> = xc.t()?.matmul(&yc)?.flatten_all()?.to_vec1()?;
-    let mut g: Vec<f64> = gram.into_iter().flatten().collect();
+    let g: Vec<f64> = gram.into_iter().flatten().collect();
+    let means: Vec<f64> = x_mean.flatten_all()?.to_vec1()?;
+    solve_normal(
+        g,
+        &rhs,
+        alpha,
+        fit_intercept.then_some((means.as_slice(), y_mean)),
+    )
+}
+
+/// The model from the normal equations: `g = XcᵀXc` (`d x d`, row-major) and
+/// `rhs = Xcᵀyc`, on data centred by `centre` (the column means and the target's mean)
+/// when fitting an intercept, else on the raw data. An in-memory fit computes them from
+/// its matrix, a data-parallel one merges them over chunks.
+pub(crate) fn solve_normal(
+    mut g: Vec<f64>,
+    rhs: &[f64],
+    alpha: f64,
+    centre: Option<(&[f64], f64)>,
+) -> Result<FittedLinearRegression> {
+    let d = rhs.len();
     for i in 0..d {
         g[i * d + i] += alpha;
     }
-    let coef = solve_scaled(&g, &rhs, d)?;
-    let means: Vec<f64> = x_mean.flatten_all()?.to_vec1()?;
-    let intercept = if fit_intercept {
-        y_mean - coef.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>()
-    } else {
-        0.0
+    let coef = solve_scaled(&g, rhs, d)?;
+    let intercept = match centre {
+        Some((means, y_mean)) => y_mean - coef.iter().zip(means).map(|(w, m)| w * m).sum::<f64>(),
+        None => 0.0,
     };
     Ok(FittedLinearRegression { coef, intercept })
 }

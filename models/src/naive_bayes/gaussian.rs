@@ -193,18 +193,9 @@ impl Fit for Checked<GaussianNbParams> {
         let map = ClassMap::from_targets(ids, classes.len(), GaussianNbParams::NAME)?;
         let y = map.encode(ids);
         let (n, d, k) = (x.rows(), x.cols(), map.present.len());
-        if let Some(p) = &self.priors {
-            if p.len() != k {
-                return Err(ModelError::param(
-                    GaussianNbParams::NAME,
-                    "priors",
-                    format!("{} priors given for {k} classes", p.len()),
-                ));
-            }
-        }
         let xd = x.data();
         // Two passes per class in f64: means, then centred sums of squares.
-        let mut count = vec![0usize; k];
+        let mut count = vec![0u64; k];
         let mut theta = vec![0.0f64; k * d];
         for (row, &c) in xd.chunks_exact(d).zip(&y) {
             let c = c as usize;
@@ -236,6 +227,34 @@ impl Fit for Checked<GaussianNbParams> {
                 .sum::<f64>()
                 / n as f64;
             max_var = max_var.max(v);
+        }
+        self.finish(map, &count, theta, var, max_var)
+    }
+}
+
+impl Checked<GaussianNbParams> {
+    /// The model from per-class row counts, means and centred sums of squares (`k x d`,
+    /// row-major) and the largest variance of a column over all rows: an in-memory fit
+    /// computes them in two passes, a data-parallel one merges them over chunks.
+    pub(crate) fn finish(
+        &self,
+        map: ClassMap,
+        count: &[u64],
+        theta: Vec<f64>,
+        mut var: Vec<f64>,
+        max_var: f64,
+    ) -> Result<FittedGaussianNb> {
+        let k = map.present.len();
+        let d = theta.len().checked_div(k).unwrap_or(0);
+        let n: u64 = count.iter().sum();
+        if let Some(p) = &self.priors {
+            if p.len() != k {
+                return Err(ModelError::param(
+                    GaussianNbParams::NAME,
+                    "priors",
+                    format!("{} priors given for {k} classes", p.len()),
+                ));
+            }
         }
         let epsilon = self.var_smoothing * max_var;
         for c in 0..k {

@@ -5,7 +5,7 @@
 //! `ftol`, or `max_iter` iterations. A line search that cannot find a lower point (the
 //! objective is flat at working precision) also ends the run.
 
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 
 /// Why the optimiser stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,7 @@ fn inf_norm(a: &[f64]) -> f64 {
     a.iter().fold(0.0, |m, v| m.max(v.abs()))
 }
 
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Point {
     x: Vec<f64>,
     f: f64,
@@ -86,6 +87,104 @@ struct Point {
 const C1: f64 = 1e-4;
 const C2: f64 = 0.9;
 
+/// An L-BFGS run between two iterations: the current point with its objective and
+/// gradient, and the correction pairs. [`Lbfgs::minimize`] runs one to the end; a
+/// data-parallel fit keeps one in its (checkpointed) state and advances it with
+/// [`LbfgsRun::ask`] and [`LbfgsRun::tell`], one objective evaluation per round.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LbfgsRun {
+    /// The start point, until its objective is known.
+    start: Option<Vec<f64>>,
+    cur: Option<Point>,
+    s_hist: Vec<Vec<f64>>,
+    y_hist: Vec<Vec<f64>>,
+    rho_hist: Vec<f64>,
+    iter: usize,
+    /// Objective evaluations of the iteration under way (its line search), in order.
+    pending: Vec<(f64, Vec<f64>)>,
+}
+
+/// What an [`LbfgsRun`] needs next.
+#[derive(Debug, Clone)]
+pub enum LbfgsAsk {
+    /// The objective and gradient at this point.
+    Evaluate(Vec<f64>),
+    /// Nothing: it has stopped.
+    Done(LbfgsResult),
+}
+
+impl LbfgsRun {
+    /// A run from `x0`.
+    pub fn new(x0: Vec<f64>) -> Self {
+        Self {
+            start: Some(x0),
+            cur: None,
+            s_hist: Vec::new(),
+            y_hist: Vec::new(),
+            rho_hist: Vec::new(),
+            iter: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Iterations done.
+    pub fn n_iter(&self) -> usize {
+        self.iter
+    }
+
+    /// The objective and the largest gradient component at the current point, once known.
+    pub fn current(&self) -> Option<(f64, f64)> {
+        self.cur.as_ref().map(|p| (p.f, inf_norm(&p.g)))
+    }
+
+    /// The next point to evaluate, or the result. The iteration under way is replayed from
+    /// its start with the evaluations told so far (the optimiser is deterministic), so the
+    /// run is its serialised state alone.
+    pub fn ask(&mut self, opt: &Lbfgs) -> Result<LbfgsAsk> {
+        if let Some(x0) = &self.start {
+            return Ok(LbfgsAsk::Evaluate(x0.clone()));
+        }
+        loop {
+            let mut trial = self.clone();
+            trial.pending.clear();
+            let mut told = self.pending.iter();
+            let mut wanted: Option<Vec<f64>> = None;
+            let outcome = opt.iterate(
+                &mut trial,
+                &mut |x: &[f64], g: &mut [f64]| match told.next() {
+                    Some((f, gt)) if gt.len() == g.len() => {
+                        g.copy_from_slice(gt);
+                        Ok(*f)
+                    }
+                    Some(_) => Err(ModelError::data("L-BFGS", "a gradient of the wrong length")),
+                    None => {
+                        wanted = Some(x.to_vec());
+                        Err(ModelError::data("L-BFGS", "waiting for an evaluation"))
+                    }
+                },
+            );
+            if let Some(x) = wanted {
+                return Ok(LbfgsAsk::Evaluate(x));
+            }
+            match outcome? {
+                Some(t) => {
+                    let cur = trial.cur.clone().expect("a started run has a point");
+                    return Ok(LbfgsAsk::Done(opt.result(cur, trial.iter, t)));
+                }
+                None => *self = trial,
+            }
+        }
+    }
+
+    /// The objective `f` and gradient `g` at the point [`LbfgsRun::ask`] gave.
+    pub fn tell(&mut self, f: f64, g: Vec<f64>) {
+        match self.start.take() {
+            Some(x) => self.cur = Some(Point { x, f, g }),
+            None => self.pending.push((f, g)),
+        }
+    }
+}
+
 impl Lbfgs {
     /// Minimises `fg`, which writes the gradient at `x` into its second argument and returns
     /// the objective.
@@ -93,93 +192,103 @@ impl Lbfgs {
     where
         F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
     {
-        let n = x0.len();
-        let mut g = vec![0.0; n];
+        let mut g = vec![0.0; x0.len()];
         let f = fg(&x0, &mut g)?;
-        let mut cur = Point { x: x0, f, g };
-        let mut s_hist: Vec<Vec<f64>> = Vec::with_capacity(self.memory);
-        let mut y_hist: Vec<Vec<f64>> = Vec::with_capacity(self.memory);
-        let mut rho_hist: Vec<f64> = Vec::with_capacity(self.memory);
-        let mut alpha = vec![0.0; self.memory];
-        let mut iter = 0;
+        let mut run = LbfgsRun::new(x0);
+        run.tell(f, g);
         loop {
-            let gn = inf_norm(&cur.g);
-            if gn <= self.gtol {
-                return Ok(self.result(cur, iter, Termination::Gradient));
-            }
-            if iter >= self.max_iter {
-                return Ok(self.result(cur, iter, Termination::MaxIter));
-            }
-            // Two-loop recursion: d = -H g.
-            let mut d: Vec<f64> = cur.g.iter().map(|v| -v).collect();
-            let k = s_hist.len();
-            for i in (0..k).rev() {
-                alpha[i] = rho_hist[i] * dot(&s_hist[i], &d);
-                for (dj, yj) in d.iter_mut().zip(&y_hist[i]) {
-                    *dj -= alpha[i] * yj;
-                }
-            }
-            if k > 0 {
-                let gamma =
-                    dot(&s_hist[k - 1], &y_hist[k - 1]) / dot(&y_hist[k - 1], &y_hist[k - 1]);
-                d.iter_mut().for_each(|v| *v *= gamma);
-            }
-            for i in 0..k {
-                let beta = rho_hist[i] * dot(&y_hist[i], &d);
-                for (dj, sj) in d.iter_mut().zip(&s_hist[i]) {
-                    *dj += (alpha[i] - beta) * sj;
-                }
-            }
-            let mut dphi0 = dot(&cur.g, &d);
-            if dphi0 >= 0.0 {
-                // Not a descent direction (can happen with noisy curvature): restart.
-                s_hist.clear();
-                y_hist.clear();
-                rho_hist.clear();
-                d = cur.g.iter().map(|v| -v).collect();
-                dphi0 = dot(&cur.g, &d);
-            }
-            let step0 = if s_hist.is_empty() {
-                (1.0 / dot(&d, &d).sqrt()).min(1.0)
-            } else {
-                1.0
-            };
-            let Some(next) = self.line_search(&mut fg, &cur, &d, dphi0, step0)? else {
-                if s_hist.is_empty() {
-                    return Ok(self.result(cur, iter, Termination::LineSearch));
-                }
-                // Stale curvature pairs can give a direction almost orthogonal to the
-                // gradient; forget them and try steepest descent before giving up.
-                s_hist.clear();
-                y_hist.clear();
-                rho_hist.clear();
-                continue;
-            };
-            iter += 1;
-            let s: Vec<f64> = next.x.iter().zip(&cur.x).map(|(a, b)| a - b).collect();
-            let y: Vec<f64> = next.g.iter().zip(&cur.g).map(|(a, b)| a - b).collect();
-            let sy = dot(&s, &y);
-            if sy > f64::EPSILON * dot(&y, &y) {
-                if s_hist.len() == self.memory {
-                    s_hist.remove(0);
-                    y_hist.remove(0);
-                    rho_hist.remove(0);
-                }
-                s_hist.push(s);
-                y_hist.push(y);
-                rho_hist.push(1.0 / sy);
-            }
-            let rel = (cur.f - next.f) / cur.f.abs().max(next.f.abs()).max(1.0);
-            cur = next;
-            if rel <= self.ftol {
-                let t = if inf_norm(&cur.g) <= self.gtol {
-                    Termination::Gradient
-                } else {
-                    Termination::Objective
-                };
-                return Ok(self.result(cur, iter, t));
+            if let Some(t) = self.iterate(&mut run, &mut fg)? {
+                let cur = run.cur.expect("a started run has a point");
+                return Ok(self.result(cur, run.iter, t));
             }
         }
+    }
+
+    /// One iteration of a started run: `Some` when the run stops before it, `None` after
+    /// a step (or after forgetting stale curvature pairs when no step was found).
+    fn iterate<F>(&self, run: &mut LbfgsRun, fg: &mut F) -> Result<Option<Termination>>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
+    {
+        let cur = run.cur.as_ref().expect("a started run has a point");
+        let gn = inf_norm(&cur.g);
+        if gn <= self.gtol {
+            return Ok(Some(Termination::Gradient));
+        }
+        if run.iter >= self.max_iter {
+            return Ok(Some(Termination::MaxIter));
+        }
+        let (s_hist, y_hist, rho_hist) = (&mut run.s_hist, &mut run.y_hist, &mut run.rho_hist);
+        let mut alpha = vec![0.0; self.memory];
+        // Two-loop recursion: d = -H g.
+        let mut d: Vec<f64> = cur.g.iter().map(|v| -v).collect();
+        let k = s_hist.len();
+        for i in (0..k).rev() {
+            alpha[i] = rho_hist[i] * dot(&s_hist[i], &d);
+            for (dj, yj) in d.iter_mut().zip(&y_hist[i]) {
+                *dj -= alpha[i] * yj;
+            }
+        }
+        if k > 0 {
+            let gamma = dot(&s_hist[k - 1], &y_hist[k - 1]) / dot(&y_hist[k - 1], &y_hist[k - 1]);
+            d.iter_mut().for_each(|v| *v *= gamma);
+        }
+        for i in 0..k {
+            let beta = rho_hist[i] * dot(&y_hist[i], &d);
+            for (dj, sj) in d.iter_mut().zip(&s_hist[i]) {
+                *dj += (alpha[i] - beta) * sj;
+            }
+        }
+        let mut dphi0 = dot(&cur.g, &d);
+        if dphi0 >= 0.0 {
+            // Not a descent direction (can happen with noisy curvature): restart.
+            s_hist.clear();
+            y_hist.clear();
+            rho_hist.clear();
+            d = cur.g.iter().map(|v| -v).collect();
+            dphi0 = dot(&cur.g, &d);
+        }
+        let step0 = if s_hist.is_empty() {
+            (1.0 / dot(&d, &d).sqrt()).min(1.0)
+        } else {
+            1.0
+        };
+        let Some(next) = self.line_search(fg, cur, &d, dphi0, step0)? else {
+            if s_hist.is_empty() {
+                return Ok(Some(Termination::LineSearch));
+            }
+            // Stale curvature pairs can give a direction almost orthogonal to the
+            // gradient; forget them and try steepest descent before giving up.
+            s_hist.clear();
+            y_hist.clear();
+            rho_hist.clear();
+            return Ok(None);
+        };
+        run.iter += 1;
+        let s: Vec<f64> = next.x.iter().zip(&cur.x).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = next.g.iter().zip(&cur.g).map(|(a, b)| a - b).collect();
+        let sy = dot(&s, &y);
+        if sy > f64::EPSILON * dot(&y, &y) {
+            if s_hist.len() == self.memory {
+                s_hist.remove(0);
+                y_hist.remove(0);
+                rho_hist.remove(0);
+            }
+            s_hist.push(s);
+            y_hist.push(y);
+            rho_hist.push(1.0 / sy);
+        }
+        let rel = (cur.f - next.f) / cur.f.abs().max(next.f.abs()).max(1.0);
+        run.cur = Some(next);
+        if rel <= self.ftol {
+            let cur = run.cur.as_ref().expect("just set");
+            return Ok(Some(if inf_norm(&cur.g) <= self.gtol {
+                Termination::Gradient
+            } else {
+                Termination::Objective
+            }));
+        }
+        Ok(None)
     }
 
     fn result(&self, p: Point, n_iter: usize, termination: Termination) -> LbfgsResult {

@@ -2,4 +2,4 @@
 
 mod lbfgs;
 
-pub use lbfgs::{Lbfgs, LbfgsResult, Termination};
+pub use lbfgs::{Lbfgs, LbfgsAsk, LbfgsResult, LbfgsRun, Termination};

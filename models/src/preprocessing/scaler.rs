@@ -65,6 +65,15 @@ impl Fit for Checked<StandardScalerParams> {
     type Fitted = FittedStandardScaler;
 
     fn fit(&self, data: &Dataset) -> Result<FittedStandardScaler> {
+        let scale = self.scaled(data)?;
+        self.learn(data.x(), &scale)
+    }
+}
+
+impl Checked<StandardScalerParams> {
+    /// Which of the data's columns the scaler learns: the numeric ones, or those named in
+    /// `columns` (which must be numeric).
+    pub(crate) fn scaled(&self, data: &Dataset) -> Result<Vec<bool>> {
         let cols = select(
             data,
             self.columns.as_deref(),
@@ -75,7 +84,7 @@ impl Fit for Checked<StandardScalerParams> {
         )?;
         let mut scale = vec![false; data.n_features()];
         cols.iter().for_each(|&j| scale[j] = true);
-        self.learn(data.x(), &scale)
+        Ok(scale)
     }
 }
 
@@ -117,12 +126,6 @@ impl Checked<StandardScalerParams> {
                 0.0
             };
         }
-        if let Some(j) = (0..d).find(|&j| scaled[j] && !mean[j].is_finite()) {
-            return Err(ModelError::data(
-                format!("training data, column {j}"),
-                "infinite values are not supported",
-            ));
-        }
         let mut var = vec![0.0f64; d];
         for row in xd.chunks_exact(d) {
             for j in 0..d {
@@ -131,6 +134,26 @@ impl Checked<StandardScalerParams> {
                     var[j] += diff * diff;
                 }
             }
+        }
+        self.finish(mean, &var, &count, scaled)
+    }
+
+    /// The scaler from each column's mean, centred sum of squares and count of present
+    /// cells: an in-memory fit computes them in two passes, a data-parallel one merges them
+    /// over chunks.
+    pub(crate) fn finish(
+        &self,
+        mean: Vec<f64>,
+        var: &[f64],
+        count: &[u64],
+        scaled: &[bool],
+    ) -> Result<FittedStandardScaler> {
+        let d = mean.len();
+        if let Some(j) = (0..d).find(|&j| scaled[j] && !mean[j].is_finite()) {
+            return Err(ModelError::data(
+                format!("training data, column {j}"),
+                "infinite values are not supported",
+            ));
         }
         // A (near-)constant column keeps scale 1, as in scikit-learn.
         let scale = (0..d)

@@ -5,5 +5,6 @@ mod common;
 mod compat;
 mod meta_parity;
 mod more_parity;
+mod parallel;
 mod sklearn_parity;
 mod tables_parity;

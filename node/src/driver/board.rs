@@ -37,6 +37,7 @@ use meshml_storage::raft::{
     ClusterCommand, ClusterResponse, JobRecord, JobState, Rejection, TaskRecord,
 };
 
+use super::rounds::{Out, Rounds};
 use super::scheduler::{self, Command, NodeId, Scheduler, TaskKey};
 use crate::error::MeshError;
 use crate::job::{JobRequest, JobSummary, TaskDone, TaskSpec};
@@ -110,6 +111,12 @@ pub struct JobData {
     pub summary: DataSummary,
     /// The members holding the most of its chunks (tasks prefer them).
     pub prefer: Vec<NodeId>,
+    /// Its chunks in order, with their holders (a data-parallel fit reads them where they
+    /// are).
+    pub chunks: Vec<(ChunkId, Vec<NodeId>)>,
+    /// Its schema, as a dataset of no rows (a data-parallel fit checks its estimator
+    /// against it); `None` for a job that does not run data-parallel.
+    pub schema: Option<Box<meshml_models::Dataset>>,
 }
 
 /// The outputs of a finished stage that could not be read back, and why.
@@ -185,6 +192,19 @@ pub enum Event {
         /// How long reading took, milliseconds.
         ms: u64,
     },
+    /// A member answered a data-parallel pass: the partial result of each chunk asked
+    /// (MessagePack) and its compute time in milliseconds, or why not.
+    Trained {
+        /// The job.
+        job: JobId,
+        /// The member.
+        node: NodeId,
+        /// The pass.
+        pass: u64,
+        /// (chunk index, partial) and milliseconds, or the error and whether another try
+        /// may succeed.
+        outcome: super::rounds::Answer,
+    },
     /// A finished job's model was registered and scored, or could not be.
     Registered {
         /// The job.
@@ -249,6 +269,22 @@ pub enum Effect {
         /// The plan's result.
         result: Box<JobResult>,
     },
+    /// Run a data-parallel pass over chunks on a member, carrying the driver's term; the
+    /// answer comes back as [`Event::Trained`].
+    Train {
+        /// The job.
+        job: JobId,
+        /// Its dataset.
+        dataset: String,
+        /// The member.
+        node: NodeId,
+        /// The pass.
+        pass: u64,
+        /// The chunks (index in the dataset, id).
+        chunks: Vec<(u32, ChunkId)>,
+        /// The pass (MessagePack).
+        spec: std::sync::Arc<Vec<u8>>,
+    },
     /// The job has ended: its task outputs need not be kept any more.
     Release {
         /// The job.
@@ -311,6 +347,8 @@ enum Purpose {
     },
     /// A job ended.
     Finish { job: JobId, succeeded: bool },
+    /// A data-parallel fit's state committed.
+    Checkpoint(JobId),
 }
 
 /// The board: owned by one driver (one term).
@@ -319,6 +357,10 @@ pub struct Board {
     me: NodeId,
     scheduler: Scheduler,
     runs: BTreeMap<JobId, Run>,
+    /// Data-parallel fits, with what was submitted.
+    fits: BTreeMap<JobId, (Rounds, Box<JobRequest>)>,
+    /// The members alive, as last told.
+    alive: BTreeSet<NodeId>,
     /// Jobs this board ended (their end may not be applied yet): never picked up again.
     ended: BTreeSet<JobId>,
     /// Changes waiting to be proposed.
@@ -384,6 +426,8 @@ impl Board {
             me,
             scheduler: Scheduler::new(MAX_ATTEMPTS).with_backoff(RETRY_BACKOFF_MS),
             runs: BTreeMap::new(),
+            fits: BTreeMap::new(),
+            alive: BTreeSet::new(),
             ended: BTreeSet::new(),
             queue: VecDeque::new(),
             in_flight: None,
@@ -415,12 +459,12 @@ impl Board {
 
     /// The jobs on the board.
     pub fn jobs(&self) -> impl Iterator<Item = &JobId> {
-        self.runs.keys()
+        self.runs.keys().chain(self.fits.keys())
     }
 
     /// Whether `job` is on the board, or was ended by it.
     pub fn knows(&self, job: &JobId) -> bool {
-        self.runs.contains_key(job) || self.ended.contains(job)
+        self.runs.contains_key(job) || self.fits.contains_key(job) || self.ended.contains(job)
     }
 
     /// Tasks waiting for a slot, and tasks running.
@@ -443,7 +487,7 @@ impl Board {
             Event::Members { live } => self.members(live),
             Event::JobRecorded { id, record, data } => self.pick_up(id, *record, data),
             Event::JobEnded { id } => {
-                if self.runs.remove(&id).is_some() {
+                if self.runs.remove(&id).is_some() || self.fits.remove(&id).is_some() {
                     tracing::info!(job_id = %id, "job ended; off the board");
                 }
                 self.scheduler.cancel_job(&id);
@@ -463,12 +507,37 @@ impl Board {
                 outcome,
                 ms,
             } => self.outputs_read(job, stage, outcome, ms),
+            Event::Trained {
+                job,
+                node,
+                pass,
+                outcome,
+            } => {
+                if let Some((fit, _)) = self.fits.get_mut(&job) {
+                    let outs = fit.trained(node, pass, outcome, self.now_ms);
+                    self.carry(&job, outs);
+                }
+            }
             Event::Registered { job, outcome } => match outcome {
                 Ok(mut summary) => {
                     if let Some(run) = self.runs.remove(&job) {
                         for (phase, ms) in run.end_ms {
                             summary.end_ms.insert(phase.to_string(), ms);
                         }
+                    }
+                    if let Some((rounds, _)) = self.fits.get(&job) {
+                        let fit = rounds.fit();
+                        let times = rounds.times();
+                        let last = fit.losses().last();
+                        summary.passes = Some(meshml_client::api::PassesView {
+                            passes: fit.passes(),
+                            stage: fit.stage(),
+                            loss: last.map(|l| l.0),
+                            gradient: last.map(|l| l.1),
+                            wall_ms: Some(times.wall_ms),
+                            compute_ms: Some(times.compute_ms),
+                        });
+                        summary.losses = fit.losses().iter().map(|l| l.0).collect();
                     }
                     tracing::info!(job_id = %job, end_ms = ?summary.end_ms, "job result registered");
                     let result = rmp_serde::to_vec_named(&summary).expect("summaries encode");
@@ -483,6 +552,13 @@ impl Board {
     }
 
     fn members(&mut self, live: Vec<Member>) {
+        self.alive = live.iter().map(|m| m.node).collect();
+        let jobs: Vec<JobId> = self.fits.keys().cloned().collect();
+        for job in jobs {
+            let (fit, _) = self.fits.get_mut(&job).expect("listed");
+            let outs = fit.members(self.alive.clone());
+            self.carry(&job, outs);
+        }
         let now = self.now_ms;
         self.unreachable.retain(|_, until| *until > now);
         // An incarnation of 0 is not known yet (the member's announcement has not come).
@@ -538,7 +614,12 @@ impl Board {
             let dataset = request.dataset.clone();
             return self.fail(&id, format!("no dataset '{dataset}' on the mesh"));
         };
-        let JobData { summary, prefer } = *data;
+        if request.data_parallel == Some(true) {
+            return self.pick_up_fit(id, record, request, *data);
+        }
+        let JobData {
+            summary, prefer, ..
+        } = *data;
         let planner = match Planner::new(request.job.clone(), summary) {
             Ok(p) => p,
             Err(e) => return self.fail(&id, e.to_string()),
@@ -570,6 +651,104 @@ impl Board {
             },
         );
         self.enter(&id, step);
+    }
+
+    /// Takes up a data-parallel fit: from its last checkpoint, if it has one.
+    fn pick_up_fit(&mut self, id: JobId, record: JobRecord, request: JobRequest, data: JobData) {
+        let estimator = match &request.job.kind {
+            meshml_models::plan::JobKind::Fit { estimator } => estimator.clone(),
+            _ => {
+                let what = request.job.describe();
+                return self.fail(
+                    &id,
+                    format!(
+                        "a data-parallel job fits one estimator; {what} does not run data-parallel yet"
+                    ),
+                );
+            }
+        };
+        let fit = match (&record.checkpoint, &data.schema) {
+            (Some(c), _) => {
+                rmp_serde::from_slice(&c.state).map_err(|e| format!("unreadable checkpoint: {e}"))
+            }
+            (None, Some(schema)) => meshml_models::parallel::DataParallelFit::new(
+                &estimator,
+                schema,
+                data.summary.n_samples as u64,
+            )
+            .map_err(|e| e.to_string()),
+            (None, None) => Err("no schema for the dataset".to_string()),
+        };
+        let fit = match fit {
+            Ok(f) => f,
+            Err(e) => return self.fail(&id, e),
+        };
+        tracing::info!(job_id = %id, passes = fit.passes(), stage = %fit.stage(), "data-parallel fit on the board");
+        let (chunks, holders): (Vec<ChunkId>, Vec<Vec<NodeId>>) = data.chunks.into_iter().unzip();
+        let live = self.alive.clone();
+        let (rounds, outs) = Rounds::start(fit, chunks, holders, live, self.now_ms);
+        self.fits.insert(id.clone(), (rounds, Box::new(request)));
+        self.carry(&id, outs);
+    }
+
+    /// Carries out what a data-parallel fit asks.
+    fn carry(&mut self, job: &JobId, outs: Vec<Out>) {
+        for out in outs {
+            match out {
+                Out::Train {
+                    node,
+                    pass,
+                    chunks,
+                    spec,
+                } => {
+                    let Some((_, request)) = self.fits.get(job) else {
+                        return;
+                    };
+                    self.out.push(Effect::Train {
+                        job: job.clone(),
+                        dataset: request.dataset.clone(),
+                        node,
+                        pass,
+                        chunks,
+                        spec,
+                    });
+                }
+                Out::Checkpoint(checkpoint) => self.propose(
+                    Purpose::Checkpoint(job.clone()),
+                    ClusterCommand::Checkpoint {
+                        job: job.clone(),
+                        checkpoint: *checkpoint,
+                    },
+                ),
+                Out::Done {
+                    model,
+                    warnings,
+                    passes,
+                } => {
+                    let Some((rounds, request)) = self.fits.get(job) else {
+                        return;
+                    };
+                    let times = rounds.times();
+                    tracing::info!(job_id = %job, passes, wall_ms = times.wall_ms, compute_ms = times.compute_ms, "data-parallel fit done");
+                    let estimator = match &request.job.kind {
+                        meshml_models::plan::JobKind::Fit { estimator } => estimator.clone(),
+                        _ => unreachable!("checked at pick-up"),
+                    };
+                    self.out.push(Effect::Register {
+                        job: job.clone(),
+                        request: request.clone(),
+                        estimator: Box::new(estimator),
+                        result: Box::new(JobResult {
+                            model: Some(*model),
+                            cv: None,
+                            tasks: 0,
+                            warnings,
+                        }),
+                    });
+                }
+                Out::Failed(e) => return self.fail(job, e),
+            }
+        }
     }
 
     /// Moves a job to the plan's next step: its result, or a stage of tasks, of which those
@@ -933,6 +1112,12 @@ impl Board {
                 tracing::info!(job_id = %job, succeeded, ok = r.ok, "job ended");
                 self.out.push(Effect::Release { job });
             }
+            Purpose::Checkpoint(job) => {
+                if !r.ok {
+                    // The job ended, or a newer checkpoint is there (another driver).
+                    tracing::info!(job_id = %job, cause = ?r.error, "checkpoint not recorded");
+                }
+            }
         }
     }
 
@@ -1008,12 +1193,14 @@ impl Board {
     fn fail(&mut self, id: &JobId, error: String) {
         tracing::warn!(job_id = %id, %error, "job failed");
         self.runs.remove(id);
+        self.fits.remove(id);
         self.end(id.clone(), JobState::Failed, Some(error), Vec::new());
     }
 
     fn end(&mut self, job: JobId, state: JobState, error: Option<String>, result: Vec<u8>) {
         self.scheduler.cancel_job(&job);
         self.runs.remove(&job);
+        self.fits.remove(&job);
         self.ended.insert(job.clone());
         let cmd = ClusterCommand::FinishJob {
             job: job.clone(),

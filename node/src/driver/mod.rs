@@ -27,6 +27,7 @@ pub mod board;
 pub mod inbox;
 pub mod registry;
 pub mod repair;
+pub mod rounds;
 pub mod scheduler;
 pub mod worker;
 
@@ -440,6 +441,54 @@ impl Effects {
                         .map(Box::new);
                 Some(Event::Registered { job, outcome })
             }
+            Effect::Train {
+                job,
+                dataset,
+                node,
+                pass,
+                chunks,
+                spec,
+            } => {
+                let answer = match self.worker.as_ref().filter(|_| node == consensus.id()) {
+                    // This node's own worker: a call, not a request to itself.
+                    Some(worker) => Ok(worker
+                        .train_chunks(self.term, &dataset, chunks, &spec)
+                        .await),
+                    None => match consensus.peer_of(node) {
+                        None => Err(format!("member {node} has no address")),
+                        Some(peer) => {
+                            let request = meshml_protocol::Request::TrainChunks {
+                                job: job.clone(),
+                                term: self.term,
+                                dataset,
+                                pass,
+                                chunks,
+                                spec: spec.to_vec(),
+                            };
+                            (consensus.client().request(peer, request).await)
+                                .map_err(|e| e.to_string())
+                        }
+                    },
+                };
+                let outcome = match answer {
+                    Ok(meshml_protocol::Response::Trained { partials, ms }) => Ok((
+                        partials
+                            .into_iter()
+                            .map(|(i, b)| (i, b.into_vec()))
+                            .collect(),
+                        ms,
+                    )),
+                    Ok(meshml_protocol::Response::Error(e)) => Err((e.message, e.retryable)),
+                    Ok(other) => Err((format!("unexpected answer {other:?}"), true)),
+                    Err(e) => Err((e, true)),
+                };
+                Some(Event::Trained {
+                    job,
+                    node,
+                    pass,
+                    outcome,
+                })
+            }
             Effect::Release { job } => {
                 let owner = job_owner(job.as_str());
                 let _ = chunks.with_store(move |s| s.unpin(&owner)).await;
@@ -498,9 +547,22 @@ impl Effects {
                             .iter()
                             .map(|c| s.chunk_locations.get(&c.id).map_or(&[][..], |h| &h[..]))
                             .collect();
+                        // A data-parallel fit checks its estimator against the schema
+                        // (a dataset of no rows) and reads the chunks where they are.
+                        let schema = (r.data_parallel == Some(true))
+                            .then(|| m.chunk_reader().and_then(|a| a.finish()).ok())
+                            .flatten()
+                            .map(Box::new);
                         Some(Box::new(JobData {
                             summary: self::board::summary_of(m),
+                            chunks: m
+                                .chunks
+                                .iter()
+                                .zip(&holders)
+                                .map(|(c, h)| (c.id, h.to_vec()))
+                                .collect(),
                             prefer: self::board::preferred_holders(holders),
+                            schema,
                         }))
                     });
                 events.push(Event::JobRecorded {

@@ -36,17 +36,32 @@ pub async fn register(
         test: None,
         end_ms: Default::default(),
         warnings: result.warnings.clone(),
+        passes: None,
+        losses: Vec::new(),
     };
     let Some(model) = result.model else {
         return Ok(summary);
     };
     let chunks = datasets.chunks();
-    let data = datasets.load(&request.dataset).await?;
+    // The artifact needs the training data's schema (names, kinds, classes), not its rows:
+    // a data-parallel fit's dataset is never loaded whole, here or anywhere.
+    let (data, n_samples) = if request.data_parallel == Some(true) {
+        let (manifest, _) = datasets.holders(&request.dataset)?;
+        let schema = manifest
+            .chunk_reader()
+            .and_then(|r| r.finish())
+            .map_err(|e| MeshError::internal(e.to_string()))?;
+        (std::sync::Arc::new(schema), manifest.rows as usize)
+    } else {
+        let data = datasets.load(&request.dataset).await?;
+        let n = data.n_samples();
+        (data, n)
+    };
     let provenance = Provenance {
         created_at_unix: now_ms() / 1000,
         meshml_version: env!("CARGO_PKG_VERSION").to_string(),
         dataset: Some(request.dataset.clone()),
-        n_samples: data.n_samples(),
+        n_samples,
         seed: Some(request.job.seed),
         job: Some(job.to_string()),
     };

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshml_client::api::ExecutionView;
+use meshml_models::parallel::{compute, Pass};
 use meshml_models::plan::run_task;
-use meshml_protocol::{ErrorCode, RemoteError, Response, TaskState};
+use meshml_protocol::{ChunkId, ErrorCode, RemoteError, Response, TaskState};
 use tokio::sync::Semaphore;
 
 use super::board::{Event, Report};
@@ -216,6 +217,72 @@ impl Worker {
             fit_ms,
             warnings,
         })
+    }
+
+    /// Answers `TrainChunks`: one pass of a data-parallel fit over chunks of `dataset`, one
+    /// chunk at a time (read here, or fetched from a holder; decoded, computed, dropped),
+    /// on one of the worker's slots. Each chunk's partial result comes back on its own, so
+    /// the driver merges them in chunk order whoever computed them.
+    pub async fn train_chunks(
+        &self,
+        term: u64,
+        dataset: &str,
+        chunks: Vec<(u32, ChunkId)>,
+        spec: &[u8],
+    ) -> Response {
+        if let Err(refused) = self.admit(term) {
+            return refused;
+        }
+        let pass: Pass = match rmp_serde::from_slice(spec) {
+            Ok(p) => p,
+            Err(e) => return refuse(ErrorCode::BadRequest, format!("bad pass: {e}"), false),
+        };
+        let (manifest, holders) = match self.datasets.holders(dataset) {
+            Ok(h) => h,
+            Err(e) => return refuse(ErrorCode::NotFound, e.to_string(), false),
+        };
+        let reader = match manifest.chunk_reader() {
+            Ok(r) => Arc::new(r),
+            Err(e) => return refuse(ErrorCode::BadRequest, e.to_string(), false),
+        };
+        let Ok(_slot) = self.slots.acquire().await else {
+            return refuse(ErrorCode::Unavailable, "worker shutting down", true);
+        };
+        let (pass, started) = (Arc::new(pass), std::time::Instant::now());
+        let mut partials = Vec::with_capacity(chunks.len());
+        for (index, id) in chunks {
+            let Some(hs) = (manifest.chunks.get(index as usize))
+                .filter(|c| c.id == id)
+                .and_then(|_| holders.get(index as usize))
+            else {
+                return refuse(
+                    ErrorCode::BadRequest,
+                    format!("chunk {index} of '{dataset}' is not {id}"),
+                    false,
+                );
+            };
+            let bytes = match self.datasets.chunks().chunk_from(id, hs).await {
+                Ok((b, _)) => b,
+                Err(e) => return refuse(ErrorCode::Unavailable, e.to_string(), true),
+            };
+            let (reader, pass) = (reader.clone(), pass.clone());
+            let work = move || -> Result<Vec<u8>, String> {
+                let data = reader.chunk(&id, &bytes).map_err(|e| e.to_string())?;
+                drop(bytes);
+                let part = compute(&pass, data).map_err(|e| e.to_string())?;
+                Ok(rmp_serde::to_vec_named(&part).expect("partials encode"))
+            };
+            match tokio::task::spawn_blocking(work).await {
+                Ok(Ok(p)) => partials.push((index, serde_bytes::ByteBuf::from(p))),
+                // The data or the estimator is wrong: another member would fail the same.
+                Ok(Err(e)) => return refuse(ErrorCode::BadRequest, e, false),
+                Err(e) => return refuse(ErrorCode::Internal, format!("pass panicked: {e}"), false),
+            }
+        }
+        Response::Trained {
+            partials,
+            ms: started.elapsed().as_millis() as u64,
+        }
     }
 
     /// Sends the outcome to the current driver until one takes it (bounded in time).

@@ -47,7 +47,7 @@ use meshml_client::api::{
 pub use meshml_client::api::{DatasetView, JobView, TaskView};
 
 use crate::error::MeshError;
-use crate::job::JobRequest;
+use crate::job::{JobRequest, JobSummary};
 use crate::mesh::Mesh;
 use crate::services::consensus::{Consensus, REPLICA_LAG};
 use crate::services::datasets::PutDatasetRequest;
@@ -337,6 +337,24 @@ fn now_ms() -> u64 {
 
 fn job_view(id: &str, j: &JobRecord) -> JobView {
     let (done, total) = j.progress();
+    let result: Option<JobSummary> = if j.result.is_empty() {
+        None
+    } else {
+        rmp_serde::from_slice(&j.result).ok()
+    };
+    // A data-parallel fit's passes: its result's once ended, else its last checkpoint's.
+    let passes = result.as_ref().and_then(|r| r.passes.clone()).or_else(|| {
+        j.checkpoint
+            .as_ref()
+            .map(|c| meshml_client::api::PassesView {
+                passes: c.passes,
+                stage: c.stage.clone(),
+                loss: c.loss,
+                gradient: c.gradient,
+                wall_ms: None,
+                compute_ms: None,
+            })
+    });
     JobView {
         id: id.to_string(),
         description: j.description.clone(),
@@ -354,12 +372,12 @@ fn job_view(id: &str, j: &JobRecord) -> JobView {
             .unwrap_or_else(now_ms)
             .saturating_sub(j.submitted_ms),
         error: j.error.clone(),
-        result: if j.result.is_empty() {
-            None
-        } else {
-            rmp_serde::from_slice(&j.result).ok()
-        },
+        result,
         tasks: None,
+        mode: rmp_serde::from_slice::<JobRequest>(&j.spec)
+            .ok()
+            .and_then(|r| r.mode),
+        passes,
     }
 }
 
@@ -401,19 +419,28 @@ async fn submit_job(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not a job request: {e}")),
     };
-    match submit(&mesh.consensus, request).await {
-        Ok(id) => {
+    match submit(&mesh.consensus, request, mesh.train_memory).await {
+        Ok((id, mode)) => {
             tracing::Span::current().record("job_id", id.as_str());
-            tracing::info!("job submitted");
-            HttpResponse::Accepted().json(Created { id })
+            tracing::info!(%mode, "job submitted");
+            HttpResponse::Accepted().json(Created {
+                id,
+                mode: Some(mode),
+            })
         }
         Err(e) => fail(e),
     }
 }
 
-/// Checks a job against the mesh's datasets and records it; returns its id. A dataset stored
-/// a moment ago through another node is waited for (up to [`REPLICA_LAG`]).
-pub async fn submit(consensus: &Consensus, request: JobRequest) -> Result<String, MeshError> {
+/// Checks a job against the mesh's datasets, decides whether it runs data-parallel (asked
+/// for, or its dataset larger than `train_memory` bytes) and records it; returns its id and
+/// how it runs and why. A dataset stored a moment ago through another node is waited for
+/// (up to [`REPLICA_LAG`]).
+pub async fn submit(
+    consensus: &Consensus,
+    mut request: JobRequest,
+    train_memory: u64,
+) -> Result<(String, String), MeshError> {
     let manifest = consensus
         .find_soon(REPLICA_LAG, |s| s.datasets.get(&request.dataset).cloned())
         .await
@@ -432,6 +459,7 @@ pub async fn submit(consensus: &Consensus, request: JobRequest) -> Result<String
     }
     let summary = crate::driver::board::summary_of(&manifest);
     Planner::new(request.job.clone(), summary).map_err(|e| MeshError::bad(e.to_string()))?;
+    let mode = decide_mode(&mut request, &manifest, train_memory)?;
     meshml_storage::error::check_name(&request.model_name())
         .map_err(|e| MeshError::bad(format!("model name: {e}")))?;
     let at = now_ms();
@@ -446,6 +474,7 @@ pub async fn submit(consensus: &Consensus, request: JobRequest) -> Result<String
         tasks: Default::default(),
         error: None,
         result: Vec::new(),
+        checkpoint: None,
     };
     let r = consensus
         .propose(ClusterCommand::SubmitJob {
@@ -457,7 +486,68 @@ pub async fn submit(consensus: &Consensus, request: JobRequest) -> Result<String
         return Err(MeshError::conflict(r.error.unwrap_or_default()));
     }
     consensus.wait_applied(|s| s.jobs.contains_key(&id)).await?;
-    Ok(id.to_string())
+    Ok((id.to_string(), mode))
+}
+
+/// Whether a job runs data-parallel, and why: as asked, else when its dataset's matrix
+/// (4 bytes a cell, the target included) is larger than `train_memory`. A data-parallel
+/// job's estimator is checked against the dataset's schema here, so that a job that cannot
+/// run that way is refused at once, saying why.
+fn decide_mode(
+    request: &mut JobRequest,
+    manifest: &meshml_storage::DatasetManifest,
+    train_memory: u64,
+) -> Result<String, MeshError> {
+    use meshml_client::human_bytes;
+    let bytes = manifest
+        .rows
+        .saturating_mul(manifest.n_features() as u64 + 1)
+        .saturating_mul(4);
+    let (parallel, why) = match request.data_parallel {
+        Some(true) => (true, "asked for".to_string()),
+        Some(false) => (false, "asked for".to_string()),
+        None if bytes > train_memory => (
+            true,
+            format!(
+                "the dataset takes {} in memory, more than this node's training memory ({}, --train-memory-mb)",
+                human_bytes(bytes),
+                human_bytes(train_memory)
+            ),
+        ),
+        None => (
+            false,
+            format!(
+                "the dataset takes {} in memory, within this node's training memory ({})",
+                human_bytes(bytes),
+                human_bytes(train_memory)
+            ),
+        ),
+    };
+    if parallel {
+        let meshml_models::plan::JobKind::Fit { estimator } = &request.job.kind else {
+            return Err(MeshError::bad(format!(
+                "{why}: data-parallel jobs fit one estimator (kind fit); {} does not run data-parallel yet",
+                request.job.describe()
+            )));
+        };
+        let schema = manifest
+            .chunk_reader()
+            .and_then(|r| r.finish())
+            .map_err(|e| MeshError::internal(e.to_string()))?;
+        meshml_models::parallel::DataParallelFit::new(estimator, &schema, manifest.rows)
+            .map_err(|e| MeshError::bad(format!("data-parallel ({why}): {e}")))?;
+    }
+    request.data_parallel = Some(parallel);
+    let mode = format!(
+        "{}: {why}",
+        if parallel {
+            "data-parallel"
+        } else {
+            "in memory"
+        }
+    );
+    request.mode = Some(mode.clone());
+    Ok(mode)
 }
 
 async fn list_jobs(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
@@ -859,7 +949,7 @@ async fn start_batch(
         }
     };
     match mesh.batches.start(b).await {
-        Ok(id) => HttpResponse::Accepted().json(Created { id }),
+        Ok(id) => HttpResponse::Accepted().json(Created { id, mode: None }),
         Err(e) => fail(e),
     }
 }

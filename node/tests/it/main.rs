@@ -12,6 +12,7 @@ mod jobs;
 mod mdns;
 mod mesh;
 mod network;
+mod parallel;
 mod partition;
 mod serving;
 mod tables;

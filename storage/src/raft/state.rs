@@ -108,6 +108,28 @@ pub struct JobRecord {
     /// Its result summary (MessagePack), once succeeded.
     #[serde(with = "serde_bytes", default)]
     pub result: Vec<u8>,
+    /// The last checkpoint of a data-parallel fit: a new driver resumes from it.
+    #[serde(default)]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A data-parallel fit's state between two passes over its data, as its driver last
+/// committed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The fit's state (MessagePack of the models crate's data-parallel fit).
+    #[serde(with = "serde_bytes")]
+    pub state: Vec<u8>,
+    /// Passes over the data done.
+    pub passes: u64,
+    /// What the fit is doing, for people (`lbfgs iteration 12`).
+    pub stage: String,
+    /// The objective after the last pass, where there is one.
+    pub loss: Option<f64>,
+    /// Its gradient's largest component.
+    pub gradient: Option<f64>,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
 }
 
 impl JobRecord {
@@ -291,6 +313,13 @@ pub enum ClusterCommand {
         /// Result summary (MessagePack).
         #[serde(with = "serde_bytes")]
         result: Vec<u8>,
+    },
+    /// Keeps a running data-parallel fit's state (replacing the previous one).
+    Checkpoint {
+        /// Job id.
+        job: JobId,
+        /// The state.
+        checkpoint: Checkpoint,
     },
     /// Several commands in one log entry, applied in order, each on its own (one that is
     /// refused does not stop the others): the driver commits the task completions that
@@ -582,6 +611,29 @@ impl ClusterState {
                 j.result.clone_from(result);
                 ClusterResponse::ok()
             }
+            ClusterCommand::Checkpoint { job, checkpoint } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return ClusterResponse::fail(Rejection::NotFound, format!("no job {job}"));
+                };
+                if j.state != JobState::Running {
+                    return ClusterResponse::fail(
+                        Rejection::JobEnded,
+                        format!("job {job} already ended ({:?})", j.state),
+                    );
+                }
+                // A stale driver's late checkpoint never replaces a newer one.
+                if j.checkpoint
+                    .as_ref()
+                    .is_some_and(|c| c.passes > checkpoint.passes)
+                {
+                    return ClusterResponse::fail(
+                        Rejection::Invalid,
+                        format!("job {job} has a later checkpoint"),
+                    );
+                }
+                j.checkpoint = Some(checkpoint.clone());
+                ClusterResponse::ok()
+            }
             ClusterCommand::Batch { commands } => {
                 let each: Vec<ClusterResponse> = commands.iter().map(|c| self.apply(c)).collect();
                 ClusterResponse {
@@ -764,6 +816,7 @@ mod tests {
             tasks: BTreeMap::new(),
             error: None,
             result: vec![],
+            checkpoint: None,
         };
         assert!(
             s.apply(&ClusterCommand::SubmitJob {
@@ -771,6 +824,31 @@ mod tests {
                 record: record.clone()
             })
             .ok
+        );
+        // Checkpoints replace each other in order; an older one is refused.
+        let cp = |passes| ClusterCommand::Checkpoint {
+            job: "j".into(),
+            checkpoint: Checkpoint {
+                state: vec![passes as u8],
+                passes,
+                stage: "lbfgs".into(),
+                loss: Some(0.5),
+                gradient: None,
+                at_ms: 2,
+            },
+        };
+        assert!(s.apply(&cp(3)).ok);
+        assert!(s.apply(&cp(5)).ok);
+        let r = s.apply(&cp(4));
+        assert_eq!(r.rejection, Some(Rejection::Invalid));
+        assert_eq!(s.jobs["j"].checkpoint.as_ref().unwrap().state, vec![5]);
+        assert_eq!(
+            s.apply(&ClusterCommand::Checkpoint {
+                job: "nope".into(),
+                checkpoint: s.jobs["j"].checkpoint.clone().unwrap()
+            })
+            .rejection,
+            Some(Rejection::NotFound)
         );
         assert!(
             !s.apply(&ClusterCommand::SubmitJob {
@@ -851,6 +929,7 @@ mod tests {
                 tasks: BTreeMap::new(),
                 error: None,
                 result: vec![],
+                checkpoint: None,
             },
         };
         let done = |i| ClusterCommand::UpdateTask {

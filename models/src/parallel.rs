@@ -1,0 +1,851 @@
+//! Data-parallel fitting: a fit as passes over chunks of rows that no one node holds whole.
+//!
+//! A [`DataParallelFit`] is the fit's state between passes. [`DataParallelFit::ask`] says
+//! what the next pass computes (a [`Pass`]); a worker runs it on each chunk it holds with
+//! [`compute`] (decode a chunk, compute, drop it) and merges the chunks' [`Partial`]s; the
+//! caller merges the workers' partials and hands the sum to [`DataParallelFit::tell`].
+//! What each estimator needs from the data is a sum or a mergeable statistic:
+//!
+//! - `standard_scaler` (as a pipeline step): per-column counts, means and centred sums of
+//!   squares ([`Moments`], merged with Chan, Golub and LeVeque's update);
+//! - `gaussian_nb`: the same per class, plus over all rows for the smoothing term;
+//! - `linear_regression` and `ridge`: the means and the centred cross-products `XcᵀXc`
+//!   and `Xcᵀyc` ([`CrossMoments`]), then the same solve as in memory;
+//! - `logistic_regression` (L2 or none, lbfgs): the class counts, then one pass per
+//!   objective evaluation: each chunk's log-loss and gradient summed. L-BFGS runs on the
+//!   driver with the exact full-data gradient ([`crate::optim::LbfgsRun`]), in `f32` and
+//!   then in `f64` as the in-memory fit does, so both end at the same model within the
+//!   solver's tolerance.
+//!
+//! The state is plain data (serde): a driver checkpoints it and a new driver resumes from
+//! it. Nothing here does I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Dataset;
+use crate::error::{ModelError, Result};
+use crate::estimator::{
+    apply_step, Estimator, FittedModel, FittedPipeline, FittedTransformer, TransformerSpec,
+};
+use crate::linear::{add_penalty, log_loss_part, solve_normal, FittedLogisticRegression, Penalty};
+use crate::optim::{Lbfgs, LbfgsAsk, LbfgsRun, Termination};
+use crate::schema::check_model_input;
+use crate::traits::{ClassMap, Params};
+
+/// Per-column count, mean and centred sum of squares of the present (non-NaN) cells of
+/// the marked columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Moments {
+    /// Present cells per column.
+    pub count: Vec<u64>,
+    /// Their mean.
+    pub mean: Vec<f64>,
+    /// Their centred sum of squares.
+    pub m2: Vec<f64>,
+}
+
+impl Moments {
+    /// No rows yet, `d` columns.
+    pub fn new(d: usize) -> Self {
+        Self {
+            count: vec![0; d],
+            mean: vec![0.0; d],
+            m2: vec![0.0; d],
+        }
+    }
+
+    /// The moments of `rows` (each `d` wide) in the columns marked in `mask` (all when
+    /// `None`), in two passes in `f64`.
+    pub fn of<'a, I>(rows: I, d: usize, mask: Option<&[bool]>) -> Self
+    where
+        I: Iterator<Item = &'a [f32]> + Clone,
+    {
+        let mut m = Self::new(d);
+        let on = |j: usize| mask.is_none_or(|mk| mk[j]);
+        for row in rows.clone() {
+            for (j, &v) in row.iter().enumerate() {
+                if on(j) && !v.is_nan() {
+                    m.mean[j] += f64::from(v);
+                    m.count[j] += 1;
+                }
+            }
+        }
+        for j in 0..d {
+            if m.count[j] > 0 {
+                m.mean[j] /= m.count[j] as f64;
+            }
+        }
+        for row in rows {
+            for (j, &v) in row.iter().enumerate() {
+                if on(j) && !v.is_nan() {
+                    let diff = f64::from(v) - m.mean[j];
+                    m.m2[j] += diff * diff;
+                }
+            }
+        }
+        m
+    }
+
+    /// Adds another block's moments.
+    pub fn merge(&mut self, o: &Moments) -> Result<()> {
+        same_len(self.count.len(), o.count.len())?;
+        for j in 0..self.count.len() {
+            let (na, nb) = (self.count[j] as f64, o.count[j] as f64);
+            if nb == 0.0 {
+                continue;
+            }
+            let n = na + nb;
+            let delta = o.mean[j] - self.mean[j];
+            self.mean[j] += delta * nb / n;
+            self.m2[j] += o.m2[j] + delta * delta * na * nb / n;
+            self.count[j] += o.count[j];
+        }
+        Ok(())
+    }
+
+    /// Each column's variance (population, over its present cells; 0 without any).
+    pub fn variance(&self) -> Vec<f64> {
+        self.m2
+            .iter()
+            .zip(&self.count)
+            .map(|(m2, &c)| if c == 0 { 0.0 } else { m2 / c as f64 })
+            .collect()
+    }
+}
+
+/// Means of `X` and `y` and their centred cross-products `XcᵀXc` (`d x d`) and `Xcᵀyc`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossMoments {
+    /// Rows.
+    pub n: u64,
+    /// Column means.
+    pub mean_x: Vec<f64>,
+    /// The target's mean.
+    pub mean_y: f64,
+    /// `XcᵀXc`, row-major.
+    pub xx: Vec<f64>,
+    /// `Xcᵀyc`.
+    pub xy: Vec<f64>,
+}
+
+impl CrossMoments {
+    /// The cross moments of a block of rows, in `f64`.
+    pub fn of(x: &crate::matrix::Matrix, y: &[f32]) -> Result<Self> {
+        let (n, d) = (x.rows(), x.cols());
+        let mut mean_x = vec![0.0f64; d];
+        let mut mean_y = 0.0f64;
+        for (row, &v) in x.data().chunks_exact(d.max(1)).zip(y) {
+            for (m, &c) in mean_x.iter_mut().zip(row) {
+                *m += f64::from(c);
+            }
+            mean_y += f64::from(v);
+        }
+        if n > 0 {
+            mean_x.iter_mut().for_each(|m| *m /= n as f64);
+            mean_y /= n as f64;
+        }
+        let mut xx = vec![0.0f64; d * d];
+        let mut xy = vec![0.0f64; d];
+        let mut c = vec![0.0f64; d];
+        for (row, &v) in x.data().chunks_exact(d.max(1)).zip(y) {
+            for j in 0..d {
+                c[j] = f64::from(row[j]) - mean_x[j];
+            }
+            let cy = f64::from(v) - mean_y;
+            for i in 0..d {
+                let ci = c[i];
+                xy[i] += ci * cy;
+                let out = &mut xx[i * d..(i + 1) * d];
+                for (o, &cj) in out[i..].iter_mut().zip(&c[i..]) {
+                    *o += ci * cj;
+                }
+            }
+        }
+        // The lower triangle mirrors the upper.
+        for i in 0..d {
+            for j in 0..i {
+                xx[i * d + j] = xx[j * d + i];
+            }
+        }
+        Ok(Self {
+            n: n as u64,
+            mean_x,
+            mean_y,
+            xx,
+            xy,
+        })
+    }
+
+    /// Adds another block's moments.
+    pub fn merge(&mut self, o: &CrossMoments) -> Result<()> {
+        same_len(self.xy.len(), o.xy.len())?;
+        if o.n == 0 {
+            return Ok(());
+        }
+        let (na, nb) = (self.n as f64, o.n as f64);
+        let n = na + nb;
+        let d = self.xy.len();
+        let dx: Vec<f64> = o
+            .mean_x
+            .iter()
+            .zip(&self.mean_x)
+            .map(|(b, a)| b - a)
+            .collect();
+        let dy = o.mean_y - self.mean_y;
+        let w = na * nb / n;
+        for i in 0..d {
+            self.xy[i] += o.xy[i] + dx[i] * dy * w;
+            for j in 0..d {
+                self.xx[i * d + j] += o.xx[i * d + j] + dx[i] * dx[j] * w;
+            }
+            self.mean_x[i] += dx[i] * nb / n;
+        }
+        self.mean_y += dy * nb / n;
+        self.n += o.n;
+        Ok(())
+    }
+}
+
+fn same_len(a: usize, b: usize) -> Result<()> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(ModelError::Shape(format!(
+            "partial results of {a} and {b} columns"
+        )))
+    }
+}
+
+/// What one pass computes on every chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pass {
+    /// Fitted transformers every chunk goes through first.
+    pub prep: Vec<FittedTransformer>,
+    /// The estimator whose input the chunk is once through `prep` (its name, for the
+    /// input check: numbers only, no missing cells), or `None` for a transformer's pass.
+    pub model: Option<String>,
+    /// The statistic.
+    pub op: PassOp,
+}
+
+/// The statistic a pass computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassOp {
+    /// [`Moments`] of the marked columns.
+    Moments {
+        /// The columns.
+        mask: Vec<bool>,
+    },
+    /// [`Moments`] of every column per class, and over all rows.
+    ClassMoments {
+        /// The dataset's classes.
+        n_classes: usize,
+    },
+    /// Rows per class.
+    ClassCounts {
+        /// The dataset's classes.
+        n_classes: usize,
+    },
+    /// [`CrossMoments`] of the features and the target.
+    CrossMoments,
+    /// The log-loss and its gradient at `w`, summed over the rows and scaled by `inv_n`.
+    LogLoss {
+        /// The classes present in training (dataset class ids).
+        present: Vec<u32>,
+        /// The dataset's classes.
+        n_classes: usize,
+        /// Whether `w` ends with intercepts.
+        fit_intercept: bool,
+        /// The point.
+        w: Vec<f64>,
+        /// One over the training rows.
+        inv_n: f64,
+        /// Products in `f64` (else `f32`).
+        wide: bool,
+    },
+}
+
+/// A pass's result over some chunks; partials of the same pass merge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partial {
+    /// Of [`PassOp::Moments`].
+    Moments(Moments),
+    /// Of [`PassOp::ClassMoments`]: per class, then over all rows.
+    ClassMoments {
+        /// Per class (dataset class ids).
+        classes: Vec<Moments>,
+        /// Over all rows.
+        all: Moments,
+    },
+    /// Of [`PassOp::ClassCounts`].
+    ClassCounts(Vec<u64>),
+    /// Of [`PassOp::CrossMoments`].
+    CrossMoments(CrossMoments),
+    /// Of [`PassOp::LogLoss`].
+    LogLoss {
+        /// The objective's data part.
+        f: f64,
+        /// Its gradient.
+        g: Vec<f64>,
+    },
+}
+
+impl Partial {
+    /// Adds another partial of the same pass.
+    pub fn merge(&mut self, other: &Partial) -> Result<()> {
+        match (self, other) {
+            (Partial::Moments(a), Partial::Moments(b)) => a.merge(b),
+            (
+                Partial::ClassMoments { classes, all },
+                Partial::ClassMoments {
+                    classes: c2,
+                    all: a2,
+                },
+            ) => {
+                same_len(classes.len(), c2.len())?;
+                for (a, b) in classes.iter_mut().zip(c2) {
+                    a.merge(b)?;
+                }
+                all.merge(a2)
+            }
+            (Partial::ClassCounts(a), Partial::ClassCounts(b)) => {
+                same_len(a.len(), b.len())?;
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                Ok(())
+            }
+            (Partial::CrossMoments(a), Partial::CrossMoments(b)) => a.merge(b),
+            (Partial::LogLoss { f, g }, Partial::LogLoss { f: f2, g: g2 }) => {
+                same_len(g.len(), g2.len())?;
+                *f += f2;
+                g.iter_mut().zip(g2).for_each(|(x, y)| *x += y);
+                Ok(())
+            }
+            _ => Err(ModelError::data(
+                "data-parallel fit",
+                "partial results of different passes",
+            )),
+        }
+    }
+}
+
+/// Runs a pass on one chunk of rows (a dataset with the training set's schema).
+pub fn compute(pass: &Pass, chunk: Dataset) -> Result<Partial> {
+    let mut data = chunk;
+    for step in &pass.prep {
+        data = apply_step(step, data)?;
+    }
+    if let Some(model) = &pass.model {
+        check_model_input(&data, model, false)?;
+        data.x().check_finite("training data")?;
+    }
+    let x = data.x();
+    let d = x.cols();
+    let xd = x.data();
+    let rows = xd.chunks_exact(d.max(1));
+    Ok(match &pass.op {
+        PassOp::Moments { mask } => {
+            same_len(mask.len(), d)?;
+            Partial::Moments(Moments::of(rows, d, Some(mask)))
+        }
+        PassOp::ClassMoments { n_classes } => {
+            let (ids, _) = data.class_target()?;
+            let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); *n_classes];
+            for (i, &c) in ids.iter().enumerate() {
+                by_class
+                    .get_mut(c as usize)
+                    .ok_or_else(|| ModelError::Shape(format!("class id {c}")))?
+                    .push(i);
+            }
+            let classes = by_class
+                .iter()
+                .map(|rows| Moments::of(rows.iter().map(|&i| &xd[i * d..(i + 1) * d]), d, None))
+                .collect();
+            Partial::ClassMoments {
+                classes,
+                all: Moments::of(rows, d, None),
+            }
+        }
+        PassOp::ClassCounts { n_classes } => {
+            let (ids, _) = data.class_target()?;
+            let mut counts = vec![0u64; *n_classes];
+            for &c in ids {
+                *counts
+                    .get_mut(c as usize)
+                    .ok_or_else(|| ModelError::Shape(format!("class id {c}")))? += 1;
+            }
+            Partial::ClassCounts(counts)
+        }
+        PassOp::CrossMoments => {
+            let y = data.value_target()?;
+            if let Some(bad) = y.iter().position(|v| !v.is_finite()) {
+                return Err(ModelError::data(
+                    "training data",
+                    format!("target of row {bad} of a chunk is not a finite number"),
+                ));
+            }
+            Partial::CrossMoments(CrossMoments::of(x, &y)?)
+        }
+        PassOp::LogLoss {
+            present,
+            n_classes,
+            fit_intercept,
+            w,
+            inv_n,
+            wide,
+        } => {
+            let (ids, _) = data.class_target()?;
+            let map = ClassMap {
+                present: present.clone(),
+                n_classes: *n_classes,
+            };
+            if let Some(c) = ids.iter().find(|&&c| !present.contains(&c)) {
+                return Err(ModelError::data(
+                    "training data",
+                    format!("a chunk holds class id {c}, absent from the class counts"),
+                ));
+            }
+            let y = map.encode(ids);
+            let k = if present.len() == 2 { 1 } else { present.len() };
+            let (f, g) = log_loss_part(x, &y, k, *fit_intercept, w, *inv_n, *wide)?;
+            Partial::LogLoss { f, g }
+        }
+    })
+}
+
+/// What the fit needs next.
+#[derive(Debug, Clone)]
+pub enum Next {
+    /// A pass over every chunk.
+    Pass(Pass),
+    /// Nothing: the model.
+    Done(FittedModel),
+}
+
+/// Where the fit stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Stage {
+    /// Fitting the pipeline's transformer step `i`.
+    Step(usize),
+    /// Counting classes (logistic regression).
+    Counts,
+    /// L-BFGS.
+    Lbfgs {
+        map: ClassMap,
+        /// Products in `f64` (the polish after an `f32` run stalled).
+        wide: bool,
+        /// Iterations of the `f32` run before this one.
+        before: usize,
+        run: LbfgsRun,
+    },
+    /// The one pass of a closed-form model.
+    Final,
+    /// Finished.
+    Done(FittedModel),
+}
+
+/// A data-parallel fit between passes (see the module docs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataParallelFit {
+    steps: Vec<TransformerSpec>,
+    /// Columns each step learns (scalers).
+    masks: Vec<Vec<bool>>,
+    fitted: Vec<FittedTransformer>,
+    last: Estimator,
+    /// Feature columns (the scalers keep them).
+    n_features: usize,
+    n_samples: u64,
+    n_classes: usize,
+    stage: Stage,
+    passes: u64,
+    /// The objective after each L-BFGS evaluation, with its gradient's largest component.
+    losses: Vec<(f64, f64)>,
+    warnings: Vec<String>,
+    /// The point of the objective evaluation asked for last.
+    asked: Option<Vec<f64>>,
+}
+
+impl DataParallelFit {
+    /// Estimators that fit data-parallel, as the error for the others lists them.
+    pub const SUPPORTED: &'static str = "logistic_regression (lbfgs, penalty l2 or none), \
+        gaussian_nb, linear_regression and ridge, after standard_scaler steps";
+
+    /// A fit of `estimator` on data whose schema `schema` has (its rows are not read:
+    /// a dataset of no rows will do) and which holds `n_samples` rows.
+    pub fn new(estimator: &Estimator, schema: &Dataset, n_samples: u64) -> Result<Self> {
+        let unsupported = |what: &str| {
+            ModelError::data(
+                "data-parallel fit",
+                format!(
+                    "{what} does not fit data-parallel yet; these do: {}",
+                    Self::SUPPORTED
+                ),
+            )
+        };
+        let (steps, last) = match estimator {
+            Estimator::Pipeline(p) => (p.steps.clone(), (*p.estimator).clone()),
+            e => (Vec::new(), e.clone()),
+        };
+        let mut masks = Vec::new();
+        for s in &steps {
+            match s {
+                TransformerSpec::StandardScaler(p) => masks.push(p.check_ref()?.scaled(schema)?),
+                other => return Err(unsupported(&format!("the step {}", other.name()))),
+            }
+        }
+        match &last {
+            Estimator::LogisticRegression(p) => {
+                p.check_ref()?;
+                if p.penalty == Penalty::L1 {
+                    return Err(unsupported("logistic_regression with penalty='l1'"));
+                }
+            }
+            Estimator::GaussianNb(p) => {
+                p.check_ref()?;
+            }
+            Estimator::LinearRegression(p) => {
+                p.check_ref()?;
+            }
+            Estimator::Ridge(p) => {
+                p.check_ref()?;
+            }
+            other => return Err(unsupported(&other.name())),
+        }
+        // Scalers keep the columns' names and kinds: the model's input check can run on
+        // the schema now (categorical columns), and on every chunk (missing cells).
+        check_model_input(schema, &last.name(), true)?;
+        let n_classes = schema.classes().map_or(0, |c| c.len());
+        if last.is_regressor() == schema.classes().is_some() {
+            return Err(ModelError::data(
+                "training data",
+                if last.is_regressor() {
+                    format!("{} needs a numeric target", last.name())
+                } else {
+                    format!("{} needs a class target", last.name())
+                },
+            ));
+        }
+        if n_samples == 0 {
+            return Err(ModelError::data("training data", "no rows"));
+        }
+        Ok(Self {
+            stage: if steps.is_empty() {
+                Self::final_stage(&last)
+            } else {
+                Stage::Step(0)
+            },
+            steps,
+            masks,
+            fitted: Vec::new(),
+            last,
+            n_features: schema.n_features(),
+            n_samples,
+            n_classes,
+            passes: 0,
+            losses: Vec::new(),
+            warnings: Vec::new(),
+            asked: None,
+        })
+    }
+
+    fn final_stage(last: &Estimator) -> Stage {
+        match last {
+            Estimator::LogisticRegression(_) => Stage::Counts,
+            _ => Stage::Final,
+        }
+    }
+
+    /// Feature columns of the model's input.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Passes told so far.
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// The objective after each evaluation so far, with its gradient's largest component
+    /// (logistic regression).
+    pub fn losses(&self) -> &[(f64, f64)] {
+        &self.losses
+    }
+
+    /// Warnings the fit raised (a solver that stopped at `max_iter`).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// What the current stage is, for people (`standard_scaler`, `lbfgs`, ...).
+    pub fn stage(&self) -> String {
+        match &self.stage {
+            Stage::Step(i) => self.steps[*i].name().to_string(),
+            Stage::Counts => "class counts".into(),
+            Stage::Lbfgs { run, .. } => format!("lbfgs iteration {}", run.n_iter()),
+            Stage::Final => self.last.name(),
+            Stage::Done(_) => "done".into(),
+        }
+    }
+
+    fn pass(&self, model: bool, op: PassOp) -> Pass {
+        Pass {
+            prep: self.fitted.clone(),
+            model: model.then(|| self.last.name()),
+            op,
+        }
+    }
+
+    /// What the fit needs next: a pass over the data, or nothing (the model).
+    pub fn ask(&mut self) -> Result<Next> {
+        loop {
+            let op = match &mut self.stage {
+                Stage::Done(m) => return Ok(Next::Done(m.clone())),
+                Stage::Step(i) => {
+                    let mask = self.masks[*i].clone();
+                    return Ok(Next::Pass(self.pass(false, PassOp::Moments { mask })));
+                }
+                Stage::Counts => PassOp::ClassCounts {
+                    n_classes: self.n_classes,
+                },
+                Stage::Final => match &self.last {
+                    Estimator::GaussianNb(_) => PassOp::ClassMoments {
+                        n_classes: self.n_classes,
+                    },
+                    _ => PassOp::CrossMoments,
+                },
+                Stage::Lbfgs {
+                    map,
+                    wide,
+                    before,
+                    run,
+                } => {
+                    let (map, wide, before) = (map.clone(), *wide, *before);
+                    let Estimator::LogisticRegression(p) = &self.last else {
+                        unreachable!("lbfgs is logistic regression");
+                    };
+                    let opt = Lbfgs {
+                        max_iter: p.max_iter.saturating_sub(before),
+                        gtol: p.tol,
+                        ..Lbfgs::default()
+                    };
+                    match run.ask(&opt)? {
+                        LbfgsAsk::Evaluate(w) => {
+                            self.asked = Some(w.clone());
+                            PassOp::LogLoss {
+                                present: map.present.clone(),
+                                n_classes: map.n_classes,
+                                fit_intercept: p.fit_intercept,
+                                w,
+                                inv_n: 1.0 / self.n_samples as f64,
+                                wide,
+                            }
+                        }
+                        LbfgsAsk::Done(res) => {
+                            self.lbfgs_done(map, wide, before, res)?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            return Ok(Next::Pass(self.pass(true, op)));
+        }
+    }
+
+    fn fit_intercept(&self) -> bool {
+        match &self.last {
+            Estimator::LogisticRegression(p) => p.fit_intercept,
+            Estimator::LinearRegression(p) => p.fit_intercept,
+            Estimator::Ridge(p) => p.fit_intercept,
+            _ => false,
+        }
+    }
+
+    /// An L-BFGS run ended: polish in `f64` when the `f32` run stalled above the tolerance
+    /// (as the in-memory fit does), else the model.
+    fn lbfgs_done(
+        &mut self,
+        map: ClassMap,
+        wide: bool,
+        before: usize,
+        res: crate::optim::LbfgsResult,
+    ) -> Result<()> {
+        let Estimator::LogisticRegression(p) = self.last.clone() else {
+            unreachable!("lbfgs is logistic regression");
+        };
+        let n_iter = before + res.n_iter;
+        let stalled = matches!(
+            res.termination,
+            Termination::LineSearch | Termination::Objective
+        );
+        if !wide && stalled && res.gnorm_inf > p.tol && n_iter < p.max_iter {
+            self.stage = Stage::Lbfgs {
+                map,
+                wide: true,
+                before: n_iter,
+                run: LbfgsRun::new(res.x),
+            };
+            return Ok(());
+        }
+        let converged = res.converged();
+        if !converged {
+            self.warnings.push(crate::warnings::not_converged(
+                "LogisticRegression",
+                "lbfgs",
+                p.max_iter,
+            ));
+        }
+        let model = FittedLogisticRegression::from_solution(
+            &res.x,
+            self.n_features,
+            p.fit_intercept,
+            map,
+            n_iter,
+            converged,
+        );
+        self.finish(model.into())
+    }
+
+    fn finish(&mut self, model: FittedModel) -> Result<()> {
+        let model = if self.steps.is_empty() {
+            model
+        } else {
+            FittedModel::Pipeline(FittedPipeline {
+                steps: self.fitted.clone(),
+                estimator: Box::new(model),
+            })
+        };
+        self.stage = Stage::Done(model);
+        Ok(())
+    }
+
+    /// The merged result of the pass [`DataParallelFit::ask`] asked for.
+    pub fn tell(&mut self, partial: Partial) -> Result<()> {
+        self.passes += 1;
+        let wrong = || ModelError::data("data-parallel fit", "a partial result of another pass");
+        match (&mut self.stage, partial) {
+            (Stage::Step(i), Partial::Moments(m)) => {
+                let i = *i;
+                let TransformerSpec::StandardScaler(p) = &self.steps[i] else {
+                    return Err(wrong());
+                };
+                let scaler = p
+                    .check_ref()?
+                    .finish(m.mean, &m.m2, &m.count, &self.masks[i])?;
+                self.fitted.push(FittedTransformer::StandardScaler(scaler));
+                self.stage = if i + 1 < self.steps.len() {
+                    Stage::Step(i + 1)
+                } else {
+                    Self::final_stage(&self.last)
+                };
+            }
+            (Stage::Counts, Partial::ClassCounts(counts)) => {
+                let present: Vec<u32> = (0..counts.len() as u32)
+                    .filter(|&c| counts[c as usize] > 0)
+                    .collect();
+                if present.len() < 2 {
+                    return Err(ModelError::data(
+                        "training data",
+                        format!(
+                            "logistic_regression needs at least two classes in the training data, found {}",
+                            present.len()
+                        ),
+                    ));
+                }
+                let k = if present.len() == 2 { 1 } else { present.len() };
+                let d = self.n_features;
+                let b = if self.fit_intercept() { k } else { 0 };
+                self.stage = Stage::Lbfgs {
+                    map: ClassMap {
+                        present,
+                        n_classes: self.n_classes,
+                    },
+                    wide: false,
+                    before: 0,
+                    run: LbfgsRun::new(vec![0.0; k * d + b]),
+                };
+            }
+            (Stage::Lbfgs { run, map, .. }, Partial::LogLoss { mut f, mut g }) => {
+                let Estimator::LogisticRegression(p) = &self.last else {
+                    return Err(wrong());
+                };
+                let Some(w) = self.asked.take() else {
+                    return Err(wrong());
+                };
+                same_len(w.len(), g.len())?;
+                let l2 = p.check_ref()?.l2(self.n_samples as usize);
+                let k = if map.present.len() == 2 {
+                    1
+                } else {
+                    map.present.len()
+                };
+                add_penalty(&mut f, &mut g, &w, l2, k * self.n_features);
+                let gn = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                self.losses.push((f, gn));
+                run.tell(f, g);
+            }
+            (Stage::Final, Partial::ClassMoments { classes, all }) => {
+                let Estimator::GaussianNb(p) = &self.last else {
+                    return Err(wrong());
+                };
+                // No cell is missing (the input check), so a class's rows are its count in
+                // any column.
+                let rows = |m: &Moments| m.count.first().copied().unwrap_or(0);
+                let present: Vec<u32> = (0..classes.len() as u32)
+                    .filter(|&c| rows(&classes[c as usize]) > 0)
+                    .collect();
+                if present.len() < 2 {
+                    return Err(ModelError::data(
+                        "training data",
+                        format!(
+                            "gaussian_nb needs at least two classes in the training data, found {}",
+                            present.len()
+                        ),
+                    ));
+                }
+                let mut count = Vec::new();
+                let (mut theta, mut var) = (Vec::new(), Vec::new());
+                for &c in &present {
+                    let m = &classes[c as usize];
+                    count.push(rows(m));
+                    theta.extend_from_slice(&m.mean);
+                    var.extend_from_slice(&m.m2);
+                }
+                let max_var = all.variance().into_iter().fold(0.0, f64::max);
+                let map = ClassMap {
+                    present,
+                    n_classes: self.n_classes,
+                };
+                let model = p.check_ref()?.finish(map, &count, theta, var, max_var)?;
+                self.finish(model.into())?;
+            }
+            (Stage::Final, Partial::CrossMoments(c)) => {
+                let alpha = match &self.last {
+                    Estimator::Ridge(p) => p.alpha,
+                    Estimator::LinearRegression(_) => 0.0,
+                    _ => return Err(wrong()),
+                };
+                let d = c.xy.len();
+                let model = if self.fit_intercept() {
+                    solve_normal(c.xx, &c.xy, alpha, Some((&c.mean_x, c.mean_y)))?
+                } else {
+                    // The raw products: XᵀX = XcᵀXc + n x̄x̄ᵀ, Xᵀy = Xcᵀyc + n x̄ ȳ.
+                    let n = c.n as f64;
+                    let mut xx = c.xx;
+                    let mut xy = c.xy;
+                    for i in 0..d {
+                        xy[i] += n * c.mean_x[i] * c.mean_y;
+                        for j in 0..d {
+                            xx[i * d + j] += n * c.mean_x[i] * c.mean_x[j];
+                        }
+                    }
+                    solve_normal(xx, &xy, alpha, None)?
+                };
+                self.finish(model.into())?;
+            }
+            _ => return Err(wrong()),
+        }
+        Ok(())
+    }
+}

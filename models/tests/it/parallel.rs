@@ -1,0 +1,239 @@
+//! Data-parallel fits against in-memory ones: the data split into chunks, each pass run
+//! chunk by chunk and merged, the state checkpointed (MessagePack) and restored between
+//! every two passes, as a driver and its successor would.
+
+use meshml_models::parallel::{compute, DataParallelFit, Next, Partial};
+use meshml_models::{Classifier, Dataset, Estimator, Fit, FittedModel, Target};
+
+use super::common::data;
+
+/// Fits `estimator` data-parallel over chunks of `rows` rows; returns the model and the
+/// passes it took.
+fn fit_dp(estimator: &Estimator, data: &Dataset, rows: usize) -> (FittedModel, u64) {
+    let schema = data.select(&[]).unwrap();
+    let mut fit = DataParallelFit::new(estimator, &schema, data.n_samples() as u64).unwrap();
+    let idx: Vec<usize> = (0..data.n_samples()).collect();
+    let chunks: Vec<Dataset> = idx.chunks(rows).map(|c| data.select(c).unwrap()).collect();
+    for _ in 0..10_000 {
+        // A checkpoint and a resume between every two passes.
+        let bytes = rmp_serde::to_vec_named(&fit).unwrap();
+        fit = rmp_serde::from_slice(&bytes).unwrap();
+        match fit.ask().unwrap() {
+            Next::Done(m) => return (m, fit.passes()),
+            Next::Pass(pass) => {
+                let mut total: Option<Partial> = None;
+                for c in &chunks {
+                    let p = compute(&pass, c.clone()).unwrap();
+                    match &mut total {
+                        None => total = Some(p),
+                        Some(t) => t.merge(&p).unwrap(),
+                    }
+                }
+                fit.tell(total.unwrap()).unwrap();
+            }
+        }
+    }
+    panic!("no model after 10,000 passes");
+}
+
+/// The final estimator of a model or pipeline.
+fn last(m: &FittedModel) -> &FittedModel {
+    match m {
+        FittedModel::Pipeline(p) => &p.estimator,
+        m => m,
+    }
+}
+
+/// The largest difference relative to the largest magnitude of `want`.
+#[track_caller]
+fn assert_rel(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+    let (i, diff) = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .enumerate()
+        .fold(
+            (0, 0.0),
+            |best, (i, d)| if d > best.1 { (i, d) } else { best },
+        );
+    assert!(
+        diff / scale <= tol,
+        "{what}: element {i}: {} against {} (relative {:e} > {tol:e})",
+        got[i],
+        want[i],
+        diff / scale
+    );
+}
+
+fn coefficients(m: &FittedModel) -> Vec<f64> {
+    match last(m) {
+        FittedModel::LogisticRegression(m) => {
+            let mut w = m.coef().to_vec();
+            w.extend_from_slice(m.intercept());
+            w
+        }
+        FittedModel::LinearRegression(m) => {
+            let mut w = m.coef().to_vec();
+            w.push(m.intercept());
+            w
+        }
+        other => panic!("not linear: {other:?}"),
+    }
+}
+
+#[test]
+fn logistic_regression_over_chunks_is_the_in_memory_model() {
+    let digits = data("digits");
+    let iris = data("iris");
+    // Converged (tol=1e-8), the two fits are one model. Stopped early, each solver stops
+    // somewhere within its tolerance: the paths share their first iterations (tol=1e-4),
+    // but sums of f32 products in another order round differently, and on this
+    // ill-conditioned problem the stopping points at tol=1e-6 differ by 4e-4 (relative),
+    // as two solvers' would.
+    for (data, name, tol) in [
+        (&digits, "standard_scaler+logistic_regression", "1e-4"),
+        (&digits, "standard_scaler+logistic_regression", "1e-8"),
+        (&iris, "logistic_regression", "1e-6"),
+    ] {
+        let mut e = Estimator::from_name(name).unwrap();
+        e.set_param("tol", tol).unwrap();
+        e.set_param("max_iter", "1000").unwrap();
+        let want = e.fit(data).unwrap();
+        for rows in [1797, 400, 200, 97, 13] {
+            let (got, passes) = fit_dp(&e, data, rows);
+            assert_rel(
+                &format!("{name} tol={tol}, chunks of {rows}"),
+                &coefficients(&got),
+                &coefficients(&want),
+                1e-4,
+            );
+            let (FittedModel::LogisticRegression(a), FittedModel::LogisticRegression(b)) =
+                (last(&got), last(&want))
+            else {
+                unreachable!()
+            };
+            assert!(a.converged() && b.converged(), "{name} tol={tol}");
+            // Sums in another order round differently: near a tight tolerance the
+            // solver may take a few more or fewer steps.
+            let (i, j) = (a.n_iter() as f64, b.n_iter() as f64);
+            assert!(
+                (i - j).abs() <= 0.1 * j,
+                "{name} tol={tol}: {i} iterations against {j}"
+            );
+            assert!(passes > 10, "{passes}");
+        }
+    }
+    // A binary problem (one weight row) without intercept.
+    let ids: Vec<usize> = (0..digits.n_samples())
+        .filter(|&i| digits.class_target().unwrap().0[i] < 2)
+        .collect();
+    let two = digits.select(&ids).unwrap();
+    let mut e = Estimator::from_name("standard_scaler+logistic_regression").unwrap();
+    e.set_param("fit_intercept", "false").unwrap();
+    e.set_param("C", "0.1").unwrap();
+    let want = e.fit(&two).unwrap();
+    let (got, _) = fit_dp(&e, &two, 50);
+    assert_rel("binary", &coefficients(&got), &coefficients(&want), 1e-4);
+}
+
+#[test]
+fn closed_form_models_over_chunks_are_the_in_memory_ones() {
+    let digits = data("digits");
+    // Regression: the first 63 pixels predict the last one.
+    let x = digits
+        .x()
+        .select_cols(&(0..63).collect::<Vec<_>>())
+        .unwrap();
+    let y: Vec<f32> = digits.x().data().chunks_exact(64).map(|r| r[63]).collect();
+    let reg = Dataset::new(
+        x,
+        Target::Values(y),
+        digits.feature_names()[..63].to_vec(),
+        "pixel_7_7",
+    )
+    .unwrap();
+    for name in [
+        "linear_regression",
+        "ridge",
+        "standard_scaler+ridge",
+        "standard_scaler+linear_regression",
+    ] {
+        for intercept in ["true", "false"] {
+            let mut e = Estimator::from_name(name).unwrap();
+            e.set_param("fit_intercept", intercept).unwrap();
+            let want = e.fit(&reg).unwrap();
+            let (got, passes) = fit_dp(&e, &reg, 211);
+            assert_rel(
+                &format!("{name} fit_intercept={intercept}"),
+                &coefficients(&got),
+                &coefficients(&want),
+                1e-6,
+            );
+            assert_eq!(passes, 1 + u64::from(name.starts_with("standard")));
+        }
+    }
+    for name in ["gaussian_nb", "standard_scaler+gaussian_nb"] {
+        let e = Estimator::from_name(name).unwrap();
+        let want = e.fit(&digits).unwrap();
+        let (got, _) = fit_dp(&e, &digits, 300);
+        let (FittedModel::GaussianNb(a), FittedModel::GaussianNb(b)) = (last(&got), last(&want))
+        else {
+            panic!("not naive Bayes")
+        };
+        assert_rel("theta", a.theta(), b.theta(), 1e-6);
+        assert_rel("var", a.var(), b.var(), 1e-6);
+        assert_rel("priors", a.class_prior(), b.class_prior(), 1e-12);
+        // The same predictions.
+        assert_eq!(
+            got.predict(digits.x()).unwrap(),
+            want.predict(digits.x()).unwrap()
+        );
+    }
+}
+
+#[test]
+fn what_does_not_fit_data_parallel_is_refused_by_name() {
+    let digits = data("digits");
+    let schema = digits.select(&[]).unwrap();
+    for (name, says) in [
+        (
+            "decision_tree",
+            "decision_tree does not fit data-parallel yet",
+        ),
+        (
+            "one_hot_encoder+logistic_regression",
+            "the step one_hot_encoder",
+        ),
+        ("linear_regression", "needs a numeric target"),
+    ] {
+        let e = Estimator::from_name(name).unwrap();
+        let err = DataParallelFit::new(&e, &schema, 10)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{name}: {err}");
+    }
+    let mut e = Estimator::from_name("logistic_regression").unwrap();
+    e.set_param("penalty", "l1").unwrap();
+    let err = DataParallelFit::new(&e, &schema, 10)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("penalty='l1'"), "{err}");
+    // A chunk with a class the counts did not see is refused, not mis-encoded.
+    let e = Estimator::from_name("logistic_regression").unwrap();
+    let mut fit = DataParallelFit::new(&e, &schema, 10).unwrap();
+    let Next::Pass(count) = fit.ask().unwrap() else {
+        panic!()
+    };
+    let first_two: Vec<usize> = (0..digits.n_samples())
+        .filter(|&i| digits.class_target().unwrap().0[i] < 2)
+        .collect();
+    fit.tell(compute(&count, digits.select(&first_two).unwrap()).unwrap())
+        .unwrap();
+    let Next::Pass(loss) = fit.ask().unwrap() else {
+        panic!()
+    };
+    let err = compute(&loss, digits.clone()).unwrap_err().to_string();
+    assert!(err.contains("absent from the class counts"), "{err}");
+}

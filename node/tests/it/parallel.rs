@@ -1,0 +1,312 @@
+//! Data-parallel fits on three `meshml node` processes on 127.0.0.1: digits stored with two
+//! copies in chunks, fitted in passes over the chunks where they are, equal to the
+//! in-memory fit; the mode chosen by the training memory; a driver and a worker killed in
+//! the middle of a fit, which ends with the very model of a fault-free run.
+
+// Tests report timings on stderr.
+#![allow(clippy::print_stderr)]
+
+use std::time::{Duration, Instant};
+
+use crate::common::{
+    data_path, finished_job, job_view, meshml, put_dataset, put_dataset_with, submit_job,
+    three_node_cluster, wait_for, Node,
+};
+use meshml_models::io::{load_csv, CsvOptions};
+use meshml_models::plan::{JobKind, JobSpec};
+use meshml_models::{Dataset, Estimator, Fit, FittedModel, ModelArtifact};
+use serde_json::json;
+
+/// The model registered as `name`, downloaded through `n`.
+fn model(n: &Node, name: &str, dir: &std::path::Path) -> FittedModel {
+    let file = dir.join(format!("{name}.mlm"));
+    let (ok, _, err) = meshml(&[
+        "model",
+        "get",
+        name,
+        "--out",
+        file.to_str().unwrap(),
+        "--node",
+        &n.http_url(),
+    ]);
+    assert!(ok, "{err}");
+    ModelArtifact::load(&file).unwrap().model
+}
+
+/// A linear model's weights then intercepts (the final step of a pipeline).
+fn weights(m: &FittedModel) -> Vec<f64> {
+    match m {
+        FittedModel::Pipeline(p) => weights(&p.estimator),
+        FittedModel::LogisticRegression(m) => {
+            let mut w = m.coef().to_vec();
+            w.extend_from_slice(m.intercept());
+            w
+        }
+        FittedModel::LinearRegression(m) => {
+            let mut w = m.coef().to_vec();
+            w.push(m.intercept());
+            w
+        }
+        FittedModel::GaussianNb(m) => {
+            let mut w = m.theta().to_vec();
+            w.extend_from_slice(m.var());
+            w.extend_from_slice(m.class_prior());
+            w
+        }
+        other => panic!("not a linear model: {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_rel(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max);
+    assert!(
+        worst <= tol * scale,
+        "{what}: off by {worst:e} (relative {:e})",
+        worst / scale
+    );
+}
+
+fn digits() -> Dataset {
+    load_csv(data_path("digits"), &CsvOptions::default()).unwrap()
+}
+
+#[test]
+fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    // digits takes 467 KiB in memory: more than a quarter MiB of training memory.
+    let (nodes, _, _) =
+        three_node_cluster(tmp.path(), &["--slots", "1", "--train-memory-mb", "0.25"]);
+    put_dataset(&nodes[0], "digits", "digits", 2, 200);
+    let url = nodes[1].http_url();
+    let fit = |model: &str, name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "--node",
+            &url,
+            "--dataset",
+            "digits",
+            "--model",
+            model,
+            "--name",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = meshml(&args);
+        assert!(ok, "{err}");
+        (out, err)
+    };
+
+    // Chosen by size: data-parallel, said before the wait and in the result.
+    let (out, err) = fit(
+        "standard_scaler+logistic_regression",
+        "dp-lr",
+        &["--set", "tol=1e-8", "--set", "max_iter=1000"],
+    );
+    let why = "data-parallel: the dataset takes 456.3 KiB in memory, more than this node's \
+               training memory (256.0 KiB, --train-memory-mb)";
+    assert!(out.contains(&format!(": {why}\n")), "{out}\n{err}");
+    assert!(out.contains(&format!("mode: {why}")), "{out}");
+    assert!(out.contains("passes over the data: "), "{out}");
+    let mut e = Estimator::from_name("standard_scaler+logistic_regression").unwrap();
+    e.set_param("tol", "1e-8").unwrap();
+    e.set_param("max_iter", "1000").unwrap();
+    let here = e.fit(&digits()).unwrap();
+    let mesh = model(&nodes[2], "dp-lr", tmp.path());
+    assert_rel(
+        "logistic regression",
+        &weights(&mesh),
+        &weights(&here),
+        1e-4,
+    );
+
+    // In memory when asked, whatever the size.
+    let (out, _) = fit(
+        "standard_scaler+logistic_regression",
+        "mem-lr",
+        &["--set", "tol=1e-8", "--set", "max_iter=1000", "--in-memory"],
+    );
+    assert!(out.contains("mode: in memory: asked for"), "{out}");
+    assert!(out.contains("tasks: 1/1"), "{out}");
+    let mem = model(&nodes[2], "mem-lr", tmp.path());
+    assert_rel("in memory", &weights(&mem), &weights(&here), 1e-4);
+
+    // Gaussian naive Bayes through the API, data-parallel as asked.
+    let id = submit_job(
+        &nodes[0],
+        &json!({ "dataset": "digits", "name": "dp-nb", "data_parallel": true,
+                 "job": fit_spec(Estimator::from_name("gaussian_nb").unwrap()) }),
+    );
+    let v = finished_job(&nodes[0], &id);
+    assert_eq!(v["mode"], "data-parallel: asked for");
+    assert_eq!(v["passes"]["passes"], 1, "{v}");
+    let want = Estimator::from_name("gaussian_nb")
+        .unwrap()
+        .fit(&digits())
+        .unwrap();
+    assert_rel(
+        "naive Bayes",
+        &weights(&model(&nodes[0], "dp-nb", tmp.path())),
+        &weights(&want),
+        1e-6,
+    );
+
+    // Ridge on digits as a regression (the digit as a number).
+    put_dataset_with(
+        &nodes[0],
+        "digits-reg",
+        "digits",
+        2,
+        300,
+        "&regression=true",
+    );
+    let (ok, out, err) = meshml(&[
+        "fit",
+        "--node",
+        &url,
+        "--dataset",
+        "digits-reg",
+        "--model",
+        "ridge",
+        "--name",
+        "dp-ridge",
+        "--data-parallel",
+        "--set",
+        "alpha=0.5",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("mode: data-parallel: asked for"), "{out}");
+    let reg = load_csv(
+        data_path("digits"),
+        &CsvOptions {
+            kind: meshml_models::io::TargetKind::Regression,
+            ..CsvOptions::default()
+        },
+    )
+    .unwrap();
+    let mut r = Estimator::from_name("ridge").unwrap();
+    r.set_param("alpha", "0.5").unwrap();
+    let want = r.fit(&reg).unwrap();
+    let got = model(&nodes[1], "dp-ridge", tmp.path());
+    assert_rel("ridge", &weights(&got), &weights(&want), 1e-6);
+
+    // What cannot run data-parallel is refused at once, saying why.
+    let (ok, _, err) = meshml(&[
+        "fit",
+        "--node",
+        &url,
+        "--dataset",
+        "digits",
+        "--model",
+        "decision_tree",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("data-parallel (the dataset takes 456.3 KiB in memory")
+            && err.contains("decision_tree does not fit data-parallel yet"),
+        "{err}"
+    );
+}
+
+fn fit_spec(estimator: Estimator) -> serde_json::Value {
+    serde_json::to_value(JobSpec {
+        kind: JobKind::Fit { estimator },
+        seed: 0,
+    })
+    .unwrap()
+}
+
+/// A logistic regression on unscaled digits that runs its full `max_iter` (a fit of many
+/// passes, so that a fault lands in the middle of it).
+fn long_fit(name: &str) -> serde_json::Value {
+    let mut e = Estimator::from_name("logistic_regression").unwrap();
+    e.set_param("max_iter", "300").unwrap();
+    e.set_param("tol", "1e-12").unwrap();
+    json!({ "dataset": "digits", "name": name, "data_parallel": true, "job": fit_spec(e) })
+}
+
+/// Waits until the job has checkpointed at least `passes` passes, and checks that it still
+/// runs; returns the passes checkpointed.
+fn wait_passes(n: &Node, id: &str, passes: u64) -> u64 {
+    let mut last = serde_json::Value::Null;
+    let ok = wait_for(Duration::from_secs(120), || {
+        last = job_view(n, id);
+        last["passes"]["passes"].as_u64().unwrap_or(0) >= passes
+    });
+    assert!(ok.is_some(), "{last}");
+    assert_eq!(
+        last["state"], "running",
+        "the fit ended before the fault: {last}"
+    );
+    last["passes"]["passes"].as_u64().unwrap()
+}
+
+/// A three-node mesh with digits in chunks of 100 rows, two copies each, and the weights of
+/// a fault-free long fit on it.
+fn mesh_and_clean_fit(dir: &std::path::Path) -> (Vec<Node>, String, Vec<f64>, serde_json::Value) {
+    let (nodes, driver, _) = three_node_cluster(dir, &["--slots", "1"]);
+    put_dataset(&nodes[0], "digits", "digits", 2, 100);
+    let t = Instant::now();
+    let id = submit_job(&nodes[0], &long_fit("clean"));
+    let clean = finished_job(&nodes[0], &id);
+    eprintln!(
+        "fault-free: {} passes in {:?}",
+        clean["passes"]["passes"],
+        t.elapsed()
+    );
+    assert!(
+        clean["result"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("ConvergenceWarning"),
+        "{clean}"
+    );
+    let want = weights(&model(&nodes[0], "clean", dir));
+    (nodes, driver, want, clean)
+}
+
+#[test]
+fn a_worker_killed_mid_fit_leaves_the_model_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, driver, want, clean) = mesh_and_clean_fit(tmp.path());
+    // Its chunks go to their other holders within the pass.
+    let id = submit_job(&nodes[0], &long_fit("worker-killed"));
+    let at = wait_passes(&nodes[0], &id, 20);
+    eprintln!(
+        "worker killed after {at} of {} passes",
+        clean["passes"]["passes"]
+    );
+    let victim = nodes.iter().position(|n| n.id != driver).unwrap();
+    drop(nodes.remove(victim));
+    let v = finished_job(&nodes[0], &id);
+    assert_eq!(v["passes"]["passes"], clean["passes"]["passes"]);
+    let got = weights(&model(&nodes[0], "worker-killed", tmp.path()));
+    assert_eq!(got, want, "a worker's death changed the model");
+}
+
+#[test]
+fn a_driver_killed_mid_fit_is_resumed_from_its_checkpoint_to_the_same_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, driver, want, clean) = mesh_and_clean_fit(tmp.path());
+    let via = nodes.iter().position(|n| n.id != driver).unwrap();
+    let id = submit_job(&nodes[via], &long_fit("driver-killed"));
+    let at = wait_passes(&nodes[via], &id, 20);
+    eprintln!(
+        "driver killed after {at} of {} passes",
+        clean["passes"]["passes"]
+    );
+    let d = nodes.iter().position(|n| n.id == driver).unwrap();
+    let t = Instant::now();
+    drop(nodes.remove(d));
+    let v = finished_job(&nodes[0], &id);
+    eprintln!("driver killed: the fit ended {:?} later", t.elapsed());
+    let got = weights(&model(&nodes[0], "driver-killed", tmp.path()));
+    assert_eq!(got, want, "a new driver's resumption changed the model");
+    assert_eq!(v["result"]["warnings"], clean["result"]["warnings"]);
+}
