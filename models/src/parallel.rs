@@ -228,6 +228,20 @@ pub struct Pass {
     pub op: PassOp,
 }
 
+impl Pass {
+    /// About how many bytes one chunk's partial result of this pass takes in MessagePack,
+    /// with `d` feature columns.
+    pub fn partial_bytes(&self, d: usize) -> usize {
+        9 * match &self.op {
+            PassOp::Moments { mask } => 3 * mask.len() + 8,
+            PassOp::ClassMoments { n_classes } => 3 * d * (n_classes + 1) + 8 * n_classes,
+            PassOp::ClassCounts { n_classes } => *n_classes,
+            PassOp::CrossMoments => d * d + 2 * d + 8,
+            PassOp::LogLoss { w, .. } => w.len() + 1,
+        }
+    }
+}
+
 /// The statistic a pass computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -332,6 +346,29 @@ impl Partial {
 
 /// Runs a pass on one chunk of rows (a dataset with the training set's schema).
 pub fn compute(pass: &Pass, chunk: Dataset) -> Result<Partial> {
+    // What a pass says of the data must be what the chunk holds (a pass comes over the
+    // network).
+    let classes = chunk.classes().map_or(0, |c| c.len());
+    let claimed = match &pass.op {
+        PassOp::ClassMoments { n_classes }
+        | PassOp::ClassCounts { n_classes }
+        | PassOp::LogLoss { n_classes, .. } => Some(*n_classes),
+        _ => None,
+    };
+    if claimed.is_some_and(|n| n != classes) {
+        return Err(ModelError::data(
+            "data-parallel pass",
+            format!("for {claimed:?} classes, on a dataset of {classes}"),
+        ));
+    }
+    if let PassOp::LogLoss { present, .. } = &pass.op {
+        if present.len() < 2 || present.iter().any(|&c| c as usize >= classes) {
+            return Err(ModelError::data(
+                "data-parallel pass",
+                "classes out of the dataset's range",
+            ));
+        }
+    }
     let mut data = chunk;
     for step in &pass.prep {
         data = apply_step(step, data)?;
@@ -560,6 +597,40 @@ impl DataParallelFit {
     /// Feature columns of the model's input.
     pub fn n_features(&self) -> usize {
         self.n_features
+    }
+
+    /// About how many bytes the largest partial result of one chunk takes (the
+    /// normal equations of a least-squares fit grow with the square of the features).
+    pub fn largest_partial_bytes(&self) -> usize {
+        let d = self.n_features;
+        let k = self.n_classes;
+        9 * match &self.last {
+            Estimator::LogisticRegression(_) => {
+                let k = if k == 2 { 1 } else { k };
+                k * (d + 1) + 1
+            }
+            Estimator::GaussianNb(_) => 3 * d * (k + 1) + 8 * k,
+            _ => d * d + 2 * d + 8,
+        }
+        .max(3 * d + 8)
+    }
+
+    /// The state as a checkpoint of at most `max_bytes` (MessagePack): whole, or without
+    /// the solver's curvature pairs and the evaluations of its iteration under way (a fit
+    /// resumed from that takes a steepest-descent step first: the same model within the
+    /// solver's tolerance, not the same bits); `None` when even that is larger.
+    pub fn checkpoint(&self, max_bytes: usize) -> Option<Vec<u8>> {
+        let whole = rmp_serde::to_vec_named(self).ok()?;
+        if whole.len() <= max_bytes {
+            return Some(whole);
+        }
+        let mut lite = self.clone();
+        if let Stage::Lbfgs { run, .. } = &mut lite.stage {
+            run.forget_history();
+        }
+        lite.asked = None;
+        let bytes = rmp_serde::to_vec_named(&lite).ok()?;
+        (bytes.len() <= max_bytes).then_some(bytes)
     }
 
     /// Passes told so far.

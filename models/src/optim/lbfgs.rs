@@ -176,6 +176,16 @@ impl LbfgsRun {
         }
     }
 
+    /// Drops the curvature pairs and the evaluations of the iteration under way: the run
+    /// goes on from its current point with a steepest-descent step (a smaller state to
+    /// keep, a different path).
+    pub fn forget_history(&mut self) {
+        self.s_hist.clear();
+        self.y_hist.clear();
+        self.rho_hist.clear();
+        self.pending.clear();
+    }
+
     /// The objective `f` and gradient `g` at the point [`LbfgsRun::ask`] gave.
     pub fn tell(&mut self, f: f64, g: Vec<f64>) {
         match self.start.take() {

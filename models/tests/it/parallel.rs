@@ -237,3 +237,44 @@ fn what_does_not_fit_data_parallel_is_refused_by_name() {
     let err = compute(&loss, digits.clone()).unwrap_err().to_string();
     assert!(err.contains("absent from the class counts"), "{err}");
 }
+
+#[test]
+fn a_checkpoint_too_large_whole_drops_the_curvature_pairs_and_still_converges() {
+    let digits = data("digits");
+    let mut e = Estimator::from_name("standard_scaler+logistic_regression").unwrap();
+    e.set_param("tol", "1e-8").unwrap();
+    e.set_param("max_iter", "1000").unwrap();
+    let want = e.fit(&digits).unwrap();
+    let schema = digits.select(&[]).unwrap();
+    let mut fit = DataParallelFit::new(&e, &schema, digits.n_samples() as u64).unwrap();
+    let one = |fit: &mut DataParallelFit| match fit.ask().unwrap() {
+        Next::Pass(p) => fit.tell(compute(&p, digits.clone()).unwrap()).unwrap(),
+        Next::Done(_) => panic!("done early"),
+    };
+    for _ in 0..30 {
+        one(&mut fit);
+    }
+    let whole = fit.checkpoint(usize::MAX).unwrap();
+    let lite = fit.checkpoint(whole.len() - 1).unwrap();
+    assert!(
+        lite.len() * 3 < whole.len(),
+        "{} vs {}",
+        lite.len(),
+        whole.len()
+    );
+    assert!(fit.checkpoint(lite.len() - 1).is_none());
+    let mut resumed: DataParallelFit = rmp_serde::from_slice(&lite).unwrap();
+    assert_eq!(resumed.passes(), 30);
+    let got = loop {
+        match resumed.ask().unwrap() {
+            Next::Pass(p) => resumed.tell(compute(&p, digits.clone()).unwrap()).unwrap(),
+            Next::Done(m) => break m,
+        }
+    };
+    assert_rel(
+        "resumed without history",
+        &coefficients(&got),
+        &coefficients(&want),
+        1e-4,
+    );
+}

@@ -192,17 +192,15 @@ pub enum Event {
         /// How long reading took, milliseconds.
         ms: u64,
     },
-    /// A member answered a data-parallel pass: the partial result of each chunk asked
-    /// (MessagePack) and its compute time in milliseconds, or why not.
+    /// A member answered a request of a data-parallel pass ([`Effect::Train`]).
     Trained {
         /// The job.
         job: JobId,
         /// The member.
         node: NodeId,
-        /// The pass.
-        pass: u64,
-        /// (chunk index, partial) and milliseconds, or the error and whether another try
-        /// may succeed.
+        /// The request's number.
+        request: u64,
+        /// The chunks' partial results, or why not.
         outcome: super::rounds::Answer,
     },
     /// A finished job's model was registered and scored, or could not be.
@@ -278,6 +276,8 @@ pub enum Effect {
         dataset: String,
         /// The member.
         node: NodeId,
+        /// The request's number (for [`Event::Trained`]).
+        request: u64,
         /// The pass.
         pass: u64,
         /// The chunks (index in the dataset, id).
@@ -483,7 +483,14 @@ impl Board {
         self.now_ms = self.now_ms.max(now_ms);
         self.scheduler.set_now(self.now_ms);
         match event {
-            Event::Tick => {}
+            Event::Tick => {
+                let jobs: Vec<JobId> = self.fits.keys().cloned().collect();
+                for job in jobs {
+                    let (fit, _) = self.fits.get_mut(&job).expect("listed");
+                    let outs = fit.tick(self.now_ms);
+                    self.carry(&job, outs);
+                }
+            }
             Event::Members { live } => self.members(live),
             Event::JobRecorded { id, record, data } => self.pick_up(id, *record, data),
             Event::JobEnded { id } => {
@@ -510,11 +517,11 @@ impl Board {
             Event::Trained {
                 job,
                 node,
-                pass,
+                request,
                 outcome,
             } => {
                 if let Some((fit, _)) = self.fits.get_mut(&job) {
-                    let outs = fit.trained(node, pass, outcome, self.now_ms);
+                    let outs = fit.trained(node, request, outcome, self.now_ms);
                     self.carry(&job, outs);
                 }
             }
@@ -556,7 +563,7 @@ impl Board {
         let jobs: Vec<JobId> = self.fits.keys().cloned().collect();
         for job in jobs {
             let (fit, _) = self.fits.get_mut(&job).expect("listed");
-            let outs = fit.members(self.alive.clone());
+            let outs = fit.members(self.alive.clone(), self.now_ms);
             self.carry(&job, outs);
         }
         let now = self.now_ms;
@@ -697,6 +704,7 @@ impl Board {
             match out {
                 Out::Train {
                     node,
+                    request: number,
                     pass,
                     chunks,
                     spec,
@@ -708,6 +716,7 @@ impl Board {
                         job: job.clone(),
                         dataset: request.dataset.clone(),
                         node,
+                        request: number,
                         pass,
                         chunks,
                         spec,

@@ -445,6 +445,7 @@ impl Effects {
                 job,
                 dataset,
                 node,
+                request: number,
                 pass,
                 chunks,
                 spec,
@@ -470,22 +471,28 @@ impl Effects {
                         }
                     },
                 };
+                use self::rounds::{Refusal, Trained};
+                use meshml_protocol::{ErrorCode, Response};
                 let outcome = match answer {
-                    Ok(meshml_protocol::Response::Trained { partials, ms }) => Ok((
-                        partials
+                    Ok(Response::Trained { partials, ms }) => Ok(Trained {
+                        partials: partials
                             .into_iter()
                             .map(|(i, b)| (i, b.into_vec()))
                             .collect(),
                         ms,
-                    )),
-                    Ok(meshml_protocol::Response::Error(e)) => Err((e.message, e.retryable)),
-                    Ok(other) => Err((format!("unexpected answer {other:?}"), true)),
-                    Err(e) => Err((e, true)),
+                    }),
+                    Ok(Response::Error(e)) if e.code == ErrorCode::StaleTerm => {
+                        Err(Refusal::Deposed)
+                    }
+                    Ok(Response::Error(e)) if !e.retryable => Err(Refusal::Fatal(e.message)),
+                    Ok(Response::Error(e)) => Err(Refusal::Retry(e.message)),
+                    Ok(other) => Err(Refusal::Retry(format!("unexpected answer {other:?}"))),
+                    Err(e) => Err(Refusal::Retry(e)),
                 };
                 Some(Event::Trained {
                     job,
                     node,
-                    pass,
+                    request: number,
                     outcome,
                 })
             }

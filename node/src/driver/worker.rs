@@ -25,6 +25,9 @@ use crate::job::{job_owner, TaskDone, TaskSpec};
 use crate::services::consensus::Consensus;
 use crate::services::datasets::Datasets;
 
+/// Chunks one data-parallel request may name, at most.
+pub const MAX_CHUNKS_PER_PASS_REQUEST: usize = 64;
+
 /// How long a worker keeps trying to report a finished task.
 const REPORT_FOR: Duration = Duration::from_secs(120);
 
@@ -32,6 +35,8 @@ const REPORT_FOR: Duration = Duration::from_secs(120);
 pub struct Worker {
     datasets: Datasets,
     slots: Arc<Semaphore>,
+    /// One data-parallel pass computes at a time.
+    passes: Semaphore,
     n_slots: usize,
     accepted: AtomicUsize,
     guard: TermGuard,
@@ -64,6 +69,7 @@ impl Worker {
         Arc::new(Self {
             datasets,
             slots: Arc::new(Semaphore::new(n_slots)),
+            passes: Semaphore::new(1),
             n_slots,
             accepted: AtomicUsize::new(0),
             guard: TermGuard::default(),
@@ -233,19 +239,32 @@ impl Worker {
         if let Err(refused) = self.admit(term) {
             return refused;
         }
+        if chunks.len() > MAX_CHUNKS_PER_PASS_REQUEST {
+            return refuse(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} chunks in one request (at most {MAX_CHUNKS_PER_PASS_REQUEST})",
+                    chunks.len()
+                ),
+                false,
+            );
+        }
         let pass: Pass = match rmp_serde::from_slice(spec) {
             Ok(p) => p,
             Err(e) => return refuse(ErrorCode::BadRequest, format!("bad pass: {e}"), false),
         };
+        // A member whose replicated state lags may not know the dataset yet: retryable.
         let (manifest, holders) = match self.datasets.holders(dataset) {
             Ok(h) => h,
-            Err(e) => return refuse(ErrorCode::NotFound, e.to_string(), false),
+            Err(e) => return refuse(ErrorCode::NotFound, e.to_string(), true),
         };
         let reader = match manifest.chunk_reader() {
             Ok(r) => Arc::new(r),
             Err(e) => return refuse(ErrorCode::BadRequest, e.to_string(), false),
         };
-        let Ok(_slot) = self.slots.acquire().await else {
+        // Passes do not wait for a task slot (a long task would make a pass time out):
+        // one pass computes at a time.
+        let Ok(_turn) = self.passes.acquire().await else {
             return refuse(ErrorCode::Unavailable, "worker shutting down", true);
         };
         let (pass, started) = (Arc::new(pass), std::time::Instant::now());

@@ -4,7 +4,8 @@ use libp2p::PeerId;
 use meshml_protocol::{ConsensusKind, Request, Response};
 use meshml_storage::raft::TypeConfig;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -49,6 +50,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         }
     }
 }
+
+/// Bytes of entries one append may carry: a message is at most
+/// [`meshml_protocol::MAX_FRAME`], with room for the request around them.
+pub const MAX_APPEND_BYTES: u64 = meshml_protocol::MAX_FRAME as u64 - (256 << 10);
 
 #[derive(Debug)]
 struct Io(String);
@@ -99,6 +104,21 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        // Entries that do not fit one message (a follower catching up on many large
+        // entries: manifests, checkpoints) go in smaller batches: openraft retries at once
+        // with the number of entries hinted.
+        let n = rpc.entries.len() as u64;
+        if n > 1 {
+            let size = rmp_serde::to_vec_named(&rpc)
+                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?
+                .len() as u64;
+            if size > MAX_APPEND_BYTES {
+                let hint = (n * MAX_APPEND_BYTES / size).clamp(1, n - 1);
+                return Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(hint),
+                ));
+            }
+        }
         self.call(ConsensusKind::AppendEntries, &rpc).await
     }
 

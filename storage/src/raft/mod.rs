@@ -20,7 +20,8 @@ mod state_machine;
 pub use log_store::LogStore;
 pub use state::{
     legacy_dataset_owner, Checkpoint, ClusterCommand, ClusterResponse, ClusterState, JobRecord,
-    JobState, MemberInfo, ModelRecord, Rejection, RemovedDataset, TaskRecord, REMEMBERED_REMOVALS,
+    JobState, MemberInfo, ModelRecord, Rejection, RemovedDataset, TaskRecord, MAX_CHECKPOINT_BYTES,
+    REMEMBERED_REMOVALS,
 };
 pub use state_machine::StateMachine;
 

@@ -113,6 +113,10 @@ pub struct JobRecord {
     pub checkpoint: Option<Checkpoint>,
 }
 
+/// The largest checkpoint state the replicated state keeps, bytes: a Raft entry must fit a
+/// message with room to spare.
+pub const MAX_CHECKPOINT_BYTES: usize = 1 << 20;
+
 /// A data-parallel fit's state between two passes over its data, as its driver last
 /// committed it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -609,9 +613,20 @@ impl ClusterState {
                 j.finished_ms = Some(*at_ms);
                 j.error.clone_from(error);
                 j.result.clone_from(result);
+                // A finished fit resumes no more: its state leaves the replicated state.
+                j.checkpoint = None;
                 ClusterResponse::ok()
             }
             ClusterCommand::Checkpoint { job, checkpoint } => {
+                if checkpoint.state.len() > MAX_CHECKPOINT_BYTES {
+                    return ClusterResponse::fail(
+                        Rejection::Invalid,
+                        format!(
+                            "a checkpoint of {} bytes (at most {MAX_CHECKPOINT_BYTES})",
+                            checkpoint.state.len()
+                        ),
+                    );
+                }
                 let Some(j) = self.jobs.get_mut(job) else {
                     return ClusterResponse::fail(Rejection::NotFound, format!("no job {job}"));
                 };
