@@ -60,9 +60,12 @@ if [[ "meshml" =~ $ONLY ]]; then
   t1=$(date +%s.%N)
   echo "stored synth2m with 2 copies in $(python3 -c "print(round($t1-$t0,1))") s" >&2
   "$M" dataset put "$DATA/synth200k_test.csv" --name synth-test --replicas 2 --node $NODE | tail -1
+  for i in 0 1 2; do
+    echo "node $i peak RSS after storing: $(grep VmHWM /proc/${pids[$i]}/status | awk '{print $2, $3}')" >&2
+  done
   run bigfit_meshml_mesh3 900 "$V" "$ROOT/tools/bigfit_meshml.py" "$M" "$NODE" synth2m synth-test
   for i in 0 1 2; do
-    echo "node $i peak RSS: $(grep VmHWM /proc/${pids[$i]}/status | awk '{print $2, $3}')" >&2
+    echo "node $i peak RSS after the fit: $(grep VmHWM /proc/${pids[$i]}/status | awk '{print $2, $3}')" >&2
   done
   kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null
 fi

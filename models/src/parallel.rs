@@ -346,6 +346,15 @@ impl Partial {
 
 /// Runs a pass on one chunk of rows (a dataset with the training set's schema).
 pub fn compute(pass: &Pass, chunk: Dataset) -> Result<Partial> {
+    compute_with(pass, chunk, true)
+}
+
+/// [`compute`], with the model's input check (numbers only, no missing cells, all finite:
+/// two scans of the chunk) left out when `check_input` is false: a worker that keeps a
+/// chunk in memory across passes checks it once. The check on the raw chunk stands for
+/// every pass, as the steps a pass applies first (scalers) keep the columns' kinds and
+/// their missing cells.
+pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Partial> {
     // What a pass says of the data must be what the chunk holds (a pass comes over the
     // network).
     let classes = chunk.classes().map_or(0, |c| c.len());
@@ -373,7 +382,7 @@ pub fn compute(pass: &Pass, chunk: Dataset) -> Result<Partial> {
     for step in &pass.prep {
         data = apply_step(step, data)?;
     }
-    if let Some(model) = &pass.model {
+    if let Some(model) = pass.model.as_ref().filter(|_| check_input) {
         check_model_input(&data, model, false)?;
         data.x().check_finite("training data")?;
     }

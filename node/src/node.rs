@@ -376,7 +376,12 @@ fn serve(
             ));
         }
         let inbox: driver::inbox::InboxSlot = Default::default();
-        let worker = crate::driver::worker::Worker::new(datasets.clone(), slots, inbox.clone());
+        let worker = crate::driver::worker::Worker::new(
+            datasets.clone(),
+            slots,
+            inbox.clone(),
+            mesh.train_memory,
+        );
         let m = membership.clone();
         let (r, c) = (raft.clone(), client.clone());
         let promises = std::sync::Arc::new(raft::Promises::default());

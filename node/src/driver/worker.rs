@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshml_client::api::ExecutionView;
-use meshml_models::parallel::{compute, Pass};
+use meshml_models::parallel::{compute_with, Pass};
 use meshml_models::plan::run_task;
+use meshml_models::Dataset;
 use meshml_protocol::{ChunkId, ErrorCode, RemoteError, Response, TaskState};
 use tokio::sync::Semaphore;
 
@@ -25,6 +26,93 @@ use crate::job::{job_owner, TaskDone, TaskSpec};
 use crate::services::consensus::Consensus;
 use crate::services::datasets::Datasets;
 
+/// A decoded chunk kept across the passes of a data-parallel fit.
+#[derive(Debug, Clone)]
+struct CachedChunk {
+    data: Dataset,
+    /// Whether the model's input check passed on it.
+    checked: Arc<std::sync::atomic::AtomicBool>,
+    bytes: u64,
+}
+
+impl CachedChunk {
+    fn new(data: Dataset, checked: bool) -> Self {
+        let bytes = (data.n_samples() * (data.n_features() + 1) * 4) as u64;
+        Self {
+            data,
+            checked: Arc::new(checked.into()),
+            bytes,
+        }
+    }
+
+    fn checked(&self) -> bool {
+        self.checked.load(Ordering::Relaxed)
+    }
+
+    fn mark_checked(&self) {
+        self.checked.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The decoded chunks a worker keeps across the passes of data-parallel fits, within its
+/// training memory, by (dataset owner, chunk). A chunk that does not fit is decoded again
+/// at each pass; nothing of the same dataset is evicted for it (a fit reads its chunks in
+/// the same order every pass, where evicting the oldest would make every read a miss), but
+/// another dataset's chunks are.
+#[derive(Debug)]
+struct ChunkCache {
+    capacity: u64,
+    used: u64,
+    entries: BTreeMap<(String, ChunkId), CachedChunk>,
+}
+
+impl ChunkCache {
+    fn new(capacity: u64) -> Self {
+        Self {
+            capacity,
+            used: 0,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Keeps the chunks of the dataset owners `keep` says.
+    fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        let used = &mut self.used;
+        self.entries.retain(|k, e| {
+            let kept = keep(&k.0);
+            if !kept {
+                *used -= e.bytes;
+            }
+            kept
+        });
+    }
+
+    fn get(&self, key: &(String, ChunkId)) -> Option<CachedChunk> {
+        self.entries.get(key).cloned()
+    }
+
+    fn put(&mut self, key: (String, ChunkId), entry: CachedChunk) {
+        if self.entries.contains_key(&key) || entry.bytes > self.capacity {
+            return;
+        }
+        if self.used + entry.bytes > self.capacity {
+            let others: Vec<(String, ChunkId)> = (self.entries.keys())
+                .filter(|k| k.0 != key.0)
+                .cloned()
+                .collect();
+            for k in others {
+                if let Some(e) = self.entries.remove(&k) {
+                    self.used -= e.bytes;
+                }
+            }
+        }
+        if self.used + entry.bytes <= self.capacity {
+            self.used += entry.bytes;
+            self.entries.insert(key, entry);
+        }
+    }
+}
+
 /// Chunks one data-parallel request may name, at most.
 pub const MAX_CHUNKS_PER_PASS_REQUEST: usize = 64;
 
@@ -34,6 +122,8 @@ const REPORT_FOR: Duration = Duration::from_secs(120);
 /// The worker.
 pub struct Worker {
     datasets: Datasets,
+    /// Decoded chunks of data-parallel fits, kept across passes.
+    cache: Arc<Mutex<ChunkCache>>,
     slots: Arc<Semaphore>,
     /// One data-parallel pass computes at a time.
     passes: Semaphore,
@@ -64,12 +154,13 @@ impl Worker {
     /// A worker with `slots` concurrent tasks over `datasets` (where it reads its data and
     /// keeps its outputs); when this node drives, reports go straight to the driver's
     /// `inbox`.
-    pub fn new(datasets: Datasets, slots: usize, inbox: InboxSlot) -> Arc<Self> {
+    pub fn new(datasets: Datasets, slots: usize, inbox: InboxSlot, train_memory: u64) -> Arc<Self> {
         let n_slots = slots.max(1);
         Arc::new(Self {
             datasets,
             slots: Arc::new(Semaphore::new(n_slots)),
             passes: Semaphore::new(1),
+            cache: Arc::new(Mutex::new(ChunkCache::new(train_memory))),
             n_slots,
             accepted: AtomicUsize::new(0),
             guard: TermGuard::default(),
@@ -262,6 +353,13 @@ impl Worker {
             Ok(r) => Arc::new(r),
             Err(e) => return refuse(ErrorCode::BadRequest, e.to_string(), false),
         };
+        let (owner, owners) = (self.consensus().state()).read(|s| {
+            let owners: std::collections::BTreeSet<String> =
+                s.datasets.keys().map(|n| s.dataset_owner(n)).collect();
+            (s.dataset_owner(dataset), owners)
+        });
+        // Chunks of datasets removed (or stored again) since are of no more use.
+        (self.cache.lock().expect("chunk cache")).retain(|o| owners.contains(o));
         // Passes do not wait for a task slot (a long task would make a pass time out):
         // one pass computes at a time.
         let Ok(_turn) = self.passes.acquire().await else {
@@ -280,15 +378,40 @@ impl Worker {
                     false,
                 );
             };
-            let bytes = match self.datasets.chunks().chunk_from(id, hs).await {
-                Ok((b, _)) => b,
-                Err(e) => return refuse(ErrorCode::Unavailable, e.to_string(), true),
+            let key = (owner.clone(), id);
+            let cached = self.cache.lock().expect("chunk cache").get(&key);
+            let bytes = match cached {
+                Some(_) => None,
+                None => match self.datasets.chunks().chunk_from(id, hs).await {
+                    Ok((b, _)) => Some(b),
+                    Err(e) => return refuse(ErrorCode::Unavailable, e.to_string(), true),
+                },
             };
-            let (reader, pass) = (reader.clone(), pass.clone());
+            let (reader, pass, cache) = (reader.clone(), pass.clone(), self.cache.clone());
             let work = move || -> Result<Vec<u8>, String> {
-                let data = reader.chunk(&id, &bytes).map_err(|e| e.to_string())?;
-                drop(bytes);
-                let part = compute(&pass, data).map_err(|e| e.to_string())?;
+                let part = match (cached, bytes) {
+                    (Some(c), _) => {
+                        // Checked once for the model, in the first pass that needs it.
+                        let check = pass.model.is_some() && !c.checked();
+                        let part = compute_with(&pass, c.data.clone(), check);
+                        if check && part.is_ok() {
+                            c.mark_checked();
+                        }
+                        part
+                    }
+                    (None, Some(bytes)) => {
+                        let data = reader.chunk(&id, &bytes).map_err(|e| e.to_string())?;
+                        drop(bytes);
+                        let part = compute_with(&pass, data.clone(), true);
+                        if part.is_ok() {
+                            let entry = CachedChunk::new(data, pass.model.is_some());
+                            cache.lock().expect("chunk cache").put(key, entry);
+                        }
+                        part
+                    }
+                    (None, None) => unreachable!("a chunk is cached or read"),
+                }
+                .map_err(|e| e.to_string())?;
                 Ok(rmp_serde::to_vec_named(&part).expect("partials encode"))
             };
             match tokio::task::spawn_blocking(work).await {
@@ -359,5 +482,50 @@ impl Worker {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         tracing::warn!(job_id = %key.job, task_id = %key.task, "no driver took the task's report; the driver will run it again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(rows: usize) -> CachedChunk {
+        let iris = meshml_models::io::iris();
+        CachedChunk::new(iris.select(&(0..rows).collect::<Vec<_>>()).unwrap(), false)
+    }
+
+    fn id(i: u8) -> ChunkId {
+        ChunkId::from_bytes([i; 32])
+    }
+
+    #[test]
+    fn the_chunk_cache_keeps_a_fit_s_first_chunks_and_gives_way_to_another_dataset() {
+        // 10 rows of 4 features and a target: 200 bytes each; room for two.
+        let mut c = ChunkCache::new(450);
+        for i in 0..3 {
+            c.put(("a".into(), id(i)), chunk(10));
+        }
+        // A scan in order keeps the first two, never evicting one of its own for the third.
+        assert!(c.get(&("a".into(), id(0))).is_some());
+        assert!(c.get(&("a".into(), id(1))).is_some());
+        assert!(c.get(&("a".into(), id(2))).is_none());
+        assert_eq!(c.used, 400);
+        // Another dataset's chunk evicts the first dataset's.
+        c.put(("b".into(), id(0)), chunk(10));
+        assert!(c.get(&("a".into(), id(0))).is_none());
+        assert!(c.get(&("b".into(), id(0))).is_some());
+        assert_eq!(c.used, 200);
+        // Larger than the whole cache: not kept.
+        c.put(("b".into(), id(1)), chunk(100));
+        assert!(c.get(&("b".into(), id(1))).is_none());
+        // Removed datasets leave.
+        c.retain(|o| o != "b");
+        assert_eq!((c.entries.len(), c.used), (0, 0));
+        // A chunk checked once stays checked in every copy handed out.
+        c.put(("a".into(), id(5)), chunk(10));
+        let e = c.get(&("a".into(), id(5))).unwrap();
+        assert!(!e.checked());
+        e.mark_checked();
+        assert!(c.get(&("a".into(), id(5))).unwrap().checked());
     }
 }
