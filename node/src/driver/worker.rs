@@ -32,7 +32,7 @@ use crate::services::datasets::Datasets;
 /// would each keep an arena's worth of a chunk's size (the difference measured: 22 MB
 /// against 9 MB of peak growth on a worker over a 126-pass fit of 340 KB chunks).
 struct PassThread {
-    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+    jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
 }
 
 impl std::fmt::Debug for PassThread {
@@ -43,7 +43,8 @@ impl std::fmt::Debug for PassThread {
 
 impl PassThread {
     fn start() -> Self {
-        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        // One pass computes at a time (the worker's turn): one job waits at most.
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(1);
         let spawned = std::thread::Builder::new()
             .name("meshml-pass".into())
             .spawn(move || {
@@ -68,8 +69,8 @@ impl PassThread {
             let _ = tx.send(r.map_err(|_| "a pass panicked".to_string()));
         });
         self.jobs
-            .send(job)
-            .map_err(|_| "the pass thread is gone".to_string())?;
+            .try_send(job)
+            .map_err(|_| "the pass thread is gone or busy".to_string())?;
         rx.await
             .map_err(|_| "the pass thread is gone".to_string())?
     }
