@@ -279,6 +279,12 @@ async fn show_dataset(
         Ok(m) => m,
         Err(r) => return r,
     };
+    // A dataset stored a moment ago through another node may not be applied here yet.
+    let _ = (mesh.consensus)
+        .find_soon(REPLICA_LAG, |s| {
+            s.datasets.contains_key(name.as_str()).then_some(())
+        })
+        .await;
     let holders = mesh.consensus.state().read(|s| {
         s.datasets.get(name.as_str()).map(|m| {
             m.chunks
