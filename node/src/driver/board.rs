@@ -55,6 +55,10 @@ pub const RETRY_BACKOFF_MS: u64 = 200;
 /// Commands in one proposal, at most.
 pub const MAX_BATCH: usize = 512;
 
+/// Bytes of data-parallel checkpoint state in one proposal, at most (a checkpoint larger
+/// than this, up to its own cap of 1 MiB, goes alone).
+pub const MAX_BATCH_STATE_BYTES: usize = 1 << 20;
+
 /// How long a proposal that failed waits before it goes out again, milliseconds.
 pub const PROPOSE_RETRY_MS: u64 = 200;
 
@@ -1131,6 +1135,11 @@ impl Board {
     }
 
     fn propose(&mut self, purpose: Purpose, command: ClusterCommand) {
+        // A fit's newer checkpoint replaces one still waiting to go out.
+        if let Purpose::Checkpoint(job) = &purpose {
+            self.queue
+                .retain(|(p, _)| !matches!(p, Purpose::Checkpoint(j) if j == job));
+        }
         self.queue.push_back((purpose, command));
     }
 
@@ -1139,7 +1148,20 @@ impl Board {
         if self.in_flight.is_some() || self.queue.is_empty() || self.now_ms < self.hold_until_ms {
             return;
         }
-        let n = self.queue.len().min(MAX_BATCH);
+        // At most MAX_BATCH commands, and checkpoints of at most MAX_BATCH_STATE_BYTES
+        // together (one, whatever its size): a proposal is one Raft entry, and an entry
+        // must fit one message to reach the followers.
+        let (mut n, mut bytes) = (0, 0);
+        for (_, c) in self.queue.iter().take(MAX_BATCH) {
+            let b = match c {
+                ClusterCommand::Checkpoint { checkpoint, .. } => checkpoint.state.len(),
+                _ => 0,
+            };
+            if n > 0 && bytes + b > MAX_BATCH_STATE_BYTES {
+                break;
+            }
+            (n, bytes) = (n + 1, bytes + b);
+        }
         let (purposes, commands): (Vec<Purpose>, Vec<ClusterCommand>) =
             self.queue.drain(..n).unzip();
         let proposal = self.next_proposal;
@@ -1250,4 +1272,79 @@ pub fn preferred_holders<'a>(holders: impl IntoIterator<Item = &'a [NodeId]>) ->
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshml_storage::raft::Checkpoint;
+
+    fn checkpoint(job: &str, passes: u64, bytes: usize) -> (Purpose, ClusterCommand) {
+        (
+            Purpose::Checkpoint(job.into()),
+            ClusterCommand::Checkpoint {
+                job: job.into(),
+                checkpoint: Checkpoint {
+                    state: vec![0; bytes],
+                    passes,
+                    stage: "lbfgs".into(),
+                    loss: None,
+                    gradient: None,
+                    at_ms: 0,
+                },
+            },
+        )
+    }
+
+    /// The commands of each proposal the board sends, committing each at once.
+    fn proposals(b: &mut Board) -> Vec<Vec<ClusterCommand>> {
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            b.flush();
+            let Some((proposal, _, commands)) = b.in_flight.clone() else {
+                return out;
+            };
+            out.push(commands);
+            let ok = ClusterResponse {
+                ok: true,
+                ..ClusterResponse::default()
+            };
+            b.committed(proposal, Ok(ok));
+        }
+        out
+    }
+
+    #[test]
+    fn checkpoints_are_coalesced_per_fit_and_proposals_stay_within_one_message() {
+        let mut b = Board::new(1, 1);
+        // A fit's checkpoints waiting together: only the newest goes out.
+        for passes in [10, 20, 30] {
+            let (p, c) = checkpoint("a", passes, 100);
+            b.propose(p, c);
+        }
+        let sent = proposals(&mut b);
+        assert_eq!(sent.len(), 1);
+        assert!(matches!(
+            &sent[0][..],
+            [ClusterCommand::Checkpoint { checkpoint, .. }] if checkpoint.passes == 30
+        ));
+        // Four fits' checkpoints of 900 KiB each: one a proposal.
+        for job in ["a", "b", "c", "d"] {
+            let (p, c) = checkpoint(job, 40, 900 << 10);
+            b.propose(p, c);
+        }
+        let sent = proposals(&mut b);
+        assert_eq!(
+            sent.len(),
+            4,
+            "{:?}",
+            sent.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        // Small ones share a proposal.
+        for job in ["a", "b", "c"] {
+            let (p, c) = checkpoint(job, 50, 1000);
+            b.propose(p, c);
+        }
+        assert_eq!(proposals(&mut b).len(), 1);
+    }
 }

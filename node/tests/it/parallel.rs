@@ -394,7 +394,8 @@ fn a_fit_on_more_data_than_any_node_may_hold_stays_within_its_memory() {
     // Each member's peak memory grew by less than half the dataset's size (an in-memory
     // fit holds the whole matrix, and copies of it): its cache, the chunk it computes with
     // its copies, and buffers that do not grow with the data (7.5 MB over a fit of a
-    // quarter of these rows in 5,000-row chunks, 12-14 MB over these in 20,000-row chunks).
+    // quarter of these rows in 5,000-row chunks, 12-14 MB over these in 20,000-row chunks,
+    // 10-14 MB in the 10,000-row chunks here).
     let grew: Vec<u64> = (nodes.iter().zip(&before))
         .map(|(n, b)| peak_rss(n).saturating_sub(*b) >> 10)
         .collect();
