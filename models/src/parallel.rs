@@ -821,26 +821,17 @@ impl DataParallelFit {
                 };
             }
             (Stage::Counts, Partial::ClassCounts(counts)) => {
-                let present: Vec<u32> = (0..counts.len() as u32)
-                    .filter(|&c| counts[c as usize] > 0)
-                    .collect();
-                if present.len() < 2 {
-                    return Err(ModelError::data(
-                        "training data",
-                        format!(
-                            "logistic_regression needs at least two classes in the training data, found {}",
-                            present.len()
-                        ),
-                    ));
-                }
-                let k = if present.len() == 2 { 1 } else { present.len() };
+                same_len(counts.len(), self.n_classes)?;
+                let map = ClassMap::from_counts(&counts, "logistic_regression")?;
+                let k = if map.present.len() == 2 {
+                    1
+                } else {
+                    map.present.len()
+                };
                 let d = self.n_features;
                 let b = if self.fit_intercept() { k } else { 0 };
                 self.stage = Stage::Lbfgs {
-                    map: ClassMap {
-                        present,
-                        n_classes: self.n_classes,
-                    },
+                    map,
                     wide: false,
                     before: 0,
                     run: LbfgsRun::new(vec![0.0; k * d + b]),
@@ -872,31 +863,18 @@ impl DataParallelFit {
                 // No cell is missing (the input check), so a class's rows are its count in
                 // any column.
                 let rows = |m: &Moments| m.count.first().copied().unwrap_or(0);
-                let present: Vec<u32> = (0..classes.len() as u32)
-                    .filter(|&c| rows(&classes[c as usize]) > 0)
-                    .collect();
-                if present.len() < 2 {
-                    return Err(ModelError::data(
-                        "training data",
-                        format!(
-                            "gaussian_nb needs at least two classes in the training data, found {}",
-                            present.len()
-                        ),
-                    ));
-                }
+                same_len(classes.len(), self.n_classes)?;
+                let counts: Vec<u64> = classes.iter().map(rows).collect();
+                let map = ClassMap::from_counts(&counts, "gaussian_nb")?;
                 let mut count = Vec::new();
                 let (mut theta, mut var) = (Vec::new(), Vec::new());
-                for &c in &present {
+                for &c in &map.present {
                     let m = &classes[c as usize];
                     count.push(rows(m));
                     theta.extend_from_slice(&m.mean);
                     var.extend_from_slice(&m.m2);
                 }
                 let max_var = all.variance().into_iter().fold(0.0, f64::max);
-                let map = ClassMap {
-                    present,
-                    n_classes: self.n_classes,
-                };
                 let model = p.check_ref()?.finish(map, &count, theta, var, max_var)?;
                 self.finish(model.into())?;
             }

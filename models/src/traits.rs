@@ -287,12 +287,18 @@ pub struct ClassMap {
 impl ClassMap {
     /// The present classes of `y` among `n_classes`; fails with fewer than two.
     pub fn from_targets(y: &[u32], n_classes: usize, model: &'static str) -> Result<Self> {
-        let mut seen = vec![false; n_classes];
+        let mut counts = vec![0u64; n_classes];
         for &c in y {
-            seen[c as usize] = true;
+            counts[c as usize] += 1;
         }
+        Self::from_counts(&counts, model)
+    }
+
+    /// The classes with rows among `counts` (rows per class id); fails with fewer than two.
+    pub fn from_counts(counts: &[u64], model: &str) -> Result<Self> {
+        let n_classes = counts.len();
         let present: Vec<u32> = (0..n_classes as u32)
-            .filter(|&c| seen[c as usize])
+            .filter(|&c| counts[c as usize] > 0)
             .collect();
         if present.len() < 2 {
             return Err(ModelError::data(
