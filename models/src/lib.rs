@@ -102,7 +102,9 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod cluster;
 pub mod dataset;
+pub mod decomposition;
 pub mod ensemble;
 pub mod error;
 pub mod estimator;

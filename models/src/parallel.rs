@@ -22,6 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{KMeansAsk, KMeansFit, KMeansPart, LloydPart, SamplePart};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::estimator::{
@@ -131,10 +132,22 @@ pub struct CrossMoments {
 impl CrossMoments {
     /// The cross moments of a block of rows, in `f64`.
     pub fn of(x: &crate::matrix::Matrix, y: &[f32]) -> Result<Self> {
+        same_len(x.rows(), y.len())?;
+        Ok(Self::build(x, |i| y[i]))
+    }
+
+    /// The moments of the features alone (the target's parts are zero): the centred
+    /// scatter matrix PCA decomposes.
+    pub fn of_features(x: &crate::matrix::Matrix) -> Self {
+        Self::build(x, |_| 0.0)
+    }
+
+    fn build(x: &crate::matrix::Matrix, y: impl Fn(usize) -> f32 + Clone) -> Self {
         let (n, d) = (x.rows(), x.cols());
+        let y = (0..n).map(y);
         let mut mean_x = vec![0.0f64; d];
         let mut mean_y = 0.0f64;
-        for (row, &v) in x.data().chunks_exact(d.max(1)).zip(y) {
+        for (row, v) in x.data().chunks_exact(d.max(1)).zip(y.clone()) {
             for (m, &c) in mean_x.iter_mut().zip(row) {
                 *m += f64::from(c);
             }
@@ -147,7 +160,7 @@ impl CrossMoments {
         let mut xx = vec![0.0f64; d * d];
         let mut xy = vec![0.0f64; d];
         let mut c = vec![0.0f64; d];
-        for (row, &v) in x.data().chunks_exact(d.max(1)).zip(y) {
+        for (row, v) in x.data().chunks_exact(d.max(1)).zip(y) {
             for j in 0..d {
                 c[j] = f64::from(row[j]) - mean_x[j];
             }
@@ -167,13 +180,13 @@ impl CrossMoments {
                 xx[i * d + j] = xx[j * d + i];
             }
         }
-        Ok(Self {
+        Self {
             n: n as u64,
             mean_x,
             mean_y,
             xx,
             xy,
-        })
+        }
     }
 
     /// Adds another block's moments.
@@ -236,8 +249,16 @@ impl Pass {
             PassOp::Moments { mask } => 3 * mask.len() + 8,
             PassOp::ClassMoments { n_classes } => 3 * d * (n_classes + 1) + 8 * n_classes,
             PassOp::ClassCounts { n_classes } => *n_classes,
-            PassOp::CrossMoments => d * d + 2 * d + 8,
+            PassOp::CrossMoments | PassOp::Scatter => d * d + 2 * d + 8,
             PassOp::LogLoss { w, .. } => w.len() + 1,
+            // About twice the expected share of a chunk of 65,536 rows.
+            PassOp::KMeansSample { p, .. } => {
+                3 * d + 8 + (p.clamp(0.0, 1.0) * 131_072.0) as usize * (d + 2)
+            }
+            PassOp::Lloyd { centres } => centres
+                .iter()
+                .map(|c| 2 * c.len() + 4 * c.len() / d.max(1) + 1)
+                .sum(),
         }
     }
 }
@@ -263,6 +284,22 @@ pub enum PassOp {
     },
     /// [`CrossMoments`] of the features and the target.
     CrossMoments,
+    /// [`CrossMoments`] of the features alone (PCA).
+    Scatter,
+    /// k-means' first pass: column moments and the rows whose hash falls in the first
+    /// `p` of the range ([`SamplePart`]).
+    KMeansSample {
+        /// The sampled share of the hash range.
+        p: f64,
+        /// The hash's seed.
+        seed: u64,
+    },
+    /// A Lloyd pass: for each set of `k x d` centres, the rows' nearest-centre sums
+    /// ([`LloydPart`]).
+    Lloyd {
+        /// Centre sets, row-major.
+        centres: Vec<Vec<f64>>,
+    },
     /// The log-loss and its gradient at `w`, summed over the rows and scaled by `inv_n`.
     LogLoss {
         /// The classes present in training (dataset class ids).
@@ -295,8 +332,12 @@ pub enum Partial {
     },
     /// Of [`PassOp::ClassCounts`].
     ClassCounts(Vec<u64>),
-    /// Of [`PassOp::CrossMoments`].
+    /// Of [`PassOp::CrossMoments`] and [`PassOp::Scatter`].
     CrossMoments(CrossMoments),
+    /// Of [`PassOp::KMeansSample`].
+    KMeansSample(SamplePart),
+    /// Of [`PassOp::Lloyd`], one per centre set.
+    Lloyd(Vec<LloydPart>),
     /// Of [`PassOp::LogLoss`].
     LogLoss {
         /// The objective's data part.
@@ -330,6 +371,11 @@ impl Partial {
                 Ok(())
             }
             (Partial::CrossMoments(a), Partial::CrossMoments(b)) => a.merge(b),
+            (Partial::KMeansSample(a), Partial::KMeansSample(b)) => a.merge(b),
+            (Partial::Lloyd(a), Partial::Lloyd(b)) => {
+                same_len(a.len(), b.len())?;
+                a.iter_mut().zip(b).try_for_each(|(x, y)| x.merge(y))
+            }
             (Partial::LogLoss { f, g }, Partial::LogLoss { f: f2, g: g2 }) => {
                 same_len(g.len(), g2.len())?;
                 *f += f2;
@@ -433,6 +479,21 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
             }
             Partial::CrossMoments(CrossMoments::of(x, &y)?)
         }
+        PassOp::Scatter => Partial::CrossMoments(CrossMoments::of_features(x)),
+        PassOp::KMeansSample { p, seed } => Partial::KMeansSample(SamplePart::of(x, *p, *seed)),
+        PassOp::Lloyd { centres } => {
+            if centres.is_empty()
+                || centres
+                    .iter()
+                    .any(|c| c.is_empty() || c.len() % d.max(1) != 0)
+            {
+                return Err(ModelError::data(
+                    "data-parallel pass",
+                    format!("k-means centres that are not rows of {d} features"),
+                ));
+            }
+            Partial::Lloyd(LloydPart::of(x, centres))
+        }
         PassOp::LogLoss {
             present,
             n_classes,
@@ -473,8 +534,10 @@ pub enum Next {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Stage {
-    /// Fitting the pipeline's transformer step `i`.
+    /// Fitting the pipeline's transformer step `i` in one pass (scaler, PCA).
     Step(usize),
+    /// Fitting the pipeline's k-means step `i`.
+    KMeans { i: usize, fit: Box<KMeansFit> },
     /// Counting classes (logistic regression).
     Counts,
     /// L-BFGS.
@@ -496,11 +559,11 @@ enum Stage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataParallelFit {
     steps: Vec<TransformerSpec>,
-    /// Columns each step learns (scalers).
+    /// Columns each scaler learns (empty after a step that makes new columns: then all).
     masks: Vec<Vec<bool>>,
     fitted: Vec<FittedTransformer>,
     last: Estimator,
-    /// Feature columns (the scalers keep them).
+    /// Feature columns of the next step's input (PCA and k-means make new ones).
     n_features: usize,
     n_samples: u64,
     n_classes: usize,
@@ -516,7 +579,7 @@ pub struct DataParallelFit {
 impl DataParallelFit {
     /// Estimators that fit data-parallel, as the error for the others lists them.
     pub const SUPPORTED: &'static str = "logistic_regression (lbfgs, penalty l2 or none), \
-        gaussian_nb, linear_regression and ridge, after standard_scaler steps";
+        gaussian_nb, linear_regression and ridge, after standard_scaler, pca and kmeans steps";
 
     /// A fit of `estimator` on data whose schema `schema` has (its rows are not read:
     /// a dataset of no rows will do) and which holds `n_samples` rows.
@@ -535,9 +598,37 @@ impl DataParallelFit {
             e => (Vec::new(), e.clone()),
         };
         let mut masks = Vec::new();
+        // Whether an earlier step replaced the columns (with numbers only).
+        let mut reshaped = false;
         for s in &steps {
             match s {
-                TransformerSpec::StandardScaler(p) => masks.push(p.check_ref()?.scaled(schema)?),
+                TransformerSpec::StandardScaler(p) if !reshaped => {
+                    masks.push(p.check_ref()?.scaled(schema)?)
+                }
+                TransformerSpec::StandardScaler(p) => {
+                    if p.columns.is_some() {
+                        return Err(unsupported(
+                            "standard_scaler with columns after pca or kmeans",
+                        ));
+                    }
+                    masks.push(Vec::new());
+                }
+                TransformerSpec::Pca(p) => {
+                    p.check_ref()?;
+                    if !reshaped {
+                        check_model_input(schema, s.name(), true)?;
+                    }
+                    reshaped = true;
+                    masks.push(Vec::new());
+                }
+                TransformerSpec::Kmeans(p) => {
+                    p.check_ref()?;
+                    if !reshaped {
+                        check_model_input(schema, s.name(), true)?;
+                    }
+                    reshaped = true;
+                    masks.push(Vec::new());
+                }
                 other => return Err(unsupported(&format!("the step {}", other.name()))),
             }
         }
@@ -613,6 +704,18 @@ impl DataParallelFit {
     pub fn largest_partial_bytes(&self) -> usize {
         let d = self.n_features;
         let k = self.n_classes;
+        let steps = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                TransformerSpec::Pca(_) => d * d + 2 * d + 8,
+                TransformerSpec::Kmeans(p) => {
+                    p.runs() * (2 * p.n_clusters * d + 4 * p.n_clusters + 1)
+                }
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
         9 * match &self.last {
             Estimator::LogisticRegression(_) => {
                 let k = if k == 2 { 1 } else { k };
@@ -622,6 +725,7 @@ impl DataParallelFit {
             _ => d * d + 2 * d + 8,
         }
         .max(3 * d + 8)
+        .max(9 * steps)
     }
 
     /// The state as a checkpoint of at most `max_bytes` (MessagePack): whole, or without
@@ -662,10 +766,41 @@ impl DataParallelFit {
     pub fn stage(&self) -> String {
         match &self.stage {
             Stage::Step(i) => self.steps[*i].name().to_string(),
+            Stage::KMeans { fit, .. } => format!("kmeans iteration {}", fit.n_iter()),
             Stage::Counts => "class counts".into(),
             Stage::Lbfgs { run, .. } => format!("lbfgs iteration {}", run.n_iter()),
             Stage::Final => self.last.name(),
             Stage::Done(_) => "done".into(),
+        }
+    }
+
+    /// The columns scaler step `i` learns.
+    fn mask(&self, i: usize) -> Vec<bool> {
+        if self.masks[i].is_empty() {
+            vec![true; self.n_features]
+        } else {
+            self.masks[i].clone()
+        }
+    }
+
+    /// After step `i`: the next step, or the model's first stage.
+    fn next_step(&mut self, i: usize) {
+        self.stage = if i + 1 < self.steps.len() {
+            Stage::Step(i + 1)
+        } else {
+            Self::final_stage(&self.last)
+        };
+    }
+
+    /// A pass of step `i`: a scaler's reads any cells; PCA and k-means check theirs as a
+    /// model does (numbers, none missing).
+    fn step_pass(&self, i: usize, op: PassOp) -> Pass {
+        let step = &self.steps[i];
+        Pass {
+            prep: self.fitted.clone(),
+            model: (!matches!(step, TransformerSpec::StandardScaler(_)))
+                .then(|| step.name().to_string()),
+            op,
         }
     }
 
@@ -683,8 +818,35 @@ impl DataParallelFit {
             let op = match &mut self.stage {
                 Stage::Done(m) => return Ok(Next::Done(m.clone())),
                 Stage::Step(i) => {
-                    let mask = self.masks[*i].clone();
-                    return Ok(Next::Pass(self.pass(false, PassOp::Moments { mask })));
+                    let i = *i;
+                    let op = match &self.steps[i] {
+                        TransformerSpec::Kmeans(p) => {
+                            let fit =
+                                KMeansFit::new(&p.check_ref()?, self.n_features, self.n_samples)?;
+                            self.stage = Stage::KMeans {
+                                i,
+                                fit: Box::new(fit),
+                            };
+                            continue;
+                        }
+                        TransformerSpec::Pca(_) => PassOp::Scatter,
+                        _ => PassOp::Moments { mask: self.mask(i) },
+                    };
+                    return Ok(Next::Pass(self.step_pass(i, op)));
+                }
+                Stage::KMeans { i, fit } => {
+                    let i = *i;
+                    let op = match fit.ask() {
+                        KMeansAsk::Sample { p, seed } => PassOp::KMeansSample { p, seed },
+                        KMeansAsk::Lloyd(centres) => PassOp::Lloyd { centres },
+                        KMeansAsk::Done(m) => {
+                            self.n_features = m.n_clusters();
+                            self.fitted.push(FittedTransformer::Kmeans(m));
+                            self.next_step(i);
+                            continue;
+                        }
+                    };
+                    return Ok(Next::Pass(self.step_pass(i, op)));
                 }
                 Stage::Counts => PassOp::ClassCounts {
                     n_classes: self.n_classes,
@@ -810,15 +972,28 @@ impl DataParallelFit {
                 let TransformerSpec::StandardScaler(p) = &self.steps[i] else {
                     return Err(wrong());
                 };
-                let scaler = p
-                    .check_ref()?
-                    .finish(m.mean, &m.m2, &m.count, &self.masks[i])?;
+                let mask = self.mask(i);
+                same_len(mask.len(), m.count.len())?;
+                let scaler = p.check_ref()?.finish(m.mean, &m.m2, &m.count, &mask)?;
                 self.fitted.push(FittedTransformer::StandardScaler(scaler));
-                self.stage = if i + 1 < self.steps.len() {
-                    Stage::Step(i + 1)
-                } else {
-                    Self::final_stage(&self.last)
+                self.next_step(i);
+            }
+            (Stage::Step(i), Partial::CrossMoments(m)) => {
+                let i = *i;
+                let TransformerSpec::Pca(p) = &self.steps[i] else {
+                    return Err(wrong());
                 };
+                same_len(m.mean_x.len(), self.n_features)?;
+                let pca = p.check_ref()?.finish(m)?;
+                self.n_features = pca.n_components();
+                self.fitted.push(FittedTransformer::Pca(pca));
+                self.next_step(i);
+            }
+            (Stage::KMeans { fit, .. }, Partial::KMeansSample(s)) => {
+                fit.tell(KMeansPart::Sample(s))?;
+            }
+            (Stage::KMeans { fit, .. }, Partial::Lloyd(parts)) => {
+                fit.tell(KMeansPart::Lloyd(parts))?;
             }
             (Stage::Counts, Partial::ClassCounts(counts)) => {
                 same_len(counts.len(), self.n_classes)?;

@@ -108,6 +108,13 @@ impl Params for ColumnTransformerParams {
         Ok(())
     }
 
+    /// Seeds the parts' randomised steps (k-means).
+    fn seed_unset(&mut self, seed: u64) {
+        for part in &mut self.transformers {
+            part.steps.iter_mut().for_each(|s| s.seed_unset(seed));
+        }
+    }
+
     /// `remainder`, or `PART__STEP__PARAM` for a step of a part.
     fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
         if key == "remainder" {

@@ -15,7 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{FittedKMeans, KMeansParams};
 use crate::dataset::Dataset;
+use crate::decomposition::{FittedPca, PcaParams};
 use crate::ensemble::{FittedEnsemble, Forest, RandomForestParams, RandomForestRegressorParams};
 use crate::error::{ModelError, Result};
 use crate::linear::{
@@ -78,6 +80,10 @@ registry::registry! {
         OrdinalEncoder(OrdinalEncoderParams => FittedOrdinalEncoder),
         /// Per-column pipelines side by side.
         ColumnTransformer(ColumnTransformerParams => FittedColumnTransformer),
+        /// Principal component analysis.
+        Pca(PcaParams => FittedPca),
+        /// k-means clustering (distances to the centres).
+        Kmeans(KMeansParams => FittedKMeans),
     }
     fitted {
         /// Logistic regression.

@@ -103,7 +103,10 @@ macro_rules! registry {
                 match self {
                     $( Self::$c(p) => Params::seed_unset(p, seed), )*
                     $( Self::$r(p) => Params::seed_unset(p, seed), )*
-                    Self::Pipeline(p) => p.estimator.seed_unset(seed),
+                    Self::Pipeline(p) => {
+                        p.steps.iter_mut().for_each(|s| s.seed_unset(seed));
+                        p.estimator.seed_unset(seed)
+                    }
                 }
             }
 
@@ -183,6 +186,13 @@ macro_rules! registry {
             pub(crate) fn validate(&self) -> Result<()> {
                 match self {
                     $( Self::$t(p) => Params::validate(p), )*
+                }
+            }
+
+            /// Gives a randomised step (k-means) that has no `random_state` this seed.
+            pub fn seed_unset(&mut self, seed: u64) {
+                match self {
+                    $( Self::$t(p) => Params::seed_unset(p, seed), )*
                 }
             }
 

@@ -2,6 +2,7 @@
 //! chunk by chunk and merged, the state checkpointed (MessagePack) and restored between
 //! every two passes, as a driver and its successor would.
 
+use meshml_models::estimator::FittedTransformer;
 use meshml_models::parallel::{compute, DataParallelFit, Next, Partial};
 use meshml_models::{Classifier, Dataset, Estimator, Fit, FittedModel, Target};
 
@@ -277,4 +278,99 @@ fn a_checkpoint_too_large_whole_drops_the_curvature_pairs_and_still_converges() 
         &coefficients(&want),
         1e-4,
     );
+}
+
+/// The fitted steps of a pipeline.
+fn steps(m: &FittedModel) -> &[FittedTransformer] {
+    match m {
+        FittedModel::Pipeline(p) => &p.steps,
+        _ => panic!("not a pipeline"),
+    }
+}
+
+#[test]
+fn pca_and_kmeans_steps_over_chunks_are_the_in_memory_ones() {
+    let digits = data("digits");
+    // PCA (one pass of scatter sums), then logistic regression on the scaled components.
+    let mut e = Estimator::from_name("pca+standard_scaler+logistic_regression").unwrap();
+    e.set_param("n_components", "10").unwrap();
+    e.set_param("tol", "1e-8").unwrap();
+    e.set_param("max_iter", "1000").unwrap();
+    let want = e.fit(&digits).unwrap();
+    let (got, _) = fit_dp(&e, &digits, 250);
+    let (FittedTransformer::Pca(a), FittedTransformer::Pca(b)) =
+        (&steps(&got)[0], &steps(&want)[0])
+    else {
+        panic!("not pca")
+    };
+    assert_rel("components", a.components(), b.components(), 1e-6);
+    assert_rel(
+        "variance",
+        a.explained_variance(),
+        b.explained_variance(),
+        1e-9,
+    );
+    assert_rel("lr on pca", &coefficients(&got), &coefficients(&want), 1e-4);
+
+    // k-means (a sample pass, Lloyd passes, one for the inertia) from the same seed: the
+    // same starts, so the same centres; then naive Bayes on the distances.
+    let mut e = Estimator::from_name("standard_scaler+kmeans+gaussian_nb").unwrap();
+    e.set_param("n_clusters", "10").unwrap();
+    e.set_param("random_state", "7").unwrap();
+    e.set_param("n_init", "3").unwrap();
+    let want = e.fit(&digits).unwrap();
+    for rows in [1797, 301, 64] {
+        let (got, passes) = fit_dp(&e, &digits, rows);
+        let (FittedTransformer::Kmeans(a), FittedTransformer::Kmeans(b)) =
+            (&steps(&got)[1], &steps(&want)[1])
+        else {
+            panic!("not kmeans")
+        };
+        assert_rel("centres", a.cluster_centers(), b.cluster_centers(), 1e-9);
+        assert_eq!(a.n_iter(), b.n_iter());
+        assert_rel("inertia", &[a.inertia()], &[b.inertia()], 1e-9);
+        // The scaler's pass, the sample, the longest run's Lloyd passes and its inertia
+        // pass, naive Bayes.
+        assert!(passes >= a.n_iter() as u64 + 4, "{passes}");
+        assert_eq!(
+            got.predict(digits.x()).unwrap(),
+            want.predict(digits.x()).unwrap()
+        );
+    }
+}
+
+#[test]
+fn kmeans_starts_from_a_sample_that_does_not_depend_on_the_chunks() {
+    // 30,000 rows: more than the start's sample takes whole, so rows are sampled by the
+    // hash of their values; the chunks see the same sample as one block does.
+    let mut rng = meshml_models::rng::Rng::seed_from_u64(5);
+    let (n, d) = (30_000, 3);
+    let mut x = Vec::with_capacity(n * d);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = (i % 4) as f32 * 3.0;
+        for _ in 0..d {
+            x.push(c + rng.next_f64() as f32);
+        }
+        y.push(c);
+    }
+    let data = Dataset::new(
+        meshml_models::Matrix::from_vec(n, d, x).unwrap(),
+        Target::Values(y),
+        vec!["a".into(), "b".into(), "c".into()],
+        "y",
+    )
+    .unwrap();
+    let mut e = Estimator::from_name("kmeans+ridge").unwrap();
+    e.set_param("n_clusters", "6").unwrap();
+    e.set_param("random_state", "2").unwrap();
+    let want = e.fit(&data).unwrap();
+    let (got, _) = fit_dp(&e, &data, 7_001);
+    let (FittedTransformer::Kmeans(a), FittedTransformer::Kmeans(b)) =
+        (&steps(&got)[0], &steps(&want)[0])
+    else {
+        panic!("not kmeans")
+    };
+    assert_rel("centres", a.cluster_centers(), b.cluster_centers(), 1e-9);
+    assert_rel("ridge", &coefficients(&got), &coefficients(&want), 1e-6);
 }

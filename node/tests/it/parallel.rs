@@ -157,6 +157,45 @@ fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
         1e-6,
     );
 
+    // PCA and k-means as steps: one pass of scatter sums, a sample pass, Lloyd passes;
+    // the same components and centres as in memory from the same seed.
+    let mut e = Estimator::from_name("standard_scaler+pca+kmeans+gaussian_nb").unwrap();
+    for (k, v) in [
+        ("n_components", "20"),
+        ("n_clusters", "10"),
+        ("random_state", "3"),
+    ] {
+        e.set_param(k, v).unwrap();
+    }
+    let id = submit_job(
+        &nodes[1],
+        &json!({ "dataset": "digits", "name": "dp-km", "data_parallel": true,
+                 "job": fit_spec(e.clone()) }),
+    );
+    let v = finished_job(&nodes[1], &id);
+    assert!(v["passes"]["passes"].as_u64().unwrap() > 4, "{v}");
+    let (FittedModel::Pipeline(got), FittedModel::Pipeline(want)) = (
+        model(&nodes[2], "dp-km", tmp.path()),
+        e.fit(&digits()).unwrap(),
+    ) else {
+        panic!("not pipelines")
+    };
+    use meshml_models::estimator::FittedTransformer as T;
+    let (T::Pca(a), T::Pca(b)) = (&got.steps[1], &want.steps[1]) else {
+        panic!("not pca")
+    };
+    assert_rel("pca", a.components(), b.components(), 1e-6);
+    let (T::Kmeans(a), T::Kmeans(b)) = (&got.steps[2], &want.steps[2]) else {
+        panic!("not kmeans")
+    };
+    assert_rel("kmeans", a.cluster_centers(), b.cluster_centers(), 1e-6);
+    assert_rel(
+        "naive Bayes on distances",
+        &weights(&got.estimator),
+        &weights(&want.estimator),
+        1e-5,
+    );
+
     // Ridge on digits as a regression (the digit as a number).
     put_dataset_with(
         &nodes[0],
