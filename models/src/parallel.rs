@@ -15,7 +15,12 @@
 //!   objective evaluation: each chunk's log-loss and gradient summed. L-BFGS runs on the
 //!   driver with the exact full-data gradient ([`crate::optim::LbfgsRun`]), in `f32` and
 //!   then in `f64` as the in-memory fit does, so both end at the same model within the
-//!   solver's tolerance.
+//!   solver's tolerance;
+//! - `sgd_classifier` and `sgd_regressor`: one pass per epoch, each chunk running SGD from
+//!   the epoch's start and the driver averaging the chunks' models (see
+//!   [`crate::linear::SgdEpoch`]);
+//! - `pca` and `kmeans` steps: the scatter matrix ([`CrossMoments`] of the features), and
+//!   k-means' sample and Lloyd passes ([`crate::cluster`]).
 //!
 //! The state is plain data (serde): a driver checkpoints it and a new driver resumes from
 //! it. Nothing here does I/O.
@@ -28,7 +33,10 @@ use crate::error::{ModelError, Result};
 use crate::estimator::{
     apply_step, Estimator, FittedModel, FittedPipeline, FittedTransformer, TransformerSpec,
 };
-use crate::linear::{add_penalty, log_loss_part, solve_normal, FittedLogisticRegression, Penalty};
+use crate::linear::{
+    add_penalty, log_loss_part, solve_normal, FittedLogisticRegression, Penalty, SgdEpoch, SgdFit,
+    SgdPart, SgdTarget,
+};
 use crate::optim::{Lbfgs, LbfgsAsk, LbfgsRun, Termination};
 use crate::schema::check_model_input;
 use crate::traits::{ClassMap, Params};
@@ -219,6 +227,11 @@ impl CrossMoments {
     }
 }
 
+/// The size of an SGD partial of `k` problems over `d` features, in numbers.
+fn sgd_partial(k: usize, d: usize) -> usize {
+    4 * k * d + 6 * k + 4
+}
+
 fn same_len(a: usize, b: usize) -> Result<()> {
     if a == b {
         Ok(())
@@ -259,6 +272,7 @@ impl Pass {
                 .iter()
                 .map(|c| 2 * c.len() + 4 * c.len() / d.max(1) + 1)
                 .sum(),
+            PassOp::SgdEpoch(e) => sgd_partial(e.start.k, d),
         }
     }
 }
@@ -300,6 +314,8 @@ pub enum PassOp {
         /// Centre sets, row-major.
         centres: Vec<Vec<f64>>,
     },
+    /// An SGD epoch from the given start ([`SgdPart`]).
+    SgdEpoch(Box<SgdEpoch>),
     /// The log-loss and its gradient at `w`, summed over the rows and scaled by `inv_n`.
     LogLoss {
         /// The classes present in training (dataset class ids).
@@ -338,6 +354,8 @@ pub enum Partial {
     KMeansSample(SamplePart),
     /// Of [`PassOp::Lloyd`], one per centre set.
     Lloyd(Vec<LloydPart>),
+    /// Of [`PassOp::SgdEpoch`].
+    Sgd(SgdPart),
     /// Of [`PassOp::LogLoss`].
     LogLoss {
         /// The objective's data part.
@@ -372,6 +390,7 @@ impl Partial {
             }
             (Partial::CrossMoments(a), Partial::CrossMoments(b)) => a.merge(b),
             (Partial::KMeansSample(a), Partial::KMeansSample(b)) => a.merge(b),
+            (Partial::Sgd(a), Partial::Sgd(b)) => a.merge(b),
             (Partial::Lloyd(a), Partial::Lloyd(b)) => {
                 same_len(a.len(), b.len())?;
                 a.iter_mut().zip(b).try_for_each(|(x, y)| x.merge(y))
@@ -408,6 +427,7 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
         PassOp::ClassMoments { n_classes }
         | PassOp::ClassCounts { n_classes }
         | PassOp::LogLoss { n_classes, .. } => Some(*n_classes),
+        PassOp::SgdEpoch(e) => e.classes.as_ref().map(|m| m.n_classes),
         _ => None,
     };
     if claimed.is_some_and(|n| n != classes) {
@@ -494,6 +514,18 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
             }
             Partial::Lloyd(LloydPart::of(x, centres))
         }
+        PassOp::SgdEpoch(e) => Partial::Sgd(if e.classes.is_some() {
+            e.run(x, &SgdTarget::Classes(data.class_target()?.0))?
+        } else {
+            let y = data.value_target()?;
+            if let Some(bad) = y.iter().position(|v| !v.is_finite()) {
+                return Err(ModelError::data(
+                    "training data",
+                    format!("target of row {bad} of a chunk is not a finite number"),
+                ));
+            }
+            e.run(x, &SgdTarget::Values(&y))?
+        }),
         PassOp::LogLoss {
             present,
             n_classes,
@@ -549,8 +581,10 @@ enum Stage {
         before: usize,
         run: LbfgsRun,
     },
-    /// The one pass of a closed-form model.
+    /// The one pass of a closed-form model (or the start of an SGD regressor).
     Final,
+    /// SGD epochs.
+    Sgd(Box<SgdFit>),
     /// Finished.
     Done(FittedModel),
 }
@@ -569,7 +603,8 @@ pub struct DataParallelFit {
     n_classes: usize,
     stage: Stage,
     passes: u64,
-    /// The objective after each L-BFGS evaluation, with its gradient's largest component.
+    /// The objective after each L-BFGS evaluation, with its gradient's largest component,
+    /// or SGD's mean objective after each epoch (the gradient NaN).
     losses: Vec<(f64, f64)>,
     warnings: Vec<String>,
     /// The point of the objective evaluation asked for last.
@@ -579,7 +614,8 @@ pub struct DataParallelFit {
 impl DataParallelFit {
     /// Estimators that fit data-parallel, as the error for the others lists them.
     pub const SUPPORTED: &'static str = "logistic_regression (lbfgs, penalty l2 or none), \
-        gaussian_nb, linear_regression and ridge, after standard_scaler, pca and kmeans steps";
+        sgd_classifier, sgd_regressor, gaussian_nb, linear_regression and ridge, after \
+        standard_scaler, pca and kmeans steps";
 
     /// A fit of `estimator` on data whose schema `schema` has (its rows are not read:
     /// a dataset of no rows will do) and which holds `n_samples` rows.
@@ -648,6 +684,12 @@ impl DataParallelFit {
             Estimator::Ridge(p) => {
                 p.check_ref()?;
             }
+            Estimator::SgdClassifier(p) => {
+                p.check_ref()?;
+            }
+            Estimator::SgdRegressor(p) => {
+                p.check_ref()?;
+            }
             other => return Err(unsupported(&other.name())),
         }
         // Scalers keep the columns' names and kinds: the model's input check can run on
@@ -689,7 +731,7 @@ impl DataParallelFit {
 
     fn final_stage(last: &Estimator) -> Stage {
         match last {
-            Estimator::LogisticRegression(_) => Stage::Counts,
+            Estimator::LogisticRegression(_) | Estimator::SgdClassifier(_) => Stage::Counts,
             _ => Stage::Final,
         }
     }
@@ -722,6 +764,8 @@ impl DataParallelFit {
                 k * (d + 1) + 1
             }
             Estimator::GaussianNb(_) => 3 * d * (k + 1) + 8 * k,
+            Estimator::SgdClassifier(_) => sgd_partial(if k <= 2 { 1 } else { k }, d),
+            Estimator::SgdRegressor(_) => sgd_partial(1, d),
             _ => d * d + 2 * d + 8,
         }
         .max(3 * d + 8)
@@ -752,7 +796,8 @@ impl DataParallelFit {
     }
 
     /// The objective after each evaluation so far, with its gradient's largest component
-    /// (logistic regression).
+    /// (logistic regression), or after each SGD epoch (its mean over the rows; NaN for the
+    /// gradient, which SGD does not compute).
     pub fn losses(&self) -> &[(f64, f64)] {
         &self.losses
     }
@@ -770,6 +815,7 @@ impl DataParallelFit {
             Stage::Counts => "class counts".into(),
             Stage::Lbfgs { run, .. } => format!("lbfgs iteration {}", run.n_iter()),
             Stage::Final => self.last.name(),
+            Stage::Sgd(fit) => format!("sgd epoch {}", fit.epochs() + 1),
             Stage::Done(_) => "done".into(),
         }
     }
@@ -855,7 +901,20 @@ impl DataParallelFit {
                     Estimator::GaussianNb(_) => PassOp::ClassMoments {
                         n_classes: self.n_classes,
                     },
+                    Estimator::SgdRegressor(p) => {
+                        self.stage = Stage::Sgd(Box::new(SgdFit::new(p, self.n_features, None)));
+                        continue;
+                    }
                     _ => PassOp::CrossMoments,
+                },
+                Stage::Sgd(fit) => match fit.ask() {
+                    Some(epoch) => PassOp::SgdEpoch(Box::new(epoch)),
+                    None => {
+                        let (model, warning) = fit.model();
+                        self.warnings.extend(warning);
+                        self.finish(model.into())?;
+                        continue;
+                    }
                 },
                 Stage::Lbfgs {
                     map,
@@ -995,9 +1054,18 @@ impl DataParallelFit {
             (Stage::KMeans { fit, .. }, Partial::Lloyd(parts)) => {
                 fit.tell(KMeansPart::Lloyd(parts))?;
             }
+            (Stage::Sgd(fit), Partial::Sgd(part)) => {
+                let objective = fit.tell(part)?;
+                // SGD has no gradient to show.
+                self.losses.push((objective, f64::NAN));
+            }
             (Stage::Counts, Partial::ClassCounts(counts)) => {
                 same_len(counts.len(), self.n_classes)?;
-                let map = ClassMap::from_counts(&counts, "logistic_regression")?;
+                let map = ClassMap::from_counts(&counts, &self.last.name())?;
+                if let Estimator::SgdClassifier(p) = &self.last {
+                    self.stage = Stage::Sgd(Box::new(SgdFit::new(p, self.n_features, Some(map))));
+                    return Ok(());
+                }
                 let k = if map.present.len() == 2 {
                     1
                 } else {

@@ -21,8 +21,8 @@ use crate::decomposition::{FittedPca, PcaParams};
 use crate::ensemble::{FittedEnsemble, Forest, RandomForestParams, RandomForestRegressorParams};
 use crate::error::{ModelError, Result};
 use crate::linear::{
-    FittedLinearRegression, FittedLogisticRegression, LinearRegressionParams,
-    LogisticRegressionParams, RidgeParams,
+    FittedLinearRegression, FittedLogisticRegression, FittedSgd, LinearRegressionParams,
+    LogisticRegressionParams, RidgeParams, SgdClassifierParams, SgdRegressorParams,
 };
 use crate::matrix::Matrix;
 use crate::meta::{FittedCascade, FittedMultiOutput, FittedStacking};
@@ -56,6 +56,8 @@ registry::registry! {
         DecisionTree(DecisionTreeClassifierParams),
         /// Random-forest classifier.
         RandomForest(RandomForestParams),
+        /// Linear classifier by stochastic gradient descent.
+        SgdClassifier(SgdClassifierParams),
     }
     regressors {
         /// Ordinary least squares.
@@ -66,6 +68,8 @@ registry::registry! {
         DecisionTreeRegressor(DecisionTreeRegressorParams),
         /// Random-forest regressor.
         RandomForestRegressor(RandomForestRegressorParams),
+        /// Linear regressor by stochastic gradient descent.
+        SgdRegressor(SgdRegressorParams),
     }
     transformers {
         /// Standard scaler.
@@ -94,6 +98,8 @@ registry::registry! {
         DecisionTree(FittedDecisionTree),
         /// Least squares (linear regression or ridge).
         LinearRegression(FittedLinearRegression),
+        /// A linear model fitted by SGD (a classifier or a regressor).
+        Sgd(FittedSgd),
         /// Pipeline.
         Pipeline(FittedPipeline),
         /// An ensemble: a forest, or members a meta-estimator fitted apart.

@@ -19,9 +19,14 @@
 mod algorithm;
 mod hyperparams;
 mod ridge;
+mod sgd;
 
 pub use algorithm::FittedLogisticRegression;
 pub(crate) use algorithm::{add_penalty, log_loss_part};
 pub use hyperparams::{LogisticRegressionParams, Penalty};
 pub(crate) use ridge::solve_normal;
 pub use ridge::{FittedLinearRegression, LinearRegressionParams, RidgeParams};
+pub use sgd::{
+    FittedSgd, LearningRate, SgdClassifierParams, SgdEpoch, SgdFit, SgdLoss, SgdParams, SgdPart,
+    SgdPenalty, SgdRegressorParams, SgdStart, Target as SgdTarget,
+};

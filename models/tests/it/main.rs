@@ -7,5 +7,6 @@ mod compat;
 mod meta_parity;
 mod more_parity;
 mod parallel;
+mod sgd_parity;
 mod sklearn_parity;
 mod tables_parity;

@@ -374,3 +374,76 @@ fn kmeans_starts_from_a_sample_that_does_not_depend_on_the_chunks() {
     assert_rel("centres", a.cluster_centers(), b.cluster_centers(), 1e-9);
     assert_rel("ridge", &coefficients(&got), &coefficients(&want), 1e-6);
 }
+
+#[test]
+fn sgd_epochs_over_chunks_average_the_chunks_models() {
+    use meshml_models::preprocessing::StandardScalerParams;
+    use meshml_models::Transformer;
+    let digits = data("digits");
+    let train: Vec<usize> = (0..digits.n_samples()).filter(|i| i % 5 != 0).collect();
+    let test: Vec<usize> = (0..digits.n_samples()).filter(|i| i % 5 == 0).collect();
+    let (train, test) = (
+        digits.select(&train).unwrap(),
+        digits.select(&test).unwrap(),
+    );
+    let s = StandardScalerParams::default()
+        .fit_matrix(train.x())
+        .unwrap();
+    let scale = |d: &Dataset| {
+        d.with_x(s.transform(d.x()).unwrap(), d.feature_names().to_vec())
+            .unwrap()
+    };
+    let (train, test) = (scale(&train), scale(&test));
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("../reference/sklearn_sgd.json")).unwrap();
+    for (i, loss) in ["hinge", "log_loss", "modified_huber"].iter().enumerate() {
+        let r = &reference["classifier_digits"][i];
+        assert_eq!(r["params"]["loss"], *loss);
+        let mut e = Estimator::from_name("sgd_classifier").unwrap();
+        e.set_param("loss", loss).unwrap();
+        e.set_param("random_state", "3").unwrap();
+        e.set_param("max_iter", "100").unwrap();
+        // All rows as one chunk: the in-memory fit, number for number.
+        let want = e.fit(&train).unwrap();
+        let (one, passes) = fit_dp(&e, &train, train.n_samples());
+        assert_eq!(one, want, "{loss}");
+        let FittedModel::Sgd(m) = &want else {
+            panic!("not sgd")
+        };
+        // The class counts, then one pass per epoch.
+        assert_eq!(passes, 1 + m.n_iter() as u64);
+        // Four chunks: each epoch averages four models; the accuracy stays within
+        // scikit-learn's range over seeds (widened by two test rows in 360).
+        let (lo, hi) = (
+            r["score_min"].as_f64().unwrap(),
+            r["score_max"].as_f64().unwrap(),
+        );
+        let (four, _) = fit_dp(&e, &train, 360);
+        let acc = four.evaluate(&test).unwrap();
+        assert!(
+            acc >= lo - 2.0 / 360.0 && acc <= hi + 2.0 / 360.0,
+            "{loss}: {acc} against {lo}..{hi}"
+        );
+    }
+    // A regressor: digits' pixels predicting the digit.
+    let values = |d: &Dataset| {
+        let (ids, _) = d.class_target().unwrap();
+        Dataset::new(
+            d.x().clone(),
+            Target::Values(ids.iter().map(|&c| c as f32).collect()),
+            d.feature_names().to_vec(),
+            "digit",
+        )
+        .unwrap()
+    };
+    let (train, test) = (values(&train), values(&test));
+    let mut e = Estimator::from_name("sgd_regressor").unwrap();
+    e.set_param("random_state", "0").unwrap();
+    let want = e.fit(&train).unwrap();
+    assert_eq!(fit_dp(&e, &train, train.n_samples()).0, want);
+    let (a, b) = (
+        want.evaluate(&test).unwrap(),
+        fit_dp(&e, &train, 250).0.evaluate(&test).unwrap(),
+    );
+    assert!((a - b).abs() < 0.02, "R2 {a} in memory, {b} over chunks");
+}

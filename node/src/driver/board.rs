@@ -544,7 +544,7 @@ impl Board {
                             passes: fit.passes(),
                             stage: fit.stage(),
                             loss: last.map(|l| l.0),
-                            gradient: last.map(|l| l.1),
+                            gradient: last.map(|l| l.1).filter(|g| g.is_finite()),
                             wall_ms: Some(times.wall_ms),
                             compute_ms: Some(times.compute_ms),
                         });

@@ -77,6 +77,36 @@ fn digits() -> Dataset {
     load_csv(data_path("digits"), &CsvOptions::default()).unwrap()
 }
 
+/// `estimator` fitted data-parallel in this process over chunks of `rows` rows, merged in
+/// chunk order as a driver merges them.
+fn over_chunks(estimator: &Estimator, data: &Dataset, rows: usize) -> FittedModel {
+    use meshml_models::parallel::{compute, DataParallelFit, Next, Partial};
+    let idx: Vec<usize> = (0..data.n_samples()).collect();
+    let chunks: Vec<Dataset> = idx.chunks(rows).map(|c| data.select(c).unwrap()).collect();
+    let mut fit = DataParallelFit::new(
+        estimator,
+        &data.select(&[]).unwrap(),
+        data.n_samples() as u64,
+    )
+    .unwrap();
+    loop {
+        match fit.ask().unwrap() {
+            Next::Done(m) => return m,
+            Next::Pass(pass) => {
+                let mut total: Option<Partial> = None;
+                for c in &chunks {
+                    let p = compute(&pass, c.clone()).unwrap();
+                    match &mut total {
+                        None => total = Some(p),
+                        Some(t) => t.merge(&p).unwrap(),
+                    }
+                }
+                fit.tell(total.unwrap()).unwrap();
+            }
+        }
+    }
+}
+
 #[test]
 fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
     let tmp = tempfile::tempdir().unwrap();
@@ -195,6 +225,27 @@ fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
         &weights(&want.estimator),
         1e-5,
     );
+
+    // SGD: an epoch per pass, each chunk's model averaged; the mesh's run is the one a
+    // single process makes over the same 200-row chunks, number for number.
+    let mut e = Estimator::from_name("standard_scaler+sgd_classifier").unwrap();
+    for (k, v) in [
+        ("loss", "log_loss"),
+        ("random_state", "1"),
+        ("max_iter", "15"),
+    ] {
+        e.set_param(k, v).unwrap();
+    }
+    let id = submit_job(
+        &nodes[2],
+        &json!({ "dataset": "digits", "name": "dp-sgd", "data_parallel": true,
+                 "job": fit_spec(e.clone()) }),
+    );
+    let v = finished_job(&nodes[2], &id);
+    assert_eq!(v["passes"]["passes"], 17, "{v}");
+    let want = over_chunks(&e, &digits(), 200);
+    let got = model(&nodes[0], "dp-sgd", tmp.path());
+    assert_eq!(got, want, "SGD on the mesh and in one process");
 
     // Ridge on digits as a regression (the digit as a number).
     put_dataset_with(
