@@ -4,7 +4,8 @@
 # build, one slot each, the dataset stored with 2 copies in 65,536-row chunks, each node's
 # training memory 200 MiB, below the dataset's 389 MiB, so the fit runs data-parallel),
 # scikit-learn lbfgs on all rows in memory (the accuracy reference), Spark MLlib on local[2]
-# and scikit-learn's streamed SGD. Every tool is scored on synth200k's test part. All on the
+# and scikit-learn's streamed SGD (3 epochs of partial_fit; meshml's sgd_classifier runs the
+# same 3 epochs data-parallel). Every tool is scored on synth200k's test part. All on the
 # same 2 cores; each record goes through the peers' runner.py.
 #
 #   bash ../shared/bench/setup.sh && /tmp/peers/venv/bin/python ../shared/bench/make_data.py
@@ -64,6 +65,10 @@ if [[ "meshml" =~ $ONLY ]]; then
     echo "node $i peak RSS after storing: $(grep VmHWM /proc/${pids[$i]}/status | awk '{print $2, $3}')" >&2
   done
   run bigfit_meshml_mesh3 900 "$V" "$ROOT/tools/bigfit_meshml.py" "$M" "$NODE" synth2m synth-test
+  # SGD at scikit-learn's streamed partial_fit's settings and epochs (bigfit_sklearn_sgd).
+  run bigfit_meshml_sgd3 900 "$V" "$ROOT/tools/bigfit_meshml.py" "$M" "$NODE" synth2m synth-test \
+    meshml-dp-sgd-mesh3 --model sgd_classifier --set loss=log_loss --set alpha=1e-5 \
+    --set max_iter=3 --set tol=None --set random_state=0
   for i in 0 1 2; do
     echo "node $i peak RSS after the fit: $(grep VmHWM /proc/${pids[$i]}/status | awk '{print $2, $3}')" >&2
   done

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """One data-parallel meshml fit for tools/bench_bigfit.sh, as a peer benchmark record.
 
-  bigfit_meshml.py MESHML NODE DATASET TEST_DATASET
+  bigfit_meshml.py MESHML NODE DATASET TEST_DATASET [TOOL FIT_ARGS...]
 
-Runs `meshml fit` (logistic regression, C=1, max_iter=100, as the peers) through NODE and
-prints one JSON line: fit_s (the job's wall time, submission to result), accuracy on
-TEST_DATASET, the passes over the data and their overhead beyond the members' compute.
+Runs `meshml fit` through NODE (by default logistic regression, C=1, max_iter=100, as the
+peers; or the model and `--set`s in FIT_ARGS, recorded as TOOL) and prints one JSON line:
+fit_s (the job's wall time, submission to result), accuracy on TEST_DATASET, the passes over
+the data and their overhead beyond the members' compute.
 """
 import json
 import re
@@ -16,14 +17,17 @@ import time
 
 def main():
     meshml, node, dataset, test = sys.argv[1:5]
+    tool = sys.argv[5] if len(sys.argv) > 5 else "meshml-dp-mesh3"
+    fit = sys.argv[6:] or ["--model", "logistic_regression", "--set", "C=1",
+                           "--set", "max_iter=100"]
     t = time.time()
     out = subprocess.run(
-        [meshml, "fit", "--node", node, "--dataset", dataset, "--model", "logistic_regression",
-         "--set", "C=1", "--set", "max_iter=100", "--test-dataset", test, "--name", "bigfit"],
+        [meshml, "fit", "--node", node, "--dataset", dataset, *fit, "--test-dataset", test,
+         "--name", "bigfit"],
         check=True, capture_output=True, text=True).stdout
     wall = time.time() - t
     print(out, file=sys.stderr)
-    rec = {"bench": "big_fit_lr", "tool": "meshml-dp-mesh3", "dataset": dataset,
+    rec = {"bench": "big_fit_lr", "tool": tool, "dataset": dataset,
            "fit_s": wall,
            "accuracy": float(re.search(r"accuracy on '[^']+': ([0-9.]+)", out).group(1)),
            "mode": re.search(r"^mode: (.*)$", out, re.M).group(1)}

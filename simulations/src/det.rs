@@ -23,7 +23,13 @@
 //!
 //! The job is a grid search with 5-fold cross-validation and a refit of the best candidate
 //! (two stages: the folds' scores, then the refit's model, which is copied to the driver
-//! and read back at the end). Faults (crashes, restarts, partitions, loss) come on a
+//! and read back at the end), or with [`DetConfig::data_parallel`] a data-parallel fit
+//! (`standard_scaler+logistic_regression`) over iris in 10 chunks of 15 rows, each held by
+//! two nodes: the driver runs the production [`meshml_node::driver::rounds::Rounds`] engine
+//! inside its board, workers compute each chunk's partial with the models crate's own
+//! `compute` and answer after 1-4 ms, and the board's checkpoints go through the log, so a
+//! new driver resumes the fit from the last committed one; the final model must be the
+//! fault-free run's, bit for bit. Faults (crashes, restarts, partitions, loss) come on a
 //! timeline; [`run`] returns a [`DetReport`] with the timeline of events, the committed task
 //! results and the invariants that were violated, if any. The same [`DetConfig`] gives the
 //! same report.
@@ -37,6 +43,7 @@ use meshml_node::driver::board::{
     AssignFailure, Board, Effect, Event, JobData, LostOutputs, Member, PlantedBug, Report,
 };
 use meshml_node::driver::inbox::TermGuard;
+use meshml_node::driver::rounds::{Answer, Refusal, Trained};
 use meshml_node::driver::scheduler::TaskKey;
 use meshml_node::job::{JobRequest, JobSummary, TaskDone, TaskSpec};
 use meshml_protocol::{ChunkId, JobId, TaskState};
@@ -133,6 +140,8 @@ pub struct DetConfig {
     pub vote_rule: bool,
     /// A bug planted in every leader's board, only to show that the checker catches it.
     pub planted: Option<PlantedBug>,
+    /// The job is a data-parallel fit instead of a grid search (`tasks` is then unused).
+    pub data_parallel: bool,
 }
 
 /// Folds of the simulated job's cross-validation.
@@ -154,6 +163,15 @@ impl DetConfig {
             horizon_us: 20_000_000,
             vote_rule: true,
             planted: None,
+            data_parallel: false,
+        }
+    }
+
+    /// `nodes` nodes running the data-parallel fit, no faults.
+    pub fn data_parallel(nodes: usize, seed: u64) -> Self {
+        Self {
+            data_parallel: true,
+            ..Self::new(nodes, 0, seed)
         }
     }
 
@@ -162,9 +180,14 @@ impl DetConfig {
         self.tasks.div_ceil(FOLDS).max(1)
     }
 
-    /// Every task of the job: the folds of every candidate, then the refit.
+    /// Every task of the job: the folds of every candidate, then the refit (none for a
+    /// data-parallel fit, which runs passes, not tasks).
     pub fn total_tasks(&self) -> usize {
-        self.candidates() * FOLDS + 1
+        if self.data_parallel {
+            0
+        } else {
+            self.candidates() * FOLDS + 1
+        }
     }
 }
 
@@ -194,6 +217,11 @@ pub struct DetReport {
     pub dropped: u64,
     /// Broken invariants, empty when all held.
     pub violations: Vec<String>,
+    /// A data-parallel fit: requests answered by members, and a hash of the registered
+    /// model's MessagePack (the same hash is the same model, bit for bit).
+    pub answers: u64,
+    /// See `answers`.
+    pub model: Option<u64>,
 }
 
 /// The job every run submits.
@@ -256,6 +284,20 @@ enum Msg {
         request: u64,
         bytes: Option<Arc<Vec<u8>>>,
     },
+    /// A data-parallel pass over chunks (the pass as MessagePack).
+    Train {
+        term: u64,
+        job: JobId,
+        request: u64,
+        chunks: Vec<(u32, ChunkId)>,
+        spec: Arc<Vec<u8>>,
+    },
+    Trained {
+        term: u64,
+        job: JobId,
+        request: u64,
+        outcome: Answer,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,6 +349,8 @@ struct Lead {
     readings: BTreeMap<(JobId, u32), Reading>,
     /// Events due later (registration).
     later: Vec<(u64, Event)>,
+    /// Data-parallel requests in flight: deadline and member.
+    trains: BTreeMap<(JobId, u64), (u64, usize)>,
 }
 
 impl Lead {
@@ -319,6 +363,9 @@ impl Lead {
             t = t.min(*d);
         }
         for (d, _) in &self.later {
+            t = t.min(*d);
+        }
+        for (d, _) in self.trains.values() {
             t = t.min(*d);
         }
         t
@@ -355,6 +402,8 @@ struct Node {
     store: BTreeMap<ChunkId, Arc<Vec<u8>>>,
     /// Restarts so far (the real node announces its start time).
     incarnation: u64,
+    /// Answers to data-parallel passes, sent when computed: (when, to, answer).
+    outbox: Vec<(u64, usize, Msg)>,
 }
 
 impl Node {
@@ -410,8 +459,61 @@ fn output_of(task: &Task) -> Arc<Vec<u8>> {
     bytes
 }
 
-/// The job: a grid search of Gaussian naive Bayes over `var_smoothing` on iris.
+/// Chunks of the data-parallel fit.
+const DP_CHUNKS: usize = 10;
+
+/// Iris in [`DP_CHUNKS`] chunks (row `i` in chunk `i % 10`, so each holds every class).
+fn dp_chunks() -> &'static Vec<Dataset> {
+    static CHUNKS: OnceLock<Vec<Dataset>> = OnceLock::new();
+    CHUNKS.get_or_init(|| {
+        (0..DP_CHUNKS)
+            .map(|c| {
+                let rows: Vec<usize> = (c..iris().n_samples()).step_by(DP_CHUNKS).collect();
+                iris().select(&rows).expect("iris rows")
+            })
+            .collect()
+    })
+}
+
+/// The estimator of the data-parallel fit.
+fn dp_estimator() -> Estimator {
+    Estimator::from_name("standard_scaler+logistic_regression").expect("a known estimator")
+}
+
+/// A worker's answer to a pass over `chunks`: each chunk's partial.
+fn train(spec: &[u8], chunks: &[(u32, ChunkId)]) -> Answer {
+    let pass: meshml_models::parallel::Pass =
+        rmp_serde::from_slice(spec).map_err(|e| Refusal::Fatal(e.to_string()))?;
+    let mut partials = Vec::with_capacity(chunks.len());
+    for &(i, _) in chunks {
+        let chunk = dp_chunks()
+            .get(i as usize)
+            .ok_or_else(|| Refusal::Fatal(format!("no chunk {i}")))?;
+        let part = meshml_models::parallel::compute(&pass, chunk.clone())
+            .map_err(|e| Refusal::Fatal(e.to_string()))?;
+        partials.push((i, rmp_serde::to_vec_named(&part).expect("partials encode")));
+    }
+    Ok(Trained { partials, ms: 1 })
+}
+
+/// The job: a grid search of Gaussian naive Bayes over `var_smoothing` on iris (or the
+/// data-parallel fit).
 fn job_request(cfg: &DetConfig) -> JobRequest {
+    if cfg.data_parallel {
+        return JobRequest {
+            dataset: "iris".into(),
+            job: JobSpec {
+                kind: JobKind::Fit {
+                    estimator: dp_estimator(),
+                },
+                seed: 7,
+            },
+            name: Some("det".into()),
+            test_dataset: None,
+            data_parallel: Some(true),
+            mode: None,
+        };
+    }
     let values = (0..cfg.candidates())
         .map(|i| format!("{}e-{}", 1 + i % 9, 1 + i / 9))
         .collect();
@@ -553,12 +655,25 @@ impl Sim {
             next_fetch: 1,
             readings: BTreeMap::new(),
             later: Vec::new(),
+            trains: BTreeMap::new(),
         });
-        let done = self.truth.jobs.get(JOB).map_or(0, |j| j.progress().0);
-        self.event(format!(
-            "node {i} elected driver in term {term} ({done} of {} tasks already done)",
-            self.cfg.total_tasks()
-        ));
+        let job = self.truth.jobs.get(JOB);
+        let done = job.map_or(0, |j| j.progress().0);
+        self.event(if self.cfg.data_parallel {
+            // The committed checkpoint it will resume from, if any.
+            let passes = job
+                .and_then(|j| j.checkpoint.as_ref())
+                .and_then(|c| {
+                    rmp_serde::from_slice::<meshml_models::parallel::DataParallelFit>(&c.state).ok()
+                })
+                .map_or(0, |f| f.passes());
+            format!("node {i} elected driver in term {term} (checkpoint after {passes} passes)")
+        } else {
+            format!(
+                "node {i} elected driver in term {term} ({done} of {} tasks already done)",
+                self.cfg.total_tasks()
+            )
+        });
         self.drive(i);
     }
 
@@ -642,6 +757,14 @@ impl Sim {
                 result,
                 ..
             } => {
+                if let Some(model) = &result.model {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    rmp_serde::to_vec_named(model)
+                        .expect("models encode")
+                        .hash(&mut h);
+                    self.report.model = Some(h.finish());
+                }
                 // Building and storing the artifact is the registry's I/O, not the board's:
                 // here the summary comes back a moment later.
                 let summary = JobSummary {
@@ -666,7 +789,28 @@ impl Sim {
                 }
             }
             Effect::Release { .. } => {}
-            Effect::Train { .. } => unreachable!("the simulated job does not run data-parallel"),
+            Effect::Train {
+                job,
+                node,
+                request,
+                chunks,
+                spec,
+                ..
+            } => {
+                let deadline = now + self.cfg.timing.rpc_timeout_us;
+                if let Some(lead) = self.nodes[i].lead.as_mut() {
+                    lead.trains
+                        .insert((job.clone(), request), (deadline, node as usize));
+                }
+                let msg = Msg::Train {
+                    term,
+                    job,
+                    request,
+                    chunks,
+                    spec,
+                };
+                self.net.send(i, node as usize, msg);
+            }
         }
     }
 
@@ -896,6 +1040,15 @@ impl Sim {
         for (key, _) in &expired {
             lead.pending.remove(key);
         }
+        let lost_trains: Vec<(JobId, u64, usize)> = lead
+            .trains
+            .iter()
+            .filter(|(_, (t, _))| *t <= now)
+            .map(|((j, r), (_, n))| (j.clone(), *r, *n))
+            .collect();
+        for (j, r, _) in &lost_trains {
+            lead.trains.remove(&(j.clone(), *r));
+        }
         let timed_out: Vec<u64> = lead
             .fetches
             .iter()
@@ -928,6 +1081,17 @@ impl Sim {
         }
         for r in timed_out {
             self.fetched(i, r, None);
+        }
+        for (job, request, node) in lost_trains {
+            self.feed(
+                i,
+                Event::Trained {
+                    job,
+                    node: node as u64,
+                    request,
+                    outcome: Err(Refusal::Retry("no answer in time".into())),
+                },
+            );
         }
         for e in due {
             self.feed(i, e);
@@ -968,12 +1132,7 @@ impl Sim {
                 events.push(Event::JobRecorded {
                     id: id.clone(),
                     record: Box::new(record.clone()),
-                    data: Some(Box::new(JobData {
-                        summary: self.summary.clone(),
-                        prefer: (0..self.cfg.nodes as u64).collect(),
-                        chunks: Vec::new(),
-                        schema: None,
-                    })),
+                    data: Some(Box::new(self.job_data())),
                 });
             }
         }
@@ -987,6 +1146,30 @@ impl Sim {
             }
         }
         events
+    }
+
+    /// The job's data as the driver reads it from the catalogue: for a data-parallel fit,
+    /// its chunks (chunk `c` on nodes `c` and `c + 1`, modulo the nodes) and schema.
+    fn job_data(&self) -> JobData {
+        let n = self.cfg.nodes as u64;
+        let (chunks, schema) = if self.cfg.data_parallel {
+            let chunks = (0..DP_CHUNKS as u64)
+                .map(|c| {
+                    let mut holders = vec![c % n, (c + 1) % n];
+                    holders.dedup();
+                    (ChunkId::from_bytes([c as u8; 32]), holders)
+                })
+                .collect();
+            (chunks, Some(Box::new(iris().select(&[]).expect("iris"))))
+        } else {
+            (Vec::new(), None)
+        };
+        JobData {
+            summary: self.summary.clone(),
+            prefer: (0..n).collect(),
+            chunks,
+            schema,
+        }
     }
 
     fn advance_commit(&mut self, i: usize) {
@@ -1053,10 +1236,14 @@ impl Sim {
                 self.report.finished_us = Some(self.net.now_us());
                 let summary: Option<JobSummary> = rmp_serde::from_slice(&job.result).ok();
                 self.report.cv = summary.and_then(|s| s.cv).map(|cv| cv.table());
-                self.event(format!(
-                    "job succeeded: all {} tasks committed",
-                    self.cfg.total_tasks()
-                ));
+                self.event(if self.cfg.data_parallel {
+                    format!("job succeeded: {} requests answered", self.report.answers)
+                } else {
+                    format!(
+                        "job succeeded: all {} tasks committed",
+                        self.cfg.total_tasks()
+                    )
+                });
             }
             JobState::Failed | JobState::Cancelled => {
                 let why = job.error.clone().unwrap_or_default();
@@ -1157,6 +1344,58 @@ impl Sim {
                     lead.heard.insert(from, now);
                     lead.matched.insert(from, len);
                     self.advance_commit(to);
+                }
+            }
+            Msg::Train {
+                term,
+                job,
+                request,
+                chunks,
+                spec,
+            } => {
+                let n = &self.nodes[to];
+                let outcome = match n.guard.admit(term, n.term) {
+                    Ok(()) => train(&spec, &chunks),
+                    Err(_) => {
+                        self.report.stale_refused += 1;
+                        Err(Refusal::Deposed)
+                    }
+                };
+                // Computing takes 1-4 ms.
+                let min = (self.cfg.timing.task_min_us / 5).max(1);
+                let at = now + min + self.net.random() % (3 * min);
+                let answer = Msg::Trained {
+                    term,
+                    job,
+                    request,
+                    outcome,
+                };
+                self.nodes[to].outbox.push((at, from, answer));
+            }
+            Msg::Trained {
+                term,
+                job,
+                request,
+                outcome,
+            } => {
+                let n = &mut self.nodes[to];
+                let Some(lead) = n.lead.as_mut().filter(|_| term == n.term) else {
+                    return;
+                };
+                lead.heard.insert(from, now);
+                if lead.trains.remove(&(job.clone(), request)).is_some() {
+                    if outcome.is_ok() {
+                        self.report.answers += 1;
+                    }
+                    self.feed(
+                        to,
+                        Event::Trained {
+                            job,
+                            node: from as u64,
+                            request,
+                            outcome,
+                        },
+                    );
                 }
             }
             Msg::Assign { term, key, spec } => {
@@ -1264,6 +1503,16 @@ impl Sim {
         self.report_again(i, t);
     }
 
+    /// Sends the answers computed by `t`.
+    fn send_due(&mut self, i: usize, t: u64) {
+        let n = &mut self.nodes[i];
+        let (due, later): (Vec<_>, Vec<_>) = n.outbox.drain(..).partition(|o| o.0 <= t);
+        n.outbox = later;
+        for (_, to, msg) in due {
+            self.net.send(i, to, msg);
+        }
+    }
+
     /// Sends the report due at `t` to the node this worker knows leads, and again later
     /// until it is acknowledged.
     fn report_again(&mut self, i: usize, t: u64) {
@@ -1346,6 +1595,7 @@ impl Sim {
         n.votes.clear();
         n.work.clear();
         n.reports.clear();
+        n.outbox.clear();
         let term = n.term;
         self.event(format!("node {i} killed (term {term})"));
     }
@@ -1369,6 +1619,9 @@ impl Sim {
             }
             if let Some(t) = n.reports.iter().map(|r| r.0).min() {
                 offer((t, i, 3));
+            }
+            if let Some(t) = n.outbox.iter().map(|o| o.0).min() {
+                offer((t, i, 4));
             }
         }
         best
@@ -1419,6 +1672,8 @@ pub fn run(cfg: &DetConfig) -> DetReport {
             failovers_us: Vec::new(),
             dropped: 0,
             violations: Vec::new(),
+            answers: 0,
+            model: None,
         },
         committed: BTreeMap::from([(1, 0)]),
         truth,
@@ -1446,6 +1701,7 @@ pub fn run(cfg: &DetConfig) -> DetReport {
             reports: Vec::new(),
             store: BTreeMap::new(),
             incarnation: 0,
+            outbox: Vec::new(),
         };
         node.apply_committed();
         sim.nodes.push(node);
@@ -1481,7 +1737,8 @@ pub fn run(cfg: &DetConfig) -> DetReport {
                 0 => sim.start_election(i),
                 1 => sim.drive(i),
                 2 => sim.finish_work(i, t),
-                _ => sim.report_again(i, t),
+                3 => sim.report_again(i, t),
+                _ => sim.send_due(i, t),
             }
         }
     }
@@ -1535,6 +1792,13 @@ pub fn run_checked(cfg: &DetConfig) -> DetReport {
                 "task {task}'s result differs from the fault-free run"
             ));
         }
+    }
+    if cfg.data_parallel && (clean.model.is_none() || report.model != clean.model) {
+        report.violations.push(if clean.model.is_none() {
+            "the fault-free run registered no model".to_string()
+        } else {
+            "the model differs from the fault-free run's".to_string()
+        });
     }
     if report.finished_us.is_some() && report.cv != clean.cv {
         report

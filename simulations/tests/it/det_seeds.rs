@@ -66,6 +66,39 @@ fn every_invariant_holds_on_300_seeds_of_an_eventful_history() {
     );
 }
 
+/// A data-parallel fit (the production `Rounds` engine in the board, workers computing
+/// partials with the models crate) under the eventful history plus a worker killed and
+/// restarted: every new driver resumes from the last committed checkpoint and the model is
+/// the fault-free run's, bit for bit.
+#[test]
+fn a_data_parallel_fit_resumes_from_its_checkpoint_to_the_fault_free_model() {
+    let (mut terms, mut resumed) = (0usize, 0usize);
+    for seed in 0..200 {
+        let mut cfg = eventful(seed);
+        cfg.data_parallel = true;
+        let worker = ((seed + 2) % 5) as usize;
+        cfg.faults.push((700_000, DetFault::Crash(worker)));
+        cfg.faults.push((1_000_000, DetFault::Restart(worker)));
+        let r = run_checked(&cfg);
+        assert!(
+            r.violations.is_empty(),
+            "seed {seed}: {:?}\n{:#?}",
+            r.violations,
+            r.events
+        );
+        assert!(r.model.is_some() && r.answers > 10, "seed {seed}: {r:?}");
+        terms += r.leaders.len();
+        // Drivers elected while the fit ran that took it up from a checkpoint.
+        resumed += r
+            .events
+            .iter()
+            .filter(|(_, e)| e.contains("(checkpoint after") && !e.contains("after 0 passes"))
+            .count();
+    }
+    assert!(terms >= 400, "{terms} leader terms over 200 seeds");
+    assert!(resumed >= 200, "{resumed} drivers resumed a checkpoint");
+}
+
 #[test]
 fn three_node_meshes_survive_losing_any_one_node_for_good() {
     for seed in 0..200 {
