@@ -5,7 +5,7 @@
 # training memory 200 MiB, below the dataset's 389 MiB, so the fit runs data-parallel),
 # scikit-learn lbfgs on all rows in memory (the accuracy reference), Spark MLlib on local[2]
 # and scikit-learn's streamed SGD (3 epochs of partial_fit; meshml's sgd_classifier runs the
-# same 3 epochs data-parallel). Every tool is scored on synth200k's test part. All on the
+# same 3 epochs data-parallel), and dask-ml (binary only: class 0 against the rest). Every tool is scored on synth200k's test part. All on the
 # same 2 cores; each record goes through the peers' runner.py.
 #
 #   bash ../shared/bench/setup.sh && /tmp/peers/venv/bin/python ../shared/bench/make_data.py
@@ -79,5 +79,6 @@ fi
 run bigfit_sklearn_lbfgs 900 "$V" bench_bigfit.py --tool sklearn-lbfgs
 run bigfit_sparkml       900 "$V" bench_bigfit.py --tool sparkml --threads 2
 run bigfit_sklearn_sgd   900 "$V" bench_bigfit.py --tool sklearn-sgd --epochs 3
+run bigfit_daskml        900 "$V" bench_bigfit.py --tool daskml --threads 2
 
 (cd "$BENCH" && "$V" summarize.py "$OUT")

@@ -38,6 +38,7 @@ use crate::linear::{
     SgdPart, SgdTarget,
 };
 use crate::optim::{Lbfgs, LbfgsAsk, LbfgsRun, Termination};
+use crate::preprocessing::ColumnStats;
 use crate::schema::check_model_input;
 use crate::traits::{ClassMap, Params};
 
@@ -263,6 +264,7 @@ impl Pass {
             PassOp::ClassMoments { n_classes } => 3 * d * (n_classes + 1) + 8 * n_classes,
             PassOp::ClassCounts { n_classes } => *n_classes,
             PassOp::CrossMoments | PassOp::Scatter => d * d + 2 * d + 8,
+            PassOp::ColumnStats { categories } => 3 * d + categories + 8,
             PassOp::LogLoss { w, .. } => w.len() + 1,
             // About twice the expected share of a chunk of 65,536 rows.
             PassOp::KMeansSample { p, .. } => {
@@ -300,6 +302,12 @@ pub enum PassOp {
     CrossMoments,
     /// [`CrossMoments`] of the features alone (PCA).
     Scatter,
+    /// [`ColumnStats`]: missing cells, sums and category counts per column (the imputer
+    /// and the encoders).
+    ColumnStats {
+        /// The categories of all columns together (for the partial's size).
+        categories: usize,
+    },
     /// k-means' first pass: column moments and the rows whose hash falls in the first
     /// `p` of the range ([`SamplePart`]).
     KMeansSample {
@@ -350,6 +358,8 @@ pub enum Partial {
     ClassCounts(Vec<u64>),
     /// Of [`PassOp::CrossMoments`] and [`PassOp::Scatter`].
     CrossMoments(CrossMoments),
+    /// Of [`PassOp::ColumnStats`].
+    ColumnStats(ColumnStats),
     /// Of [`PassOp::KMeansSample`].
     KMeansSample(SamplePart),
     /// Of [`PassOp::Lloyd`], one per centre set.
@@ -390,6 +400,7 @@ impl Partial {
             }
             (Partial::CrossMoments(a), Partial::CrossMoments(b)) => a.merge(b),
             (Partial::KMeansSample(a), Partial::KMeansSample(b)) => a.merge(b),
+            (Partial::ColumnStats(a), Partial::ColumnStats(b)) => a.merge(b),
             (Partial::Sgd(a), Partial::Sgd(b)) => a.merge(b),
             (Partial::Lloyd(a), Partial::Lloyd(b)) => {
                 same_len(a.len(), b.len())?;
@@ -500,6 +511,7 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
             Partial::CrossMoments(CrossMoments::of(x, &y)?)
         }
         PassOp::Scatter => Partial::CrossMoments(CrossMoments::of_features(x)),
+        PassOp::ColumnStats { .. } => Partial::ColumnStats(ColumnStats::of(&data)),
         PassOp::KMeansSample { p, seed } => Partial::KMeansSample(SamplePart::of(x, *p, *seed)),
         PassOp::Lloyd { centres } => {
             if centres.is_empty()
@@ -593,11 +605,11 @@ enum Stage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataParallelFit {
     steps: Vec<TransformerSpec>,
-    /// Columns each scaler learns (empty after a step that makes new columns: then all).
-    masks: Vec<Vec<bool>>,
+    /// The schema (no rows) of the next step's input: the data's, through the steps fitted.
+    schema: Dataset,
     fitted: Vec<FittedTransformer>,
     last: Estimator,
-    /// Feature columns of the next step's input (PCA and k-means make new ones).
+    /// Feature columns of the next step's input.
     n_features: usize,
     n_samples: u64,
     n_classes: usize,
@@ -615,7 +627,8 @@ impl DataParallelFit {
     /// Estimators that fit data-parallel, as the error for the others lists them.
     pub const SUPPORTED: &'static str = "logistic_regression (lbfgs, penalty l2 or none), \
         sgd_classifier, sgd_regressor, gaussian_nb, linear_regression and ridge, after \
-        standard_scaler, pca and kmeans steps";
+        standard_scaler, simple_imputer (not median), one_hot_encoder, ordinal_encoder, pca and \
+        kmeans steps";
 
     /// A fit of `estimator` on data whose schema `schema` has (its rows are not read:
     /// a dataset of no rows will do) and which holds `n_samples` rows.
@@ -633,37 +646,36 @@ impl DataParallelFit {
             Estimator::Pipeline(p) => (p.steps.clone(), (*p.estimator).clone()),
             e => (Vec::new(), e.clone()),
         };
-        let mut masks = Vec::new();
-        // Whether an earlier step replaced the columns (with numbers only).
-        let mut reshaped = false;
+        // While only scalers came before a step, its input has the data's columns and kinds,
+        // and what it takes can be checked now; after other steps, on the first pass.
+        let mut plain = true;
         for s in &steps {
+            s.validate()?;
             match s {
-                TransformerSpec::StandardScaler(p) if !reshaped => {
-                    masks.push(p.check_ref()?.scaled(schema)?)
-                }
                 TransformerSpec::StandardScaler(p) => {
-                    if p.columns.is_some() {
+                    if plain {
+                        p.check_ref()?.scaled(schema)?;
+                    }
+                }
+                TransformerSpec::Pca(_) | TransformerSpec::Kmeans(_) => {
+                    if plain {
+                        check_model_input(schema, s.name(), true)?;
+                    }
+                    plain = false;
+                }
+                TransformerSpec::SimpleImputer(p) => {
+                    if p.strategy == crate::preprocessing::ImputeStrategy::Median {
                         return Err(unsupported(
-                            "standard_scaler with columns after pca or kmeans",
+                            "simple_imputer with strategy='median' (a median is not a sum)",
                         ));
                     }
-                    masks.push(Vec::new());
-                }
-                TransformerSpec::Pca(p) => {
-                    p.check_ref()?;
-                    if !reshaped {
-                        check_model_input(schema, s.name(), true)?;
+                    if plain {
+                        p.check_ref()?.check_parallel(schema)?;
                     }
-                    reshaped = true;
-                    masks.push(Vec::new());
+                    plain = false;
                 }
-                TransformerSpec::Kmeans(p) => {
-                    p.check_ref()?;
-                    if !reshaped {
-                        check_model_input(schema, s.name(), true)?;
-                    }
-                    reshaped = true;
-                    masks.push(Vec::new());
+                TransformerSpec::OneHotEncoder(_) | TransformerSpec::OrdinalEncoder(_) => {
+                    plain = false;
                 }
                 other => return Err(unsupported(&format!("the step {}", other.name()))),
             }
@@ -694,7 +706,9 @@ impl DataParallelFit {
         }
         // Scalers keep the columns' names and kinds: the model's input check can run on
         // the schema now (categorical columns), and on every chunk (missing cells).
-        check_model_input(schema, &last.name(), true)?;
+        if plain {
+            check_model_input(schema, &last.name(), true)?;
+        }
         let n_classes = schema.classes().map_or(0, |c| c.len());
         if last.is_regressor() == schema.classes().is_some() {
             return Err(ModelError::data(
@@ -716,7 +730,7 @@ impl DataParallelFit {
                 Stage::Step(0)
             },
             steps,
-            masks,
+            schema: schema.select(&[])?,
             fitted: Vec::new(),
             last,
             n_features: schema.n_features(),
@@ -821,12 +835,20 @@ impl DataParallelFit {
     }
 
     /// The columns scaler step `i` learns.
-    fn mask(&self, i: usize) -> Vec<bool> {
-        if self.masks[i].is_empty() {
-            vec![true; self.n_features]
-        } else {
-            self.masks[i].clone()
+    fn mask(&self, i: usize) -> Result<Vec<bool>> {
+        match &self.steps[i] {
+            TransformerSpec::StandardScaler(p) => p.check_ref()?.scaled(&self.schema),
+            _ => Err(ModelError::data("data-parallel fit", "not a scaler")),
         }
+    }
+
+    /// Step `i` is fitted: its output's schema is the next step's input.
+    fn fitted_step(&mut self, i: usize, t: FittedTransformer) -> Result<()> {
+        self.schema = apply_step(&t, self.schema.clone())?;
+        self.n_features = self.schema.n_features();
+        self.fitted.push(t);
+        self.next_step(i);
+        Ok(())
     }
 
     /// After step `i`: the next step, or the model's first stage.
@@ -838,13 +860,13 @@ impl DataParallelFit {
         };
     }
 
-    /// A pass of step `i`: a scaler's reads any cells; PCA and k-means check theirs as a
-    /// model does (numbers, none missing).
+    /// A pass of step `i`: scalers, imputers and encoders read any cells; PCA and k-means
+    /// check theirs as a model does (numbers, none missing).
     fn step_pass(&self, i: usize, op: PassOp) -> Pass {
         let step = &self.steps[i];
         Pass {
             prep: self.fitted.clone(),
-            model: (!matches!(step, TransformerSpec::StandardScaler(_)))
+            model: matches!(step, TransformerSpec::Pca(_) | TransformerSpec::Kmeans(_))
                 .then(|| step.name().to_string()),
             op,
         }
@@ -876,7 +898,17 @@ impl DataParallelFit {
                             continue;
                         }
                         TransformerSpec::Pca(_) => PassOp::Scatter,
-                        _ => PassOp::Moments { mask: self.mask(i) },
+                        TransformerSpec::StandardScaler(_) => PassOp::Moments {
+                            mask: self.mask(i)?,
+                        },
+                        _ => PassOp::ColumnStats {
+                            categories: self
+                                .schema
+                                .kinds()
+                                .iter()
+                                .map(|k| k.categories().map_or(0, |c| c.len()))
+                                .sum(),
+                        },
                     };
                     return Ok(Next::Pass(self.step_pass(i, op)));
                 }
@@ -886,9 +918,7 @@ impl DataParallelFit {
                         KMeansAsk::Sample { p, seed } => PassOp::KMeansSample { p, seed },
                         KMeansAsk::Lloyd(centres) => PassOp::Lloyd { centres },
                         KMeansAsk::Done(m) => {
-                            self.n_features = m.n_clusters();
-                            self.fitted.push(FittedTransformer::Kmeans(m));
-                            self.next_step(i);
+                            self.fitted_step(i, FittedTransformer::Kmeans(m))?;
                             continue;
                         }
                     };
@@ -1031,11 +1061,26 @@ impl DataParallelFit {
                 let TransformerSpec::StandardScaler(p) = &self.steps[i] else {
                     return Err(wrong());
                 };
-                let mask = self.mask(i);
+                let mask = self.mask(i)?;
                 same_len(mask.len(), m.count.len())?;
                 let scaler = p.check_ref()?.finish(m.mean, &m.m2, &m.count, &mask)?;
-                self.fitted.push(FittedTransformer::StandardScaler(scaler));
-                self.next_step(i);
+                self.fitted_step(i, FittedTransformer::StandardScaler(scaler))?;
+            }
+            (Stage::Step(i), Partial::ColumnStats(c)) => {
+                let i = *i;
+                let t = match &self.steps[i] {
+                    TransformerSpec::SimpleImputer(p) => FittedTransformer::SimpleImputer(
+                        p.check_ref()?.fit_stats(&self.schema, &c, None)?,
+                    ),
+                    TransformerSpec::OneHotEncoder(p) => FittedTransformer::OneHotEncoder(
+                        p.check_ref()?.fit_stats(&self.schema, &c)?,
+                    ),
+                    TransformerSpec::OrdinalEncoder(p) => FittedTransformer::OrdinalEncoder(
+                        p.check_ref()?.fit_stats(&self.schema, &c)?,
+                    ),
+                    _ => return Err(wrong()),
+                };
+                self.fitted_step(i, t)?;
             }
             (Stage::Step(i), Partial::CrossMoments(m)) => {
                 let i = *i;
@@ -1044,9 +1089,7 @@ impl DataParallelFit {
                 };
                 same_len(m.mean_x.len(), self.n_features)?;
                 let pca = p.check_ref()?.finish(m)?;
-                self.n_features = pca.n_components();
-                self.fitted.push(FittedTransformer::Pca(pca));
-                self.next_step(i);
+                self.fitted_step(i, FittedTransformer::Pca(pca))?;
             }
             (Stage::KMeans { fit, .. }, Partial::KMeansSample(s)) => {
                 fit.tell(KMeansPart::Sample(s))?;

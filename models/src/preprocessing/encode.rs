@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::columns::{check_width, parse_columns, select};
+use super::stats::{ColumnStats, Seen};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
@@ -23,37 +24,6 @@ fn is_categorical(k: &ColumnKind) -> bool {
 
 const TAKES: &str = "categorical or boolean columns (declare a column of integer codes \
                      categorical at ingest with --categorical NAME)";
-
-/// The categories of one column seen in training: the schema codes present (ascending) and
-/// how often, and the count of missing cells.
-struct Seen {
-    codes: Vec<u32>,
-    counts: Vec<u64>,
-    missing: u64,
-}
-
-fn seen(data: &Dataset, j: usize, n_categories: usize) -> Seen {
-    let d = data.n_features();
-    let mut counts = vec![0u64; n_categories];
-    let mut missing = 0;
-    for row in data.x().data().chunks_exact(d) {
-        let v = row[j];
-        if v.is_nan() {
-            missing += 1;
-        } else if v >= 0.0 && (v as usize) < n_categories {
-            counts[v as usize] += 1;
-        }
-    }
-    let codes: Vec<u32> = (0..n_categories as u32)
-        .filter(|&c| counts[c as usize] > 0)
-        .collect();
-    let counts = codes.iter().map(|&c| counts[c as usize]).collect();
-    Seen {
-        codes,
-        counts,
-        missing,
-    }
-}
 
 /// Where an input cell of an encoded column goes.
 const UNKNOWN: i32 = -1;
@@ -308,6 +278,18 @@ impl Fit for Checked<OneHotEncoderParams> {
     type Fitted = FittedOneHotEncoder;
 
     fn fit(&self, data: &Dataset) -> Result<FittedOneHotEncoder> {
+        self.fit_stats(data, &ColumnStats::of(data))
+    }
+}
+
+impl Checked<OneHotEncoderParams> {
+    /// The encoder from the columns' category counts (`data` gives the schema: its rows are
+    /// not read).
+    pub(crate) fn fit_stats(
+        &self,
+        data: &Dataset,
+        stats: &ColumnStats,
+    ) -> Result<FittedOneHotEncoder> {
         let step = OneHotEncoderParams::NAME;
         let cols = select(
             data,
@@ -317,7 +299,7 @@ impl Fit for Checked<OneHotEncoderParams> {
             is_categorical,
             TAKES,
         )?;
-        let (n, d) = (data.n_samples(), data.n_features());
+        let (n, d) = (stats.n as usize, data.n_features());
         let mut columns = Vec::with_capacity(cols.len());
         let mut encoded = vec![None; d];
         let mut kinds_out = Vec::new();
@@ -328,7 +310,7 @@ impl Fit for Checked<OneHotEncoderParams> {
             }
             let kind = data.kind(j);
             let n_cats = kind.categories().map_or(0, |c| c.len());
-            let s = seen(data, j, n_cats);
+            let s = stats.seen(j);
             let labels = seen_labels(kind, &s);
             let mut counts = s.counts.clone();
             if s.missing > 0 {
@@ -652,6 +634,18 @@ impl Fit for Checked<OrdinalEncoderParams> {
     type Fitted = FittedOrdinalEncoder;
 
     fn fit(&self, data: &Dataset) -> Result<FittedOrdinalEncoder> {
+        self.fit_stats(data, &ColumnStats::of(data))
+    }
+}
+
+impl Checked<OrdinalEncoderParams> {
+    /// The encoder from the columns' category counts (`data` gives the schema: its rows are
+    /// not read).
+    pub(crate) fn fit_stats(
+        &self,
+        data: &Dataset,
+        stats: &ColumnStats,
+    ) -> Result<FittedOrdinalEncoder> {
         let step = OrdinalEncoderParams::NAME;
         let cols = select(
             data,
@@ -667,7 +661,7 @@ impl Fit for Checked<OrdinalEncoderParams> {
         for &j in &cols {
             let kind = data.kind(j);
             let n_cats = kind.categories().map_or(0, |c| c.len());
-            let s = seen(data, j, n_cats);
+            let s = stats.seen(j);
             // A code given for unknown or missing cells must not be a category's.
             let taken = |param: &str, v: i64| {
                 if v >= 0 && (v as usize) < s.codes.len() {

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::columns::{check_width, parse_columns, select};
+use super::stats::ColumnStats;
 use crate::dataset::{Classes, Dataset};
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
@@ -124,6 +125,68 @@ impl Fit for Checked<SimpleImputerParams> {
     type Fitted = FittedSimpleImputer;
 
     fn fit(&self, data: &Dataset) -> Result<FittedSimpleImputer> {
+        let (n, d) = (data.n_samples(), data.n_features());
+        let x = data.x().data();
+        let values = |j: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| x[i * d + j])
+                .filter(|v| !v.is_nan())
+                .collect()
+        };
+        self.fit_stats(data, &ColumnStats::of(data), Some(&values))
+    }
+}
+
+impl Checked<SimpleImputerParams> {
+    /// Refuses what a data-parallel fit cannot learn from sums and counts: the median, or
+    /// the most frequent value, of a numeric column this imputer acts on in `schema`.
+    pub(crate) fn check_parallel(&self, schema: &Dataset) -> Result<()> {
+        let name = SimpleImputerParams::NAME;
+        if !matches!(
+            self.strategy,
+            ImputeStrategy::Median | ImputeStrategy::MostFrequent
+        ) {
+            return Ok(());
+        }
+        let cols = select(
+            schema,
+            self.columns.as_deref(),
+            name,
+            |k| *k != ColumnKind::Indicator,
+            |_| true,
+            "any column",
+        )?;
+        match cols
+            .iter()
+            .find(|&&j| schema.kind(j).categories().is_none())
+        {
+            Some(&j) => Err(ModelError::data(
+                name,
+                format!(
+                    "the {} of numeric column '{}' needs every value, not sums: it does not \
+                     run data-parallel (strategy=mean does; most_frequent does on categorical \
+                     columns)",
+                    if self.strategy == ImputeStrategy::Median {
+                        "median"
+                    } else {
+                        "most frequent value"
+                    },
+                    schema.feature_names()[j]
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The imputer from the columns' statistics (`data` gives the schema: its rows are not
+    /// read), and `values` (a column's present cells) where [`Self::needs_values`]; without
+    /// them such a column is refused.
+    pub(crate) fn fit_stats(
+        &self,
+        data: &Dataset,
+        stats: &ColumnStats,
+        values: Option<&dyn Fn(usize) -> Vec<f32>>,
+    ) -> Result<FittedSimpleImputer> {
         let name = SimpleImputerParams::NAME;
         let cols = select(
             data,
@@ -133,11 +196,10 @@ impl Fit for Checked<SimpleImputerParams> {
             |_| true,
             "any column",
         )?;
-        let (n, d) = (data.n_samples(), data.n_features());
+        let (n, d) = (stats.n, data.n_features());
         if n == 0 {
             return Err(ModelError::data("training data", "no rows"));
         }
-        let x = data.x().data();
         let mut fills = vec![Fill::Copy; d];
         let mut statistics = vec![None; d];
         let mut kinds_out = Vec::with_capacity(d);
@@ -148,11 +210,8 @@ impl Fit for Checked<SimpleImputerParams> {
                 kinds_out.push(kind.clone());
                 continue;
             }
-            let mut values: Vec<f32> = (0..n)
-                .map(|i| x[i * d + j])
-                .filter(|v| !v.is_nan())
-                .collect();
-            if values.len() < n {
+            let present = stats.present(j);
+            if present < n {
                 indicators.push(j);
             }
             let categories = kind.categories();
@@ -163,15 +222,45 @@ impl Fit for Checked<SimpleImputerParams> {
                     self.fill_value.as_deref(),
                     &data.feature_names()[j],
                 )?
-            } else if values.is_empty() {
+            } else if present == 0 {
                 (Fill::Drop, kind.clone())
             } else {
                 let v = match (self.strategy, categories.is_some()) {
-                    (ImputeStrategy::Mean, false) => {
-                        (values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64) as f32
+                    (ImputeStrategy::Mean, false) => (stats.sum[j] / present as f64) as f32,
+                    // The most frequent category: the smallest code of the most rows.
+                    (_, true) => {
+                        let s = stats.seen(j);
+                        let mut best = 0;
+                        for (k, &c) in s.counts.iter().enumerate() {
+                            if c > s.counts[best] {
+                                best = k;
+                            }
+                        }
+                        s.codes[best] as f32
                     }
-                    (ImputeStrategy::Median, false) => median(&mut values),
-                    _ => most_frequent(&mut values),
+                    (strategy, false) => {
+                        let Some(values) = values else {
+                            return Err(ModelError::data(
+                                name,
+                                format!(
+                                    "strategy={} on numeric column '{}' needs every value, not \
+                                     sums: it does not run data-parallel (mean does)",
+                                    if strategy == ImputeStrategy::Median {
+                                        "median"
+                                    } else {
+                                        "most_frequent"
+                                    },
+                                    data.feature_names()[j]
+                                ),
+                            ));
+                        };
+                        let mut values = values(j);
+                        if strategy == ImputeStrategy::Median {
+                            median(&mut values)
+                        } else {
+                            most_frequent(&mut values)
+                        }
+                    }
                 };
                 (Fill::Value(v), kind.clone())
             };

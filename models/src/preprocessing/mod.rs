@@ -17,6 +17,7 @@ mod encode;
 mod impute;
 mod scaler;
 mod select;
+mod stats;
 
 pub use encode::{
     Drop, FittedOneHotEncoder, FittedOrdinalEncoder, HandleUnknown, OneHotEncoderParams,
@@ -25,3 +26,4 @@ pub use encode::{
 pub use impute::{FittedSimpleImputer, ImputeStrategy, SimpleImputerParams};
 pub use scaler::{FittedStandardScaler, StandardScalerParams};
 pub use select::{FittedSelectFromModel, SelectFromModelParams};
+pub use stats::ColumnStats;

@@ -45,7 +45,7 @@ fn table(name: &str) -> Dataset {
     read_csv(gz, &format!("{name}.csv"), &opts).unwrap()
 }
 
-fn nass() -> &'static Dataset {
+pub(crate) fn nass() -> &'static Dataset {
     static D: OnceLock<Dataset> = OnceLock::new();
     D.get_or_init(|| table("nassCDS"))
 }
