@@ -52,6 +52,133 @@ pub fn r2_score(y_true: &[f32], y_pred: &[f32]) -> Result<f64> {
     })
 }
 
+/// A model's score on a test set as sums over blocks of rows, merged block by block, so
+/// that a test set is scored one chunk at a time: a classifier's confusion counts
+/// (`counts[true][predicted]`), or a regressor's residual sum of squares with the target's
+/// count, mean and centred sum of squares (merged with Chan's update).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TestSums {
+    /// A classifier's confusion counts.
+    Classes(Vec<Vec<usize>>),
+    /// A regressor's sums.
+    Values {
+        /// Rows.
+        n: u64,
+        /// The target's mean.
+        mean: f64,
+        /// The target's centred sum of squares.
+        m2: f64,
+        /// The sum of squared residuals.
+        ss_res: f64,
+    },
+}
+
+impl TestSums {
+    /// The sums of `model`'s predictions on `data`.
+    pub fn of(model: &crate::FittedModel, data: &crate::Dataset) -> Result<Self> {
+        use crate::traits::Classifier;
+        if model.is_regressor() {
+            let y = data.value_target()?;
+            let p = model.predict_values(data.x())?;
+            check_values(&y, &p)?;
+            let n = y.len() as f64;
+            let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            let (mut m2, mut ss_res) = (0.0, 0.0);
+            for (&t, &q) in y.iter().zip(&p) {
+                let (t, q) = (f64::from(t), f64::from(q));
+                m2 += (t - mean) * (t - mean);
+                ss_res += (t - q) * (t - q);
+            }
+            Ok(TestSums::Values {
+                n: y.len() as u64,
+                mean,
+                m2,
+                ss_res,
+            })
+        } else {
+            let (y, classes) = data.class_target()?;
+            let pred = model.predict(data.x())?;
+            Ok(TestSums::Classes(confusion_counts(
+                y,
+                &pred,
+                classes.len(),
+            )?))
+        }
+    }
+
+    /// Adds another block's.
+    pub fn merge(&mut self, other: &TestSums) -> Result<()> {
+        match (self, other) {
+            (TestSums::Classes(a), TestSums::Classes(b)) if a.len() == b.len() => {
+                for (ra, rb) in a.iter_mut().zip(b) {
+                    ra.iter_mut().zip(rb).for_each(|(x, y)| *x += y);
+                }
+                Ok(())
+            }
+            (
+                TestSums::Values {
+                    n,
+                    mean,
+                    m2,
+                    ss_res,
+                },
+                TestSums::Values {
+                    n: n2,
+                    mean: mean2,
+                    m2: m22,
+                    ss_res: r2,
+                },
+            ) => {
+                let (na, nb) = (*n as f64, *n2 as f64);
+                if nb > 0.0 {
+                    let delta = mean2 - *mean;
+                    *mean += delta * nb / (na + nb);
+                    *m2 += m22 + delta * delta * na * nb / (na + nb);
+                    *ss_res += r2;
+                    *n += n2;
+                }
+                Ok(())
+            }
+            _ => Err(ModelError::Shape("test sums of other kinds".into())),
+        }
+    }
+
+    /// Accuracy (a classifier) or R² with [`r2_score`]'s rules (a regressor).
+    pub fn score(&self) -> f64 {
+        match self {
+            TestSums::Classes(c) => {
+                let total: usize = c.iter().flatten().sum();
+                let right: usize = (0..c.len()).map(|i| c[i][i]).sum();
+                if total == 0 {
+                    0.0
+                } else {
+                    right as f64 / total as f64
+                }
+            }
+            TestSums::Values { m2, ss_res, .. } => {
+                if *m2 > 0.0 {
+                    1.0 - ss_res / m2
+                } else if *ss_res == 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+fn check_values(y_true: &[f32], y_pred: &[f32]) -> Result<()> {
+    if y_true.len() != y_pred.len() || y_true.is_empty() {
+        return Err(ModelError::Shape(format!(
+            "a test score needs equal, non-zero lengths; got {} and {}",
+            y_true.len(),
+            y_pred.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The mean of `|truth - prediction|` (scikit-learn's `mean_absolute_error`).
 pub fn mean_absolute_error(y_true: &[f32], y_pred: &[f32]) -> Result<f64> {
     if y_true.len() != y_pred.len() || y_true.is_empty() {
@@ -383,5 +510,46 @@ mod tests {
         assert_eq!(lines[0], "true \\ predicted  setosa  versicolor");
         assert_eq!(lines[1], "setosa                 1           0");
         assert_eq!(lines[2], "versicolor             1           1");
+    }
+
+    #[test]
+    fn test_sums_merged_over_blocks_give_the_whole_sets_scores() {
+        use crate::{Estimator, Fit};
+        let iris = crate::io::iris();
+        let m = Estimator::from_name("gaussian_nb")
+            .unwrap()
+            .fit(&iris)
+            .unwrap();
+        let whole = TestSums::of(&m, &iris).unwrap();
+        let (a, b): (Vec<usize>, Vec<usize>) = (0..150).partition(|i| i % 3 == 0);
+        let mut merged = TestSums::of(&m, &iris.select(&a).unwrap()).unwrap();
+        merged
+            .merge(&TestSums::of(&m, &iris.select(&b).unwrap()).unwrap())
+            .unwrap();
+        assert_eq!(merged, whole);
+        let (y, _) = iris.class_target().unwrap();
+        let acc = accuracy(y, &crate::Classifier::predict(&m, iris.x()).unwrap()).unwrap();
+        assert_eq!(merged.score(), acc);
+        // A regressor: R² from merged moments equals r2_score's two passes.
+        let x = iris.x().select_cols(&[0, 1, 2]).unwrap();
+        let yv: Vec<f32> = iris.x().data().chunks_exact(4).map(|r| r[3]).collect();
+        let reg = crate::Dataset::new(
+            x,
+            crate::Target::Values(yv.clone()),
+            iris.feature_names()[..3].to_vec(),
+            "w",
+        )
+        .unwrap();
+        let m = Estimator::from_name("ridge").unwrap().fit(&reg).unwrap();
+        let mut merged = TestSums::of(&m, &reg.select(&a).unwrap()).unwrap();
+        merged
+            .merge(&TestSums::of(&m, &reg.select(&b).unwrap()).unwrap())
+            .unwrap();
+        let want = r2_score(&yv, &m.predict_values(reg.x()).unwrap()).unwrap();
+        assert!(
+            (merged.score() - want).abs() < 1e-12,
+            "{} {want}",
+            merged.score()
+        );
     }
 }

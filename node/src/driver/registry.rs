@@ -2,9 +2,9 @@
 //! built, stored here, copied to a second member, registered in the model registry, and
 //! scored on the job's test dataset.
 
-use meshml_models::metrics::ConfusionMatrix;
+use meshml_models::metrics::{ConfusionMatrix, TestSums};
 use meshml_models::plan::JobResult;
-use meshml_models::{Classifier, Estimator, FittedModel, ModelArtifact, Provenance};
+use meshml_models::{Estimator, FittedModel, ModelArtifact, Provenance};
 use meshml_protocol::{ChunkId, JobId, Response};
 use meshml_storage::raft::{ClusterCommand, ModelRecord};
 
@@ -150,46 +150,89 @@ async fn score_on(
     model: &FittedModel,
     kinds: Vec<meshml_models::schema::ColumnKind>,
 ) -> Result<TestReport, MeshError> {
-    let data = datasets.load(dataset).await?;
-    let model = model.clone();
-    let name = dataset.to_string();
-    tokio::task::spawn_blocking(move || -> Result<TestReport, meshml_models::ModelError> {
-        let data = if data.kinds() == kinds {
-            data
-        } else {
-            let x = meshml_models::schema::recode(
-                data.x().clone(),
-                &data.kinds(),
-                &kinds,
-                data.feature_names(),
-            )?;
-            let names = data.feature_names().to_vec();
-            std::sync::Arc::new(data.with_x_kinds(x, names, kinds)?)
-        };
-        let report = |metric: &str, score: f64| TestReport {
-            dataset: name.clone(),
-            metric: metric.to_string(),
-            score,
-            labels: Vec::new(),
-            counts: Vec::new(),
-        };
-        if let FittedModel::MultiOutput(m) = &model {
-            let (mean, _) = m.evaluate(&data)?;
-            return Ok(report("mean score", mean));
-        }
-        if model.is_regressor() {
-            return Ok(report("r2", model.evaluate(&data)?));
-        }
-        let (y, classes) = data.class_target()?;
-        let pred = model.predict(data.x())?;
-        let cm = ConfusionMatrix::new(y, &pred, classes.labels())?;
-        Ok(TestReport {
-            labels: classes.labels().to_vec(),
-            counts: cm.counts().to_vec(),
-            ..report("accuracy", cm.accuracy())
+    let report = |metric: &str, score: f64| TestReport {
+        dataset: dataset.to_string(),
+        metric: metric.to_string(),
+        score,
+        labels: Vec::new(),
+        counts: Vec::new(),
+    };
+    if let FittedModel::MultiOutput(m) = model {
+        let data = datasets.load(dataset).await?;
+        let m = m.clone();
+        let (mean, _) = tokio::task::spawn_blocking(move || m.evaluate(&data))
+            .await
+            .map_err(|e| MeshError::internal(e.to_string()))?
+            .map_err(|e| MeshError::bad(e.to_string()))?;
+        return Ok(report("mean score", mean));
+    }
+    // One chunk at a time (fetched, decoded, predicted, dropped): the score is a sum, so a
+    // test set larger than this node's memory is scored as well.
+    let (manifest, holders) = datasets.holders(dataset)?;
+    let reader = std::sync::Arc::new(
+        manifest
+            .chunk_reader()
+            .map_err(|e| MeshError::internal(e.to_string()))?,
+    );
+    let (model, kinds) = (
+        std::sync::Arc::new(model.clone()),
+        std::sync::Arc::new(kinds),
+    );
+    let mut sums: Option<TestSums> = None;
+    for (c, hs) in manifest.chunks.iter().zip(holders) {
+        let id = c.id;
+        let (bytes, _) = datasets.chunks().chunk_from(id, &hs).await.map_err(|why| {
+            MeshError::unavailable(format!("chunk {id} of '{dataset}' is unreachable: {why}"))
+        })?;
+        let (reader, model, kinds) = (reader.clone(), model.clone(), kinds.clone());
+        let part = tokio::task::spawn_blocking(move || -> Result<TestSums, String> {
+            let data = reader.chunk(&id, &bytes).map_err(|e| e.to_string())?;
+            drop(bytes);
+            let data = if data.kinds() == *kinds {
+                data
+            } else {
+                let x = meshml_models::schema::recode(
+                    data.x().clone(),
+                    &data.kinds(),
+                    &kinds,
+                    data.feature_names(),
+                )
+                .map_err(|e| e.to_string())?;
+                let names = data.feature_names().to_vec();
+                data.with_x_kinds(x, names, (*kinds).clone())
+                    .map_err(|e| e.to_string())?
+            };
+            TestSums::of(&model, &data).map_err(|e| e.to_string())
         })
+        .await
+        .map_err(|e| MeshError::internal(e.to_string()))?
+        .map_err(MeshError::bad)?;
+        match &mut sums {
+            None => sums = Some(part),
+            Some(s) => s
+                .merge(&part)
+                .map_err(|e| MeshError::internal(e.to_string()))?,
+        }
+    }
+    let Some(sums) = sums else {
+        return Err(MeshError::bad(format!(
+            "test dataset '{dataset}' has no rows"
+        )));
+    };
+    Ok(match &sums {
+        TestSums::Classes(counts) => {
+            let labels = match &manifest.target {
+                meshml_storage::TargetSchema::Classes { classes, .. } => classes.labels().to_vec(),
+                meshml_storage::TargetSchema::Values => Vec::new(),
+            };
+            let cm = ConfusionMatrix::from_counts(&labels, counts.clone())
+                .map_err(|e| MeshError::internal(e.to_string()))?;
+            TestReport {
+                labels,
+                counts: cm.counts().to_vec(),
+                ..report("accuracy", cm.accuracy())
+            }
+        }
+        TestSums::Values { .. } => report("r2", sums.score()),
     })
-    .await
-    .map_err(|e| MeshError::internal(e.to_string()))?
-    .map_err(|e| MeshError::bad(e.to_string()))
 }

@@ -218,8 +218,15 @@ fn every_meta_estimator_on_a_three_node_mesh_equals_the_local_executor() {
         let model = here.model.as_ref().unwrap();
         if result["test"]["metric"] != "accuracy" {
             // A regressor (R²) or a multi-output model (mean score over targets).
+            // The mesh scores the test set chunk by chunk (R² from sums merged with Chan's
+            // update), the local model in one pass: equal to rounding.
             let score = result["test"]["score"].as_f64().unwrap();
-            assert_eq!(score, model.evaluate(data).unwrap(), "{}", spec.describe());
+            let want = model.evaluate(data).unwrap();
+            assert!(
+                (score - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{}: {score} against {want}",
+                spec.describe()
+            );
             continue;
         }
         let pred = model.predict(iris.x()).unwrap();
