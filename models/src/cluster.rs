@@ -338,7 +338,7 @@ pub fn init_sample_rows(k: usize, d: usize) -> usize {
 }
 
 /// A hash of a row's values and the seed, the same wherever the row is.
-fn row_hash(row: &[f32], seed: u64) -> u64 {
+pub(crate) fn row_hash(row: &[f32], seed: u64) -> u64 {
     let mix = |mut z: u64| {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

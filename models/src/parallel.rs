@@ -37,10 +37,15 @@ use crate::linear::{
     add_penalty, log_loss_part, solve_normal, FittedLogisticRegression, Penalty, SgdEpoch, SgdFit,
     SgdPart, SgdTarget,
 };
+use crate::metrics::TestSums;
 use crate::optim::{Lbfgs, LbfgsAsk, LbfgsRun, Termination};
 use crate::preprocessing::ColumnStats;
 use crate::schema::check_model_input;
+use crate::traits::Classifier;
 use crate::traits::{ClassMap, Params};
+
+mod search;
+pub use search::{DataParallelSearch, SearchNext};
 
 /// Per-column count, mean and centred sum of squares of the present (non-NaN) cells of
 /// the marked columns.
@@ -253,6 +258,48 @@ pub struct Pass {
     pub model: Option<String>,
     /// The statistic.
     pub op: PassOp,
+    /// Only these rows of each chunk (a cross-validation fold's), picked before `prep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<RowFilter>,
+}
+
+/// The rows of one cross-validation split: a row's fold is a hash of its values (and the
+/// search's seed) modulo the folds, so each chunk knows its rows' folds where it lies, and
+/// the split does not depend on how rows are chunked (equal rows share a fold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowFilter {
+    /// Folds.
+    pub folds: u32,
+    /// The fold.
+    pub fold: u32,
+    /// The hash's seed.
+    pub seed: u64,
+    /// Keep the rows outside the fold (training), else those in it (testing).
+    pub train: bool,
+}
+
+impl RowFilter {
+    /// The fold of a row.
+    pub fn fold_of(row: &[f32], seed: u64, folds: u32) -> u32 {
+        (crate::cluster::row_hash(row, seed) % u64::from(folds.max(1))) as u32
+    }
+
+    /// The rows of `chunk` this filter keeps.
+    pub fn apply(&self, chunk: Dataset) -> Result<Dataset> {
+        let d = chunk.n_features().max(1);
+        let keep: Vec<usize> = chunk
+            .x()
+            .data()
+            .chunks_exact(d)
+            .enumerate()
+            .filter(|(_, r)| (Self::fold_of(r, self.seed, self.folds) == self.fold) != self.train)
+            .map(|(i, _)| i)
+            .collect();
+        if keep.len() == chunk.n_samples() {
+            return Ok(chunk);
+        }
+        chunk.select(&keep)
+    }
 }
 
 impl Pass {
@@ -275,6 +322,11 @@ impl Pass {
                 .map(|c| 2 * c.len() + 4 * c.len() / d.max(1) + 1)
                 .sum(),
             PassOp::SgdEpoch(e) => sgd_partial(e.start.k, d),
+            PassOp::FoldCounts { folds, .. } => *folds as usize,
+            PassOp::Score { model } => model.n_classes().pow(2) + 8,
+            PassOp::Multi(passes) => {
+                return passes.iter().map(|p| p.partial_bytes(d)).sum::<usize>() + 8;
+            }
         }
     }
 }
@@ -324,6 +376,20 @@ pub enum PassOp {
     },
     /// An SGD epoch from the given start ([`SgdPart`]).
     SgdEpoch(Box<SgdEpoch>),
+    /// Rows per cross-validation fold ([`RowFilter::fold_of`]).
+    FoldCounts {
+        /// Folds.
+        folds: u32,
+        /// The hash's seed.
+        seed: u64,
+    },
+    /// A fitted model's test sums on the rows ([`TestSums`]).
+    Score {
+        /// The model.
+        model: Box<FittedModel>,
+    },
+    /// Several passes on each chunk, read once (a search's fits in lockstep).
+    Multi(Vec<Pass>),
     /// The log-loss and its gradient at `w`, summed over the rows and scaled by `inv_n`.
     LogLoss {
         /// The classes present in training (dataset class ids).
@@ -366,6 +432,12 @@ pub enum Partial {
     Lloyd(Vec<LloydPart>),
     /// Of [`PassOp::SgdEpoch`].
     Sgd(SgdPart),
+    /// Of [`PassOp::FoldCounts`].
+    FoldCounts(Vec<u64>),
+    /// Of [`PassOp::Score`]; `None` for no rows.
+    Score(Option<TestSums>),
+    /// Of [`PassOp::Multi`], in its order.
+    Multi(Vec<Partial>),
     /// Of [`PassOp::LogLoss`].
     LogLoss {
         /// The objective's data part.
@@ -402,6 +474,23 @@ impl Partial {
             (Partial::KMeansSample(a), Partial::KMeansSample(b)) => a.merge(b),
             (Partial::ColumnStats(a), Partial::ColumnStats(b)) => a.merge(b),
             (Partial::Sgd(a), Partial::Sgd(b)) => a.merge(b),
+            (Partial::FoldCounts(a), Partial::FoldCounts(b)) => {
+                same_len(a.len(), b.len())?;
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                Ok(())
+            }
+            (Partial::Score(a), Partial::Score(b)) => match (a.as_mut(), b) {
+                (_, None) => Ok(()),
+                (None, Some(b)) => {
+                    *a = Some(b.clone());
+                    Ok(())
+                }
+                (Some(a), Some(b)) => a.merge(b),
+            },
+            (Partial::Multi(a), Partial::Multi(b)) => {
+                same_len(a.len(), b.len())?;
+                a.iter_mut().zip(b).try_for_each(|(x, y)| x.merge(y))
+            }
             (Partial::Lloyd(a), Partial::Lloyd(b)) => {
                 same_len(a.len(), b.len())?;
                 a.iter_mut().zip(b).try_for_each(|(x, y)| x.merge(y))
@@ -431,6 +520,40 @@ pub fn compute(pass: &Pass, chunk: Dataset) -> Result<Partial> {
 /// every pass, as the steps a pass applies first (scalers) keep the columns' kinds and
 /// their missing cells.
 pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Partial> {
+    if let PassOp::Multi(passes) = &pass.op {
+        if passes.iter().any(|p| matches!(p.op, PassOp::Multi(_))) {
+            return Err(ModelError::data("data-parallel pass", "nested passes"));
+        }
+        return passes
+            .iter()
+            .map(|p| compute_with(p, chunk.clone(), check_input))
+            .collect::<Result<Vec<_>>>()
+            .map(Partial::Multi);
+    }
+    let chunk = match &pass.rows {
+        Some(f) if f.folds < 2 || f.fold >= f.folds => {
+            return Err(ModelError::data(
+                "data-parallel pass",
+                "a fold out of range",
+            ))
+        }
+        Some(f) => f.apply(chunk)?,
+        None => chunk,
+    };
+    if let PassOp::FoldCounts { folds, seed } = &pass.op {
+        let mut counts = vec![0u64; (*folds).max(1) as usize];
+        for r in chunk.x().data().chunks_exact(chunk.n_features().max(1)) {
+            counts[RowFilter::fold_of(r, *seed, *folds) as usize] += 1;
+        }
+        return Ok(Partial::FoldCounts(counts));
+    }
+    if let PassOp::Score { model } = &pass.op {
+        return Ok(Partial::Score(if chunk.n_samples() == 0 {
+            None
+        } else {
+            Some(TestSums::of(model, &chunk)?)
+        }));
+    }
     // What a pass says of the data must be what the chunk holds (a pass comes over the
     // network).
     let classes = chunk.classes().map_or(0, |c| c.len());
@@ -525,6 +648,9 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
                 ));
             }
             Partial::Lloyd(LloydPart::of(x, centres))
+        }
+        PassOp::FoldCounts { .. } | PassOp::Score { .. } | PassOp::Multi(_) => {
+            unreachable!("handled above")
         }
         PassOp::SgdEpoch(e) => Partial::Sgd(if e.classes.is_some() {
             e.run(x, &SgdTarget::Classes(data.class_target()?.0))?
@@ -869,6 +995,7 @@ impl DataParallelFit {
             model: matches!(step, TransformerSpec::Pca(_) | TransformerSpec::Kmeans(_))
                 .then(|| step.name().to_string()),
             op,
+            rows: None,
         }
     }
 
@@ -877,6 +1004,7 @@ impl DataParallelFit {
             prep: self.fitted.clone(),
             model: model.then(|| self.last.name()),
             op,
+            rows: None,
         }
     }
 

@@ -512,3 +512,80 @@ fn imputer_and_encoder_steps_over_chunks_are_the_in_memory_ones() {
         .to_string();
     assert!(err.contains("needs every value, not sums"), "{err}");
 }
+
+#[test]
+fn a_grid_search_over_chunks_shares_each_pass_among_its_fits() {
+    use meshml_models::parallel::{DataParallelSearch, RowFilter, SearchNext};
+    let digits = data("digits");
+    let mut e = Estimator::from_name("standard_scaler+logistic_regression").unwrap();
+    // Converged tightly, so that the refit equals the in-memory fit (as above).
+    e.set_param("max_iter", "1000").unwrap();
+    e.set_param("tol", "1e-8").unwrap();
+    let grid = vec![(
+        "C".to_string(),
+        ["0.01", "0.1", "1", "10"].map(String::from).to_vec(),
+    )];
+    let (folds, seed) = (3u32, 11u64);
+    let schema = digits.select(&[]).unwrap();
+    let n = digits.n_samples();
+    let mut search =
+        DataParallelSearch::new(&e, &grid, folds, true, seed, &schema, n as u64).unwrap();
+    let idx: Vec<usize> = (0..n).collect();
+    let chunks: Vec<Dataset> = idx.chunks(300).map(|c| digits.select(c).unwrap()).collect();
+    let (model, cv) = loop {
+        // A checkpoint and a resume between every two passes.
+        let bytes = rmp_serde::to_vec_named(&search).unwrap();
+        search = rmp_serde::from_slice(&bytes).unwrap();
+        match search.ask().unwrap() {
+            SearchNext::Done { model, cv } => break (model.unwrap(), cv),
+            SearchNext::Pass(pass) => {
+                let mut total: Option<Partial> = None;
+                for c in &chunks {
+                    let p = compute(&pass, c.clone()).unwrap();
+                    match &mut total {
+                        None => total = Some(p),
+                        Some(t) => t.merge(&p).unwrap(),
+                    }
+                }
+                search.tell(total.unwrap()).unwrap();
+            }
+        }
+    };
+    // Each fold's fits are the in-memory fits on its training rows, scored on its rows.
+    let fold: Vec<u32> = digits
+        .x()
+        .data()
+        .chunks_exact(64)
+        .map(|r| RowFilter::fold_of(r, seed, folds))
+        .collect();
+    for (c, value) in ["0.01", "0.1", "1", "10"].iter().enumerate() {
+        let mut cand = e.clone();
+        cand.set_param("C", value).unwrap();
+        for k in 0..folds {
+            let (train, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] != k);
+            let m = cand.fit(&digits.select(&train).unwrap()).unwrap();
+            let want = m.evaluate(&digits.select(&test).unwrap()).unwrap();
+            let got = cv.split_scores[c][k as usize];
+            assert!(
+                (got - want).abs() <= 1.0 / test.len() as f64,
+                "C={value} fold {k}: {got} against {want}"
+            );
+        }
+    }
+    let mut best = e.clone();
+    best.set_param("C", &cv.best_params()[0].1).unwrap();
+    let want = best.fit(&digits).unwrap();
+    assert_rel("refit", &coefficients(&model), &coefficients(&want), 1e-4);
+    // Shared passes: the fold counts, the slowest fit's passes, one scoring pass, the
+    // refit's. Separate fits would each read the data for every pass of their own.
+    let fits: u64 = search.fit_passes().iter().sum();
+    let slowest = *search.fit_passes().iter().max().unwrap();
+    let refit = search.passes() - 1 - slowest - 1;
+    let separate = fits + search.fit_passes().len() as u64 + refit;
+    assert_eq!(search.passes(), 1 + slowest + 1 + refit);
+    assert!(
+        search.passes() * 4 < separate,
+        "{} shared passes against {separate} for separate fits",
+        search.passes()
+    );
+}

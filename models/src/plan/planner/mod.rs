@@ -52,7 +52,7 @@ pub struct Planner {
     done: Vec<Vec<TaskOutput>>,
 }
 
-fn with_params(estimator: &Estimator, params: &[(String, String)]) -> Result<Estimator> {
+pub(crate) fn with_params(estimator: &Estimator, params: &[(String, String)]) -> Result<Estimator> {
     let mut e = estimator.clone();
     for (k, v) in params {
         e.set_param(k, v)?;
