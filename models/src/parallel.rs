@@ -44,7 +44,9 @@ use crate::schema::check_model_input;
 use crate::traits::Classifier;
 use crate::traits::{ClassMap, Params};
 
+mod job;
 mod search;
+pub use job::{DataParallelJob, JobNext};
 pub use search::{DataParallelSearch, SearchNext};
 
 /// Per-column count, mean and centred sum of squares of the present (non-NaN) cells of
@@ -922,12 +924,18 @@ impl DataParallelFit {
             return Some(whole);
         }
         let mut lite = self.clone();
-        if let Stage::Lbfgs { run, .. } = &mut lite.stage {
-            run.forget_history();
-        }
-        lite.asked = None;
+        lite.lighten();
         let bytes = rmp_serde::to_vec_named(&lite).ok()?;
         (bytes.len() <= max_bytes).then_some(bytes)
+    }
+
+    /// Drops the solver's curvature pairs and the evaluation under way (see
+    /// [`DataParallelFit::checkpoint`]).
+    pub(crate) fn lighten(&mut self) {
+        if let Stage::Lbfgs { run, .. } = &mut self.stage {
+            run.forget_history();
+        }
+        self.asked = None;
     }
 
     /// Passes told so far.

@@ -664,7 +664,7 @@ impl Sim {
             let passes = job
                 .and_then(|j| j.checkpoint.as_ref())
                 .and_then(|c| {
-                    rmp_serde::from_slice::<meshml_models::parallel::DataParallelFit>(&c.state).ok()
+                    rmp_serde::from_slice::<meshml_models::parallel::DataParallelJob>(&c.state).ok()
                 })
                 .map_or(0, |f| f.passes());
             format!("node {i} elected driver in term {term} (checkpoint after {passes} passes)")

@@ -313,6 +313,43 @@ impl DataParallelSearch {
         Ok(())
     }
 
+    /// Warnings of the refit (the candidates' are in the table).
+    pub fn warnings(&self) -> &[String] {
+        match &self.stage {
+            Stage::Refit { fit, .. } => fit.warnings(),
+            _ => &[],
+        }
+    }
+
+    /// The refit's objective after each evaluation (none before the refit).
+    pub fn losses(&self) -> &[(f64, f64)] {
+        match &self.stage {
+            Stage::Refit { fit, .. } => fit.losses(),
+            _ => &[],
+        }
+    }
+
+    /// Feature columns of the data.
+    pub fn n_features(&self) -> usize {
+        self.schema.n_features()
+    }
+
+    /// About how many bytes the largest partial result of one chunk takes: every fit's at
+    /// once.
+    pub fn largest_partial_bytes(&self) -> Result<usize> {
+        let one = DataParallelFit::new(&self.candidates[0], &self.schema, self.n_samples)?;
+        Ok(one.largest_partial_bytes() * self.candidates.len() * self.folds as usize)
+    }
+
+    /// Drops every running fit's solver history (see [`DataParallelFit::checkpoint`]).
+    pub(crate) fn lighten(&mut self) {
+        match &mut self.stage {
+            Stage::Fit { fits, .. } => fits.iter_mut().for_each(DataParallelFit::lighten),
+            Stage::Refit { fit, .. } => fit.lighten(),
+            _ => {}
+        }
+    }
+
     /// Each fit's own passes over the data (candidate `c` without fold `k` at
     /// `c * folds + k`), once the fits are done: what separate fits would have taken
     /// (each also scored in a pass of its own), against [`DataParallelSearch::passes`].

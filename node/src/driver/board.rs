@@ -666,24 +666,12 @@ impl Board {
 
     /// Takes up a data-parallel fit: from its last checkpoint, if it has one.
     fn pick_up_fit(&mut self, id: JobId, record: JobRecord, request: JobRequest, data: JobData) {
-        let estimator = match &request.job.kind {
-            meshml_models::plan::JobKind::Fit { estimator } => estimator.clone(),
-            _ => {
-                let what = request.job.describe();
-                return self.fail(
-                    &id,
-                    format!(
-                        "a data-parallel job fits one estimator; {what} does not run data-parallel yet"
-                    ),
-                );
-            }
-        };
         let fit = match (&record.checkpoint, &data.schema) {
             (Some(c), _) => {
                 rmp_serde::from_slice(&c.state).map_err(|e| format!("unreadable checkpoint: {e}"))
             }
-            (None, Some(schema)) => meshml_models::parallel::DataParallelFit::new(
-                &estimator,
+            (None, Some(schema)) => meshml_models::parallel::DataParallelJob::new(
+                &request.job,
                 schema,
                 data.summary.n_samples as u64,
             )
@@ -735,6 +723,7 @@ impl Board {
                 ),
                 Out::Done {
                     model,
+                    cv,
                     warnings,
                     passes,
                 } => {
@@ -743,8 +732,18 @@ impl Board {
                     };
                     let times = rounds.times();
                     tracing::info!(job_id = %job, passes, wall_ms = times.wall_ms, compute_ms = times.compute_ms, "data-parallel fit done");
-                    let estimator = match &request.job.kind {
-                        meshml_models::plan::JobKind::Fit { estimator } => estimator.clone(),
+                    // The estimator of the model: the fit's, or the search's best candidate.
+                    let estimator = match (&request.job.kind, &cv) {
+                        (meshml_models::plan::JobKind::Fit { estimator }, _) => estimator.clone(),
+                        (meshml_models::plan::JobKind::GridSearch { estimator, .. }, Some(cv)) => {
+                            let mut e = estimator.clone();
+                            for (k, v) in cv.best_params() {
+                                if let Err(err) = e.set_param(k, v) {
+                                    return self.fail(job, err.to_string());
+                                }
+                            }
+                            e
+                        }
                         _ => unreachable!("checked at pick-up"),
                     };
                     self.out.push(Effect::Register {
@@ -752,8 +751,8 @@ impl Board {
                         request: request.clone(),
                         estimator: Box::new(estimator),
                         result: Box::new(JobResult {
-                            model: Some(*model),
-                            cv: None,
+                            model: model.map(|m| *m),
+                            cv: cv.map(|c| *c),
                             tasks: 0,
                             warnings,
                         }),

@@ -1,7 +1,8 @@
 //! The driver's engine for data-parallel fits: passes over a dataset's chunks where they
 //! live, as a pure state machine (no I/O, no clock, no locks) owned by the job board.
 //!
-//! A fit ([`meshml_models::parallel::DataParallelFit`]) asks for a pass; the engine gives
+//! A fit or a grid search ([`meshml_models::parallel::DataParallelJob`]) asks for a pass;
+//! the engine gives
 //! each chunk to one live holder (the holder with the fewest chunks of this pass first),
 //! sends each member its chunks in numbered requests of at most [`Rounds::batch`] chunks,
 //! one request in flight per member ([`Out::Train`]), and merges the chunks' partial
@@ -23,7 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use meshml_models::parallel::{DataParallelFit, Next, Partial, Pass};
+use meshml_models::parallel::{DataParallelJob, JobNext, Partial, Pass};
+use meshml_models::plan::CvResults;
 use meshml_models::FittedModel;
 use meshml_protocol::ChunkId;
 use meshml_storage::raft::{Checkpoint, MAX_CHECKPOINT_BYTES};
@@ -93,8 +95,10 @@ pub enum Out {
     Checkpoint(Box<Checkpoint>),
     /// The fit is done.
     Done {
-        /// The model.
-        model: Box<FittedModel>,
+        /// The model (none for a search without refit).
+        model: Option<Box<FittedModel>>,
+        /// A search's cross-validation table.
+        cv: Option<Box<CvResults>>,
         /// Warnings the fit raised.
         warnings: Vec<String>,
         /// Passes over the data.
@@ -142,7 +146,7 @@ pub struct PassTimes {
 /// A data-parallel fit on the board (see the module docs).
 #[derive(Debug)]
 pub struct Rounds {
-    fit: DataParallelFit,
+    fit: DataParallelJob,
     chunks: Vec<ChunkId>,
     holders: Vec<Vec<NodeId>>,
     live: BTreeSet<NodeId>,
@@ -159,7 +163,7 @@ impl Rounds {
     /// A fit (new, or resumed from a checkpoint) over `chunks` held by `holders`, with
     /// `live` members; returns it with its first requests.
     pub fn start(
-        fit: DataParallelFit,
+        fit: DataParallelJob,
         chunks: Vec<ChunkId>,
         holders: Vec<Vec<NodeId>>,
         live: BTreeSet<NodeId>,
@@ -193,7 +197,7 @@ impl Rounds {
     }
 
     /// The fit's state.
-    pub fn fit(&self) -> &DataParallelFit {
+    pub fn fit(&self) -> &DataParallelJob {
         &self.fit
     }
 
@@ -391,7 +395,7 @@ impl Rounds {
         let mut out = Vec::new();
         let (at, since) = self.checkpointed;
         let passes = self.fit.passes();
-        let done = matches!(self.fit.ask(), Ok(Next::Done(_)));
+        let done = matches!(self.fit.ask(), Ok(JobNext::Done { .. }));
         if !done
             && (passes - at >= CHECKPOINT_EVERY_PASSES
                 || now.saturating_sub(since) >= CHECKPOINT_EVERY_MS)
@@ -431,14 +435,15 @@ impl Rounds {
     fn advance(&mut self) -> Vec<Out> {
         let pass = match self.fit.ask() {
             Err(e) => return vec![Out::Failed(e.to_string())],
-            Ok(Next::Done(model)) => {
+            Ok(JobNext::Done { model, cv }) => {
                 return vec![Out::Done {
-                    model: Box::new(model),
+                    model: model.map(Box::new),
+                    cv,
                     warnings: self.fit.warnings().to_vec(),
                     passes: self.fit.passes(),
                 }]
             }
-            Ok(Next::Pass(pass)) => pass,
+            Ok(JobNext::Pass(pass)) => pass,
         };
         self.batch = batch_for(&pass, self.fit.n_features());
         let n = self.chunks.len();
@@ -538,7 +543,7 @@ fn batch_for(pass: &Pass, d: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshml_models::parallel::compute;
+    use meshml_models::parallel::{compute, DataParallelFit};
     use meshml_models::{Dataset, Estimator};
 
     /// A small dataset (3 classes, 4 features) cut into `k` chunks.
@@ -562,8 +567,9 @@ mod tests {
     ) -> (Rounds, Vec<Out>, Vec<Dataset>) {
         let (iris, parts) = data(k);
         let e = Estimator::from_name("standard_scaler+logistic_regression").unwrap();
-        let fit =
-            DataParallelFit::new(&e, &iris.select(&[]).unwrap(), iris.n_samples() as u64).unwrap();
+        let fit = DataParallelJob::Fit(Box::new(
+            DataParallelFit::new(&e, &iris.select(&[]).unwrap(), iris.n_samples() as u64).unwrap(),
+        ));
         let chunks = (0..k).map(|i| ChunkId::from_bytes([i as u8; 32])).collect();
         let (r, out) = Rounds::start(fit, chunks, holders, live.iter().copied().collect(), 0);
         (r, out, parts)
@@ -610,7 +616,7 @@ mod tests {
                         let (node, request, a) = answer(o, parts);
                         next.extend(r.trained(node, request, a, now));
                     }
-                    Out::Done { model, .. } => return weights(model),
+                    Out::Done { model, .. } => return weights(model.as_ref().expect("a model")),
                     Out::Failed(e) => panic!("failed: {e}"),
                     Out::Checkpoint(_) => {}
                 }

@@ -530,28 +530,24 @@ fn decide_mode(
         ),
     };
     if parallel {
-        let meshml_models::plan::JobKind::Fit { estimator } = &request.job.kind else {
-            return Err(MeshError::bad(format!(
-                "data-parallel ({why}): data-parallel jobs fit one estimator (kind fit); {} does \
-                 not run data-parallel yet. These do: {}",
-                request.job.describe(),
-                meshml_models::parallel::DataParallelFit::SUPPORTED
-            )));
-        };
         let schema = manifest
             .chunk_reader()
             .and_then(|r| r.finish())
             .map_err(|e| MeshError::internal(e.to_string()))?;
-        let fit = meshml_models::parallel::DataParallelFit::new(estimator, &schema, manifest.rows)
-            .map_err(|e| MeshError::bad(format!("data-parallel ({why}): {e}")))?;
+        let fit =
+            meshml_models::parallel::DataParallelJob::new(&request.job, &schema, manifest.rows)
+                .map_err(|e| MeshError::bad(format!("data-parallel ({why}): {e}")))?;
         let limit = crate::driver::rounds::MAX_ANSWER_BYTES;
-        if fit.largest_partial_bytes() > limit {
+        let largest = fit
+            .largest_partial_bytes()
+            .map_err(|e| MeshError::bad(format!("data-parallel ({why}): {e}")))?;
+        if largest > limit {
             return Err(MeshError::bad(format!(
                 "data-parallel ({why}): {} on {} features: one chunk's partial result takes \
                  about {}, more than a member's answer may carry ({})",
-                estimator.name(),
+                request.job.describe(),
                 manifest.n_features(),
-                human_bytes(fit.largest_partial_bytes() as u64),
+                human_bytes(largest as u64),
                 human_bytes(limit as u64)
             )));
         }

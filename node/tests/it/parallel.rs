@@ -107,6 +107,35 @@ fn over_chunks(estimator: &Estimator, data: &Dataset, rows: usize) -> FittedMode
     }
 }
 
+/// A data-parallel grid search run in this process over chunks of `rows` rows.
+fn search_over_chunks(
+    spec: &JobSpec,
+    data: &Dataset,
+    rows: usize,
+) -> (FittedModel, meshml_models::plan::CvResults) {
+    use meshml_models::parallel::{compute, DataParallelJob, JobNext, Partial};
+    let idx: Vec<usize> = (0..data.n_samples()).collect();
+    let chunks: Vec<Dataset> = idx.chunks(rows).map(|c| data.select(c).unwrap()).collect();
+    let mut job =
+        DataParallelJob::new(spec, &data.select(&[]).unwrap(), data.n_samples() as u64).unwrap();
+    loop {
+        match job.ask().unwrap() {
+            JobNext::Done { model, cv } => return (model.unwrap(), *cv.unwrap()),
+            JobNext::Pass(pass) => {
+                let mut total: Option<Partial> = None;
+                for c in &chunks {
+                    let p = compute(&pass, c.clone()).unwrap();
+                    match &mut total {
+                        None => total = Some(p),
+                        Some(t) => t.merge(&p).unwrap(),
+                    }
+                }
+                job.tell(total.unwrap()).unwrap();
+            }
+        }
+    }
+}
+
 #[test]
 fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
     let tmp = tempfile::tempdir().unwrap();
@@ -246,6 +275,31 @@ fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
     let want = over_chunks(&e, &digits(), 200);
     let got = model(&nodes[0], "dp-sgd", tmp.path());
     assert_eq!(got, want, "SGD on the mesh and in one process");
+
+    // A grid search: 2 candidates x 3 folds as fits in lockstep, each pass shared; the
+    // table and the refit model are those one process computes over the same chunks.
+    let mut e = Estimator::from_name("standard_scaler+logistic_regression").unwrap();
+    e.set_param("max_iter", "50").unwrap();
+    let spec = JobSpec {
+        kind: JobKind::GridSearch {
+            estimator: e,
+            grid: vec![("C".into(), vec!["0.1".into(), "1".into()])],
+            cv: 3,
+            refit: true,
+        },
+        seed: 5,
+    };
+    let id = submit_job(
+        &nodes[0],
+        &json!({ "dataset": "digits", "name": "dp-grid", "data_parallel": true, "job": spec }),
+    );
+    let v = finished_job(&nodes[0], &id);
+    let (want_model, want_cv) = search_over_chunks(&spec, &digits(), 200);
+    let got_cv: meshml_models::plan::CvResults =
+        serde_json::from_value(v["result"]["cv"].clone()).unwrap();
+    assert_eq!(got_cv.split_scores, want_cv.split_scores);
+    assert_eq!(got_cv.best_index, want_cv.best_index);
+    assert_eq!(model(&nodes[1], "dp-grid", tmp.path()), want_model);
 
     // Ridge on digits as a regression (the digit as a number).
     put_dataset_with(
