@@ -6,7 +6,7 @@ use super::{DataParallelFit, DataParallelSearch, Next, Partial, Pass, SearchNext
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::estimator::FittedModel;
-use crate::plan::{CvResults, JobKind, JobSpec};
+use crate::plan::{grid_candidates, random_candidates, CvResults, JobKind, JobSpec};
 
 /// What a data-parallel job needs next.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ pub enum DataParallelJob {
 
 impl DataParallelJob {
     /// Jobs that run data-parallel, as the error for the others lists them.
-    pub const KINDS: &'static str = "fit and grid_search";
+    pub const KINDS: &'static str = "fit, grid_search and random_search";
 
     /// The job `spec` on data whose schema `schema` has (no rows needed), `n_samples` rows.
     pub fn new(spec: &JobSpec, schema: &Dataset, n_samples: u64) -> Result<Self> {
@@ -48,7 +48,28 @@ impl DataParallelJob {
                 cv,
                 refit,
             } => Ok(Self::Search(Box::new(DataParallelSearch::new(
-                estimator, grid, *cv, *refit, spec.seed, schema, n_samples,
+                estimator,
+                grid_candidates(grid)?,
+                *cv,
+                *refit,
+                spec.seed,
+                schema,
+                n_samples,
+            )?))),
+            JobKind::RandomSearch {
+                estimator,
+                space,
+                n_iter,
+                cv,
+                refit,
+            } => Ok(Self::Search(Box::new(DataParallelSearch::new(
+                estimator,
+                random_candidates(estimator, space, *n_iter, spec.seed)?,
+                *cv,
+                *refit,
+                spec.seed,
+                schema,
+                n_samples,
             )?))),
             _ => Err(ModelError::data(
                 "data-parallel job",

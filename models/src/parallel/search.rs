@@ -23,7 +23,7 @@ use super::{DataParallelFit, Next, Partial, Pass, PassOp, RowFilter};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::estimator::{Estimator, FittedModel};
-use crate::plan::{grid_candidates, with_params, CvResults};
+use crate::plan::{with_params, CvResults};
 
 /// What a search needs next.
 #[derive(Debug, Clone)]
@@ -80,12 +80,13 @@ pub struct DataParallelSearch {
 }
 
 impl DataParallelSearch {
-    /// A grid search of `estimator` over `grid` with `folds`-fold cross-validation on data
-    /// whose schema `schema` has (a dataset of no rows will do) and which holds
-    /// `n_samples` rows; every candidate is checked now.
+    /// A search of `estimator` over the candidates `params` (a grid's, or a random
+    /// search's draws) with `folds`-fold cross-validation on data whose schema `schema` has
+    /// (a dataset of no rows will do) and which holds `n_samples` rows; every candidate is
+    /// checked now.
     pub fn new(
         estimator: &Estimator,
-        grid: &[(String, Vec<String>)],
+        params: Vec<Vec<(String, String)>>,
         folds: u32,
         refit: bool,
         seed: u64,
@@ -98,7 +99,6 @@ impl DataParallelSearch {
                 format!("needs 2 <= folds <= rows; got {folds} folds of {n_samples} rows"),
             ));
         }
-        let params = grid_candidates(grid)?;
         let candidates = params
             .iter()
             .map(|p| with_params(estimator, p))

@@ -54,7 +54,7 @@ pub use cv::CvResults;
 pub use data::{DataSummary, Relabel, Rows, Side};
 pub use executor::{run_job, Executor, LocalExecutor, Progress};
 pub use job::{Distribution, Grid, JobKind, JobSpec};
-pub(crate) use planner::{grid_candidates, with_params};
+pub(crate) use planner::{grid_candidates, random_candidates, with_params};
 pub use planner::{JobResult, Planner, Step};
 pub use task::{run_task, Task, TaskOutput, Work};
 

@@ -521,15 +521,16 @@ fn a_grid_search_over_chunks_shares_each_pass_among_its_fits() {
     // Converged tightly, so that the refit equals the in-memory fit (as above).
     e.set_param("max_iter", "1000").unwrap();
     e.set_param("tol", "1e-8").unwrap();
-    let grid = vec![(
-        "C".to_string(),
-        ["0.01", "0.1", "1", "10"].map(String::from).to_vec(),
-    )];
+    let values = ["0.01", "0.1", "1", "10"];
     let (folds, seed) = (3u32, 11u64);
     let schema = digits.select(&[]).unwrap();
     let n = digits.n_samples();
+    let params = values
+        .iter()
+        .map(|v| vec![("C".to_string(), v.to_string())])
+        .collect();
     let mut search =
-        DataParallelSearch::new(&e, &grid, folds, true, seed, &schema, n as u64).unwrap();
+        DataParallelSearch::new(&e, params, folds, true, seed, &schema, n as u64).unwrap();
     let idx: Vec<usize> = (0..n).collect();
     let chunks: Vec<Dataset> = idx.chunks(300).map(|c| digits.select(c).unwrap()).collect();
     let (model, cv) = loop {
@@ -587,5 +588,58 @@ fn a_grid_search_over_chunks_shares_each_pass_among_its_fits() {
         search.passes() * 4 < separate,
         "{} shared passes against {separate} for separate fits",
         search.passes()
+    );
+}
+
+#[test]
+fn a_random_search_over_chunks_draws_the_in_memory_searchs_candidates() {
+    use meshml_models::parallel::{DataParallelJob, JobNext};
+    use meshml_models::plan::{Distribution, JobKind, JobSpec};
+    let iris = data("iris");
+    let spec = JobSpec {
+        kind: JobKind::RandomSearch {
+            estimator: Estimator::from_name("gaussian_nb").unwrap(),
+            space: vec![(
+                "var_smoothing".into(),
+                Distribution::LogUniform {
+                    low: 1e-9,
+                    high: 1e-1,
+                },
+            )],
+            n_iter: 4,
+            cv: 3,
+            refit: false,
+        },
+        // The seed common::run gives the in-memory search.
+        seed: 0,
+    };
+    let mut job = DataParallelJob::new(&spec, &iris.select(&[]).unwrap(), 150).unwrap();
+    let idx: Vec<usize> = (0..150).collect();
+    let chunks: Vec<Dataset> = idx.chunks(40).map(|c| iris.select(c).unwrap()).collect();
+    let (model, cv) = loop {
+        match job.ask().unwrap() {
+            JobNext::Done { model, cv } => break (model, cv.unwrap()),
+            JobNext::Pass(pass) => {
+                let mut total: Option<Partial> = None;
+                for c in &chunks {
+                    let p = compute(&pass, c.clone()).unwrap();
+                    match &mut total {
+                        None => total = Some(p),
+                        Some(t) => t.merge(&p).unwrap(),
+                    }
+                }
+                job.tell(total.unwrap()).unwrap();
+            }
+        }
+    };
+    // The same draws as the in-memory search's (the folds differ: rows hashed here).
+    let here = super::common::run(spec.kind.clone(), &iris);
+    assert_eq!(cv.params, here.cv.unwrap().params);
+    assert!(model.is_none(), "refit=false registers no model");
+    // Naive Bayes takes one pass per fit: counts, the fits' one shared pass, the scores.
+    assert_eq!(job.passes(), 3);
+    assert!(
+        cv.mean_test_score.iter().all(|s| (0.5..=1.0).contains(s)),
+        "{cv:?}"
     );
 }

@@ -735,7 +735,11 @@ impl Board {
                     // The estimator of the model: the fit's, or the search's best candidate.
                     let estimator = match (&request.job.kind, &cv) {
                         (meshml_models::plan::JobKind::Fit { estimator }, _) => estimator.clone(),
-                        (meshml_models::plan::JobKind::GridSearch { estimator, .. }, Some(cv)) => {
+                        (
+                            meshml_models::plan::JobKind::GridSearch { estimator, .. }
+                            | meshml_models::plan::JobKind::RandomSearch { estimator, .. },
+                            Some(cv),
+                        ) => {
                             let mut e = estimator.clone();
                             for (k, v) in cv.best_params() {
                                 if let Err(err) = e.set_param(k, v) {

@@ -61,6 +61,30 @@ pub(crate) fn with_params(estimator: &Estimator, params: &[(String, String)]) ->
     Ok(e)
 }
 
+/// `n_iter` candidates drawn from `space` with the job's seed (each checked on
+/// `estimator`).
+pub(crate) fn random_candidates(
+    estimator: &Estimator,
+    space: &[(String, crate::plan::Distribution)],
+    n_iter: u32,
+    seed: u64,
+) -> Result<Vec<Vec<(String, String)>>> {
+    for (name, d) in space {
+        d.check(name)?;
+    }
+    let mut rng = Rng::derive(seed, 0x5EA2C4);
+    let mut c = Vec::new();
+    for _ in 0..n_iter {
+        let p: Vec<(String, String)> = space
+            .iter()
+            .map(|(name, d)| (name.clone(), d.sample(&mut rng)))
+            .collect();
+        with_params(estimator, &p)?;
+        c.push(p);
+    }
+    Ok(c)
+}
+
 /// The grid's candidates in scikit-learn's `ParameterGrid` order: names sorted, the last
 /// varying fastest.
 pub(crate) fn grid_candidates(
@@ -128,20 +152,7 @@ impl Planner {
                 if *n_iter == 0 {
                     return Err(ModelError::data("n_iter", "must be at least 1"));
                 }
-                for (name, d) in space {
-                    d.check(name)?;
-                }
-                let mut rng = Rng::derive(spec.seed, 0x5EA2C4);
-                let mut c = Vec::new();
-                for _ in 0..*n_iter {
-                    let p: Vec<(String, String)> = space
-                        .iter()
-                        .map(|(name, d)| (name.clone(), d.sample(&mut rng)))
-                        .collect();
-                    with_params(estimator, &p)?;
-                    c.push(p);
-                }
-                c
+                random_candidates(estimator, space, *n_iter, spec.seed)?
             }
             JobKind::MultiSearch { searches, cv, .. } => {
                 check_cv(*cv)?;
