@@ -614,7 +614,11 @@ impl KMeansFit {
         let wrong = || ModelError::data("k-means", "a partial result of another pass");
         match part {
             KMeansPart::Sample(s) if self.tol.is_none() => {
-                if s.moments.count.len() != self.d {
+                if s.moments.count.len() != self.d
+                    || s.moments.mean.len() != self.d
+                    || s.moments.m2.len() != self.d
+                    || s.rows.iter().any(|(_, r)| r.len() != self.d)
+                {
                     return Err(wrong());
                 }
                 let var = s.moments.variance();
@@ -631,8 +635,16 @@ impl KMeansFit {
                     return Err(wrong());
                 }
                 let (d, tol) = (self.d, self.tol.unwrap_or(0.0));
+                let k = self.params.n_clusters;
                 for (run, part) in going.into_iter().zip(parts) {
-                    if part.sums.len() != run.centres.len() {
+                    // A partial may come from another node: its shape is checked before use.
+                    if part.sums.len() != run.centres.len()
+                        || part.counts.len() != k
+                        || part
+                            .far
+                            .iter()
+                            .any(|f| f.label as usize >= k || f.row.len() != d)
+                    {
                         return Err(wrong());
                     }
                     if run.stopped {
@@ -711,6 +723,9 @@ fn update(part: &LloydPart, d: usize) -> Vec<f64> {
     let empty: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
     for (&e, f) in empty.iter().zip(&part.far) {
         let old = f.label as usize;
+        if counts[old] == 0 {
+            continue;
+        }
         for (j, &v) in f.row.iter().enumerate() {
             sums[old * d + j] -= f64::from(v);
             sums[e * d + j] = f64::from(v);

@@ -109,7 +109,9 @@ impl TestSums {
     /// Adds another block's.
     pub fn merge(&mut self, other: &TestSums) -> Result<()> {
         match (self, other) {
-            (TestSums::Classes(a), TestSums::Classes(b)) if a.len() == b.len() => {
+            (TestSums::Classes(a), TestSums::Classes(b))
+                if a.len() == b.len() && a.iter().chain(b).all(|r| r.len() == a.len()) =>
+            {
                 for (ra, rb) in a.iter_mut().zip(b) {
                     ra.iter_mut().zip(rb).for_each(|(x, y)| *x += y);
                 }

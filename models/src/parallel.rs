@@ -106,6 +106,9 @@ impl Moments {
     /// Adds another block's moments.
     pub fn merge(&mut self, o: &Moments) -> Result<()> {
         same_len(self.count.len(), o.count.len())?;
+        for v in [&self.mean, &self.m2, &o.mean, &o.m2] {
+            same_len(self.count.len(), v.len())?;
+        }
         for j in 0..self.count.len() {
             let (na, nb) = (self.count[j] as f64, o.count[j] as f64);
             if nb == 0.0 {
@@ -207,7 +210,12 @@ impl CrossMoments {
 
     /// Adds another block's moments.
     pub fn merge(&mut self, o: &CrossMoments) -> Result<()> {
-        same_len(self.xy.len(), o.xy.len())?;
+        let d = self.xy.len();
+        same_len(d, o.xy.len())?;
+        for m in [&*self, o] {
+            same_len(d, m.mean_x.len())?;
+            same_len(d * d, m.xx.len())?;
+        }
         if o.n == 0 {
             return Ok(());
         }
@@ -304,7 +312,16 @@ impl RowFilter {
     }
 }
 
+/// Most folds a pass may name (a fold count is a vector of this length).
+pub const MAX_FOLDS: u32 = 1 << 16;
+
 impl Pass {
+    /// Whether the pass (or one inside it) checks its rows as a model's input.
+    pub fn checks_input(&self) -> bool {
+        self.model.is_some()
+            || matches!(&self.op, PassOp::Multi(passes) if passes.iter().any(Pass::checks_input))
+    }
+
     /// About how many bytes one chunk's partial result of this pass takes in MessagePack,
     /// with `d` feature columns.
     pub fn partial_bytes(&self, d: usize) -> usize {
@@ -533,7 +550,7 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
             .map(Partial::Multi);
     }
     let chunk = match &pass.rows {
-        Some(f) if f.folds < 2 || f.fold >= f.folds => {
+        Some(f) if f.folds < 2 || f.folds > MAX_FOLDS || f.fold >= f.folds => {
             return Err(ModelError::data(
                 "data-parallel pass",
                 "a fold out of range",
@@ -543,6 +560,12 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
         None => chunk,
     };
     if let PassOp::FoldCounts { folds, seed } = &pass.op {
+        if *folds < 2 || *folds > MAX_FOLDS {
+            return Err(ModelError::data(
+                "data-parallel pass",
+                "a fold count out of range",
+            ));
+        }
         let mut counts = vec![0u64; (*folds).max(1) as usize];
         for r in chunk.x().data().chunks_exact(chunk.n_features().max(1)) {
             counts[RowFilter::fold_of(r, *seed, *folds) as usize] += 1;
@@ -1204,6 +1227,7 @@ impl DataParallelFit {
             }
             (Stage::Step(i), Partial::ColumnStats(c)) => {
                 let i = *i;
+                c.check(&self.schema)?;
                 let t = match &self.steps[i] {
                     TransformerSpec::SimpleImputer(p) => FittedTransformer::SimpleImputer(
                         p.check_ref()?.fit_stats(&self.schema, &c, None)?,
@@ -1224,6 +1248,7 @@ impl DataParallelFit {
                     return Err(wrong());
                 };
                 same_len(m.mean_x.len(), self.n_features)?;
+                same_len(m.xx.len(), self.n_features * self.n_features)?;
                 let pca = p.check_ref()?.finish(m)?;
                 self.fitted_step(i, FittedTransformer::Pca(pca))?;
             }

@@ -40,4 +40,6 @@ pub use message::{
 /// 2: chunks are Arrow IPC record batches (storage chunk format 2) and dataset manifests
 /// carry column kinds; a version-1 node would take every new chunk for a corrupt one.
 /// 3: data-parallel fits (`TrainChunks`, `Trained`, checkpoints in the replicated state).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: new passes inside `TrainChunks` (SGD epochs, PCA and k-means steps, column
+/// statistics, searches' fold filters and shared passes); checkpoints hold a job, not a fit.
+pub const PROTOCOL_VERSION: u32 = 4;

@@ -566,6 +566,19 @@ impl SgdEpoch {
             || s.avg_w.len() != k * d
             || s.avg_b.len() != k
             || s.u.len() != k
+            || match &self.classes {
+                // The problems are the classes' (one for two), each present class a class
+                // of the data: a pass comes over the network.
+                Some(m) => {
+                    k != (if m.present.len() > 2 {
+                        m.present.len()
+                    } else {
+                        1
+                    }) || m.present.len() < 2
+                        || m.present.iter().any(|&c| c as usize >= m.n_classes)
+                }
+                None => k != 1,
+            }
         {
             return Err(ModelError::Shape(format!(
                 "an SGD epoch for {k} problems of {d} features, on {} columns",
@@ -614,7 +627,8 @@ impl SgdEpoch {
         let xd = x.data();
         let mut out = SgdPart {
             rows: n as u64,
-            blocks: 1,
+            // A block left empty by a fold's filter does not slow the schedule.
+            blocks: u64::from(n > 0),
             w: Vec::with_capacity(k * d),
             b: Vec::with_capacity(k),
             avg_w: Vec::with_capacity(k * d),
@@ -639,7 +653,7 @@ impl SgdEpoch {
                 for &i in &order {
                     let row = &xd[i * d..(i + 1) * d];
                     let yi = targets[i * kt + if kt == 1 { 0 } else { j }];
-                    let dot: f64 = w.iter().zip(row).map(|(a, &v)| a * f64::from(v)).sum();
+                    let mut dot: f64 = w.iter().zip(row).map(|(a, &v)| a * f64::from(v)).sum();
                     let pred = wscale * dot + b;
                     let eta = match p.learning_rate {
                         LearningRate::Optimal => 1.0 / (p.alpha * (optimal_init + t - 1.0)),
@@ -662,6 +676,8 @@ impl SgdEpoch {
                         if wscale < 1e-9 {
                             w.iter_mut().for_each(|v| *v *= wscale);
                             sq *= wscale * wscale;
+                            // w_data changed scale: so did its product with the row.
+                            dot *= wscale;
                             wscale = 1.0;
                         }
                     }
@@ -804,7 +820,16 @@ impl SgdFit {
     pub fn tell(&mut self, part: SgdPart) -> Result<f64> {
         let s = &mut self.start;
         let (k, d) = (s.k, s.d);
-        if self.done || part.w.len() != k * d || part.objective.len() != k || part.rows == 0 {
+        if self.done
+            || part.rows == 0
+            || [part.w.len(), part.avg_w.len(), part.q.len()] != [k * d; 3]
+            || [
+                part.b.len(),
+                part.avg_b.len(),
+                part.u.len(),
+                part.objective.len(),
+            ] != [k; 4]
+        {
             return Err(ModelError::data("SGD", "a partial result of another pass"));
         }
         let r = part.rows as f64;

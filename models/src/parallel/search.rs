@@ -93,7 +93,7 @@ impl DataParallelSearch {
         schema: &Dataset,
         n_samples: u64,
     ) -> Result<Self> {
-        if folds < 2 || u64::from(folds) > n_samples {
+        if folds < 2 || u64::from(folds) > n_samples || folds > super::MAX_FOLDS {
             return Err(ModelError::data(
                 "cv",
                 format!("needs 2 <= folds <= rows; got {folds} folds of {n_samples} rows"),
@@ -248,7 +248,7 @@ impl DataParallelSearch {
         let k = self.folds as usize;
         match (&mut self.stage, partial) {
             (Stage::Count, Partial::FoldCounts(counts)) => {
-                if counts.len() != k {
+                if counts.len() != k || counts.iter().sum::<u64>() != self.n_samples {
                     return Err(wrong());
                 }
                 if let Some(f) = counts.iter().position(|&c| c == 0) {
@@ -287,6 +287,13 @@ impl DataParallelSearch {
                     let Partial::Score(Some(sums)) = part else {
                         return Err(wrong());
                     };
+                    // A classifier's counts are square, of the data's classes.
+                    if let crate::metrics::TestSums::Classes(c) = &sums {
+                        let n = self.schema.classes().map_or(0, |c| c.len());
+                        if c.len() != n || c.iter().any(|r| r.len() != n) {
+                            return Err(wrong());
+                        }
+                    }
                     split[i / k].push(sums.score());
                 }
                 let mut cv = CvResults::from_scores(self.params.clone(), split);

@@ -230,6 +230,15 @@ impl Checked<SimpleImputerParams> {
                     // The most frequent category: the smallest code of the most rows.
                     (_, true) => {
                         let s = stats.seen(j);
+                        if s.codes.is_empty() {
+                            return Err(ModelError::data(
+                                name,
+                                format!(
+                                    "column '{}' has present cells but no category counted",
+                                    data.feature_names()[j]
+                                ),
+                            ));
+                        }
                         let mut best = 0;
                         for (k, &c) in s.counts.iter().enumerate() {
                             if c > s.counts[best] {

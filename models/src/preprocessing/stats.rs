@@ -62,7 +62,12 @@ impl ColumnStats {
     /// Adds another block's.
     pub fn merge(&mut self, o: &ColumnStats) -> Result<()> {
         let shapes = |s: &ColumnStats| s.counts.iter().map(Vec::len).collect::<Vec<_>>();
-        if self.missing.len() != o.missing.len() || shapes(self) != shapes(o) {
+        if self.missing.len() != o.missing.len()
+            || shapes(self) != shapes(o)
+            || [self, o]
+                .iter()
+                .any(|s| s.sum.len() != s.missing.len() || s.counts.len() != s.missing.len())
+        {
             return Err(ModelError::Shape(
                 "column statistics of other columns".into(),
             ));
@@ -73,6 +78,27 @@ impl ColumnStats {
             self.sum[j] += o.sum[j];
             for (a, b) in self.counts[j].iter_mut().zip(&o.counts[j]) {
                 *a += b;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the statistics are of `schema`'s columns (they may come from another
+    /// node): one entry per column, a count per category, no more missing cells or
+    /// counted categories than rows.
+    pub fn check(&self, schema: &Dataset) -> Result<()> {
+        let d = schema.n_features();
+        let bad = || ModelError::Shape("column statistics of other columns".into());
+        if self.missing.len() != d || self.sum.len() != d || self.counts.len() != d {
+            return Err(bad());
+        }
+        for j in 0..d {
+            let cats = schema.kind(j).categories().map_or(0, |c| c.len());
+            if self.counts[j].len() != cats
+                || self.missing[j] > self.n
+                || self.counts[j].iter().sum::<u64>() > self.n - self.missing[j]
+            {
+                return Err(bad());
             }
         }
         Ok(())

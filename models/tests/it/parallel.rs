@@ -643,3 +643,69 @@ fn a_random_search_over_chunks_draws_the_in_memory_searchs_candidates() {
         "{cv:?}"
     );
 }
+
+#[test]
+fn malformed_partial_results_are_refused_with_an_error() {
+    use meshml_models::parallel::PassOp;
+    // Partial results come from other nodes: a wrong shape is an error, never a panic.
+    let iris = data("iris");
+    let schema = iris.select(&[]).unwrap();
+    let run_until = |e: &Estimator, stop: &dyn Fn(&PassOp) -> bool| {
+        let mut fit = DataParallelFit::new(e, &schema, 150).unwrap();
+        loop {
+            let Next::Pass(p) = fit.ask().unwrap() else {
+                panic!("done before the pass")
+            };
+            if stop(&p.op) {
+                return (fit, p);
+            }
+            fit.tell(compute(&p, iris.clone()).unwrap()).unwrap();
+        }
+    };
+    // k-means: a far row labelled with a cluster that does not exist.
+    let mut e = Estimator::from_name("kmeans+gaussian_nb").unwrap();
+    e.set_param("n_clusters", "3").unwrap();
+    let (mut fit, p) = run_until(&e, &|op| matches!(op, PassOp::Lloyd { .. }));
+    let Partial::Lloyd(mut parts) = compute(&p, iris.clone()).unwrap() else {
+        panic!("not lloyd")
+    };
+    parts[0].far[0].label = 1_000_000;
+    assert!(fit.tell(Partial::Lloyd(parts)).is_err());
+    // The imputer: statistics of other columns.
+    let e = Estimator::from_name("simple_imputer+gaussian_nb").unwrap();
+    let (mut fit, p) = run_until(&e, &|op| matches!(op, PassOp::ColumnStats { .. }));
+    let Partial::ColumnStats(mut c) = compute(&p, iris.clone()).unwrap() else {
+        panic!("not column stats")
+    };
+    c.sum.pop();
+    assert!(fit.tell(Partial::ColumnStats(c)).is_err());
+    // SGD: an epoch's intercepts missing.
+    let e = Estimator::from_name("sgd_classifier").unwrap();
+    let (mut fit, p) = run_until(&e, &|op| matches!(op, PassOp::SgdEpoch(_)));
+    let Partial::Sgd(mut s) = compute(&p, iris.clone()).unwrap() else {
+        panic!("not sgd")
+    };
+    s.b.clear();
+    assert!(fit.tell(Partial::Sgd(s)).is_err());
+    // A pass naming far too many folds is refused before anything is allocated.
+    let huge = meshml_models::parallel::Pass {
+        prep: Vec::new(),
+        model: None,
+        op: PassOp::FoldCounts {
+            folds: u32::MAX,
+            seed: 0,
+        },
+        rows: None,
+    };
+    assert!(compute(&huge, iris.clone()).is_err());
+    // A search's shared pass checks its rows when any of its fits does.
+    let inner = meshml_models::parallel::Pass {
+        model: Some("gaussian_nb".into()),
+        ..huge.clone()
+    };
+    let multi = meshml_models::parallel::Pass {
+        op: PassOp::Multi(vec![huge.clone(), inner]),
+        ..huge.clone()
+    };
+    assert!(multi.checks_input() && !huge.checks_input());
+}

@@ -666,10 +666,15 @@ impl Board {
 
     /// Takes up a data-parallel fit: from its last checkpoint, if it has one.
     fn pick_up_fit(&mut self, id: JobId, record: JobRecord, request: JobRequest, data: JobData) {
-        let fit = match (&record.checkpoint, &data.schema) {
-            (Some(c), _) => {
-                rmp_serde::from_slice(&c.state).map_err(|e| format!("unreadable checkpoint: {e}"))
-            }
+        // A checkpoint this version cannot read (written by an older one) starts the fit
+        // again, as one too large to checkpoint does.
+        let resumed = record.checkpoint.as_ref().and_then(|c| {
+            rmp_serde::from_slice::<meshml_models::parallel::DataParallelJob>(&c.state)
+                .map_err(|e| tracing::warn!(job_id = %id, "unreadable checkpoint, starting the fit again: {e}"))
+                .ok()
+        });
+        let fit = match (resumed, &data.schema) {
+            (Some(f), _) => Ok(f),
             (None, Some(schema)) => meshml_models::parallel::DataParallelJob::new(
                 &request.job,
                 schema,

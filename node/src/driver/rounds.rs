@@ -389,8 +389,15 @@ impl Rounds {
         let Some(total) = p.merged else {
             return vec![Out::Failed("a pass over no chunks".into())];
         };
-        if let Err(e) = self.fit.tell(total) {
-            return vec![Out::Failed(e.to_string())];
+        let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.fit.tell(total)));
+        match told {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return vec![Out::Failed(e.to_string())],
+            Err(_) => {
+                return vec![Out::Failed(
+                    "the pass's merged result is malformed (a member's partial result)".into(),
+                )]
+            }
         }
         let mut out = Vec::new();
         let (at, since) = self.checkpointed;
@@ -502,7 +509,11 @@ fn merge_in_order(p: &mut PassRun) -> Result<(), String> {
     while let Some(part) = p.ahead.remove(&p.merged_to) {
         match &mut p.merged {
             None => p.merged = Some(part),
-            Some(m) => m.merge(&part).map_err(|e| e.to_string())?,
+            // Partials come from other members: a malformed one that the checks miss
+            // fails the job, not the driver.
+            Some(m) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.merge(&part)))
+                .map_err(|_| "a member's partial result is malformed".to_string())?
+                .map_err(|e| e.to_string())?,
         }
         p.merged_to += 1;
     }

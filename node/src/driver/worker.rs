@@ -446,7 +446,7 @@ impl Worker {
                 let part = match (cached, bytes) {
                     (Some(c), _) => {
                         // Checked once for the model, in the first pass that needs it.
-                        let check = pass.model.is_some() && !c.checked();
+                        let check = pass.checks_input() && !c.checked();
                         let part = compute_with(&pass, c.data.clone(), check);
                         if check && part.is_ok() {
                             c.mark_checked();
@@ -458,7 +458,7 @@ impl Worker {
                         drop(bytes);
                         let part = compute_with(&pass, data.clone(), true);
                         if part.is_ok() {
-                            let entry = CachedChunk::new(data, pass.model.is_some());
+                            let entry = CachedChunk::new(data, pass.checks_input());
                             cache.lock().expect("chunk cache").put(key, entry);
                         }
                         part
