@@ -533,6 +533,20 @@ pub fn compute(pass: &Pass, chunk: Dataset) -> Result<Partial> {
     compute_with(pass, chunk, true)
 }
 
+/// Runs a pass on every chunk and merges the partials in chunk order, as the driver's
+/// engine does: a data-parallel job run in one process.
+pub fn compute_all(pass: &Pass, chunks: &[Dataset]) -> Result<Partial> {
+    let mut total: Option<Partial> = None;
+    for c in chunks {
+        let p = compute(pass, c.clone())?;
+        match &mut total {
+            None => total = Some(p),
+            Some(t) => t.merge(&p)?,
+        }
+    }
+    total.ok_or_else(|| ModelError::data("data-parallel pass", "no chunks"))
+}
+
 /// [`compute`], with the model's input check (numbers only, no missing cells, all finite:
 /// two scans of the chunk) left out when `check_input` is false: a worker that keeps a
 /// chunk in memory across passes checks it once. The check on the raw chunk stands for

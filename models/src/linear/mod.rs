@@ -27,6 +27,6 @@ pub use hyperparams::{LogisticRegressionParams, Penalty};
 pub(crate) use ridge::solve_normal;
 pub use ridge::{FittedLinearRegression, LinearRegressionParams, RidgeParams};
 pub use sgd::{
-    FittedSgd, LearningRate, SgdClassifierParams, SgdEpoch, SgdFit, SgdLoss, SgdParams, SgdPart,
-    SgdPenalty, SgdRegressorParams, SgdStart, Target as SgdTarget,
+    FittedSgd, LearningRate, SgdClassifierParams, SgdEpoch, SgdFit, SgdLoss, SgdModel, SgdParams,
+    SgdPart, SgdPenalty, SgdRegressorParams, SgdStart, Target as SgdTarget,
 };

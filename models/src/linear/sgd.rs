@@ -452,13 +452,9 @@ sgd_params!(
     false
 );
 
-/// The model at the start of an epoch, and the state of the stopping rule: plain data.
+/// What SGD carries from one epoch to the next, for `k` problems of `d` features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SgdStart {
-    /// Problems (1 for a regressor or two classes, else one per class).
-    pub k: usize,
-    /// Features.
-    pub d: usize,
+pub struct SgdModel {
     /// Weights, `k x d`.
     pub w: Vec<f64>,
     /// Intercepts.
@@ -472,6 +468,64 @@ pub struct SgdStart {
     pub q: Vec<f64>,
     /// See `q`.
     pub u: Vec<f64>,
+}
+
+impl SgdModel {
+    fn zeros(k: usize, d: usize) -> Self {
+        Self {
+            w: vec![0.0; k * d],
+            b: vec![0.0; k],
+            avg_w: vec![0.0; k * d],
+            avg_b: vec![0.0; k],
+            q: vec![0.0; k * d],
+            u: vec![0.0; k],
+        }
+    }
+
+    fn with_capacity(k: usize, d: usize) -> Self {
+        Self {
+            w: Vec::with_capacity(k * d),
+            b: Vec::with_capacity(k),
+            avg_w: Vec::with_capacity(k * d),
+            avg_b: Vec::with_capacity(k),
+            q: Vec::with_capacity(k * d),
+            u: Vec::with_capacity(k),
+        }
+    }
+
+    /// Whether every part is of `k` problems of `d` features (a model may come from
+    /// another node).
+    fn is(&self, k: usize, d: usize) -> bool {
+        [self.w.len(), self.avg_w.len(), self.q.len()] == [k * d; 3]
+            && [self.b.len(), self.avg_b.len(), self.u.len()] == [k; 3]
+    }
+
+    /// Every part, for element-wise sums.
+    fn parts_mut(&mut self) -> [&mut Vec<f64>; 6] {
+        [
+            &mut self.w,
+            &mut self.b,
+            &mut self.avg_w,
+            &mut self.avg_b,
+            &mut self.q,
+            &mut self.u,
+        ]
+    }
+
+    fn parts(&self) -> [&Vec<f64>; 6] {
+        [&self.w, &self.b, &self.avg_w, &self.avg_b, &self.q, &self.u]
+    }
+}
+
+/// The model at the start of an epoch, and the state of the stopping rule: plain data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SgdStart {
+    /// Problems (1 for a regressor or two classes, else one per class).
+    pub k: usize,
+    /// Features.
+    pub d: usize,
+    /// The model.
+    pub model: SgdModel,
     /// The schedule's counter (rows seen, from 1).
     pub t: f64,
     /// Each problem's current step size (`adaptive`).
@@ -487,18 +541,8 @@ pub struct SgdPart {
     pub rows: u64,
     /// Blocks merged.
     pub blocks: u64,
-    /// Weights times rows.
-    pub w: Vec<f64>,
-    /// Intercepts times rows.
-    pub b: Vec<f64>,
-    /// Averaged weights times rows.
-    pub avg_w: Vec<f64>,
-    /// Averaged intercepts times rows.
-    pub avg_b: Vec<f64>,
-    /// L1 state times rows.
-    pub q: Vec<f64>,
-    /// See `q`.
-    pub u: Vec<f64>,
+    /// The end model, every number times the rows.
+    pub model: SgdModel,
     /// Each problem's summed objective (loss plus penalty) over the rows.
     pub objective: Vec<f64>,
 }
@@ -506,19 +550,20 @@ pub struct SgdPart {
 impl SgdPart {
     /// Adds another block's epoch.
     pub fn merge(&mut self, o: &SgdPart) -> Result<()> {
-        if self.w.len() != o.w.len() || self.objective.len() != o.objective.len() {
+        let k = self.objective.len();
+        let d = self.model.w.len() / k.max(1);
+        if o.objective.len() != k || !self.model.is(k, d) || !o.model.is(k, d) {
             return Err(ModelError::Shape("SGD partials of other shapes".into()));
         }
-        let add = |a: &mut Vec<f64>, b: &Vec<f64>| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         self.rows += o.rows;
         self.blocks += o.blocks;
-        add(&mut self.w, &o.w);
-        add(&mut self.b, &o.b);
-        add(&mut self.avg_w, &o.avg_w);
-        add(&mut self.avg_b, &o.avg_b);
-        add(&mut self.q, &o.q);
-        add(&mut self.objective, &o.objective);
-        add(&mut self.u, &o.u);
+        for (a, b) in self.model.parts_mut().into_iter().zip(o.model.parts()) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        self.objective
+            .iter_mut()
+            .zip(&o.objective)
+            .for_each(|(x, y)| *x += y);
         Ok(())
     }
 }
@@ -558,14 +603,9 @@ impl SgdEpoch {
         let s = &self.start;
         let (k, d, n) = (s.k, s.d, x.rows());
         if x.cols() != d
-            || s.w.len() != k * d
-            || s.b.len() != k
+            || !s.model.is(k, d)
             || s.eta.len() != k
             || s.active.len() != k
-            || s.q.len() != k * d
-            || s.avg_w.len() != k * d
-            || s.avg_b.len() != k
-            || s.u.len() != k
             || match &self.classes {
                 // The problems are the classes' (one for two), each present class a class
                 // of the data: a pass comes over the network.
@@ -629,21 +669,17 @@ impl SgdEpoch {
             rows: n as u64,
             // A block left empty by a fold's filter does not slow the schedule.
             blocks: u64::from(n > 0),
-            w: Vec::with_capacity(k * d),
-            b: Vec::with_capacity(k),
-            avg_w: Vec::with_capacity(k * d),
-            avg_b: Vec::with_capacity(k),
-            q: Vec::with_capacity(k * d),
-            u: Vec::with_capacity(k),
+            model: SgdModel::with_capacity(k, d),
             objective: vec![0.0; k],
         };
         for j in 0..k {
-            let mut w = s.w[j * d..(j + 1) * d].to_vec();
-            let mut b = s.b[j];
-            let mut avg_w = s.avg_w[j * d..(j + 1) * d].to_vec();
-            let mut avg_b = s.avg_b[j];
-            let mut q = s.q[j * d..(j + 1) * d].to_vec();
-            let mut u = s.u[j];
+            let m = &s.model;
+            let mut w = m.w[j * d..(j + 1) * d].to_vec();
+            let mut b = m.b[j];
+            let mut avg_w = m.avg_w[j * d..(j + 1) * d].to_vec();
+            let mut avg_b = m.avg_b[j];
+            let mut q = m.q[j * d..(j + 1) * d].to_vec();
+            let mut u = m.u[j];
             let mut t = s.t;
             if s.active[j] {
                 let mut wscale = 1.0f64;
@@ -730,12 +766,13 @@ impl SgdEpoch {
                 out.objective[j] = obj;
             }
             let r = n as f64;
-            out.w.extend(w.iter().map(|v| v * r));
-            out.b.push(b * r);
-            out.avg_w.extend(avg_w.iter().map(|v| v * r));
-            out.avg_b.push(avg_b * r);
-            out.q.extend(q.iter().map(|v| v * r));
-            out.u.push(u * r);
+            let o = &mut out.model;
+            o.w.extend(w.iter().map(|v| v * r));
+            o.b.push(b * r);
+            o.avg_w.extend(avg_w.iter().map(|v| v * r));
+            o.avg_b.push(avg_b * r);
+            o.q.extend(q.iter().map(|v| v * r));
+            o.u.push(u * r);
         }
         Ok(out)
     }
@@ -777,12 +814,7 @@ impl SgdFit {
             start: SgdStart {
                 k,
                 d,
-                w: vec![0.0; k * d],
-                b: vec![0.0; k],
-                avg_w: vec![0.0; k * d],
-                avg_b: vec![0.0; k],
-                q: vec![0.0; k * d],
-                u: vec![0.0; k],
+                model: SgdModel::zeros(k, d),
                 t: 1.0,
                 eta: vec![params.eta0; k],
                 active: vec![true; k],
@@ -820,26 +852,15 @@ impl SgdFit {
     pub fn tell(&mut self, part: SgdPart) -> Result<f64> {
         let s = &mut self.start;
         let (k, d) = (s.k, s.d);
-        if self.done
-            || part.rows == 0
-            || [part.w.len(), part.avg_w.len(), part.q.len()] != [k * d; 3]
-            || [
-                part.b.len(),
-                part.avg_b.len(),
-                part.u.len(),
-                part.objective.len(),
-            ] != [k; 4]
-        {
+        if self.done || part.rows == 0 || !part.model.is(k, d) || part.objective.len() != k {
             return Err(ModelError::data("SGD", "a partial result of another pass"));
         }
+        // The rows-weighted mean of the blocks' models.
         let r = part.rows as f64;
-        let mean = |v: &[f64]| v.iter().map(|x| x / r).collect::<Vec<f64>>();
-        s.w = mean(&part.w);
-        s.b = mean(&part.b);
-        s.avg_w = mean(&part.avg_w);
-        s.avg_b = mean(&part.avg_b);
-        s.q = mean(&part.q);
-        s.u = mean(&part.u);
+        s.model = part.model;
+        for v in s.model.parts_mut() {
+            v.iter_mut().for_each(|x| *x /= r);
+        }
         s.t += r / part.blocks.max(1) as f64;
         let mut shown = Vec::new();
         for j in 0..k {
@@ -885,9 +906,9 @@ impl SgdFit {
         let s = &self.start;
         let averaged = self.params.average > 0 && self.params.average as f64 <= s.t - 1.0;
         let (coef, intercept) = if averaged {
-            (s.avg_w.clone(), s.avg_b.clone())
+            (s.model.avg_w.clone(), s.model.avg_b.clone())
         } else {
-            (s.w.clone(), s.b.clone())
+            (s.model.w.clone(), s.model.b.clone())
         };
         let name = if self.classes.is_some() {
             "SGDClassifier"

@@ -148,14 +148,7 @@ impl Checked<SimpleImputerParams> {
         ) {
             return Ok(());
         }
-        let cols = select(
-            schema,
-            self.columns.as_deref(),
-            name,
-            |k| *k != ColumnKind::Indicator,
-            |_| true,
-            "any column",
-        )?;
+        let cols = self.imputed(schema)?;
         match cols
             .iter()
             .find(|&&j| schema.kind(j).categories().is_none())
@@ -178,9 +171,22 @@ impl Checked<SimpleImputerParams> {
         }
     }
 
+    /// The columns the imputer acts on: those named in `columns`, else every one but the
+    /// indicators.
+    fn imputed(&self, data: &Dataset) -> Result<Vec<usize>> {
+        select(
+            data,
+            self.columns.as_deref(),
+            SimpleImputerParams::NAME,
+            |k| *k != ColumnKind::Indicator,
+            |_| true,
+            "any column",
+        )
+    }
+
     /// The imputer from the columns' statistics (`data` gives the schema: its rows are not
-    /// read), and `values` (a column's present cells) where [`Self::needs_values`]; without
-    /// them such a column is refused.
+    /// read), and `values` (a column's present cells) for the median or the most frequent
+    /// value of a numeric column; without them such a column is refused.
     pub(crate) fn fit_stats(
         &self,
         data: &Dataset,
@@ -188,14 +194,7 @@ impl Checked<SimpleImputerParams> {
         values: Option<&dyn Fn(usize) -> Vec<f32>>,
     ) -> Result<FittedSimpleImputer> {
         let name = SimpleImputerParams::NAME;
-        let cols = select(
-            data,
-            self.columns.as_deref(),
-            name,
-            |k| *k != ColumnKind::Indicator,
-            |_| true,
-            "any column",
-        )?;
+        let cols = self.imputed(data)?;
         let (n, d) = (stats.n, data.n_features());
         if n == 0 {
             return Err(ModelError::data("training data", "no rows"));

@@ -4,13 +4,27 @@
 
 use meshml_models::io::{load_csv, CsvOptions};
 use meshml_models::plan::{run_job, CvResults, JobKind, JobResult, JobSpec, LocalExecutor};
-use meshml_models::{Dataset, Estimator};
+use meshml_models::{Dataset, Estimator, Target};
 use serde_json::Value;
 
 /// A bundled dataset (`data/NAME.csv`).
 pub fn data(name: &str) -> Dataset {
     let path = format!("{}/../data/{name}.csv", env!("CARGO_MANIFEST_DIR"));
     load_csv(path, &CsvOptions::default()).expect("bundled data loads")
+}
+
+/// Iris's first three measurements predicting the petal width.
+pub fn iris_regression() -> Dataset {
+    let iris = data("iris");
+    let x = iris.x().select_cols(&[0, 1, 2]).unwrap();
+    let y: Vec<f32> = iris.x().data().chunks_exact(4).map(|r| r[3]).collect();
+    Dataset::new(
+        x,
+        Target::Values(y),
+        iris.feature_names()[..3].to_vec(),
+        "petal_width",
+    )
+    .unwrap()
 }
 
 /// An estimator by name, solved tightly (`tol=1e-10`, a large `max_iter`) so that the

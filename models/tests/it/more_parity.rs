@@ -13,7 +13,7 @@ use meshml_models::preprocessing::StandardScalerParams;
 use meshml_models::{Classifier, Dataset, Estimator, Fit, FittedModel, Matrix, Target};
 use serde_json::Value;
 
-use crate::common::{assert_close, assert_splits, data, flat, run, tight};
+use crate::common::{assert_close, assert_splits, data, flat, iris_regression, run, tight};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
@@ -25,20 +25,6 @@ fn reference() -> &'static Value {
 
 fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
-}
-
-/// Iris with its three first measurements as features and the petal width as target.
-fn iris_regression() -> Dataset {
-    let iris = data("iris");
-    let x = iris.x().select_cols(&[0, 1, 2]).unwrap();
-    let y: Vec<f32> = iris.x().data().chunks_exact(4).map(|r| r[3]).collect();
-    Dataset::new(
-        x,
-        Target::Values(y),
-        iris.feature_names()[..3].to_vec(),
-        "petal_width",
-    )
-    .unwrap()
 }
 
 fn standardised_iris() -> Dataset {

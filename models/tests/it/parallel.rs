@@ -3,7 +3,7 @@
 //! every two passes, as a driver and its successor would.
 
 use meshml_models::estimator::FittedTransformer;
-use meshml_models::parallel::{compute, DataParallelFit, Next, Partial};
+use meshml_models::parallel::{compute, compute_all, DataParallelFit, Next, Partial};
 use meshml_models::{Classifier, Dataset, Estimator, Fit, FittedModel, Target};
 
 use super::common::data;
@@ -22,15 +22,7 @@ fn fit_dp(estimator: &Estimator, data: &Dataset, rows: usize) -> (FittedModel, u
         match fit.ask().unwrap() {
             Next::Done(m) => return (m, fit.passes()),
             Next::Pass(pass) => {
-                let mut total: Option<Partial> = None;
-                for c in &chunks {
-                    let p = compute(&pass, c.clone()).unwrap();
-                    match &mut total {
-                        None => total = Some(p),
-                        Some(t) => t.merge(&p).unwrap(),
-                    }
-                }
-                fit.tell(total.unwrap()).unwrap();
+                fit.tell(compute_all(&pass, &chunks).unwrap()).unwrap();
             }
         }
     }
@@ -540,15 +532,7 @@ fn a_grid_search_over_chunks_shares_each_pass_among_its_fits() {
         match search.ask().unwrap() {
             SearchNext::Done { model, cv } => break (model.unwrap(), cv),
             SearchNext::Pass(pass) => {
-                let mut total: Option<Partial> = None;
-                for c in &chunks {
-                    let p = compute(&pass, c.clone()).unwrap();
-                    match &mut total {
-                        None => total = Some(p),
-                        Some(t) => t.merge(&p).unwrap(),
-                    }
-                }
-                search.tell(total.unwrap()).unwrap();
+                search.tell(compute_all(&pass, &chunks).unwrap()).unwrap();
             }
         }
     };
@@ -620,15 +604,7 @@ fn a_random_search_over_chunks_draws_the_in_memory_searchs_candidates() {
         match job.ask().unwrap() {
             JobNext::Done { model, cv } => break (model, cv.unwrap()),
             JobNext::Pass(pass) => {
-                let mut total: Option<Partial> = None;
-                for c in &chunks {
-                    let p = compute(&pass, c.clone()).unwrap();
-                    match &mut total {
-                        None => total = Some(p),
-                        Some(t) => t.merge(&p).unwrap(),
-                    }
-                }
-                job.tell(total.unwrap()).unwrap();
+                job.tell(compute_all(&pass, &chunks).unwrap()).unwrap();
             }
         }
     };
@@ -685,7 +661,7 @@ fn malformed_partial_results_are_refused_with_an_error() {
     let Partial::Sgd(mut s) = compute(&p, iris.clone()).unwrap() else {
         panic!("not sgd")
     };
-    s.b.clear();
+    s.model.b.clear();
     assert!(fit.tell(Partial::Sgd(s)).is_err());
     // A pass naming far too many folds is refused before anything is allocated.
     let huge = meshml_models::parallel::Pass {

@@ -4,10 +4,10 @@
 use std::sync::OnceLock;
 
 use meshml_models::preprocessing::StandardScalerParams;
-use meshml_models::{Dataset, Estimator, Fit, Target, Transformer};
+use meshml_models::{Dataset, Estimator, Fit, Transformer};
 use serde_json::Value;
 
-use super::common::data;
+use super::common::{data, iris_regression};
 
 fn reference() -> &'static Value {
     static REF: OnceLock<Value> = OnceLock::new();
@@ -28,20 +28,6 @@ fn split(d: &Dataset) -> (Dataset, Dataset) {
             .unwrap()
     };
     (scale(&a), scale(&b))
-}
-
-/// Iris's first three measurements predicting the petal width.
-fn iris_regression() -> Dataset {
-    let iris = data("iris");
-    let x = iris.x().select_cols(&[0, 1, 2]).unwrap();
-    let y: Vec<f32> = iris.x().data().chunks_exact(4).map(|r| r[3]).collect();
-    Dataset::new(
-        x,
-        Target::Values(y),
-        iris.feature_names()[..3].to_vec(),
-        "petal_width",
-    )
-    .unwrap()
 }
 
 fn estimator(name: &str, params: &Value, seed: u64) -> Estimator {

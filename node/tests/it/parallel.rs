@@ -77,61 +77,25 @@ fn digits() -> Dataset {
     load_csv(data_path("digits"), &CsvOptions::default()).unwrap()
 }
 
-/// `estimator` fitted data-parallel in this process over chunks of `rows` rows, merged in
-/// chunk order as a driver merges them.
-fn over_chunks(estimator: &Estimator, data: &Dataset, rows: usize) -> FittedModel {
-    use meshml_models::parallel::{compute, DataParallelFit, Next, Partial};
-    let idx: Vec<usize> = (0..data.n_samples()).collect();
-    let chunks: Vec<Dataset> = idx.chunks(rows).map(|c| data.select(c).unwrap()).collect();
-    let mut fit = DataParallelFit::new(
-        estimator,
-        &data.select(&[]).unwrap(),
-        data.n_samples() as u64,
-    )
-    .unwrap();
-    loop {
-        match fit.ask().unwrap() {
-            Next::Done(m) => return m,
-            Next::Pass(pass) => {
-                let mut total: Option<Partial> = None;
-                for c in &chunks {
-                    let p = compute(&pass, c.clone()).unwrap();
-                    match &mut total {
-                        None => total = Some(p),
-                        Some(t) => t.merge(&p).unwrap(),
-                    }
-                }
-                fit.tell(total.unwrap()).unwrap();
-            }
-        }
-    }
-}
-
-/// A data-parallel grid search run in this process over chunks of `rows` rows.
-fn search_over_chunks(
+/// A data-parallel job run in this process over chunks of `rows` rows, merged in chunk
+/// order as a driver merges them: its model, and a search's table.
+fn over_chunks(
     spec: &JobSpec,
     data: &Dataset,
     rows: usize,
-) -> (FittedModel, meshml_models::plan::CvResults) {
-    use meshml_models::parallel::{compute, DataParallelJob, JobNext, Partial};
+) -> (
+    Option<FittedModel>,
+    Option<Box<meshml_models::plan::CvResults>>,
+) {
+    use meshml_models::parallel::{compute_all, DataParallelJob, JobNext};
     let idx: Vec<usize> = (0..data.n_samples()).collect();
     let chunks: Vec<Dataset> = idx.chunks(rows).map(|c| data.select(c).unwrap()).collect();
     let mut job =
         DataParallelJob::new(spec, &data.select(&[]).unwrap(), data.n_samples() as u64).unwrap();
     loop {
         match job.ask().unwrap() {
-            JobNext::Done { model, cv } => return (model.unwrap(), *cv.unwrap()),
-            JobNext::Pass(pass) => {
-                let mut total: Option<Partial> = None;
-                for c in &chunks {
-                    let p = compute(&pass, c.clone()).unwrap();
-                    match &mut total {
-                        None => total = Some(p),
-                        Some(t) => t.merge(&p).unwrap(),
-                    }
-                }
-                job.tell(total.unwrap()).unwrap();
-            }
+            JobNext::Done { model, cv } => return (model, cv),
+            JobNext::Pass(pass) => job.tell(compute_all(&pass, &chunks).unwrap()).unwrap(),
         }
     }
 }
@@ -272,7 +236,11 @@ fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
     );
     let v = finished_job(&nodes[2], &id);
     assert_eq!(v["passes"]["passes"], 17, "{v}");
-    let want = over_chunks(&e, &digits(), 200);
+    let fit = JobSpec {
+        kind: JobKind::Fit { estimator: e },
+        seed: 0,
+    };
+    let want = over_chunks(&fit, &digits(), 200).0.unwrap();
     let got = model(&nodes[0], "dp-sgd", tmp.path());
     assert_eq!(got, want, "SGD on the mesh and in one process");
 
@@ -294,7 +262,8 @@ fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
         &json!({ "dataset": "digits", "name": "dp-grid", "data_parallel": true, "job": spec }),
     );
     let v = finished_job(&nodes[0], &id);
-    let (want_model, want_cv) = search_over_chunks(&spec, &digits(), 200);
+    let (want_model, want_cv) = over_chunks(&spec, &digits(), 200);
+    let (want_model, want_cv) = (want_model.unwrap(), want_cv.unwrap());
     let got_cv: meshml_models::plan::CvResults =
         serde_json::from_value(v["result"]["cv"].clone()).unwrap();
     assert_eq!(got_cv.split_scores, want_cv.split_scores);
