@@ -101,7 +101,12 @@ impl ModelArtifact {
         data: &Dataset,
         provenance: Provenance,
     ) -> Result<Self> {
-        let classes = data.classes().cloned().unwrap_or_else(|| Classes::range(0));
+        // A clusterer's classes are its clusters, whatever the data's target.
+        let classes = if model.is_clusterer() {
+            Classes::range(model.n_classes())
+        } else {
+            data.classes().cloned().unwrap_or_else(|| Classes::range(0))
+        };
         // A multi-output model reads the columns that are not its targets.
         let feature_names = match &model {
             FittedModel::MultiOutput(m) => m.features.clone(),

@@ -31,7 +31,8 @@ use crate::parallel::Moments;
 use crate::rng::Rng;
 use crate::schema::{check_model_input, ColumnKind};
 use crate::traits::{
-    parse_opt_usize, parse_value, unknown_param, Checked, Fit, Params, Transformer,
+    parse_opt_usize, parse_value, unknown_param, Checked, Classifier, Fit, Model, Params,
+    Transformer,
 };
 
 /// How a k-means run picks its first centres.
@@ -243,10 +244,45 @@ impl FittedKMeans {
     /// Minus the sum of squared distances of the rows to their nearest centre
     /// (scikit-learn's `score`).
     pub fn score(&self, x: &Matrix) -> Result<f64> {
+        Ok(-Model::inertia(self, x)?)
+    }
+}
+
+/// k-means on its own is a model whose classes are its clusters.
+impl Classifier for FittedKMeans {
+    fn n_features(&self) -> usize {
+        self.d()
+    }
+
+    fn n_classes(&self) -> usize {
+        self.k
+    }
+
+    fn predict_proba(&self, _x: &Matrix) -> Result<Matrix> {
+        Err(ModelError::data(
+            "kmeans",
+            "k-means has no probabilities: it predicts each row's cluster",
+        ))
+    }
+
+    fn predict(&self, x: &Matrix) -> Result<Vec<u32>> {
+        FittedKMeans::predict(self, x)
+    }
+}
+
+impl Model for FittedKMeans {
+    fn as_classifier(&self) -> Result<&dyn Classifier> {
+        Ok(self)
+    }
+
+    fn is_clusterer(&self) -> bool {
+        true
+    }
+
+    fn inertia(&self, x: &Matrix) -> Result<f64> {
         let d = self.d();
         crate::traits::check_input(x, d, KMeansParams::NAME)?;
-        Ok(-x
-            .data()
+        Ok(x.data()
             .chunks_exact(d)
             .map(|row| nearest(row, &self.centres, d).1)
             .sum::<f64>())
@@ -293,12 +329,26 @@ impl Fit for Checked<KMeansParams> {
 impl Checked<KMeansParams> {
     /// Fits on the rows of a matrix of numbers.
     pub fn fit_matrix(&self, x: &Matrix) -> Result<FittedKMeans> {
+        self.fit_keyed(x, &row_keys(x))
+    }
+
+    /// Fits on `data`, a pipeline's rows after its earlier steps, sampling the starts by
+    /// `keys`: the [`row_keys`] of the rows the pipeline was given. Steps fitted over chunks
+    /// may differ from one block's in the last bits; the rows they were given do not.
+    pub(crate) fn fit_step(&self, data: &Dataset, keys: &[u64]) -> Result<FittedKMeans> {
+        check_model_input(data, KMeansParams::NAME, false)?;
+        self.fit_keyed(data.x(), keys)
+    }
+
+    fn fit_keyed(&self, x: &Matrix, keys: &[u64]) -> Result<FittedKMeans> {
         x.check_finite("training data")?;
         let mut fit = KMeansFit::new(self, x.cols(), x.rows() as u64)?;
         loop {
             let part = match fit.ask() {
                 KMeansAsk::Done(m) => return Ok(m),
-                KMeansAsk::Sample { p, seed } => KMeansPart::Sample(SamplePart::of(x, p, seed)),
+                KMeansAsk::Sample { p, seed } => {
+                    KMeansPart::Sample(SamplePart::of(x, keys, p, seed)?)
+                }
                 KMeansAsk::Lloyd(centres) => KMeansPart::Lloyd(LloydPart::of(x, &centres)),
             };
             fit.tell(part)?;
@@ -337,18 +387,28 @@ pub fn init_sample_rows(k: usize, d: usize) -> usize {
     by_bytes.clamp(1000, 10_000).max(20 * k)
 }
 
+/// SplitMix64's finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A hash of a row's values and the seed, the same wherever the row is.
 pub(crate) fn row_hash(row: &[f32], seed: u64) -> u64 {
-    let mix = |mut z: u64| {
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
     let mut h = mix(seed ^ 0x9E37_79B9_7F4A_7C15);
     for v in row {
         h = mix(h ^ u64::from(v.to_bits()));
     }
     h
+}
+
+/// Every row's [`row_hash`] with seed 0: what identifies a row, wherever it is stored.
+pub(crate) fn row_keys(x: &Matrix) -> Vec<u64> {
+    x.data()
+        .chunks_exact(x.cols().max(1))
+        .map(|r| row_hash(r, 0))
+        .collect()
 }
 
 /// The first pass's result over some rows: column moments and the sampled rows with their
@@ -362,11 +422,20 @@ pub struct SamplePart {
 }
 
 impl SamplePart {
-    /// The moments of `x` and its rows whose hash falls in the first `p` of the range.
-    pub fn of(x: &Matrix, p: f64, seed: u64) -> Self {
+    /// The moments of `x` and its rows whose hash (of the row's key, one per row, and the
+    /// seed) falls in the first `p` of the range.
+    pub fn of(x: &Matrix, keys: &[u64], p: f64, seed: u64) -> Result<Self> {
         let d = x.cols();
+        if keys.len() != x.rows() {
+            return Err(ModelError::Shape(format!(
+                "{} row keys for {} rows",
+                keys.len(),
+                x.rows()
+            )));
+        }
         let xd = x.data();
         let rows = xd.chunks_exact(d.max(1));
+        let seed = mix(seed ^ 0x9E37_79B9_7F4A_7C15);
         let cut = if p >= 1.0 {
             u64::MAX
         } else {
@@ -376,16 +445,17 @@ impl SamplePart {
             Vec::new()
         } else {
             rows.clone()
-                .filter_map(|r| {
-                    let h = row_hash(r, seed);
+                .zip(keys)
+                .filter_map(|(r, &key)| {
+                    let h = mix(key ^ seed);
                     (h <= cut).then(|| (h, r.to_vec()))
                 })
                 .collect()
         };
-        Self {
+        Ok(Self {
             moments: Moments::of(rows, d, None),
             rows: sample,
-        }
+        })
     }
 
     /// Adds another block's.

@@ -71,13 +71,17 @@ pub enum TestSums {
         /// The sum of squared residuals.
         ss_res: f64,
     },
+    /// A clusterer's inertia: the sum of squared distances to the nearest centre.
+    Inertia(f64),
 }
 
 impl TestSums {
     /// The sums of `model`'s predictions on `data`.
     pub fn of(model: &crate::FittedModel, data: &crate::Dataset) -> Result<Self> {
-        use crate::traits::Classifier;
-        if model.is_regressor() {
+        use crate::traits::{Classifier, Model};
+        if model.is_clusterer() {
+            Ok(TestSums::Inertia(Model::inertia(model, data.x())?))
+        } else if model.is_regressor() {
             let y = data.value_target()?;
             let p = model.predict_values(data.x())?;
             check_values(&y, &p)?;
@@ -141,11 +145,16 @@ impl TestSums {
                 }
                 Ok(())
             }
+            (TestSums::Inertia(a), TestSums::Inertia(b)) => {
+                *a += b;
+                Ok(())
+            }
             _ => Err(ModelError::Shape("test sums of other kinds".into())),
         }
     }
 
-    /// Accuracy (a classifier) or R² with [`r2_score`]'s rules (a regressor).
+    /// Accuracy (a classifier), R² with [`r2_score`]'s rules (a regressor), or minus the
+    /// inertia (a clusterer, as scikit-learn's `KMeans.score`).
     pub fn score(&self) -> f64 {
         match self {
             TestSums::Classes(c) => {
@@ -166,6 +175,7 @@ impl TestSums {
                     0.0
                 }
             }
+            TestSums::Inertia(sum) => -sum,
         }
     }
 }

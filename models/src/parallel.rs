@@ -244,6 +244,11 @@ impl CrossMoments {
 }
 
 /// The size of an SGD partial of `k` problems over `d` features, in numbers.
+/// The numbers in a k-means pass's partial result: each run's sums, counts and far rows.
+fn kmeans_partial(p: &crate::cluster::KMeansParams, d: usize) -> usize {
+    p.runs() * (2 * p.n_clusters * d + 4 * p.n_clusters + 1)
+}
+
 fn sgd_partial(k: usize, d: usize) -> usize {
     4 * k * d + 6 * k + 4
 }
@@ -617,6 +622,12 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
             ));
         }
     }
+    // k-means samples its starts by the rows as stored, before the steps (see
+    // `Checked<KMeansParams>::fit_step`).
+    let keys = match &pass.op {
+        PassOp::KMeansSample { .. } => crate::cluster::row_keys(chunk.x()),
+        _ => Vec::new(),
+    };
     let mut data = chunk;
     for step in &pass.prep {
         data = apply_step(step, data)?;
@@ -674,7 +685,9 @@ pub fn compute_with(pass: &Pass, chunk: Dataset, check_input: bool) -> Result<Pa
         }
         PassOp::Scatter => Partial::CrossMoments(CrossMoments::of_features(x)),
         PassOp::ColumnStats { .. } => Partial::ColumnStats(ColumnStats::of(&data)),
-        PassOp::KMeansSample { p, seed } => Partial::KMeansSample(SamplePart::of(x, *p, *seed)),
+        PassOp::KMeansSample { p, seed } => {
+            Partial::KMeansSample(SamplePart::of(x, &keys, *p, *seed)?)
+        }
         PassOp::Lloyd { centres } => {
             if centres.is_empty()
                 || centres
@@ -791,7 +804,7 @@ pub struct DataParallelFit {
 impl DataParallelFit {
     /// Estimators that fit data-parallel, as the error for the others lists them.
     pub const SUPPORTED: &'static str = "logistic_regression (lbfgs, penalty l2 or none), \
-        sgd_classifier, sgd_regressor, gaussian_nb, linear_regression and ridge, after \
+        sgd_classifier, sgd_regressor, gaussian_nb, linear_regression, ridge and kmeans, after \
         standard_scaler, simple_imputer (not median), one_hot_encoder, ordinal_encoder, pca and \
         kmeans steps";
 
@@ -867,6 +880,9 @@ impl DataParallelFit {
             Estimator::SgdRegressor(p) => {
                 p.check_ref()?;
             }
+            Estimator::Kmeans(p) => {
+                p.check_ref()?;
+            }
             other => return Err(unsupported(&other.name())),
         }
         // Scalers keep the columns' names and kinds: the model's input check can run on
@@ -875,7 +891,8 @@ impl DataParallelFit {
             check_model_input(schema, &last.name(), true)?;
         }
         let n_classes = schema.classes().map_or(0, |c| c.len());
-        if last.is_regressor() == schema.classes().is_some() {
+        // A clusterer reads no target.
+        if !last.is_clusterer() && last.is_regressor() == schema.classes().is_some() {
             return Err(ModelError::data(
                 "training data",
                 if last.is_regressor() {
@@ -930,9 +947,7 @@ impl DataParallelFit {
             .iter()
             .map(|s| match s {
                 TransformerSpec::Pca(_) => d * d + 2 * d + 8,
-                TransformerSpec::Kmeans(p) => {
-                    p.runs() * (2 * p.n_clusters * d + 4 * p.n_clusters + 1)
-                }
+                TransformerSpec::Kmeans(p) => kmeans_partial(p, d),
                 _ => 0,
             })
             .max()
@@ -945,6 +960,7 @@ impl DataParallelFit {
             Estimator::GaussianNb(_) => 3 * d * (k + 1) + 8 * k,
             Estimator::SgdClassifier(_) => sgd_partial(if k <= 2 { 1 } else { k }, d),
             Estimator::SgdRegressor(_) => sgd_partial(1, d),
+            Estimator::Kmeans(p) => kmeans_partial(p, d),
             _ => d * d + 2 * d + 8,
         }
         .max(3 * d + 8)
@@ -1086,16 +1102,25 @@ impl DataParallelFit {
                     return Ok(Next::Pass(self.step_pass(i, op)));
                 }
                 Stage::KMeans { i, fit } => {
-                    let i = *i;
+                    // Step `i`, or the model itself when `i` is past the steps.
+                    let (i, model) = (*i, *i == self.steps.len());
                     let op = match fit.ask() {
                         KMeansAsk::Sample { p, seed } => PassOp::KMeansSample { p, seed },
                         KMeansAsk::Lloyd(centres) => PassOp::Lloyd { centres },
+                        KMeansAsk::Done(m) if model => {
+                            self.finish(m.into())?;
+                            continue;
+                        }
                         KMeansAsk::Done(m) => {
                             self.fitted_step(i, FittedTransformer::Kmeans(m))?;
                             continue;
                         }
                     };
-                    return Ok(Next::Pass(self.step_pass(i, op)));
+                    return Ok(Next::Pass(if model {
+                        self.pass(true, op)
+                    } else {
+                        self.step_pass(i, op)
+                    }));
                 }
                 Stage::Counts => PassOp::ClassCounts {
                     n_classes: self.n_classes,
@@ -1104,6 +1129,14 @@ impl DataParallelFit {
                     Estimator::GaussianNb(_) => PassOp::ClassMoments {
                         n_classes: self.n_classes,
                     },
+                    Estimator::Kmeans(p) => {
+                        let fit = KMeansFit::new(&p.check_ref()?, self.n_features, self.n_samples)?;
+                        self.stage = Stage::KMeans {
+                            i: self.steps.len(),
+                            fit: Box::new(fit),
+                        };
+                        continue;
+                    }
                     Estimator::SgdRegressor(p) => {
                         self.stage = Stage::Sgd(Box::new(SgdFit::new(p, self.n_features, None)));
                         continue;

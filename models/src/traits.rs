@@ -210,6 +210,12 @@ pub trait Model {
         false
     }
 
+    /// True for a model that predicts clusters: its "classes" are the clusters `0..k`,
+    /// not the target's, and its score is scikit-learn's minus the inertia.
+    fn is_clusterer(&self) -> bool {
+        false
+    }
+
     /// A regressor's predictions.
     fn predict_values(&self, _x: &Matrix) -> Result<Vec<f32>> {
         Err(ModelError::data(
@@ -218,10 +224,18 @@ pub trait Model {
         ))
     }
 
+    /// A clusterer's sum of squared distances of the rows to their nearest centre.
+    fn inertia(&self, _x: &Matrix) -> Result<f64> {
+        Err(ModelError::data("model", "only a clusterer has an inertia"))
+    }
+
     /// The default score on a dataset, as scikit-learn's `score`: accuracy for a
-    /// classifier, R² for a regressor.
+    /// classifier, R² for a regressor, minus the inertia for a clusterer (the target is
+    /// not read).
     fn evaluate(&self, data: &Dataset) -> Result<f64> {
-        if self.is_regressor() {
+        if self.is_clusterer() {
+            Ok(-self.inertia(data.x())?)
+        } else if self.is_regressor() {
             let y = data.value_target()?;
             crate::metrics::r2_score(&y, &self.predict_values(data.x())?)
         } else {

@@ -253,10 +253,11 @@ impl Batches {
             ));
         }
         let regressor = served.artifact.model.is_regressor();
-        if req.proba && regressor {
-            return Err(MeshError::bad(
-                "a regressor has no probabilities: drop --proba",
-            ));
+        if req.proba && (regressor || served.artifact.model.is_clusterer()) {
+            return Err(MeshError::bad(format!(
+                "a {} has no probabilities: drop --proba",
+                if regressor { "regressor" } else { "clusterer" }
+            )));
         }
         let (manifest, holders) = self.datasets.holders(&req.dataset)?;
         column_map(

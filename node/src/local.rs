@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use meshml_models::dataset::Target;
-use meshml_models::estimator::{CLASSIFIERS, REGRESSORS, TRANSFORMERS};
+use meshml_models::estimator::{CLASSIFIERS, CLUSTERERS, REGRESSORS, TRANSFORMERS};
 use meshml_models::io::{
     iris, load_csv, load_csv_like, CsvOptions, FeatureReader, TargetKind, IRIS_CSV,
 };
@@ -254,6 +254,28 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
     let (mut test_accuracy, mut test_r2) = (None, None);
     match (&test, regression) {
         (None, _) => {}
+        (Some(test), _) if model.is_clusterer() => {
+            let inertia = model.inertia(test.x())?;
+            let mut sizes = vec![0usize; model.n_classes()];
+            for c in model.predict(test.x())? {
+                sizes[c as usize] += 1;
+            }
+            w(
+                out,
+                format_args!(
+                    "inertia:   {inertia:.4} ({} test rows; scikit-learn's score is minus this)\n\
+                     clusters:  {} test rows in each of clusters 0..{}\n",
+                    test.n_samples(),
+                    sizes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    sizes.len()
+                ),
+            )?;
+            metrics.push(("test_inertia", inertia));
+        }
         (Some(test), false) => {
             let (y_test, classes) = test.class_target()?;
             let pred = model.predict(test.x())?;
@@ -310,7 +332,10 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
     for (k, v) in metrics {
         art.metrics.insert(k.into(), v);
     }
-    if regression {
+    if art.model.is_clusterer() {
+        art.metrics
+            .insert("train_inertia".into(), art.model.inertia(train.x())?);
+    } else if regression {
         let r2 = meshml_models::metrics::r2_score(
             &train.value_target()?,
             &art.model.predict_values(train.x())?,
@@ -353,11 +378,15 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         )));
     }
     let regressor = art.model.is_regressor();
-    if regressor && args.proba {
+    // A clusterer predicts clusters: the data's target, if it has one, is not its truth.
+    let clusterer = art.model.is_clusterer();
+    if (regressor || clusterer) && args.proba {
         return Err(NodeError::Usage(format!(
-            "{} is a regressor ({}): it predicts values, and --proba is for classifiers",
+            "{} is a {} ({}): it predicts {}, and --proba is for classifiers",
             args.model.display(),
-            art.kind()
+            if regressor { "regressor" } else { "clusterer" },
+            art.kind(),
+            if regressor { "values" } else { "clusters" },
         )));
     }
     let k = art.classes.len();
@@ -377,7 +406,11 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         Some(f) => f,
         None => &mut *out,
     };
-    let mut header = vec![art.target_name.clone()];
+    let mut header = vec![if clusterer {
+        "cluster".to_string()
+    } else {
+        art.target_name.clone()
+    }];
     if args.proba {
         header.extend(art.classes.labels().iter().map(|l| format!("p_{l}")));
     }
@@ -398,7 +431,9 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         let same_target = m.target_name == art.target_name;
         // The model's class id of each stored label, when the dataset has the model's target.
         let label_ids: Option<Vec<Option<u32>>> = match &m.target {
-            TargetSchema::Classes { label_table, .. } if same_target && !regressor => {
+            TargetSchema::Classes { label_table, .. }
+                if same_target && !regressor && !clusterer =>
+            {
                 Some(label_table.iter().map(|l| art.classes.id_of(l)).collect())
             }
             _ => None,
@@ -470,11 +505,11 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
             args.ignore_extra_columns,
         )?
         .with_kinds(&art.feature_kinds())?;
-        has_truth = rows.has_target();
+        has_truth = rows.has_target() && !clusterer;
         while let Some((x, truth)) = rows.next_batch(PREDICT_BATCH_ROWS)? {
             let pred = predict_rows(&art, &x, args.proba, dest)?;
             match (truth, &pred) {
-                (Some(t), Predicted::Classes(p)) => {
+                (Some(t), Predicted::Classes(p)) if has_truth => {
                     for (row, (label, &p)) in t.iter().zip(p).enumerate() {
                         tally.add(art.classes.id_of(label), p, tally.rows + row);
                     }
@@ -668,6 +703,10 @@ fn estimators(out: &mut dyn Write) -> Result<(), NodeError> {
         (
             "regressors (mesh jobs on a continuous or integer target):",
             REGRESSORS,
+        ),
+        (
+            "clusterers (the target is not read; predict gives each row's cluster):",
+            CLUSTERERS,
         ),
     ] {
         w(out, format_args!("{title}\n"))?;

@@ -398,6 +398,17 @@ pub fn predict(
                 })
                 .collect();
         }
+        m if m.is_clusterer() => {
+            if request.probabilities {
+                return Err("a clusterer returns no probabilities: it predicts clusters".into());
+            }
+            response.predictions = m
+                .predict(&x)?
+                .into_iter()
+                .map(|c| Prediction::Label(art.classes.label(c).to_string()))
+                .collect();
+            response.classes = art.classes.labels().to_vec();
+        }
         m if m.is_regressor() => {
             if request.probabilities {
                 return Err("a regressor returns no probabilities".into());

@@ -71,6 +71,10 @@ registry::registry! {
         /// Linear regressor by stochastic gradient descent.
         SgdRegressor(SgdRegressorParams),
     }
+    clusterers {
+        /// k-means clustering (predicts each row's cluster).
+        Kmeans(KMeansParams),
+    }
     transformers {
         /// Standard scaler.
         StandardScaler(StandardScalerParams => FittedStandardScaler),
@@ -100,6 +104,8 @@ registry::registry! {
         LinearRegression(FittedLinearRegression),
         /// A linear model fitted by SGD (a classifier or a regressor).
         Sgd(FittedSgd),
+        /// k-means on its own (in a pipeline, a step's distances are a transformer).
+        Kmeans(FittedKMeans),
         /// Pipeline.
         Pipeline(FittedPipeline),
         /// An ensemble: a forest, or members a meta-estimator fitted apart.
@@ -157,7 +163,12 @@ impl Estimator {
         if let Some(e) = Self::registered(name) {
             return Ok(e);
         }
-        let known = format!("{}, {}", names(CLASSIFIERS), names(REGRESSORS));
+        let known = format!(
+            "{}, {}, {}",
+            names(CLASSIFIERS),
+            names(REGRESSORS),
+            names(CLUSTERERS)
+        );
         if TransformerSpec::from_name(name).is_ok() {
             return Err(ModelError::UnknownEstimator(
                 name.to_string(),
@@ -201,9 +212,19 @@ impl FittedModel {
         self.inner().is_regressor()
     }
 
+    /// True for a model that predicts clusters (its classes are the clusters `0..k`).
+    pub fn is_clusterer(&self) -> bool {
+        self.inner().is_clusterer()
+    }
+
     /// A regressor's predictions.
     pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
         self.inner().predict_values(x)
+    }
+
+    /// A clusterer's sum of squared distances of the rows to their nearest centre.
+    pub fn inertia(&self, x: &Matrix) -> Result<f64> {
+        self.inner().inertia(x)
     }
 
     /// The default score on a dataset, as scikit-learn's `score`: accuracy for a
@@ -243,6 +264,14 @@ impl Model for FittedModel {
 
     fn is_regressor(&self) -> bool {
         self.inner().is_regressor()
+    }
+
+    fn is_clusterer(&self) -> bool {
+        self.inner().is_clusterer()
+    }
+
+    fn inertia(&self, x: &Matrix) -> Result<f64> {
+        self.inner().inertia(x)
     }
 
     fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {
@@ -300,11 +329,16 @@ mod tests {
 
     #[test]
     fn every_registered_name_and_alias_builds_its_kind() {
-        for (list, regressor) in [(CLASSIFIERS, false), (REGRESSORS, true)] {
+        for (list, regressor, clusterer) in [
+            (CLASSIFIERS, false, false),
+            (REGRESSORS, true, false),
+            (CLUSTERERS, false, true),
+        ] {
             for (name, description) in list {
                 let e = Estimator::from_name(name).unwrap();
                 assert_eq!(e.name(), *name);
                 assert_eq!(e.is_regressor(), regressor, "{name}");
+                assert_eq!(e.is_clusterer(), clusterer, "{name}");
                 assert!(!description.is_empty(), "{name}");
                 e.validate().unwrap();
             }

@@ -6,7 +6,7 @@ use super::{Estimator, FittedModel, FittedTransformer, TransformerSpec};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::matrix::Matrix;
-use crate::traits::{Classifier, Fit, Model, Transformer};
+use crate::traits::{Classifier, Fit, Model, Params, Transformer};
 
 /// A pipeline: each transformer is fitted on the output of the previous one, and the final
 /// classifier on the output of the last.
@@ -95,7 +95,14 @@ impl PipelineParams {
     pub fn fit(&self, data: &Dataset) -> Result<FittedPipeline> {
         self.validate()?;
         let (steps, current) = fit_steps(&self.steps, data.clone())?;
-        let estimator = Box::new(self.estimator.fit(&current)?);
+        let estimator = Box::new(match &*self.estimator {
+            // Its starts sampled by the rows given here, as in `fit_steps`.
+            Estimator::Kmeans(p) if !steps.is_empty() => p
+                .check_ref()?
+                .fit_step(&current, &crate::cluster::row_keys(data.x()))?
+                .into(),
+            e => e.fit(&current)?,
+        });
         Ok(FittedPipeline { steps, estimator })
     }
 }
@@ -116,9 +123,20 @@ pub(super) fn fit_steps(
     data: Dataset,
 ) -> Result<(Vec<FittedTransformer>, Dataset)> {
     let mut fitted_steps = Vec::with_capacity(steps.len());
+    // A k-means step after others samples its starts by the rows given here, as a fit over
+    // chunks does (see `Checked<KMeansParams>::fit_step`).
+    let keys = steps[1.min(steps.len())..]
+        .iter()
+        .any(|s| matches!(s, TransformerSpec::Kmeans(_)))
+        .then(|| crate::cluster::row_keys(data.x()));
     let mut current = data;
     for s in steps {
-        let fitted = s.fit(&current)?;
+        let fitted = match (s, &keys) {
+            (TransformerSpec::Kmeans(p), Some(keys)) => {
+                FittedTransformer::Kmeans(p.check_ref()?.fit_step(&current, keys)?)
+            }
+            _ => s.fit(&current)?,
+        };
         current = apply_step(&fitted, current)?;
         fitted_steps.push(fitted);
     }
@@ -171,6 +189,14 @@ impl Model for FittedPipeline {
 
     fn is_regressor(&self) -> bool {
         self.estimator.is_regressor()
+    }
+
+    fn is_clusterer(&self) -> bool {
+        self.estimator.is_clusterer()
+    }
+
+    fn inertia(&self, x: &Matrix) -> Result<f64> {
+        self.estimator.inertia(&self.transform(x)?)
     }
 
     fn predict_values(&self, x: &Matrix) -> Result<Vec<f32>> {

@@ -20,13 +20,14 @@
 //! [`Model`]: crate::traits::Model
 
 /// Generates the estimator enums and their dispatch from lists of
-/// `Variant(ParamsType)` (estimators), `Variant(ParamsType => FittedType)` (transformers)
+/// `Variant(ParamsType)` (classifiers, regressors, clusterers), `Variant(ParamsType => FittedType)` (transformers)
 /// and `Variant(FittedType)` (fitted models). Doc comments on an entry document the
 /// variant.
 macro_rules! registry {
     (
         classifiers { $( $(#[$c_doc:meta])* $c:ident($c_params:ty), )* }
         regressors { $( $(#[$r_doc:meta])* $r:ident($r_params:ty), )* }
+        clusterers { $( $(#[$k_doc:meta])* $k:ident($k_params:ty), )* }
         transformers { $( $(#[$t_doc:meta])* $t:ident($t_params:ty => $t_fitted:ty), )* }
         fitted { $( $(#[$f_doc:meta])* $f:ident($f_type:ty), )* }
     ) => {
@@ -38,6 +39,11 @@ macro_rules! registry {
         /// Every regressor name with a one-line description.
         pub const REGRESSORS: &[(&str, &str)] = &[
             $( (<$r_params as Params>::NAME, <$r_params as Params>::DESCRIPTION), )*
+        ];
+
+        /// Every clusterer name with a one-line description.
+        pub const CLUSTERERS: &[(&str, &str)] = &[
+            $( (<$k_params as Params>::NAME, <$k_params as Params>::DESCRIPTION), )*
         ];
 
         /// Every transformer name with a one-line description.
@@ -52,6 +58,7 @@ macro_rules! registry {
         pub enum Estimator {
             $( $(#[$c_doc])* $c($c_params), )*
             $( $(#[$r_doc])* $r($r_params), )*
+            $( $(#[$k_doc])* $k($k_params), )*
             /// Transformers followed by an estimator.
             Pipeline(PipelineParams),
         }
@@ -66,6 +73,9 @@ macro_rules! registry {
                 $( if <$r_params as Params>::is_named(name) {
                     return Some(Self::$r(<$r_params>::default()));
                 } )*
+                $( if <$k_params as Params>::is_named(name) {
+                    return Some(Self::$k(<$k_params>::default()));
+                } )*
                 None
             }
 
@@ -74,6 +84,7 @@ macro_rules! registry {
                 match self {
                     $( Self::$c(_) => <$c_params as Params>::NAME.to_string(), )*
                     $( Self::$r(_) => <$r_params as Params>::NAME.to_string(), )*
+                    $( Self::$k(_) => <$k_params as Params>::NAME.to_string(), )*
                     Self::Pipeline(p) => p.name(),
                 }
             }
@@ -83,6 +94,7 @@ macro_rules! registry {
                 match self {
                     $( Self::$c(_) => <$c_params as Params>::PARAM_NAMES, )*
                     $( Self::$r(_) => <$r_params as Params>::PARAM_NAMES, )*
+                    $( Self::$k(_) => <$k_params as Params>::PARAM_NAMES, )*
                     Self::Pipeline(_) => &[],
                 }
             }
@@ -93,6 +105,7 @@ macro_rules! registry {
                 match self {
                     $( Self::$c(p) => Params::set_param(p, key, value), )*
                     $( Self::$r(p) => Params::set_param(p, key, value), )*
+                    $( Self::$k(p) => Params::set_param(p, key, value), )*
                     Self::Pipeline(p) => p.set_param(key, value),
                 }
             }
@@ -103,6 +116,7 @@ macro_rules! registry {
                 match self {
                     $( Self::$c(p) => Params::seed_unset(p, seed), )*
                     $( Self::$r(p) => Params::seed_unset(p, seed), )*
+                    $( Self::$k(p) => Params::seed_unset(p, seed), )*
                     Self::Pipeline(p) => {
                         p.steps.iter_mut().for_each(|s| s.seed_unset(seed));
                         p.estimator.seed_unset(seed)
@@ -115,7 +129,18 @@ macro_rules! registry {
                 match self {
                     $( Self::$c(_) => false, )*
                     $( Self::$r(_) => true, )*
+                    $( Self::$k(_) => false, )*
                     Self::Pipeline(p) => p.estimator.is_regressor(),
+                }
+            }
+
+            /// True for an estimator that groups rows (it ignores the target, and predicts
+            /// each row's cluster).
+            pub fn is_clusterer(&self) -> bool {
+                match self {
+                    $( Self::$k(_) => true, )*
+                    Self::Pipeline(p) => p.estimator.is_clusterer(),
+                    _ => false,
                 }
             }
 
@@ -124,6 +149,7 @@ macro_rules! registry {
                 match self {
                     $( Self::$c(p) => Params::validate(p), )*
                     $( Self::$r(p) => Params::validate(p), )*
+                    $( Self::$k(p) => Params::validate(p), )*
                     Self::Pipeline(p) => p.validate(),
                 }
             }
@@ -142,6 +168,7 @@ macro_rules! registry {
                 Ok(match self {
                     $( Self::$c(p) => Fit::fit(p, data)?.into(), )*
                     $( Self::$r(p) => Fit::fit(p, data)?.into(), )*
+                    $( Self::$k(p) => Fit::fit(p, data)?.into(), )*
                     Self::Pipeline(p) => FittedModel::Pipeline(p.fit(data)?),
                 })
             }

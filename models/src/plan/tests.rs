@@ -346,6 +346,59 @@ fn bad_meta_estimators_are_refused_with_the_reason() {
 }
 
 #[test]
+fn a_clusterer_fits_and_is_searched_by_its_inertia_and_nothing_else() {
+    let data = iris();
+    let km = Estimator::from_name("kmeans").unwrap();
+    let spec = JobSpec {
+        kind: JobKind::GridSearch {
+            estimator: km.clone(),
+            grid: vec![(
+                "n_clusters".into(),
+                vec!["2".into(), "3".into(), "5".into()],
+            )],
+            cv: 3,
+            refit: true,
+        },
+        seed: 1,
+    };
+    let result = run_job(&spec, &data, &LocalExecutor::new(2), &|_| {}).unwrap();
+    let cv = result.cv.unwrap();
+    // Scored as scikit-learn's KMeans.score: minus the held-out fold's inertia, so more
+    // clusters score higher.
+    assert!(cv.split_scores.iter().flatten().all(|&s| s < 0.0));
+    assert!(cv.mean_test_score[0] < cv.mean_test_score[1]);
+    assert!(cv.mean_test_score[1] < cv.mean_test_score[2]);
+    assert_eq!(cv.best_params(), &[("n_clusters".into(), "5".into())][..]);
+    let model = result.model.unwrap();
+    assert!(model.is_clusterer());
+    assert_eq!(model.n_classes(), 5);
+    // Any target will do, a continuous one too; meta-estimators are refused by name.
+    let mut values = DataSummary::of(&data).unwrap();
+    values.n_classes = 0;
+    values.labels.clear();
+    let fit = JobSpec {
+        kind: JobKind::Fit {
+            estimator: km.clone(),
+        },
+        seed: 0,
+    };
+    assert!(Planner::new(fit, values.clone()).is_ok());
+    let e = Planner::new(
+        JobSpec {
+            kind: JobKind::OneVsRest { estimator: km },
+            seed: 0,
+        },
+        DataSummary::of(&data).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("kmeans is a clusterer") && e.contains("one_vs_rest(kmeans)"),
+        "{e}"
+    );
+}
+
+#[test]
 fn regressors_bagged_on_integer_labels_average_values() {
     // Digits' labels are integers: a regressor reads them as numbers.
     let digits = crate::io::load_csv(

@@ -160,9 +160,10 @@ fn kmeans_plus_plus_lands_in_scikit_learns_range_over_seeds() {
         ours.sort_by(f64::total_cmp);
         let median = ours[2];
         // scikit-learn's 20 seeds span [lo, hi]; ours land among them (a bad start can
-        // happen to both: the median is the test).
+        // happen to both: the median is the test), within the 1e-6 that one optimum's
+        // inertia differs by (float32 rows against scikit-learn's float64, as above).
         assert!(
-            median >= lo * (1.0 - 1e-9) && median <= hi * (1.0 + 1e-9),
+            median >= lo * (1.0 - 1e-6) && median <= hi * (1.0 + 1e-6),
             "{key}: our inertias {ours:?}, scikit-learn's from {lo} to {hi}"
         );
     }

@@ -353,18 +353,66 @@ fn kmeans_starts_from_a_sample_that_does_not_depend_on_the_chunks() {
         "y",
     )
     .unwrap();
-    let mut e = Estimator::from_name("kmeans+ridge").unwrap();
-    e.set_param("n_clusters", "6").unwrap();
-    e.set_param("random_state", "2").unwrap();
-    let want = e.fit(&data).unwrap();
-    let (got, _) = fit_dp(&e, &data, 7_001);
-    let (FittedTransformer::Kmeans(a), FittedTransformer::Kmeans(b)) =
-        (&steps(&got)[0], &steps(&want)[0])
-    else {
-        panic!("not kmeans")
-    };
-    assert_rel("centres", a.cluster_centers(), b.cluster_centers(), 1e-9);
-    assert_rel("ridge", &coefficients(&got), &coefficients(&want), 1e-6);
+    // Behind a scaler or PCA too: their statistics merged chunk by chunk may differ from one block's in
+    // the last bits, so k-means' input does; the sample is drawn by the hash of the rows the
+    // pipeline was given, not of what the scaler made of them.
+    for (name, step) in [
+        ("kmeans+ridge", 0),
+        ("standard_scaler+kmeans+ridge", 1),
+        ("pca+kmeans+ridge", 1),
+    ] {
+        let mut e = Estimator::from_name(name).unwrap();
+        e.set_param("n_clusters", "6").unwrap();
+        e.set_param("random_state", "2").unwrap();
+        let want = e.fit(&data).unwrap();
+        let (got, _) = fit_dp(&e, &data, 7_001);
+        let (FittedTransformer::Kmeans(a), FittedTransformer::Kmeans(b)) =
+            (&steps(&got)[step], &steps(&want)[step])
+        else {
+            panic!("not kmeans")
+        };
+        assert_rel(name, a.cluster_centers(), b.cluster_centers(), 1e-9);
+        assert_rel("ridge", &coefficients(&got), &coefficients(&want), 1e-6);
+    }
+}
+
+#[test]
+fn kmeans_on_its_own_over_chunks_is_the_in_memory_clusterer() {
+    let digits = data("digits");
+    for name in ["kmeans", "standard_scaler+kmeans"] {
+        let mut e = Estimator::from_name(name).unwrap();
+        assert!(e.is_clusterer() && !e.is_regressor(), "{name}");
+        e.set_param("n_clusters", "8").unwrap();
+        e.set_param("random_state", "4").unwrap();
+        let want = e.fit(&digits).unwrap();
+        let (got, _) = fit_dp(&e, &digits, 400);
+        let (FittedModel::Kmeans(a), FittedModel::Kmeans(b)) = (last(&got), last(&want)) else {
+            panic!("{name}: not k-means on its own")
+        };
+        assert_rel(name, a.cluster_centers(), b.cluster_centers(), 1e-9);
+        assert_eq!(a.n_iter(), b.n_iter(), "{name}");
+        // Its classes are the clusters; its score is minus the inertia (the target unread).
+        assert_eq!(got.n_classes(), 8);
+        assert_eq!(
+            got.predict(digits.x()).unwrap(),
+            want.predict(digits.x()).unwrap()
+        );
+        let inertia = want.inertia(digits.x()).unwrap();
+        assert_rel("inertia", &[inertia], &[b.inertia()], 1e-9);
+        assert_eq!(want.evaluate(&digits).unwrap(), -inertia);
+        assert!(want.predict_proba(digits.x()).is_err());
+        let art = meshml_models::ModelArtifact::new(
+            e.clone(),
+            want.clone(),
+            &digits,
+            meshml_models::artifact::Provenance::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            art.classes.labels(),
+            ["0", "1", "2", "3", "4", "5", "6", "7"]
+        );
+    }
 }
 
 #[test]

@@ -234,5 +234,6 @@ async fn score_on(
             }
         }
         TestSums::Values { .. } => report("r2", sums.score()),
+        TestSums::Inertia(sum) => report("inertia", *sum),
     })
 }

@@ -495,7 +495,7 @@ mod tests {
     use super::*;
     use crate::http::routes::OPERATIONS;
     use meshml_client::api::JobRequest;
-    use meshml_models::estimator::{CLASSIFIERS, REGRESSORS};
+    use meshml_models::estimator::{CLASSIFIERS, CLUSTERERS, REGRESSORS};
     use meshml_models::Estimator;
 
     fn doc() -> Value {
@@ -662,6 +662,7 @@ mod tests {
         let mut names: Vec<&str> = CLASSIFIERS
             .iter()
             .chain(REGRESSORS)
+            .chain(CLUSTERERS)
             .map(|(n, _)| *n)
             .collect();
         names.push("standard_scaler+logistic_regression");

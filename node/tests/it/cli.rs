@@ -113,6 +113,58 @@ fn predict_probabilities_to_stdout() {
 }
 
 #[test]
+fn kmeans_on_its_own_predicts_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let fit = meshml(
+        dir.path(),
+        &[
+            "local",
+            "fit",
+            "--model",
+            "kmeans",
+            "--set",
+            "n_clusters=3",
+            "--set",
+            "random_state=0",
+            "--out",
+            "km.mlm",
+        ],
+    );
+    assert!(fit.status.success(), "{}", text(&fit.stderr));
+    let report = text(&fit.stdout);
+    // The test rows' inertia and cluster sizes, no accuracy against the species.
+    let inertia = figure(&report, "inertia:");
+    assert!(inertia > 0.0, "{report}");
+    assert!(
+        report.contains("clusters:  ") && !report.contains("accuracy"),
+        "{report}"
+    );
+    let sizes: usize = report
+        .lines()
+        .find_map(|l| l.strip_prefix("clusters:  "))
+        .unwrap()
+        .split(" test rows")
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(sizes, 30, "{report}");
+    let p = meshml(dir.path(), &["local", "predict", "--model", "km.mlm"]);
+    assert!(p.status.success(), "{}", text(&p.stderr));
+    let out = text(&p.stdout);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("cluster"));
+    let clusters: std::collections::BTreeSet<&str> = lines.collect();
+    assert_eq!(clusters.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
+    let proba = meshml(
+        dir.path(),
+        &["local", "predict", "--model", "km.mlm", "--proba"],
+    );
+    assert_refused(&proba, &"--proba", "is a clusterer");
+}
+
+#[test]
 fn every_estimator_fits_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let digits = data("digits.csv");

@@ -219,6 +219,63 @@ fn fits_over_the_chunks_of_three_nodes_equal_the_in_memory_ones() {
         1e-5,
     );
 
+    // k-means on its own: a clusterer, data-parallel; the same centres as in memory, its
+    // classes the clusters, the test set's inertia summed chunk by chunk, served clusters.
+    let (out, err) = fit(
+        "kmeans",
+        "dp-clusters",
+        &[
+            "--set",
+            "n_clusters=10",
+            "--set",
+            "random_state=3",
+            "--data-parallel",
+            "--test-dataset",
+            "digits",
+        ],
+    );
+    let mut e = Estimator::from_name("kmeans").unwrap();
+    e.set_param("n_clusters", "10").unwrap();
+    e.set_param("random_state", "3").unwrap();
+    let want = e.fit(&digits()).unwrap();
+    let (FittedModel::Kmeans(a), FittedModel::Kmeans(b)) =
+        (&model(&nodes[0], "dp-clusters", tmp.path()), &want)
+    else {
+        panic!("not k-means on its own")
+    };
+    assert_rel(
+        "kmeans alone",
+        a.cluster_centers(),
+        b.cluster_centers(),
+        1e-6,
+    );
+    let inertia: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("inertia on 'digits': "))
+        .unwrap_or_else(|| panic!("no inertia in {out}\n{err}"))
+        .parse()
+        .unwrap();
+    assert_rel("inertia", &[inertia], &[b.inertia()], 1e-4);
+    let rows: Vec<Vec<f32>> = (0..5).map(|i| digits().x().row(i)).collect();
+    let (code, r) = crate::common::call(
+        &nodes[2],
+        "POST",
+        "/v1/models/dp-clusters/predict",
+        Some((
+            "application/json",
+            json!({ "instances": rows }).to_string().as_bytes(),
+        )),
+    );
+    assert_eq!(code, 200, "{r}");
+    let head = digits().select(&[0, 1, 2, 3, 4]).unwrap();
+    let clusters: Vec<String> = b
+        .predict(head.x())
+        .unwrap()
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    assert_eq!(r["predictions"], json!(clusters), "{r}");
+
     // SGD: an epoch per pass, each chunk's model averaged; the mesh's run is the one a
     // single process makes over the same 200-row chunks, number for number.
     let mut e = Estimator::from_name("standard_scaler+sgd_classifier").unwrap();

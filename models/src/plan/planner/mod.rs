@@ -277,6 +277,28 @@ impl Planner {
         for e in spec.kind.estimators() {
             e.validate()?;
         }
+        if let Some(e) = spec
+            .kind
+            .estimators()
+            .into_iter()
+            .find(|e| e.is_clusterer())
+        {
+            if !matches!(
+                spec.kind,
+                JobKind::Fit { .. } | JobKind::GridSearch { .. } | JobKind::RandomSearch { .. }
+            ) {
+                return Err(ModelError::data(
+                    "job",
+                    format!(
+                        "{} is a clusterer: it runs in fit, grid_search and random_search jobs \
+                         (scored by minus its inertia, as scikit-learn's KMeans); {} needs \
+                         classifiers or regressors",
+                        e.name(),
+                        spec.describe()
+                    ),
+                ));
+            }
+        }
         if let JobKind::MultiSearch { searches, .. } = &spec.kind {
             let regressors = searches.iter().filter(|(e, _)| e.is_regressor()).count();
             if regressors > 0 && regressors < searches.len() {
@@ -298,7 +320,7 @@ impl Planner {
             .kind
             .estimators()
             .into_iter()
-            .find(|e| !e.is_regressor())
+            .find(|e| !e.is_regressor() && !e.is_clusterer())
         {
             if summary.n_classes == 0 && !matches!(spec.kind, JobKind::MultiOutput { .. }) {
                 return Err(ModelError::data(
@@ -375,7 +397,8 @@ impl Planner {
     /// One fit per fold of `cv`, scored on the fold (and returning its probabilities when
     /// `predict_eval`); folds are stratified for a classifier.
     fn fold_fits(&self, e: &Estimator, cv: u32, predict_eval: bool) -> Vec<Work> {
-        let strat = !e.is_regressor();
+        // A clusterer reads no target: its folds are plain.
+        let strat = !e.is_regressor() && !e.is_clusterer();
         (0..cv)
             .map(|i| Work::Fit {
                 estimator: e.clone(),
