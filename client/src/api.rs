@@ -99,8 +99,11 @@ pub struct Cancelled {
 pub struct TestReport {
     /// The dataset.
     pub dataset: String,
-    /// What `score` is: `accuracy` (a classifier), `r2` (a regressor), or `mean score`
-    /// (a multi-output model: the mean over targets of each one's accuracy or R²).
+    /// What `score` is: `accuracy` (a classifier), `r2` (a regressor), `inertia` (a
+    /// clusterer: the test rows' sum of squared distances to their nearest centre, which a
+    /// search's cross-validation table counts negative, as scikit-learn's `KMeans.score`),
+    /// or `mean score` (a multi-output model: the mean over targets of each one's accuracy
+    /// or R²).
     #[serde(default = "accuracy")]
     pub metric: String,
     /// The score.

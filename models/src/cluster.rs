@@ -228,12 +228,24 @@ impl FittedKMeans {
     }
 
     fn d(&self) -> usize {
-        self.centres.len() / self.k
+        self.centres.len() / self.k.max(1)
+    }
+
+    /// The centres' width, once the model is known to be whole (a model decoded from
+    /// another node may not be).
+    fn checked_d(&self) -> Result<usize> {
+        if self.k == 0 || self.centres.is_empty() || !self.centres.len().is_multiple_of(self.k) {
+            return Err(ModelError::data(
+                KMeansParams::NAME,
+                "a model without centres, or whose centres are not k rows",
+            ));
+        }
+        Ok(self.d())
     }
 
     /// The nearest centre of every row (`predict`).
     pub fn predict(&self, x: &Matrix) -> Result<Vec<u32>> {
-        let d = self.d();
+        let d = self.checked_d()?;
         crate::traits::check_input(x, d, KMeansParams::NAME)?;
         Ok(x.data()
             .chunks_exact(d)
@@ -280,7 +292,7 @@ impl Model for FittedKMeans {
     }
 
     fn inertia(&self, x: &Matrix) -> Result<f64> {
-        let d = self.d();
+        let d = self.checked_d()?;
         crate::traits::check_input(x, d, KMeansParams::NAME)?;
         Ok(x.data()
             .chunks_exact(d)
@@ -296,7 +308,7 @@ impl Transformer for FittedKMeans {
 
     /// Distances to every centre (scikit-learn's `transform`).
     fn transform(&self, x: &Matrix) -> Result<Matrix> {
-        let d = self.d();
+        let d = self.checked_d()?;
         crate::traits::check_input(x, d, KMeansParams::NAME)?;
         let mut out = Vec::with_capacity(x.rows() * self.k);
         for row in x.data().chunks_exact(d) {

@@ -394,7 +394,10 @@ impl Batches {
         if job.req.proba {
             header.extend(labels.iter().map(|l| format!("p_{l}")));
         }
-        let target = if into && art.target_name == "row" {
+        // A clusterer's prediction is a cluster, not the training target (as `local predict`).
+        let target = if art.model.is_clusterer() {
+            "cluster".to_string()
+        } else if into && art.target_name == "row" {
             "prediction".to_string()
         } else {
             art.target_name.clone()

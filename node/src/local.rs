@@ -71,7 +71,14 @@ fn load(
 /// The test file of a fixed split, read like the training data and put in its terms: the
 /// same feature columns in the same order (taken by name), and for a classifier the
 /// training data's class ids (a class the training data lacks is refused).
-fn load_test(args: &FitArgs, path: &Path, train: &Dataset) -> Result<Dataset, NodeError> {
+/// The test file, its columns in the training data's order and its labels in the training
+/// data's class ids (a clusterer's, which it does not read, as they are).
+fn load_test(
+    args: &FitArgs,
+    path: &Path,
+    train: &Dataset,
+    clusterer: bool,
+) -> Result<Dataset, NodeError> {
     let source = path.display().to_string();
     let mut opts = args.limits.apply(CsvOptions::default());
     opts = opts.with_target(train.target_name());
@@ -83,8 +90,7 @@ fn load_test(args: &FitArgs, path: &Path, train: &Dataset) -> Result<Dataset, No
         .map_err(|e| NodeError::Usage(e.to_string()))?;
     let x = test.x().select_cols(&cols)?;
     let target = match train.target() {
-        Target::Values(_) => test.target().clone(),
-        Target::Classes { classes, .. } => {
+        Target::Classes { classes, .. } if !clusterer => {
             let (ids, theirs) = test.class_target()?;
             let mut unseen = Vec::new();
             let mapped: Vec<u32> = ids
@@ -111,6 +117,7 @@ fn load_test(args: &FitArgs, path: &Path, train: &Dataset) -> Result<Dataset, No
                 classes: classes.clone(),
             }
         }
+        _ => test.target().clone(),
     };
     Ok(Dataset::new(
         x,
@@ -153,7 +160,7 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
     );
     let regression = args.regression;
     let (train, test, split) = if let Some(path) = &args.test_data {
-        let test = load_test(args, path, &data)?;
+        let test = load_test(args, path, &data, est.is_clusterer())?;
         (
             data,
             Some(test),
@@ -166,7 +173,8 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
             "every row trains, none tests (--test-size 0)".to_string(),
         )
     } else {
-        let stratify = if args.no_stratify || regression {
+        // A clusterer reads no target: nothing to stratify by (it may be continuous).
+        let stratify = if args.no_stratify || regression || est.is_clusterer() {
             None
         } else {
             Some(data.class_target()?.0)
@@ -264,14 +272,14 @@ pub fn fit(args: &FitArgs, out: &mut dyn Write) -> Result<FitReport, NodeError> 
                 out,
                 format_args!(
                     "inertia:   {inertia:.4} ({} test rows; scikit-learn's score is minus this)\n\
-                     clusters:  {} test rows in each of clusters 0..{}\n",
+                     clusters:  {} test rows in each of clusters 0 to {}\n",
                     test.n_samples(),
                     sizes
                         .iter()
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join(", "),
-                    sizes.len()
+                    sizes.len() - 1
                 ),
             )?;
             metrics.push(("test_inertia", inertia));

@@ -228,7 +228,7 @@ impl FittedModel {
     }
 
     /// The default score on a dataset, as scikit-learn's `score`: accuracy for a
-    /// classifier, R² for a regressor.
+    /// classifier, R² for a regressor, minus the inertia for a clusterer.
     pub fn evaluate(&self, data: &Dataset) -> Result<f64> {
         self.inner().evaluate(data)
     }

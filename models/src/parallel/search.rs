@@ -23,6 +23,7 @@ use super::{DataParallelFit, Next, Partial, Pass, PassOp, RowFilter};
 use crate::dataset::Dataset;
 use crate::error::{ModelError, Result};
 use crate::estimator::{Estimator, FittedModel};
+use crate::metrics::TestSums;
 use crate::plan::{with_params, CvResults};
 
 /// What a search needs next.
@@ -287,12 +288,22 @@ impl DataParallelSearch {
                     let Partial::Score(Some(sums)) = part else {
                         return Err(wrong());
                     };
-                    // A classifier's counts are square, of the data's classes.
-                    if let crate::metrics::TestSums::Classes(c) = &sums {
-                        let n = self.schema.classes().map_or(0, |c| c.len());
-                        if c.len() != n || c.iter().any(|r| r.len() != n) {
-                            return Err(wrong());
+                    // The sums of the model's kind; a classifier's counts are square, of
+                    // the data's classes.
+                    let model = &models[i];
+                    let fits = match &sums {
+                        TestSums::Classes(c) => {
+                            let n = self.schema.classes().map_or(0, |c| c.len());
+                            !model.is_clusterer()
+                                && !model.is_regressor()
+                                && c.len() == n
+                                && c.iter().all(|r| r.len() == n)
                         }
+                        TestSums::Values { .. } => model.is_regressor(),
+                        TestSums::Inertia(v) => model.is_clusterer() && *v >= 0.0,
+                    };
+                    if !fits {
+                        return Err(wrong());
                     }
                     split[i / k].push(sums.score());
                 }
@@ -344,8 +355,13 @@ impl DataParallelSearch {
     /// About how many bytes the largest partial result of one chunk takes: every fit's at
     /// once.
     pub fn largest_partial_bytes(&self) -> Result<usize> {
-        let one = DataParallelFit::new(&self.candidates[0], &self.schema, self.n_samples)?;
-        Ok(one.largest_partial_bytes() * self.candidates.len() * self.folds as usize)
+        // Candidates differ in size (k-means' `n_clusters`, PCA's `n_components`).
+        let mut sum = 0usize;
+        for c in &self.candidates {
+            let one = DataParallelFit::new(c, &self.schema, self.n_samples)?;
+            sum = sum.saturating_add(one.largest_partial_bytes());
+        }
+        Ok(sum.saturating_mul(self.folds as usize))
     }
 
     /// Drops every running fit's solver history (see [`DataParallelFit::checkpoint`]).

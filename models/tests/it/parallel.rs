@@ -416,6 +416,59 @@ fn kmeans_on_its_own_over_chunks_is_the_in_memory_clusterer() {
 }
 
 #[test]
+fn a_kmeans_search_over_chunks_scores_minus_the_inertia_and_refuses_other_sums() {
+    use meshml_models::metrics::TestSums;
+    use meshml_models::parallel::{DataParallelJob, JobNext, PassOp};
+    use meshml_models::plan::{JobKind, JobSpec};
+    let iris = data("iris");
+    let spec = JobSpec {
+        kind: JobKind::GridSearch {
+            estimator: Estimator::from_name("kmeans").unwrap(),
+            grid: vec![("n_clusters".into(), vec!["2".into(), "6".into()])],
+            cv: 3,
+            refit: true,
+        },
+        seed: 2,
+    };
+    let idx: Vec<usize> = (0..150).collect();
+    let chunks: Vec<Dataset> = idx.chunks(40).map(|c| iris.select(c).unwrap()).collect();
+    let is_scoring = |pass: &meshml_models::parallel::Pass| matches!(&pass.op, PassOp::Multi(p) if p.iter().all(|p| matches!(p.op, PassOp::Score { .. })));
+    // Each fold's score is minus its held-out rows' inertia: more clusters score higher.
+    let mut job = DataParallelJob::new(&spec, &iris.select(&[]).unwrap(), 150).unwrap();
+    let (model, cv) = loop {
+        match job.ask().unwrap() {
+            JobNext::Done { model, cv } => break (model.unwrap(), cv.unwrap()),
+            JobNext::Pass(pass) => job.tell(compute_all(&pass, &chunks).unwrap()).unwrap(),
+        }
+    };
+    assert!(cv.split_scores.iter().flatten().all(|&s| s < 0.0), "{cv:?}");
+    assert!(cv.mean_test_score[0] < cv.mean_test_score[1], "{cv:?}");
+    assert!(model.is_clusterer() && model.n_classes() == 6);
+    // A scoring answer of another kind, or a negative inertia, fails the job.
+    for bad in [
+        TestSums::Inertia(-1.0),
+        TestSums::Classes(vec![vec![1; 3]; 3]),
+    ] {
+        let mut job = DataParallelJob::new(&spec, &iris.select(&[]).unwrap(), 150).unwrap();
+        let err = loop {
+            let JobNext::Pass(pass) = job.ask().unwrap() else {
+                panic!("done without scoring")
+            };
+            let mut part = compute_all(&pass, &chunks).unwrap();
+            if is_scoring(&pass) {
+                let Partial::Multi(parts) = &mut part else {
+                    panic!("not a shared pass")
+                };
+                parts[0] = Partial::Score(Some(bad.clone()));
+                break job.tell(part).unwrap_err();
+            }
+            job.tell(part).unwrap();
+        };
+        assert!(err.to_string().contains("another pass"), "{err}");
+    }
+}
+
+#[test]
 fn sgd_epochs_over_chunks_average_the_chunks_models() {
     use meshml_models::preprocessing::StandardScalerParams;
     use meshml_models::Transformer;

@@ -142,7 +142,8 @@ async fn second_copies(chunks: &Chunks, owner: &str, chunk: ChunkId) -> Vec<u64>
 }
 
 /// Scores `model` on the mesh dataset `dataset`: accuracy and confusion matrix for a
-/// classifier, R² for a regressor, the mean score of a multi-output model. `kinds` are the
+/// classifier, R² for a regressor, the inertia of a clusterer, the mean score of a
+/// multi-output model. `kinds` are the
 /// training data's column kinds: the test data's categories are read in their codes.
 async fn score_on(
     datasets: &Datasets,

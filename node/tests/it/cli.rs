@@ -162,6 +162,37 @@ fn kmeans_on_its_own_predicts_clusters() {
         &["local", "predict", "--model", "km.mlm", "--proba"],
     );
     assert_refused(&proba, &"--proba", "is a clusterer");
+    // The target is not read: 60 integer values (60 classes, were they read as classes)
+    // are not stratified by, and a test file's unseen values are no error.
+    let rows = |from: usize| -> String {
+        (from..from + 60)
+            .map(|i| format!("{},{},{i}\n", i % 7, (i * 3) % 11))
+            .collect()
+    };
+    std::fs::write(dir.path().join("c.csv"), format!("a,b,y\n{}", rows(0))).unwrap();
+    std::fs::write(dir.path().join("t.csv"), format!("a,b,y\n{}", rows(100))).unwrap();
+    for extra in [&[][..], &["--test-data", "t.csv"][..]] {
+        let mut args = vec![
+            "local",
+            "fit",
+            "--data",
+            "c.csv",
+            "--model",
+            "kmeans",
+            "--set",
+            "n_clusters=2",
+            "--out",
+            "c.mlm",
+        ];
+        args.extend_from_slice(extra);
+        let o = meshml(dir.path(), &args);
+        assert!(o.status.success(), "{extra:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stdout).contains("clusters 0 to 1"),
+            "{}",
+            text(&o.stdout)
+        );
+    }
 }
 
 #[test]
