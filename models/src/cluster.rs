@@ -415,6 +415,11 @@ pub(crate) fn row_hash(row: &[f32], seed: u64) -> u64 {
     h
 }
 
+/// A row key's hash under `seed`: rows are sampled by this falling below a cut.
+pub(crate) fn seeded(key: u64, seed: u64) -> u64 {
+    mix(key ^ mix(seed ^ 0x9E37_79B9_7F4A_7C15))
+}
+
 /// Every row's [`row_hash`] with seed 0: what identifies a row, wherever it is stored.
 pub(crate) fn row_keys(x: &Matrix) -> Vec<u64> {
     x.data()
@@ -447,7 +452,6 @@ impl SamplePart {
         }
         let xd = x.data();
         let rows = xd.chunks_exact(d.max(1));
-        let seed = mix(seed ^ 0x9E37_79B9_7F4A_7C15);
         let cut = if p >= 1.0 {
             u64::MAX
         } else {
@@ -459,7 +463,7 @@ impl SamplePart {
             rows.clone()
                 .zip(keys)
                 .filter_map(|(r, &key)| {
-                    let h = mix(key ^ seed);
+                    let h = seeded(key, seed);
                     (h <= cut).then(|| (h, r.to_vec()))
                 })
                 .collect()

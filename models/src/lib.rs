@@ -102,6 +102,7 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod binning;
 pub mod cluster;
 pub mod dataset;
 pub mod decomposition;

@@ -1,6 +1,7 @@
 //! The models crate's integration tests, linked as one binary (`cargo test -p meshml-models
 //! --test it`): parity with scikit-learn's reference numbers and format compatibility.
 
+mod binning_parity;
 mod cluster_parity;
 mod common;
 mod compat;
