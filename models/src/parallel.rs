@@ -937,22 +937,41 @@ impl DataParallelFit {
         self.n_features
     }
 
-    /// About how many bytes the largest partial result of one chunk takes (the
-    /// normal equations of a least-squares fit grow with the square of the features).
+    /// About how many bytes the largest partial result of one chunk takes, at submission
+    /// (the normal equations of a least-squares fit grow with the square of the features).
+    /// Each step's input width is bounded from the schema: a one-hot encoder adds at most
+    /// a column per category, an imputer's indicators at most one per column, a PCA or
+    /// k-means step outputs its components or distances.
     pub fn largest_partial_bytes(&self) -> usize {
-        let d = self.n_features;
         let k = self.n_classes;
-        let steps = self
-            .steps
+        let cats: usize = self
+            .schema
+            .kinds()
             .iter()
-            .map(|s| match s {
-                TransformerSpec::Pca(_) => d * d + 2 * d + 8,
-                TransformerSpec::Kmeans(p) => kmeans_partial(p, d),
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0);
-        9 * match &self.last {
+            .filter_map(|c| c.categories().map(|c| c.len()))
+            .sum();
+        // Column statistics: missing cells, sums and squares, and category counts.
+        let stats = |d: usize| 3 * d + 8 + cats;
+        let mut d = self.n_features;
+        let mut largest = stats(d);
+        for s in &self.steps {
+            let (partial, out) = match s {
+                TransformerSpec::Pca(p) => (
+                    d * d + 2 * d + 8,
+                    match p.n_components {
+                        Some(crate::decomposition::NComponents::Count(c)) => c.min(d),
+                        _ => d,
+                    },
+                ),
+                TransformerSpec::Kmeans(p) => (kmeans_partial(p, d), p.n_clusters),
+                TransformerSpec::OneHotEncoder(_) => (stats(d), d + cats),
+                TransformerSpec::SimpleImputer(p) if p.add_indicator => (stats(d), 2 * d),
+                _ => (stats(d), d),
+            };
+            largest = largest.max(partial);
+            d = out;
+        }
+        let last = match &self.last {
             Estimator::LogisticRegression(_) => {
                 let k = if k == 2 { 1 } else { k };
                 k * (d + 1) + 1
@@ -962,9 +981,8 @@ impl DataParallelFit {
             Estimator::SgdRegressor(_) => sgd_partial(1, d),
             Estimator::Kmeans(p) => kmeans_partial(p, d),
             _ => d * d + 2 * d + 8,
-        }
-        .max(3 * d + 8)
-        .max(9 * steps)
+        };
+        9 * largest.max(last).max(3 * d + 8)
     }
 
     /// The state as a checkpoint of at most `max_bytes` (MessagePack): whole, or without

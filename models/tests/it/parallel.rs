@@ -542,6 +542,49 @@ fn sgd_epochs_over_chunks_average_the_chunks_models() {
 }
 
 #[test]
+fn a_partial_results_size_is_bounded_through_the_steps() {
+    // nassCDS: numeric and categorical columns.
+    let nass = super::tables_parity::nass();
+    let schema = nass.select(&[]).unwrap();
+    let kinds = schema.kinds();
+    let cats: usize = kinds
+        .iter()
+        .filter_map(|k| k.categories().map(|c| c.len()))
+        .sum();
+    let d = nass.n_features();
+    let k = nass.classes().unwrap().len();
+    let size = |name: &str| {
+        let e = Estimator::from_name(name).unwrap();
+        DataParallelFit::new(&e, &schema, nass.n_samples() as u64)
+            .unwrap()
+            .largest_partial_bytes()
+    };
+    // One-hot widens the model's input: at least a weight per class and category.
+    let wide = size("simple_imputer+one_hot_encoder+logistic_regression");
+    let narrow = size("simple_imputer+ordinal_encoder+logistic_regression");
+    let k = if k == 2 { 1 } else { k };
+    assert!(wide >= 8 * k * (d + cats), "{wide}");
+    assert!(wide > narrow, "{wide} against {narrow}");
+    // Least squares after one-hot: the normal equations of the widened input.
+    let mut e = Estimator::from_name("simple_imputer+one_hot_encoder+ridge").unwrap();
+    e.set_param("one_hot_encoder__handle_unknown", "ignore")
+        .unwrap();
+    let values = Dataset::new(
+        schema.x().clone(),
+        Target::Values(Vec::new()),
+        schema.feature_names().to_vec(),
+        "v",
+    )
+    .unwrap()
+    .with_kinds(kinds.clone())
+    .unwrap();
+    let ridge = DataParallelFit::new(&e, &values, nass.n_samples() as u64)
+        .unwrap()
+        .largest_partial_bytes();
+    assert!(ridge >= 8 * (d + cats) * (d + cats), "{ridge}");
+}
+
+#[test]
 fn imputer_and_encoder_steps_over_chunks_are_the_in_memory_ones() {
     // nassCDS: text columns with missing cells, and numeric ones with missing cells.
     let nass = super::tables_parity::nass();
