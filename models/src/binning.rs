@@ -79,6 +79,7 @@ pub struct BinMapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binned {
     rows: usize,
+    cols: usize,
     /// Column `j` is `data[j * rows..(j + 1) * rows]`.
     data: Vec<u8>,
 }
@@ -87,6 +88,11 @@ impl Binned {
     /// Rows.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.cols
     }
 
     /// The bins of column `j`.
@@ -195,7 +201,11 @@ impl BinMapper {
                 *b = c.bin(xd[i * d + j], self.max_bins);
             }
         }
-        Ok(Binned { rows: n, data })
+        Ok(Binned {
+            rows: n,
+            cols: d,
+            data,
+        })
     }
 }
 

@@ -109,6 +109,7 @@ pub mod decomposition;
 pub mod ensemble;
 pub mod error;
 pub mod estimator;
+pub mod histogram;
 pub mod io;
 mod linalg;
 pub mod linear;

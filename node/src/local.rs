@@ -70,9 +70,8 @@ fn load(
 
 /// The test file of a fixed split, read like the training data and put in its terms: the
 /// same feature columns in the same order (taken by name), and for a classifier the
-/// training data's class ids (a class the training data lacks is refused).
-/// The test file, its columns in the training data's order and its labels in the training
-/// data's class ids (a clusterer's, which it does not read, as they are).
+/// training data's class ids (a class the training data lacks is refused; a clusterer's
+/// labels, which it does not read, stay as they are).
 fn load_test(
     args: &FitArgs,
     path: &Path,
