@@ -137,6 +137,16 @@ impl ModelArtifact {
         })
     }
 
+    /// The name of the predictions' column: the target's, or `cluster` for a clusterer
+    /// (whose predictions are not the target).
+    pub fn prediction_column(&self) -> &str {
+        if self.model.is_clusterer() {
+            "cluster"
+        } else {
+            &self.target_name
+        }
+    }
+
     /// What each feature column holds, in the order of [`ModelArtifact::feature_names`].
     pub fn feature_kinds(&self) -> Vec<ColumnKind> {
         if self.feature_kinds.is_empty() {

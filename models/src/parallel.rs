@@ -243,12 +243,12 @@ impl CrossMoments {
     }
 }
 
-/// The size of an SGD partial of `k` problems over `d` features, in numbers.
 /// The numbers in a k-means pass's partial result: each run's sums, counts and far rows.
 fn kmeans_partial(p: &crate::cluster::KMeansParams, d: usize) -> usize {
     p.runs() * (2 * p.n_clusters * d + 4 * p.n_clusters + 1)
 }
 
+/// The size of an SGD partial of `k` problems over `d` features, in numbers.
 fn sgd_partial(k: usize, d: usize) -> usize {
     4 * k * d + 6 * k + 4
 }

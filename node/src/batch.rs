@@ -394,13 +394,9 @@ impl Batches {
         if job.req.proba {
             header.extend(labels.iter().map(|l| format!("p_{l}")));
         }
-        // A clusterer's prediction is a cluster, not the training target (as `local predict`).
-        let target = if art.model.is_clusterer() {
-            "cluster".to_string()
-        } else if into && art.target_name == "row" {
-            "prediction".to_string()
-        } else {
-            art.target_name.clone()
+        let target = match art.prediction_column() {
+            "row" if into => "prediction".to_string(),
+            name => name.to_string(),
         };
         // For a download the prediction comes first (as `meshml local predict` writes it);
         // a dataset has its target last.

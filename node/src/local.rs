@@ -413,11 +413,7 @@ pub fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<(), NodeError>
         Some(f) => f,
         None => &mut *out,
     };
-    let mut header = vec![if clusterer {
-        "cluster".to_string()
-    } else {
-        art.target_name.clone()
-    }];
+    let mut header = vec![art.prediction_column().to_string()];
     if args.proba {
         header.extend(art.classes.labels().iter().map(|l| format!("p_{l}")));
     }
