@@ -95,6 +95,18 @@ impl Binned {
         self.cols
     }
 
+    /// The bins row by row: row `r`'s are `[r * cols..(r + 1) * cols]` (what histograms
+    /// are summed from, a row's bins read together).
+    pub fn row_major(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.rows * self.cols];
+        for j in 0..self.cols {
+            for (i, &b) in self.column(j).iter().enumerate() {
+                out[i * self.cols + j] = b;
+            }
+        }
+        out
+    }
+
     /// The bins of column `j`.
     pub fn column(&self, j: usize) -> &[u8] {
         &self.data[j * self.rows..(j + 1) * self.rows]
@@ -138,10 +150,9 @@ impl BinMapper {
             _ => (0..n).collect(),
         };
         let xd = x.data();
-        let mut columns = Vec::with_capacity(d);
-        let mut values = Vec::with_capacity(rows.len());
-        for (j, kind) in kinds.iter().enumerate() {
-            columns.push(match kind.categories() {
+        let xd: &[f32] = &xd;
+        let column = |j: usize| -> Result<ColumnBins> {
+            Ok(match kinds[j].categories() {
                 Some(c) => {
                     if c.len() > max_bins {
                         return Err(ModelError::data(
@@ -157,17 +168,39 @@ impl BinMapper {
                     ColumnBins::Categorical(c.len() as u32)
                 }
                 None => {
-                    values.clear();
-                    values.extend(
-                        rows.iter()
-                            .map(|&i| xd[i * d + j])
-                            .filter(|v| !v.is_nan())
-                            .map(f64::from),
-                    );
+                    let mut values: Vec<f64> = rows
+                        .iter()
+                        .map(|&i| xd[i * d + j])
+                        .filter(|v| !v.is_nan())
+                        .map(f64::from)
+                        .collect();
                     ColumnBins::Numeric(thresholds(&mut values, max_bins))
                 }
-            });
-        }
+            })
+        };
+        // Columns sort apart: spread over threads, every `threads`-th to each.
+        let threads = crate::parallel_threads(rows.len() * d).min(d.max(1));
+        let mut found: Vec<(usize, Result<ColumnBins>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    s.spawn(move || {
+                        (t..d)
+                            .step_by(threads)
+                            .map(|j| (j, column(j)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        found.sort_by_key(|(j, _)| *j);
+        let columns = found
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             columns,
             max_bins: max_bins as u8,
@@ -194,12 +227,26 @@ impl BinMapper {
             )));
         }
         let xd = x.data();
+        let xd: &[f32] = &xd;
         let mut data = vec![0u8; n * d];
-        for (j, c) in self.columns.iter().enumerate() {
-            let out = &mut data[j * n..(j + 1) * n];
-            for (i, b) in out.iter_mut().enumerate() {
-                *b = c.bin(xd[i * d + j], self.max_bins);
-            }
+        let threads = crate::parallel_threads(n * d).min(d.max(1));
+        let per = d.div_ceil(threads).max(1);
+        let max_bins = self.max_bins;
+        if n > 0 {
+            std::thread::scope(|s| {
+                for (t, out) in data.chunks_mut(per * n).enumerate() {
+                    let columns = &self.columns;
+                    s.spawn(move || {
+                        for (k, out) in out.chunks_mut(n).enumerate() {
+                            let j = t * per + k;
+                            let c = &columns[j];
+                            for (i, b) in out.iter_mut().enumerate() {
+                                *b = c.bin(xd[i * d + j], max_bins);
+                            }
+                        }
+                    });
+                }
+            });
         }
         Ok(Binned {
             rows: n,

@@ -52,41 +52,123 @@ impl Histograms {
         if let Some(&bad) = rows.iter().find(|&&r| r as usize >= n) {
             return Err(ModelError::Shape(format!("row {bad} of {n}")));
         }
-        let cols = binned.cols();
-        let mut bins = vec![Bin::default(); cols * n_bins];
-        for j in 0..cols {
-            let column = binned.column(j);
-            let hist = &mut bins[j * n_bins..(j + 1) * n_bins];
-            if let Some(&b) = rows
-                .iter()
-                .map(|&r| &column[r as usize])
-                .find(|&&b| usize::from(b) >= n_bins)
-            {
-                return Err(ModelError::Shape(format!(
-                    "bin {b} of column {j}, past {n_bins} bins"
-                )));
-            }
-            match hessians {
-                Some(h) => {
-                    for &r in rows {
-                        let r = r as usize;
-                        let bin = &mut hist[usize::from(column[r])];
-                        bin.g += f64::from(gradients[r]);
-                        bin.h += f64::from(h[r]);
-                        bin.count += 1;
-                    }
-                }
-                None => {
-                    for &r in rows {
-                        let r = r as usize;
-                        let bin = &mut hist[usize::from(column[r])];
-                        bin.g += f64::from(gradients[r]);
-                        bin.count += 1;
-                    }
-                }
+        let identity = rows.len() == n && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+        let ordered = |v: &[f32]| -> Vec<f32> { rows.iter().map(|&r| v[r as usize]).collect() };
+        let og = ordered(gradients);
+        let oh = hessians.map(ordered);
+        let by_row = binned.row_major();
+        Self::from_rows(
+            &by_row,
+            binned.cols(),
+            rows,
+            identity,
+            &og,
+            oh.as_deref(),
+            n_bins,
+        )
+    }
+
+    /// [`Histograms::build`] from the bins row by row (`by_row[r * cols + j]`, see
+    /// [`Binned::row_major`]) and the gradients (and hessians) already in the order of
+    /// `rows` (`og[i]` is row `rows[i]`'s); `identity` says `rows` is every row in order.
+    pub(crate) fn from_rows(
+        by_row: &[u8],
+        cols: usize,
+        rows: &[u32],
+        identity: bool,
+        og: &[f32],
+        oh: Option<&[f32]>,
+        n_bins: usize,
+    ) -> Result<Self> {
+        if n_bins == 0 || n_bins > 256 {
+            return Err(ModelError::Shape(format!("{n_bins} bins per column")));
+        }
+        let mut full = Self::zeroed(cols);
+        full.fill(by_row, rows, identity, og, oh, usize::MAX);
+        if n_bins == 256 {
+            return Ok(full);
+        }
+        if (0..cols).any(|j| full.column(j)[n_bins..].iter().any(|b| b.count > 0)) {
+            return Err(ModelError::Shape(format!(
+                "a bin past {n_bins} bins in the binned columns"
+            )));
+        }
+        Ok(Self {
+            n_bins,
+            bins: (0..cols)
+                .flat_map(|j| full.column(j)[..n_bins].iter().copied())
+                .collect(),
+        })
+    }
+
+    /// Empty histograms of 256 bins for `cols` columns (what [`Histograms::fill`] sums
+    /// into; a `u8` bin always fits).
+    pub(crate) fn zeroed(cols: usize) -> Self {
+        Self {
+            n_bins: 256,
+            bins: vec![Bin::default(); cols * 256],
+        }
+    }
+
+    /// Sums `rows` into these 256-bin histograms, after zeroing them (a buffer is reused
+    /// from node to node). Each row's bins are read together (`by_row`, see
+    /// [`Histograms::from_rows`]) and added to every column's histogram; a large node
+    /// splits its rows over up to `threads` threads, each summing into its own histograms.
+    pub(crate) fn fill(
+        &mut self,
+        by_row: &[u8],
+        rows: &[u32],
+        identity: bool,
+        og: &[f32],
+        oh: Option<&[f32]>,
+        threads: usize,
+    ) {
+        debug_assert_eq!(self.n_bins, 256);
+        let cols = self.bins.len() / 256;
+        self.bins.fill(Bin::default());
+        let threads = crate::parallel_threads(rows.len() * cols / 16).min(threads);
+        let (hists, _) = self.bins.as_chunks_mut::<256>();
+        if threads <= 1 {
+            fill_rows(by_row, cols, 0, rows, identity, og, oh, hists);
+            return;
+        }
+        let per = rows.len().div_ceil(threads).max(1);
+        let others: Vec<Vec<Bin>> = std::thread::scope(|s| {
+            let handles: Vec<_> = rows
+                .chunks(per)
+                .enumerate()
+                .skip(1)
+                .map(|(t, part)| {
+                    s.spawn(move || {
+                        let mut own = vec![Bin::default(); cols * 256];
+                        let (h, _) = own.as_chunks_mut::<256>();
+                        fill_rows(by_row, cols, t * per, part, identity, og, oh, h);
+                        own
+                    })
+                })
+                .collect();
+            fill_rows(
+                by_row,
+                cols,
+                0,
+                &rows[..per.min(rows.len())],
+                identity,
+                og,
+                oh,
+                hists,
+            );
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        for own in &others {
+            for (x, y) in self.bins.iter_mut().zip(own) {
+                x.g += y.g;
+                x.h += y.h;
+                x.count += y.count;
             }
         }
-        Ok(Self { n_bins, bins })
     }
 
     /// Bins per column.
@@ -101,9 +183,16 @@ impl Histograms {
 
     /// The other child's histograms: this node's (the parent's) minus one child's.
     pub fn minus(&self, child: &Histograms) -> Result<Histograms> {
+        let mut other = self.clone();
+        other.subtract(child)?;
+        Ok(other)
+    }
+
+    /// Turns this node's (the parent's) histograms into its other child's, in place:
+    /// [`Histograms::minus`] without a copy.
+    pub fn subtract(&mut self, child: &Histograms) -> Result<()> {
         self.same_shape(child)?;
-        let mut bins = self.bins.clone();
-        for (p, c) in bins.iter_mut().zip(&child.bins) {
+        for (p, c) in self.bins.iter_mut().zip(&child.bins) {
             if c.count > p.count {
                 return Err(ModelError::data(
                     "histograms",
@@ -114,10 +203,7 @@ impl Histograms {
             p.h -= c.h;
             p.count -= c.count;
         }
-        Ok(Histograms {
-            n_bins: self.n_bins,
-            bins,
-        })
+        Ok(())
     }
 
     /// Adds the histograms of the same node over other rows (another chunk's).
@@ -145,6 +231,46 @@ impl Histograms {
             )));
         }
         Ok(())
+    }
+}
+
+/// Adds rows `part` (the `first`.. entries of the node's rows) into one histogram per
+/// column: the hot loop. Each row's bins sit together in `by_row`, and a `u8` bin always
+/// indexes a 256-bin histogram, so there is no bounds check per cell.
+#[allow(clippy::too_many_arguments)]
+fn fill_rows(
+    by_row: &[u8],
+    cols: usize,
+    first: usize,
+    part: &[u32],
+    identity: bool,
+    og: &[f32],
+    oh: Option<&[f32]>,
+    out: &mut [[Bin; 256]],
+) {
+    for (k, &r) in part.iter().enumerate() {
+        let i = first + k;
+        let r = if identity { i } else { r as usize };
+        let bins = &by_row[r * cols..(r + 1) * cols];
+        let g = f64::from(og[i]);
+        match oh {
+            Some(oh) => {
+                let h = f64::from(oh[i]);
+                for (hist, &b) in out.iter_mut().zip(bins) {
+                    let bin = &mut hist[usize::from(b)];
+                    bin.g += g;
+                    bin.h += h;
+                    bin.count += 1;
+                }
+            }
+            None => {
+                for (hist, &b) in out.iter_mut().zip(bins) {
+                    let bin = &mut hist[usize::from(b)];
+                    bin.g += g;
+                    bin.count += 1;
+                }
+            }
+        }
     }
 }
 

@@ -103,6 +103,7 @@
 
 pub mod artifact;
 pub mod binning;
+pub mod boosting;
 pub mod cluster;
 pub mod dataset;
 pub mod decomposition;
@@ -134,3 +135,13 @@ pub use error::{ModelError, Result};
 pub use estimator::{Estimator, FittedModel};
 pub use matrix::Matrix;
 pub use traits::{Checked, Classifier, Fit, Model, Params, Transformer};
+
+/// Threads for one large loop of `work` cells (a histogram over a node's rows and
+/// columns): the machine's cores, at most 4, when the work is worth a thread's start-up;
+/// otherwise 1.
+pub(crate) fn parallel_threads(work: usize) -> usize {
+    if work < 1 << 16 {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}

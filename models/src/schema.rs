@@ -165,12 +165,23 @@ pub struct ColumnSchema {
 /// come first), and missing cells unless `allow_missing` (trees and forests). The error
 /// names the columns and the step that fixes them.
 pub fn check_model_input(data: &Dataset, estimator: &str, allow_missing: bool) -> Result<()> {
+    check_model_input_kinds(data, estimator, allow_missing, false)
+}
+
+/// [`check_model_input`] for an estimator that may also take categorical and boolean
+/// columns as they are (`allow_categories`: gradient boosting splits on categories).
+pub fn check_model_input_kinds(
+    data: &Dataset,
+    estimator: &str,
+    allow_missing: bool,
+    allow_categories: bool,
+) -> Result<()> {
     let names = data.feature_names();
     let text: Vec<&str> = (0..data.n_features())
         .filter(|&j| !data.kind(j).is_numeric())
         .map(|j| names[j].as_str())
         .collect();
-    if !text.is_empty() {
+    if !text.is_empty() && !allow_categories {
         return Err(ModelError::data(
             "training data",
             format!(

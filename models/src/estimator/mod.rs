@@ -15,6 +15,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::boosting::{
+    FittedHistGradientBoosting, HistGradientBoostingClassifierParams,
+    HistGradientBoostingRegressorParams,
+};
 use crate::cluster::{FittedKMeans, KMeansParams};
 use crate::dataset::Dataset;
 use crate::decomposition::{FittedPca, PcaParams};
@@ -58,6 +62,8 @@ registry::registry! {
         RandomForest(RandomForestParams),
         /// Linear classifier by stochastic gradient descent.
         SgdClassifier(SgdClassifierParams),
+        /// Gradient-boosted histogram trees.
+        HistGradientBoostingClassifier(HistGradientBoostingClassifierParams),
     }
     regressors {
         /// Ordinary least squares.
@@ -70,6 +76,8 @@ registry::registry! {
         RandomForestRegressor(RandomForestRegressorParams),
         /// Linear regressor by stochastic gradient descent.
         SgdRegressor(SgdRegressorParams),
+        /// Gradient-boosted histogram trees.
+        HistGradientBoostingRegressor(HistGradientBoostingRegressorParams),
     }
     clusterers {
         /// k-means clustering (predicts each row's cluster).
@@ -106,6 +114,8 @@ registry::registry! {
         Sgd(FittedSgd),
         /// k-means on its own (in a pipeline, a step's distances are a transformer).
         Kmeans(FittedKMeans),
+        /// Gradient-boosted trees (a classifier or a regressor).
+        HistGradientBoosting(FittedHistGradientBoosting),
         /// Pipeline.
         Pipeline(FittedPipeline),
         /// An ensemble: a forest, or members a meta-estimator fitted apart.
@@ -124,9 +134,20 @@ fn names(list: &[(&str, &str)]) -> String {
 }
 
 impl Estimator {
-    /// True for an estimator that fits on missing cells as they are: trees and forests
-    /// (scikit-learn's rule since 1.3: a split sends missing cells to the side that lowers
-    /// impurity most). The others refuse them before any work (see
+    /// True for an estimator that splits categorical (and boolean) columns as they are:
+    /// gradient boosting (scikit-learn's `categorical_features="from_dtype"`). The others
+    /// refuse them, naming an encoder as the fix.
+    pub fn takes_categories(&self) -> bool {
+        matches!(
+            self,
+            Estimator::HistGradientBoostingClassifier(_)
+                | Estimator::HistGradientBoostingRegressor(_)
+        )
+    }
+
+    /// True for an estimator that fits on missing cells as they are: trees, forests and
+    /// gradient boosting (scikit-learn's rule since 1.3: a split sends missing cells to the
+    /// side that lowers impurity most). The others refuse them before any work (see
     /// [`crate::schema::check_model_input`]), naming `simple_imputer` as the fix.
     pub fn takes_missing(&self) -> bool {
         matches!(
@@ -135,6 +156,8 @@ impl Estimator {
                 | Estimator::DecisionTreeRegressor(_)
                 | Estimator::RandomForest(_)
                 | Estimator::RandomForestRegressor(_)
+                | Estimator::HistGradientBoostingClassifier(_)
+                | Estimator::HistGradientBoostingRegressor(_)
         )
     }
 

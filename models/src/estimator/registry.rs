@@ -163,7 +163,12 @@ macro_rules! registry {
             /// [`Checked`]: crate::traits::Checked
             fn fit(&self, data: &Dataset) -> Result<FittedModel> {
                 if !matches!(self, Self::Pipeline(_)) {
-                    crate::schema::check_model_input(data, &self.name(), self.takes_missing())?;
+                    crate::schema::check_model_input_kinds(
+                        data,
+                        &self.name(),
+                        self.takes_missing(),
+                        self.takes_categories(),
+                    )?;
                 }
                 Ok(match self {
                     $( Self::$c(p) => Fit::fit(p, data)?.into(), )*

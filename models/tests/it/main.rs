@@ -5,6 +5,7 @@ mod binning_parity;
 mod cluster_parity;
 mod common;
 mod compat;
+mod hgb_parity;
 mod meta_parity;
 mod more_parity;
 mod parallel;

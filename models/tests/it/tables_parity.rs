@@ -50,7 +50,7 @@ pub(crate) fn nass() -> &'static Dataset {
     D.get_or_init(|| table("nassCDS"))
 }
 
-fn diamonds() -> &'static Dataset {
+pub(crate) fn diamonds() -> &'static Dataset {
     static D: OnceLock<Dataset> = OnceLock::new();
     D.get_or_init(|| table("diamonds"))
 }
@@ -284,7 +284,7 @@ fn encoders_match_element_by_element() {
 }
 
 /// The bench's split: the reference's test rows, and the rest (in file order) to train.
-fn split(name: &str, d: &Dataset) -> (Dataset, Dataset) {
+pub(crate) fn split(name: &str, d: &Dataset) -> (Dataset, Dataset) {
     let test: Vec<usize> = reference()[name]["pipeline"]["test_rows"]
         .as_array()
         .unwrap()
