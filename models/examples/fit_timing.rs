@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let acc = fitted.score(test.x(), test.class_target()?.0)?;
         let n_iter = match &fitted {
             meshml_models::FittedModel::LogisticRegression(m) => m.n_iter() as i64,
+            meshml_models::FittedModel::HistGradientBoosting(m) => m.n_iter() as i64,
             _ => -1,
         };
         use std::io::Write;

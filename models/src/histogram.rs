@@ -171,6 +171,11 @@ impl Histograms {
         }
     }
 
+    /// Bins over all columns.
+    pub(crate) fn bins_len(&self) -> usize {
+        self.bins.len()
+    }
+
     /// Bins per column.
     pub fn n_bins(&self) -> usize {
         self.n_bins

@@ -184,6 +184,11 @@ impl Search<'_> {
         let end = f.n_bins_non_missing - 1 + usize::from(f.has_missing);
         let (mut gl, mut hl, mut nl) = (0.0, 0.0, 0u32);
         for (b, bin) in hist.iter().enumerate().take(end) {
+            // An empty bin moves no row: its split is the previous bin's, which cannot
+            // gain strictly more (scikit-learn scans it to the same effect).
+            if bin.count == 0 {
+                continue;
+            }
             nl += bin.count;
             hl += self.hess(bin);
             gl += bin.g;
@@ -209,6 +214,9 @@ impl Search<'_> {
             let (mut gr, mut hr, mut nr) = (0.0, 0.0, 0u32);
             for b in (0..f.n_bins_non_missing.saturating_sub(1)).rev() {
                 let bin = &hist[b + 1];
+                if bin.count == 0 {
+                    continue;
+                }
                 nr += bin.count;
                 hr += self.hess(bin);
                 gr += bin.g;
@@ -330,9 +338,29 @@ pub struct Grown {
     pub rows: Vec<u32>,
 }
 
-/// Grows one tree on `binned` (`by_row`: its [`Binned::row_major`] copy) from gradients `g` and (unless the hessian is constant)
-/// hessians `h`, indexed by row. `rng` draws the columns a node may split on when
-/// `feature_fraction < 1`.
+/// Buffers a grower reuses from tree to tree (so that a fit of many small trees does not
+/// spend its time allocating and zeroing fresh pages): histograms of finished nodes, the
+/// row partition and the node's gradients in row order.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    pool: Vec<Histograms>,
+    rows: Vec<u32>,
+    scratch: Vec<u32>,
+    og: Vec<f32>,
+    oh: Vec<f32>,
+}
+
+impl Workspace {
+    /// Takes back a grown tree's row partition ([`Grown::rows`]) for the next tree.
+    pub fn recycle(&mut self, rows: Vec<u32>) {
+        self.rows = rows;
+    }
+}
+
+/// Grows one tree on `binned` (`by_row`: its [`Binned::row_major`] copy) from gradients
+/// `g` and (unless the hessian is constant) hessians `h`, indexed by row. `rng` draws the
+/// columns a node may split on when `feature_fraction < 1`; `ws` lends its buffers.
+#[allow(clippy::too_many_arguments)]
 pub fn grow(
     binned: &Binned,
     by_row: &[u8],
@@ -341,14 +369,16 @@ pub fn grow(
     h: Option<&[f32]>,
     p: &GrowerParams,
     rng: &mut Rng,
+    ws: &mut Workspace,
 ) -> Result<Grown> {
     let n = binned.rows();
-    let mut rows: Vec<u32> = (0..n as u32).collect();
-    let mut scratch: Vec<u32> = vec![0; n];
-    let mut og: Vec<f32> = Vec::with_capacity(n);
-    let mut oh: Vec<f32> = Vec::with_capacity(n);
-    // Histogram buffers of finished nodes, reused.
-    let mut pool: Vec<Histograms> = Vec::new();
+    let mut rows = std::mem::take(&mut ws.rows);
+    rows.clear();
+    rows.extend(0..n as u32);
+    let scratch = &mut ws.scratch;
+    scratch.resize(n, 0);
+    let (og, oh) = (&mut ws.og, &mut ws.oh);
+    let mut pool = std::mem::take(&mut ws.pool);
     let cols = binned.cols();
     let mut hist_of = |rows: &[u32], identity: bool, pool: &mut Vec<Histograms>| {
         og.clear();
@@ -357,12 +387,15 @@ pub fn grow(
             oh.clear();
             oh.extend(rows.iter().map(|&r| h[r as usize]));
         }
-        let mut out = pool.pop().unwrap_or_else(|| Histograms::zeroed(cols));
+        let mut out = pool
+            .pop()
+            .filter(|h| h.bins_len() == cols * 256)
+            .unwrap_or_else(|| Histograms::zeroed(cols));
         out.fill(
             by_row,
             rows,
             identity,
-            &og,
+            og,
             h.map(|_| oh.as_slice()),
             p.threads,
         );
@@ -594,6 +627,9 @@ pub fn grow(
             }
         }
     }
+    // Every node's histograms go back to the pool for the next tree.
+    pool.extend(nodes.iter_mut().filter_map(|n| n.hist.take()));
+    ws.pool = pool;
     Ok(finish(nodes, rows, p.shrinkage))
 }
 

@@ -53,7 +53,7 @@ use crate::rng::Rng;
 use crate::schema::ColumnKind;
 use crate::traits::{check_input_missing_ok, ClassMap, Classifier, Fit, Model, Params};
 use crate::Checked;
-use grower::{Feature, GrowerParams, TreeNode};
+use grower::{Feature, GrowerParams, TreeNode, Workspace};
 
 /// A fitted boosted model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -432,6 +432,9 @@ fn should_stop(scores: &[f64], n_iter_no_change: usize, tol: f64) -> bool {
         .any(|&s| s > base)
 }
 
+/// A class's index and its stretch of the training rows' raw predictions.
+type ClassRows<'a> = (usize, &'a mut [f64]);
+
 /// The boosting loop shared by the classifier and the regressor; `y` is the class
 /// index or the value, `stratify` the classes to stratify the validation split by.
 fn boost(
@@ -563,12 +566,21 @@ fn boost(
         check_stop(&raw, &raw_val, &mut train_score, &mut validation_score);
     }
     let _span = tracing::debug_span!("boost", estimator = name, rows = n, cols = d).entered();
+    // The trees of one iteration (one per class) grow in parallel, each on one thread;
+    // a single tree spreads its large histograms over the threads instead.
+    let threads = crate::parallel_threads(n * d);
+    let outer = threads.min(k);
+    let inner = GrowerParams {
+        threads: if outer > 1 { 1 } else { threads },
+        ..gp
+    };
     // One tree: grown, its leaves' values set, the training rows' raw predictions moved
     // by them, and its splits given thresholds (and unseen categories a side).
     let grow_one =
-        |tree: u64, gc: &[f32], hc: Option<&[f32]>, raw_c: &mut [f64], gp: &GrowerParams| {
+        |tree: u64, gc: &[f32], hc: Option<&[f32]>, raw_c: &mut [f64], ws: &mut Workspace| {
             let mut rng = Rng::derive(seed ^ 0x6862_6f6f_7374, tree);
-            let mut grown = grower::grow(&binned, &by_row, &features, gc, hc, gp, &mut rng)?;
+            let mut grown =
+                grower::grow(&binned, &by_row, &features, gc, hc, &inner, &mut rng, ws)?;
             if loss.updates_leaves() {
                 for (leaf, range) in &grown.leaves {
                     let rows = &grown.rows[range.clone()];
@@ -589,6 +601,7 @@ fn boost(
                     raw_c[r as usize] += v;
                 }
             }
+            ws.recycle(grown.rows);
             let mut nodes = grown.nodes;
             for node in nodes.iter_mut().filter(|n| !n.is_leaf()) {
                 let j = node.feature as usize;
@@ -614,29 +627,24 @@ fn boost(
             }
             Ok::<_, ModelError>(nodes)
         };
-    // The trees of one iteration (one per class) grow in parallel, each on one thread;
-    // a single tree spreads its large histograms over the threads instead.
-    let threads = crate::parallel_threads(n * d);
-    let outer = threads.min(k);
-    let inner = GrowerParams {
-        threads: if outer > 1 { 1 } else { threads },
-        ..gp
-    };
+    // Each thread's buffers, kept from iteration to iteration.
+    let mut workspaces: Vec<Workspace> = (0..outer).map(|_| Workspace::default()).collect();
     for it in 0..p.max_iter {
         loss.gradients(&y_tr, &raw, w_tr.as_deref(), &mut g, &mut h);
-        let mut jobs: Vec<Vec<(usize, &mut [f64])>> = (0..outer).map(|_| Vec::new()).collect();
+        let mut jobs: Vec<(&mut Workspace, Vec<ClassRows<'_>>)> =
+            workspaces.iter_mut().map(|ws| (ws, Vec::new())).collect();
         for (c, raw_c) in raw.chunks_mut(n.max(1)).enumerate() {
-            jobs[c % outer].push((c, raw_c));
+            jobs[c % outer].1.push((c, raw_c));
         }
         let (g, h) = (&g, &h);
-        let work = |part: Vec<(usize, &mut [f64])>| -> Vec<(usize, Result<Vec<TreeNode>>)> {
+        let work = |(ws, part): (&mut Workspace, Vec<ClassRows<'_>>)| {
             part.into_iter()
                 .map(|(c, raw_c)| {
                     let gc = &g[c * n..(c + 1) * n];
                     let hc = (!constant_hessian).then(|| &h[c * n..(c + 1) * n]);
-                    (c, grow_one((it * k + c) as u64, gc, hc, raw_c, &inner))
+                    (c, grow_one((it * k + c) as u64, gc, hc, raw_c, ws))
                 })
-                .collect()
+                .collect::<Vec<(usize, Result<Vec<TreeNode>>)>>()
         };
         let mut grown: Vec<(usize, Result<Vec<TreeNode>>)> = if outer > 1 {
             std::thread::scope(|s| {
