@@ -3,7 +3,7 @@
 # LightGBM (../shared/bench/bench_hgb.py, 2 threads each), in the same run: 100 rounds,
 # learning rate 0.1, 31 leaves, 20 rows a leaf, 255 bins, no early stopping, on synth200k
 # (160k x 50, 10 classes) and breast_cancer (binary). Tools alternate within each round;
-# medians and ratios are printed, raw JSON lines go to $OUT (default
+# medians and ratios are printed (prediction: the test part, timed apart), raw JSON lines go to $OUT (default
 # /tmp/meshml-bench/hgb.jsonl).
 #
 #   bash ../shared/bench/setup.sh && /tmp/peers/venv/bin/python ../shared/bench/make_data.py
@@ -39,8 +39,8 @@ done
 "$PY" - "$OUT" <<'PYEOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| dataset | tool | median fit s | accuracy | runs |")
-print("|---|---|---|---|---|")
+print("| dataset | tool | median fit s | median predict s (test rows) | accuracy | runs |")
+print("|---|---|---|---|---|---|")
 med = {}
 for ds in dict.fromkeys(r["dataset"] for r in rows):
     for tool in ("meshml", "lightgbm", "sklearn"):
@@ -48,8 +48,9 @@ for ds in dict.fromkeys(r["dataset"] for r in rows):
         if not r:
             continue
         m = statistics.median(x["fit_s"] for x in r)
+        p = statistics.median(x["predict_s"] for x in r)
         med[ds, tool] = m
-        print(f"| {ds} | {tool} | {m:.3f} | {r[0]['accuracy']:.4f} | {len(r)} |")
+        print(f"| {ds} | {tool} | {m:.3f} | {p:.4f} | {r[0]['accuracy']:.4f} | {len(r)} |")
 for (ds, tool), m in med.items():
     if tool != "meshml" and (ds, "meshml") in med:
         print(f"{ds}: meshml / {tool} fit time = {med[ds, 'meshml'] / m:.2f}")

@@ -40,7 +40,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let fitted = est.fit(&train)?;
         let fit_s = t.elapsed().as_secs_f64();
-        let acc = fitted.score(test.x(), test.class_target()?.0)?;
+        let t = Instant::now();
+        let pred = fitted.predict(test.x())?;
+        let predict_s = t.elapsed().as_secs_f64();
+        let acc = meshml_models::metrics::accuracy(test.class_target()?.0, &pred)?;
         let n_iter = match &fitted {
             meshml_models::FittedModel::LogisticRegression(m) => m.n_iter() as i64,
             meshml_models::FittedModel::HistGradientBoosting(m) => m.n_iter() as i64,
@@ -49,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         use std::io::Write;
         writeln!(
             out,
-            "{{\"bench\":\"fit\",\"tool\":\"meshml\",\"dataset\":\"{}\",\"model\":\"{}\",\"fit_s\":{fit_s:.6},\"accuracy\":{acc:.6},\"n_iter\":{n_iter},\"load_s\":{load_s:.3}}}",
+            "{{\"bench\":\"fit\",\"tool\":\"meshml\",\"dataset\":\"{}\",\"model\":\"{}\",\"fit_s\":{fit_s:.6},\"predict_s\":{predict_s:.6},\"accuracy\":{acc:.6},\"n_iter\":{n_iter},\"load_s\":{load_s:.3}}}",
             args[2],
             est.name()
         )?;

@@ -33,6 +33,7 @@
 
 pub mod grower;
 pub mod loss;
+mod packed;
 mod params;
 
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,19 @@ pub struct FittedHistGradientBoosting {
     train_score: Vec<f64>,
     /// Per iteration, minus the validation loss, when early stopping held rows out.
     validation_score: Vec<f64>,
+    /// The trees packed for prediction, made on first use.
+    #[serde(skip)]
+    packed: PackedCache,
+}
+
+/// [`packed::Packed`] made once, on first use; models equal whether or not it is made.
+#[derive(Debug, Clone, Default)]
+struct PackedCache(std::sync::OnceLock<Box<packed::Packed>>);
+
+impl PartialEq for PackedCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl FittedHistGradientBoosting {
@@ -128,11 +142,31 @@ impl FittedHistGradientBoosting {
         let k = self.baseline.len();
         let xd = x.data();
         let mut out: Vec<f64> = (0..n * k).map(|i| self.baseline[i % k]).collect();
-        // Tree by tree, so that one tree's nodes stay in cache over the rows.
-        for (t, tree) in self.trees.iter().enumerate() {
-            for (i, row) in xd.chunks_exact(d.max(1)).take(n).enumerate() {
-                out[i * k + t % k] += leaf_value(tree, row);
+        if n == 0 || d == 0 {
+            return Ok(out);
+        }
+        let packed = self
+            .packed
+            .0
+            .get_or_init(|| Box::new(packed::Packed::new(&self.trees)));
+        let xd: &[f32] = &xd[..n * d];
+        // Rows split over threads; within a block, tree by tree, so that one tree's
+        // nodes stay in cache over the rows.
+        let threads = crate::parallel_threads(n * self.trees.len() * 4);
+        let per = n.div_ceil(threads);
+        let block = |x: &[f32], out: &mut [f64]| {
+            for t in 0..self.trees.len() {
+                packed.add_tree(t, x, d, out, k, t % k);
             }
+        };
+        if threads > 1 {
+            std::thread::scope(|s| {
+                for (x, out) in xd.chunks(per * d).zip(out.chunks_mut(per * k)) {
+                    s.spawn(move || block(x, out));
+                }
+            });
+        } else {
+            block(xd, &mut out);
         }
         Ok(out)
     }
@@ -683,6 +717,7 @@ fn boost(
         classes: None,
         train_score,
         validation_score,
+        packed: PackedCache::default(),
     })
 }
 
@@ -805,6 +840,50 @@ mod tests {
         .unwrap();
         let m = boosted(&e, &d);
         assert!(m.trees().iter().flatten().all(|n| n.categories.is_none()));
+    }
+
+    #[test]
+    fn packed_trees_predict_as_the_fitted_ones() {
+        let d = toy(3_000);
+        let e = est(
+            "hist_gradient_boosting_classifier",
+            &[("random_state", "0"), ("max_iter", "15")],
+        )
+        .unwrap();
+        let m = boosted(&e, &d);
+        // Rows with missing cells, unseen and out-of-range codes, values on thresholds.
+        let mut x = d
+            .x()
+            .select_rows(&(0..400).collect::<Vec<_>>())
+            .unwrap()
+            .to_vec();
+        for (i, v) in x.iter_mut().enumerate() {
+            match i % 17 {
+                0 => *v = f32::NAN,
+                5 => *v = 3.0,
+                9 => *v = -2.0,
+                _ => {}
+            }
+        }
+        let first = m
+            .trees()
+            .iter()
+            .flatten()
+            .find(|n| !n.is_leaf() && n.categories.is_none());
+        if let Some(n) = first {
+            x[n.feature as usize] = n.threshold as f32;
+        }
+        let x = Matrix::from_vec(400, 3, x).unwrap();
+        let raw = m.raw_predict(&x).unwrap();
+        let xd = x.data();
+        for i in 0..400 {
+            let row = &xd[i * 3..(i + 1) * 3];
+            let want = m
+                .trees()
+                .iter()
+                .fold(m.baseline()[0], |acc, t| acc + leaf_value(t, row));
+            assert_eq!(raw[i], want, "row {i}");
+        }
     }
 
     #[test]
