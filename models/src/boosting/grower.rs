@@ -445,7 +445,14 @@ pub fn grow(
             m
         });
         let mut best: Option<Split> = None;
-        for (j, f) in features.iter().enumerate() {
+        // Categorical columns first, as scikit-learn orders its columns (its encoder puts
+        // them first): on equal gains the first column scanned wins.
+        let cat_first = features
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.categorical)
+            .chain(features.iter().enumerate().filter(|(_, f)| !f.categorical));
+        for (j, f) in cat_first {
             if mask.as_ref().is_some_and(|m| !m[j]) {
                 continue;
             }

@@ -93,22 +93,27 @@ impl Loss {
         let n = y.len();
         let weight = |i: usize| w.map_or(1.0, |w| w[i]);
         match self {
+            // The hessian is 1, or the row's weight: written only when weighted (unweighted,
+            // histograms count rows instead).
             Loss::SquaredError => {
                 for i in 0..n {
                     g[i] = ((raw[i] - y[i]) * weight(i)) as f32;
                 }
+                write_weights(w, h);
             }
             Loss::AbsoluteError => {
                 for i in 0..n {
                     let s = if raw[i] > y[i] { 1.0 } else { -1.0 };
                     g[i] = (s * weight(i)) as f32;
                 }
+                write_weights(w, h);
             }
             Loss::Quantile(q) => {
                 for i in 0..n {
                     let s = if y[i] > raw[i] { -q } else { 1.0 - q };
                     g[i] = (s * weight(i)) as f32;
                 }
+                write_weights(w, h);
             }
             Loss::Poisson => {
                 for i in 0..n {
@@ -119,9 +124,20 @@ impl Loss {
             }
             Loss::Binomial => {
                 for i in 0..n {
-                    let p = expit(raw[i]);
-                    g[i] = ((p - y[i]) * weight(i)) as f32;
-                    h[i] = (p * (1.0 - p) * weight(i)) as f32;
+                    // scikit-learn's stable forms: from exp(-raw), so that confident
+                    // predictions keep their small gradients and hessians.
+                    let (gi, hi) = if raw[i] > -37.0 {
+                        let e = (-raw[i]).exp();
+                        (
+                            ((1.0 - y[i]) - y[i] * e) / (1.0 + e),
+                            e / ((1.0 + e) * (1.0 + e)),
+                        )
+                    } else {
+                        let e = raw[i].exp();
+                        (e - y[i], e)
+                    };
+                    g[i] = (gi * weight(i)) as f32;
+                    h[i] = (hi * weight(i)) as f32;
                 }
             }
             Loss::Multinomial(k) => {
@@ -233,6 +249,15 @@ fn multinomial_rows(
     }
 }
 
+/// The hessians of a constant-hessian loss under sample weights: the weights.
+fn write_weights(w: Option<&[f64]>, h: &mut [f32]) {
+    if let Some(w) = w {
+        for (h, &w) in h.iter_mut().zip(w) {
+            *h = w as f32;
+        }
+    }
+}
+
 fn average(v: &[f64], w: Option<&[f64]>) -> f64 {
     match w {
         None => v.iter().sum::<f64>() / v.len().max(1) as f64,
@@ -244,8 +269,8 @@ fn average(v: &[f64], w: Option<&[f64]>) -> f64 {
 }
 
 /// The `q` quantile: numpy's default (linear) `percentile` unweighted; with weights,
-/// scikit-learn's `_weighted_percentile` (the lowest value whose cumulative weight
-/// reaches `q` of the total; the `averaged_inverted_cdf` for the median).
+/// scikit-learn's `_weighted_percentile` without averaging (the lowest value whose
+/// cumulative weight reaches `q` of the total, an inverted CDF).
 fn percentile(v: &[f64], w: Option<&[f64]>, q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -344,6 +369,15 @@ mod tests {
         Loss::Multinomial(2).gradients(&[1.0, 0.0], &[0.0, 0.0, 0.0, 0.0], None, &mut g, &mut h);
         assert_eq!(g, vec![0.5, -0.5, -0.5, 0.5]);
         assert_eq!(h, vec![0.25; 4]);
+        // Confident predictions keep their small gradients (not 1 - 1 = 0).
+        let (mut g, mut h) = (vec![0.0; 2], vec![0.0; 2]);
+        Loss::Binomial.gradients(&[1.0, 0.0], &[40.0, -40.0], None, &mut g, &mut h);
+        let tiny = (-40f64).exp();
+        assert!((f64::from(g[0]) / -tiny - 1.0).abs() < 1e-6, "{}", g[0]);
+        assert!((f64::from(g[1]) / tiny - 1.0).abs() < 1e-6 && h[0] > 0.0);
+        // Weighted squared error: hessians are the weights.
+        Loss::SquaredError.gradients(&[0.0, 0.0], &[1.0, 1.0], Some(&[2.0, 0.5]), &mut g, &mut h);
+        assert_eq!(h, vec![2.0, 0.5]);
         // The mean loss of a perfect-ish binomial fit is near zero, of raw 0 is log 2.
         let l = Loss::Binomial.mean(&[0.0, 1.0], &[0.0, 0.0], None);
         assert!((l - 2f64.ln()).abs() < 1e-12);

@@ -25,11 +25,14 @@
 //! # Ok::<(), meshml_models::ModelError>(())
 //! ```
 //!
-//! Differences from scikit-learn: `interaction_cst` is not supported; `scoring` is the
-//! loss only; the validation rows and the columns a split may use (`max_features < 1`)
-//! are drawn with meshml's generator, so with early stopping or column sampling the
-//! trees differ from scikit-learn's for the same seed (the accuracy is compared in the
-//! parity tests); without them, they are the same trees.
+//! Differences from scikit-learn: `interaction_cst`, `loss="gamma"` and `warm_start` are
+//! not supported; `scoring` is the loss only; the validation rows and the columns a split
+//! may use (`max_features < 1`) are drawn with meshml's generator; above 200,000 rows the
+//! binning sample is picked by a hash of the rows; with `class_weight` the bins are
+//! computed without the weights (scikit-learn weighs its quantiles); of splittable nodes
+//! with exactly equal gains the first found splits first (scikit-learn's heap may take
+//! another). With none of these in play the trees are scikit-learn's (the parity tests
+//! check raw predictions on closed cases); otherwise the accuracy is compared.
 
 pub mod grower;
 pub mod loss;
@@ -481,6 +484,12 @@ fn boost(
     stratify: Option<&[u32]>,
 ) -> Result<FittedHistGradientBoosting> {
     let (n_all, d) = (data.n_samples(), data.n_features());
+    if n_all == 0 || d == 0 {
+        return Err(ModelError::data(
+            name,
+            format!("needs rows and feature columns, got {n_all} rows of {d} columns"),
+        ));
+    }
     let kinds = split_kinds(p, name, data)?;
     if let Some(m) = &p.monotonic_cst {
         if m.len() != d {
@@ -543,20 +552,24 @@ fn boost(
             monotonic: p.monotonic_cst.as_ref().map_or(0, |m| m[j]),
         })
         .collect();
-    // Categories present in the training rows, per column (others predict as missing).
-    let known: Vec<grower::Bitset> = (0..d)
-        .map(|j| {
-            let mut set = [0u64; 4];
-            if features[j].categorical {
-                for &b in binned.column(j) {
-                    if b != missing {
-                        set[usize::from(b) >> 6] |= 1 << (b & 63);
+    // Categories present in the rows given to fit, validation rows included (as
+    // scikit-learn learns them before its split); others predict as missing cells.
+    let known: Vec<grower::Bitset> = {
+        let xd = data.x().data();
+        (0..d)
+            .map(|j| {
+                let mut set = [0u64; 4];
+                if let ColumnBins::Categorical(n_cat) = mapper.columns()[j] {
+                    for v in xd.iter().skip(j).step_by(d) {
+                        if *v >= 0.0 && (*v as u32) < n_cat {
+                            set[*v as usize >> 6] |= 1 << (*v as usize & 63);
+                        }
                     }
                 }
-            }
-            set
-        })
-        .collect();
+                set
+            })
+            .collect()
+    };
     let gp = GrowerParams {
         max_leaf_nodes: p.max_leaf_nodes,
         max_depth: p.max_depth,
@@ -751,6 +764,7 @@ mod tests {
         assert!(err(c, &[("monotonic_cst", "[1, 2]")]).contains("-1, 0 or 1"));
         assert!(err(r, &[("class_weight", "balanced")]).contains("no such parameter"));
         assert!(err(c, &[("early_stopping", "maybe")]).contains("auto, true or false"));
+        assert!(err(c, &[("quantile", "0.5")]).contains("no such parameter"));
         // Lists read as scikit-learn writes them.
         let e = est(
             c,
@@ -884,6 +898,31 @@ mod tests {
                 .fold(m.baseline()[0], |acc, t| acc + leaf_value(t, row));
             assert_eq!(raw[i], want, "row {i}");
         }
+    }
+
+    #[test]
+    fn no_rows_or_no_columns_is_an_error() {
+        let e = est("hist_gradient_boosting_regressor", &[]).unwrap();
+        let empty = Dataset::new(
+            Matrix::from_vec(0, 2, vec![]).unwrap(),
+            Target::Values(vec![]),
+            vec!["a".into(), "b".into()],
+            "y",
+        )
+        .unwrap();
+        assert!(e.fit(&empty).unwrap_err().to_string().contains("0 rows"));
+        let no_cols = Dataset::new(
+            Matrix::from_vec(3, 0, vec![]).unwrap(),
+            Target::Values(vec![1.0, 2.0, 3.0]),
+            vec![],
+            "y",
+        )
+        .unwrap();
+        assert!(e
+            .fit(&no_cols)
+            .unwrap_err()
+            .to_string()
+            .contains("0 columns"));
     }
 
     #[test]

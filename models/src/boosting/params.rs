@@ -247,7 +247,7 @@ impl HistGradientBoostingParams {
                     }
                 }
             }
-            "quantile" => {
+            "quantile" if names.contains(&"quantile") => {
                 self.quantile = match v {
                     "None" | "none" | "null" => None,
                     _ => Some(num("a number")?),
