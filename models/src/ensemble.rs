@@ -164,11 +164,7 @@ impl RandomForestParams {
 
     /// The seed the forest uses: `random_state`, or one drawn from the clock.
     fn seed(&self) -> u64 {
-        self.tree.random_state.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |t| t.as_nanos() as u64)
-        })
+        crate::rng::seed_or_clock(self.tree.random_state)
     }
 
     /// Grows trees `from..to` of the forest (a batch; the whole forest is `0..n_estimators`).

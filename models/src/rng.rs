@@ -86,6 +86,16 @@ impl Rng {
     }
 }
 
+/// `seed`, or when there is none one drawn from the clock (an estimator whose
+/// `random_state` is unset seeds each fit afresh).
+pub fn seed_or_clock(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_nanos() as u64)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

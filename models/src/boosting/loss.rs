@@ -302,7 +302,7 @@ fn percentile(v: &[f64], w: Option<&[f64]>, q: f64) -> f64 {
     }
 }
 
-/// The logistic function.
+/// The logistic function, without overflow (the linear models' too).
 pub fn expit(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
@@ -312,7 +312,8 @@ pub fn expit(x: f64) -> f64 {
     }
 }
 
-fn log1p_exp(x: f64) -> f64 {
+/// `log(1 + e^x)` without overflow (the linear models' too).
+pub(crate) fn log1p_exp(x: f64) -> f64 {
     if x > 0.0 {
         x + (-x).exp().ln_1p()
     } else {

@@ -510,11 +510,7 @@ fn boost(
             ));
         }
     }
-    let seed = p.random_state.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |t| t.as_nanos() as u64)
-    });
+    let seed = crate::rng::seed_or_clock(p.random_state);
     let early = match p.early_stopping {
         EarlyStopping::Auto => n_all > 10_000,
         EarlyStopping::On => true,

@@ -1,3 +1,4 @@
+use crate::boosting::loss::{expit, log1p_exp};
 use candle_core::{DType, Device, Tensor, WithDType};
 use serde::{Deserialize, Serialize};
 
@@ -82,7 +83,7 @@ impl Classifier for FittedLogisticRegression {
         let local = if self.rows() == 1 {
             let mut p = Vec::with_capacity(2 * n);
             for &t in &z {
-                let s = sigmoid(t as f64);
+                let s = expit(t as f64);
                 p.push((1.0 - s) as f32);
                 p.push(s as f32);
             }
@@ -118,24 +119,6 @@ impl Classifier for FittedLogisticRegression {
                 present[best]
             })
             .collect())
-    }
-}
-
-fn sigmoid(t: f64) -> f64 {
-    if t >= 0.0 {
-        1.0 / (1.0 + (-t).exp())
-    } else {
-        let e = t.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `log(1 + e^t)` without overflow.
-fn softplus(t: f64) -> f64 {
-    if t > 0.0 {
-        t + (-t).exp().ln_1p()
-    } else {
-        t.exp().ln_1p()
     }
 }
 
@@ -217,8 +200,8 @@ impl Objective<'_> {
             for i in 0..n {
                 let t = z[i].to_f64() + b[0].to_f64();
                 let yi = self.y[i] as f64;
-                loss += softplus(t) - yi * t;
-                let ri = sigmoid(t) - yi;
+                loss += log1p_exp(t) - yi * t;
+                let ri = expit(t) - yi;
                 gb[0] += ri;
                 r[i] = T::from_f64(ri * inv_n);
             }

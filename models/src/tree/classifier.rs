@@ -985,11 +985,7 @@ impl DecisionTreeClassifierParams {
                 )));
             }
         }
-        let seed = self.random_state.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |t| t.as_nanos() as u64)
-        });
+        let seed = crate::rng::seed_or_clock(self.random_state);
         let xd = x.data();
         let min_leaf = self.min_samples_leaf.resolve(n).max(1);
         let mut b = Builder {

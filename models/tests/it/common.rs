@@ -88,3 +88,10 @@ pub fn assert_close(what: &str, ours: &[f64], theirs: &[f64], tol: f64) {
         theirs[i]
     );
 }
+
+/// The "mod5" split: row `i` is a test row when `i % 5 == 0`, a training row otherwise.
+pub fn mod5(d: &Dataset) -> (Dataset, Dataset) {
+    let test: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 == 0).collect();
+    let train: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 != 0).collect();
+    (d.select(&train).unwrap(), d.select(&test).unwrap())
+}

@@ -11,7 +11,7 @@ use meshml_models::io::{read_csv, CsvOptions};
 use meshml_models::{Classes, Dataset, Estimator, Fit, FittedModel, Matrix, Model, Target};
 use serde_json::Value;
 
-use super::common::data;
+use super::common::{data, mod5};
 use super::tables_parity::{diamonds, nass, split};
 
 fn reference() -> &'static Value {
@@ -124,12 +124,6 @@ fn case_target(c: &Value, case: &Value) -> Vec<f64> {
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect()
-}
-
-fn mod5(d: &Dataset) -> (Dataset, Dataset) {
-    let test: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 == 0).collect();
-    let train: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 != 0).collect();
-    (d.select(&train).unwrap(), d.select(&test).unwrap())
 }
 
 fn seeded() -> Vec<(String, String)> {

@@ -11,7 +11,7 @@ use meshml_models::plan::{JobKind, JobResult};
 use meshml_models::{Classifier, Dataset, Estimator};
 use serde_json::Value;
 
-use crate::common::{assert_close, assert_splits, data, flat, run, tight};
+use crate::common::{assert_close, assert_splits, data, flat, mod5, run, tight};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
@@ -187,12 +187,6 @@ fn a_multi_model_search_matches_a_list_of_grids() {
         ("estimator".to_string(), "gaussian_nb".to_string())
     );
     assert!(r.model.is_some());
-}
-
-fn mod5(d: &Dataset) -> (Dataset, Dataset) {
-    let test: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 == 0).collect();
-    let train: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 != 0).collect();
-    (d.select(&train).unwrap(), d.select(&test).unwrap())
 }
 
 /// Our accuracy must lie within `slack` of scikit-learn's range over five seeds.

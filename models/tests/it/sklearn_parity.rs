@@ -17,7 +17,7 @@ use meshml_models::tree::{Criterion, DecisionTreeClassifierParams, SampleCount};
 use meshml_models::{Classifier, Dataset, Estimator, Fit, Matrix, Transformer};
 use serde_json::Value;
 
-use crate::common::{assert_close, data, flat};
+use crate::common::{assert_close, data, flat, mod5};
 
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
@@ -42,12 +42,6 @@ fn proba(m: &impl Classifier, x: &Matrix) -> Vec<f64> {
         .into_iter()
         .map(f64::from)
         .collect()
-}
-
-fn split(d: &Dataset) -> (Dataset, Dataset) {
-    let test: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 == 0).collect();
-    let train: Vec<usize> = (0..d.n_samples()).filter(|i| i % 5 != 0).collect();
-    (d.select(&train).unwrap(), d.select(&test).unwrap())
 }
 
 fn tight_lr(c: f64) -> LogisticRegressionParams {
@@ -200,7 +194,7 @@ fn scaled_logistic_regression_on_digits_matches() {
 fn logistic_regression_on_raw_digits_split_matches_accuracy() {
     let digits = data("digits");
     let r = &reference()["lr_digits_split"];
-    let (train, test) = split(&digits);
+    let (train, test) = mod5(&digits);
     let m = LogisticRegressionParams::default()
         .with_max_iter(1000)
         .fit(&train)
@@ -232,7 +226,7 @@ fn gaussian_nb_iris_matches_exactly() {
 fn gaussian_nb_digits_matches_exactly() {
     let digits = data("digits");
     let r = &reference()["gnb_digits"];
-    let (train, test) = split(&digits);
+    let (train, test) = mod5(&digits);
     let m = GaussianNbParams::default().fit(&train).unwrap();
     assert!((m.epsilon() - r["epsilon"].as_f64().unwrap()).abs() < 1e-13);
     assert_close(
@@ -278,7 +272,7 @@ fn assert_averages_match(what: &str, y: &[u32], pred: &[u32], k: usize, r: &Valu
 #[test]
 fn metrics_match_on_scikit_learn_predictions() {
     let digits = data("digits");
-    let (_, test) = split(&digits);
+    let (_, test) = mod5(&digits);
     let y = test.class_target().unwrap().0;
     let g = &reference()["gnb_digits"];
     let r = &reference()["metrics_gnb_digits"];
@@ -329,7 +323,7 @@ fn tree_params(row: &Value) -> DecisionTreeClassifierParams {
 /// (test accuracy, train accuracy, depth, leaves) of ours and theirs for every reference row.
 fn tree_rows(name: &str, key: &str) -> Vec<(String, [f64; 4], [f64; 4])> {
     let d = data(name);
-    let (train, test) = split(&d);
+    let (train, test) = mod5(&d);
     reference()[key]
         .as_array()
         .unwrap()
